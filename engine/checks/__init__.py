@@ -1,0 +1,14 @@
+"""Automatic gate checks, registered by name. Each module exports `CHECKS: tuple[Check, ...]`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+
+from engine.context import Check
+from engine.registry import discover
+
+
+@cache
+def registry() -> Mapping[str, Check]:
+    return discover(__name__, __path__, "CHECKS")

@@ -1,0 +1,36 @@
+"""Wall time and scaled, interruptible waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Interrupted(Exception):
+    """A stop was requested; the action checkpoints and unwinds."""
+
+
+class Clock:
+    """`time_scale` divides every wait, for rehearsals. `stop` interrupts waits at once."""
+
+    def __init__(self, time_scale: float = 1.0, stop: threading.Event | None = None) -> None:
+        if time_scale <= 0:
+            raise ValueError("time scale must be positive")
+        self.time_scale = time_scale
+        self.stop = stop or threading.Event()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted()
+
+    def sleep_real(self, seconds: float) -> None:
+        """Sleep wall seconds (polling a backup, backing off); never scaled."""
+        if self.stop.wait(max(0.0, seconds)):
+            raise Interrupted()
+
+    def sleep_plan(self, plan_seconds: float) -> None:
+        """Sleep a duration of the plan's timeline, divided by the time scale."""
+        self.sleep_real(plan_seconds / self.time_scale)

@@ -1,0 +1,144 @@
+"""What an action sees: its parameters, AWS clients, its journal slot, events and artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.clock import Clock
+from engine.events import Event, Level, LogLine, Progress
+from engine.journal import Journal, StepState, TableProgress, utcnow
+from engine.model import Runbook
+
+CHECKPOINT_EVERY_SECONDS = 1.0
+
+
+class RateMeter:
+    """Items per second over a sliding window, and the ETA that follows."""
+
+    def __init__(self, window_seconds: float = 10.0) -> None:
+        self.window = window_seconds
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> float:
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        t0, d0 = self.samples[0]
+        return (done - d0) / (now - t0) if now > t0 else 0.0
+
+
+def eta_seconds(done: int, total: int | None, rate: float) -> float | None:
+    if total is None or rate <= 0:
+        return None
+    return max(0, total - done) / rate
+
+
+@dataclass
+class ActionContext:
+    step_id: str
+    runbook: Runbook
+    journal: Journal
+    state: StepState  # this step's (or rollback's) slot in the journal
+    clients: Callable[[str], Any]  # service name -> boto3 client
+    clock: Clock
+    artifacts_dir: Path
+    emit: Callable[[Event], None]
+    save: Callable[[], None]  # persists the journal atomically
+    is_embedded: bool = False
+    operator: str = ""
+    _last_checkpoint: float = 0.0
+    _meters: dict[str, RateMeter] = field(default_factory=dict)
+
+    @property
+    def migration_ts(self) -> str:
+        return self.journal.run.migration_ts
+
+    @property
+    def migration_date(self) -> str:
+        return self.journal.run.migration_date
+
+    @property
+    def cursors(self) -> dict[str, Any]:
+        return self.state.cursors
+
+    def client(self, service: str) -> Any:
+        return self.clients(service)
+
+    def log(self, message: str, level: Level = "info") -> None:
+        self.emit(LogLine(self.step_id, level, message, utcnow()))
+
+    def progress(self, table: str, done: int, total: int | None) -> None:
+        """Record and announce progress; the journal keeps only done/total."""
+        self.state.progress[table] = TableProgress(done=done, total=total)
+        meter = self._meters.setdefault(table, RateMeter())
+        rate = meter.add(self.clock.monotonic(), done)
+        self.emit(Progress(self.step_id, table, done, total, rate, eta_seconds(done, total, rate)))
+
+    def checkpoint(self, force: bool = False) -> None:
+        """Persist applied state; throttled so a fast loop does not rewrite the file per batch."""
+        now = time.monotonic()
+        if force or now - self._last_checkpoint >= CHECKPOINT_EVERY_SECONDS:
+            self.state.checkpoint_at = utcnow()
+            self.save()
+            self._last_checkpoint = now
+
+    def artifact(self, name: str) -> Path:
+        """A file beside the journal for per-item detail (mappings, quarantine, archives)."""
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        return self.artifacts_dir / name
+
+    def gate_is_go(self, gate_id: str) -> bool:
+        return self.journal.gate(gate_id).decision == "GO"
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One call `runbook plan` shows: the API operation and the resource it touches."""
+
+    service: str
+    operation: str
+    resource: str
+    note: str = ""
+
+    def render(self) -> str:
+        extra = f"  ({self.note})" if self.note else ""
+        return f"{self.service}.{self.operation}  {self.resource}{extra}"
+
+
+@dataclass(frozen=True)
+class Action:
+    """A generic, reusable step implementation, registered by name.
+
+    `run` returns the result summary (small, JSON-able) and must be idempotent: it reads its
+    resume state from `ctx.cursors` and checkpoints what it has applied.
+    """
+
+    name: str
+    params: type[BaseModel]
+    run: Callable[[ActionContext, Any], dict[str, Any]]
+    plan: Callable[[Runbook, Any], list[PlannedCall]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """An automatic gate item: evaluated against the live target and the journal."""
+
+    name: str
+    params: type[BaseModel]
+    evaluate: Callable[[ActionContext, Any], CheckResult]
+    description: str = ""

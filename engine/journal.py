@@ -1,0 +1,212 @@
+"""The run's journal: what was *applied*, persisted atomically as TOML.
+
+Per-item detail never lives here (it goes to artifacts beside the journal), so the file stays
+small whatever the table sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, Field, ValidationError
+
+SCHEMA_VERSION = 1
+AUDIT_LIMIT = 500
+
+StepStatus = Literal["pending", "running", "done", "failed", "skipped", "rolled_back"]
+
+
+class JournalError(Exception):
+    """The journal cannot be used as it is (corrupt, wrong target, changed runbook)."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TableProgress(BaseModel):
+    done: int = 0
+    total: int | None = None
+
+
+class StepState(BaseModel):
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    checkpoint_at: str | None = None
+    summary: dict[str, Any] = {}
+    progress: dict[str, TableProgress] = {}
+    # Action-specific resume state: cursors, ARNs, versions. Must stay small.
+    cursors: dict[str, Any] = {}
+    error: str | None = None
+    acked_by: str | None = None
+    acked_at: str | None = None
+    ack_note: str | None = None
+
+
+class Tick(BaseModel):
+    by: str
+    at: str
+    note: str = ""
+
+
+class Evidence(BaseModel):
+    ok: bool
+    detail: str = ""
+    data: dict[str, Any] = {}
+
+
+class GateState(BaseModel):
+    decision: Literal["GO", "NO-GO"] | None = None
+    by: str | None = None
+    at: str | None = None
+    note: str = ""
+    override: str | None = None
+    ticks: dict[str, Tick] = {}
+    evidence: dict[str, Evidence] = {}
+
+
+class RollbackRecord(BaseModel):
+    id: str
+    phase: str
+    status: Literal["running", "done", "failed"] = "running"
+    by: str = ""
+    started_at: str = ""
+    finished_at: str | None = None
+    step_index: int = 0  # next rollback step to run, for resume
+    cursors: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    error: str | None = None
+
+
+class AuditEntry(BaseModel):
+    at: str
+    who: str
+    what: str
+
+
+class Target(BaseModel):
+    kind: Literal["embedded", "endpoint", "aws"]
+    identity: str  # embedded world id, endpoint URL, or account id
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+
+class RunMeta(BaseModel):
+    runbook_id: str
+    runbook_sha256: str
+    operator: str
+    target: Target
+    started_at: str
+    migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
+    accepted_runbook_changes: list[str] = []
+
+    @property
+    def migration_date(self) -> str:
+        return self.migration_ts[:10]
+
+
+class Journal(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    run: RunMeta
+    steps: dict[str, StepState] = {}
+    gates: dict[str, GateState] = {}
+    rollbacks: list[RollbackRecord] = []
+    alerts: list[dict[str, Any]] = []
+    audit: list[AuditEntry] = Field(default_factory=list)
+
+    def step(self, step_id: str) -> StepState:
+        return self.steps.setdefault(step_id, StepState())
+
+    def gate(self, gate_id: str) -> GateState:
+        return self.gates.setdefault(gate_id, GateState())
+
+    def add_audit(self, who: str, what: str) -> None:
+        self.audit.append(AuditEntry(at=utcnow(), who=who, what=what))
+        del self.audit[:-AUDIT_LIMIT]
+
+
+def _strip_none(value: Any) -> Any:
+    """TOML has no null: drop None values recursively."""
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value if v is not None]
+    return value
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class JournalStore:
+    """Reads and writes one journal file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path.with_name(self.path.stem + ".artifacts")
+
+    @property
+    def log_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".log")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> Journal:
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise JournalError(
+                f"journal {self.path} is corrupt or truncated ({exc}); it was left untouched. "
+                "Inspect it, restore it, or pass --journal to start a new run elsewhere."
+            ) from exc
+        try:
+            journal = Journal.model_validate(data)
+        except ValidationError as exc:
+            raise JournalError(
+                f"journal {self.path} does not match the journal schema; it was left untouched:\n"
+                f"{exc}"
+            ) from exc
+        if journal.schema_version != SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {journal.schema_version}, "
+                f"this runbook-console writes version {SCHEMA_VERSION}"
+            )
+        return journal
+
+    def save(self, journal: Journal) -> None:
+        data = _strip_none(journal.model_dump(mode="json"))
+        atomic_write(self.path, tomli_w.dumps(data).encode("utf-8"))

@@ -1,0 +1,112 @@
+"""One driver per journal: an OS lock on `<journal>.lock`, with the holder's identity inside.
+
+The kernel releases a flock when its holder dies, so a lock left by a dead process is simply
+taken over; the stale holder info is overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import os
+import socket
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from engine.journal import utcnow
+
+
+@dataclass(frozen=True)
+class Holder:
+    user: str
+    host: str
+    pid: int
+    since: str
+    operation: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.user}@{self.host} (pid {self.pid}) since {self.since}, "
+            f"running '{self.operation}'"
+        )
+
+
+class LockedError(Exception):
+    def __init__(self, path: Path, holder: Holder | None) -> None:
+        self.path = path
+        self.holder = holder
+        who = holder.describe() if holder else "an unknown process"
+        super().__init__(f"journal is locked by {who} (lock file {path})")
+
+
+def lock_path_for(journal_path: Path) -> Path:
+    return journal_path.with_name(journal_path.name + ".lock")
+
+
+def read_holder(lock_path: Path) -> Holder | None:
+    try:
+        data = tomllib.loads(lock_path.read_text())
+        return Holder(**data)
+    except (OSError, tomllib.TOMLDecodeError, TypeError):
+        return None
+
+
+def is_locked(journal_path: Path) -> Holder | None:
+    """The current holder, or None when nobody drives this journal."""
+    path = lock_path_for(journal_path)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_holder(path) or Holder("?", "?", 0, "?", "?")
+    finally:
+        os.close(fd)
+    return None
+
+
+class JournalLock:
+    """Held for the lifetime of a driving process."""
+
+    def __init__(self, journal_path: Path, operation: str) -> None:
+        self.path = lock_path_for(journal_path)
+        self.operation = operation
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(self.path, read_holder(self.path)) from None
+        holder = {
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": utcnow(),
+            "operation": self.operation,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, tomli_w.dumps(holder).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> JournalLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

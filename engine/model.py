@@ -1,0 +1,291 @@
+"""The runbook as data: pydantic models of `runbooks/*.toml`.
+
+Structure only; semantic cross-checks (missing phases, unknown actions) live in `loader.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+StepKind = Literal["action", "manual", "wait"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSpec(Strict):
+    name: str
+    group: str  # e.g. multi-table, company, supporting, production
+    items: int = 0
+    size_bytes: int = 0
+    status: str = ""
+    deprecate: bool = False
+    partition_key: str
+    sort_key: str | None = None
+    gsi: list[str] = []
+
+
+class FunctionSpec(Strict):
+    name: str
+    group: str
+    deprecate: bool = False
+    read_heavy: bool = False
+    table: str | None = None  # the table the function reads/writes
+
+
+class RouteSpec(Strict):
+    path: str
+    methods: list[str]
+    functions: list[str] = []
+    deprecate: bool = False
+
+
+class ApiSpec(Strict):
+    name: str
+    stage: str = "prod"
+    routes: list[RouteSpec] = []
+
+
+class CostModel(Strict):
+    table_monthly: float
+    function_monthly: float
+    log_group_monthly: float
+    api_monthly: float
+
+
+class Inventory(Strict):
+    tables: list[TableSpec]
+    functions: list[FunctionSpec] = []
+    log_group_prefix: str = "/aws/lambda/"
+    extra_log_groups: list[str] = []
+    api: ApiSpec | None = None
+    cost: CostModel | None = None
+
+    def select_tables(self, selector: str) -> list[str]:
+        """`@all`, `@group:NAME`, `@deprecated`, or a literal table name."""
+        return _select(self.tables, selector)
+
+    def select_functions(self, selector: str) -> list[str]:
+        return _select(self.functions, selector)
+
+    def log_groups(self) -> list[str]:
+        return [self.log_group_prefix + f.name for f in self.functions] + self.extra_log_groups
+
+
+def _select(specs: list[Any], selector: str) -> list[str]:
+    if selector == "@all":
+        return [s.name for s in specs]
+    if selector == "@deprecated":
+        return [s.name for s in specs if s.deprecate]
+    if selector.startswith("@group:"):
+        group = selector.removeprefix("@group:")
+        return [s.name for s in specs if s.group == group]
+    return [selector]
+
+
+class EntitySpec(Strict):
+    """One legacy entity table and its company-scoped twin."""
+
+    name: str
+    source: str
+    target: str
+    id_attr: str
+    user_attr: str = "userId"
+    company_attr: str = "companyId"
+    required: dict[str, Literal["string", "number", "bool", "map", "list"]] = {}
+    relations: dict[str, str] = {}  # attribute -> entity name it points at
+    sum_attr: str | None = None
+    date_attr: str | None = None
+
+
+class MappingSpec(Strict):
+    company_users_table: str
+    companies_table: str
+    legacy_users_table: str
+    user_attr: str = "userId"
+    company_attr: str = "companyId"
+    orphan_company_prefix: str = "comp-migrated-"
+    orphan_company_name: str = "{user} (migrated)"
+
+
+class FlagSpec(Strict):
+    dual_write: str = "DUAL_WRITE_ENABLED"
+    read_company_scoped: str = "READ_FROM_COMPANY_SCOPED"
+    multi_table_deprecated: str = "MULTI_TABLE_DEPRECATED"
+    read_percent: str = "READ_PERCENT"
+    functions: list[str] = []  # rollout order; read-heavy first
+
+    def names(self) -> list[str]:
+        return [self.dual_write, self.read_company_scoped, self.multi_table_deprecated,
+                self.read_percent]
+
+
+class MonitoringSpec(Strict):
+    namespace: str = "RunbookConsole/Migration"
+    dashboard: str = "construction-expenses-migration"
+    alarm_prefix: str = "construction-expenses-migration-"
+    period_seconds: int = 300
+    latency_statistic_aws: str = "p99"
+    latency_statistic_embedded: str = "Average"
+    sample_size: int = 50
+
+
+class Day(Strict):
+    id: str
+    title: str
+    offset_days: int  # day N of the migration, 0-based
+
+
+class Phase(Strict):
+    id: str
+    day: str
+    title: str
+    description: str = ""
+
+
+class Step(Strict):
+    id: str
+    phase: str
+    title: str
+    slot: str  # "HH:MM-HH:MM" on the phase's day
+    kind: StepKind = "action"
+    action: str | None = None
+    params: dict[str, Any] = {}
+    instructions: str = ""
+    destructive: bool = False
+    requires_gate: str | None = None  # destructive steps name the GO they depend on
+
+    @property
+    def slot_start(self) -> str:
+        return self.slot.split("-")[0]
+
+    @property
+    def slot_end(self) -> str:
+        return self.slot.split("-")[1]
+
+
+class GateItem(Strict):
+    id: str
+    text: str
+    kind: Literal["auto", "manual"]
+    check: str | None = None  # name of an engine check, for kind = auto
+    params: dict[str, Any] = {}
+
+
+class Gate(Strict):
+    id: str
+    title: str
+    before_phase: str | None = None
+    after_phase: str | None = None
+    items: list[GateItem]
+
+
+class RollbackStep(Strict):
+    action: str
+    params: dict[str, Any] = {}
+    title: str = ""
+
+
+class Rollback(Strict):
+    id: str
+    phases: list[str]
+    title: str
+    plan_text: str
+    destructive: bool = False
+    steps: list[RollbackStep] = []
+
+
+class Trigger(Strict):
+    id: str
+    text: str
+    metric: Literal["error_rate", "latency_increase", "inconsistency"]
+    threshold: float
+
+
+class SuccessCriterion(Strict):
+    id: str
+    text: str
+    measure: str  # name of a report measure
+    target: str = ""
+    expected: float | None = None  # a figure the plan states, compared with `measure`
+
+
+class TimingClaim(Strict):
+    """A duration the plan demands between two points of its own timeline."""
+
+    id: str
+    text: str
+    hours: float
+    from_step: str
+    to_gate: str
+
+
+class RunbookMeta(Strict):
+    id: str
+    title: str
+    source: str = ""
+    region: str = "us-east-1"
+    schema_version: int = 1
+
+
+class Runbook(Strict):
+    runbook: RunbookMeta
+    inventory: Inventory
+    entities: list[EntitySpec] = []
+    mapping: MappingSpec | None = None
+    flags: FlagSpec = FlagSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
+    days: list[Day]
+    phases: list[Phase]
+    steps: list[Step]
+    gates: list[Gate] = []
+    rollbacks: list[Rollback] = []
+    triggers: list[Trigger] = []
+    success_criteria: list[SuccessCriterion] = []
+    timing_claims: list[TimingClaim] = []
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def gate(self, gate_id: str) -> Gate:
+        return next(g for g in self.gates if g.id == gate_id)
+
+    def phase(self, phase_id: str) -> Phase:
+        return next(p for p in self.phases if p.id == phase_id)
+
+    def day(self, day_id: str) -> Day:
+        return next(d for d in self.days if d.id == day_id)
+
+    def entity(self, name: str) -> EntitySpec:
+        return next(e for e in self.entities if e.name == name)
+
+    def rollback_for(self, phase_id: str) -> Rollback | None:
+        return next((r for r in self.rollbacks if phase_id in r.phases), None)
+
+    def sequence(self) -> list[tuple[Literal["gate", "step"], str]]:
+        """The order the runner walks: gates before/after their phase, steps in file order."""
+        out: list[tuple[Literal["gate", "step"], str]] = []
+        for phase in self.phases:
+            out += [("gate", g.id) for g in self.gates if g.before_phase == phase.id]
+            out += [("step", s.id) for s in self.steps if s.phase == phase.id]
+            out += [("gate", g.id) for g in self.gates if g.after_phase == phase.id]
+        return out
+
+
+class Problem(BaseModel):
+    """One finding of `runbook check`."""
+
+    severity: Literal["error", "warning"]
+    path: str  # dotted field path, e.g. steps[3].action
+    message: str
+    line: int | None = None
+    file: str = ""
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.severity}: {self.path}: {self.message}"
+

@@ -1,0 +1,101 @@
+"""Shared fixtures: the bundled runbook, a seeded moto world (mock_aws), and action contexts."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from engine.clock import Clock
+from engine.context import ActionContext
+from engine.journal import Journal, JournalStore, RunMeta, Target
+from engine.loader import default_runbook_path
+from engine.model import Runbook
+from engine.seed import seed_world
+from engine.target import DUMMY_CREDENTIALS, Connection
+
+MIGRATION_TS = "2024-12-01T10:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Snapshots break under NO_COLOR/TEXTUAL_THEME; AWS must never be reached from tests."""
+    for var in ("NO_COLOR", "TEXTUAL_THEME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def runbook() -> Runbook:
+    with default_runbook_path().open("rb") as fh:
+        return Runbook.model_validate(tomllib.load(fh))
+
+
+@pytest.fixture
+def aws() -> Iterator[Connection]:
+    """An empty in-process moto world."""
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1", **DUMMY_CREDENTIALS)
+        yield Connection(session, "us-east-1")
+
+
+@pytest.fixture
+def world(aws: Connection, runbook: Runbook) -> Connection:
+    """The plan's inventory, seeded."""
+    seed_world(aws, runbook, "world-test")
+    return aws
+
+
+def new_journal(runbook: Runbook, migration_ts: str = MIGRATION_TS) -> Journal:
+    run = RunMeta(
+        runbook_id=runbook.runbook.id,
+        runbook_sha256="0" * 64,
+        operator="tester",
+        target=Target(kind="embedded", identity="world-test", region="us-east-1"),
+        started_at=migration_ts,
+        migration_ts=migration_ts,
+    )
+    return Journal(run=run)
+
+
+@pytest.fixture
+def make_ctx(
+    tmp_path: Path, runbook: Runbook
+) -> Callable[..., tuple[ActionContext, list[Any]]]:
+    """Build an ActionContext for one step against a connection; returns (ctx, events)."""
+
+    def build(
+        step_id: str,
+        conn: Connection,
+        journal: Journal | None = None,
+        rb: Runbook | None = None,
+        time_scale: float = 1000.0,
+    ) -> tuple[ActionContext, list[Any]]:
+        journal = journal or new_journal(rb or runbook)
+        store = JournalStore(tmp_path / "journal.toml")
+        events: list[Any] = []
+        ctx = ActionContext(
+            step_id=step_id,
+            runbook=rb or runbook,
+            journal=journal,
+            state=journal.step(step_id),
+            clients=conn.client,
+            clock=Clock(time_scale),
+            artifacts_dir=store.artifacts_dir,
+            emit=events.append,
+            save=lambda: store.save(journal),
+            is_embedded=True,
+            operator="tester",
+        )
+        return ctx, events
+
+    return build
