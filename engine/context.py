@@ -53,6 +53,7 @@ class ActionContext:
     save: Callable[[], None]  # persists the journal atomically
     is_embedded: bool = False
     operator: str = ""
+    mapping_overrides: Path | None = None  # --mapping-overrides, else beside the journal
     _last_checkpoint: float = 0.0
     _meters: dict[str, RateMeter] = field(default_factory=dict)
 
@@ -93,6 +94,10 @@ class ActionContext:
         """A file beside the journal for per-item detail (mappings, quarantine, archives)."""
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         return self.artifacts_dir / name
+
+    def overrides_path(self) -> Path:
+        default = self.artifacts_dir.parent / (self.artifacts_dir.stem + ".mapping-overrides.toml")
+        return self.mapping_overrides or default
 
     def gate_is_go(self, gate_id: str) -> bool:
         return self.journal.gate(gate_id).decision == "GO"

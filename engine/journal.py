@@ -120,6 +120,8 @@ class Journal(BaseModel):
     steps: dict[str, StepState] = {}
     gates: dict[str, GateState] = {}
     rollbacks: list[RollbackRecord] = []
+    # Resume state of each rollback step, keyed "<rollback id>#<index>".
+    rollback_steps: dict[str, StepState] = {}
     alerts: list[dict[str, Any]] = []
     audit: list[AuditEntry] = Field(default_factory=list)
 
