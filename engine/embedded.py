@@ -90,7 +90,9 @@ def reconnect(record_path: Path) -> tuple[Connection, WorldRecord]:
     return conn, record
 
 
-def start_world(record_path: Path, runbook: Runbook, scale: int = 1) -> tuple[Connection, WorldRecord]:
+def start_world(
+    record_path: Path, runbook: Runbook, scale: int = 1
+) -> tuple[Connection, WorldRecord]:
     """Spawn a moto server in its own session (it outlives us), seed it, record it."""
     port = _free_port()
     record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +120,9 @@ def start_world(record_path: Path, runbook: Runbook, scale: int = 1) -> tuple[Co
             time.sleep(0.1)
     world_id = f"world-{uuid.uuid4().hex[:12]}"
     seed_world(conn, runbook, world_id, scale=scale)
-    record = WorldRecord(url=url, pid=proc.pid, world_id=world_id, started_at=utcnow(),
-                         region=region)
+    record = WorldRecord(
+        url=url, pid=proc.pid, world_id=world_id, started_at=utcnow(), region=region
+    )
     atomic_write(record_path, tomli_w.dumps(asdict(record)).encode())
     return conn, record
 

@@ -58,7 +58,9 @@ class _Locator:
                 if index >= len(hits):
                     return self._key_line(part, start, end)
                 start = hits[index]
-                following = [n for n in range(start + 1, end) if self.lines[n].lstrip().startswith("[")]
+                following = [
+                    n for n in range(start + 1, end) if self.lines[n].lstrip().startswith("[")
+                ]
                 end = following[0] if following else end
                 prefix = ""
                 i += 2
@@ -93,7 +95,9 @@ def load_runbook(path: Path) -> LoadedRunbook:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RunbookInvalid([Problem(severity="error", path="", message=str(exc), file=file)]) from exc
+        raise RunbookInvalid(
+            [Problem(severity="error", path="", message=str(exc), file=file)]
+        ) from exc
     text = raw.decode("utf-8", errors="replace")
     try:
         data = tomllib.loads(text)
@@ -120,7 +124,9 @@ def load_runbook(path: Path) -> LoadedRunbook:
         raise RunbookInvalid(problems) from exc
 
     problems = [
-        Problem(severity=sev, path=_loc_path(loc), message=msg, line=locator.line_of(loc), file=file)
+        Problem(
+            severity=sev, path=_loc_path(loc), message=msg, line=locator.line_of(loc), file=file
+        )
         for sev, loc, msg in cross_check(runbook)
     ]
     errors = [p for p in problems if p.severity == "error"]
@@ -265,12 +271,14 @@ def _plan_discrepancies(rb: Runbook) -> list[Finding]:
         available = gate_time(rb, claim.to_gate) - step_window(rb, claim.from_step)[1]
         hours = available.total_seconds() / 3600
         if hours < claim.hours:
-            out.append((
-                "warning",
-                ("timing_claims", i, "hours"),
-                f"plan discrepancy: '{claim.text}' needs {claim.hours:g} h, but the timeline "
-                f"leaves {hours:g} h between the end of {claim.from_step} and {claim.to_gate}",
-            ))
+            out.append(
+                (
+                    "warning",
+                    ("timing_claims", i, "hours"),
+                    f"plan discrepancy: '{claim.text}' needs {claim.hours:g} h, but the timeline "
+                    f"leaves {hours:g} h between the end of {claim.from_step} and {claim.to_gate}",
+                )
+            )
     measurable = {
         "tables_removed": len(rb.inventory.select_tables("@deprecated")),
         "functions_removed": len(rb.inventory.select_functions("@deprecated")),
@@ -278,10 +286,12 @@ def _plan_discrepancies(rb: Runbook) -> list[Finding]:
     for i, crit in enumerate(rb.success_criteria):
         actual = measurable.get(crit.measure)
         if crit.expected is not None and actual is not None and actual != crit.expected:
-            out.append((
-                "warning",
-                ("success_criteria", i, "expected"),
-                f"plan discrepancy: '{crit.text}' states {crit.expected:g}, but the inventory "
-                f"marks {actual} as deprecated",
-            ))
+            out.append(
+                (
+                    "warning",
+                    ("success_criteria", i, "expected"),
+                    f"plan discrepancy: '{crit.text}' states {crit.expected:g}, but the inventory "
+                    f"marks {actual} as deprecated",
+                )
+            )
     return out

@@ -119,8 +119,12 @@ class FlagSpec(Strict):
     functions: list[str] = []  # rollout order; read-heavy first
 
     def names(self) -> list[str]:
-        return [self.dual_write, self.read_company_scoped, self.multi_table_deprecated,
-                self.read_percent]
+        return [
+            self.dual_write,
+            self.read_company_scoped,
+            self.multi_table_deprecated,
+            self.read_percent,
+        ]
 
 
 class MonitoringSpec(Strict):
@@ -288,4 +292,3 @@ class Problem(BaseModel):
     def render(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.severity}: {self.path}: {self.message}"
-

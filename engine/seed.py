@@ -40,11 +40,13 @@ def create_table(ddb: Any, spec: TableSpec) -> None:
         for index in spec.gsi:
             attr = index.removesuffix("-index")
             attrs.append({"AttributeName": attr, "AttributeType": "S"})
-            gsis.append({
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": attr, "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            })
+            gsis.append(
+                {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": attr, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            )
         extra["GlobalSecondaryIndexes"] = gsis
     ddb.create_table(
         TableName=spec.name,
@@ -138,8 +140,12 @@ class ItemFactory:
             return
         if mapping and spec.name == mapping.companies_table:
             for company in self.companies[: spec.items]:
-                yield {spec.partition_key: company, "name": company.removeprefix("comp-").title(),
-                       "settings": {"currency": "USD"}, "subscription": "pro"}
+                yield {
+                    spec.partition_key: company,
+                    "name": company.removeprefix("comp-").title(),
+                    "settings": {"currency": "USD"},
+                    "subscription": "pro",
+                }
             return
         entity = next((e for e in self.rb.entities if e.target == spec.name), None)
         for n in range(spec.items):
@@ -172,8 +178,9 @@ def seed_world(session: Any, runbook: Runbook, world_id: str, scale: int = 1) ->
     factory = ItemFactory(runbook)
     by_source = {e.source: e for e in runbook.entities}
     tables = {t.name: t for t in runbook.inventory.tables}
-    entity_counts = {e.name: tables[e.source].items * scale for e in runbook.entities
-                     if e.source in tables}
+    entity_counts = {
+        e.name: tables[e.source].items * scale for e in runbook.entities if e.source in tables
+    }
     counts: dict[str, int] = {}
     for spec in runbook.inventory.tables:
         create_table(ddb, spec)
@@ -227,8 +234,11 @@ def _seed_api(session: Any, runbook: Runbook) -> None:
     gw = session.client("apigateway")
     lam = session.client("lambda")
     rest = gw.create_rest_api(name=api.name)
-    ids = {"/": next(r["id"] for r in gw.get_resources(restApiId=rest["id"])["items"]
-                     if r["path"] == "/")}
+    ids = {
+        "/": next(
+            r["id"] for r in gw.get_resources(restApiId=rest["id"])["items"] if r["path"] == "/"
+        )
+    }
     region = session.region_name
     for route in api.routes:
         parent = "/"
@@ -240,14 +250,25 @@ def _seed_api(session: Any, runbook: Runbook) -> None:
                 )["id"]
             parent = path
         for i, method in enumerate(route.methods):
-            gw.put_method(restApiId=rest["id"], resourceId=ids[route.path], httpMethod=method,
-                          authorizationType="NONE")
+            gw.put_method(
+                restApiId=rest["id"],
+                resourceId=ids[route.path],
+                httpMethod=method,
+                authorizationType="NONE",
+            )
             fn = route.functions[min(i, len(route.functions) - 1)] if route.functions else None
             if fn:
                 arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
-                uri = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
-                       f"{arn}/invocations")
-                gw.put_integration(restApiId=rest["id"], resourceId=ids[route.path],
-                                   httpMethod=method, type="AWS_PROXY",
-                                   integrationHttpMethod="POST", uri=uri)
+                uri = (
+                    f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+                    f"{arn}/invocations"
+                )
+                gw.put_integration(
+                    restApiId=rest["id"],
+                    resourceId=ids[route.path],
+                    httpMethod=method,
+                    type="AWS_PROXY",
+                    integrationHttpMethod="POST",
+                    uri=uri,
+                )
     gw.create_deployment(restApiId=rest["id"], stageName=api.stage)

@@ -12,8 +12,9 @@ from botocore.config import Config
 from engine.journal import Target
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5,
-                  read_timeout=60)
+_RETRIES = Config(
+    retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60
+)
 
 
 class TargetError(Exception):
@@ -87,11 +88,20 @@ def connect(spec: TargetSpec, default_region: str) -> Connection:
 
 def identify(spec: TargetSpec, conn: Connection, embedded_world: str | None = None) -> Target:
     if spec.kind == "embedded":
-        return Target(kind="embedded", identity=embedded_world or "?", region=conn.region,
-                      endpoint_url=conn.endpoint_url)
+        return Target(
+            kind="embedded",
+            identity=embedded_world or "?",
+            region=conn.region,
+            endpoint_url=conn.endpoint_url,
+        )
     if spec.kind == "endpoint":
-        return Target(kind="endpoint", identity=spec.endpoint_url or "", region=conn.region,
-                      endpoint_url=spec.endpoint_url, profile=spec.profile)
+        return Target(
+            kind="endpoint",
+            identity=spec.endpoint_url or "",
+            region=conn.region,
+            endpoint_url=spec.endpoint_url,
+            profile=spec.profile,
+        )
     try:
         account = conn.client("sts").get_caller_identity()["Account"]
     except Exception as exc:

@@ -68,9 +68,7 @@ def new_journal(runbook: Runbook, migration_ts: str = MIGRATION_TS) -> Journal:
 
 
 @pytest.fixture
-def make_ctx(
-    tmp_path: Path, runbook: Runbook
-) -> Callable[..., tuple[ActionContext, list[Any]]]:
+def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionContext, list[Any]]]:
     """Build an ActionContext for one step against a connection; returns (ctx, events)."""
 
     def build(

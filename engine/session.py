@@ -1,0 +1,83 @@
+"""Opening a run: find or create the journal for a runbook and target, and check it matches."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.journal import Journal, JournalError, JournalStore, RunMeta, Target, utcnow
+from engine.loader import LoadedRunbook
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "runbook-console"
+
+
+def default_journal_path(runbook_id: str, target_slug: str) -> Path:
+    return state_dir() / f"{runbook_id}--{target_slug}.toml"
+
+
+def operator_name(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
+
+
+def same_target(a: Target, b: Target) -> bool:
+    return (a.kind, a.identity, a.region) == (b.kind, b.identity, b.region)
+
+
+def new_journal(loaded: LoadedRunbook, target: Target, operator: str) -> Journal:
+    now = datetime.now(UTC).replace(microsecond=0)
+    run = RunMeta(
+        runbook_id=loaded.runbook.runbook.id,
+        runbook_sha256=loaded.sha256,
+        operator=operator,
+        target=target,
+        started_at=utcnow(),
+        migration_ts=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    journal = Journal(run=run)
+    journal.add_audit(operator, f"run started against {target.kind} {target.identity}")
+    return journal
+
+
+def check_journal(
+    journal: Journal, loaded: LoadedRunbook, target: Target, accept_change: bool, operator: str
+) -> None:
+    """Refuse a journal of another target, or of a runbook that changed (unless accepted)."""
+    recorded = journal.run.target
+    if not same_target(recorded, target):
+        raise JournalError(
+            f"this journal belongs to target {recorded.kind} {recorded.identity} "
+            f"({recorded.region}), not {target.kind} {target.identity} ({target.region}); "
+            "refusing to resume against a different target"
+        )
+    if journal.run.runbook_id != loaded.runbook.runbook.id:
+        raise JournalError(
+            f"this journal is for runbook {journal.run.runbook_id!r}, "
+            f"not {loaded.runbook.runbook.id!r}"
+        )
+    if journal.run.runbook_sha256 != loaded.sha256:
+        if not accept_change:
+            raise JournalError(
+                f"the runbook {loaded.path} changed since this run began "
+                f"(sha256 {journal.run.runbook_sha256[:12]} -> {loaded.sha256[:12]}); "
+                "review the change, then pass --accept-runbook-change"
+            )
+        journal.run.accepted_runbook_changes.append(loaded.sha256)
+        journal.add_audit(
+            operator,
+            f"accepted runbook change {journal.run.runbook_sha256[:12]} -> {loaded.sha256[:12]}",
+        )
+        journal.run.runbook_sha256 = loaded.sha256
+
+
+def archive_journal(store: JournalStore) -> Path | None:
+    """Move a journal aside (never delete it) so a fresh rehearsal can start."""
+    if not store.exists():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = store.path.with_name(f"{store.path.stem}.{stamp}.old.toml")
+    store.path.rename(dest)
+    return dest
