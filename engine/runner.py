@@ -170,7 +170,7 @@ class Engine:
                     return Outcome(
                         "waiting",
                         {"kind": "gate", "id": node_id},
-                        message=f"waiting at gate {node_id}: {gate.title}",
+                        message=gate.title,
                     )
                 if until == node_id:
                     return Outcome("done", message=f"stopped at gate {node_id} (--until)")
@@ -209,7 +209,7 @@ class Engine:
             return Outcome(
                 "waiting",
                 {"kind": "step", "id": step.id},
-                message=f"waiting for an operator to acknowledge {step.id}",
+                message=step.title,
             )
         if step.requires_gate and self.journal.gate(step.requires_gate).decision != "GO":
             self._fail(step, state, f"refused: gate {step.requires_gate} is not GO")

@@ -66,12 +66,13 @@ def run(ctx: ActionContext, p: BackupParams) -> dict[str, Any]:
     backups: dict[str, dict[str, Any]] = ctx.cursors.setdefault("backups", {})
     pitr: list[str] = ctx.cursors.setdefault("pitr", [])
     reused = 0
-    for index, table in enumerate(tables):
+    for table in tables:
         ctx.clock.check()
         entry = backups.get(table)
         if entry and entry.get("status") == "AVAILABLE" and (table in pitr or not p.enable_pitr):
-            ctx.progress("tables", index + 1, len(tables))
+            ctx.progress(table, 1, 1)
             continue
+        ctx.progress(table, 0, 1)
         arn = entry["arn"] if entry else _find_backup(ddb, table, name)
         if arn:
             reused += 1
@@ -95,7 +96,7 @@ def run(ctx: ActionContext, p: BackupParams) -> dict[str, Any]:
             )
             pitr.append(table)
             ctx.log(f"{table}: point-in-time recovery enabled")
-        ctx.progress("tables", index + 1, len(tables))
+        ctx.progress(table, 1, 1)
         ctx.checkpoint(force=True)
         if p.pause_seconds:
             ctx.clock.sleep_real(p.pause_seconds)
