@@ -97,3 +97,34 @@ def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionCont
         return ctx, events
 
     return build
+
+
+MINI_RUNBOOK = Path(__file__).parent / "data" / "mini-runbook.toml"
+
+
+@pytest.fixture
+def moto_endpoint(runbook: Runbook) -> Iterator[str]:
+    """A moto server on loopback (its own thread), for CLI runs with --endpoint-url."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def seed_endpoint(endpoint: str, rb: Runbook) -> Connection:
+    from engine.target import local_connection
+
+    conn = local_connection(endpoint, "us-east-1")
+    seed_world(conn, rb, "world-endpoint")
+    return conn

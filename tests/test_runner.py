@@ -1,0 +1,181 @@
+"""The runner on the mini runbook against moto: gates, manual steps, resume, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.events import Progress, StepStarted, WaitingAtGate
+from engine.journal import JournalStore
+from engine.loader import load_runbook
+from engine.runner import BadRequest, Engine, EngineOptions, Refused
+from engine.seed import seed_world
+from engine.session import new_journal
+from engine.target import Connection, identify, TargetSpec
+from tests.conftest import MINI_RUNBOOK
+
+
+@pytest.fixture
+def mini(aws: Connection):
+    loaded = load_runbook(MINI_RUNBOOK)
+    seed_world(aws, loaded.runbook, "world-mini")
+    return loaded
+
+
+def make_engine(loaded, aws: Connection, path: Path, journal=None) -> Engine:
+    store = JournalStore(path)
+    if journal is None:
+        target = identify(TargetSpec(), aws, "world-mini")
+        journal = store.load() if store.exists() else new_journal(loaded, target, "alice")
+    return Engine(loaded.runbook, journal, store, aws.client,
+                  EngineOptions(operator="alice", time_scale=1000, is_embedded=True))
+
+
+def backups_named(aws: Connection, table: str, prefix: str) -> list[str]:
+    ddb = aws.client("dynamodb")
+    return [b["BackupArn"] for b in ddb.list_backups(TableName=table)["BackupSummaries"]
+            if b["BackupName"].startswith(prefix)]
+
+
+def test_runs_to_the_gate_and_waits(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    events: list[Any] = []
+    engine.subscribe(events.append)
+    outcome = engine.run()
+    assert outcome.status == "waiting"
+    assert outcome.waiting == {"kind": "gate", "id": "gate-phase2"}
+    assert any(isinstance(e, WaitingAtGate) for e in events)
+    tables = {e.table for e in events if isinstance(e, Progress)}
+    assert tables == {"mini-legacy", "mini-company", "mini-other"}
+    journal = JournalStore(tmp_path / "j.toml").load()
+    backups = journal.steps["backup-tables"].cursors["backups"]
+    assert {b["status"] for b in backups.values()} == {"AVAILABLE"}
+    assert sorted(journal.steps["backup-tables"].cursors["pitr"]) == sorted(backups)
+    assert engine.status()["waiting"] == {"kind": "gate", "id": "gate-phase2"}
+
+
+def test_gate_refuses_go_until_items_pass_then_records_evidence(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    with pytest.raises(Refused, match="team-ready"):
+        engine.decide("gate-phase2", go=True, by="alice")
+    with pytest.raises(BadRequest, match="note"):
+        engine.decide("gate-phase2", go=False, by="alice")
+    engine.decide("gate-phase2", go=False, by="alice", note="QA not back yet")
+    assert engine.run().waiting == {"kind": "gate", "id": "gate-phase2"}  # NO-GO still waits
+    engine.tick("gate-phase2", "team-ready", by="bob", note="QA back")
+    evidence = engine.decide("gate-phase2", go=True, by="alice")
+    assert evidence["backups-verified"].ok and "3 backups AVAILABLE" in evidence[
+        "backups-verified"].detail
+    gate = JournalStore(tmp_path / "j.toml").load().gates["gate-phase2"]
+    assert gate.decision == "GO" and gate.by == "alice" and gate.override is None
+    assert gate.ticks["team-ready"].by == "bob"
+    assert set(gate.evidence["backups-verified"].data["arns"]) == {
+        "mini-legacy", "mini-company", "mini-other"}
+
+
+def test_override_is_recorded(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="QA lead approved by phone")
+    gate = engine.journal.gates["gate-phase2"]
+    assert gate.override == "QA lead approved by phone"
+    assert any("override" in a.what for a in engine.journal.audit)
+
+
+def test_only_the_waiting_gate_can_be_decided(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    with pytest.raises(Refused, match="only the gate the run waits at"):
+        engine.decide("gate-phase2", go=True, by="alice", override="x")
+
+
+def test_manual_step_waits_for_ack_then_finishes(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="rehearsal")
+    outcome = engine.run()
+    assert outcome.waiting == {"kind": "step", "id": "handover"}
+    with pytest.raises(Refused):
+        engine.ack("backup-tables", by="bob")
+    engine.ack("handover", by="bob", note="day team informed")
+    assert engine.run().status == "done"
+    journal = JournalStore(tmp_path / "j.toml").load()
+    assert journal.steps["handover"].acked_by == "bob"
+    assert journal.steps["final-backups"].summary["backups"] == 1
+    assert len(backups_named(aws, "mini-legacy", "final-")) == 1
+
+
+def test_interrupted_step_resumes_without_a_second_backup(mini, aws, tmp_path) -> None:
+    path = tmp_path / "j.toml"
+    engine = make_engine(mini, aws, path)
+
+    def stop_after_first_table(event: Any) -> None:
+        if isinstance(event, Progress) and event.done == 1:
+            engine.request_stop()
+
+    engine.subscribe(stop_after_first_table)
+    outcome = engine.run()
+    assert outcome.status == "interrupted"
+    journal = JournalStore(path).load()
+    assert journal.steps["backup-tables"].status == "running"
+    assert len(journal.steps["backup-tables"].cursors["backups"]) == 1
+
+    again = make_engine(mini, aws, path)
+    events: list[Any] = []
+    again.subscribe(events.append)
+    assert again.run().status == "waiting"
+    started = [e for e in events if isinstance(e, StepStarted)]
+    assert started[0].resumed and started[0].attempt == 2
+    for table in ("mini-legacy", "mini-company", "mini-other"):
+        assert len(backups_named(aws, table, "pre-migration-")) == 1
+
+
+def test_backup_made_but_not_journaled_is_reused(mini, aws, tmp_path) -> None:
+    """A crash between create_backup and the checkpoint: list_backups finds it by name."""
+    path = tmp_path / "j.toml"
+    engine = make_engine(mini, aws, path)
+    name = f"pre-migration-{engine.journal.run.migration_date}"
+    aws.client("dynamodb").create_backup(TableName="mini-legacy", BackupName=name)
+    engine.run()
+    assert len(backups_named(aws, "mini-legacy", "pre-migration-")) == 1
+    assert engine.journal.steps["backup-tables"].summary["reused"] == 1
+
+
+def test_until_is_inclusive_and_only_never_skips(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    with pytest.raises(Refused, match="step backup-tables"):
+        engine.run(only="final-backups")
+    with pytest.raises(BadRequest):
+        engine.run(until="no-such-step")
+    outcome = engine.run(until="backup-tables")
+    assert outcome.status == "done"
+    assert engine.journal.steps["backup-tables"].status == "done"
+    assert engine.journal.steps["handover"].status == "pending"
+    assert engine.run(only="backup-tables").message.endswith("already done")
+    with pytest.raises(Refused, match="gate gate-phase2"):
+        engine.run(only="final-backups")
+
+
+def test_destructive_rollback_needs_consent_and_reopens_the_gate(mini, aws, tmp_path) -> None:
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="rehearsal")
+    engine.ack("handover", by="bob")
+    engine.run()
+    preview = engine.preview_rollback("phase2")
+    assert preview[0][1][0].operation == "create_backup"
+    declined = engine.rollback("phase2", by="alice", confirm=lambda what, token: False)
+    assert declined.status == "declined"
+    assert engine.journal.rollbacks == []
+    outcome = engine.rollback("phase2", by="alice", confirm=lambda what, token: token == "phase2")
+    assert outcome.status == "done"
+    journal = JournalStore(tmp_path / "j.toml").load()
+    assert journal.rollbacks[0].status == "done"
+    assert journal.steps["handover"].status == "rolled_back"
+    assert journal.gates["gate-phase2"].decision is None
+    assert engine.waiting() == {"kind": "gate", "id": "gate-phase2"}
+    assert len(backups_named(aws, "mini-company", "rollback-safety-")) == 1
+    with pytest.raises(BadRequest):
+        engine.rollback("phase1", by="alice")
