@@ -59,7 +59,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed server nobody has reaped yet is a zombie: gone all the same
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _world_id(conn: Connection) -> str | None:
@@ -84,8 +87,8 @@ def reconnect(record_path: Path) -> tuple[Connection, WorldRecord]:
     found = _world_id(conn)
     if found != record.world_id:
         raise WorldGone(
-            f"the server at {record.url} is not the recorded world {record.world_id} "
-            f"(it reports {found!r})"
+            f"the embedded world {record.world_id} is gone: the server at {record.url} "
+            f"reports {found or 'nothing'}"
         )
     return conn, record
 

@@ -107,6 +107,7 @@ def moto_endpoint(runbook: Runbook) -> Iterator[str]:
     """A moto server on loopback (its own thread), for CLI runs with --endpoint-url."""
     import logging
     import socket
+    import urllib.request
 
     from moto.server import ThreadedMotoServer
 
@@ -116,8 +117,11 @@ def moto_endpoint(runbook: Runbook) -> Iterator[str]:
         port = sock.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto's backends are per process: start every test from an empty world
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()
 

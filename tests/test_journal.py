@@ -22,11 +22,14 @@ def test_round_trip_keeps_every_field(tmp_path: Path, runbook) -> None:
     journal.gate("gate-phase3").ticks  # touched, stays empty
     store.save(journal)
     loaded = store.load()
-    assert loaded.steps["migrate-expenses"].progress[
-        "construction-expenses-multi-table-expenses"].done == 5
+    assert (
+        loaded.steps["migrate-expenses"].progress["construction-expenses-multi-table-expenses"].done
+        == 5
+    )
     # None cannot be written to TOML: it is dropped, and a missing cursor reads as "start over"
     assert loaded.steps["migrate-expenses"].cursors["segments"] == {
-        "0": {"userId": "u1", "expenseId": "e1"}}
+        "0": {"userId": "u1", "expenseId": "e1"}
+    }
     assert loaded.run.migration_ts == journal.run.migration_ts
 
 

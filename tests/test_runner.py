@@ -13,7 +13,7 @@ from engine.loader import load_runbook
 from engine.runner import BadRequest, Engine, EngineOptions, Refused
 from engine.seed import seed_world
 from engine.session import new_journal
-from engine.target import Connection, identify, TargetSpec
+from engine.target import Connection, TargetSpec, identify
 from tests.conftest import MINI_RUNBOOK
 
 
@@ -29,14 +29,22 @@ def make_engine(loaded, aws: Connection, path: Path, journal=None) -> Engine:
     if journal is None:
         target = identify(TargetSpec(), aws, "world-mini")
         journal = store.load() if store.exists() else new_journal(loaded, target, "alice")
-    return Engine(loaded.runbook, journal, store, aws.client,
-                  EngineOptions(operator="alice", time_scale=1000, is_embedded=True))
+    return Engine(
+        loaded.runbook,
+        journal,
+        store,
+        aws.client,
+        EngineOptions(operator="alice", time_scale=1000, is_embedded=True),
+    )
 
 
 def backups_named(aws: Connection, table: str, prefix: str) -> list[str]:
     ddb = aws.client("dynamodb")
-    return [b["BackupArn"] for b in ddb.list_backups(TableName=table)["BackupSummaries"]
-            if b["BackupName"].startswith(prefix)]
+    return [
+        b["BackupArn"]
+        for b in ddb.list_backups(TableName=table)["BackupSummaries"]
+        if b["BackupName"].startswith(prefix)
+    ]
 
 
 def test_runs_to_the_gate_and_waits(mini, aws, tmp_path) -> None:
@@ -67,13 +75,18 @@ def test_gate_refuses_go_until_items_pass_then_records_evidence(mini, aws, tmp_p
     assert engine.run().waiting == {"kind": "gate", "id": "gate-phase2"}  # NO-GO still waits
     engine.tick("gate-phase2", "team-ready", by="bob", note="QA back")
     evidence = engine.decide("gate-phase2", go=True, by="alice")
-    assert evidence["backups-verified"].ok and "3 backups AVAILABLE" in evidence[
-        "backups-verified"].detail
+    assert (
+        evidence["backups-verified"].ok
+        and "3 backups AVAILABLE" in evidence["backups-verified"].detail
+    )
     gate = JournalStore(tmp_path / "j.toml").load().gates["gate-phase2"]
     assert gate.decision == "GO" and gate.by == "alice" and gate.override is None
     assert gate.ticks["team-ready"].by == "bob"
     assert set(gate.evidence["backups-verified"].data["arns"]) == {
-        "mini-legacy", "mini-company", "mini-other"}
+        "mini-legacy",
+        "mini-company",
+        "mini-other",
+    }
 
 
 def test_override_is_recorded(mini, aws, tmp_path) -> None:

@@ -1,0 +1,205 @@
+"""The CLI contract: exit codes, status JSON, plan writes nothing, locks, targets, SIGKILL resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.embedded import read_record, record_path_for, stop_world
+from engine.lock import JournalLock
+from engine.target import local_connection
+from tests.conftest import MINI_RUNBOOK, seed_endpoint
+
+MINI = ["--runbook", str(MINI_RUNBOOK)]
+
+
+def runbook_cli(*args: str, env: dict | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_plan_lists_calls_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    state = Path(os.environ["XDG_STATE_HOME"])
+    assert main(["plan", *MINI]) == 0
+    out = capsys.readouterr().out
+    assert "GATE gate-phase2" in out
+    assert "dynamodb.create_backup  mini-legacy" in out
+    assert "operator.acknowledge  handover" in out
+    assert not state.exists()
+
+
+def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tmp_path, capsys):
+    from engine.loader import load_runbook
+
+    seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
+    journal = tmp_path / "j.toml"
+    common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(journal)]
+    assert main(["status", *common]) == 2  # no run yet
+    assert main(["run", *common, "--yes", "--time-scale", "100"]) == 3
+    assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 1
+    assert main(["decide", "gate-phase2", "--no-go", "--by", "al", *common]) == 2  # no note
+    assert main(["tick", "gate-phase2", "nope", "--by", "al", *common]) == 2
+    assert main(["tick", "gate-phase2", "team-ready", "--by", "al", *common]) == 0
+    assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 0
+    assert main(["run", *common]) == 3  # manual step waits
+    capsys.readouterr()
+    assert main(["status", "--json", *common]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert set(status) == {"run", "steps", "gates", "waiting", "rollbacks"}
+    assert status["waiting"] == {"kind": "step", "id": "handover"}
+    step = status["steps"][0]
+    assert {"id", "phase", "kind", "status", "attempts", "progress"} <= set(step)
+    assert step["progress"]["mini-legacy"] == {"done": 1, "total": 1}
+    gate = status["gates"][0]
+    assert gate["decision"] == "GO" and gate["by"] == "al"
+    assert {
+        k: gate["items"][1][k] for k in ("id", "kind", "ok")
+    } == {"id": "team-ready", "kind": "manual", "ok": True}
+    assert main(["ack", "handover", "--by", "bo", *common]) == 0
+    with JournalLock(journal, "run"):
+        assert main(["run", *common]) == 4
+    assert "journal is locked by" in capsys.readouterr().err
+    assert main(["run", *common]) == 0
+    # another endpoint is another target: refused, journal untouched
+    before = journal.read_bytes()
+    other = [*MINI, "--endpoint-url", "http://127.0.0.1:9", "--journal", str(journal)]
+    assert main(["run", *other]) == 2
+    assert "refusing to resume against a different target" in capsys.readouterr().err
+    assert journal.read_bytes() == before
+
+
+def test_bad_input_exits_2(tmp_path: Path, capsys) -> None:
+    journal = tmp_path / "j.toml"
+    journal.write_text("schema_version = 1\n[run\n")
+    assert main(["run", *MINI, "--journal", str(journal)]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    assert journal.read_text() == "schema_version = 1\n[run\n"
+    assert main(["run", *MINI, "--profile", "prod", "--time-scale", "60"]) == 2
+    assert "refused against a real account" in capsys.readouterr().err
+
+
+def test_runbook_change_needs_acceptance(moto_endpoint: str, tmp_path: Path, capsys) -> None:
+    from engine.loader import load_runbook
+
+    seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
+    changed = tmp_path / "rb.toml"
+    changed.write_text(MINI_RUNBOOK.read_text())
+    common = [
+        "--runbook",
+        str(changed),
+        "--endpoint-url",
+        moto_endpoint,
+        "--journal",
+        str(tmp_path / "j.toml"),
+    ]
+    assert main(["run", *common, "--until", "backup-tables"]) == 0
+    changed.write_text(changed.read_text().replace("Team ready", "Team ready (on-call)"))
+    assert main(["run", *common]) == 2
+    assert "--accept-runbook-change" in capsys.readouterr().err
+    assert main(["run", *common, "--accept-runbook-change"]) == 3
+
+
+def test_no_tty_prompt_without_yes_exits_2(moto_endpoint: str, tmp_path: Path) -> None:
+    """A destructive rollback would prompt; with no TTY and no --yes it must not hang."""
+    from engine.loader import load_runbook
+
+    seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
+    common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(tmp_path / "j.toml")]
+    assert runbook_cli("run", *common, "--until", "backup-tables").returncode == 0
+    proc = runbook_cli("rollback", "phase2", *common)
+    assert proc.returncode == 2, proc.stderr
+    assert "--yes" in proc.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_mid_backup_then_resume_makes_no_second_backup(tmp_path: Path) -> None:
+    """The embedded world outlives a killed console; the re-run completes the step."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    journal = tmp_path / "state" / "runbook-console" / "mini--embedded.toml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", *MINI, "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        for line in proc.stdout:
+            if "created backup" in line:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        record = read_record(record_path_for(journal))
+        assert record is not None
+        second = runbook_cli("run", *MINI, "--yes", env=env)
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "resuming backup-tables" in second.stdout
+        ddb = local_connection(record.url, "us-east-1").client("dynamodb")
+        for table in ("mini-legacy", "mini-company", "mini-other"):
+            names = [b["BackupName"] for b in ddb.list_backups(TableName=table)["BackupSummaries"]]
+            assert len(names) == 1, (table, names)
+        status = json.loads(runbook_cli("status", "--json", *MINI, env=env).stdout)
+        assert status["steps"][0]["status"] == "done"
+        assert status["steps"][0]["attempts"] == 2
+    finally:
+        proc.kill()
+        stop_world(record_path_for(journal))
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_130(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    journal = tmp_path / "state" / "runbook-console" / "mini--embedded.toml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", *MINI, "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        for line in proc.stdout:
+            if "created backup" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=5)  # the stop is honoured well within 2 s of pausing
+        assert proc.returncode == 130
+        assert "Resume with: runbook run" in out
+        status = json.loads(runbook_cli("status", "--json", *MINI, env=env).stdout)
+        assert status["steps"][0]["status"] == "running"
+    finally:
+        proc.kill()
+        stop_world(record_path_for(journal))
+
+
+def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    journal = tmp_path / "state" / "runbook-console" / "mini--embedded.toml"
+    try:
+        assert runbook_cli("run", *MINI, "--until", "backup-tables", env=env).returncode == 0
+        record = read_record(record_path_for(journal))
+        os.kill(record.pid, signal.SIGKILL)
+        proc = runbook_cli("run", *MINI, env=env)
+        assert proc.returncode == 2
+        assert "is gone" in proc.stderr and "--fresh" in proc.stderr
+        fresh = runbook_cli("run", *MINI, "--fresh", "--until", "backup-tables", env=env)
+        assert fresh.returncode == 0, fresh.stderr
+        assert "previous journal kept as" in fresh.stdout
+        assert list(journal.parent.glob("mini--embedded.*.old.toml"))
+    finally:
+        stop_world(record_path_for(journal))
