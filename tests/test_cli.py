@@ -1,4 +1,4 @@
-"""The CLI contract: exit codes, status JSON, plan writes nothing, locks, targets, SIGKILL resume."""
+"""The CLI contract: exit codes, status JSON, plan writes nothing, locks, SIGKILL resume."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path, runbook) -> None:
     state.status = "running"
     state.progress["construction-expenses-multi-table-expenses"] = TableProgress(done=5, total=7)
     state.cursors["segments"] = {"0": {"userId": "u1", "expenseId": "e1"}, "1": None}
-    journal.gate("gate-phase3").ticks  # touched, stays empty
+    journal.gate("gate-phase3")  # an untouched gate round-trips empty
     store.save(journal)
     loaded = store.load()
     assert (
