@@ -1,0 +1,222 @@
+"""`runbook report`: a Markdown audit of the run, with the plan's success criteria measured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.journal import StepState
+from engine.model import CostModel, Runbook
+from engine.runner import Engine
+
+Measure = float | int | None
+
+
+def _last_summary(engine: Engine, action: str) -> tuple[str, StepState] | None:
+    """The latest finished step running `action` (final validation beats the first one)."""
+    found = None
+    for step in engine.runbook.steps:
+        state = engine.journal.steps.get(step.id)
+        if step.action == action and state and state.status == "done":
+            found = (step.id, state)
+    return found
+
+
+def _sum_summaries(engine: Engine, action: str, key: str) -> int | None:
+    values = [
+        len(v) if isinstance(v, list) else int(v)
+        for step in engine.runbook.steps
+        if step.action == action
+        and (state := engine.journal.steps.get(step.id))
+        and state.status == "done"
+        and (v := state.summary.get(key)) is not None
+    ]
+    return sum(values) if values else None
+
+
+def monthly_cost(cost: CostModel, tables: int, functions: int, log_groups: int, apis: int) -> float:
+    return (
+        tables * cost.table_monthly
+        + functions * cost.function_monthly
+        + log_groups * cost.log_group_monthly
+        + apis * cost.api_monthly
+    )
+
+
+def _paginate(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    return [
+        item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]
+    ]
+
+
+def live_inventory(clients: Callable[[str], Any]) -> dict[str, int]:
+    """Counts of what exists now on the target, for the after-cost."""
+    return {
+        "tables": len(_paginate(clients("dynamodb"), "list_tables", "TableNames")),
+        "functions": len(_paginate(clients("lambda"), "list_functions", "Functions")),
+        "log_groups": len(_paginate(clients("logs"), "describe_log_groups", "logGroups")),
+        "apis": len(_paginate(clients("apigateway"), "get_rest_apis", "items")),
+    }
+
+
+def planned_inventory(rb: Runbook) -> dict[str, int]:
+    inv = rb.inventory
+    return {
+        "tables": len(inv.tables),
+        "functions": len(inv.functions),
+        "log_groups": len(inv.log_groups()),
+        "apis": 1 if inv.api else 0,
+    }
+
+
+def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
+    rb = engine.runbook
+    validation = _last_summary(engine, "validate_migration")
+    out: dict[str, Measure] = {
+        "records_missing": validation[1].summary.get("records_missing") if validation else None,
+        "functions_removed": _sum_summaries(engine, "delete_functions", "deleted"),
+        "tables_removed": _sum_summaries(engine, "delete_tables", "deleted"),
+        "error_rate_percent": _max_error_rate(engine),
+        "cost_reduction_percent": None,
+    }
+    if rb.inventory.cost and live:
+        before = monthly_cost(rb.inventory.cost, **planned_inventory(rb))
+        after = monthly_cost(rb.inventory.cost, **live)
+        out["cost_before"] = round(before, 2)
+        out["cost_after"] = round(after, 2)
+        out["cost_reduction_percent"] = (
+            round(100 * (before - after) / before, 1) if before else None
+        )
+    return out
+
+
+def _max_error_rate(engine: Engine) -> float | None:
+    rates = [
+        float(state.summary[key])
+        for state in engine.journal.steps.values()
+        for key in ("max_error_rate_percent", "error_rate_percent")
+        if key in state.summary
+    ]
+    return max(rates) if rates else None
+
+
+def _meets(target: str, value: Measure) -> str:
+    if value is None:
+        return "not measured"
+    text = target.strip()
+    for op, test in (
+        ("<=", float.__le__),
+        (">=", float.__ge__),
+        ("<", float.__lt__),
+        (">", float.__gt__),
+    ):
+        if text.startswith(op):
+            return "met" if test(float(value), float(text[len(op) :])) else "NOT met"
+    try:
+        return "met" if float(value) == float(text) else "NOT met"
+    except ValueError:
+        return "see value"
+
+
+def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
+    rb, journal = engine.runbook, engine.journal
+    run = journal.run
+    live = None
+    if clients is not None:
+        try:
+            live = live_inventory(clients)
+        except Exception as exc:  # an unreachable target still gets a journal-only report
+            live = None
+            engine.log(f"report: live inventory unavailable: {exc}", "warning")
+    values = measures(engine, live)
+    lines = [
+        f"# Migration report: {rb.runbook.title}",
+        "",
+        f"- Runbook: `{run.runbook_id}` (sha256 `{run.runbook_sha256[:12]}`)",
+        f"- Started by {run.operator} at {run.started_at}; migration timestamp {run.migration_ts}",
+        f"- Target: {run.target.kind} `{run.target.identity}` ({run.target.region})",
+        "",
+        "## Success criteria (plan section 9)",
+        "",
+        "| criterion | target | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+    for crit in rb.success_criteria:
+        value = values.get(crit.measure)
+        shown = "n/a" if value is None else f"{value:g}"
+        lines.append(f"| {crit.text} | {crit.target} | {shown} | {_meets(crit.target, value)} |")
+    if "cost_before" in values:
+        lines += [
+            "",
+            f"Monthly cost estimate (section 1 cost model): before "
+            f"${values['cost_before']:.2f}, after ${values['cost_after']:.2f}.",
+        ]
+    validation = _last_summary(engine, "validate_migration")
+    if validation:
+        lines += ["", f"## Validation ({validation[0]})", ""]
+        lines += [f"- {k}: {v}" for k, v in sorted(validation[1].summary.items())]
+    lines += [
+        "",
+        "## Steps",
+        "",
+        "| day | slot | step | status | attempts | finished |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in rb.steps:
+        state = journal.steps.get(step.id) or StepState()
+        day = rb.phase(step.phase).day
+        lines.append(
+            f"| {day} | {step.slot} | {step.id} | {state.status} | {state.attempts} "
+            f"| {state.finished_at or ''} |"
+        )
+    lines += ["", "## Gates", ""]
+    for gate in rb.gates:
+        state = journal.gates.get(gate.id)
+        decision = (
+            f"{state.decision} by {state.by} at {state.at}"
+            if state and state.decision
+            else "undecided"
+        )
+        lines.append(
+            f"- **{gate.title}**: {decision}"
+            + (f" (override: {state.override})" if state and state.override else "")
+        )
+        for item in gate.items:
+            ev = state.evidence.get(item.id) if state else None
+            mark = "x" if ev and ev.ok else " "
+            lines.append(f"  - [{mark}] {item.text}" + (f": {ev.detail}" if ev else ""))
+    backups = [
+        (table, entry["name"])
+        for state in journal.steps.values()
+        for table, entry in state.cursors.get("backups", {}).items()
+    ]
+    if backups:
+        lines += [
+            "",
+            "## Backups kept",
+            "",
+            "On-demand backups are retained until deleted (the plan keeps them at least 30 days):",
+            "",
+        ]
+        lines += [f"- {name}: {table}" for table, name in backups]
+    if journal.rollbacks:
+        lines += ["", "## Rollbacks", ""]
+        lines += [
+            f"- {r.id} ({r.phase}) by {r.by} at {r.started_at}: {r.status}"
+            for r in journal.rollbacks
+        ]
+    if journal.alerts:
+        lines += ["", "## Alerts", ""]
+        lines += [f"- {a}" for a in journal.alerts]
+    warnings = engine_warnings(rb)
+    if warnings:
+        lines += ["", "## Plan discrepancies", ""] + [f"- {w}" for w in warnings]
+    lines += ["", "## Audit trail (latest 50)", ""]
+    lines += [f"- {a.at} {a.who}: {a.what}" for a in journal.audit[-50:]]
+    return "\n".join(lines) + "\n"
+
+
+def engine_warnings(rb: Runbook) -> list[str]:
+    from engine.loader import cross_check
+
+    return [msg for sev, _, msg in cross_check(rb) if sev == "warning"]
