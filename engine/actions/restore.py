@@ -1,0 +1,465 @@
+"""Rollback of Phase 5: tables from their final backups, functions and routes from archives.
+
+Each restore reads what the delete step journaled (see engine/actions/cleanup.py) and is
+resumable: resources already back count as restored.
+
+Cursors / summaries:
+restore_tables: cursors `restored` (names); summary {restored, from_backups}.
+restore_functions: cursors `restored`, `placeholder_code` (rehearsal only: code that could not
+    be archived was replaced by a stub handler), `log_groups_restored`; summary the same lists.
+restore_api_routes: cursors `restored_routes` (["GET /expenses", ...]), `deployment_id`;
+    summary {api, restored_routes}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.actions.cleanup import (
+    _rehearsal,
+    _safe,
+    _wait_table,
+    find_api,
+    resources_by_path,
+)
+from engine.context import Action, ActionContext, PlannedCall
+from engine.journal import StepState
+from engine.model import Runbook
+from engine.seed import handler_zip
+
+
+def _delete_state(ctx: ActionContext, step_id: str) -> StepState:
+    state = ctx.journal.steps.get(step_id)
+    if state is None:
+        return StepState()
+    return state
+
+
+def _folder(ctx: ActionContext, state: StepState, step_id: str) -> Path:
+    return ctx.artifacts_dir / state.cursors.get("archive_dir", f"archive-{step_id}")
+
+
+# --- restore_tables ---------------------------------------------------------------------------
+
+
+class RestoreTablesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_step: str
+    delete_step: str
+
+
+def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> dict[str, Any]:
+    ddb = ctx.client("dynamodb")
+    state = _delete_state(ctx, p.delete_step)
+    deleted: list[str] = list(state.cursors.get("deleted", []))
+    arns: dict[str, str] = dict(state.cursors.get("backups", {}))
+    backup_state = ctx.journal.steps.get(p.backup_step)
+    for table, entry in (backup_state.cursors.get("backups", {}) if backup_state else {}).items():
+        arns.setdefault(table, entry.get("arn", ""))
+    protected = set(state.cursors.get("protection_disabled", []))
+    folder = _folder(ctx, state, p.delete_step)
+    restored: list[str] = ctx.cursors.setdefault("restored", [])
+    for index, table in enumerate(deleted):
+        ctx.clock.check()
+        if table in restored:
+            continue
+        try:
+            ddb.describe_table(TableName=table)
+            exists = True
+        except ddb.exceptions.ResourceNotFoundException:
+            exists = False
+        if not exists:
+            if not arns.get(table):
+                raise RuntimeError(f"{table}: no backup ARN journaled; cannot restore")
+            ddb.restore_table_from_backup(TargetTableName=table, BackupArn=arns[table])
+            ctx.log(f"{table}: restoring from {arns[table]}")
+            ctx.checkpoint(force=True)
+        _wait_table(ctx, ddb, table, gone=False)
+        _restore_table_settings(ctx, ddb, table, folder, table in protected)
+        restored.append(table)
+        ctx.progress("tables", index + 1, len(deleted))
+        ctx.checkpoint(force=True)
+    return {"restored": list(restored), "from_backups": len(restored)}
+
+
+def _restore_table_settings(
+    ctx: ActionContext, ddb: Any, table: str, folder: Path, protect: bool
+) -> None:
+    """What a backup does not carry: deletion protection, TTL, PITR (from the archive)."""
+    if protect:
+        ddb.update_table(TableName=table, DeletionProtectionEnabled=True)
+    path = folder / f"{_safe(table)}.table.json"
+    if not path.exists():
+        return
+    record = json.loads(path.read_text())
+    ttl = record.get("ttl", {}).get("TimeToLiveDescription", {})
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
+        try:
+            ddb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        except Exception as exc:
+            ctx.log(f"{table}: TTL not restored: {exc}", "warning")
+    pitr = (
+        record.get("continuous_backups", {})
+        .get("ContinuousBackupsDescription", {})
+        .get("PointInTimeRecoveryDescription", {})
+    )
+    if pitr.get("PointInTimeRecoveryStatus") == "ENABLED":
+        ddb.update_continuous_backups(
+            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+
+
+def plan_restore_tables(rb: Runbook, p: RestoreTablesParams) -> list[PlannedCall]:
+    return [
+        PlannedCall(
+            "dynamodb",
+            "RestoreTableFromBackup",
+            f"tables {p.delete_step} deleted",
+            f"backups of {p.backup_step}",
+        )
+    ]
+
+
+# --- restore_functions ------------------------------------------------------------------------
+
+
+class RestoreFunctionsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delete_step: str
+
+
+_CONFIG_KEYS = (
+    "Role",
+    "Runtime",
+    "Handler",
+    "Timeout",
+    "MemorySize",
+    "Description",
+    "PackageType",
+    "Architectures",
+)
+
+
+def _create_kwargs(
+    ctx: ActionContext, fn: str, record: dict[str, Any], folder: Path, placeholder: list[str]
+) -> dict[str, Any]:
+    conf = record["configuration"]
+    kwargs: dict[str, Any] = {"FunctionName": fn}
+    kwargs.update({k: conf[k] for k in _CONFIG_KEYS if conf.get(k) not in (None, "", [])})
+    if conf.get("Layers"):
+        kwargs["Layers"] = [layer["Arn"] for layer in conf["Layers"]]
+    vpc = conf.get("VpcConfig") or {}
+    if vpc.get("SubnetIds"):
+        kwargs["VpcConfig"] = {
+            "SubnetIds": vpc["SubnetIds"],
+            "SecurityGroupIds": vpc.get("SecurityGroupIds", []),
+        }
+    if (conf.get("DeadLetterConfig") or {}).get("TargetArn"):
+        kwargs["DeadLetterConfig"] = {"TargetArn": conf["DeadLetterConfig"]["TargetArn"]}
+    if (conf.get("TracingConfig") or {}).get("Mode"):
+        kwargs["TracingConfig"] = {"Mode": conf["TracingConfig"]["Mode"]}
+    if (conf.get("EphemeralStorage") or {}).get("Size"):
+        kwargs["EphemeralStorage"] = {"Size": conf["EphemeralStorage"]["Size"]}
+    if record.get("tags"):
+        kwargs["Tags"] = record["tags"]
+    if record.get("environment_parameter"):
+        value = ctx.client("ssm").get_parameter(
+            Name=record["environment_parameter"], WithDecryption=True
+        )["Parameter"]["Value"]
+        kwargs["Environment"] = {"Variables": json.loads(value)}
+    code = record["code"]
+    if code.get("retrieved") and (folder / code["file"]).exists():
+        kwargs["Code"] = {"ZipFile": (folder / code["file"]).read_bytes()}
+    elif code.get("image_uri"):
+        kwargs["Code"] = {"ImageUri": code["image_uri"]}
+    elif _rehearsal(ctx):
+        kwargs["Code"] = {"ZipFile": handler_zip()}
+        kwargs["Handler"] = "index.handler"
+        if fn not in placeholder:
+            placeholder.append(fn)
+        ctx.log(
+            f"{fn}: code was not archived ({code.get('reason', '')}); rehearsal restore "
+            "with a stub handler",
+            "warning",
+        )
+    else:
+        raise RuntimeError(
+            f"{fn}: its code package was not archived ({code.get('reason', '')});"
+            " redeploy it from the build pipeline, then re-run this restore"
+        )
+    return kwargs
+
+
+def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any]) -> None:
+    for st in policy.get("Statement", []):
+        principal = st.get("Principal", {})
+        if isinstance(principal, dict):
+            principal = principal.get("Service") or principal.get("AWS") or ""
+        kwargs: dict[str, Any] = {
+            "FunctionName": fn,
+            "StatementId": st.get("Sid", "restored"),
+            "Action": st.get("Action", "lambda:InvokeFunction"),
+            "Principal": principal,
+        }
+        source = (st.get("Condition", {}).get("ArnLike", {}) or {}).get("AWS:SourceArn")
+        if source:
+            kwargs["SourceArn"] = source
+        try:
+            lam.add_permission(**kwargs)
+        except lam.exceptions.ResourceConflictException:
+            pass  # statement already there
+        except Exception as exc:
+            ctx.log(f"{fn}: permission {kwargs['StatementId']} not restored: {exc}", "warning")
+
+
+def _restore_log_group(ctx: ActionContext, group: str, folder: Path) -> None:
+    logs = ctx.client("logs")
+    path = folder / f"{_safe(group)}.loggroup.json"
+    record = json.loads(path.read_text()) if path.exists() else {"log_group": {}}
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    if record["log_group"].get("retentionInDays"):
+        logs.put_retention_policy(
+            logGroupName=group, retentionInDays=record["log_group"]["retentionInDays"]
+        )
+    for f in record.get("metric_filters", []):
+        logs.put_metric_filter(
+            logGroupName=group,
+            filterName=f["filterName"],
+            filterPattern=f.get("filterPattern", ""),
+            metricTransformations=f["metricTransformations"],
+        )
+
+
+def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> dict[str, Any]:
+    lam = ctx.client("lambda")
+    state = _delete_state(ctx, p.delete_step)
+    folder = _folder(ctx, state, p.delete_step)
+    deleted: list[str] = list(state.cursors.get("deleted", []))
+    groups: list[str] = list(state.cursors.get("log_groups_deleted", []))
+    restored: list[str] = ctx.cursors.setdefault("restored", [])
+    placeholder: list[str] = ctx.cursors.setdefault("placeholder_code", [])
+    groups_restored: list[str] = ctx.cursors.setdefault("log_groups_restored", [])
+    for index, fn in enumerate(deleted):
+        ctx.clock.check()
+        if fn in restored:
+            continue
+        path = folder / f"{_safe(fn)}.json"
+        if not path.exists():
+            raise RuntimeError(f"{fn}: no archive at {path}; cannot restore")
+        record = json.loads(path.read_text())
+        try:
+            lam.get_function(FunctionName=fn)
+        except lam.exceptions.ResourceNotFoundException:
+            lam.create_function(**_create_kwargs(ctx, fn, record, folder, placeholder))
+            ctx.log(f"recreated function {fn}")
+        _restore_policy(ctx, lam, fn, record.get("policy", {}))
+        reserved = record.get("concurrency", {}).get("ReservedConcurrentExecutions")
+        if reserved is not None:
+            lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=reserved)
+        restored.append(fn)
+        ctx.progress("functions", index + 1, len(deleted))
+        ctx.checkpoint(force=True)
+    for group in groups:
+        if group in groups_restored:
+            continue
+        _restore_log_group(ctx, group, folder)
+        groups_restored.append(group)
+        ctx.checkpoint()
+    ctx.checkpoint(force=True)
+    return {
+        "restored": list(restored),
+        "placeholder_code": list(placeholder),
+        "log_groups_restored": len(groups_restored),
+    }
+
+
+def plan_restore_functions(rb: Runbook, p: RestoreFunctionsParams) -> list[PlannedCall]:
+    return [
+        PlannedCall(
+            "lambda",
+            "CreateFunction",
+            f"functions {p.delete_step} deleted",
+            "from archives; environment from SSM SecureString",
+        )
+    ]
+
+
+# --- restore_api_routes -----------------------------------------------------------------------
+
+
+class RestoreRoutesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delete_step: str
+
+
+_METHOD_KEYS = (
+    "authorizationType",
+    "authorizerId",
+    "apiKeyRequired",
+    "operationName",
+    "requestParameters",
+    "requestModels",
+    "requestValidatorId",
+    "authorizationScopes",
+)
+_INTEGRATION_KEYS = (
+    "type",
+    "integrationHttpMethod",
+    "uri",
+    "connectionType",
+    "connectionId",
+    "credentials",
+    "requestParameters",
+    "requestTemplates",
+    "passthroughBehavior",
+    "cacheNamespace",
+    "cacheKeyParameters",
+    "contentHandling",
+    "timeoutInMillis",
+)
+
+
+def _pick(src: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: src[k] for k in keys if src.get(k) not in (None, "", {}, [])}
+
+
+def _ensure_path(gw: Any, api_id: str, path: str) -> str:
+    current = resources_by_path(gw, api_id)
+    if path in current:
+        return current[path]["id"]
+    parent = "/"
+    for part in path.strip("/").split("/"):
+        here = parent.rstrip("/") + "/" + part
+        if here not in current:
+            current[here] = gw.create_resource(
+                restApiId=api_id, parentId=current[parent]["id"], pathPart=part
+            )
+        parent = here
+    return current[path]["id"]
+
+
+def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, Any]:
+    gw = ctx.client("apigateway")
+    state = _delete_state(ctx, p.delete_step)
+    wanted: list[str] = list(state.cursors.get("deleted_routes", []))
+    restored: list[str] = ctx.cursors.setdefault("restored_routes", [])
+    if not wanted:
+        return {"api": "", "restored_routes": []}
+    folder = _folder(ctx, state, p.delete_step)
+    archive = json.loads((folder / state.cursors["archive"]).read_text())
+    api_id = find_api(gw, archive["name"])
+    if api_id is None:
+        raise RuntimeError(
+            f"REST API {archive['name']!r} not found; restore it from "
+            f"{folder / state.cursors['archive']} (export) first"
+        )
+    by_path = {r["path"]: r for r in archive["resources"]}
+    for key in wanted:
+        ctx.clock.check()
+        if key in restored:
+            continue
+        method, path = key.split(" ", 1)
+        spec = by_path.get(path, {}).get("methods", {}).get(method)
+        if spec is None:
+            ctx.log(f"{key}: not in the archive (was absent before deletion); skipped", "warning")
+            restored.append(key)
+            continue
+        rid = _ensure_path(gw, api_id, path)
+        try:
+            present = gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
+        except gw.exceptions.NotFoundException:
+            gw.put_method(
+                restApiId=api_id, resourceId=rid, httpMethod=method, **_pick(spec, _METHOD_KEYS)
+            )
+            present = {}
+        for code, resp in (spec.get("methodResponses") or {}).items():
+            if code not in (present.get("methodResponses") or {}):
+                gw.put_method_response(
+                    restApiId=api_id,
+                    resourceId=rid,
+                    httpMethod=method,
+                    statusCode=code,
+                    **_pick(resp, ("responseParameters", "responseModels")),
+                )
+        integration = spec.get("methodIntegration")
+        if integration and not present.get("methodIntegration"):
+            gw.put_integration(
+                restApiId=api_id,
+                resourceId=rid,
+                httpMethod=method,
+                **_pick(integration, _INTEGRATION_KEYS),
+            )
+            for code, resp in (integration.get("integrationResponses") or {}).items():
+                gw.put_integration_response(
+                    restApiId=api_id,
+                    resourceId=rid,
+                    httpMethod=method,
+                    statusCode=code,
+                    **_pick(
+                        resp,
+                        (
+                            "selectionPattern",
+                            "responseParameters",
+                            "responseTemplates",
+                            "contentHandling",
+                        ),
+                    ),
+                )
+        restored.append(key)
+        ctx.log(f"restored route {key}")
+        ctx.checkpoint(force=True)
+    if "deployment_id" not in ctx.cursors:
+        ctx.cursors["deployment_id"] = gw.create_deployment(
+            restApiId=api_id,
+            stageName=archive["stage"],
+            description=f"runbook-console: routes restored after {p.delete_step}",
+        )["id"]
+        ctx.checkpoint(force=True)
+    return {"api": archive["name"], "restored_routes": list(restored)}
+
+
+def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall]:
+    name = rb.inventory.api.name if rb.inventory.api else "?"
+    return [
+        PlannedCall(
+            "apigateway",
+            "PutMethod",
+            f"routes {p.delete_step} deleted",
+            "with integrations, from the archive",
+        ),
+        PlannedCall("apigateway", "CreateDeployment", name),
+    ]
+
+
+ACTIONS = (
+    Action(
+        "restore_tables",
+        RestoreTablesParams,
+        run_restore_tables,
+        plan_restore_tables,
+        "Restore the tables a delete step deleted from their final backups",
+    ),
+    Action(
+        "restore_functions",
+        RestoreFunctionsParams,
+        run_restore_functions,
+        plan_restore_functions,
+        "Recreate deleted Lambda functions from their archives",
+    ),
+    Action(
+        "restore_api_routes",
+        RestoreRoutesParams,
+        run_restore_routes,
+        plan_restore_routes,
+        "Recreate deleted API routes, methods and integrations from the archive",
+    ),
+)

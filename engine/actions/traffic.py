@@ -1,0 +1,408 @@
+"""Traffic phases: the latency baseline, read shifts and watch windows with rollback triggers.
+
+A watch window waits in ticks (ctx.clock.sleep_plan, scaled by --time-scale). Its resume state
+is `cursors.remaining_seconds` (plan seconds), decremented and checkpointed after each tick, so
+a restarted window has exactly the time left it had. Each tick: the embedded simulator
+publishes first, then the metrics are read with get_metric_data and the triggers evaluated.
+
+When a trigger fires: an `Alert` event, a dict appended to `journal.alerts`:
+
+    {trigger, step, phase, at, message, measured, threshold, rollback}   # rollback may be ""
+
+and `TriggerFired` is raised, so the step fails and the operator decides on the rollback.
+
+capture_baseline cursors: `baseline = {"<function>" = ms}`, `statistic = "Average"|"p99"`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import metrics, simulator
+from engine.actions.flags import apply_flags
+from engine.context import Action, ActionContext, PlannedCall
+from engine.events import Alert, MetricSample
+from engine.journal import utcnow
+from engine.model import Runbook, Trigger
+
+TICK_PLAN_SECONDS = 60.0
+MIN_REAL_TICK_SECONDS = 0.2  # at high time scales a tick covers more plan time
+SAMPLE_EVERY_PLAN_SECONDS = 900.0  # consistency sample at most every 15 plan minutes
+METADATA_ATTRS = frozenset(
+    {
+        "createdAt",
+        "updatedAt",
+        "createdBy",
+        "updatedBy",
+        "migratedAt",
+        "migratedFrom",
+        "migrationTs",
+        "migrationId",
+        "legacyUserId",
+        "version",
+        "ttl",
+    }
+)
+
+
+class TriggerFired(RuntimeError):
+    """A rollback trigger fired during a watch window; the step fails."""
+
+
+# --- consistency sampler ----------------------------------------------------------------------
+
+
+def _membership(ddb: Any, rb: Runbook) -> dict[str, str]:
+    """userId -> companyId from the company-users table (first membership wins)."""
+    if rb.mapping is None:
+        return {}
+    m = rb.mapping
+    out: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"TableName": m.company_users_table}
+    while True:
+        page = ddb.scan(**kwargs)
+        for item in page.get("Items", []):
+            user = item.get(m.user_attr, {}).get("S")
+            company = item.get(m.company_attr, {}).get("S")
+            if user and company:
+                out.setdefault(user, company)
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _key_names(ddb: Any, table: str, cache: dict[str, list[str]]) -> list[str]:
+    if table not in cache:
+        schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
+        cache[table] = [k["AttributeName"] for k in schema]
+    return cache[table]
+
+
+def sample_consistency(ctx: ActionContext) -> dict[str, int]:
+    """Compare a page of each legacy entity table with the company-scoped twins.
+
+    Returns counts: sampled, compared (twin found), missing (no twin yet), unmapped (no
+    membership), mismatched (twin differs in a non-metadata attribute).
+    """
+    rb = ctx.runbook
+    ddb = ctx.client("dynamodb")
+    members = _membership(ddb, rb)
+    keys: dict[str, list[str]] = {}
+    counts = {"sampled": 0, "compared": 0, "missing": 0, "unmapped": 0, "mismatched": 0}
+    for entity in rb.entities:
+        try:
+            page = ddb.scan(TableName=entity.source, Limit=rb.monitoring.sample_size)
+            target_keys = _key_names(ddb, entity.target, keys)
+        except ddb.exceptions.ResourceNotFoundException:
+            continue
+        for item in page.get("Items", []):
+            counts["sampled"] += 1
+            user = item.get(entity.user_attr, {}).get("S")
+            ident = item.get(entity.id_attr)
+            company = members.get(user or "")
+            if company is None or ident is None:
+                counts["unmapped"] += 1
+                continue
+            key = {entity.company_attr: {"S": company}, entity.id_attr: ident}
+            if set(key) != set(target_keys):
+                counts["unmapped"] += 1
+                continue
+            twin = ddb.get_item(TableName=entity.target, Key=key, ConsistentRead=True).get("Item")
+            if twin is None:
+                counts["missing"] += 1
+                continue
+            counts["compared"] += 1
+            skip = METADATA_ATTRS | {entity.user_attr, entity.company_attr}
+            if any(twin.get(a) != v for a, v in item.items() if a not in skip):
+                counts["mismatched"] += 1
+    return counts
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+
+def _phase(ctx: ActionContext) -> str:
+    step = next((s for s in ctx.runbook.steps if s.id == ctx.step_id), None)
+    return step.phase if step else ""
+
+
+def find_baseline(ctx: ActionContext) -> dict[str, float]:
+    """The latest captured baseline (capture_baseline steps, latest in runbook order)."""
+    for step in reversed(ctx.runbook.steps):
+        if step.action == "capture_baseline":
+            state = ctx.journal.steps.get(step.id)
+            if state and state.cursors.get("baseline"):
+                return {k: float(v) for k, v in state.cursors["baseline"].items()}
+    return {}
+
+
+def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) -> None:
+    phase = _phase(ctx)
+    rollback = ctx.runbook.rollback_for(phase) if phase else None
+    ctx.emit(
+        Alert(
+            trigger.id,
+            message,
+            measured,
+            trigger.threshold,
+            proposed_rollback=rollback.id if rollback else None,
+            step_id=ctx.step_id,
+        )
+    )
+    ctx.journal.alerts.append(
+        {
+            "trigger": trigger.id,
+            "step": ctx.step_id,
+            "phase": phase,
+            "at": utcnow(),
+            "message": message,
+            "measured": round(measured, 4),
+            "threshold": trigger.threshold,
+            "rollback": rollback.id if rollback else "",
+        }
+    )
+    ctx.log(f"ALERT {trigger.id}: {message}", "error")
+    ctx.checkpoint(force=True)
+    raise TriggerFired(
+        f"trigger {trigger.id} fired: {message}"
+        + (f"; proposed rollback: {rollback.id}" if rollback else "")
+    )
+
+
+def evaluate_triggers(
+    ctx: ActionContext, triggers: list[Trigger], sample: bool, missing_is_inconsistent: bool = False
+) -> dict[str, float]:
+    """Read the metrics once, emit samples, fire the first trigger that trips."""
+    rb = ctx.runbook
+    cw = ctx.client("cloudwatch")
+    functions = list(rb.flags.functions)
+    win = metrics.window(rb.monitoring.period_seconds / 60.0, ctx.clock.time_scale)
+    seen: dict[str, float] = {}
+    kinds = {t.metric for t in triggers}
+    if "error_rate" in kinds:
+        er = metrics.error_rate(cw, functions, win)
+        if er.has_data:
+            seen["error_rate"] = er.percent
+            ctx.emit(MetricSample(ctx.step_id, "error_rate", er.percent))
+    if "latency_increase" in kinds:
+        stat = metrics.latency_statistic(rb, ctx.is_embedded)
+        now = metrics.latency(cw, functions, stat, win)
+        base = find_baseline(ctx)
+        if now:
+            ctx.emit(MetricSample(ctx.step_id, "latency", max(now.values())))
+        increases = [100.0 * (now[f] - base[f]) / base[f] for f in now if base.get(f)]
+        if increases:
+            seen["latency_increase"] = max(increases)
+    if "inconsistency" in kinds and sample:
+        c = sample_consistency(ctx)
+        bad = c["mismatched"] + (c["missing"] if missing_is_inconsistent else 0)
+        seen["inconsistency"] = float(bad)
+        ctx.cursors["last_sample"] = c
+        ctx.emit(MetricSample(ctx.step_id, "inconsistency", float(bad)))
+    for t in triggers:
+        value = seen.get(t.metric)
+        if value is None or value <= t.threshold:
+            continue
+        if t.metric == "error_rate":
+            msg = f"error rate {value:.2f}% > {t.threshold:g}% over the last period"
+        elif t.metric == "latency_increase":
+            msg = f"latency +{value:.1f}% vs baseline > +{t.threshold:g}%"
+        else:
+            msg = (
+                f"{value:.0f} of {ctx.cursors['last_sample']['sampled']} sampled legacy "
+                "items differ from their company-scoped twins"
+            )
+        fire(ctx, t, msg, value)
+    return seen
+
+
+def _triggers(rb: Runbook, ids: list[str] | None) -> list[Trigger]:
+    if ids is None:
+        return list(rb.triggers)
+    known = {t.id: t for t in rb.triggers}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ValueError(f"unknown triggers: {', '.join(missing)}")
+    return [known[i] for i in ids]
+
+
+def watch(
+    ctx: ActionContext,
+    minutes: float,
+    triggers: list[Trigger],
+    missing_is_inconsistent: bool = False,
+) -> dict[str, Any]:
+    """Resumable watch window; raises TriggerFired when a trigger trips."""
+    c = ctx.cursors
+    c.setdefault("remaining_seconds", float(minutes) * 60.0)
+    total = float(minutes) * 60.0
+    tick = max(TICK_PLAN_SECONDS, MIN_REAL_TICK_SECONDS * ctx.clock.time_scale)
+    ticks = int(c.get("ticks", 0))
+    worst: dict[str, float] = dict(c.get("worst", {}))
+    while c["remaining_seconds"] > 0:
+        ctx.clock.check()
+        step = min(tick, c["remaining_seconds"])
+        ctx.clock.sleep_plan(step)
+        if ctx.is_embedded:
+            simulator.publish_tick(ctx.clients, ctx.runbook, step)
+        every = max(1, math.ceil(SAMPLE_EVERY_PLAN_SECONDS / tick))
+        sample = ticks % every == 0 or c["remaining_seconds"] - step <= 0
+        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent)
+        for k, v in seen.items():
+            worst[k] = round(max(worst.get(k, v), v), 4)
+        ticks += 1
+        c["remaining_seconds"] = round(c["remaining_seconds"] - step, 3)
+        c["ticks"] = ticks
+        c["worst"] = worst
+        ctx.progress("watch", int(total - c["remaining_seconds"]), int(total))
+        ctx.checkpoint(force=True)
+    return {
+        "watched_minutes": minutes,
+        "ticks": ticks,
+        "worst": worst,
+        "triggers": [t.id for t in triggers],
+    }
+
+
+# --- watch_window -----------------------------------------------------------------------------
+
+
+class WatchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: float = Field(gt=0)
+    triggers: list[str] | None = None  # trigger ids; default: every runbook trigger
+    missing_is_inconsistent: bool = False  # a legacy item without twin counts as inconsistent
+
+
+def run_watch(ctx: ActionContext, p: WatchParams) -> dict[str, Any]:
+    return watch(ctx, p.minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent)
+
+
+def plan_watch(rb: Runbook, p: WatchParams) -> list[PlannedCall]:
+    ids = p.triggers if p.triggers is not None else [t.id for t in rb.triggers]
+    return [
+        PlannedCall(
+            "cloudwatch",
+            "GetMetricData",
+            "AWS/Lambda",
+            f"every minute for {p.minutes:g} min; triggers {', '.join(ids)}",
+        )
+    ]
+
+
+# --- shift_reads ------------------------------------------------------------------------------
+
+
+class ShiftParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    percent: int = Field(ge=0, le=100)
+    watch_minutes: float = Field(ge=0)
+    triggers: list[str] | None = None
+    functions: list[str] | None = None
+    missing_is_inconsistent: bool = False
+
+
+def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
+    from engine.actions.flags import resolve_functions
+
+    flags = ctx.runbook.flags
+    values = {flags.read_company_scoped: "true", flags.read_percent: str(p.percent)}
+    summary = apply_flags(ctx, resolve_functions(ctx.runbook, p.functions), values)
+    out: dict[str, Any] = {
+        "percent": p.percent,
+        "functions": summary["functions"],
+        "changed": summary["changed"],
+    }
+    if p.watch_minutes > 0:
+        out.update(
+            watch(
+                ctx, p.watch_minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent
+            )
+        )
+    return out
+
+
+def plan_shift(rb: Runbook, p: ShiftParams) -> list[PlannedCall]:
+    from engine.actions.flags import resolve_functions
+
+    note = f"{rb.flags.read_company_scoped}=true, {rb.flags.read_percent}={p.percent}"
+    calls = [
+        PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note)
+        for fn in resolve_functions(rb, p.functions)
+    ]
+    return [
+        *calls,
+        PlannedCall("cloudwatch", "GetMetricData", "AWS/Lambda", f"watch {p.watch_minutes:g} min"),
+    ]
+
+
+# --- capture_baseline -------------------------------------------------------------------------
+
+
+class BaselineParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: float = Field(gt=0)
+
+
+def run_baseline(ctx: ActionContext, p: BaselineParams) -> dict[str, Any]:
+    rb = ctx.runbook
+    stat = metrics.latency_statistic(rb, ctx.is_embedded)
+    if "baseline" not in ctx.cursors:
+        if ctx.is_embedded:
+            simulator.publish_tick(ctx.clients, rb, rb.monitoring.period_seconds)
+        win = metrics.window(p.minutes, ctx.clock.time_scale)
+        values = metrics.latency(ctx.client("cloudwatch"), list(rb.flags.functions), stat, win)
+        ctx.cursors["baseline"] = {k: round(v, 3) for k, v in values.items()}
+        ctx.cursors["statistic"] = stat
+        ctx.checkpoint(force=True)
+    baseline = ctx.cursors["baseline"]
+    if not baseline:
+        ctx.log(
+            "no Duration data in the baseline window; the latency trigger cannot fire", "warning"
+        )
+        return {"statistic": stat, "functions": 0, "no_data": True}
+    for fn, ms in sorted(baseline.items()):
+        ctx.emit(MetricSample(ctx.step_id, "latency", float(ms)))
+        ctx.log(f"{fn}: {stat} Duration {ms:.1f} ms")
+    return {
+        "statistic": stat,
+        "functions": len(baseline),
+        "baseline_ms": round(max(baseline.values()), 3),
+    }
+
+
+def plan_baseline(rb: Runbook, p: BaselineParams) -> list[PlannedCall]:
+    return [
+        PlannedCall(
+            "cloudwatch", "GetMetricData", f"AWS/Lambda Duration {fn}", f"last {p.minutes:g} min"
+        )
+        for fn in rb.flags.functions
+    ]
+
+
+ACTIONS = (
+    Action(
+        "watch_window",
+        WatchParams,
+        run_watch,
+        plan_watch,
+        "Watch the metrics for a while; fail with an alert when a rollback trigger trips",
+    ),
+    Action(
+        "shift_reads",
+        ShiftParams,
+        run_shift,
+        plan_shift,
+        "Shift a share of reads to company-scoped tables, then watch",
+    ),
+    Action(
+        "capture_baseline",
+        BaselineParams,
+        run_baseline,
+        plan_baseline,
+        "Capture the latency baseline the latency trigger compares with",
+    ),
+)

@@ -1,0 +1,241 @@
+"""Automatic gate items on live metrics and on the journal.
+
+Metric windows are given in plan minutes and divided by the time scale (engine/metrics.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import metrics
+from engine.context import ActionContext, Check, CheckResult
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
+    return metrics.window(minutes, ctx.clock.time_scale)
+
+
+def _span(win: metrics.Window) -> str:
+    return f"last {win.plan_minutes:g} plan min ({win.real_seconds / 60:.1f} real min)"
+
+
+# --- dual_write_success_rate ------------------------------------------------------------------
+
+
+class DualWriteParams(_P):
+    min_percent: float = Field(ge=0, le=100)
+    window_minutes: float = Field(gt=0)
+
+
+def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResult:
+    win = _window(ctx, p.window_minutes)
+    dw = metrics.dual_write(ctx.client("cloudwatch"), ctx.runbook.monitoring.namespace, win)
+    data = {"success": dw.success, "failure": dw.failure, "window_minutes": p.window_minutes}
+    if not dw.has_data:
+        return CheckResult(
+            False,
+            f"no dual-write data points in the {_span(win)} "
+            f"({ctx.runbook.monitoring.namespace}); cannot confirm "
+            f"> {p.min_percent:g}%",
+            data,
+        )
+    data["percent"] = round(dw.percent, 4)
+    ok = dw.percent > p.min_percent
+    return CheckResult(
+        ok,
+        f"dual-write success {dw.percent:.3f}% ({dw.success:.0f} ok, "
+        f"{dw.failure:.0f} failed) {'>' if ok else '<='} {p.min_percent:g}%"
+        f" over the {_span(win)}",
+        data,
+    )
+
+
+# --- error_rate_below / error_count_zero ------------------------------------------------------
+
+
+class ErrorRateParams(_P):
+    max_percent: float = Field(ge=0)
+    window_minutes: float = Field(gt=0)
+    functions: list[str] | None = None  # selectors; default: the flagged functions
+
+
+class ErrorCountParams(_P):
+    window_minutes: float = Field(gt=0)
+    functions: list[str] | None = None
+
+
+def _functions(ctx: ActionContext, selectors: list[str] | None) -> list[str]:
+    from engine.actions.flags import resolve_functions
+
+    return resolve_functions(ctx.runbook, selectors)
+
+
+def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
+    win = _window(ctx, p.window_minutes)
+    er = metrics.error_rate(ctx.client("cloudwatch"), _functions(ctx, p.functions), win)
+    data = {"errors": er.errors, "invocations": er.invocations}
+    if not er.has_data:
+        return CheckResult(
+            False, f"no invocations recorded in the {_span(win)}; no error rate to compare", data
+        )
+    data["percent"] = round(er.percent, 4)
+    ok = er.percent < p.max_percent
+    return CheckResult(
+        ok,
+        f"error rate {er.percent:.3f}% ({er.errors:.0f}/"
+        f"{er.invocations:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
+        f"over the {_span(win)}",
+        data,
+    )
+
+
+def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
+    win = _window(ctx, p.window_minutes)
+    er = metrics.error_rate(ctx.client("cloudwatch"), _functions(ctx, p.functions), win)
+    worst = sorted(((e, fn) for fn, (e, _) in er.per_function.items() if e), reverse=True)
+    data = {
+        "errors": er.errors,
+        "invocations": er.invocations,
+        "functions_with_errors": [fn for _, fn in worst[:10]],
+    }
+    if er.errors:
+        return CheckResult(
+            False,
+            f"{er.errors:.0f} errors in the {_span(win)} (most: "
+            f"{', '.join(fn for _, fn in worst[:3])})",
+            data,
+        )
+    if not er.has_data:
+        return CheckResult(
+            True,
+            f"zero errors in the {_span(win)} (no data points: no invocations recorded either)",
+            data,
+        )
+    return CheckResult(
+        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win)}", data
+    )
+
+
+# --- monitoring_ready -------------------------------------------------------------------------
+
+
+class StepParams(_P):
+    step: str
+
+
+def monitoring_ready(ctx: ActionContext, p: StepParams) -> CheckResult:
+    state = ctx.journal.steps.get(p.step)
+    if state is None or state.status != "done":
+        return CheckResult(False, f"step {p.step} has not completed", {})
+    cw = ctx.client("cloudwatch")
+    dashboard = state.cursors.get("dashboard", ctx.runbook.monitoring.dashboard)
+    alarms: list[str] = list(state.cursors.get("alarms", []))
+    try:
+        cw.get_dashboard(DashboardName=dashboard)
+        has_dashboard = True
+    except cw.exceptions.ResourceNotFound:
+        has_dashboard = False
+    found: set[str] = set()
+    for i in range(0, len(alarms), 100):
+        resp = cw.describe_alarms(AlarmNames=alarms[i : i + 100])
+        found |= {a["AlarmName"] for a in resp.get("MetricAlarms", [])}
+    missing = [a for a in alarms if a not in found]
+    data = {"dashboard": dashboard, "alarms": len(found), "missing_alarms": missing}
+    ok = has_dashboard and bool(alarms) and not missing
+    parts = [
+        f"dashboard {dashboard} {'exists' if has_dashboard else 'MISSING'}",
+        f"{len(found)}/{len(alarms)} alarms exist",
+    ]
+    if missing:
+        parts.append("missing: " + ", ".join(missing[:5]))
+    return CheckResult(ok, "; ".join(parts), data)
+
+
+# --- elapsed_since_step / steps_done ----------------------------------------------------------
+
+
+class ElapsedParams(_P):
+    step: str
+    hours: float = Field(ge=0)
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def elapsed_since_step(ctx: ActionContext, p: ElapsedParams) -> CheckResult:
+    state = ctx.journal.steps.get(p.step)
+    if state is None or state.status != "done" or not state.finished_at:
+        return CheckResult(
+            False, f"step {p.step} has not finished; need {p.hours:g} h after it", {}
+        )
+    real = (datetime.now(UTC) - _parse(state.finished_at)).total_seconds()
+    plan_hours = real * ctx.clock.time_scale / 3600.0
+    ok = plan_hours >= p.hours
+    scale = f" (x{ctx.clock.time_scale:g} time scale)" if ctx.clock.time_scale != 1 else ""
+    return CheckResult(
+        ok,
+        f"{plan_hours:.1f} h since {p.step} finished{scale}; "
+        f"{'>=' if ok else '<'} {p.hours:g} h required",
+        {
+            "elapsed_hours": round(plan_hours, 3),
+            "required_hours": p.hours,
+            "finished_at": state.finished_at,
+        },
+    )
+
+
+def steps_done(ctx: ActionContext, p: _P) -> CheckResult:
+    pending: list[str] = []
+    for step in ctx.runbook.steps:
+        state = ctx.journal.steps.get(step.id)
+        if state is None or state.status not in ("done", "skipped"):
+            pending.append(f"{step.id} ({state.status if state else 'pending'})")
+    total = len(ctx.runbook.steps)
+    data: dict[str, Any] = {"done": total - len(pending), "total": total, "not_done": pending[:20]}
+    if pending:
+        return CheckResult(
+            False,
+            f"{len(pending)} of {total} steps not done: "
+            + ", ".join(pending[:5])
+            + ("..." if len(pending) > 5 else ""),
+            data,
+        )
+    return CheckResult(True, f"all {total} steps done or skipped", data)
+
+
+CHECKS = (
+    Check(
+        "dual_write_success_rate",
+        DualWriteParams,
+        dual_write_success_rate,
+        "Dual-write success rate above a minimum, from the custom-namespace counts",
+    ),
+    Check(
+        "error_rate_below",
+        ErrorRateParams,
+        error_rate_below,
+        "Lambda error rate (Errors/Invocations) below a maximum over a window",
+    ),
+    Check("error_count_zero", ErrorCountParams, error_count_zero, "No Lambda errors over a window"),
+    Check(
+        "monitoring_ready",
+        StepParams,
+        monitoring_ready,
+        "The monitoring step's dashboard and alarms exist",
+    ),
+    Check(
+        "elapsed_since_step",
+        ElapsedParams,
+        elapsed_since_step,
+        "At least N plan hours since a step finished",
+    ),
+    Check("steps_done", _P, steps_done, "Every step of the runbook is done or skipped"),
+)
