@@ -21,6 +21,7 @@ DUAL_WRITE_FAILURE = "DualWriteFailure"
 MIN_WINDOW_SECONDS = 120.0
 MAX_POINTS = 24  # per metric per window
 MAX_QUERIES = 500  # get_metric_data limit per call
+END_SLACK_SECONDS = 60.0  # a point published "now" must fall inside the window
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Window:
 
     @property
     def real_seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
+        return (self.end - self.start).total_seconds() - END_SLACK_SECONDS
 
 
 def window(plan_minutes: float, time_scale: float, now: datetime | None = None) -> Window:
@@ -41,7 +42,12 @@ def window(plan_minutes: float, time_scale: float, now: datetime | None = None) 
     real = max(MIN_WINDOW_SECONDS, plan_minutes * 60.0 / time_scale)
     period = max(60, math.ceil(real / MAX_POINTS / 60.0) * 60)
     # a point published "now" must fall inside the window: end a minute late
-    return Window(now - timedelta(seconds=real), now + timedelta(seconds=60), period, plan_minutes)
+    return Window(
+        now - timedelta(seconds=real),
+        now + timedelta(seconds=END_SLACK_SECONDS),
+        period,
+        plan_minutes,
+    )
 
 
 def latency_statistic(rb: Runbook, is_embedded: bool) -> str:

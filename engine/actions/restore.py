@@ -392,12 +392,10 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, 
                 )
         integration = spec.get("methodIntegration")
         if integration and not present.get("methodIntegration"):
-            gw.put_integration(
-                restApiId=api_id,
-                resourceId=rid,
-                httpMethod=method,
-                **_pick(integration, _INTEGRATION_KEYS),
-            )
+            kwargs = _pick(integration, _INTEGRATION_KEYS)
+            if integration.get("httpMethod"):  # get_method names it httpMethod
+                kwargs["integrationHttpMethod"] = integration["httpMethod"]
+            gw.put_integration(restApiId=api_id, resourceId=rid, httpMethod=method, **kwargs)
             for code, resp in (integration.get("integrationResponses") or {}).items():
                 gw.put_integration_response(
                     restApiId=api_id,
