@@ -212,6 +212,7 @@ def test_monitoring_create_check_and_cleanup(world, make_ctx, runbook):
 
 def test_metric_checks(world, make_ctx, runbook):
     ctx, _ = make_ctx("gate", world, time_scale=1000.0)
+    ctx.is_embedded = False  # exact counts: only the ticks published below
     r = check(ctx, "dual_write_success_rate", {"min_percent": 99.9, "window_minutes": 300})
     assert not r.ok and "no dual-write data points" in r.detail
     r = check(ctx, "error_rate_below", {"max_percent": 1.0, "window_minutes": 60})
@@ -235,6 +236,16 @@ def test_metric_checks(world, make_ctx, runbook):
     assert not r.ok and r.data["percent"] == pytest.approx(1.0)  # "below" is strict
     r = check(ctx, "error_count_zero", {"window_minutes": 720})
     assert not r.ok and r.data["errors"] == 4 * 60
+
+
+def test_embedded_checks_simulate_traffic(world, make_ctx, runbook):
+    ctx, _ = make_ctx("gate", world)
+    r = check(ctx, "dual_write_success_rate", {"min_percent": 99.9, "window_minutes": 300})
+    assert not r.ok and "no dual-write data points" in r.detail  # no flags: no traffic
+    fctx, _ = make_ctx("enable-dual-write", world, journal=ctx.journal)
+    run(fctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    r = check(ctx, "dual_write_success_rate", {"min_percent": 99.9, "window_minutes": 300})
+    assert r.ok, r.detail
 
 
 def test_journal_checks(world, make_ctx, runbook):

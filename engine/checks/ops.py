@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import metrics
+from engine import metrics, simulator
 from engine.context import ActionContext, Check, CheckResult
 
 
@@ -19,6 +19,14 @@ class _P(BaseModel):
 
 
 def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
+    """The query window; in the embedded world, traffic is simulated up to now first.
+
+    Real traffic never stops between a watch window and a gate; the simulator only runs when
+    ticked, so an embedded check ticks it once (nothing is published while no flag is set).
+    """
+    if ctx.is_embedded:
+        period = float(ctx.runbook.monitoring.period_seconds)
+        simulator.publish_tick(ctx.clients, ctx.runbook, min(minutes * 60.0, period))
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
