@@ -125,6 +125,7 @@ def test_shift_reads_error_trigger_then_rollback(world, make_ctx, runbook):
     ok, ev = make_ctx("read-shift-10", world, journal=journal, time_scale=20000.0)
     s = run(ok, "shift_reads", {"percent": 10, "watch_minutes": 120})
     assert s["ticks"] == 2 and s["worst"]["error_rate"] == 0.0
+    assert s["max_error_rate_percent"] == 0.0
     assert any(isinstance(e, MetricSample) and e.metric == "error_rate" for e in ev)
     assert env(world, runbook.flags.functions[0])["READ_PERCENT"] == "10"
 

@@ -259,12 +259,17 @@ def watch(
         c["worst"] = worst
         ctx.progress("watch", int(total - c["remaining_seconds"]), int(total))
         ctx.checkpoint(force=True)
-    return {
+    out: dict[str, Any] = {
         "watched_minutes": minutes,
         "ticks": ticks,
         "worst": worst,
         "triggers": [t.id for t in triggers],
     }
+    if "error_rate" in worst:  # read by the report (error-rate success criterion)
+        out["max_error_rate_percent"] = worst["error_rate"]
+    if "latency_increase" in worst:
+        out["max_latency_increase_percent"] = worst["latency_increase"]
+    return out
 
 
 # --- watch_window -----------------------------------------------------------------------------
