@@ -102,7 +102,15 @@ class Engine:
 
     def save(self) -> None:
         with self._io_lock:
-            self.store.save(self.journal)
+            # The console may tick or ack from its thread while an action mutates its own
+            # slot: a dump that meets a dict mid-change is simply taken again.
+            for attempt in range(5):
+                try:
+                    self.store.save(self.journal)
+                    break
+                except RuntimeError:
+                    if attempt == 4:
+                        raise
         for subscriber in list(self._subscribers):
             subscriber(JournalChanged())
 
