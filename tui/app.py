@@ -1,0 +1,566 @@
+"""The console: renders the runbook, subscribes to engine events, calls engine commands.
+
+It holds no migration logic; everything here can also be done with the headless CLI.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, RichLog, Sparkline, Static, Tree
+
+from engine.events import (
+    Alert,
+    JournalChanged,
+    LogLine,
+    MetricSample,
+    Progress,
+    StepFinished,
+    StepStarted,
+)
+from engine.lock import Holder
+from engine.runner import Engine, Outcome
+from tui.logbook import LogEntry, read_new, read_tail, render_entry
+from tui.messages import EngineEvent, wrap
+from tui.screens.gate import GateScreen
+from tui.screens.log import LogScreen
+from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
+from tui.screens.resume import ResumeScreen, resume_summary
+from tui.screens.rollback import RollbackScreen, preview_text
+from tui.widgets.banners import AlertBanner, StatusLine
+from tui.widgets.step_detail import StepDetail
+from tui.widgets.table_progress import ProgressPanel
+from tui.widgets.timeline import Timeline
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+Now = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunbookApp(App[int]):
+    CSS_PATH = "styles/app.tcss"
+    TITLE = "runbook-console"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
+        Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
+        Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate"),
+        Binding("a", "ack", "Ack step", tooltip="Acknowledge the manual step the run waits at"),
+        Binding("b", "rollback", "Rollback", tooltip="Roll back the selected step's phase"),
+        Binding("l", "log", "Log", tooltip="The whole run's log, full screen"),
+        Binding("x", "dismiss_alert", "Dismiss alert", show=False),
+        Binding("q", "quit_console", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        read_only: bool = False,
+        holder: Holder | None = None,
+        now: Now = _utcnow,
+        follow: Callable[[Engine], None] | None = None,
+        greet: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.read_only = read_only
+        self.holder = holder
+        self.now = now
+        self.follow = follow  # re-reads the journal in read-only mode
+        self.greet = greet
+        self.running = False
+        self.idle = threading.Event()
+        self.idle.set()
+        self.selected: tuple[str, str] | None = None
+        self.log_entries: deque[LogEntry] = deque(maxlen=5000)
+        self.error_rates: deque[float] = deque(maxlen=60)
+        self.log_offset = 0
+        self.last_alert: Alert | None = None
+        self.quitting = False
+        if not read_only:
+            engine.subscribe(self._from_engine)
+
+    # ---- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        yield AlertBanner(id="alert")
+        with Horizontal(id="body"):
+            yield Timeline(self.engine.runbook, id="timeline")
+            with Vertical(id="right"):
+                yield StepDetail(id="detail")
+                yield ProgressPanel(id="progress")
+                yield Sparkline([], id="errors")
+                yield RichLog(id="steplog", wrap=True, markup=False, min_width=20)
+        yield StatusLine(id="status")
+        yield Footer()
+        yield Static(
+            f"Terminal too small: need {MIN_WIDTH}x{MIN_HEIGHT}.\n"
+            "Enlarge the window; the run is unaffected.",
+            id="too-small",
+        )
+
+    def on_mount(self) -> None:
+        entries, self.log_offset = read_tail(self.engine.store.log_path)
+        self.log_entries.extend(entries)
+        self._restore_alert()
+        self.refresh_view()
+        self._write_step_log()
+        self.query_one(Timeline).focus()
+        self._check_size()
+        if self.read_only:
+            self.set_interval(1.0, self._follow_driver)
+        if self.greet and self._has_history():
+            summary = resume_summary(self.engine.journal, self.engine.waiting(), self._next_label())
+            self.push_screen(ResumeScreen(summary, self.read_only), self._after_greeting)
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        self.screen.set_class(small, "too-small")
+
+    # ---- what the run looks like ------------------------------------------------------------
+
+    def _has_history(self) -> bool:
+        journal = self.engine.journal
+        return any(s.status != "pending" for s in journal.steps.values()) or any(
+            g.decision or g.ticks for g in journal.gates.values()
+        )
+
+    def _next_label(self) -> str | None:
+        node = self.engine.next_node()
+        return f"{node[0]} {node[1]}" if node else None
+
+    def _current_ref(self) -> tuple[str, str] | None:
+        running = next(
+            (sid for sid, s in self.engine.journal.steps.items() if s.status == "running"), None
+        )
+        if running:
+            return ("step", running)
+        return self.engine.next_node()
+
+    def refresh_view(self) -> None:
+        engine = self.engine
+        waiting = engine.waiting()
+        self.query_one(Timeline).refresh_from(engine.journal, waiting)
+        ref = self.selected or self._current_ref()
+        detail = self.query_one(StepDetail)
+        panel = self.query_one(ProgressPanel)
+        if ref and ref[0] == "step":
+            detail.show_step(
+                engine.runbook, engine.journal, ref[1], waiting == {"kind": "step", "id": ref[1]}
+            )
+            panel.show_step(ref[1])
+            state = engine.journal.steps.get(ref[1])
+            for table, prog in state.progress.items() if state else ():
+                if table not in panel.rows or not self.running:
+                    panel.set_progress(table, prog.done, prog.total)
+        elif ref and ref[0] == "gate":
+            detail.show_gate(
+                engine.runbook, engine.journal, ref[1], waiting == {"kind": "gate", "id": ref[1]}
+            )
+            panel.show_step(None)
+        else:
+            detail.update("Every step is done. Press l for the log; `runbook report` audits it.")
+            panel.show_step(None)
+        self._render_topbar()
+        self._render_status(waiting)
+        self.refresh_bindings()
+
+    def _render_topbar(self) -> None:
+        run = self.engine.journal.run
+        target = f"{run.target.kind} {run.target.identity}"
+        mode = "DRIVING" if not self.read_only else "READ-ONLY"
+        line = f" {self.engine.runbook.runbook.id} · {target} · {self.engine.options.operator}"
+        if self.read_only and self.holder:
+            line += f" · driven by {self.holder.describe()}"
+        self.query_one("#topbar", Static).update(f"{line} · {mode}")
+        self.query_one("#topbar").set_class(self.read_only, "read-only")
+
+    def _render_status(self, waiting: dict[str, str] | None) -> None:
+        steps = self.engine.runbook.steps
+        done = sum(
+            1 for s in steps if (st := self.engine.journal.steps.get(s.id)) and st.status == "done"
+        )
+        if self.running:
+            ref = self._current_ref()
+            state = f"RUNNING {ref[1] if ref else ''} · s stops safely"
+        elif waiting:
+            key = "g opens the gate" if waiting["kind"] == "gate" else "a acknowledges"
+            state = f"WAITING at {waiting['kind']} {waiting['id']} · {key}"
+        elif self.engine.next_node() is None:
+            state = "DONE"
+        else:
+            failed = [sid for sid, st in self.engine.journal.steps.items() if st.status == "failed"]
+            state = (
+                f"FAILED {failed[0]} · r retries · b rolls back"
+                if failed
+                else f"READY · next {self._next_label()} · r runs"
+            )
+        if self.read_only:
+            state = "READ-ONLY · " + state
+        self.query_one(StatusLine).update(f" {state} · {done}/{len(steps)} steps done")
+
+    def _write_step_log(self) -> None:
+        log = self.query_one("#steplog", RichLog)
+        log.clear()
+        ref = self.selected or self._current_ref()
+        step = ref[1] if ref else None
+        for entry in self.log_entries:
+            if entry.step in (step, "run"):
+                log.write(render_entry(entry))
+
+    def _restore_alert(self) -> None:
+        alerts = self.engine.journal.alerts
+        if not alerts:
+            return
+        last = alerts[-1]
+        state = self.engine.journal.steps.get(str(last.get("step", "")))
+        if state and state.status == "failed":
+            self._show_alert(
+                Alert(
+                    trigger_id=str(last.get("trigger", "")),
+                    message=str(last.get("message", "")),
+                    measured=float(last.get("measured", 0)),
+                    threshold=float(last.get("threshold", 0)),
+                    proposed_rollback=str(last.get("rollback", "")) or None,
+                    step_id=str(last.get("step", "")),
+                )
+            )
+
+    def _show_alert(self, alert: Alert) -> None:
+        self.last_alert = alert
+        self.query_one(AlertBanner).show_alert(alert)
+
+    # ---- engine events ----------------------------------------------------------------------
+
+    def _from_engine(self, event: Any) -> None:
+        """Runs in the engine's thread: hand over to the UI thread."""
+        self.post_message(wrap(event))
+
+    @on(EngineEvent)
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if isinstance(event, Progress):
+            panel = self.query_one(ProgressPanel)
+            if self.selected is None or self.selected == ("step", event.step_id):
+                panel.show_step(event.step_id)
+                panel.set_progress(
+                    event.table, event.done, event.total, event.rate, event.eta_seconds
+                )
+            return
+        if isinstance(event, LogLine):
+            entry = LogEntry(
+                event.at or self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                event.level,
+                event.step_id or "run",
+                event.message,
+            )
+            self._add_entry(entry)
+            return
+        if isinstance(event, Alert):
+            self._show_alert(event)
+            self.bell()
+        elif isinstance(event, MetricSample) and event.metric == "error_rate":
+            self.error_rates.append(event.value)
+            sparkline = self.query_one(Sparkline)
+            sparkline.data = list(self.error_rates)
+            sparkline.add_class("visible")
+        elif isinstance(event, StepStarted):
+            self.selected = None
+            self._write_step_log()
+        elif isinstance(event, StepFinished | JournalChanged):
+            pass
+        self.refresh_view()
+
+    def _add_entry(self, entry: LogEntry) -> None:
+        self.log_entries.append(entry)
+        ref = self.selected or self._current_ref()
+        if entry.step in ((ref[1] if ref else None), "run"):
+            self.query_one("#steplog", RichLog).write(render_entry(entry))
+        if isinstance(self.screen, LogScreen):
+            self.screen.add_entry(entry)
+
+    def _follow_driver(self) -> None:
+        """Read-only: follow the driver's journal and log as they change."""
+        if self.follow is not None:
+            try:
+                self.follow(self.engine)
+            except Exception as exc:  # a journal mid-replace or gone: keep the last view
+                self.notify(f"cannot re-read the journal: {exc}", severity="warning")
+        entries, self.log_offset = read_new(self.engine.store.log_path, self.log_offset)
+        for entry in entries:
+            self._add_entry(entry)
+        self.refresh_view()
+
+    # ---- selection ----------------------------------------------------------------------------
+
+    @on(Tree.NodeHighlighted, "#timeline")
+    def _highlighted(self, event: Tree.NodeHighlighted) -> None:
+        data = event.node.data
+        if data and data[0] in ("step", "gate"):
+            self.selected = data
+            self.refresh_view()
+            self._write_step_log()
+
+    # ---- commands --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        main_screen = self.screen is self.screen_stack[0]
+        if action in ("run", "ack", "rollback", "gate", "log") and not main_screen:
+            return False
+        if action in ("run", "ack", "rollback", "stop") and self.read_only:
+            return None
+        if action == "run":
+            return None if self.running else True
+        if action == "stop":
+            return True if self.running else None
+        if action == "ack":
+            waiting = self.engine.waiting()
+            return True if waiting and waiting["kind"] == "step" and not self.running else None
+        if action == "rollback":
+            return None if self.running else True
+        return True
+
+    def action_run(self) -> None:
+        if self.running or self.read_only:
+            return
+        self.running = True
+        self.idle.clear()
+        self.query_one(AlertBanner).clear()
+        self.refresh_view()
+        self._run_engine()
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def _run_engine(self) -> Outcome:
+        try:
+            return self.engine.run(confirm=self._confirm_from_thread)
+        finally:
+            self.idle.set()
+
+    def _confirm_from_thread(self, what: str, token: str) -> bool:
+        """The engine asks before a destructive step; block its thread on the operator."""
+        answered = threading.Event()
+        answer: list[bool] = []
+
+        def done(value: bool | None) -> None:
+            answer.append(bool(value))
+            answered.set()
+
+        step = self.engine.runbook.step(token)
+        details = (
+            f"{step.title}\nPhase {step.phase}, gate {step.requires_gate or '-'}: "
+            "this deletes resources (archived beside the journal first)."
+        )
+        self.call_from_thread(
+            self.push_screen, TypedConfirm(f"Destructive: {what}", details, token), done
+        )
+        while not answered.wait(0.2):
+            if self.engine.stop_requested:
+                return False
+        return answer[0]
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        worker = event.worker
+        if worker.group not in ("engine", "rollback") or not worker.is_finished:
+            return
+        self.running = False
+        if worker.error is not None:
+            self.notify(f"engine error: {worker.error}", severity="error", timeout=15)
+        elif isinstance(worker.result, Outcome):
+            self._announce(worker.result)
+        self.selected = None
+        self.refresh_view()
+        self._write_step_log()
+        if self.quitting:
+            self.exit(0)
+
+    def _announce(self, outcome: Outcome) -> None:
+        severity = {"failed": "error", "declined": "warning", "interrupted": "warning"}.get(
+            outcome.status, "information"
+        )
+        text = outcome.message or outcome.status
+        if outcome.waiting:
+            text = f"waiting at {outcome.waiting['kind']} {outcome.waiting['id']}: {text}"
+        self.notify(text, severity=severity, timeout=8)  # type: ignore[arg-type]
+
+    def action_stop(self) -> None:
+        if self.running:
+            self.engine.request_stop()
+            self.notify("stopping: the current batch finishes, then a checkpoint")
+
+    def action_gate(self) -> None:
+        waiting = self.engine.waiting()
+        gate_id = None
+        if self.selected and self.selected[0] == "gate":
+            gate_id = self.selected[1]
+        elif waiting and waiting["kind"] == "gate":
+            gate_id = waiting["id"]
+        else:
+            sequence = self.engine.sequence()
+            node = self.engine.next_node()
+            start = sequence.index(node) if node else len(sequence)
+            gate_id = next((nid for kind, nid in sequence[start:] if kind == "gate"), None)
+        if gate_id is None:
+            self.notify("no gate ahead")
+            return
+        self.push_screen(
+            GateScreen(self.engine, gate_id, read_only=self.read_only or self.running),
+            lambda _: self.refresh_view(),
+        )
+
+    def action_ack(self) -> None:
+        waiting = self.engine.waiting()
+        if not waiting or waiting["kind"] != "step":
+            self.notify("the run is not waiting at a manual step")
+            return
+        step = self.engine.runbook.step(waiting["id"])
+
+        def answered(note: str | None) -> None:
+            if note is None:
+                return
+            self.engine.ack(step.id, by=self.engine.options.operator, note=note)
+            self.notify(f"{step.id} acknowledged; r continues the run")
+            self.refresh_view()
+
+        self.push_screen(
+            TextPrompt(
+                f"Acknowledge: {step.title}", f"{step.instructions}\nOptional note, then enter."
+            ),
+            answered,
+        )
+
+    def _rollback_phase(self) -> str | None:
+        if (
+            self.last_alert
+            and self.last_alert.step_id
+            and self.query_one(AlertBanner).has_class("visible")
+        ):
+            return self.engine.runbook.step(self.last_alert.step_id).phase
+        ref = self.selected or self._current_ref()
+        if ref and ref[0] == "step":
+            return self.engine.runbook.step(ref[1]).phase
+        if ref and ref[0] == "gate":
+            gate = self.engine.runbook.gate(ref[1])
+            return gate.before_phase or gate.after_phase
+        return None
+
+    def action_rollback(self) -> None:
+        phase = self._rollback_phase()
+        rollback = self.engine.runbook.rollback_for(phase) if phase else None
+        if phase is None or rollback is None:
+            self.notify(f"no rollback is defined for {phase or 'this selection'}")
+            return
+        preview = preview_text(self.engine.preview_rollback(phase))
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.running = True
+                self.idle.clear()
+                self.refresh_view()
+                self._run_rollback(phase)
+
+        self.push_screen(RollbackScreen(phase, rollback, preview), confirmed)
+
+    @work(thread=True, exclusive=True, group="rollback", exit_on_error=False)
+    def _run_rollback(self, phase: str) -> Outcome:
+        try:  # the operator confirmed in the modal already
+            return self.engine.rollback(
+                phase, self.engine.options.operator, confirm=lambda what, token: True
+            )
+        finally:
+            self.idle.set()
+
+    def action_log(self) -> None:
+        self.push_screen(LogScreen(self.log_entries))
+
+    def action_dismiss_alert(self) -> None:
+        self.query_one(AlertBanner).clear()
+
+    def action_quit_console(self) -> None:
+        if not self.running:
+            self.exit(0)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quitting = True
+                self.engine.request_stop()
+                self.notify("checkpointing before quitting…")
+
+        self.push_screen(YesNo("A step is running. Stop it at a checkpoint and quit?"), answered)
+
+    def _after_greeting(self, resume: bool | None) -> None:
+        if resume:
+            self.action_run()
+
+    def hangup(self) -> None:
+        """SIGHUP (SSH dropped): checkpoint, then leave."""
+        self.quitting = True
+        self.engine.request_stop()
+        if not self.running:
+            self.exit(0)
+
+
+def run_console(workspace: Any) -> int:
+    """Open the run for driving (or read-only when another process drives it) and show it."""
+    from engine.journal import JournalError
+    from engine.lock import LockedError
+    from engine.workspace import NoRun, WorldGone
+
+    holder = None
+    try:
+        workspace.acquire("console")
+    except LockedError as exc:
+        holder = exc.holder
+    try:
+        try:
+            if holder is not None:
+                engine = workspace.open_read_only()
+            else:
+                if workspace.is_embedded and not workspace.store.exists():
+                    print(
+                        "Starting the embedded rehearsal world (moto on 127.0.0.1)…",
+                        file=sys.stderr,
+                    )
+                engine = workspace.open(create=True)
+        except WorldGone as exc:
+            answer = input(
+                f"{exc}.\nStart a fresh rehearsal with a new journal "
+                "(the old journal is kept aside)? [y/N] "
+            )
+            if answer.strip().lower() != "y":
+                return 2
+            workspace.options.fresh = True
+            engine = workspace.open(create=True)
+        app = RunbookApp(
+            engine, read_only=holder is not None, holder=holder, follow=workspace.reload
+        )
+        previous = signal.signal(signal.SIGHUP, lambda *_: app.call_later(app.hangup))
+        try:
+            app.run()
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+            engine.request_stop()
+            app.idle.wait(5)  # the engine thread checkpoints before the process ends
+        return app.return_code or 0
+    except (JournalError, NoRun) as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        workspace.release()

@@ -1,0 +1,47 @@
+"""Pure formatting for the console: status glyphs, durations, rates, ETA. No Textual here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# Distinct glyphs, so status reads without colour (NO_COLOR, monochrome terminals).
+STATUS_GLYPH = {
+    "pending": "·",
+    "running": "▶",
+    "done": "✔",
+    "failed": "✖",
+    "skipped": "↷",
+    "rolled_back": "↺",
+    "waiting": "⏸",
+}
+GATE_GLYPH = {"GO": "◆", "NO-GO": "✖", None: "◇"}
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def hhmm(value: str | None) -> str:
+    ts = parse_ts(value)
+    return ts.strftime("%H:%M") if ts else "--:--"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress_text(done: int, total: int | None, rate: float, eta: float | None) -> str:
+    total_text = f"{total:,}" if total is not None else "?"
+    pct = f" {100 * done / total:5.1f}%" if total else ""
+    return f"{done:,}/{total_text}{pct}  {rate:,.0f}/s  ETA {duration(eta)}"
+
+
+def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:
+    actual = f"{hhmm(started)}-{hhmm(finished)}" if started else "not started"
+    return f"planned {slot}  actual {actual}"

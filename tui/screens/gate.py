@@ -1,0 +1,240 @@
+"""A go/no-go gate: automatic checks evaluated live with their evidence, manual ticks, decision."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+from engine.journal import Evidence
+from engine.runner import BadRequest, Engine, Refused
+from tui.screens.prompts import TextPrompt
+
+
+def evidence_lines(data: dict, limit: int = 3) -> list[str]:
+    """Evidence data as short lines: nested maps show their first entries and a count."""
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"{key}: {len(value)} entries")
+            lines += [f"  {k}: {v}" for k, v in list(value.items())[:limit]]
+            if len(value) > limit:
+                lines.append(f"  … {len(value) - limit} more")
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
+
+
+class GateScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("space,t", "tick", "Tick/untick", priority=True),
+        Binding("e", "evaluate", "Re-check"),
+        Binding("y", "go", "GO"),
+        Binding("n", "no_go", "NO-GO"),
+        Binding("o", "override", "GO with override"),
+    ]
+
+    def __init__(self, engine: Engine, gate_id: str, read_only: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        self.gate = engine.runbook.gate(gate_id)
+        self.read_only = read_only
+        state = engine.journal.gates.get(gate_id)
+        self.evidence: dict[str, Evidence] = dict(state.evidence) if state else {}
+        self.evaluating = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="gate-body"):
+            yield Static(id="gate-title")
+            yield OptionList(id="gate-items")
+            yield Static(id="gate-evidence")
+            yield Static(id="gate-verdict")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._redraw()
+        self.query_one(OptionList).focus()
+        if not self.read_only:
+            self.action_evaluate()
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def waiting_here(self) -> bool:
+        return self.engine.waiting() == {"kind": "gate", "id": self.gate.id}
+
+    def item_ok(self, item_id: str) -> bool | None:
+        item = next(i for i in self.gate.items if i.id == item_id)
+        state = self.engine.journal.gates.get(self.gate.id)
+        if item.kind == "manual":
+            return bool(state and item_id in state.ticks)
+        evidence = self.evidence.get(item_id)
+        return evidence.ok if evidence else None
+
+    def failing(self) -> list[str]:
+        return [i.id for i in self.gate.items if not self.item_ok(i.id)]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
+            return None
+        if action == "go":
+            return None if (self.failing() or self.evaluating or not self.waiting_here) else True
+        if action in ("no_go", "override"):
+            return True if self.waiting_here and not self.evaluating else None
+        return True
+
+    # ---- rendering -------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        state = self.engine.journal.gates.get(self.gate.id)
+        decision = state.decision if state and state.decision else "undecided"
+        where = "the run waits here" if self.waiting_here else "the run is not at this gate"
+        self.query_one("#gate-title", Static).update(
+            Text.assemble((f"GATE {self.gate.title}\n", "bold"), f"{decision} · {where}")
+        )
+        options = self.query_one(OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        for item in self.gate.items:
+            ok = self.item_ok(item.id)
+            mark = {True: "[x]", False: "[ ]", None: "[?]"}[ok]
+            if item.kind == "auto" and self.evaluating:
+                mark = "[…]"
+            kind = "auto  " if item.kind == "auto" else "manual"
+            options.add_option(Option(Text(f"{mark} {kind} {item.text}"), id=item.id))
+        options.highlighted = min(highlighted or 0, len(self.gate.items) - 1)
+        self._render_evidence()
+        failing = self.failing()
+        if self.evaluating:
+            verdict = "evaluating automatic checks…"
+        elif failing:
+            verdict = (
+                f"GO disabled: {len(failing)} item(s) not met. "
+                "o = GO with an override reason · n = NO-GO"
+            )
+        else:
+            verdict = "all items met: y = GO · n = NO-GO"
+        self.query_one("#gate-verdict", Static).update(verdict)
+        self.refresh_bindings()
+
+    def _render_evidence(self) -> None:
+        options = self.query_one(OptionList)
+        index = options.highlighted or 0
+        item = self.gate.items[index]
+        text = Text()
+        text.append(f"{item.id}: ", style="bold")
+        if item.kind == "manual":
+            state = self.engine.journal.gates.get(self.gate.id)
+            tick = state.ticks.get(item.id) if state else None
+            text.append(f"ticked by {tick.by} at {tick.at}" if tick else "not ticked (space ticks)")
+        else:
+            evidence = self.evidence.get(item.id)
+            text.append(evidence.detail if evidence else "not evaluated yet")
+            if evidence and evidence.data:
+                for line in evidence_lines(evidence.data)[:8]:
+                    text.append(f"\n  {line}", style="dim")
+        self.query_one("#gate-evidence", Static).update(text)
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self) -> None:
+        self._render_evidence()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self) -> None:
+        self.action_tick()
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def action_tick(self) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is None:
+            return
+        item = self.gate.items[options.highlighted]
+        if item.kind != "manual":
+            self.notify("automatic item: the engine evaluates it (e re-checks)")
+            return
+        by = self.engine.options.operator
+        if self.item_ok(item.id):
+            self.engine.untick(self.gate.id, item.id, by)
+        else:
+            self.engine.tick(self.gate.id, item.id, by)
+        self._redraw()
+
+    def action_evaluate(self) -> None:
+        self.evaluating = True
+        self._redraw()
+        self._evaluate()
+
+    @work(thread=True, exclusive=True, group="gate", exit_on_error=False)
+    def _evaluate(self) -> dict[str, Evidence]:
+        return self.engine.evaluate_gate(self.gate.id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "gate" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+        ):
+            return
+        self.evaluating = False
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.error}", severity="error", timeout=10)
+        elif event.worker.name == "decide":
+            self.notify(f"{self.gate.id}: decision recorded")
+            self.app.pop_screen()
+            return
+        elif isinstance(event.worker.result, dict):
+            self.evidence = event.worker.result
+        self._redraw()
+
+    def action_go(self) -> None:
+        self._decide(go=True, note="", override=None)
+
+    def action_no_go(self) -> None:
+        def answered(note: str | None) -> None:
+            if note:
+                self._decide(go=False, note=note, override=None)
+
+        self.app.push_screen(
+            TextPrompt("NO-GO", "Why not? (recorded in the journal)", required=True), answered
+        )
+
+    def action_override(self) -> None:
+        failing = ", ".join(self.failing()) or "none"
+
+        def answered(reason: str | None) -> None:
+            if reason:
+                self._decide(go=True, note="", override=reason)
+
+        self.app.push_screen(
+            TextPrompt(
+                "GO with override",
+                f"Items not met: {failing}.\nType the reason for going anyway (recorded).",
+                required=True,
+            ),
+            answered,
+        )
+
+    def _decide(self, go: bool, note: str, override: str | None) -> None:
+        self.evaluating = True
+        self._redraw()
+
+        def decide() -> None:
+            try:
+                self.engine.decide(
+                    self.gate.id,
+                    go=go,
+                    by=self.engine.options.operator,
+                    note=note,
+                    override=override,
+                )
+            except (Refused, BadRequest) as exc:
+                raise RuntimeError(str(exc)) from None
+
+        self.run_worker(decide, thread=True, group="gate", name="decide", exit_on_error=False)

@@ -1,0 +1,62 @@
+"""A phase's rollback: the plan's words, every call it will make, and a typed confirmation."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from engine.context import PlannedCall
+from engine.model import Rollback
+
+
+def preview_text(preview: list[tuple[str, list[PlannedCall]]]) -> str:
+    lines: list[str] = []
+    for title, calls in preview:
+        lines.append(title)
+        lines += [f"  {call.render()}" for call in calls] or ["  (no calls)"]
+    return "\n".join(lines)
+
+
+class RollbackScreen(ModalScreen[bool]):
+    """Dismisses True only after the confirmation; escape always cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, phase_id: str, rollback: Rollback, preview: str) -> None:
+        super().__init__()
+        self.phase_id = phase_id
+        self.rollback = rollback
+        self.preview = preview
+
+    def compose(self) -> ComposeResult:
+        danger = " danger" if self.rollback.destructive else ""
+        with Vertical(classes="dialog wide" + danger):
+            yield Static(
+                f"Rollback {self.rollback.id} ({self.phase_id}): {self.rollback.title}",
+                classes="dialog-title",
+            )
+            yield Static(self.rollback.plan_text, classes="dialog-text")
+            with VerticalScroll(classes="preview"):
+                yield Static(self.preview)
+            if self.rollback.destructive:
+                yield Static(f"DESTRUCTIVE. Type [b]{self.phase_id}[/b] and press enter.")
+                yield Input(placeholder=self.phase_id, id="token")
+            else:
+                yield Static("Press enter to roll back.")
+                yield Input(placeholder="enter", id="token")
+            yield Label("enter confirm · esc cancel", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self.rollback.destructive or event.value.strip() == self.phase_id:
+            self.dismiss(True)
+        else:
+            self.notify(f"type {self.phase_id} exactly, or esc to cancel", severity="warning")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

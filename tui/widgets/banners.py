@@ -1,0 +1,27 @@
+"""The alert banner and the one-line status (gh-ost style)."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from engine.events import Alert
+
+
+class AlertBanner(Static):
+    """Cannot be missed: a rollback trigger fired."""
+
+    def show_alert(self, alert: Alert) -> None:
+        rollback = alert.proposed_rollback or "none defined"
+        self.update(
+            f"⚠ ALERT {alert.trigger_id}: {alert.message}\n"
+            f"measured {alert.measured:g} > threshold {alert.threshold:g} · "
+            f"proposed rollback: {rollback} (press b) · x dismisses"
+        )
+        self.add_class("visible")
+
+    def clear(self) -> None:
+        self.remove_class("visible")
+
+
+class StatusLine(Static):
+    pass

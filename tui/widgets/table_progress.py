@@ -1,0 +1,52 @@
+"""One progress bar per table: done/total, items/s and ETA."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, ProgressBar
+
+from tui.format import progress_text
+
+
+class TableRow(Horizontal):
+    def __init__(self, table: str) -> None:
+        super().__init__(classes="table-row")
+        self.table = table
+        # children exist before mount, so an update that races the mount is not lost
+        self.bar = ProgressBar(show_eta=False, show_percentage=False, classes="table-bar")
+        self.figures = Label("", classes="table-figures")
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.table, classes="table-name")
+        yield self.bar
+        yield self.figures
+
+    def set_progress(self, done: int, total: int | None, rate: float, eta: float | None) -> None:
+        self.bar.update(total=total if total else None, progress=done)
+        self.figures.update(progress_text(done, total, rate, eta))
+
+
+class ProgressPanel(VerticalScroll):
+    """Rows appear as tables report; cleared when another step becomes current."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.step_id: str | None = None
+        self.rows: dict[str, TableRow] = {}
+
+    def show_step(self, step_id: str | None) -> None:
+        if step_id == self.step_id:
+            return
+        self.step_id = step_id
+        self.rows = {}
+        self.remove_children()
+
+    def set_progress(
+        self, table: str, done: int, total: int | None, rate: float = 0.0, eta: float | None = None
+    ) -> None:
+        row = self.rows.get(table)
+        if row is None:
+            row = self.rows[table] = TableRow(table)
+            self.mount(row)
+        row.set_progress(done, total, rate, eta)

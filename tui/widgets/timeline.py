@@ -1,0 +1,66 @@
+"""The three days, their phases, gates and steps, with status glyphs and time slots."""
+
+from __future__ import annotations
+
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from engine.journal import Journal, StepState
+from engine.model import Runbook
+from tui.format import GATE_GLYPH, STATUS_GLYPH
+
+NodeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)
+
+
+class Timeline(Tree[NodeRef]):
+    """Labels are updated in place so the operator's cursor never jumps."""
+
+    def __init__(self, runbook: Runbook, **kwargs) -> None:
+        super().__init__(runbook.runbook.title, data=("run", runbook.runbook.id), **kwargs)
+        self.runbook = runbook
+        self._refs: dict[NodeRef, TreeNode[NodeRef]] = {}
+        self._add_runbook_nodes()
+        self.show_root = False
+        self.guide_depth = 2
+
+    def _add_runbook_nodes(self) -> None:
+        rb = self.runbook
+        for day in rb.days:
+            day_node = self.root.add(day.title, data=("day", day.id), expand=True)
+            self._refs[("day", day.id)] = day_node
+            for phase in (p for p in rb.phases if p.day == day.id):
+                for gate in (g for g in rb.gates if g.before_phase == phase.id):
+                    self._leaf(day_node, ("gate", gate.id))
+                phase_node = day_node.add(phase.title, data=("phase", phase.id), expand=True)
+                self._refs[("phase", phase.id)] = phase_node
+                for step in (s for s in rb.steps if s.phase == phase.id):
+                    self._leaf(phase_node, ("step", step.id))
+                for gate in (g for g in rb.gates if g.after_phase == phase.id):
+                    self._leaf(day_node, ("gate", gate.id))
+
+    def _leaf(self, parent: TreeNode[NodeRef], ref: NodeRef) -> None:
+        self._refs[ref] = parent.add_leaf(ref[1], data=ref)
+
+    def refresh_from(self, journal: Journal, waiting: dict[str, str] | None) -> None:
+        for ref, node in self._refs.items():
+            kind, node_id = ref
+            if kind == "step":
+                step = self.runbook.step(node_id)
+                state = journal.steps.get(node_id) or StepState()
+                status = state.status
+                if waiting == {"kind": "step", "id": node_id}:
+                    status = "waiting"
+                label = f"{STATUS_GLYPH[status]} {step.slot_start} {node_id}"
+            elif kind == "gate":
+                decision = journal.gates[node_id].decision if node_id in journal.gates else None
+                here = waiting == {"kind": "gate", "id": node_id}
+                label = f"{'⏸' if here else GATE_GLYPH[decision]} GATE {node_id}"
+            else:
+                continue
+            if str(node.label) != label:
+                node.set_label(label)
+
+    def select_ref(self, ref: NodeRef) -> None:
+        node = self._refs.get(ref)
+        if node is not None:
+            self.move_cursor(node)
