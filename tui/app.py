@@ -184,34 +184,40 @@ class RunbookApp(App[int]):
 
     def _render_topbar(self) -> None:
         run = self.engine.journal.run
-        target = f"{run.target.kind} {run.target.identity}"
-        mode = "DRIVING" if not self.read_only else "READ-ONLY"
-        line = f" {self.engine.runbook.runbook.id} · {target} · {self.engine.options.operator}"
-        if self.read_only and self.holder:
-            line += f" · driven by {self.holder.describe()}"
-        self.query_one("#topbar", Static).update(f"{line} · {mode}")
+        parts = [self.engine.runbook.runbook.id, f"{run.target.kind} {run.target.identity}",
+                 self.engine.options.operator]
+        if self.read_only:
+            who = self.holder.describe() if self.holder else "another process"
+            parts = ["READ-ONLY", f"driven by {who}", *parts]
+        else:
+            parts.append("DRIVING")
+        self.query_one("#topbar", Static).update(" " + " · ".join(parts))
         self.query_one("#topbar").set_class(self.read_only, "read-only")
 
     def _render_status(self, waiting: dict[str, str] | None) -> None:
         steps = self.engine.runbook.steps
-        done = sum(
-            1 for s in steps if (st := self.engine.journal.steps.get(s.id)) and st.status == "done"
-        )
+        done = sum(1 for s in steps
+                   if (st := self.engine.journal.steps.get(s.id)) and st.status == "done")
+        hint = (lambda text: "") if self.read_only else (lambda text: f" · {text}")
+        interrupted = [sid for sid, st in self.engine.journal.steps.items()
+                       if st.status == "running"]
+        failed = [sid for sid, st in self.engine.journal.steps.items() if st.status == "failed"]
         if self.running:
             ref = self._current_ref()
-            state = f"RUNNING {ref[1] if ref else ''} · s stops safely"
+            state = f"RUNNING {ref[1] if ref else ''}" + hint("s stops safely")
         elif waiting:
             key = "g opens the gate" if waiting["kind"] == "gate" else "a acknowledges"
-            state = f"WAITING at {waiting['kind']} {waiting['id']} · {key}"
+            state = f"WAITING at {waiting['kind']} {waiting['id']}" + hint(key)
         elif self.engine.next_node() is None:
             state = "DONE"
+        elif interrupted and self.read_only:
+            state = f"RUNNING {interrupted[0]} (driven elsewhere)"
+        elif interrupted:
+            state = f"INTERRUPTED {interrupted[0]}" + hint("r resumes from its checkpoint")
+        elif failed:
+            state = f"FAILED {failed[0]}" + hint("r retries · b rolls back")
         else:
-            failed = [sid for sid, st in self.engine.journal.steps.items() if st.status == "failed"]
-            state = (
-                f"FAILED {failed[0]} · r retries · b rolls back"
-                if failed
-                else f"READY · next {self._next_label()} · r runs"
-            )
+            state = f"READY · next {self._next_label()}" + hint("r runs")
         if self.read_only:
             state = "READ-ONLY · " + state
         self.query_one(StatusLine).update(f" {state} · {done}/{len(steps)} steps done")

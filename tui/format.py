@@ -38,10 +38,11 @@ def duration(seconds: float | None) -> str:
 
 def progress_text(done: int, total: int | None, rate: float, eta: float | None) -> str:
     total_text = f"{total:,}" if total is not None else "?"
-    pct = f" {100 * done / total:5.1f}%" if total else ""
-    return f"{done:,}/{total_text}{pct}  {rate:,.0f}/s  ETA {duration(eta)}"
+    pct = f" {100 * done / total:.1f}%" if total else ""
+    return f"{done:,}/{total_text}{pct} {rate:,.0f}/s ETA {duration(eta)}"
 
 
 def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:
-    actual = f"{hhmm(started)}-{hhmm(finished)}" if started else "not started"
+    end = hhmm(finished) if finished else "…"
+    actual = f"{hhmm(started)}-{end}" if started else "not started"
     return f"planned {slot}  actual {actual}"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, ProgressBar
 
 from tui.format import progress_text
 
 
-class TableRow(Horizontal):
+class TableRow(Vertical):
+    """Two lines: the table's name, then its bar with done/total, rate and ETA."""
+
     def __init__(self, table: str) -> None:
         super().__init__(classes="table-row")
         self.table = table
@@ -19,8 +21,9 @@ class TableRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(self.table, classes="table-name")
-        yield self.bar
-        yield self.figures
+        with Horizontal(classes="table-line"):
+            yield self.bar
+            yield self.figures
 
     def set_progress(self, done: int, total: int | None, rate: float, eta: float | None) -> None:
         self.bar.update(total=total if total else None, progress=done)

@@ -1,0 +1,76 @@
+"""Snapshots of every screen at 80x24 and 120x40, in representative, frozen states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import tui_states as states
+from tui.app import RunbookApp
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def app(engine, **kwargs) -> RunbookApp:
+    return RunbookApp(engine, **kwargs)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fresh_run(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(app(states.fresh(tmp_path)), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_mid_migration_progress(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(app(states.mid_migration(tmp_path), greet=False), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_resume_greeting(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(app(states.mid_migration(tmp_path)), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failed_step(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(app(states.failed_step(tmp_path), greet=False), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_banner(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(app(states.alert(tmp_path), greet=False), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_gate_with_one_failing_check(snap_compare, tmp_path: Path, size) -> None:
+    async def open_gate(pilot) -> None:
+        await pilot.press("g")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app(states.mini_gate(tmp_path), greet=False), terminal_size=size,
+                        run_before=open_gate)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollback_confirmation(snap_compare, tmp_path: Path, size) -> None:
+    engine = states.mini_gate(tmp_path)
+
+    async def open_rollback(pilot) -> None:
+        pilot.app.query_one("#timeline").select_ref(("step", "handover"))
+        await pilot.pause()
+        await pilot.press("b")
+        await pilot.pause()
+
+    assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=open_rollback)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_read_only_mode(snap_compare, tmp_path: Path, size) -> None:
+    engine = states.mid_migration(tmp_path)
+    assert snap_compare(app(engine, read_only=True, holder=states.HOLDER, greet=False),
+                        terminal_size=size)
+
+
+def test_too_small_terminal(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(app(states.fresh(tmp_path)), terminal_size=(60, 20))
