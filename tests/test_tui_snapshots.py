@@ -48,8 +48,9 @@ def test_gate_with_one_failing_check(snap_compare, tmp_path: Path, size) -> None
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 
-    assert snap_compare(app(states.mini_gate(tmp_path), greet=False), terminal_size=size,
-                        run_before=open_gate)
+    assert snap_compare(
+        app(states.mini_gate(tmp_path), greet=False), terminal_size=size, run_before=open_gate
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -68,8 +69,9 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_read_only_mode(snap_compare, tmp_path: Path, size) -> None:
     engine = states.mid_migration(tmp_path)
-    assert snap_compare(app(engine, read_only=True, holder=states.HOLDER, greet=False),
-                        terminal_size=size)
+    assert snap_compare(
+        app(engine, read_only=True, holder=states.HOLDER, greet=False), terminal_size=size
+    )
 
 
 def test_too_small_terminal(snap_compare, tmp_path: Path) -> None:

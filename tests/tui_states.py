@@ -36,22 +36,35 @@ def no_network(service: str) -> Any:
 
 
 def journal_for(rb: Runbook) -> Journal:
-    return Journal(run=RunMeta(
-        runbook_id=rb.runbook.id, runbook_sha256="f" * 64, operator="alice",
-        target=Target(kind="embedded", identity="world-5n4p5h0t", region="us-east-1"),
-        started_at=T0, migration_ts=T0,
-    ))
+    return Journal(
+        run=RunMeta(
+            runbook_id=rb.runbook.id,
+            runbook_sha256="f" * 64,
+            operator="alice",
+            target=Target(kind="embedded", identity="world-5n4p5h0t", region="us-east-1"),
+            started_at=T0,
+            migration_ts=T0,
+        )
+    )
 
 
 def engine_for(rb: Runbook, journal: Journal, tmp: Path) -> Engine:
-    return Engine(rb, journal, JournalStore(tmp / "journal.toml"), no_network,
-                  EngineOptions(operator="alice", time_scale=1.0, is_embedded=True))
+    return Engine(
+        rb,
+        journal,
+        JournalStore(tmp / "journal.toml"),
+        no_network,
+        EngineOptions(operator="alice", time_scale=1.0, is_embedded=True),
+    )
 
 
 def done(journal: Journal, step_id: str, minutes: int, summary: dict | None = None) -> None:
     journal.steps[step_id] = StepState(
-        status="done", attempts=1, started_at=f"2024-12-01T09:{minutes:02d}:00Z",
-        finished_at=f"2024-12-01T09:{minutes + 1:02d}:00Z", summary=summary or {},
+        status="done",
+        attempts=1,
+        started_at=f"2024-12-01T09:{minutes:02d}:00Z",
+        finished_at=f"2024-12-01T09:{minutes + 1:02d}:00Z",
+        summary=summary or {},
     )
 
 
@@ -83,10 +96,13 @@ def mid_migration(tmp: Path) -> Engine:
     journal = journal_for(rb)
     full_until(rb, journal, "migrate-expenses")
     journal.steps["migrate-expenses"] = StepState(
-        status="running", attempts=1, started_at="2024-12-02T13:10:00Z",
+        status="running",
+        attempts=1,
+        started_at="2024-12-02T13:10:00Z",
         checkpoint_at="2024-12-02T14:02:00Z",
-        progress={"construction-expenses-multi-table-expenses": TableProgress(done=1234,
-                                                                              total=7000)},
+        progress={
+            "construction-expenses-multi-table-expenses": TableProgress(done=1234, total=7000)
+        },
     )
     return engine_for(rb, journal, tmp)
 
@@ -96,10 +112,12 @@ def failed_step(tmp: Path) -> Engine:
     journal = journal_for(rb)
     full_until(rb, journal, "migrate-projects")
     journal.steps["migrate-projects"] = StepState(
-        status="failed", attempts=2, started_at="2024-12-02T13:30:00Z",
+        status="failed",
+        attempts=2,
+        started_at="2024-12-02T13:30:00Z",
         finished_at="2024-12-02T13:31:00Z",
         error="MappingConflict: user-x belongs to comp-a and comp-b; resolve it in "
-              "mapping-overrides.toml",
+        "mapping-overrides.toml",
         progress={"construction-expenses-multi-table-projects": TableProgress(done=40, total=90)},
     )
     return engine_for(rb, journal, tmp)
@@ -110,14 +128,24 @@ def alert(tmp: Path) -> Engine:
     journal = journal_for(rb)
     full_until(rb, journal, "read-shift-10")
     journal.steps["read-shift-10"] = StepState(
-        status="failed", attempts=1, started_at="2024-12-02T14:05:00Z",
-        finished_at="2024-12-02T14:21:00Z", error="TriggerFired: error rate 5.2% > 1%",
+        status="failed",
+        attempts=1,
+        started_at="2024-12-02T14:05:00Z",
+        finished_at="2024-12-02T14:21:00Z",
+        error="TriggerFired: error rate 5.2% > 1%",
     )
-    journal.alerts.append({
-        "trigger": "error-rate", "step": "read-shift-10", "phase": "phase4",
-        "at": "2024-12-02T14:21:00Z", "message": "Error rate > 1%: 5.2% over the last window",
-        "measured": 5.2, "threshold": 1.0, "rollback": "rollback-reads",
-    })
+    journal.alerts.append(
+        {
+            "trigger": "error-rate",
+            "step": "read-shift-10",
+            "phase": "phase4",
+            "at": "2024-12-02T14:21:00Z",
+            "message": "Error rate > 1%: 5.2% over the last window",
+            "measured": 5.2,
+            "threshold": 1.0,
+            "rollback": "rollback-reads",
+        }
+    )
     return engine_for(rb, journal, tmp)
 
 
@@ -127,9 +155,12 @@ def mini_gate(tmp: Path) -> Engine:
     journal = journal_for(rb)
     done(journal, "backup-tables", 0, {"backups": 3, "reused": 0})
     journal.steps["backup-tables"].cursors["backups"] = {
-        "mini-legacy": {"arn": "arn:aws:dynamodb:us-east-1:123456789012:table/mini-legacy/"
-                        "backup/01733043600000-abcd1234", "name": "pre-migration-2024-12-01",
-                        "status": "AVAILABLE"},
+        "mini-legacy": {
+            "arn": "arn:aws:dynamodb:us-east-1:123456789012:table/mini-legacy/"
+            "backup/01733043600000-abcd1234",
+            "name": "pre-migration-2024-12-01",
+            "status": "AVAILABLE",
+        },
     }
     gate = journal.gate("gate-phase2")
     gate.ticks["team-ready"] = Tick(by="bob", at="2024-12-01T09:30:00Z")

@@ -1,0 +1,193 @@
+"""Drive the console with Pilot against a moto world; assert what the journal recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.events import Alert
+from engine.journal import JournalStore
+from engine.loader import load_runbook
+from engine.runner import Engine, EngineOptions
+from engine.seed import seed_world
+from engine.session import new_journal
+from engine.target import Connection, TargetSpec, identify
+from tests.conftest import MINI_RUNBOOK
+from tests.tui_states import HOLDER
+from tui.app import RunbookApp
+from tui.screens.gate import GateScreen
+from tui.screens.prompts import TextPrompt, YesNo
+from tui.screens.rollback import RollbackScreen
+
+
+@pytest.fixture
+def engine(aws: Connection, tmp_path: Path) -> Engine:
+    loaded = load_runbook(MINI_RUNBOOK)
+    seed_world(aws, loaded.runbook, "world-mini")
+    journal = new_journal(loaded, identify(TargetSpec(), aws, "world-mini"), "alice")
+    return Engine(
+        loaded.runbook,
+        journal,
+        JournalStore(tmp_path / "j.toml"),
+        aws.client,
+        EngineOptions(operator="alice", time_scale=1000, is_embedded=True),
+    )
+
+
+def journal_of(engine: Engine):
+    return JournalStore(engine.store.path).load()
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_text(pilot, text: str) -> None:
+    for char in text:
+        await pilot.press(char)
+
+
+async def test_run_gate_ack_to_the_end(engine: Engine) -> None:
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(pilot)
+        assert engine.waiting() == {"kind": "gate", "id": "gate-phase2"}
+        assert "WAITING at gate gate-phase2" in str(app.query_one("#status").render())
+        await pilot.press("g")
+        await settle(pilot)
+        gate = app.screen
+        assert isinstance(gate, GateScreen)
+        assert gate.check_action("go", ()) is None  # team-ready unticked: GO disabled
+        await pilot.press("y")
+        await settle(pilot)
+        recorded = journal_of(engine).gates.get("gate-phase2")
+        assert recorded is None or recorded.decision is None
+        await pilot.press("down", "space")
+        await pilot.pause()
+        assert gate.check_action("go", ()) is True
+        await pilot.press("y")
+        await settle(pilot)
+        assert not isinstance(app.screen, GateScreen)
+        await pilot.press("r")
+        await settle(pilot)
+        assert engine.waiting() == {"kind": "step", "id": "handover"}
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, TextPrompt)
+        await type_text(pilot, "day team told")
+        await pilot.press("enter")
+        await pilot.press("r")
+        await settle(pilot)
+        assert "DONE" in str(app.query_one("#status").render())
+    journal = journal_of(engine)
+    assert journal.gates["gate-phase2"].decision == "GO"
+    assert journal.gates["gate-phase2"].by == "alice"
+    assert journal.gates["gate-phase2"].ticks["team-ready"].by == "alice"
+    assert journal.gates["gate-phase2"].evidence["backups-verified"].ok
+    assert journal.steps["handover"].acked_by == "alice"
+    assert journal.steps["handover"].ack_note == "day team told"
+    assert {s.status for s in journal.steps.values()} == {"done"}
+
+
+async def test_override_and_no_go_need_words(engine: Engine) -> None:
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("enter")  # an empty note is refused; the prompt stays
+        await pilot.pause()
+        assert isinstance(app.screen, TextPrompt)
+        await type_text(pilot, "qa out")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert journal_of(engine).gates["gate-phase2"].decision == "NO-GO"
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        await type_text(pilot, "qa ok by phone")
+        await pilot.press("enter")
+        await settle(pilot)
+    gate = journal_of(engine).gates["gate-phase2"]
+    assert gate.decision == "GO"
+    assert gate.override == "qa ok by phone"
+    assert gate.note == ""
+
+
+async def test_rollback_needs_the_typed_phase_and_escape_cancels(engine: Engine) -> None:
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="rehearsal")
+    engine.ack("handover", by="alice")
+    engine.run()
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#timeline").select_ref(("step", "handover"))
+        await pilot.pause()
+        await pilot.press("b")
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert journal_of(engine).rollbacks == []
+        await pilot.press("b")
+        await pilot.pause()
+        await type_text(pilot, "phase1")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackScreen)  # wrong token: nothing happens
+        assert journal_of(engine).rollbacks == []
+        for _ in range(6):
+            await pilot.press("backspace")
+        await type_text(pilot, "phase2")
+        await pilot.press("enter")
+        await settle(pilot)
+    journal = journal_of(engine)
+    assert journal.rollbacks[0].status == "done" and journal.rollbacks[0].by == "alice"
+    assert journal.steps["handover"].status == "rolled_back"
+    assert journal.gates["gate-phase2"].decision is None
+
+
+async def test_quit_while_running_asks_then_checkpoints(engine: Engine) -> None:
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, YesNo)
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.pause(0.5)
+    state = journal_of(engine).steps["backup-tables"]
+    assert state.status == "running"  # interrupted at a checkpoint, resumable
+    assert 0 < len(state.cursors["backups"]) < 3
+
+
+async def test_alert_banner_and_read_only(engine: Engine) -> None:
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        engine.emit(
+            Alert("error-rate", "Error rate > 1%", 5.2, 1.0, "rollback-phase2", "backup-tables")
+        )
+        await pilot.pause()
+        banner = app.query_one("#alert")
+        assert banner.has_class("visible")
+        assert "measured 5.2 > threshold 1" in str(banner.render())
+        await pilot.press("x")
+        assert not banner.has_class("visible")
+    viewer = RunbookApp(engine, read_only=True, holder=HOLDER, greet=False)
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        for action in ("run", "ack", "rollback"):
+            assert viewer.check_action(action, ()) is None
+        await pilot.press("r")
+        await pilot.pause()
+        assert not viewer.running
+        assert "driven by bob@bastion-1" in str(viewer.query_one("#topbar").render())
+    assert not engine.store.path.exists()  # the viewer wrote nothing
