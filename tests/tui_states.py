@@ -16,8 +16,8 @@ from engine.journal import (
     Target,
     Tick,
 )
-from engine.lock import Holder
 from engine.loader import default_runbook_path
+from engine.lock import Holder
 from engine.model import Runbook
 from engine.runner import Engine, EngineOptions
 from tests.conftest import MINI_RUNBOOK
