@@ -1,0 +1,59 @@
+"""The console in a real terminal: tmux at 80x24, keys sent, the screen read back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.embedded import record_path_for, stop_world
+from tests.conftest import MINI_RUNBOOK
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    ).stdout
+
+
+def wait_for(session: str, text: str, timeout: float = 40.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} never appeared; screen was:\n{screen}")
+
+
+def test_console_starts_shows_timeline_and_quits(tmp_path: Path) -> None:
+    session = f"runbook-test-{os.getpid()}"
+    state = tmp_path / "state"
+    journal = state / "runbook-console" / "mini--embedded.toml"
+    command = (
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m engine.cli "
+        f"--runbook {MINI_RUNBOOK}; echo EXITED=$?; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+    )
+    try:
+        screen = wait_for(session, "Run/resume")
+        assert "GATE gate-phase2" in screen and "Day 1" in screen
+        assert "READY · next step backup-tables" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)
+        wait_for(session, "WAITING at gate gate-phase2")
+        assert "✔ 09:00 backup-tables" in capture(session)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        wait_for(session, "EXITED=0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        stop_world(record_path_for(journal))
