@@ -199,7 +199,7 @@ def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
             raise NeedsTerminal(
                 f"'{what}' needs confirmation; no terminal to ask on. Re-run with --yes to consent."
             )
-        answer = input(f"'{what}' is destructive. Type {token} to confirm: ")
+        answer = input(f"{what} is destructive. Type {token} to confirm (anything else stops): ")
         return answer.strip() == token
 
     return confirm

@@ -38,7 +38,8 @@ from engine.journal import (
 from engine.model import Gate, Runbook, Step
 
 Node = tuple[Literal["gate", "step"], str]
-Confirm = Callable[[str, str], bool]  # (what, token) -> consent
+# (what: a step id or rollback title, token the operator must type: the phase id) -> consent
+Confirm = Callable[[str, str], bool]
 
 
 class Refused(Exception):
@@ -222,7 +223,7 @@ class Engine:
         if step.requires_gate and self.journal.gate(step.requires_gate).decision != "GO":
             self._fail(step, state, f"refused: gate {step.requires_gate} is not GO")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
-        if step.destructive and confirm is not None and not confirm(step.title, step.id):
+        if step.destructive and confirm is not None and not confirm(step.id, step.phase):
             self.log(f"{step.id}: not confirmed; nothing was changed", "warning", step.id)
             return Outcome("declined", message=f"{step.id} was not confirmed")
         return self._execute(step, state)

@@ -359,7 +359,7 @@ class RunbookApp(App[int]):
         finally:
             self.idle.set()
 
-    def _confirm_from_thread(self, what: str, token: str) -> bool:
+    def _confirm_from_thread(self, step_id: str, token: str) -> bool:
         """The engine asks before a destructive step; block its thread on the operator."""
         answered = threading.Event()
         answer: list[bool] = []
@@ -368,14 +368,11 @@ class RunbookApp(App[int]):
             answer.append(bool(value))
             answered.set()
 
-        step = self.engine.runbook.step(token)
-        details = (
-            f"{step.title}\nPhase {step.phase}, gate {step.requires_gate or '-'}: "
-            "this deletes resources (archived beside the journal first)."
-        )
-        self.call_from_thread(
-            self.push_screen, TypedConfirm(f"Destructive: {what}", details, token), done
-        )
+        step = self.engine.runbook.step(step_id)
+        details = (f"{step.id}: {step.title}\nRequires gate {step.requires_gate or '-'} (GO). "
+                   "Resources are archived beside the journal before deletion.")
+        self.call_from_thread(self.push_screen, TypedConfirm(
+            f"Destructive step in {token}", details, token), done)
         while not answered.wait(0.2):
             if self.engine.stop_requested:
                 return False
