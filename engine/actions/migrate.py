@@ -1,0 +1,443 @@
+"""migrate_entity (plan phase 2), and its inverses remove_migrated_items (rollback-data) and
+resync_legacy (rollback-cleanup).
+
+migrate_entity: parallel-scan segments run one after the other (moto is CPU-bound; on AWS the
+segments are still independent resume units). Cursors (journal, small):
+    {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
+     "counts": {"scanned", "migrated", "skipped_newer"}}
+A segment's key only advances once its page is applied, so a resume re-runs at most one page;
+items the run wrote carry exactly the migration timestamp and are rewritten identically.
+
+Each write is a conditional PutItem:
+    attribute_not_exists(pk) OR (updatedAt <= :ts AND createdBy = :user)
+A failed condition is either an application write after the run began (same creator, later
+updatedAt: kept, `skipped_newer`) or a key owned by another user (collision, written by neither
+side). Keys the analysis found colliding are skipped before writing. Malformed items are
+quarantined with their reason.
+
+Per-item detail lives in `migrate-<entity>.sqlite` (idempotent across resumes) and is exported
+to `quarantine-<entity>.jsonl` and `collisions-<entity>.jsonl` at the end.
+Summary: {entity, source_total, scanned, migrated, skipped_newer, collisions, quarantined,
+segments, artifacts}.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import dynamo
+from engine.actions.analyze import (
+    EntitiesParams,
+    KeyIndex,
+    company_or_fail,
+    entity_spec,
+    key_text,
+    open_index,
+    source_keys,
+    target_keys,
+)
+from engine.actions.mapping import build_resolver
+from engine.clock import Interrupted
+from engine.context import Action, ActionContext, PlannedCall
+from engine.model import EntitySpec, Runbook
+from engine.transforms import (
+    CREATED_BY,
+    UPDATED_AT,
+    classify_legacy,
+    is_newer,
+    json_safe,
+    to_company_scoped,
+    to_legacy,
+)
+
+WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
+
+
+class MigrateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity: str
+    segments: int = Field(default=1, ge=1, le=64)
+    page_size: int | None = Field(default=None, ge=1)
+
+
+class Ledger:
+    """Per-item outcomes of one migrate step, keyed by source key (INSERT OR IGNORE: a page
+    re-run after a resume records nothing twice)."""
+
+    def __init__(self, path: Path, fresh: bool) -> None:
+        if fresh:
+            path.unlink(missing_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.executescript(
+            """
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+            CREATE TABLE IF NOT EXISTS quarantine (skey TEXT PRIMARY KEY, reason TEXT,
+                item TEXT) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS collisions (skey TEXT PRIMARY KEY, company TEXT, id TEXT,
+                user TEXT, reason TEXT, existing TEXT) WITHOUT ROWID;
+            """
+        )
+
+    def quarantine(self, skey: str, reason: str, item: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO quarantine VALUES (?,?,?)",
+            (skey, reason, json.dumps(json_safe(item), sort_keys=True)),
+        )
+
+    def collision(
+        self, skey: str, company: str, ident: str, user: str, reason: str, existing: str
+    ) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO collisions VALUES (?,?,?,?,?,?)",
+            (skey, company, ident, user, reason, existing),
+        )
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def export(self, ctx: ActionContext, entity: str) -> list[str]:
+        q_name, c_name = f"quarantine-{entity}.jsonl", f"collisions-{entity}.jsonl"
+        with ctx.artifact(q_name).open("w") as fh:
+            for skey, reason, item in self.db.execute("SELECT * FROM quarantine ORDER BY 1"):
+                row = {"key": json.loads(skey), "reason": reason, "item": json.loads(item)}
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
+        with ctx.artifact(c_name).open("w") as fh:
+            for skey, company, ident, user, reason, existing in self.db.execute(
+                "SELECT * FROM collisions ORDER BY 1"
+            ):
+                row = {
+                    "key": json.loads(skey),
+                    "company": company,
+                    "id": ident,
+                    "user": user,
+                    "reason": reason,
+                    "existing_created_by": existing,
+                }
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
+        return [q_name, c_name]
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+
+def _write(
+    ctx: ActionContext,
+    e: EntitySpec,
+    item: dict[str, Any],
+    resolver: Any,
+    index: KeyIndex | None,
+    ledger: Ledger,
+    skeys: list[str],
+) -> str:
+    """Migrate one legacy item; returns its outcome."""
+    skey = key_text(item, skeys)
+    reason = classify_legacy(e, item)
+    if reason is not None:
+        ledger.quarantine(skey, reason, item)
+        return "quarantined"
+    user = item[e.user_attr]
+    company = company_or_fail(resolver, user, ctx)
+    ident = item[e.id_attr]
+    if index is not None and index.is_collision(e.name, company, ident):
+        ledger.collision(skey, company, ident, user, "analysis: colliding target key", "")
+        return "collision"
+    pk, _ = target_keys(ctx.runbook, e)
+    new = to_company_scoped(e, item, company, ctx.migration_ts)
+    ddb = ctx.client("dynamodb")
+    for _attempt in range(3):
+        written, old = dynamo.conditional_put(
+            ddb,
+            e.target,
+            new,
+            WRITE_CONDITION,
+            values={":ts": ctx.migration_ts, ":user": user},
+            names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
+            clock=ctx.clock,
+        )
+        if written:
+            return "migrated"
+        if old is None:
+            continue  # deleted between the check and the read-back: try again
+        if old.get(CREATED_BY) != user:
+            existing = str(old.get(CREATED_BY, ""))
+            ledger.collision(skey, company, ident, user, "target-owned-by-other", existing)
+            return "collision"
+        if is_newer(old.get(UPDATED_AT), ctx.migration_ts):
+            return "skipped_newer"
+        ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user)
+        return "collision"
+    raise RuntimeError(f"{e.target}: conditional put of {skey} kept failing without an item")
+
+
+def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
+    e = entity_spec(ctx.runbook, p.entity)
+    ddb = ctx.client("dynamodb")
+    c = ctx.cursors
+    fresh = "segments" not in c or c.get("total_segments") != p.segments
+    if fresh:
+        c.clear()
+        c["total_segments"] = p.segments
+        c["segments"] = {str(s): {"done": False} for s in range(p.segments)}
+        c["counts"] = {"scanned": 0, "migrated": 0, "skipped_newer": 0}
+        c["source_total"] = dynamo.count_items(ddb, e.source, clock=ctx.clock)
+        ctx.checkpoint(force=True)
+    total = int(c["source_total"])
+    counts: dict[str, int] = c["counts"]
+    resolver = build_resolver(ctx)
+    index = open_index(ctx)
+    if index is None:
+        ctx.log(
+            "no analysis index: legacy-vs-legacy collisions are only caught by the createdBy "
+            "condition (first writer wins)",
+            "warning",
+        )
+    ledger = Ledger(ctx.artifact(f"migrate-{e.name}.sqlite"), fresh)
+    skeys = source_keys(ctx.runbook, e)
+    ctx.progress(e.source, counts["scanned"], total)
+    try:
+        for seg in range(p.segments):
+            state = c["segments"][str(seg)]
+            if state.get("done"):
+                continue
+            pages = dynamo.scan_pages(
+                ddb,
+                e.source,
+                start_key=state.get("key"),
+                segment=seg,
+                total_segments=p.segments,
+                page_size=p.page_size,
+                clock=ctx.clock,
+            )
+            for page, last_key in pages:
+                ctx.clock.check()
+                page_counts = {"migrated": 0, "skipped_newer": 0}
+                for item in page:
+                    outcome = _write(ctx, e, item, resolver, index, ledger, skeys)
+                    if outcome in page_counts:
+                        page_counts[outcome] += 1
+                ledger.db.commit()
+                # the page is applied: only now advance the cursor and the counts
+                counts["scanned"] += len(page)
+                for k, v in page_counts.items():
+                    counts[k] += v
+                if last_key:
+                    state["key"] = last_key
+                else:
+                    state.pop("key", None)
+                    state["done"] = True
+                ctx.progress(e.source, counts["scanned"], total)
+                ctx.checkpoint()
+        artifacts = ledger.export(ctx, e.name)
+        quarantined = ledger.count("quarantine")
+        collisions = ledger.count("collisions")
+    except Interrupted:
+        ctx.checkpoint(force=True)
+        raise
+    finally:
+        ledger.close()
+        if index is not None:
+            index.close()
+    ctx.checkpoint(force=True)
+    if collisions:
+        ctx.log(f"{collisions} {e.name} collisions not written: see {artifacts[1]}", "warning")
+    if quarantined:
+        ctx.log(f"{quarantined} {e.name} items quarantined: see {artifacts[0]}", "warning")
+    return {
+        "entity": e.name,
+        "source_total": total,
+        "scanned": counts["scanned"],
+        "migrated": counts["migrated"],
+        "skipped_newer": counts["skipped_newer"],
+        "collisions": collisions,
+        "quarantined": quarantined,
+        "segments": p.segments,
+        "artifacts": artifacts,
+    }
+
+
+def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
+    e = next((x for x in rb.entities if x.name == p.entity), None)
+    if e is None:
+        return []
+    return [
+        PlannedCall("dynamodb", "Scan", e.source, f"Select=COUNT, then {p.segments} segment(s)"),
+        PlannedCall(
+            "dynamodb",
+            "PutItem",
+            e.target,
+            "conditional: absent, or written by this run / older and same creator",
+        ),
+    ]
+
+
+# --- rollback: remove_migrated_items -----------------------------------------------------------
+
+
+def _entity_scan(
+    ctx: ActionContext,
+    e: EntitySpec,
+    table: str,
+    filter_expr: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> Any:
+    """Resumable filtered scan of one table: yields pages, tracks the cursor per entity."""
+    ddb = ctx.client("dynamodb")
+    state = ctx.cursors.setdefault(e.name, {"done": False, "count": 0})
+    if state.get("done"):
+        return
+    extra: dict[str, Any] = {"FilterExpression": filter_expr, "ExpressionAttributeNames": names}
+    if values:
+        extra["ExpressionAttributeValues"] = {k: dynamo.av(v) for k, v in values.items()}
+    for page, last_key in dynamo.scan_pages(
+        ddb, table, start_key=state.get("key"), clock=ctx.clock, **extra
+    ):
+        ctx.clock.check()
+        applied = yield page
+        state["count"] = int(state.get("count", 0)) + int(applied or 0)
+        if last_key:
+            state["key"] = last_key
+        else:
+            state.pop("key", None)
+            state["done"] = True
+        ctx.progress(table, state["count"], None)
+        ctx.checkpoint()
+
+
+def _drive(gen: Any, handle: Any) -> None:
+    try:
+        page = next(gen)
+        while True:
+            page = gen.send(handle(page))
+    except StopIteration:
+        return
+
+
+def run_remove(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+    ddb = ctx.client("dynamodb")
+    cond = "#upd = :ts AND attribute_exists(#cb)"
+    names = {"#upd": UPDATED_AT, "#cb": CREATED_BY}
+    out: dict[str, int] = {}
+    try:
+        for name in p.entities:
+            e = entity_spec(ctx.runbook, name)
+            pk, sk = target_keys(ctx.runbook, e)
+
+            def delete_page(page: list[dict[str, Any]], e: EntitySpec = e, pk=pk, sk=sk) -> int:
+                n = 0
+                for item in page:
+                    n += dynamo.conditional_delete(
+                        ddb,
+                        e.target,
+                        {pk: item[pk], sk: item[sk]},
+                        cond,
+                        {":ts": ctx.migration_ts},
+                        names,
+                        ctx.clock,
+                    )
+                return n
+
+            if dynamo.table_exists(ddb, e.target):
+                _drive(
+                    _entity_scan(ctx, e, e.target, cond, names, {":ts": ctx.migration_ts}),
+                    delete_page,
+                )
+            out[name] = int(ctx.cursors.get(name, {}).get("count", 0))
+    except Interrupted:
+        ctx.checkpoint(force=True)
+        raise
+    ctx.checkpoint(force=True)
+    return {"removed": sum(out.values()), "entities": out}
+
+
+def plan_remove(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
+    calls = []
+    for name in p.entities:
+        e = next((x for x in rb.entities if x.name == name), None)
+        if e:
+            calls.append(PlannedCall("dynamodb", "Scan", e.target, "updatedAt = migration ts"))
+            calls.append(
+                PlannedCall("dynamodb", "DeleteItem", e.target, "only if updatedAt = migration ts")
+            )
+    return calls
+
+
+# --- rollback: resync_legacy -------------------------------------------------------------------
+
+
+def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+    ddb = ctx.client("dynamodb")
+    out: dict[str, int] = {}
+    skipped = ctx.cursors.setdefault("skipped", 0)
+    try:
+        for name in p.entities:
+            e = entity_spec(ctx.runbook, name)
+
+            def put_page(page: list[dict[str, Any]], e: EntitySpec = e) -> int:
+                nonlocal skipped
+                items = []
+                for item in page:
+                    legacy = to_legacy(e, item, ctx.migration_ts)
+                    if classify_legacy(e, legacy) is not None:
+                        skipped += 1
+                        continue
+                    items.append(legacy)
+                ctx.cursors["skipped"] = skipped
+                return dynamo.batch_write(ddb, e.source, dynamo.put_requests(items), ctx.clock)
+
+            if not dynamo.table_exists(ddb, e.target):
+                ctx.log(f"{e.target} does not exist: nothing to re-sync", "warning")
+            elif not dynamo.table_exists(ddb, e.source):
+                raise RuntimeError(f"{e.source} does not exist: restore it before re-syncing")
+            else:
+                scan = _entity_scan(
+                    ctx, e, e.target, "attribute_exists(#cb)", {"#cb": CREATED_BY}, {}
+                )
+                _drive(scan, put_page)
+            out[name] = int(ctx.cursors.get(name, {}).get("count", 0))
+    except Interrupted:
+        ctx.checkpoint(force=True)
+        raise
+    ctx.checkpoint(force=True)
+    return {"resynced": sum(out.values()), "entities": out, "skipped": skipped}
+
+
+def plan_resync(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
+    calls = []
+    for name in p.entities:
+        e = next((x for x in rb.entities if x.name == name), None)
+        if e:
+            calls.append(PlannedCall("dynamodb", "Scan", e.target, "items with createdBy"))
+            calls.append(PlannedCall("dynamodb", "BatchWriteItem", e.source, "inverse transform"))
+    return calls
+
+
+ACTIONS = (
+    Action(
+        "migrate_entity",
+        MigrateParams,
+        run_migrate,
+        plan_migrate,
+        "Copy one legacy entity table into its company-scoped twin, resumable per segment",
+    ),
+    Action(
+        "remove_migrated_items",
+        EntitiesParams,
+        run_remove,
+        plan_remove,
+        "Rollback: delete target items this run wrote (updatedAt = migration timestamp)",
+    ),
+    Action(
+        "resync_legacy",
+        EntitiesParams,
+        run_resync,
+        plan_resync,
+        "Rollback: write company-scoped items back to the legacy tables (inverse transform)",
+    ),
+)

@@ -1,0 +1,320 @@
+"""validate_migration (plan section 5, "Data Validation Approach" / section 9 validationResults).
+
+Streams each legacy table page by page and batch-gets the target item of every page's items
+(memory is one page plus one sum per company). Per legacy item: migrated (found, same creator),
+newer in the target (application write after the run began: counted as present, content not
+compared), quarantined (malformed), collision (analysis index or another creator owns the key)
+or missing. For found items: content checksum (transforms.content_checksum), date and createdAt
+preserved, required fields/types on the target item, relations present in the same company.
+Per company: the sum of `sum_attr` equal. Then the run's own target items (updatedAt = the
+migration timestamp) are scanned for cross-tenant placement (company differs from what the
+creator maps to) and duplicates (one legacy id+creator under several keys), via a sqlite file.
+
+Artifact `validation-<step>.jsonl`: one problem per line {"entity","kind","key","detail"}.
+Summary:
+    recordCounts {entity: {source, target, match, not_migrated}},
+    dataIntegrity {checksum, relationships, requiredFields, sums, dates, crossTenant, duplicates},
+    issues {missing, checksum_mismatch, relationship_errors, required_field_errors,
+            sum_mismatches, date_mismatches, cross_tenant, duplicates, collisions, quarantined,
+            unmapped, skipped_newer},
+    ok (bool), records_missing (int), artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+from engine import dynamo
+from engine.actions.analyze import (
+    EntitiesParams,
+    KeyIndex,
+    entity_spec,
+    key_text,
+    open_index,
+    source_keys,
+    target_keys,
+)
+from engine.actions.mapping import Resolver, build_resolver
+from engine.context import Action, ActionContext, PlannedCall
+from engine.model import EntitySpec, Runbook
+from engine.transforms import (
+    CREATED_AT,
+    CREATED_BY,
+    UPDATED_AT,
+    classify_legacy,
+    classify_target,
+    content_checksum,
+    is_newer,
+)
+
+ISSUE_KEYS = (
+    "missing",
+    "checksum_mismatch",
+    "relationship_errors",
+    "required_field_errors",
+    "sum_mismatches",
+    "date_mismatches",
+    "cross_tenant",
+    "duplicates",
+    "collisions",
+    "quarantined",
+    "unmapped",
+    "skipped_newer",
+)
+NOT_BLOCKING = ("skipped_newer",)
+
+
+class Problems:
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.counts = dict.fromkeys(ISSUE_KEYS, 0)
+
+    def add(self, entity: str, kind: str, key: Any, detail: str = "") -> None:
+        self.counts[kind] += 1
+        row = {"entity": entity, "kind": kind, "key": key, "detail": detail}
+        self.fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+
+
+def _num(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except Exception:
+        return Decimal(0)
+
+
+def _check_relations(
+    ctx: ActionContext,
+    e: EntitySpec,
+    found: list[dict[str, Any]],
+    problems: Problems,
+) -> None:
+    """Every relation attribute of the page's target items points at an item of the same
+    company (batch_get per related entity, keys deduplicated)."""
+    ddb = ctx.client("dynamodb")
+    for attr, rel_name in e.relations.items():
+        rel = next((x for x in ctx.runbook.entities if x.name == rel_name), None)
+        if rel is None:
+            continue
+        rpk, rsk = target_keys(ctx.runbook, rel)
+        wanted = {
+            (str(t[e.company_attr]), str(t[attr]))
+            for t in found
+            if isinstance(t.get(attr), str) and t.get(attr)
+        }
+        if not wanted:
+            continue
+        got = dynamo.batch_get(
+            ddb,
+            rel.target,
+            [{rpk: c, rsk: i} for c, i in sorted(wanted)],
+            clock=ctx.clock,
+            projection="#p, #s",
+            names={"#p": rpk, "#s": rsk},
+        )
+        present = {(str(g[rpk]), str(g[rsk])) for g in got}
+        for t in found:
+            ref = t.get(attr)
+            if isinstance(ref, str) and ref and (str(t[e.company_attr]), ref) not in present:
+                problems.add(
+                    e.name,
+                    "relationship_errors",
+                    {e.company_attr: t[e.company_attr], e.id_attr: t[e.id_attr]},
+                    f"{attr}={ref} has no {rel_name} item in company {t[e.company_attr]}",
+                )
+
+
+def _validate_source(
+    ctx: ActionContext,
+    e: EntitySpec,
+    resolver: Resolver,
+    index: KeyIndex | None,
+    problems: Problems,
+) -> dict[str, Any]:
+    ddb = ctx.client("dynamodb")
+    pk, sk = target_keys(ctx.runbook, e)
+    skeys = source_keys(ctx.runbook, e)
+    counts = {"source": 0, "target": 0, "not_migrated": 0}
+    sums: dict[str, list[Decimal]] = {}
+    if not dynamo.table_exists(ddb, e.source):
+        ctx.log(f"{e.source} does not exist: nothing to compare for {e.name}", "warning")
+        return {**counts, "match": False}
+    for page, _ in dynamo.scan_pages(ddb, e.source, clock=ctx.clock):
+        ctx.clock.check()
+        expected: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in page:
+            counts["source"] += 1
+            skey = json.loads(key_text(item, skeys))
+            reason = classify_legacy(e, item)
+            if reason is not None:
+                problems.add(e.name, "quarantined", skey, reason)
+                counts["not_migrated"] += 1
+                continue
+            user = item[e.user_attr]
+            company = resolver.company_for(user)
+            if company is None:
+                problems.add(e.name, "unmapped", skey, "user in several companies")
+                counts["not_migrated"] += 1
+                continue
+            if index is not None and index.is_collision(e.name, company, item[e.id_attr]):
+                problems.add(e.name, "collisions", skey, "colliding target key (analysis)")
+                counts["not_migrated"] += 1
+                continue
+            expected[(company, item[e.id_attr])] = item
+        got = dynamo.batch_get(ddb, e.target, [{pk: c, sk: i} for c, i in expected], ctx.clock)
+        targets = {(str(t[pk]), str(t[sk])): t for t in got}
+        found: list[dict[str, Any]] = []
+        for (company, ident), item in expected.items():
+            skey = json.loads(key_text(item, skeys))
+            user = item[e.user_attr]
+            t = targets.get((company, ident))
+            if t is None:
+                problems.add(e.name, "missing", skey, f"no {e.target} item {company}/{ident}")
+                continue
+            if t.get(CREATED_BY) != user:
+                problems.add(e.name, "collisions", skey, f"target created by {t.get(CREATED_BY)!r}")
+                counts["not_migrated"] += 1
+                continue
+            counts["target"] += 1
+            found.append(t)
+            reason = classify_target(e, t)
+            if reason is not None:
+                problems.add(e.name, "required_field_errors", skey, reason)
+            if is_newer(t.get(UPDATED_AT), ctx.migration_ts):
+                problems.add(e.name, "skipped_newer", skey, "application write after the run")
+                continue
+            if content_checksum(item) != content_checksum(t):
+                problems.add(e.name, "checksum_mismatch", skey, "content differs")
+            if e.date_attr and item.get(e.date_attr) != t.get(e.date_attr):
+                problems.add(e.name, "date_mismatches", skey, f"{e.date_attr} changed")
+            elif CREATED_AT in item and item[CREATED_AT] != t.get(CREATED_AT):
+                problems.add(e.name, "date_mismatches", skey, "createdAt changed")
+            if e.sum_attr:
+                s = sums.setdefault(company, [Decimal(0), Decimal(0)])
+                s[0] += _num(item.get(e.sum_attr))
+                s[1] += _num(t.get(e.sum_attr))
+        _check_relations(ctx, e, found, problems)
+        ctx.progress(e.source, counts["source"], None)
+    for company, (legacy_sum, target_sum) in sorted(sums.items()):
+        if legacy_sum != target_sum:
+            problems.add(
+                e.name,
+                "sum_mismatches",
+                {e.company_attr: company},
+                f"{e.sum_attr}: legacy {legacy_sum}, target {target_sum}",
+            )
+    counts["match"] = counts["source"] == counts["target"] + counts["not_migrated"]
+    return counts
+
+
+def _validate_target(
+    ctx: ActionContext, e: EntitySpec, resolver: Resolver, problems: Problems, db: Any
+) -> None:
+    """The run's items in the target: each in the company its creator maps to; no duplicates."""
+    ddb = ctx.client("dynamodb")
+    pk, sk = target_keys(ctx.runbook, e)
+    if not dynamo.table_exists(ddb, e.target):
+        return
+    db.execute("DELETE FROM seen")
+    for page, _ in dynamo.scan_pages(
+        ddb,
+        e.target,
+        clock=ctx.clock,
+        FilterExpression="#u = :ts AND attribute_exists(#c)",
+        ExpressionAttributeNames={"#u": UPDATED_AT, "#c": CREATED_BY},
+        ExpressionAttributeValues={":ts": dynamo.av(ctx.migration_ts)},
+    ):
+        ctx.clock.check()
+        for t in page:
+            user = str(t.get(CREATED_BY))
+            expected = resolver.company_for(user)
+            if expected is not None and expected != t.get(pk):
+                problems.add(
+                    e.name,
+                    "cross_tenant",
+                    {pk: t.get(pk), sk: t.get(sk)},
+                    f"created by {user}, who maps to {expected}",
+                )
+            db.execute("INSERT INTO seen VALUES (?, ?)", (str(t.get(sk)), user))
+    for ident, user, n in db.execute(
+        "SELECT id, user, COUNT(*) FROM seen GROUP BY id, user HAVING COUNT(*) > 1"
+    ):
+        for _ in range(n - 1):
+            problems.add(e.name, "duplicates", {sk: ident, CREATED_BY: user}, f"{n} copies")
+
+
+def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+    entities = [entity_spec(ctx.runbook, n) for n in p.entities]
+    resolver = build_resolver(ctx)
+    index = open_index(ctx)
+    name = f"validation-{ctx.step_id}.jsonl"
+    db_path = ctx.artifact(f"validation-{ctx.step_id}.sqlite")
+    db_path.unlink(missing_ok=True)
+    db = sqlite3.connect(db_path)
+    db.execute("CREATE TABLE seen (id TEXT, user TEXT)")
+    record_counts: dict[str, Any] = {}
+    try:
+        with ctx.artifact(name).open("w") as fh:
+            problems = Problems(fh)
+            for e in entities:
+                record_counts[e.name] = _validate_source(ctx, e, resolver, index, problems)
+                _validate_target(ctx, e, resolver, problems, db)
+                ctx.checkpoint()
+    finally:
+        db.close()
+        db_path.unlink(missing_ok=True)
+        if index is not None:
+            index.close()
+    issues = problems.counts
+    integrity = {
+        "checksum": issues["checksum_mismatch"] == 0,
+        "relationships": issues["relationship_errors"] == 0,
+        "requiredFields": issues["required_field_errors"] == 0,
+        "sums": issues["sum_mismatches"] == 0,
+        "dates": issues["date_mismatches"] == 0,
+        "crossTenant": issues["cross_tenant"] == 0,
+        "duplicates": issues["duplicates"] == 0,
+    }
+    ok = all(v == 0 for k, v in issues.items() if k not in NOT_BLOCKING) and all(
+        c["match"] for c in record_counts.values()
+    )
+    bad = {k: v for k, v in issues.items() if v and k not in NOT_BLOCKING}
+    ctx.log(
+        f"validation {'passed' if ok else 'FAILED'}"
+        + (": " + ", ".join(f"{k}={v}" for k, v in bad.items()) if bad else "")
+        + f" (details: {name})",
+        "info" if ok else "error",
+    )
+    ctx.checkpoint(force=True)
+    return {
+        "recordCounts": record_counts,
+        "dataIntegrity": integrity,
+        "issues": issues,
+        "ok": ok,
+        "records_missing": issues["missing"],
+        "artifact": name,
+    }
+
+
+def plan(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
+    calls: list[PlannedCall] = []
+    for n in p.entities:
+        e = next((x for x in rb.entities if x.name == n), None)
+        if e:
+            calls.append(PlannedCall("dynamodb", "Scan", e.source, "read only"))
+            calls.append(PlannedCall("dynamodb", "BatchGetItem", e.target, "per source page"))
+            calls.append(PlannedCall("dynamodb", "Scan", e.target, "run's items: tenancy"))
+    return calls
+
+
+ACTIONS = (
+    Action(
+        "validate_migration",
+        EntitiesParams,
+        run,
+        plan,
+        "Counts, checksums, required fields, relations, sums, tenancy: source vs target",
+    ),
+)
