@@ -76,8 +76,9 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     parser.add_argument(
         "--time-scale",
         type=float,
-        default=argparse.SUPPRESS if sub else 1.0,
-        help="divide every wait and watch window by N (rehearsals only)",
+        default=argparse.SUPPRESS if sub else None,
+        help="divide every wait and watch window by N (rehearsals only); "
+        "the run keeps it for later commands",
     )
     parser.add_argument(
         "--fresh",

@@ -107,6 +107,7 @@ class RunMeta(BaseModel):
     target: Target
     started_at: str
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
+    time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
     accepted_runbook_changes: list[str] = []
 
     @property

@@ -187,7 +187,8 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             lines.append(f"  - [{mark}] {item.text}" + (f": {ev.detail}" if ev else ""))
     backups = [
         (table, entry["name"])
-        for state in journal.steps.values()
+        for step in rb.steps
+        if step.action == "backup_tables" and (state := journal.steps.get(step.id))
         for table, entry in state.cursors.get("backups", {}).items()
     ]
     if backups:

@@ -33,7 +33,7 @@ class WorkspaceOptions:
     profile: str | None = None
     region: str | None = None
     operator: str | None = None
-    time_scale: float = 1.0
+    time_scale: float | None = None  # None: keep the run's recorded scale
     accept_runbook_change: bool = False
     mapping_overrides: Path | None = None
     fresh: bool = False
@@ -48,7 +48,7 @@ class Workspace:
         self.options = options
         self.loaded: LoadedRunbook = load_runbook(options.runbook or default_runbook_path())
         self.spec = TargetSpec(options.endpoint_url, options.profile, options.region)
-        if self.spec.kind == "aws" and options.time_scale != 1.0:
+        if self.spec.kind == "aws" and options.time_scale not in (None, 1.0):
             raise TargetError(
                 "--time-scale is for rehearsals; it is refused against a real account"
             )
@@ -98,6 +98,12 @@ class Workspace:
     # ---- engines --------------------------------------------------------------------------
 
     def _engine(self, journal: Journal, clients: Any) -> Engine:
+        scale = self.options.time_scale
+        if scale is not None and scale != journal.run.time_scale:
+            if scale <= 0:
+                raise TargetError("--time-scale must be positive")
+            journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
+            journal.run.time_scale = scale
         return Engine(
             runbook=self.loaded.runbook,
             journal=journal,
@@ -105,7 +111,7 @@ class Workspace:
             clients=clients,
             options=EngineOptions(
                 operator=self.operator,
-                time_scale=self.options.time_scale,
+                time_scale=journal.run.time_scale,
                 is_embedded=self.is_embedded,
                 mapping_overrides=self.options.mapping_overrides,
             ),
