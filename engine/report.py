@@ -91,11 +91,11 @@ def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
 
 
 def _max_error_rate(engine: Engine) -> float | None:
+    """The worst error rate any watch window measured."""
     rates = [
-        float(state.summary[key])
+        float(state.summary["max_error_rate_percent"])
         for state in engine.journal.steps.values()
-        for key in ("max_error_rate_percent", "error_rate_percent")
-        if key in state.summary
+        if "max_error_rate_percent" in state.summary
     ]
     return max(rates) if rates else None
 
