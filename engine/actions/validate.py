@@ -223,7 +223,8 @@ def _validate_target(
         e.target,
         clock=ctx.clock,
         FilterExpression="#u = :ts AND attribute_exists(#c)",
-        ExpressionAttributeNames={"#u": UPDATED_AT, "#c": CREATED_BY},
+        ProjectionExpression="#p, #s, #u, #c",
+        ExpressionAttributeNames={"#u": UPDATED_AT, "#c": CREATED_BY, "#p": pk, "#s": sk},
         ExpressionAttributeValues={":ts": dynamo.av(ctx.migration_ts)},
     ):
         ctx.clock.check()
