@@ -158,7 +158,10 @@ async def test_quit_while_running_asks_then_checkpoints(engine: Engine) -> None:
     app = RunbookApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
-        await pilot.pause(0.3)
+        for _ in range(100):  # until the first table's backup is journaled
+            await pilot.pause(0.05)
+            if engine.journal.step("backup-tables").cursors.get("backups"):
+                break
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, YesNo)

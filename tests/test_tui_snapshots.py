@@ -5,15 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.clock import MockClock
 
+from engine.events import MetricSample, Progress
+from engine.journal import TableProgress
 from tests import tui_states as states
 from tui.app import RunbookApp
 
 SIZES = [(80, 24), (120, 40)]
+EXPENSES = "construction-expenses-multi-table-expenses"
 
 
 def app(engine, **kwargs) -> RunbookApp:
-    return RunbookApp(engine, **kwargs)
+    return RunbookApp(engine, clock=MockClock(), **kwargs)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -23,7 +27,17 @@ def test_fresh_run(snap_compare, tmp_path: Path, size) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_mid_migration_progress(snap_compare, tmp_path: Path, size) -> None:
-    assert snap_compare(app(states.mid_migration(tmp_path), greet=False), terminal_size=size)
+    engine = states.mid_migration(tmp_path)
+
+    async def live_progress(pilot) -> None:
+        # as ActionContext.progress does: the journal slot first, then the event
+        engine.journal.steps["migrate-expenses"].progress[EXPENSES] = TableProgress(
+            done=4321, total=7000
+        )
+        engine.emit(Progress("migrate-expenses", EXPENSES, 4321, 7000, 912.4, 2936.0))
+        await pilot.pause()
+
+    assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=live_progress)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -38,7 +52,42 @@ def test_failed_step(snap_compare, tmp_path: Path, size) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_alert_banner(snap_compare, tmp_path: Path, size) -> None:
-    assert snap_compare(app(states.alert(tmp_path), greet=False), terminal_size=size)
+    engine = states.alert(tmp_path)
+
+    async def error_rates(pilot) -> None:
+        for value in [0.1, 0.2, 0.1, 0.4, 0.9, 1.8, 3.1, 5.2]:
+            engine.emit(MetricSample("read-shift-10", "error_rate", value))
+        await pilot.pause()
+
+    assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=error_rates)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_log_filtered(snap_compare, tmp_path: Path, size) -> None:
+    async def filter_warnings(pilot) -> None:
+        await pilot.press("l")
+        await pilot.press("slash")
+        for char in "warn":
+            await pilot.press(char)
+        await pilot.pause()
+
+    assert snap_compare(
+        app(states.mid_migration(tmp_path), greet=False),
+        terminal_size=size,
+        run_before=filter_warnings,
+    )
+
+
+def test_step_log_full_screen(snap_compare, tmp_path: Path) -> None:
+    async def step_log(pilot) -> None:
+        await pilot.press("L")
+        await pilot.pause()
+
+    assert snap_compare(
+        app(states.mid_migration(tmp_path), greet=False),
+        terminal_size=(80, 24),
+        run_before=step_log,
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

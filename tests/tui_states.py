@@ -101,10 +101,10 @@ def mid_migration(tmp: Path) -> Engine:
         started_at="2024-12-02T13:10:00Z",
         checkpoint_at="2024-12-02T14:02:00Z",
         progress={
-            "construction-expenses-multi-table-expenses": TableProgress(done=1234, total=7000)
+            "construction-expenses-multi-table-expenses": TableProgress(done=1234, total=7000),
         },
     )
-    return engine_for(rb, journal, tmp)
+    return with_log(engine_for(rb, journal, tmp))
 
 
 def failed_step(tmp: Path) -> Engine:
@@ -149,20 +149,57 @@ def alert(tmp: Path) -> Engine:
     return engine_for(rb, journal, tmp)
 
 
+def backup_arn(table: str) -> str:
+    return f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/backup/01733043600000-abcd1234"
+
+
+class FixedBackups:
+    """A DynamoDB stand-in answering describe_backup from a fixed table: live gate
+    evaluation with real evidence (ARNs, statuses), and the same answer on every run."""
+
+    STATUS = {"mini-legacy": "AVAILABLE", "mini-company": "AVAILABLE", "mini-other": "CREATING"}
+
+    def describe_backup(self, BackupArn: str) -> dict:  # noqa: N803 (boto3's spelling)
+        table = BackupArn.split("/")[1]
+        return {"BackupDescription": {"BackupDetails": {"BackupStatus": self.STATUS[table]}}}
+
+
+def fixed_backups(service: str) -> Any:
+    if service == "dynamodb":
+        return FixedBackups()
+    raise RuntimeError(f"snapshot states have no {service}")
+
+
 def mini_gate(tmp: Path) -> Engine:
-    """The mini runbook waiting at its gate: backups done, team ready ticked."""
+    """The mini runbook waiting at its gate: team ready ticked, one backup still CREATING,
+    so the automatic check fails with its evidence."""
     rb = load(MINI_RUNBOOK)
     journal = journal_for(rb)
     done(journal, "backup-tables", 0, {"backups": 3, "reused": 0})
     journal.steps["backup-tables"].cursors["backups"] = {
-        "mini-legacy": {
-            "arn": "arn:aws:dynamodb:us-east-1:123456789012:table/mini-legacy/"
-            "backup/01733043600000-abcd1234",
-            "name": "pre-migration-2024-12-01",
-            "status": "AVAILABLE",
-        },
+        table: {"arn": backup_arn(table), "name": "pre-migration-2024-12-01"}
+        for table in FixedBackups.STATUS
     }
     gate = journal.gate("gate-phase2")
     gate.ticks["team-ready"] = Tick(by="bob", at="2024-12-01T09:30:00Z")
-    gate.evidence["backups-verified"] = Evidence(ok=True, detail="1 backups AVAILABLE")
-    return engine_for(rb, journal, tmp)
+    gate.evidence["backups-verified"] = Evidence(ok=True, detail="3 backups AVAILABLE")
+    engine = engine_for(rb, journal, tmp)
+    engine.clients = fixed_backups
+    return engine
+
+
+RUN_LOG = """\
+2024-12-02T13:10:00Z INFO    [migrate-expenses] alice started migrate-expenses
+2024-12-02T13:10:02Z INFO    [migrate-expenses] scanning construction-expenses-multi-table-expenses
+2024-12-02T13:40:11Z WARNING [migrate-expenses] 3 items without a company: kept for review
+2024-12-02T14:02:00Z INFO    [migrate-expenses] checkpoint at 1,234/7,000
+2024-12-02T14:02:01Z ERROR   [run] connection reset by peer (ssh); the console went away
+not a log line: ignored
+"""
+
+
+def with_log(engine: Engine, text: str = RUN_LOG) -> Engine:
+    """A log file as the engine writes it: the console loads its tail on start."""
+    engine.store.log_path.parent.mkdir(parents=True, exist_ok=True)
+    engine.store.log_path.write_text(text, encoding="utf-8")
+    return engine

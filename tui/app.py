@@ -5,6 +5,7 @@ It holds no migration logic; everything here can also be done with the headless 
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, RichLog, Sparkline, Static, Tree
 
@@ -29,7 +31,7 @@ from engine.events import (
     StepStarted,
 )
 from engine.lock import Holder
-from engine.runner import Engine, Outcome
+from engine.runner import BadRequest, Engine, Outcome, Refused
 from tui.logbook import LogEntry, read_new, read_tail, render_entry
 from tui.messages import EngineEvent, wrap
 from tui.screens.gate import GateScreen
@@ -54,14 +56,19 @@ class RunbookApp(App[int]):
     CSS_PATH = "styles/app.tcss"
     TITLE = "runbook-console"
     ENABLE_COMMAND_PALETTE = False
+    LOGS = Binding.Group("Logs")
     BINDINGS = [
         Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
         Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
-        Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate"),
-        Binding("a", "ack", "Ack step", tooltip="Acknowledge the manual step the run waits at"),
+        Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate (or the selected one)"),
+        Binding("a", "ack", "Ack", tooltip="Acknowledge the manual step the run waits at"),
         Binding("b", "rollback", "Rollback", tooltip="Roll back the selected step's phase"),
-        Binding("l", "log", "Log", tooltip="The whole run's log, full screen"),
+        Binding("l", "log", "Run log", tooltip="The whole run's log, full screen", group=LOGS),
+        Binding(
+            "L", "step_log", "Step log", tooltip="The selected step's log, full screen", group=LOGS
+        ),
         Binding("x", "dismiss_alert", "Dismiss alert", show=False),
+        Binding("question_mark", "toggle_keys", "Keys", tooltip="Every key with what it does"),
         Binding("q", "quit_console", "Quit"),
     ]
 
@@ -73,12 +80,16 @@ class RunbookApp(App[int]):
         now: Now = _utcnow,
         follow: Callable[[Engine], None] | None = None,
         greet: bool = True,
+        clock: Clock | None = None,
+        quit_timeout: float = 5.0,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.read_only = read_only
         self.holder = holder
         self.now = now
+        self.clock = clock  # frozen in tests: progress bars and their timing
+        self.quit_timeout = quit_timeout
         self.follow = follow  # re-reads the journal in read-only mode
         self.greet = greet
         self.running = False
@@ -90,6 +101,7 @@ class RunbookApp(App[int]):
         self.log_offset = 0
         self.last_alert: Alert | None = None
         self.quitting = False
+        self.ui_loop: asyncio.AbstractEventLoop | None = None
         if not read_only:
             engine.subscribe(self._from_engine)
 
@@ -102,7 +114,7 @@ class RunbookApp(App[int]):
             yield Timeline(self.engine.runbook, id="timeline")
             with Vertical(id="right"):
                 yield StepDetail(id="detail")
-                yield ProgressPanel(id="progress")
+                yield ProgressPanel(id="progress", clock=self.clock)
                 yield Sparkline([], id="errors")
                 yield RichLog(id="steplog", wrap=True, markup=False, min_width=20)
         yield StatusLine(id="status")
@@ -114,12 +126,14 @@ class RunbookApp(App[int]):
         )
 
     def on_mount(self) -> None:
+        self.ui_loop = asyncio.get_running_loop()
         entries, self.log_offset = read_tail(self.engine.store.log_path)
         self.log_entries.extend(entries)
         self._restore_alert()
         self.refresh_view()
         self._write_step_log()
         self.query_one(Timeline).focus()
+        self.call_after_refresh(self._follow_current)
         self._check_size()
         if self.read_only:
             self.set_interval(1.0, self._follow_driver)
@@ -129,6 +143,7 @@ class RunbookApp(App[int]):
 
     def on_resize(self) -> None:
         self._check_size()
+        self.call_after_refresh(self.refresh_view)  # timeline labels fit the new width
 
     def _check_size(self) -> None:
         small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
@@ -145,6 +160,28 @@ class RunbookApp(App[int]):
     def _next_label(self) -> str | None:
         node = self.engine.next_node()
         return f"{node[0]} {node[1]}" if node else None
+
+    def _next_gate_line(self) -> str | None:
+        """The next undecided gate and how many of its items are met (is it safe to go on?)."""
+        sequence = self.engine.sequence()
+        node = self.engine.next_node()
+        start = sequence.index(node) if node else len(sequence)
+        gate_id = next((nid for kind, nid in sequence[start:] if kind == "gate"), None)
+        if gate_id is None:
+            return None
+        gate = self.engine.runbook.gate(gate_id)
+        state = self.engine.journal.gates.get(gate_id)
+        met = sum(
+            1
+            for item in gate.items
+            if state
+            and (
+                item.id in state.ticks
+                if item.kind == "manual"
+                else (ev := state.evidence.get(item.id)) is not None and ev.ok
+            )
+        )
+        return f"next gate {gate_id}: {met}/{len(gate.items)} met · g opens it"
 
     def _current_ref(self) -> tuple[str, str] | None:
         running = next(
@@ -163,13 +200,19 @@ class RunbookApp(App[int]):
         panel = self.query_one(ProgressPanel)
         if ref and ref[0] == "step":
             detail.show_step(
-                engine.runbook, engine.journal, ref[1], waiting == {"kind": "step", "id": ref[1]}
+                engine.runbook,
+                engine.journal,
+                ref[1],
+                waiting == {"kind": "step", "id": ref[1]},
+                self._next_gate_line(),
             )
             panel.show_step(ref[1])
             state = engine.journal.steps.get(ref[1])
             for table, prog in state.progress.items() if state else ():
-                if table not in panel.rows or not self.running:
-                    panel.set_progress(table, prog.done, prog.total)
+                row = panel.rows.get(table)
+                if row is None or (row.done, row.total) != (prog.done, prog.total):
+                    if row is None or not self.running:  # live events run ahead of the journal
+                        panel.set_progress(table, prog.done, prog.total)
         elif ref and ref[0] == "gate":
             detail.show_gate(
                 engine.runbook, engine.journal, ref[1], waiting == {"kind": "gate", "id": ref[1]}
@@ -184,8 +227,11 @@ class RunbookApp(App[int]):
 
     def _render_topbar(self) -> None:
         run = self.engine.journal.run
-        parts = [self.engine.runbook.runbook.id, f"{run.target.kind} {run.target.identity}",
-                 self.engine.options.operator]
+        parts = [
+            self.engine.runbook.runbook.id,
+            f"{run.target.kind} {run.target.identity}",
+            self.engine.options.operator,
+        ]
         if self.read_only:
             who = self.holder.describe() if self.holder else "another process"
             parts = ["READ-ONLY", f"driven by {who}", *parts]
@@ -196,11 +242,13 @@ class RunbookApp(App[int]):
 
     def _render_status(self, waiting: dict[str, str] | None) -> None:
         steps = self.engine.runbook.steps
-        done = sum(1 for s in steps
-                   if (st := self.engine.journal.steps.get(s.id)) and st.status == "done")
+        done = sum(
+            1 for s in steps if (st := self.engine.journal.steps.get(s.id)) and st.status == "done"
+        )
         hint = (lambda text: "") if self.read_only else (lambda text: f" · {text}")
-        interrupted = [sid for sid, st in self.engine.journal.steps.items()
-                       if st.status == "running"]
+        interrupted = [
+            sid for sid, st in self.engine.journal.steps.items() if st.status == "running"
+        ]
         failed = [sid for sid, st in self.engine.journal.steps.items() if st.status == "failed"]
         if self.running:
             ref = self._current_ref()
@@ -227,6 +275,7 @@ class RunbookApp(App[int]):
         log.clear()
         ref = self.selected or self._current_ref()
         step = ref[1] if ref else None
+        log.border_title = f"log · {step or 'run'}"
         for entry in self.log_entries:
             if entry.step in (step, "run"):
                 log.write(render_entry(entry))
@@ -290,7 +339,10 @@ class RunbookApp(App[int]):
         elif isinstance(event, StepStarted):
             self.selected = None
             self._write_step_log()
-        elif isinstance(event, StepFinished | JournalChanged):
+            self._follow_current()
+        elif isinstance(event, StepFinished):
+            self.query_one(ProgressPanel).settle(event.step_id)  # no rate once it stops
+        elif isinstance(event, JournalChanged):
             pass
         self.refresh_view()
 
@@ -320,15 +372,27 @@ class RunbookApp(App[int]):
     def _highlighted(self, event: Tree.NodeHighlighted) -> None:
         data = event.node.data
         if data and data[0] in ("step", "gate"):
-            self.selected = data
-            self.refresh_view()
-            self._write_step_log()
+            # on the current node the view follows the run; elsewhere it stays put
+            selected = None if data == self._current_ref() else data
+            if selected != self.selected or selected is None:
+                self.selected = selected
+                self.refresh_view()
+                self._write_step_log()
+
+    def _follow_current(self) -> None:
+        """Put the timeline's cursor on what runs (or waits) now, unless the operator browses."""
+        if self.selected is None and (ref := self._current_ref()):
+            self.query_one(Timeline).select_ref(ref)
 
     # ---- commands --------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         main_screen = self.screen is self.screen_stack[0]
-        if action in ("run", "ack", "rollback", "gate", "log") and not main_screen:
+        main_only = (
+            *("run", "stop", "ack", "rollback", "gate", "log", "step_log"),
+            *("dismiss_alert", "quit_console"),
+        )
+        if action in main_only and not main_screen:
             return False
         if action in ("run", "ack", "rollback", "stop") and self.read_only:
             return None
@@ -369,10 +433,13 @@ class RunbookApp(App[int]):
             answered.set()
 
         step = self.engine.runbook.step(step_id)
-        details = (f"{step.id}: {step.title}\nRequires gate {step.requires_gate or '-'} (GO). "
-                   "Resources are archived beside the journal before deletion.")
-        self.call_from_thread(self.push_screen, TypedConfirm(
-            f"Destructive step in {token}", details, token), done)
+        details = (
+            f"{step.id}: {step.title}\nRequires gate {step.requires_gate or '-'} (GO). "
+            "Resources are archived beside the journal before deletion."
+        )
+        self.call_from_thread(
+            self.push_screen, TypedConfirm(f"Destructive step in {token}", details, token), done
+        )
         while not answered.wait(0.2):
             if self.engine.stop_requested:
                 return False
@@ -390,6 +457,7 @@ class RunbookApp(App[int]):
         self.selected = None
         self.refresh_view()
         self._write_step_log()
+        self._follow_current()
         if self.quitting:
             self.exit(0)
 
@@ -437,7 +505,11 @@ class RunbookApp(App[int]):
         def answered(note: str | None) -> None:
             if note is None:
                 return
-            self.engine.ack(step.id, by=self.engine.options.operator, note=note)
+            try:
+                self.engine.ack(step.id, by=self.engine.options.operator, note=note)
+            except (Refused, BadRequest, OSError) as exc:
+                self.notify(str(exc), title="not acknowledged", severity="error", timeout=10)
+                return
             self.notify(f"{step.id} acknowledged; r continues the run")
             self.refresh_view()
 
@@ -449,12 +521,15 @@ class RunbookApp(App[int]):
         )
 
     def _rollback_phase(self) -> str | None:
-        if (
-            self.last_alert
-            and self.last_alert.step_id
-            and self.query_one(AlertBanner).has_class("visible")
-        ):
-            return self.engine.runbook.step(self.last_alert.step_id).phase
+        alert = self.last_alert
+        if alert and self.query_one(AlertBanner).has_class("visible"):
+            rb = self.engine.runbook
+            proposed = next((r for r in rb.rollbacks if r.id == alert.proposed_rollback), None)
+            if proposed is not None:  # the phase whose rollback is the one proposed
+                own = [p for p in proposed.phases if (r := rb.rollback_for(p)) and r is proposed]
+                return (own or proposed.phases or [None])[0]
+            if alert.step_id:
+                return rb.step(alert.step_id).phase
         ref = self.selected or self._current_ref()
         if ref and ref[0] == "step":
             return self.engine.runbook.step(ref[1]).phase
@@ -492,6 +567,21 @@ class RunbookApp(App[int]):
     def action_log(self) -> None:
         self.push_screen(LogScreen(self.log_entries))
 
+    def action_step_log(self) -> None:
+        ref = self.selected or self._current_ref()
+        step = ref[1] if ref else None
+        self.push_screen(LogScreen(self.log_entries, step=step))
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    async def action_quit(self) -> None:
+        """ctrl+q goes the same careful way as q."""
+        self.action_quit_console()
+
     def action_dismiss_alert(self) -> None:
         self.query_one(AlertBanner).clear()
 
@@ -502,22 +592,39 @@ class RunbookApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.quitting = True
-                self.engine.request_stop()
-                self.notify("checkpointing before quitting…")
+                self._stop_then_exit()
 
+        if isinstance(self.screen, YesNo):
+            return
         self.push_screen(YesNo("A step is running. Stop it at a checkpoint and quit?"), answered)
+
+    def _stop_then_exit(self) -> None:
+        """Stop at the next checkpoint; exit when the worker ends (or after quit_timeout)."""
+        self.quitting = True
+        self.engine.request_stop()
+        self.notify("checkpointing before quitting…")
+        if not self.running:
+            self.exit(0)
+            return
+        self.set_timer(self.quit_timeout, self._exit_anyway)
+
+    def _exit_anyway(self) -> None:
+        if self.running:  # a call stuck on the network: the journal holds the last checkpoint
+            self.exit(0, message="the engine did not stop in time; its last checkpoint stands")
 
     def _after_greeting(self, resume: bool | None) -> None:
         if resume:
             self.action_run()
 
     def hangup(self) -> None:
-        """SIGHUP (SSH dropped): checkpoint, then leave."""
-        self.quitting = True
-        self.engine.request_stop()
-        if not self.running:
-            self.exit(0)
+        """SIGHUP (SSH dropped) or SIGTERM: checkpoint, then leave. UI thread."""
+        self._stop_then_exit()
+
+    def on_unmount(self) -> None:
+        # a finished console no longer listens (the engine has no unsubscribe of its own)
+        subscribers = getattr(self.engine, "_subscribers", [])
+        if self._from_engine in subscribers:
+            subscribers.remove(self._from_engine)
 
 
 def run_console(workspace: Any) -> int:
@@ -554,11 +661,20 @@ def run_console(workspace: Any) -> int:
         app = RunbookApp(
             engine, read_only=holder is not None, holder=holder, follow=workspace.reload
         )
-        previous = signal.signal(signal.SIGHUP, lambda *_: app.call_later(app.hangup))
+
+        def on_signal(signum: int, frame: object) -> None:
+            # Textual ignores SIGHUP; without this the engine thread would die mid-batch.
+            engine.request_stop()  # thread-safe: the action checkpoints at its next check
+            loop = app.ui_loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(app.hangup)  # wakes the loop, runs on the UI thread
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
         try:
             app.run()
         finally:
-            signal.signal(signal.SIGHUP, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             engine.request_stop()
             app.idle.wait(5)  # the engine thread checkpoints before the process ends
         return app.return_code or 0

@@ -17,13 +17,19 @@ from engine.runner import BadRequest, Engine, Refused
 from tui.screens.prompts import TextPrompt
 
 
+def short(value: object, width: int = 56) -> str:
+    """One line; long values (ARNs) keep their distinctive end."""
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
 def evidence_lines(data: dict, limit: int = 3) -> list[str]:
     """Evidence data as short lines: nested maps show their first entries and a count."""
     lines: list[str] = []
     for key, value in data.items():
         if isinstance(value, dict):
             lines.append(f"{key}: {len(value)} entries")
-            lines += [f"  {k}: {v}" for k, v in list(value.items())[:limit]]
+            lines += [f"  {k}: {short(v)}" for k, v in list(value.items())[:limit]]
             if len(value) > limit:
                 lines.append(f"  … {len(value) - limit} more")
         else:
@@ -32,13 +38,20 @@ def evidence_lines(data: dict, limit: int = 3) -> list[str]:
 
 
 class GateScreen(Screen[None]):
+    DECIDE = Binding.Group("GO / NO-GO / override")
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("space,t", "tick", "Tick/untick", priority=True),
         Binding("e", "evaluate", "Re-check"),
-        Binding("y", "go", "GO"),
-        Binding("n", "no_go", "NO-GO"),
-        Binding("o", "override", "GO with override"),
+        Binding("y", "go", "GO", tooltip="GO: every item is met", group=DECIDE),
+        Binding("n", "no_go", "NO-GO", tooltip="NO-GO with a note saying why", group=DECIDE),
+        Binding(
+            "o",
+            "override",
+            "GO with override",
+            tooltip="GO although items are not met, with a typed reason",
+            group=DECIDE,
+        ),
     ]
 
     def __init__(self, engine: Engine, gate_id: str, read_only: bool = False) -> None:
@@ -102,13 +115,26 @@ class GateScreen(Screen[None]):
         options = self.query_one(OptionList)
         highlighted = options.highlighted
         options.clear_options()
+        state = self.engine.journal.gates.get(self.gate.id)
         for item in self.gate.items:
             ok = self.item_ok(item.id)
             mark = {True: "[x]", False: "[ ]", None: "[?]"}[ok]
             if item.kind == "auto" and self.evaluating:
                 mark = "[…]"
             kind = "auto  " if item.kind == "auto" else "manual"
-            options.add_option(Option(Text(f"{mark} {kind} {item.text}"), id=item.id))
+            if item.kind == "manual":
+                tick = state.ticks.get(item.id) if state else None
+                detail = f"ticked by {tick.by}" if tick else "not ticked · space ticks"
+            else:
+                evidence = self.evidence.get(item.id)
+                detail = evidence.detail if evidence else "not evaluated yet"
+            style = {True: "green", False: "red", None: "yellow"}[ok]
+            label = Text.assemble(
+                (mark, f"bold {style}"),
+                f" {kind} {item.text}\n",
+                (f"    {short(detail, 70)}", "dim"),
+            )
+            options.add_option(Option(label, id=item.id))
         options.highlighted = min(highlighted or 0, len(self.gate.items) - 1)
         self._render_evidence()
         failing = self.failing()
@@ -161,10 +187,13 @@ class GateScreen(Screen[None]):
             self.notify("automatic item: the engine evaluates it (e re-checks)")
             return
         by = self.engine.options.operator
-        if self.item_ok(item.id):
-            self.engine.untick(self.gate.id, item.id, by)
-        else:
-            self.engine.tick(self.gate.id, item.id, by)
+        try:
+            if self.item_ok(item.id):
+                self.engine.untick(self.gate.id, item.id, by)
+            else:
+                self.engine.tick(self.gate.id, item.id, by)
+        except (Refused, BadRequest, OSError) as exc:
+            self.notify(str(exc), severity="error", timeout=10)
         self._redraw()
 
     def action_evaluate(self) -> None:

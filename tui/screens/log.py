@@ -19,13 +19,18 @@ class LogScreen(Screen[None]):
         Binding("e", "only_errors", "Errors only"),
     ]
 
-    def __init__(self, entries: Iterable[LogEntry]) -> None:
+    def __init__(self, entries: Iterable[LogEntry], step: str | None = None) -> None:
         super().__init__()
         self.entries = list(entries)
+        self.step = step  # a step's log: only its lines (and the run's own)
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/ filter: text, step id or level (e.g. error)", id="log-filter")
+        what = f"step {self.step}" if self.step else "the whole run"
+        yield Input(
+            placeholder=f"/ filter the log of {what}: text, step id or level (e.g. error)",
+            id="log-filter",
+        )
         yield RichLog(id="full-log", wrap=True, markup=False, min_width=20)
         yield Footer()
 
@@ -39,6 +44,8 @@ class LogScreen(Screen[None]):
             self.query_one(RichLog).write(render_entry(entry))
 
     def _matches(self, entry: LogEntry) -> bool:
+        if self.step and entry.step not in (self.step, "run"):
+            return False
         needle = self.filter_text.lower()
         return not needle or needle in f"{entry.level} {entry.step} {entry.message}".lower()
 

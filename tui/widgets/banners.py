@@ -15,7 +15,7 @@ class AlertBanner(Static):
         self.update(
             f"⚠ ALERT {alert.trigger_id}: {alert.message}\n"
             f"measured {alert.measured:g} > threshold {alert.threshold:g} · "
-            f"proposed rollback: {rollback} (press b) · x dismisses"
+            f"rollback {rollback}: b · x hides"
         )
         self.add_class("visible")
 

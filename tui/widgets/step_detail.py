@@ -11,7 +11,14 @@ from tui.format import STATUS_GLYPH, slot_vs_actual
 
 
 class StepDetail(Static):
-    def show_step(self, runbook: Runbook, journal: Journal, step_id: str, waiting: bool) -> None:
+    def show_step(
+        self,
+        runbook: Runbook,
+        journal: Journal,
+        step_id: str,
+        waiting: bool,
+        next_gate: str | None = None,
+    ) -> None:
         step = runbook.step(step_id)
         state = journal.steps.get(step_id) or StepState()
         status = "waiting" if waiting else state.status
@@ -33,7 +40,9 @@ class StepDetail(Static):
         if state.summary:
             pairs = [f"{k}={v}" for k, v in state.summary.items() if not isinstance(v, dict)]
             text.append("result: " + ", ".join(pairs)[:300] + "\n")
-        self.update(text)
+        if next_gate:
+            text.append(next_gate, style="dim")
+        self.update(text.rstrip() or text)
 
     def show_gate(self, runbook: Runbook, journal: Journal, gate_id: str, waiting: bool) -> None:
         gate = runbook.gate(gate_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.clock import Clock
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, ProgressBar
 
@@ -12,12 +13,15 @@ from tui.format import progress_text
 class TableRow(Vertical):
     """Two lines: the table's name, then its bar with done/total, rate and ETA."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, clock: Clock | None = None) -> None:
         super().__init__(classes="table-row")
         self.table = table
         # children exist before mount, so an update that races the mount is not lost
-        self.bar = ProgressBar(show_eta=False, show_percentage=False, classes="table-bar")
+        self.bar = ProgressBar(
+            show_eta=False, show_percentage=False, classes="table-bar", clock=clock
+        )
         self.figures = Label("", classes="table-figures")
+        self.done, self.total = 0, None
 
     def compose(self) -> ComposeResult:
         yield Label(self.table, classes="table-name")
@@ -26,6 +30,7 @@ class TableRow(Vertical):
             yield self.figures
 
     def set_progress(self, done: int, total: int | None, rate: float, eta: float | None) -> None:
+        self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
         self.figures.update(progress_text(done, total, rate, eta))
 
@@ -33,8 +38,9 @@ class TableRow(Vertical):
 class ProgressPanel(VerticalScroll):
     """Rows appear as tables report; cleared when another step becomes current."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, clock: Clock | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.clock = clock
         self.step_id: str | None = None
         self.rows: dict[str, TableRow] = {}
 
@@ -50,6 +56,12 @@ class ProgressPanel(VerticalScroll):
     ) -> None:
         row = self.rows.get(table)
         if row is None:
-            row = self.rows[table] = TableRow(table)
+            row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
         row.set_progress(done, total, rate, eta)
+
+    def settle(self, step_id: str) -> None:
+        """The step stopped: keep done/total, drop the rate and ETA."""
+        if step_id == self.step_id:
+            for row in self.rows.values():
+                row.set_progress(row.done, row.total, 0.0, None)

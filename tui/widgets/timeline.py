@@ -7,7 +7,7 @@ from textual.widgets.tree import TreeNode
 
 from engine.journal import Journal, StepState
 from engine.model import Runbook
-from tui.format import GATE_GLYPH, STATUS_GLYPH
+from tui.format import GATE_GLYPH, STATUS_GLYPH, hhmm
 
 NodeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)
 
@@ -22,6 +22,8 @@ class Timeline(Tree[NodeRef]):
         self._add_runbook_nodes()
         self.show_root = False
         self.guide_depth = 2
+        self.center_scroll = True  # what is done stays in view above what runs
+        self.show_actual = False
 
     def _add_runbook_nodes(self) -> None:
         rb = self.runbook
@@ -42,6 +44,7 @@ class Timeline(Tree[NodeRef]):
         self._refs[ref] = parent.add_leaf(ref[1], data=ref)
 
     def refresh_from(self, journal: Journal, waiting: dict[str, str] | None) -> None:
+        self.show_actual = self.size.width >= 46
         for ref, node in self._refs.items():
             kind, node_id = ref
             if kind == "step":
@@ -51,6 +54,9 @@ class Timeline(Tree[NodeRef]):
                 if waiting == {"kind": "step", "id": node_id}:
                     status = "waiting"
                 label = f"{STATUS_GLYPH[status]} {step.slot_start} {node_id}"
+                if state.started_at and self.show_actual:  # planned vs actual, when it fits
+                    end = hhmm(state.finished_at) if state.finished_at else "…"
+                    label += f"  ({hhmm(state.started_at)}-{end})"
             elif kind == "gate":
                 decision = journal.gates[node_id].decision if node_id in journal.gates else None
                 here = waiting == {"kind": "gate", "id": node_id}
@@ -63,4 +69,4 @@ class Timeline(Tree[NodeRef]):
     def select_ref(self, ref: NodeRef) -> None:
         node = self._refs.get(ref)
         if node is not None:
-            self.move_cursor(node)
+            self.move_cursor(node, animate=False)
