@@ -159,7 +159,7 @@ class FixedBackups:
 
     STATUS = {"mini-legacy": "AVAILABLE", "mini-company": "AVAILABLE", "mini-other": "CREATING"}
 
-    def describe_backup(self, BackupArn: str) -> dict:  # noqa: N803 (boto3's spelling)
+    def describe_backup(self, BackupArn: str) -> dict:
         table = BackupArn.split("/")[1]
         return {"BackupDescription": {"BackupDetails": {"BackupStatus": self.STATUS[table]}}}
 

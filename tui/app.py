@@ -210,9 +210,11 @@ class RunbookApp(App[int]):
             state = engine.journal.steps.get(ref[1])
             for table, prog in state.progress.items() if state else ():
                 row = panel.rows.get(table)
-                if row is None or (row.done, row.total) != (prog.done, prog.total):
-                    if row is None or not self.running:  # live events run ahead of the journal
-                        panel.set_progress(table, prog.done, prog.total)
+                # while running, live events run ahead of the journal: keep their rate and ETA
+                if row is None or (
+                    not self.running and (row.done, row.total) != (prog.done, prog.total)
+                ):
+                    panel.set_progress(table, prog.done, prog.total)
         elif ref and ref[0] == "gate":
             detail.show_gate(
                 engine.runbook, engine.journal, ref[1], waiting == {"kind": "gate", "id": ref[1]}
