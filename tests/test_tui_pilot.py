@@ -17,7 +17,7 @@ from tests.conftest import MINI_RUNBOOK
 from tests.tui_states import HOLDER
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
-from tui.screens.prompts import TextPrompt, YesNo
+from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.rollback import RollbackScreen
 
 
@@ -194,3 +194,38 @@ async def test_alert_banner_and_read_only(engine: Engine) -> None:
         assert not viewer.running
         assert "driven by bob@bastion-1" in str(viewer.query_one("#topbar").render())
     assert not engine.store.path.exists()  # the viewer wrote nothing
+
+
+async def test_destructive_step_is_confirmed_before_the_engine_runs(engine: Engine) -> None:
+    rb = engine.runbook
+    steps = [s.model_copy(update={"destructive": s.id == "final-backups"}) for s in rb.steps]
+    engine.runbook = rb.model_copy(update={"steps": steps})
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="rehearsal")
+    engine.ack("handover", by="alice")
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(pilot)  # the engine never blocks on the screen: the worker has ended
+        assert isinstance(app.screen, TypedConfirm)
+        saved = journal_of(engine).steps
+        assert saved["handover"].status == "done" and "final-backups" not in saved
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, TypedConfirm)
+        assert engine.journal.step("final-backups").status == "pending"
+        await pilot.press("r")
+        await pilot.pause()
+        await type_text(pilot, "phase1")  # the wrong phase does nothing
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TypedConfirm)
+        for _ in range(6):
+            await pilot.press("backspace")
+        await type_text(pilot, "phase2")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "DONE" in str(app.query_one("#status").render())
+    journal = journal_of(engine)
+    assert journal.steps["final-backups"].status == "done"
+    assert journal.steps["handover"].status == "done"

@@ -101,6 +101,7 @@ class RunbookApp(App[int]):
         self.log_offset = 0
         self.last_alert: Alert | None = None
         self.quitting = False
+        self.pause_before: str | None = None  # a destructive step the run stops short of
         self.ui_loop: asyncio.AbstractEventLoop | None = None
         if not read_only:
             engine.subscribe(self._from_engine)
@@ -410,58 +411,92 @@ class RunbookApp(App[int]):
         return True
 
     def action_run(self) -> None:
+        """Run until a human is needed. A destructive step is confirmed (typed) before the
+        worker starts, so the engine thread never waits on the screen."""
         if self.running or self.read_only:
             return
+        node = self.engine.next_node()
+        step = self.engine.runbook.step(node[1]) if node and node[0] == "step" else None
+        if step is not None and step.destructive:
+            details = (
+                f"{step.id}: {step.title}\nRequires gate {step.requires_gate or '-'} (GO). "
+                "Resources are archived beside the journal before deletion."
+            )
+
+            def answered(ok: bool | None) -> None:
+                if ok:
+                    self._start_run(approved=step.id)
+                else:
+                    self.notify(f"{step.id} not confirmed; nothing was changed")
+
+            self.push_screen(
+                TypedConfirm(f"Destructive step in {step.phase}", details, step.phase), answered
+            )
+            return
+        self._start_run(approved=None)
+
+    def _next_destructive(self, after: str | None) -> str | None:
+        """The first destructive step after the node `after` (the run pauses before it)."""
+        sequence = self.engine.sequence()
+        node = self.engine.next_node()
+        if node is None:
+            return None
+        for kind, node_id in sequence[sequence.index(node) :]:
+            if (
+                kind == "step"
+                and node_id != after
+                and self.engine.runbook.step(node_id).destructive
+            ):
+                return node_id
+        return None
+
+    def _start_run(self, approved: str | None) -> None:
         self.running = True
         self.idle.clear()
         self.query_one(AlertBanner).clear()
         self.refresh_view()
-        self._run_engine()
+        sequence = [n for n in self.engine.sequence()]
+        pause_before = self._next_destructive(after=approved)
+        until = None
+        if pause_before is not None:
+            index = sequence.index(("step", pause_before))
+            until = sequence[index - 1][1] if index > 0 else None
+        self.pause_before = pause_before
+        self._run_engine(approved, until)
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def _run_engine(self) -> Outcome:
+    def _run_engine(self, approved: str | None, until: str | None) -> Outcome:
         try:
-            return self.engine.run(confirm=self._confirm_from_thread)
+            return self.engine.run(until=until, confirm=lambda step_id, token: step_id == approved)
         finally:
             self.idle.set()
-
-    def _confirm_from_thread(self, step_id: str, token: str) -> bool:
-        """The engine asks before a destructive step; block its thread on the operator."""
-        answered = threading.Event()
-        answer: list[bool] = []
-
-        def done(value: bool | None) -> None:
-            answer.append(bool(value))
-            answered.set()
-
-        step = self.engine.runbook.step(step_id)
-        details = (
-            f"{step.id}: {step.title}\nRequires gate {step.requires_gate or '-'} (GO). "
-            "Resources are archived beside the journal before deletion."
-        )
-        self.call_from_thread(
-            self.push_screen, TypedConfirm(f"Destructive step in {token}", details, token), done
-        )
-        while not answered.wait(0.2):
-            if self.engine.stop_requested:
-                return False
-        return answer[0]
 
     def on_worker_state_changed(self, event: Any) -> None:
         worker = event.worker
         if worker.group not in ("engine", "rollback") or not worker.is_finished:
             return
         self.running = False
+        result = worker.result if isinstance(worker.result, Outcome) else None
+        paused = (
+            worker.group == "engine"
+            and result is not None
+            and result.status == "done"
+            and self.pause_before is not None
+            and self.engine.next_node() == ("step", self.pause_before)
+            and not self.quitting
+        )
         if worker.error is not None:
             self.notify(f"engine error: {worker.error}", severity="error", timeout=15)
-        elif isinstance(worker.result, Outcome):
-            self._announce(worker.result)
+        elif result is not None and not paused:
+            self._announce(result)
         self.selected = None
         self.refresh_view()
         self._write_step_log()
         self._follow_current()
         if self.quitting:
             self.exit(0)
+        elif paused:  # the run reached a destructive step: ask, then go on
+            self.call_later(self.action_run)
 
     def _announce(self, outcome: Outcome) -> None:
         severity = {"failed": "error", "declined": "warning", "interrupted": "warning"}.get(
