@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.embedded import record_path_for, stop_world
+from engine.lock import is_locked
 from tests.conftest import MINI_RUNBOOK
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -54,6 +55,21 @@ def test_console_starts_shows_timeline_and_quits(tmp_path: Path) -> None:
         assert "✔ 09:00 backup-tables" in capture(session)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         wait_for(session, "EXITED=0")
+        assert is_locked(journal) is None
+        # again on the same journal: the greeting; then the terminal goes away (SIGHUP)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
+            check=True,
+        )
+        screen = wait_for(session, "Welcome back")
+        assert "Run started by" in screen and "gate gate-phase2" in screen
+        assert is_locked(journal) is not None
+        subprocess.run(["tmux", "kill-session", "-t", session], check=True)
+        deadline = time.monotonic() + 10
+        while is_locked(journal) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert is_locked(journal) is None  # the console left and let go of the journal
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         stop_world(record_path_for(journal))
