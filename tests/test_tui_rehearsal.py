@@ -1,0 +1,97 @@
+"""A rehearsal of the bundled runbook driven through the console, keys only, on moto.
+
+Run, tick every gate item, decide GO, acknowledge manual steps, watch the read shift; then
+inject errors, see the trigger fire, and confirm the proposed rollback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.journal import JournalStore
+from engine.loader import default_runbook_path, load_runbook
+from engine.runner import Engine, EngineOptions
+from engine.seed import seed_world
+from engine.session import new_journal
+from engine.simulator import set_error_rate
+from engine.target import Connection, TargetSpec, identify
+from tui.app import RunbookApp
+from tui.screens.gate import GateScreen
+from tui.screens.rollback import RollbackScreen
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def pass_gate(pilot, engine: Engine, gate_id: str) -> None:
+    await pilot.press("g")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, GateScreen)
+    for item in engine.runbook.gate(gate_id).items:
+        if item.kind == "manual":
+            await pilot.press("space")
+        await pilot.press("down")
+    await pilot.pause()
+    await pilot.press("y")
+    await settle(pilot)
+    decision = engine.journal.gates[gate_id]
+    assert decision.decision == "GO", {k: v.detail for k, v in decision.evidence.items()}
+
+
+@pytest.mark.slow
+async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) -> None:
+    loaded = load_runbook(default_runbook_path())
+    seed_world(aws, loaded.runbook, "world-tui")
+    journal = new_journal(loaded, identify(TargetSpec(), aws, "world-tui"), "alice")
+    engine = Engine(
+        loaded.runbook,
+        journal,
+        JournalStore(tmp_path / "j.toml"),
+        aws.client,
+        EngineOptions(operator="alice", time_scale=1_000_000, is_embedded=True),
+    )
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(40):
+            if engine.next_node() == ("step", "capture-baseline"):
+                break
+            waiting = engine.waiting()
+            if waiting and waiting["kind"] == "gate":
+                await pass_gate(pilot, engine, waiting["id"])
+            elif waiting:
+                await pilot.press("a")
+                await pilot.pause()
+                await pilot.press("enter")
+                await pilot.pause()
+            else:
+                await pilot.press("r")
+                await settle(pilot)
+                failed = [s for s, st in engine.journal.steps.items() if st.status == "failed"]
+                assert not failed, engine.journal.steps[failed[0]].error
+        assert engine.next_node() == ("step", "capture-baseline")
+        assert engine.journal.gates["gate-phase4"].decision == "GO"
+        set_error_rate(engine.clients, 5.0)
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.query_one("#alert").has_class("visible")
+        assert engine.journal.steps["read-shift-10"].status == "failed"
+        await pilot.press("b")
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackScreen)
+        assert app.screen.rollback.id == "rollback-reads"
+        await pilot.press("enter")
+        await settle(pilot)
+    saved = JournalStore(tmp_path / "j.toml").load()
+    assert saved.alerts and saved.alerts[-1]["trigger"] == "error-rate"
+    assert saved.rollbacks[-1].id == "rollback-reads" and saved.rollbacks[-1].status == "done"
+    assert saved.steps["read-shift-10"].status == "rolled_back"
+    assert saved.step("read-shift-50").status == "pending"  # the trigger stopped the shift
+    lam = aws.client("lambda")
+    for fn in loaded.runbook.flags.functions:
+        env = lam.get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
+        assert env["READ_FROM_COMPANY_SCOPED"] == "false", fn
+        assert env["API_SIGNING_SECRET"] == "s3cr3t-not-a-flag"  # other variables survive
