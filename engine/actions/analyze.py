@@ -95,7 +95,7 @@ class KeyIndex:
             for p in (path, path.with_name(path.name + "-journal")):
                 p.unlink(missing_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path)
+        self.db = sqlite3.connect(path, check_same_thread=False)  # migrate threads lock it
         self.db.executescript(
             """
             PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;

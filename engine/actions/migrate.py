@@ -1,8 +1,8 @@
 """migrate_entity (plan phase 2), and its inverses remove_migrated_items (rollback-data) and
 resync_legacy (rollback-cleanup).
 
-migrate_entity: parallel-scan segments run one after the other (moto is CPU-bound; on AWS the
-segments are still independent resume units). Cursors (journal, small):
+migrate_entity: parallel-scan segments run in threads (`max_workers` caps them), each with its
+own resume cursor. Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer"}}
 A segment's key only advances once its page is applied, so a resume re-runs at most one page;
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ from engine.transforms import (
     to_legacy,
 )
 
+WRITE_BATCH = 25  # writes between stop checks: a stop lands within one batch
 WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
 
 
@@ -62,6 +65,7 @@ class MigrateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entity: str
     segments: int = Field(default=1, ge=1, le=64)
+    max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
     page_size: int | None = Field(default=None, ge=1)
 
 
@@ -72,7 +76,7 @@ class Ledger:
     def __init__(self, path: Path, fresh: bool) -> None:
         if fresh:
             path.unlink(missing_ok=True)
-        self.db = sqlite3.connect(path)
+        self.db = sqlite3.connect(path, check_same_thread=False)  # segment threads, locked
         self.db.executescript(
             """
             PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
@@ -134,18 +138,23 @@ def _write(
     index: KeyIndex | None,
     ledger: Ledger,
     skeys: list[str],
+    lock: threading.Lock,
 ) -> str:
-    """Migrate one legacy item; returns its outcome."""
+    """Migrate one legacy item; returns its outcome. `lock` guards the sqlite files."""
     skey = key_text(item, skeys)
     reason = classify_legacy(e, item)
     if reason is not None:
-        ledger.quarantine(skey, reason, item)
+        with lock:
+            ledger.quarantine(skey, reason, item)
         return "quarantined"
     user = item[e.user_attr]
     company = company_or_fail(resolver, user, ctx)
     ident = item[e.id_attr]
-    if index is not None and index.is_collision(e.name, company, ident):
-        ledger.collision(skey, company, ident, user, "analysis: colliding target key", "")
+    with lock:
+        known_collision = index is not None and index.is_collision(e.name, company, ident)
+        if known_collision:
+            ledger.collision(skey, company, ident, user, "analysis: colliding target key", "")
+    if known_collision:
         return "collision"
     pk, _ = target_keys(ctx.runbook, e)
     new = to_company_scoped(e, item, company, ctx.migration_ts)
@@ -166,13 +175,101 @@ def _write(
             continue  # deleted between the check and the read-back: try again
         if old.get(CREATED_BY) != user:
             existing = str(old.get(CREATED_BY, ""))
-            ledger.collision(skey, company, ident, user, "target-owned-by-other", existing)
+            with lock:
+                ledger.collision(skey, company, ident, user, "target-owned-by-other", existing)
             return "collision"
         if is_newer(old.get(UPDATED_AT), ctx.migration_ts):
             return "skipped_newer"
-        ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user)
+        with lock:
+            ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user)
         return "collision"
     raise RuntimeError(f"{e.target}: conditional put of {skey} kept failing without an item")
+
+
+class _SegmentWorkers:
+    """Runs the parallel-scan segments of one entity in threads. Shared state (cursors,
+    counts, the sqlite ledger and index, the journal) is touched only under `lock`; a page's
+    writes run outside it."""
+
+    def __init__(
+        self,
+        ctx: ActionContext,
+        e: EntitySpec,
+        p: MigrateParams,
+        resolver: Any,
+        index: KeyIndex | None,
+        ledger: Ledger,
+    ) -> None:
+        self.ctx, self.e, self.p = ctx, e, p
+        self.resolver, self.index, self.ledger = resolver, index, ledger
+        self.ddb = ctx.client("dynamodb")
+        self.skeys = source_keys(ctx.runbook, e)
+        self.lock = threading.Lock()
+        self.abort = threading.Event()
+
+    def run_all(self) -> None:
+        segments = self.ctx.cursors["segments"]
+        todo = [s for s in range(self.p.segments) if not segments[str(s)].get("done")]
+        if not todo:
+            return
+        workers = min(len(todo), self.p.max_workers or len(todo))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"migrate-{self.e.name}") as pool:
+            futures = [pool.submit(self.run_segment, s) for s in todo]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                self.abort.set()  # the others stop after their current page
+                raise
+
+    def run_segment(self, seg: int) -> None:
+        c = self.ctx.cursors
+        with self.lock:
+            state = c["segments"][str(seg)]
+            start = state.get("key")
+        pages = dynamo.scan_pages(
+            self.ddb,
+            self.e.source,
+            start_key=start,
+            segment=seg,
+            total_segments=self.p.segments,
+            page_size=self.p.page_size,
+            clock=self.ctx.clock,
+        )
+        for page, last_key in pages:
+            page_counts = {"migrated": 0, "skipped_newer": 0}
+            for offset in range(0, len(page), WRITE_BATCH):
+                # a stop abandons the page between batches; its cursor has not moved, so a
+                # resume rewrites the page's items identically
+                self.ctx.clock.check()
+                if self.abort.is_set():
+                    return
+                for item in page[offset : offset + WRITE_BATCH]:
+                    outcome = _write(
+                        self.ctx,
+                        self.e,
+                        item,
+                        self.resolver,
+                        self.index,
+                        self.ledger,
+                        self.skeys,
+                        self.lock,
+                    )
+                    if outcome in page_counts:
+                        page_counts[outcome] += 1
+            with self.lock:  # the page is applied: only now advance the cursor and counts
+                self.ledger.db.commit()
+                counts = c["counts"]
+                counts["scanned"] += len(page)
+                for k, v in page_counts.items():
+                    counts[k] += v
+                if last_key:
+                    state["key"] = last_key
+                else:
+                    state.pop("key", None)
+                    state["done"] = True
+                self.ctx.progress(self.e.source, counts["scanned"], int(c["source_total"]))
+                self.ctx.checkpoint()
 
 
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
@@ -198,41 +295,9 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
             "warning",
         )
     ledger = Ledger(ctx.artifact(f"migrate-{e.name}.sqlite"), fresh)
-    skeys = source_keys(ctx.runbook, e)
     ctx.progress(e.source, counts["scanned"], total)
     try:
-        for seg in range(p.segments):
-            state = c["segments"][str(seg)]
-            if state.get("done"):
-                continue
-            pages = dynamo.scan_pages(
-                ddb,
-                e.source,
-                start_key=state.get("key"),
-                segment=seg,
-                total_segments=p.segments,
-                page_size=p.page_size,
-                clock=ctx.clock,
-            )
-            for page, last_key in pages:
-                ctx.clock.check()
-                page_counts = {"migrated": 0, "skipped_newer": 0}
-                for item in page:
-                    outcome = _write(ctx, e, item, resolver, index, ledger, skeys)
-                    if outcome in page_counts:
-                        page_counts[outcome] += 1
-                ledger.db.commit()
-                # the page is applied: only now advance the cursor and the counts
-                counts["scanned"] += len(page)
-                for k, v in page_counts.items():
-                    counts[k] += v
-                if last_key:
-                    state["key"] = last_key
-                else:
-                    state.pop("key", None)
-                    state["done"] = True
-                ctx.progress(e.source, counts["scanned"], total)
-                ctx.checkpoint()
+        _SegmentWorkers(ctx, e, p, resolver, index, ledger).run_all()
         artifacts = ledger.export(ctx, e.name)
         quarantined = ledger.count("quarantine")
         collisions = ledger.count("collisions")
