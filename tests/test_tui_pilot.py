@@ -229,3 +229,38 @@ async def test_destructive_step_is_confirmed_before_the_engine_runs(engine: Engi
     journal = journal_of(engine)
     assert journal.steps["final-backups"].status == "done"
     assert journal.steps["handover"].status == "done"
+
+
+async def test_read_only_viewer_derives_rate_and_eta_from_checkpoints(engine: Engine) -> None:
+    """A viewer gets no engine events: its items/s and ETA come from successive journal
+    checkpoints written by the driver."""
+    from textual.clock import MockClock
+
+    from engine.journal import TableProgress
+    from tui.widgets.table_progress import ProgressPanel
+
+    driver = JournalStore(engine.store.path)
+    journal = engine.journal.model_copy(deep=True)
+    state = journal.step("backup-tables")
+    state.status = "running"
+    state.progress["legacy-expenses"] = TableProgress(done=100, total=1000)
+    driver.save(journal)
+
+    def follow(eng: Engine) -> None:
+        eng.journal = driver.load()
+
+    clock = MockClock(0.0)
+    viewer = RunbookApp(
+        engine, read_only=True, holder=HOLDER, greet=False, follow=follow, clock=clock
+    )
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        viewer._follow_driver()
+        await pilot.pause()
+        state.progress["legacy-expenses"] = TableProgress(done=300, total=1000)
+        driver.save(journal)
+        clock.set_time(2.0)
+        viewer._follow_driver()
+        await pilot.pause()
+        row = viewer.query_one(ProgressPanel).rows["legacy-expenses"]
+        figures = str(row.figures.render())
+        assert "300/1,000 30.0% 100/s ETA 0:07" in figures, figures

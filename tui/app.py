@@ -9,6 +9,7 @@ import asyncio
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, RichLog, Sparkline, Static, Tree
 
+from engine.context import RateMeter, eta_seconds
 from engine.events import (
     Alert,
     JournalChanged,
@@ -99,6 +101,7 @@ class RunbookApp(App[int]):
         self.log_entries: deque[LogEntry] = deque(maxlen=5000)
         self.error_rates: deque[float] = deque(maxlen=60)
         self.log_offset = 0
+        self.followed_rates: dict[tuple[str, str], RateMeter] = {}  # read-only viewers
         self.last_alert: Alert | None = None
         self.quitting = False
         self.pause_before: str | None = None  # a destructive step the run stops short of
@@ -210,10 +213,18 @@ class RunbookApp(App[int]):
             panel.show_step(ref[1])
             state = engine.journal.steps.get(ref[1])
             for table, prog in state.progress.items() if state else ():
+                if self.read_only and state.status == "running":
+                    # a viewer sees only journal checkpoints: its rate comes from them
+                    rate = self._followed_rate(ref[1], table, prog.done)
+                    eta = eta_seconds(prog.done, prog.total, rate)
+                    panel.set_progress(table, prog.done, prog.total, rate, eta)
+                    continue
                 row = panel.rows.get(table)
                 # while running, live events run ahead of the journal: keep their rate and ETA
-                if row is None or (
-                    not self.running and (row.done, row.total) != (prog.done, prog.total)
+                if (
+                    row is None
+                    or self.read_only
+                    or (not self.running and (row.done, row.total) != (prog.done, prog.total))
                 ):
                     panel.set_progress(table, prog.done, prog.total)
         elif ref and ref[0] == "gate":
@@ -227,6 +238,10 @@ class RunbookApp(App[int]):
         self._render_topbar()
         self._render_status(waiting)
         self.refresh_bindings()
+
+    def _followed_rate(self, step_id: str, table: str, done: int) -> float:
+        meter = self.followed_rates.setdefault((step_id, table), RateMeter())
+        return meter.add(self.clock.time if self.clock else time.monotonic(), done)
 
     def _render_topbar(self) -> None:
         run = self.engine.journal.run
