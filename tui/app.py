@@ -6,6 +6,7 @@ It holds no migration logic; everything here can also be done with the headless 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ from tui.widgets.table_progress import ProgressPanel
 from tui.widgets.timeline import Timeline
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+HANGUP_GRACE_SECONDS = 3.0  # for Textual to shut down after the engine checkpointed
 Now = Callable[[], datetime]
 
 
@@ -679,6 +681,15 @@ class RunbookApp(App[int]):
             subscribers.remove(self._from_engine)
 
 
+def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
+    """After SIGHUP/SIGTERM: once the engine has checkpointed, leave even if Textual's shutdown
+    hangs writing to a terminal that is gone (seen with tmux kill-session). The journal is on
+    disk and the flock ends with the process."""
+    app.idle.wait(app.quit_timeout)
+    if not exited.wait(HANGUP_GRACE_SECONDS):
+        os._exit(130)
+
+
 def run_console(workspace: Any) -> int:
     """Open the run for driving (or read-only when another process drives it) and show it."""
     from engine.journal import JournalError
@@ -714,17 +725,23 @@ def run_console(workspace: Any) -> int:
             engine, read_only=holder is not None, holder=holder, follow=workspace.reload
         )
 
+        exited = threading.Event()
+
         def on_signal(signum: int, frame: object) -> None:
             # Textual ignores SIGHUP; without this the engine thread would die mid-batch.
             engine.request_stop()  # thread-safe: the action checkpoints at its next check
             loop = app.ui_loop
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(app.hangup)  # wakes the loop, runs on the UI thread
+            threading.Thread(
+                target=_leave_after_checkpoint, args=(app, exited), daemon=True
+            ).start()
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
         try:
             app.run()
         finally:
+            exited.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             engine.request_stop()
