@@ -209,6 +209,9 @@ def cross_check(rb: Runbook) -> list[Finding]:
         for phase in rollback.phases:
             if phase not in phase_ids:
                 out.append(("error", (*at, "phases"), f"unknown phase {phase!r}"))
+        for step_id in rollback.undoes:
+            if step_id not in step_ids:
+                out.append(("error", (*at, "undoes"), f"unknown step {step_id!r}"))
         for j, rstep in enumerate(rollback.steps):
             out += _check_action(rb, (*at, "steps", j), rstep.action, rstep.params, actions())
 

@@ -196,6 +196,7 @@ class RollbackStep(Strict):
 class Rollback(Strict):
     id: str
     phases: list[str]
+    undoes: list[str] = []  # steps outside `phases` whose effects it removes (run again after)
     title: str
     plan_text: str
     destructive: bool = False

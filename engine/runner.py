@@ -412,6 +412,9 @@ class Engine:
             (r for r in self.journal.rollbacks if r.id == rollback.id and r.status != "done"), None
         )
         if record is None:
+            # a rollback done before starts over: its earlier step states are history
+            for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
+                del self.journal.rollback_steps[key]
             record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=utcnow())
             self.journal.rollbacks.append(record)
         record.status = "running"
@@ -448,7 +451,7 @@ class Engine:
             record.step_index += 1
             self.save()
             self.emit(StepFinished(key, "done", state.summary))
-        self._mark_rolled_back(rollback.phases, by)
+        self._mark_rolled_back(rollback.phases, rollback.undoes, by)
         record.status, record.finished_at = "done", utcnow()
         self.journal.add_audit(by, f"rollback {rollback.id} done")
         self.save()
@@ -459,16 +462,30 @@ class Engine:
         )
         return Outcome("done", message=f"rollback {rollback.id} done")
 
-    def _mark_rolled_back(self, phases: list[str], by: str) -> None:
-        """Rolled-back steps run again on the next run, after their gate is decided again."""
+    def _mark_rolled_back(self, phases: list[str], undoes: list[str], by: str) -> None:
+        """Rolled-back steps run again from scratch on the next run (their resume state is
+        cleared: what they applied was undone). Gates before those phases, and every decided
+        gate after the first rolled-back step, must be decided again: their evidence is stale."""
+        sequence = self.sequence()
+        first: int | None = None
         for step in self.runbook.steps:
             state = self.journal.steps.get(step.id)
-            if step.phase in phases and state and state.status in ("done", "failed", "running"):
-                state.status = "rolled_back"
-                state.acked_by = state.acked_at = state.ack_note = None
+            wanted = step.phase in phases or step.id in undoes
+            if wanted and state and state.status in ("done", "failed", "running"):
+                self.journal.add_audit(
+                    by, f"step {step.id} rolled back (was {state.status}: {state.summary})"[:300]
+                )
+                self.journal.steps[step.id] = StepState(
+                    status="rolled_back", attempts=state.attempts
+                )
+                index = sequence.index(("step", step.id))
+                first = index if first is None else min(first, index)
+        later: set[str] = set()
+        if first is not None:
+            later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}
         for gate in self.runbook.gates:
             state = self.journal.gates.get(gate.id)
-            if gate.before_phase in phases and state and state.decision:
+            if (gate.before_phase in phases or gate.id in later) and state and state.decision:
                 self.journal.add_audit(
                     by, f"gate {gate.id} reopened by rollback (was {state.decision} by {state.by})"
                 )
