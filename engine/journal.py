@@ -6,6 +6,7 @@ small whatever the table sizes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import tomllib
@@ -167,6 +168,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
+TRAILER = b"# end of journal, sha256 of the lines above: %s\n"
+
+
 class JournalStore:
     """Reads and writes one journal file."""
 
@@ -189,6 +193,15 @@ class JournalStore:
             raw = self.path.read_bytes()
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
+        body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")
+        expected = TRAILER % hashlib.sha256(body + b"\n").hexdigest().encode()
+        if trailer + b"\n" != expected:
+            # a cut at a line boundary still parses: only the trailer proves the file is whole
+            raise JournalError(
+                f"journal {self.path} is truncated or was edited (its closing checksum line is "
+                "missing or does not match); it was left untouched. Inspect it, restore it, or "
+                "pass --journal to start a new run elsewhere."
+            )
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -212,4 +225,5 @@ class JournalStore:
 
     def save(self, journal: Journal) -> None:
         data = _strip_none(journal.model_dump(mode="json"))
-        atomic_write(self.path, tomli_w.dumps(data).encode("utf-8"))
+        body = tomli_w.dumps(data).encode("utf-8")
+        atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())

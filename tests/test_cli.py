@@ -85,7 +85,7 @@ def test_bad_input_exits_2(tmp_path: Path, capsys) -> None:
     journal = tmp_path / "j.toml"
     journal.write_text("schema_version = 1\n[run\n")
     assert main(["run", *MINI, "--journal", str(journal)]) == 2
-    assert "corrupt or truncated" in capsys.readouterr().err
+    assert "is truncated or was edited" in capsys.readouterr().err
     assert journal.read_text() == "schema_version = 1\n[run\n"
     assert main(["run", *MINI, "--profile", "prod", "--time-scale", "60"]) == 2
     assert "refused against a real account" in capsys.readouterr().err

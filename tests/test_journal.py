@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from engine.journal import JournalError, JournalStore, TableProgress
+from engine.journal import TRAILER, JournalError, JournalStore, TableProgress
 from tests.conftest import new_journal
 
 
@@ -58,14 +59,35 @@ def test_corrupt_journal_is_refused_and_left_untouched(tmp_path: Path, runbook) 
     raw = store.path.read_bytes()
     truncated = raw[: raw.index(b'migration_ts = "') + 20]  # cut inside a string
     store.path.write_bytes(truncated)
-    with pytest.raises(JournalError, match="corrupt or truncated"):
+    with pytest.raises(JournalError, match="truncated"):
         store.load()
     assert store.path.read_bytes() == truncated
 
 
+def test_journal_cut_at_a_line_boundary_is_refused(tmp_path: Path, runbook) -> None:
+    """A cut between lines still parses as TOML (an older-looking state); the closing
+    checksum line is what proves the file whole."""
+    store = JournalStore(tmp_path / "j.toml")
+    journal = new_journal(runbook)
+    journal.step("backup-tables").status = "done"
+    store.save(journal)
+    raw = store.path.read_bytes()
+    cut = raw[: raw.index(b"[steps.backup-tables]")]
+    store.path.write_bytes(cut)
+    with pytest.raises(JournalError, match="truncated or was edited"):
+        store.load()
+    assert store.path.read_bytes() == cut
+    store.path.write_bytes(raw.replace(b'status = "done"', b'status = "pending"'))
+    with pytest.raises(JournalError, match="truncated or was edited"):
+        store.load()
+    store.path.write_bytes(raw)
+    assert store.load().steps["backup-tables"].status == "done"
+
+
 def test_schema_mismatch_is_refused(tmp_path: Path) -> None:
     store = JournalStore(tmp_path / "j.toml")
-    store.path.write_text('schema_version = 1\n[run]\nrunbook_id = "x"\n')
+    body = b'schema_version = 1\n[run]\nrunbook_id = "x"\n'
+    store.path.write_bytes(body + TRAILER % hashlib.sha256(body).hexdigest().encode())
     with pytest.raises(JournalError, match="does not match the journal schema"):
         store.load()
 
