@@ -147,6 +147,11 @@ def canonical_json(item: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> st
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def checksum_exclusions(entity: EntitySpec) -> tuple[str, ...]:
+    """The entity's own tenant attributes (whatever they are named) plus the audit ones."""
+    return tuple(dict.fromkeys((entity.user_attr, entity.company_attr, *AUDIT_ATTRS)))
+
+
 def content_checksum(item: Mapping[str, Any], exclude: tuple[str, ...] = AUDIT_ATTRS) -> str:
     """Hash of an item's content without tenant/audit attributes: equal across the migration."""
     return hashlib.sha256(canonical_json(item, exclude).encode("utf-8")).hexdigest()

@@ -264,6 +264,9 @@ def test_analyze_migrate_resume_validate_rollback(aws, make_ctx, runbook):
     vctx, _ = make_ctx("validate-migration", aws, journal=journal)
     v = run(vctx, "validate_migration", {"entities": ["expenses", "projects"]})
     assert v["records_missing"] == 0
+    perf = v["performance"]  # the plan's validationResults shape, no traffic here
+    assert {"avgResponseTime", "p99ResponseTime", "errorRate"} <= set(perf)
+    assert perf["p99Statistic"] == "Average" and perf["invocations"] == 0
     assert v["recordCounts"]["expenses"] == {
         "source": expected["source"],
         "target": N_EXPENSES,

@@ -61,6 +61,9 @@ def rehearse(rb, common: list[str], capsys) -> None:
         pytest.fail("the rehearsal did not finish")
     final = status(common, capsys)
     assert {s["status"] for s in final["steps"]} == {"done"}
+    validation = next(s for s in final["steps"] if s["id"] == "validate-migration")["summary"]
+    assert validation["performance"]["invocations"] > 0  # simulated traffic while flags are on
+    assert validation["performance"]["avgResponseTime"] > 0
     assert decided == [g.id for g in rb.gates]
     assert overridden == [], f"gates needed an override: {overridden}"
     capsys.readouterr()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from engine.model import EntitySpec
 from engine.transforms import (
     canonical_json,
+    checksum_exclusions,
     classify_legacy,
     classify_target,
     content_checksum,
@@ -95,3 +96,26 @@ def test_newer_and_json_safe() -> None:
         "b": "2.5",
         "s": ["x", "y"],
     }
+
+
+def test_checksum_follows_the_entitys_own_tenant_attribute_names() -> None:
+    owners = EXPENSES.model_copy(update={"user_attr": "ownerId", "company_attr": "tenantId"})
+    legacy = {k: v for k, v in LEGACY.items() if k != "userId"} | {"ownerId": "user123"}
+    out = to_company_scoped(owners, legacy, "comp789", TS)
+    assert "tenantId" in out and "ownerId" not in out
+    exclude = checksum_exclusions(owners)
+    assert content_checksum(out, exclude) == content_checksum(legacy, exclude)
+    assert content_checksum({**out, "amount": Decimal("1")}, exclude) != content_checksum(
+        legacy, exclude
+    )
+
+
+def test_an_orphan_keeps_its_reason_after_its_company_exists() -> None:
+    from engine.actions.mapping import Resolver
+
+    company = orphan_company_id("comp-migrated-", "u-orphan")
+    before = Resolver("comp-migrated-", {}, {})
+    after = Resolver("comp-migrated-", {"u-orphan": {company}, "u-1": {"comp-a"}}, {})
+    assert before.resolve("u-orphan") == (company, "orphan-new-company")
+    assert after.resolve("u-orphan") == (company, "orphan-new-company")  # a re-run
+    assert after.resolve("u-1") == ("comp-a", "member")

@@ -107,7 +107,10 @@ class Resolver:
             return self.overrides[user], "override"
         companies = self.memberships.get(user, set())
         if len(companies) == 1:
-            return next(iter(companies)), "member"
+            company = next(iter(companies))
+            # a membership this run created for an orphan keeps its reason on a re-run
+            orphan = company == orphan_company_id(self.prefix, user)
+            return company, "orphan-new-company" if orphan else "member"
         if len(companies) > 1:
             self.conflicts[user] = sorted(companies)
             return None, "conflict"

@@ -17,12 +17,14 @@ capture_baseline cursors: `baseline = {"<function>" = ms}`, `statistic = "Averag
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
 from engine.actions.flags import apply_flags
+from engine.actions.mapping import build_resolver
 from engine.context import Action, ActionContext, PlannedCall
 from engine.events import Alert, MetricSample
 from engine.journal import utcnow
@@ -31,6 +33,7 @@ from engine.model import Runbook, Trigger
 TICK_PLAN_SECONDS = 60.0
 MIN_REAL_TICK_SECONDS = 0.2  # at high time scales a tick covers more plan time
 SAMPLE_EVERY_PLAN_SECONDS = 900.0  # consistency sample at most every 15 plan minutes
+SAMPLE_SEGMENTS = 8  # a sample starts at a random segment of the legacy table
 METADATA_ATTRS = frozenset(
     {
         "createdAt",
@@ -55,25 +58,6 @@ class TriggerFired(RuntimeError):
 # --- consistency sampler ----------------------------------------------------------------------
 
 
-def _membership(ddb: Any, rb: Runbook) -> dict[str, str]:
-    """userId -> companyId from the company-users table (first membership wins)."""
-    if rb.mapping is None:
-        return {}
-    m = rb.mapping
-    out: dict[str, str] = {}
-    kwargs: dict[str, Any] = {"TableName": m.company_users_table}
-    while True:
-        page = ddb.scan(**kwargs)
-        for item in page.get("Items", []):
-            user = item.get(m.user_attr, {}).get("S")
-            company = item.get(m.company_attr, {}).get("S")
-            if user and company:
-                out.setdefault(user, company)
-        if "LastEvaluatedKey" not in page:
-            return out
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def _key_names(ddb: Any, table: str, cache: dict[str, list[str]]) -> list[str]:
     if table not in cache:
         schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
@@ -81,28 +65,49 @@ def _key_names(ddb: Any, table: str, cache: dict[str, list[str]]) -> list[str]:
     return cache[table]
 
 
-def sample_consistency(ctx: ActionContext) -> dict[str, int]:
-    """Compare a page of each legacy entity table with the company-scoped twins.
+def _sample(ddb: Any, table: str, size: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Up to `size` items, starting at a random segment and moving on while short."""
+    start = rng.randrange(SAMPLE_SEGMENTS)
+    items: list[dict[str, Any]] = []
+    for offset in range(SAMPLE_SEGMENTS):
+        page = ddb.scan(
+            TableName=table,
+            Limit=size - len(items),
+            Segment=(start + offset) % SAMPLE_SEGMENTS,
+            TotalSegments=SAMPLE_SEGMENTS,
+        )
+        items += page.get("Items", [])
+        if len(items) >= size:
+            break
+    return items
 
-    Returns counts: sampled, compared (twin found), missing (no twin yet), unmapped (no
-    membership), mismatched (twin differs in a non-metadata attribute).
+
+def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> dict[str, int]:
+    """Compare a sample of each legacy entity table with the company-scoped twins.
+
+    Each call starts at a random parallel-scan segment (up to `sample_size` items), so
+    successive samples move over the whole table and reach items the application wrote lately.
+    Users map to companies exactly as the migration maps them (overrides, memberships, orphans).
+    Returns counts: sampled, compared (twin found), missing (no twin yet), unmapped (no single
+    company), mismatched (twin differs in a non-metadata attribute).
     """
     rb = ctx.runbook
     ddb = ctx.client("dynamodb")
-    members = _membership(ddb, rb)
+    rng = rng or random.Random()
+    resolver = build_resolver(ctx) if rb.mapping is not None else None
     keys: dict[str, list[str]] = {}
     counts = {"sampled": 0, "compared": 0, "missing": 0, "unmapped": 0, "mismatched": 0}
     for entity in rb.entities:
         try:
-            page = ddb.scan(TableName=entity.source, Limit=rb.monitoring.sample_size)
+            sample = _sample(ddb, entity.source, rb.monitoring.sample_size, rng)
             target_keys = _key_names(ddb, entity.target, keys)
         except ddb.exceptions.ResourceNotFoundException:
             continue
-        for item in page.get("Items", []):
+        for item in sample:
             counts["sampled"] += 1
             user = item.get(entity.user_attr, {}).get("S")
             ident = item.get(entity.id_attr)
-            company = members.get(user or "")
+            company = resolver.company_for(user) if resolver and user else None
             if company is None or ident is None:
                 counts["unmapped"] += 1
                 continue

@@ -27,7 +27,9 @@ import sqlite3
 from decimal import Decimal
 from typing import Any
 
-from engine import dynamo
+from pydantic import Field
+
+from engine import dynamo, metrics
 from engine.actions.analyze import (
     EntitiesParams,
     KeyIndex,
@@ -44,6 +46,7 @@ from engine.transforms import (
     CREATED_AT,
     CREATED_BY,
     UPDATED_AT,
+    checksum_exclusions,
     classify_legacy,
     classify_target,
     content_checksum,
@@ -135,6 +138,7 @@ def _validate_source(
 ) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
     pk, sk = target_keys(ctx.runbook, e)
+    exclude = checksum_exclusions(e)
     skeys = source_keys(ctx.runbook, e)
     counts = {"source": 0, "target": 0, "not_migrated": 0}
     sums: dict[str, list[Decimal]] = {}
@@ -185,7 +189,7 @@ def _validate_source(
             if is_newer(t.get(UPDATED_AT), ctx.migration_ts):
                 problems.add(e.name, "skipped_newer", skey, "application write after the run")
                 continue
-            if content_checksum(item) != content_checksum(t):
+            if content_checksum(item, exclude) != content_checksum(t, exclude):
                 problems.add(e.name, "checksum_mismatch", skey, "content differs")
             if e.date_attr and item.get(e.date_attr) != t.get(e.date_attr):
                 problems.add(e.name, "date_mismatches", skey, f"{e.date_attr} changed")
@@ -246,7 +250,32 @@ def _validate_target(
             problems.add(e.name, "duplicates", {sk: ident, CREATED_BY: user}, f"{n} copies")
 
 
-def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+class ValidateParams(EntitiesParams):
+    performance_minutes: float = Field(default=60.0, gt=0)  # plan minutes of metrics to read
+
+
+def _performance(ctx: ActionContext, minutes: float) -> dict[str, Any]:
+    """The plan's `performance` block, from CloudWatch over the last `minutes` (informational:
+    the gates judge error rate and latency with their own checks)."""
+    rb = ctx.runbook
+    cw = ctx.client("cloudwatch")
+    win = metrics.window(minutes, ctx.clock.time_scale)
+    functions = rb.flags.functions
+    avg = metrics.latency(cw, functions, "Average", win)
+    p99_stat = metrics.latency_statistic(rb, ctx.is_embedded)
+    p99 = metrics.latency(cw, functions, p99_stat, win)
+    errors = metrics.error_rate(cw, functions, win)
+    return {
+        "avgResponseTime": round(sum(avg.values()) / len(avg), 1) if avg else 0.0,
+        "p99ResponseTime": round(max(p99.values()), 1) if p99 else 0.0,
+        "p99Statistic": p99_stat,  # moto has no percentiles: Average on the embedded target
+        "errorRate": round(errors.percent, 3),
+        "invocations": int(errors.invocations),
+        "windowMinutes": minutes,
+    }
+
+
+def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
     entities = [entity_spec(ctx.runbook, n) for n in p.entities]
     resolver = build_resolver(ctx)
     index = open_index(ctx)
@@ -292,6 +321,7 @@ def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     return {
         "recordCounts": record_counts,
         "dataIntegrity": integrity,
+        "performance": _performance(ctx, p.performance_minutes),
         "issues": issues,
         "ok": ok,
         "records_missing": issues["missing"],
@@ -299,7 +329,7 @@ def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     }
 
 
-def plan(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
+def plan(rb: Runbook, p: ValidateParams) -> list[PlannedCall]:
     calls: list[PlannedCall] = []
     for n in p.entities:
         e = next((x for x in rb.entities if x.name == n), None)
@@ -307,13 +337,21 @@ def plan(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
             calls.append(PlannedCall("dynamodb", "Scan", e.source, "read only"))
             calls.append(PlannedCall("dynamodb", "BatchGetItem", e.target, "per source page"))
             calls.append(PlannedCall("dynamodb", "Scan", e.target, "run's items: tenancy"))
+    calls.append(
+        PlannedCall(
+            "cloudwatch",
+            "GetMetricData",
+            "AWS/Lambda Duration, Errors, Invocations",
+            f"performance over the last {p.performance_minutes:g} plan min",
+        )
+    )
     return calls
 
 
 ACTIONS = (
     Action(
         "validate_migration",
-        EntitiesParams,
+        ValidateParams,
         run,
         plan,
         "Counts, checksums, required fields, relations, sums, tenancy: source vs target",
