@@ -264,3 +264,53 @@ async def test_read_only_viewer_derives_rate_and_eta_from_checkpoints(engine: En
         row = viewer.query_one(ProgressPanel).rows["legacy-expenses"]
         figures = str(row.figures.render())
         assert "300/1,000 30.0% 100/s ETA 0:07" in figures, figures
+
+
+async def test_too_small_notice_follows_every_resize(engine: Engine) -> None:
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        main_screen = app.screen
+        assert not main_screen.has_class("too-small")
+        await pilot.resize_terminal(70, 20)
+        assert main_screen.has_class("too-small")
+        await pilot.resize_terminal(80, 24)  # exactly enough: the console, not the notice
+        assert not main_screen.has_class("too-small")
+        await pilot.press("g")  # a screen on top: a resize still counts for the main one
+        await pilot.pause()
+        await pilot.resize_terminal(60, 15)
+        assert main_screen.has_class("too-small")
+
+
+async def test_refused_go_shows_what_the_engine_measured(engine: Engine) -> None:
+    """A backup vanishes while the gate screen reads all-met: GO is refused, and the screen
+    re-checks at once instead of still claiming every item is met."""
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        gate = app.screen
+        assert isinstance(gate, GateScreen)
+        await pilot.press("down", "space")
+        await pilot.pause()
+        assert gate.check_action("go", ()) is True
+        arn = next(iter(engine.journal.steps["backup-tables"].cursors["backups"].values()))["arn"]
+        engine.clients("dynamodb").delete_backup(BackupArn=arn)
+        await pilot.press("y")
+        await settle(pilot)
+        await settle(pilot)
+        assert app.screen is gate
+        assert gate.item_ok("backups-verified") is False
+        assert gate.check_action("go", ()) is None
+        assert "GO disabled" in str(gate.query_one("#gate-verdict").render())
+    assert journal_of(engine).gates["gate-phase2"].decision is None
+
+
+async def test_gate_opened_while_running_says_why_it_is_read_only(engine: Engine) -> None:
+    viewer = RunbookApp(engine, read_only=True, holder=HOLDER, greet=False)
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        verdict = str(viewer.screen.query_one("#gate-verdict").render())
+        assert verdict.startswith("READ-ONLY: another console drives this run")

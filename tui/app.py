@@ -16,11 +16,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.widgets import Footer, RichLog, Sparkline, Static, Tree
 
 from engine.context import RateMeter, eta_seconds
@@ -147,13 +148,15 @@ class RunbookApp(App[int]):
             summary = resume_summary(self.engine.journal, self.engine.waiting(), self._next_label())
             self.push_screen(ResumeScreen(summary, self.read_only), self._after_greeting)
 
-    def on_resize(self) -> None:
-        self._check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)  # self.size may still be the old one here
         self.call_after_refresh(self.refresh_view)  # timeline labels fit the new width
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
-        self.screen.set_class(small, "too-small")
+    def _check_size(self, size: Size | None = None) -> None:
+        size = size or self.size
+        small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
+        # the main screen, even while a modal is on top of it
+        self.screen_stack[0].set_class(small, "too-small")
 
     # ---- what the run looks like ------------------------------------------------------------
 
@@ -544,8 +547,11 @@ class RunbookApp(App[int]):
         if gate_id is None:
             self.notify("no gate ahead")
             return
+        why = "a step is running; decide when the run waits here" if self.running else ""
         self.push_screen(
-            GateScreen(self.engine, gate_id, read_only=self.read_only or self.running),
+            GateScreen(
+                self.engine, gate_id, read_only=self.read_only or self.running, why_read_only=why
+            ),
             lambda _: self.refresh_view(),
         )
 

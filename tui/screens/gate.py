@@ -16,11 +16,18 @@ from engine.journal import Evidence
 from engine.runner import BadRequest, Engine, Refused
 from tui.screens.prompts import TextPrompt
 
+RECHECK_SECONDS = 30.0  # automatic items are evaluated again while the run waits here
+
 
 def short(value: object, width: int = 56) -> str:
-    """One line; long values (ARNs) keep their distinctive end."""
+    """One line. A sentence keeps its start (the figures come first); a long identifier (an
+    ARN, a path) keeps its distinctive end."""
     text = str(value).replace("\n", " ")
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
+    if len(text) <= width:
+        return text
+    if " " in text:
+        return text[: width - 1] + "…"
+    return "…" + text[-(width - 1) :]
 
 
 def evidence_lines(data: dict, limit: int = 3) -> list[str]:
@@ -54,11 +61,14 @@ class GateScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, engine: Engine, gate_id: str, read_only: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, gate_id: str, read_only: bool = False, why_read_only: str = ""
+    ) -> None:
         super().__init__()
         self.engine = engine
         self.gate = engine.runbook.gate(gate_id)
         self.read_only = read_only
+        self.why_read_only = why_read_only or "another console drives this run"
         state = engine.journal.gates.get(gate_id)
         self.evidence: dict[str, Evidence] = dict(state.evidence) if state else {}
         self.evaluating = False
@@ -75,6 +85,12 @@ class GateScreen(Screen[None]):
         self._redraw()
         self.query_one(OptionList).focus()
         if not self.read_only:
+            self.action_evaluate()
+            # live: a metric can cross its threshold while the operator reads the list
+            self.set_interval(RECHECK_SECONDS, self._recheck)
+
+    def _recheck(self) -> None:
+        if self.waiting_here and not self.evaluating and self.is_current:
             self.action_evaluate()
 
     # ---- state ----------------------------------------------------------------------------
@@ -138,7 +154,11 @@ class GateScreen(Screen[None]):
         options.highlighted = min(highlighted or 0, len(self.gate.items) - 1)
         self._render_evidence()
         failing = self.failing()
-        if self.evaluating:
+        if self.read_only:
+            verdict = f"READ-ONLY: {self.why_read_only}. Evidence shown is the last recorded."
+        elif not self.waiting_here:
+            verdict = "The run is not at this gate: it can be decided once the run waits here."
+        elif self.evaluating:
             verdict = "evaluating automatic checks…"
         elif failing:
             verdict = (
@@ -214,6 +234,9 @@ class GateScreen(Screen[None]):
         self.evaluating = False
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.error}", severity="error", timeout=10)
+            if event.worker.name == "decide":  # refused: show what the engine just measured
+                self.action_evaluate()
+                return
         elif event.worker.name == "decide":
             self.notify(f"{self.gate.id}: decision recorded")
             self.app.pop_screen()
