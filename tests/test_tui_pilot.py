@@ -18,6 +18,7 @@ from tests.tui_states import HOLDER
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
+from tui.screens.resume import ResumeScreen
 from tui.screens.rollback import RollbackScreen
 
 
@@ -314,3 +315,74 @@ async def test_gate_opened_while_running_says_why_it_is_read_only(engine: Engine
         await pilot.pause()
         verdict = str(viewer.screen.query_one("#gate-verdict").render())
         assert verdict.startswith("READ-ONLY: another console drives this run")
+
+
+def _fail_with_alert(journal, step_id: str = "handover") -> None:
+    journal.step(step_id).status = "failed"
+    journal.step(step_id).error = "TriggerFired: trigger error-rate fired: 5% > 1%"
+    journal.alerts.append(
+        {
+            "trigger": "error-rate",
+            "step": step_id,
+            "phase": "phase2",
+            "at": "2026-11-29T02:00:00Z",
+            "message": "error rate 5% > 1%",
+            "measured": 5.0,
+            "threshold": 1.0,
+            "rollback": "rollback-phase2",
+        }
+    )
+
+
+async def test_viewer_sees_new_alerts_and_a_driver_that_left(engine: Engine) -> None:
+    driver = JournalStore(engine.store.path)
+    journal = engine.journal.model_copy(deep=True)
+    driver.save(journal)
+
+    def follow(eng: Engine) -> None:
+        eng.journal = driver.load()
+
+    viewer = RunbookApp(engine, read_only=True, holder=HOLDER, greet=False, follow=follow)
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        banner = viewer.query_one("#alert")
+        assert not banner.has_class("visible")
+        _fail_with_alert(journal)
+        driver.save(journal)
+        viewer._follow_driver()
+        await pilot.pause()
+        assert banner.has_class("visible")  # the alert reaches whoever watches
+        topbar = str(viewer.query_one("#topbar").render())
+        assert "no console drives now" in topbar  # nobody holds the lock in this test
+
+
+async def test_greeting_after_a_trigger_offers_the_rollback_first(engine: Engine) -> None:
+    engine.run()
+    _fail_with_alert(engine.journal)
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        greeting = app.screen
+        assert isinstance(greeting, ResumeScreen)
+        assert list(greeting.offers()) == ["b", "r"]
+        assert "proposed rollback is rollback-phase2" in greeting.summary
+        await pilot.press("b")
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackScreen)
+        assert app.screen.rollback.id == "rollback-phase2"
+
+
+async def test_greeting_at_a_manual_step_offers_acknowledge(engine: Engine) -> None:
+    engine.run()
+    engine.decide("gate-phase2", go=True, by="alice", override="test")
+    engine.run()
+    assert engine.waiting() == {"kind": "step", "id": "handover"}
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert list(app.screen.offers()) == ["a"]
+        await pilot.press("r")  # not offered: nothing happens
+        await pilot.pause()
+        assert isinstance(app.screen, ResumeScreen)
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, TextPrompt)

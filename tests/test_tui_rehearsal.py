@@ -85,6 +85,7 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
         assert app.screen.rollback.id == "rollback-reads"
         await pilot.press("enter")
         await settle(pilot)
+        assert not app.query_one("#alert").has_class("visible")  # the proposal was carried out
     saved = JournalStore(tmp_path / "j.toml").load()
     assert saved.alerts and saved.alerts[-1]["trigger"] == "error-rate"
     assert saved.rollbacks[-1].id == "rollback-reads" and saved.rollbacks[-1].status == "done"

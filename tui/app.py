@@ -34,14 +34,14 @@ from engine.events import (
     StepFinished,
     StepStarted,
 )
-from engine.lock import Holder
+from engine.lock import Holder, is_locked
 from engine.runner import BadRequest, Engine, Outcome, Refused
 from tui.logbook import LogEntry, read_new, read_tail, render_entry
 from tui.messages import EngineEvent, wrap
 from tui.screens.gate import GateScreen
 from tui.screens.log import LogScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
-from tui.screens.resume import ResumeScreen, resume_summary
+from tui.screens.resume import ResumeScreen, proposed_rollback, resume_summary
 from tui.screens.rollback import RollbackScreen, preview_text
 from tui.widgets.banners import AlertBanner, StatusLine
 from tui.widgets.step_detail import StepDetail
@@ -105,6 +105,7 @@ class RunbookApp(App[int]):
         self.error_rates: deque[float] = deque(maxlen=60)
         self.log_offset = 0
         self.followed_rates: dict[tuple[str, str], RateMeter] = {}  # read-only viewers
+        self.alerts_seen = len(engine.journal.alerts)
         self.last_alert: Alert | None = None
         self.quitting = False
         self.pause_before: str | None = None  # a destructive step the run stops short of
@@ -145,8 +146,16 @@ class RunbookApp(App[int]):
         if self.read_only:
             self.set_interval(1.0, self._follow_driver)
         if self.greet and self._has_history():
-            summary = resume_summary(self.engine.journal, self.engine.waiting(), self._next_label())
-            self.push_screen(ResumeScreen(summary, self.read_only), self._after_greeting)
+            waiting = self.engine.waiting()
+            driver = self.holder.describe() if self.read_only and self.holder else None
+            summary = resume_summary(self.engine.journal, waiting, self._next_label(), driver)
+            greeting = ResumeScreen(
+                summary,
+                self.read_only,
+                waiting["kind"] if waiting else None,
+                proposed_rollback(self.engine.journal),
+            )
+            self.push_screen(greeting, self._after_greeting)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)  # self.size may still be the old one here
@@ -162,8 +171,8 @@ class RunbookApp(App[int]):
 
     def _has_history(self) -> bool:
         journal = self.engine.journal
-        return any(s.status != "pending" for s in journal.steps.values()) or any(
-            g.decision or g.ticks for g in journal.gates.values()
+        return any(s.status != "pending" for s in list(journal.steps.values())) or any(
+            g.decision or g.ticks for g in list(journal.gates.values())
         )
 
     def _next_label(self) -> str | None:
@@ -194,7 +203,8 @@ class RunbookApp(App[int]):
 
     def _current_ref(self) -> tuple[str, str] | None:
         running = next(
-            (sid for sid, s in self.engine.journal.steps.items() if s.status == "running"), None
+            (sid for sid, s in list(self.engine.journal.steps.items()) if s.status == "running"),
+            None,
         )
         if running:
             return ("step", running)
@@ -217,7 +227,7 @@ class RunbookApp(App[int]):
             )
             panel.show_step(ref[1])
             state = engine.journal.steps.get(ref[1])
-            for table, prog in state.progress.items() if state else ():
+            for table, prog in list(state.progress.items()) if state else ():
                 if self.read_only and state.status == "running":
                     # a viewer sees only journal checkpoints: its rate comes from them
                     rate = self._followed_rate(ref[1], table, prog.done)
@@ -255,9 +265,10 @@ class RunbookApp(App[int]):
             f"{run.target.kind} {run.target.identity}",
             self.engine.options.operator,
         ]
-        if self.read_only:
-            who = self.holder.describe() if self.holder else "another process"
-            parts = ["READ-ONLY", f"driven by {who}", *parts]
+        if self.read_only and self.holder is None:
+            parts = ["READ-ONLY", "no console drives now: quit and start runbook to drive", *parts]
+        elif self.read_only:
+            parts = ["READ-ONLY", f"driven by {self.holder.describe()}", *parts]
         else:
             parts.append("DRIVING")
         self.query_one("#topbar", Static).update(" " + " · ".join(parts))
@@ -270,9 +281,11 @@ class RunbookApp(App[int]):
         )
         hint = (lambda text: "") if self.read_only else (lambda text: f" · {text}")
         interrupted = [
-            sid for sid, st in self.engine.journal.steps.items() if st.status == "running"
+            sid for sid, st in list(self.engine.journal.steps.items()) if st.status == "running"
         ]
-        failed = [sid for sid, st in self.engine.journal.steps.items() if st.status == "failed"]
+        failed = [
+            sid for sid, st in list(self.engine.journal.steps.items()) if st.status == "failed"
+        ]
         if self.running:
             ref = self._current_ref()
             state = f"RUNNING {ref[1] if ref else ''}" + hint("s stops safely")
@@ -281,6 +294,8 @@ class RunbookApp(App[int]):
             state = f"WAITING at {waiting['kind']} {waiting['id']}" + hint(key)
         elif self.engine.next_node() is None:
             state = "DONE"
+        elif interrupted and self.read_only and self.holder is None:
+            state = f"INTERRUPTED {interrupted[0]} (its driver left)"
         elif interrupted and self.read_only:
             state = f"RUNNING {interrupted[0]} (driven elsewhere)"
         elif interrupted:
@@ -387,6 +402,10 @@ class RunbookApp(App[int]):
         entries, self.log_offset = read_new(self.engine.store.log_path, self.log_offset)
         for entry in entries:
             self._add_entry(entry)
+        if len(self.engine.journal.alerts) != self.alerts_seen:
+            self.alerts_seen = len(self.engine.journal.alerts)
+            self._restore_alert()
+        self.holder = is_locked(self.engine.store.path)  # the driver may have left or changed
         self.refresh_view()
 
     # ---- selection ----------------------------------------------------------------------------
@@ -509,6 +528,8 @@ class RunbookApp(App[int]):
             self.notify(f"engine error: {worker.error}", severity="error", timeout=15)
         elif result is not None and not paused:
             self._announce(result)
+        if worker.group == "rollback" and result is not None and result.status == "done":
+            self.query_one(AlertBanner).clear()  # its proposal was carried out
         self.selected = None
         self.refresh_view()
         self._write_step_log()
@@ -672,9 +693,17 @@ class RunbookApp(App[int]):
         if self.running:  # a call stuck on the network: the journal holds the last checkpoint
             self.exit(0, message="the engine did not stop in time; its last checkpoint stands")
 
-    def _after_greeting(self, resume: bool | None) -> None:
-        if resume:
-            self.action_run()
+    def _after_greeting(self, command: str | None) -> None:
+        if command == "run":
+            waiting = self.engine.waiting()
+            if waiting and waiting["kind"] == "gate":
+                self.action_gate()
+            else:
+                self.action_run()
+        elif command == "rollback":
+            self.action_rollback()
+        elif command == "ack":
+            self.action_ack()
 
     def hangup(self) -> None:
         """SIGHUP (SSH dropped) or SIGTERM: checkpoint, then leave. UI thread."""

@@ -38,7 +38,7 @@ class StepDetail(Static):
             else:
                 text.append(step.instructions + "\n", style="italic")
         if state.summary:
-            pairs = [f"{k}={v}" for k, v in state.summary.items() if not isinstance(v, dict)]
+            pairs = [f"{k}={v}" for k, v in list(state.summary.items()) if not isinstance(v, dict)]
             text.append("result: " + ", ".join(pairs)[:300] + "\n")
         if next_gate:
             text.append(next_gate, style="dim")
