@@ -91,3 +91,25 @@ Event = (
     | JournalChanged
 )
 Subscriber = Callable[[Event], None]
+
+SUMMARY_CHARS = 200
+
+
+def summary_text(summary: dict) -> str:
+    """A step summary on one line: its scalar figures (summaries never hold secrets)."""
+    pairs = [f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list))]
+    text = ", ".join(pairs)
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def as_log_line(event: Event, at: str) -> LogLine | None:
+    """Step boundaries as log lines, so the log file and the console's step log tell the whole
+    story (failures are logged where they happen, with their error)."""
+    if isinstance(event, StepStarted):
+        verb = "resuming from the last checkpoint:" if event.resumed else "starting:"
+        return LogLine(event.step_id, "info", f"{verb} {event.title} (attempt {event.attempt})", at)
+    if isinstance(event, StepFinished) and event.status != "failed":
+        figures = summary_text(event.summary)
+        level: Level = "warning" if event.status == "interrupted" else "info"
+        return LogLine(event.step_id, level, event.status + (f": {figures}" if figures else ""), at)
+    return None

@@ -25,6 +25,7 @@ from engine.events import (
     Subscriber,
     WaitingAtGate,
     WaitingForAck,
+    as_log_line,
 )
 from engine.journal import (
     Evidence,
@@ -85,6 +86,8 @@ class Engine:
     def emit(self, event: Event) -> None:
         if isinstance(event, LogLine):
             self._append_log(event)
+        elif (line := as_log_line(event, utcnow())) is not None:
+            self._append_log(line)
         elif isinstance(event, Alert):
             self._append_log(LogLine(event.step_id, "error", f"ALERT {event.message}", utcnow()))
         for subscriber in list(self._subscribers):
@@ -257,8 +260,6 @@ class Engine:
         )
         self.save()
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
-        if resumed:
-            self.log(f"resuming {step.id} from its last checkpoint", step_id=step.id)
         ctx = self._context(step.id, state)
         try:
             summary = action.run(ctx, action.params.model_validate(step.params))

@@ -62,6 +62,9 @@ def test_runs_to_the_gate_and_waits(mini, aws, tmp_path) -> None:
     assert {b["status"] for b in backups.values()} == {"AVAILABLE"}
     assert sorted(journal.steps["backup-tables"].cursors["pitr"]) == sorted(backups)
     assert engine.status()["waiting"] == {"kind": "gate", "id": "gate-phase2"}
+    log = engine.store.log_path.read_text()  # the step's story is in the log file too
+    assert "INFO    [backup-tables] starting: Back up every table (attempt 1)" in log
+    assert "INFO    [backup-tables] done: backups=3, reused=0, pitr_enabled=3" in log
 
 
 def test_gate_refuses_go_until_items_pass_then_records_evidence(mini, aws, tmp_path) -> None:

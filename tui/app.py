@@ -33,6 +33,7 @@ from engine.events import (
     Progress,
     StepFinished,
     StepStarted,
+    as_log_line,
 )
 from engine.lock import Holder, is_locked
 from engine.runner import BadRequest, Engine, Outcome, Refused
@@ -357,6 +358,8 @@ class RunbookApp(App[int]):
                     event.table, event.done, event.total, event.rate, event.eta_seconds
                 )
             return
+        if (line := as_log_line(event, self.now().strftime("%Y-%m-%dT%H:%M:%SZ"))) is not None:
+            self._add_entry(LogEntry(line.at, line.level, line.step_id or "run", line.message))
         if isinstance(event, LogLine):
             entry = LogEntry(
                 event.at or self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -437,7 +440,7 @@ class RunbookApp(App[int]):
         if action in main_only and not main_screen:
             return False
         if action in ("run", "ack", "rollback", "stop") and self.read_only:
-            return None
+            return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
         if action == "run":
             return None if self.running else True
         if action == "stop":

@@ -112,7 +112,7 @@ class GateScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
-            return None
+            return False  # hidden: the verdict line says why
         if action == "go":
             return None if (self.failing() or self.evaluating or not self.waiting_here) else True
         if action in ("no_go", "override"):
