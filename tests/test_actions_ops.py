@@ -11,7 +11,7 @@ import tomli_w
 
 from engine import simulator
 from engine.actions import registry
-from engine.actions.traffic import TriggerFired
+from engine.actions.traffic import WATCH_PROGRESS, TriggerFired
 from engine.clock import Interrupted
 from engine.events import Alert, MetricSample, Progress
 
@@ -195,7 +195,7 @@ def test_watch_window_interrupted_resumes_remaining(world, make_ctx, runbook):
 
     def stop_after_first_tick(event: Any) -> None:
         emit(event)
-        if isinstance(event, Progress) and event.table == "watch" and event.done > 0:
+        if isinstance(event, Progress) and event.table == WATCH_PROGRESS and event.done > 0:
             stop.set()
 
     wctx.emit = stop_after_first_tick

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
-from textual.widgets import Footer, RichLog, Sparkline, Static, Tree
+from textual.widgets import Footer, RichLog, Static, Tree
 
 from engine.context import RateMeter, eta_seconds
 from engine.events import (
@@ -45,6 +45,7 @@ from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.resume import ResumeScreen, proposed_rollback, resume_summary
 from tui.screens.rollback import RollbackScreen, preview_text
 from tui.widgets.banners import AlertBanner, StatusLine
+from tui.widgets.error_rate import ErrorRateStrip
 from tui.widgets.step_detail import StepDetail
 from tui.widgets.table_progress import ProgressPanel
 from tui.widgets.timeline import Timeline
@@ -103,7 +104,6 @@ class RunbookApp(App[int]):
         self.idle.set()
         self.selected: tuple[str, str] | None = None
         self.log_entries: deque[LogEntry] = deque(maxlen=5000)
-        self.error_rates: deque[float] = deque(maxlen=60)
         self.log_offset = 0
         self.followed_rates: dict[tuple[str, str], RateMeter] = {}  # read-only viewers
         self.alerts_seen = len(engine.journal.alerts)
@@ -124,7 +124,7 @@ class RunbookApp(App[int]):
             with Vertical(id="right"):
                 yield StepDetail(id="detail")
                 yield ProgressPanel(id="progress", clock=self.clock)
-                yield Sparkline([], id="errors")
+                yield ErrorRateStrip(self._error_rate_limit(), id="errors")
                 yield RichLog(id="steplog", wrap=True, markup=False, min_width=20)
         yield StatusLine(id="status")
         yield Footer()
@@ -133,6 +133,10 @@ class RunbookApp(App[int]):
             "Enlarge the window; the run is unaffected.",
             id="too-small",
         )
+
+    def _error_rate_limit(self) -> float:
+        triggers = [t for t in self.engine.runbook.triggers if t.metric == "error_rate"]
+        return triggers[0].threshold if triggers else 1.0
 
     def on_mount(self) -> None:
         self.ui_loop = asyncio.get_running_loop()
@@ -373,10 +377,7 @@ class RunbookApp(App[int]):
             self._show_alert(event)
             self.bell()
         elif isinstance(event, MetricSample) and event.metric == "error_rate":
-            self.error_rates.append(event.value)
-            sparkline = self.query_one(Sparkline)
-            sparkline.data = list(self.error_rates)
-            sparkline.add_class("visible")
+            self.query_one(ErrorRateStrip).add(event.step_id, event.value)
         elif isinstance(event, StepStarted):
             self.selected = None
             self._write_step_log()

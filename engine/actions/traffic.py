@@ -33,6 +33,7 @@ from engine.model import Runbook, Trigger
 TICK_PLAN_SECONDS = 60.0
 MIN_REAL_TICK_SECONDS = 0.2  # at high time scales a tick covers more plan time
 SAMPLE_EVERY_PLAN_SECONDS = 900.0  # consistency sample at most every 15 plan minutes
+WATCH_PROGRESS = "watch window (plan seconds)"  # the progress row of a watch window
 SAMPLE_SEGMENTS = 8  # a sample starts at a random segment of the legacy table
 METADATA_ATTRS = frozenset(
     {
@@ -262,7 +263,7 @@ def watch(
         c["remaining_seconds"] = round(c["remaining_seconds"] - step, 3)
         c["ticks"] = ticks
         c["worst"] = worst
-        ctx.progress("watch", int(total - c["remaining_seconds"]), int(total))
+        ctx.progress(WATCH_PROGRESS, int(total - c["remaining_seconds"]), int(total))
         ctx.checkpoint(force=True)
     out: dict[str, Any] = {
         "watched_minutes": minutes,
