@@ -43,20 +43,25 @@ class RollbackScreen(ModalScreen[bool]):
                 yield Static(self.preview)
             if self.rollback.destructive:
                 yield Static(f"DESTRUCTIVE. Type [b]{self.phase_id}[/b] and press enter.")
-                yield Input(placeholder=self.phase_id, id="token")
             else:
-                yield Static("Press enter to roll back.")
-                yield Input(placeholder="enter", id="token")
+                yield Static("Type [b]yes[/b] and press enter to roll back.")
+            yield Input(placeholder=f"type {self.token} here", id="token")
             yield Label("enter confirm · esc cancel", classes="dialog-keys")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
+    @property
+    def token(self) -> str:
+        """What must be typed: the phase id when destructive, else "yes" (a stray enter never
+        rolls back)."""
+        return self.phase_id if self.rollback.destructive else "yes"
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if not self.rollback.destructive or event.value.strip() == self.phase_id:
+        if event.value.strip().lower() == self.token.lower():
             self.dismiss(True)
         else:
-            self.notify(f"type {self.phase_id} exactly, or esc to cancel", severity="warning")
+            self.notify(f"type {self.token} exactly, or esc to cancel", severity="warning")
 
     def action_cancel(self) -> None:
         self.dismiss(False)
