@@ -386,3 +386,25 @@ async def test_greeting_at_a_manual_step_offers_acknowledge(engine: Engine) -> N
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, TextPrompt)
+
+
+async def test_keys_screen_lists_the_consoles_own_keys_first(engine: Engine) -> None:
+    from tui.screens.keys import KeysScreen
+
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        keys = app.screen
+        assert isinstance(keys, KeysScreen)
+        lines = keys.text.splitlines()
+        assert lines[0].split()[0] == "r" and "Run steps until a gate" in lines[0]
+        assert any(line.split()[0] == "x" and "Hide the alert" in line for line in lines)
+        assert any("Stop" in line and "(not now)" in line for line in lines)  # nothing runs
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert any("Tick/untick" in line for line in app.screen.text.splitlines())

@@ -40,6 +40,7 @@ from engine.runner import BadRequest, Engine, Outcome, Refused
 from tui.logbook import LogEntry, read_new, read_tail, render_entry
 from tui.messages import EngineEvent, wrap
 from tui.screens.gate import GateScreen
+from tui.screens.keys import KeysScreen, key_lines
 from tui.screens.log import LogScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.resume import ResumeScreen, proposed_rollback, resume_summary
@@ -74,7 +75,7 @@ class RunbookApp(App[int]):
         Binding(
             "L", "step_log", "Step log", tooltip="The selected step's log, full screen", group=LOGS
         ),
-        Binding("x", "dismiss_alert", "Dismiss alert", show=False),
+        Binding("x", "dismiss_alert", "Hide alert", tooltip="Hide the alert banner", show=False),
         Binding("question_mark", "toggle_keys", "Keys", tooltip="Every key with what it does"),
         Binding("q", "quit_console", "Quit"),
     ]
@@ -658,10 +659,18 @@ class RunbookApp(App[int]):
         self.push_screen(LogScreen(self.log_entries, step=step))
 
     def action_toggle_keys(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        if isinstance(self.screen, KeysScreen):
+            return
+        # the keys of what the operator looks at: the main screen's, or the gate screen's
+        owner = self if self.screen is self.screen_stack[0] else self.screen
+        rows = []
+        for binding in owner.BINDINGS:
+            if not isinstance(binding, Binding) or binding.action == "toggle_keys":
+                continue
+            key = binding.key.replace("question_mark", "?").replace(",", " ")
+            what = binding.tooltip or binding.description
+            rows.append((key, binding.description, what, owner.check_action(binding.action, ())))
+        self.push_screen(KeysScreen(key_lines(rows)))
 
     async def action_quit(self) -> None:
         """ctrl+q goes the same careful way as q."""

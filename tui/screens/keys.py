@@ -1,0 +1,46 @@
+"""Every key of the screen underneath, with what it does and whether it works right now."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+NAVIGATION = [
+    ("↑ ↓", "move in the timeline (the detail follows the selection)"),
+    ("enter", "expand or collapse a day or phase"),
+]
+
+
+def key_lines(rows: list[tuple[str, str, str, bool | None]]) -> str:
+    """rows: (key, name, what it does, available now: True, None = not now, False = never)."""
+    lines = []
+    for key, name, what, available in rows:
+        if available is False:
+            continue
+        state = "" if available else "  (not now)"
+        lines.append(f"{key:>5}  {name}: {what}{state}")
+    lines += [f"{key:>5}  {what}" for key, what in NAVIGATION]
+    return "\n".join(lines)
+
+
+class KeysScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,question_mark,q", "close", "Close"),
+    ]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Static("Keys", classes="dialog-title")
+            with VerticalScroll(classes="preview"):
+                yield Static(self.text)
+            yield Label("esc or ? closes", classes="dialog-keys")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
