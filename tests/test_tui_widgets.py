@@ -15,3 +15,13 @@ def test_error_rate_strip_reads_flat_at_zero_and_tall_over_the_limit() -> None:
     red = [span for span in rising.spans if "red" in str(span.style)]
     assert [rising.plain[s.start : s.end] for s in red] == ["▅", "█"]  # only over the limit
     assert len(strip_text([0.1] * 100, limit=1.0, width=30).plain.splitlines()[1]) == 30
+
+
+def test_ids_are_shortened_from_the_middle() -> None:
+    from tui.format import fit_middle
+
+    a = fit_middle("delete-deprecated-functions", 19)
+    b = fit_middle("delete-deprecated-tables", 19)
+    assert len(a) == len(b) == 19 and a != b
+    assert a == "delete-de…functions" and b == "delete-de…ed-tables"
+    assert fit_middle("inventory", 19) == "inventory"

@@ -46,3 +46,12 @@ def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:
     end = hhmm(finished) if finished else "…"
     actual = f"{hhmm(started)}-{end}" if started else "not started"
     return f"planned {slot}  actual {actual}"
+
+
+def fit_middle(text: str, width: int) -> str:
+    """Shorten from the middle: ids differ at their ends (delete-deprecated-functions vs
+    delete-deprecated-tables), so both ends stay readable."""
+    if len(text) <= width or width < 5:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]

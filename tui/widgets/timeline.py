@@ -7,9 +7,12 @@ from textual.widgets.tree import TreeNode
 
 from engine.journal import Journal, StepState
 from engine.model import Runbook
-from tui.format import GATE_GLYPH, STATUS_GLYPH, hhmm
+from tui.format import GATE_GLYPH, STATUS_GLYPH, fit_middle, hhmm
 
 NodeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)
+# columns around an id: tree guides, glyph, slot time (steps) or "GATE" (gates), scrollbar
+STEP_LABEL_OVERHEAD = 13
+GATE_LABEL_OVERHEAD = 10
 
 
 class Timeline(Tree[NodeRef]):
@@ -53,14 +56,16 @@ class Timeline(Tree[NodeRef]):
                 status = state.status
                 if waiting == {"kind": "step", "id": node_id}:
                     status = "waiting"
-                label = f"{STATUS_GLYPH[status]} {step.slot_start} {node_id}"
+                shown = fit_middle(node_id, self.size.width - STEP_LABEL_OVERHEAD)
+                label = f"{STATUS_GLYPH[status]} {step.slot_start} {shown}"
                 if state.started_at and self.show_actual:  # planned vs actual, when it fits
                     end = hhmm(state.finished_at) if state.finished_at else "…"
                     label += f"  ({hhmm(state.started_at)}-{end})"
             elif kind == "gate":
                 decision = journal.gates[node_id].decision if node_id in journal.gates else None
                 here = waiting == {"kind": "gate", "id": node_id}
-                label = f"{'⏸' if here else GATE_GLYPH[decision]} GATE {node_id}"
+                shown = fit_middle(node_id, self.size.width - GATE_LABEL_OVERHEAD)
+                label = f"{'⏸' if here else GATE_GLYPH[decision]} GATE {shown}"
             else:
                 continue
             if str(node.label) != label:
