@@ -578,8 +578,14 @@ class RunbookApp(App[int]):
             GateScreen(
                 self.engine, gate_id, read_only=self.read_only or self.running, why_read_only=why
             ),
-            lambda _: self.refresh_view(),
+            lambda _: self._after_gate(),
         )
+
+    def _after_gate(self) -> None:
+        """A decision moves the run on: the view, its step log and the cursor follow."""
+        self.refresh_view()
+        self._write_step_log()
+        self._follow_current()
 
     def action_ack(self) -> None:
         waiting = self.engine.waiting()
