@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,15 @@ def default_journal_path(runbook_id: str, target_slug: str) -> Path:
 
 
 def operator_name(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
+    """--operator, else $USER/$LOGNAME, else the login of this uid (tmux and cron often run
+    without $USER): a decision is never recorded under a made-up name if a real one exists."""
+    name = explicit or os.environ.get("USER") or os.environ.get("LOGNAME")
+    if name:
+        return name
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "operator"
 
 
 def same_target(a: Target, b: Target) -> bool:

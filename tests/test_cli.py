@@ -203,3 +203,14 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
         assert list(journal.parent.glob("mini--embedded.*.old.toml"))
     finally:
         stop_world(record_path_for(journal))
+
+
+def test_operator_name_without_user_variables_is_the_login(monkeypatch) -> None:
+    import pwd
+
+    from engine.session import operator_name
+
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.delenv("LOGNAME", raising=False)
+    assert operator_name() == pwd.getpwuid(os.getuid()).pw_name
+    assert operator_name("alice") == "alice"
