@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -18,6 +18,9 @@ from engine.loader import default_runbook_path
 from engine.model import Runbook
 from engine.seed import seed_world
 from engine.target import DUMMY_CREDENTIALS, Connection
+
+if TYPE_CHECKING:
+    from engine.runner import Engine
 
 MIGRATION_TS = "2024-12-01T10:00:00Z"
 
@@ -132,3 +135,24 @@ def seed_endpoint(endpoint: str, rb: Runbook) -> Connection:
     conn = local_connection(endpoint, "us-east-1")
     seed_world(conn, rb, "world-endpoint")
     return conn
+
+
+def seeded_engine(
+    aws: Connection, journal_path: Path, runbook_path: Path, world_id: str, time_scale: float
+) -> Engine:
+    """An Engine on a freshly seeded moto world, driven by alice, as the console would open it."""
+    from engine import session
+    from engine.loader import load_runbook
+    from engine.runner import Engine, EngineOptions
+    from engine.target import TargetSpec, identify
+
+    loaded = load_runbook(runbook_path)
+    seed_world(aws, loaded.runbook, world_id)
+    journal = session.new_journal(loaded, identify(TargetSpec(), aws, world_id), "alice")
+    return Engine(
+        loaded.runbook,
+        journal,
+        JournalStore(journal_path),
+        aws.client,
+        EngineOptions(operator="alice", time_scale=time_scale, is_embedded=True),
+    )

@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 
 from engine import dynamo
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path, load_runbook
-from engine.runner import Engine, EngineOptions
-from engine.seed import seed_world
-from engine.session import new_journal
-from engine.target import Connection, TargetSpec, identify
+from engine.loader import default_runbook_path
+from engine.runner import Engine
+from engine.target import Connection
+from tests.conftest import seeded_engine
 
 OK = lambda what, token: True  # noqa: E731 - consent in a test
 
@@ -53,15 +51,8 @@ def migrated_items(aws: Connection, table: str, ts: str) -> int:
 
 @pytest.fixture
 def engine(aws: Connection, tmp_path: Path) -> Engine:
-    loaded = load_runbook(default_runbook_path())
-    seed_world(aws, loaded.runbook, "world-rb")
-    journal = new_journal(loaded, identify(TargetSpec(), aws, "world-rb"), "alice")
-    return Engine(
-        loaded.runbook,
-        journal,
-        JournalStore(tmp_path / "j.toml"),
-        aws.client,
-        EngineOptions(operator="alice", time_scale=1_000_000, is_embedded=True),
+    return seeded_engine(
+        aws, tmp_path / "j.toml", default_runbook_path(), "world-rb", time_scale=1_000_000
     )
 
 

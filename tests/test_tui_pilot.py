@@ -8,12 +8,9 @@ import pytest
 
 from engine.events import Alert
 from engine.journal import JournalStore
-from engine.loader import load_runbook
-from engine.runner import Engine, EngineOptions
-from engine.seed import seed_world
-from engine.session import new_journal
-from engine.target import Connection, TargetSpec, identify
-from tests.conftest import MINI_RUNBOOK
+from engine.runner import Engine
+from engine.target import Connection
+from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.tui_states import HOLDER
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -24,16 +21,7 @@ from tui.screens.rollback import RollbackScreen
 
 @pytest.fixture
 def engine(aws: Connection, tmp_path: Path) -> Engine:
-    loaded = load_runbook(MINI_RUNBOOK)
-    seed_world(aws, loaded.runbook, "world-mini")
-    journal = new_journal(loaded, identify(TargetSpec(), aws, "world-mini"), "alice")
-    return Engine(
-        loaded.runbook,
-        journal,
-        JournalStore(tmp_path / "j.toml"),
-        aws.client,
-        EngineOptions(operator="alice", time_scale=1000, is_embedded=True),
-    )
+    return seeded_engine(aws, tmp_path / "j.toml", MINI_RUNBOOK, "world-mini", time_scale=1000)
 
 
 def journal_of(engine: Engine):

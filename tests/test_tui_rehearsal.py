@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from engine.journal import JournalStore
-from engine.loader import default_runbook_path, load_runbook
-from engine.runner import Engine, EngineOptions
-from engine.seed import seed_world
-from engine.session import new_journal
+from engine.loader import default_runbook_path
+from engine.runner import Engine
 from engine.simulator import set_error_rate
-from engine.target import Connection, TargetSpec, identify
+from engine.target import Connection
+from tests.conftest import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
 from tui.screens.rollback import RollbackScreen
@@ -44,15 +43,8 @@ async def pass_gate(pilot, engine: Engine, gate_id: str) -> None:
 
 @pytest.mark.slow
 async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) -> None:
-    loaded = load_runbook(default_runbook_path())
-    seed_world(aws, loaded.runbook, "world-tui")
-    journal = new_journal(loaded, identify(TargetSpec(), aws, "world-tui"), "alice")
-    engine = Engine(
-        loaded.runbook,
-        journal,
-        JournalStore(tmp_path / "j.toml"),
-        aws.client,
-        EngineOptions(operator="alice", time_scale=1_000_000, is_embedded=True),
+    engine = seeded_engine(
+        aws, tmp_path / "j.toml", default_runbook_path(), "world-tui", time_scale=1_000_000
     )
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -95,7 +87,7 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
     assert saved.steps["read-shift-10"].status == "rolled_back"
     assert saved.step("read-shift-50").status == "pending"  # the trigger stopped the shift
     lam = aws.client("lambda")
-    for fn in loaded.runbook.flags.functions:
+    for fn in engine.runbook.flags.functions:
         env = lam.get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
         assert env["READ_FROM_COMPANY_SCOPED"] == "false", fn
         assert env["API_SIGNING_SECRET"] == "s3cr3t-not-a-flag"  # other variables survive
