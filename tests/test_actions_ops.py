@@ -247,3 +247,36 @@ def test_consistency_sample_maps_users_like_the_migration(world, make_ctx, runbo
         counts = sample_consistency(ctx, random.Random(seed))
         assert counts["compared"] >= 1 and counts["mismatched"] == 0, counts
         assert counts["sampled"] >= total
+
+
+def test_consistency_sample_ignores_set_order_and_reported_exclusions(world, make_ctx, runbook):
+    """String sets in another wire order are the same set; an application's newer twin and a
+    malformed legacy item were reported by the migration and are not inconsistencies."""
+    from engine.actions.traffic import sample_consistency
+
+    ent = runbook.entity("expenses")
+    ddb = world.client("dynamodb")
+    ctx, _ = make_ctx("monitor-dual-write", world)
+    items = ddb.scan(TableName=ent.source)["Items"]
+    members = ddb.scan(TableName=runbook.mapping.company_users_table)["Items"]
+    company = {m["userId"]["S"]: m["companyId"]["S"] for m in members}
+    first, second = items[0], items[1]
+    ddb.put_item(TableName=ent.source, Item=dict(first, tags={"SS": ["a", "b"]}))
+    twin = {k: v for k, v in first.items() if k != "userId"}
+    twin |= {"companyId": {"S": company[first["userId"]["S"]]}, "tags": {"SS": ["b", "a"]}}
+    ddb.put_item(TableName=ent.target, Item=twin)
+    newer = {k: v for k, v in second.items() if k != "userId"}
+    newer |= {
+        "companyId": {"S": company[second["userId"]["S"]]},
+        "createdBy": second["userId"],
+        "updatedAt": {"S": "2099-01-01T00:00:00Z"},
+        "amount": {"N": "123456"},
+    }
+    ddb.put_item(TableName=ent.target, Item=newer)
+    malformed = {k: v for k, v in first.items() if k != "userId"} | {"expenseId": {"S": "x-1"}}
+    ddb.put_item(
+        TableName=ent.source, Item=dict(malformed, userId={"S": "user-x"}, amount={"S": "n/a"})
+    )
+    counts = sample_consistency(ctx, random.Random(1))
+    assert counts["mismatched"] == 0, counts
+    assert counts["compared"] >= 1 and counts["excluded"] >= 2, counts

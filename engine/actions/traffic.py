@@ -22,13 +22,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import metrics, simulator
+from engine import dynamo, metrics, simulator
+from engine.actions.analyze import KeyIndex, open_index
 from engine.actions.flags import apply_flags
-from engine.actions.mapping import build_resolver
+from engine.actions.mapping import Resolver, build_resolver
 from engine.context import Action, ActionContext, PlannedCall
 from engine.events import Alert, MetricSample
 from engine.journal import utcnow
-from engine.model import Runbook, Trigger
+from engine.model import EntitySpec, Runbook, Trigger
+from engine.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
 
 TICK_PLAN_SECONDS = 60.0
 MIN_REAL_TICK_SECONDS = 0.2  # at high time scales a tick covers more plan time
@@ -89,7 +91,8 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
     Each call starts at a random parallel-scan segment (up to `sample_size` items), so
     successive samples move over the whole table and reach items the application wrote lately.
     Users map to companies exactly as the migration maps them (overrides, memberships, orphans).
-    Returns counts: sampled, compared (twin found), missing (no twin yet), unmapped (no single
+    Returns counts: sampled, compared (twin found), missing (no twin yet), excluded (already
+    reported by the migration: malformed, collision, newer twin), unmapped (no single
     company), mismatched (twin differs in a non-metadata attribute).
     """
     rb = ctx.runbook
@@ -97,34 +100,65 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
     rng = rng or random.Random()
     resolver = build_resolver(ctx) if rb.mapping is not None else None
     keys: dict[str, list[str]] = {}
-    counts = {"sampled": 0, "compared": 0, "missing": 0, "unmapped": 0, "mismatched": 0}
-    for entity in rb.entities:
-        try:
-            sample = _sample(ddb, entity.source, rb.monitoring.sample_size, rng)
-            target_keys = _key_names(ddb, entity.target, keys)
-        except ddb.exceptions.ResourceNotFoundException:
-            continue
-        for item in sample:
-            counts["sampled"] += 1
-            user = item.get(entity.user_attr, {}).get("S")
-            ident = item.get(entity.id_attr)
-            company = resolver.company_for(user) if resolver and user else None
-            if company is None or ident is None:
-                counts["unmapped"] += 1
+    counts = {
+        "sampled": 0,
+        "compared": 0,
+        "missing": 0,
+        "unmapped": 0,
+        "mismatched": 0,
+        "excluded": 0,  # reported by the migration already: malformed, collisions, newer twins
+    }
+    index = open_index(ctx)
+    try:
+        for entity in rb.entities:
+            try:
+                sample = _sample(ddb, entity.source, rb.monitoring.sample_size, rng)
+                target_keys = _key_names(ddb, entity.target, keys)
+            except ddb.exceptions.ResourceNotFoundException:
                 continue
-            key = {entity.company_attr: {"S": company}, entity.id_attr: ident}
-            if set(key) != set(target_keys):
-                counts["unmapped"] += 1
-                continue
-            twin = ddb.get_item(TableName=entity.target, Key=key, ConsistentRead=True).get("Item")
-            if twin is None:
-                counts["missing"] += 1
-                continue
-            counts["compared"] += 1
-            skip = METADATA_ATTRS | {entity.user_attr, entity.company_attr}
-            if any(twin.get(a) != v for a, v in item.items() if a not in skip):
-                counts["mismatched"] += 1
+            for raw in sample:
+                counts["sampled"] += 1
+                item = dynamo.to_python(raw)
+                outcome = _compare_twin(ctx, entity, item, resolver, index, target_keys)
+                counts[outcome] += 1
+                if outcome == "mismatched":
+                    counts["compared"] += 1
+    finally:
+        if index is not None:
+            index.close()
     return counts
+
+
+def _compare_twin(
+    ctx: ActionContext,
+    entity: EntitySpec,
+    item: dict[str, Any],
+    resolver: Resolver | None,
+    index: KeyIndex | None,
+    target_keys: list[str],
+) -> str:
+    """One legacy item against its company-scoped twin; returns the counter it falls under.
+    Values are compared deserialised, so string sets compare as sets, not in wire order."""
+    if classify_legacy(entity, item) is not None:
+        return "excluded"  # quarantined by the migration
+    user, ident = item[entity.user_attr], item[entity.id_attr]
+    company = resolver.company_for(user) if resolver else None
+    if company is None or {entity.company_attr, entity.id_attr} != set(target_keys):
+        return "unmapped"
+    if index is not None and index.is_collision(entity.name, company, ident):
+        return "excluded"  # a collision: written by neither side, reported
+    key = dynamo.to_dynamo({entity.company_attr: company, entity.id_attr: ident})
+    ddb = ctx.client("dynamodb")
+    raw_twin = ddb.get_item(TableName=entity.target, Key=key, ConsistentRead=True).get("Item")
+    if raw_twin is None:
+        return "missing"
+    twin = dynamo.to_python(raw_twin)
+    if twin.get(CREATED_BY) not in (None, user) or is_newer(twin.get(UPDATED_AT), ctx.migration_ts):
+        return "excluded"  # another user's item, or the application's newer write: reported
+    skip = METADATA_ATTRS | {entity.user_attr, entity.company_attr}
+    if any(twin.get(a) != v for a, v in item.items() if a not in skip):
+        return "mismatched"
+    return "compared"
 
 
 # --- triggers ---------------------------------------------------------------------------------
