@@ -19,6 +19,16 @@ from engine.model import Runbook
 CHECKPOINT_EVERY_SECONDS = 1.0
 
 
+class NeedsAcceptance(Exception):
+    """An action found problems a human must accept before the run goes on (e.g. a final
+    validation before deletions). The step fails, and the run waits at it like a manual step:
+    `runbook run` tries it again, `runbook ack` accepts what it found."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 class RateMeter:
     """Items per second over a sliding window, and the ETA that follows."""
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
-from engine.context import ActionContext, PlannedCall
+from engine.context import ActionContext, NeedsAcceptance, PlannedCall
 from engine.events import (
     Alert,
     Event,
@@ -65,6 +65,13 @@ class EngineOptions:
     time_scale: float = 1.0
     is_embedded: bool = False
     mapping_overrides: Path | None = None
+
+
+NEEDS_ACCEPTANCE = "needs_acceptance"  # a step cursor: its findings wait for `ack`
+
+
+def awaits_acceptance(state: StepState) -> bool:
+    return state.status == "failed" and bool(state.cursors.get(NEEDS_ACCEPTANCE))
 
 
 @dataclass
@@ -151,7 +158,8 @@ class Engine:
         if kind == "gate":
             return {"kind": "gate", "id": node_id}
         step = self.runbook.step(node_id)
-        if step.kind == "manual" and not self.journal.step(node_id).acked_by:
+        state = self.journal.step(node_id)
+        if (step.kind == "manual" or awaits_acceptance(state)) and not state.acked_by:
             return {"kind": "step", "id": node_id}
         return None
 
@@ -223,6 +231,10 @@ class Engine:
                 {"kind": "step", "id": step.id},
                 message=step.title,
             )
+        if awaits_acceptance(state) and state.acked_by:  # its findings were accepted
+            accepted = {**state.summary, "accepted_by": state.acked_by}
+            self._finish(step, state, "done", accepted)
+            return None
         if step.requires_gate and self.journal.gate(step.requires_gate).decision != "GO":
             self._fail(step, state, f"refused: gate {step.requires_gate} is not GO")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
@@ -250,6 +262,8 @@ class Engine:
     def _execute(self, step: Step, state: StepState) -> Outcome | None:
         action = action_registry()[step.action or ""]
         resumed = state.status == "running"
+        state.cursors.pop(NEEDS_ACCEPTANCE, None)
+        state.acked_by = state.acked_at = state.ack_note = None
         state.status = "running"
         state.attempts += 1
         state.started_at = state.started_at if resumed else utcnow()
@@ -269,6 +283,12 @@ class Engine:
             self.save()
             self.emit(StepFinished(step.id, "interrupted", {}))
             return Outcome("interrupted", message=f"{step.id} interrupted; its checkpoint is saved")
+        except NeedsAcceptance as exc:
+            state.summary = exc.summary
+            state.cursors[NEEDS_ACCEPTANCE] = True
+            self._fail(step, state, str(exc))
+            self.emit(WaitingForAck(step.id, step.title))
+            return Outcome("waiting", {"kind": "step", "id": step.id}, message=str(exc))
         except Exception as exc:  # any action failure becomes a failed step, never a crash
             self._fail(step, state, f"{type(exc).__name__}: {exc}")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
@@ -344,9 +364,12 @@ class Engine:
             step = self.runbook.step(step_id)
         except StopIteration:
             raise BadRequest(f"no step {step_id!r} in this runbook") from None
-        if step.kind != "manual":
-            raise Refused(f"{step_id} is not a manual step; `runbook run` executes it")
         state = self.journal.step(step_id)
+        if step.kind != "manual" and not awaits_acceptance(state):
+            raise Refused(
+                f"{step_id} is not a manual step and has no findings to accept; "
+                "`runbook run` executes it"
+            )
         state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
         self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
         self.save()

@@ -605,10 +605,19 @@ class RunbookApp(App[int]):
             self.notify(f"{step.id} acknowledged; r continues the run")
             self.refresh_view()
 
-        self.push_screen(
-            TextPrompt(
+        state = self.engine.journal.step(step.id)
+        if step.kind == "manual":
+            prompt = TextPrompt(
                 f"Acknowledge: {step.title}", f"{step.instructions}\nOptional note, then enter."
-            ),
+            )
+        else:  # findings to accept: say what, and ask why
+            prompt = TextPrompt(
+                f"Accept the findings of {step.id}",
+                f"{state.error}\nr instead runs it again. Type why these are accepted (recorded).",
+                required=True,
+            )
+        self.push_screen(
+            prompt,
             answered,
         )
 

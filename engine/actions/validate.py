@@ -40,7 +40,7 @@ from engine.actions.analyze import (
     target_keys,
 )
 from engine.actions.mapping import Resolver, build_resolver
-from engine.context import Action, ActionContext, PlannedCall
+from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.model import EntitySpec, Runbook
 from engine.transforms import (
     CREATED_AT,
@@ -252,6 +252,9 @@ def _validate_target(
 
 class ValidateParams(EntitiesParams):
     performance_minutes: float = Field(default=60.0, gt=0)  # plan minutes of metrics to read
+    # problems stop the run until a human accepts them (`runbook ack`); for the last check
+    # before deletions, where no later gate would catch them
+    require_acceptance: bool = False
 
 
 def _performance(ctx: ActionContext, minutes: float) -> dict[str, Any]:
@@ -318,7 +321,7 @@ def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
         "info" if ok else "error",
     )
     ctx.checkpoint(force=True)
-    return {
+    summary = {
         "recordCounts": record_counts,
         "dataIntegrity": integrity,
         "performance": _performance(ctx, p.performance_minutes),
@@ -327,6 +330,14 @@ def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
         "records_missing": issues["missing"],
         "artifact": name,
     }
+    if p.require_acceptance and not ok:
+        listed = ", ".join(f"{k}={v}" for k, v in bad.items()) or "record counts differ"
+        raise NeedsAcceptance(
+            f"validation found problems ({listed}; see {name}). The run waits here: fix them "
+            f"and run again, or accept them with `runbook ack {ctx.step_id} --by NAME --note WHY`",
+            summary,
+        )
+    return summary
 
 
 def plan(rb: Runbook, p: ValidateParams) -> list[PlannedCall]:
