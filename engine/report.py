@@ -73,7 +73,7 @@ def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
     rb = engine.runbook
     validation = _last_summary(engine, "validate_migration")
     out: dict[str, Measure] = {
-        "records_missing": validation[1].summary.get("records_missing") if validation else None,
+        "records_missing": _not_migrated(validation[1].summary) if validation else None,
         "functions_removed": _sum_summaries(engine, "delete_functions", "deleted"),
         "tables_removed": _sum_summaries(engine, "delete_tables", "deleted"),
         "error_rate_percent": _max_error_rate(engine),
@@ -88,6 +88,18 @@ def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
             round(100 * (before - after) / before, 1) if before else None
         )
     return out
+
+
+NOT_MIGRATED = ("missing", "collisions", "quarantined", "unmapped")
+
+
+def _not_migrated(summary: dict[str, Any]) -> int:
+    """Legacy records with no company-scoped copy: lost, or held back (collisions, malformed,
+    unmapped) even when an operator accepted that. Zero data loss means all of these are 0."""
+    issues = summary.get("issues", {})
+    if not issues:
+        return int(summary.get("records_missing", 0))
+    return sum(int(issues.get(k, 0)) for k in NOT_MIGRATED)
 
 
 def _max_error_rate(engine: Engine) -> float | None:
@@ -152,6 +164,10 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             f"${values['cost_before']:.2f}, after ${values['cost_after']:.2f}.",
         ]
     validation = _last_summary(engine, "validate_migration")
+    if validation and values.get("records_missing"):
+        issues = validation[1].summary.get("issues", {})
+        held = ", ".join(f"{k} {issues.get(k, 0)}" for k in NOT_MIGRATED)
+        lines += ["", f"Records not migrated: {held} (artifacts beside the journal list them)."]
     if validation:
         lines += ["", f"## Validation ({validation[0]})", ""]
         lines += [f"- {k}: {v}" for k, v in sorted(validation[1].summary.items())]

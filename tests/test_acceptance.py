@@ -9,6 +9,7 @@ import pytest
 
 from engine import dynamo
 from engine.loader import default_runbook_path
+from engine.report import render_report
 from engine.runner import Engine, Refused
 from engine.target import Connection
 from tests.conftest import seeded_engine
@@ -47,3 +48,6 @@ def test_failed_final_validation_waits_for_acceptance(aws: Connection, tmp_path:
     assert state.summary["records_missing"] == 1
     assert engine.journal.steps["remove-dual-write"].status == "done"
     assert any("acknowledged final-validation" in a.what for a in engine.journal.audit)
+    report = render_report(engine, aws.client)
+    assert "| Zero data loss - All records migrated successfully | 0 | 1 | NOT met |" in report
+    assert "Records not migrated: missing 1, collisions 0, quarantined 0, unmapped 0" in report
