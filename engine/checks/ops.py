@@ -120,10 +120,10 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
             f"{', '.join(fn for _, fn in worst[:3])})",
             data,
         )
-    if not er.has_data:
+    if not er.has_data:  # like error_rate_below: no traffic is no evidence, not a pass
         return CheckResult(
-            True,
-            f"zero errors in the {_span(win)} (no data points: no invocations recorded either)",
+            False,
+            f"no invocations recorded in the {_span(win)}: zero errors cannot be confirmed",
             data,
         )
     return CheckResult(
