@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
+    p.add_argument("--by", help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
     p.add_argument("--error-rate", type=float, required=True, help="percent of failing calls")
@@ -332,13 +333,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    return _driving(
-        args, "tick", lambda e: (e.tick(args.gate, args.item, args.by, args.note), EXIT_OK)[1]
-    )
+    def body(engine: Engine) -> int:
+        engine.tick(args.gate, args.item, args.by, args.note)
+        _print(f"{args.gate}/{args.item}: ticked by {args.by}")
+        return EXIT_OK
+
+    return _driving(args, "tick", body)
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    return _driving(args, "ack", lambda e: (e.ack(args.step, args.by, args.note), EXIT_OK)[1])
+    def body(engine: Engine) -> int:
+        engine.ack(args.step, args.by, args.note)
+        _print(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
+        return EXIT_OK
+
+    return _driving(args, "ack", body)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -364,7 +373,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return EXIT_OK
         engine.subscribe(Printer(_print))
         _install_stop_handlers(engine)
-        outcome = engine.rollback(args.phase, engine.options.operator, make_confirm(args.yes))
+        by = args.by or engine.options.operator
+        outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
         return _finish(outcome, args)
 
     return _driving(args, "rollback", body)

@@ -13,6 +13,7 @@ import pytest
 
 from engine.cli import main
 from engine.embedded import read_record, record_path_for, stop_world
+from engine.journal import JournalStore
 from engine.lock import JournalLock
 from engine.target import local_connection
 from tests.conftest import MINI_RUNBOOK, seed_endpoint
@@ -52,7 +53,9 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 1
     assert main(["decide", "gate-phase2", "--no-go", "--by", "al", *common]) == 2  # no note
     assert main(["tick", "gate-phase2", "nope", "--by", "al", *common]) == 2
+    capsys.readouterr()
     assert main(["tick", "gate-phase2", "team-ready", "--by", "al", *common]) == 0
+    assert "gate-phase2/team-ready: ticked by al" in capsys.readouterr().out
     assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 0
     assert main(["run", *common]) == 3  # manual step waits
     capsys.readouterr()
@@ -69,10 +72,13 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
         k: gate["items"][1][k] for k in ("id", "kind", "ok")
     } == {"id": "team-ready", "kind": "manual", "ok": True}
     assert main(["ack", "handover", "--by", "bo", *common]) == 0
+    assert "handover: acknowledged by bo" in capsys.readouterr().out
     with JournalLock(journal, "run"):
         assert main(["run", *common]) == 4
     assert "journal is locked by" in capsys.readouterr().err
     assert main(["run", *common]) == 0
+    assert main(["rollback", "phase2", "--yes", "--by", "carol", *common]) == 0
+    assert JournalStore(journal).load().rollbacks[-1].by == "carol"
     # another endpoint is another target: refused, journal untouched
     before = journal.read_bytes()
     other = [*MINI, "--endpoint-url", "http://127.0.0.1:9", "--journal", str(journal)]
