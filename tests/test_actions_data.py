@@ -247,6 +247,14 @@ def test_analyze_migrate_resume_validate_rollback(aws, make_ctx, runbook):
     assert by_id["own-1"]["createdBy"] == "user-01" and "dup-1" not in by_id
     q = rctx.artifact("quarantine-expenses.jsonl").read_text().splitlines()
     assert len(q) == 4 and all(json.loads(x)["reason"] for x in q)
+    rows = [
+        json.loads(x) for x in rctx.artifact("collisions-expenses.jsonl").read_text().splitlines()
+    ]
+    owned = next(r for r in rows if r["id"] == "own-1")  # why, whose, and the item itself
+    assert owned["reason"] == "analysis: target-owned-by-other"
+    assert owned["existing_created_by"] == "user-01" and owned["item"]["expenseId"] == "own-1"
+    dup = [r for r in rows if r["id"] == "dup-1"]
+    assert len(dup) == 2 and {r["reason"] for r in dup} == {"analysis: legacy-duplicate-key"}
 
     pctx, pevents = make_ctx("migrate-projects", aws, journal=journal)
     threads: set[str] = set()

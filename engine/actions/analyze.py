@@ -143,6 +143,16 @@ class KeyIndex:
         ).fetchone()
         return row is not None
 
+    def collision_reason(self, entity: str, company: str, ident: str) -> tuple[str, str]:
+        """Why a key collides: (reason, the existing target item's creator or "")."""
+        row = self.db.execute(
+            "SELECT existing FROM target_conflicts WHERE entity=? AND company=? AND id=? LIMIT 1",
+            (entity, company, ident),
+        ).fetchone()
+        if row is not None:
+            return "analysis: target-owned-by-other", str(row[0])
+        return "analysis: legacy-duplicate-key", ""
+
     def collision_items(self, entity: str | None = None) -> int:
         """Legacy items that sit on a collision key (not migrated)."""
         sql = (

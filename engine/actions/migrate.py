@@ -83,7 +83,7 @@ class Ledger:
             CREATE TABLE IF NOT EXISTS quarantine (skey TEXT PRIMARY KEY, reason TEXT,
                 item TEXT) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS collisions (skey TEXT PRIMARY KEY, company TEXT, id TEXT,
-                user TEXT, reason TEXT, existing TEXT) WITHOUT ROWID;
+                user TEXT, reason TEXT, existing TEXT, item TEXT) WITHOUT ROWID;
             """
         )
 
@@ -94,11 +94,27 @@ class Ledger:
         )
 
     def collision(
-        self, skey: str, company: str, ident: str, user: str, reason: str, existing: str
+        self,
+        skey: str,
+        company: str,
+        ident: str,
+        user: str,
+        reason: str,
+        existing: str,
+        item: dict[str, Any],
     ) -> None:
+        """The legacy item is kept whole: after cleanup it exists nowhere else but a backup."""
         self.db.execute(
-            "INSERT OR IGNORE INTO collisions VALUES (?,?,?,?,?,?)",
-            (skey, company, ident, user, reason, existing),
+            "INSERT OR IGNORE INTO collisions VALUES (?,?,?,?,?,?,?)",
+            (
+                skey,
+                company,
+                ident,
+                user,
+                reason,
+                existing,
+                json.dumps(json_safe(item), sort_keys=True),
+            ),
         )
 
     def count(self, table: str) -> int:
@@ -111,7 +127,7 @@ class Ledger:
                 row = {"key": json.loads(skey), "reason": reason, "item": json.loads(item)}
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
         with ctx.artifact(c_name).open("w") as fh:
-            for skey, company, ident, user, reason, existing in self.db.execute(
+            for skey, company, ident, user, reason, existing, item in self.db.execute(
                 "SELECT * FROM collisions ORDER BY 1"
             ):
                 row = {
@@ -121,6 +137,7 @@ class Ledger:
                     "user": user,
                     "reason": reason,
                     "existing_created_by": existing,
+                    "item": json.loads(item),
                 }
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
         return [q_name, c_name]
@@ -153,7 +170,8 @@ def _write(
     with lock:
         known_collision = index is not None and index.is_collision(e.name, company, ident)
         if known_collision:
-            ledger.collision(skey, company, ident, user, "analysis: colliding target key", "")
+            reason, existing = index.collision_reason(e.name, company, ident)
+            ledger.collision(skey, company, ident, user, reason, existing, item)
     if known_collision:
         return "collision"
     pk, _ = target_keys(ctx.runbook, e)
@@ -176,12 +194,14 @@ def _write(
         if old.get(CREATED_BY) != user:
             existing = str(old.get(CREATED_BY, ""))
             with lock:
-                ledger.collision(skey, company, ident, user, "target-owned-by-other", existing)
+                ledger.collision(
+                    skey, company, ident, user, "target-owned-by-other", existing, item
+                )
             return "collision"
         if is_newer(old.get(UPDATED_AT), ctx.migration_ts):
             return "skipped_newer"
         with lock:
-            ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user)
+            ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user, item)
         return "collision"
     raise RuntimeError(f"{e.target}: conditional put of {skey} kept failing without an item")
 
