@@ -83,7 +83,7 @@ class ResumeScreen(ModalScreen[str | None]):
         if self.read_only:
             return {}
         if self.waiting_kind == "step":
-            return {"a": "acknowledge the manual step"}
+            return {"a": "acknowledge (the run waits for it)"}
         if self.rollback:  # a trigger fired: rolling back comes first, retrying second
             return {"b": f"roll back ({self.rollback})", "r": "retry"}
         if self.waiting_kind == "gate":
