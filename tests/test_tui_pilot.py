@@ -396,3 +396,32 @@ async def test_keys_screen_lists_the_consoles_own_keys_first(engine: Engine) -> 
         await pilot.press("question_mark")
         await pilot.pause()
         assert any("Tick/untick" in line for line in app.screen.text.splitlines())
+
+
+async def test_findings_are_accepted_with_a_reason_from_the_console(engine: Engine) -> None:
+    from engine.runner import NEEDS_ACCEPTANCE
+
+    state = engine.journal.step("backup-tables")
+    state.status, state.error = "failed", "validation found problems (missing=1)"
+    state.cursors[NEEDS_ACCEPTANCE] = True
+    state.summary = {"ok": False}
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "WAITING at step backup-tables" in str(app.query_one("#status").render())
+        await pilot.press("a")
+        await pilot.pause()
+        prompt = app.screen
+        assert isinstance(prompt, TextPrompt) and "missing=1" in str(
+            prompt.query("Static")[1].render()
+        )
+        await pilot.press("enter")  # a reason is required
+        await pilot.pause()
+        assert app.screen is prompt
+        await type_text(pilot, "known gap")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+    done = journal_of(engine).steps["backup-tables"]
+    assert done.status == "done" and done.summary["accepted_by"] == "alice"
+    assert done.ack_note == "known gap"
