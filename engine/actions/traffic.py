@@ -371,13 +371,10 @@ def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
 
 
 def plan_shift(rb: Runbook, p: ShiftParams) -> list[PlannedCall]:
-    from engine.actions.flags import resolve_functions
+    from engine.actions.flags import plan_flag_calls, resolve_functions
 
-    note = f"{rb.flags.read_company_scoped}=true, {rb.flags.read_percent}={p.percent}"
-    calls = [
-        PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note)
-        for fn in resolve_functions(rb, p.functions)
-    ]
+    values = {rb.flags.read_company_scoped: "true", rb.flags.read_percent: str(p.percent)}
+    calls = plan_flag_calls(rb, resolve_functions(rb, p.functions), values)
     return [
         *calls,
         PlannedCall("cloudwatch", "GetMetricData", "AWS/Lambda", f"watch {p.watch_minutes:g} min"),
