@@ -430,6 +430,17 @@ def _wait_table(ctx: ActionContext, ddb: Any, table: str, gone: bool) -> None:
     raise RuntimeError(f"{table}: still not {'deleted' if gone else 'ACTIVE'} after {waited:.0f}s")
 
 
+def list_tags(ddb: Any, arn: str) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = []
+    kwargs: dict[str, Any] = {"ResourceArn": arn}
+    while True:
+        page = ddb.list_tags_of_resource(**kwargs)
+        tags += page.get("Tags", [])
+        if not page.get("NextToken"):
+            return tags
+        kwargs["NextToken"] = page["NextToken"]
+
+
 def _exists(ddb: Any, table: str) -> bool:
     try:
         ddb.describe_table(TableName=table)
@@ -464,13 +475,16 @@ def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> dict[str, An
             ctx.checkpoint(force=True)
             continue
         backups[table] = final_backup(ctx, p.backup_step, table)  # refuses without one
-        record: dict[str, Any] = {"table": desc, "backup_arn": backups[table]}
-        try:
-            record["ttl"] = _clean(ddb.describe_time_to_live(TableName=table))
-            record["continuous_backups"] = _clean(ddb.describe_continuous_backups(TableName=table))
-            record["tags"] = ddb.list_tags_of_resource(ResourceArn=desc["TableArn"]).get("Tags", [])
-        except Exception as exc:
-            record["extras_error"] = f"{type(exc).__name__}: {exc}"
+        # what a backup does not carry (tags, TTL, streams, PITR), archived before the deletion:
+        # a failure to read them stops here, before anything is lost
+        record: dict[str, Any] = {
+            "table": desc,
+            "backup_arn": backups[table],
+            "ttl": _clean(ddb.describe_time_to_live(TableName=table)),
+            "continuous_backups": _clean(ddb.describe_continuous_backups(TableName=table)),
+            "tags": list_tags(ddb, desc["TableArn"]),
+            "stream": desc.get("StreamSpecification", {}),
+        }
         _write_json(folder / f"{_safe(table)}.table.json", record)
         ctx.checkpoint(force=True)
         if desc.get("DeletionProtectionEnabled"):
