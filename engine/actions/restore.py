@@ -25,6 +25,7 @@ from engine.actions.cleanup import (
     _safe,
     _wait_table,
     find_api,
+    redeploy_stages,
     resources_by_path,
 )
 from engine.actions.flags import retry_conflicts
@@ -509,14 +510,10 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, 
         restored.append(key)
         ctx.log(f"restored route {key}")
         ctx.checkpoint(force=True)
-    if "deployment_id" not in ctx.cursors:
-        ctx.cursors["deployment_id"] = gw.create_deployment(
-            restApiId=api_id,
-            stageName=archive["stage"],
-            description=f"runbook-console: routes restored after {p.delete_step}",
-        )["id"]
-        ctx.checkpoint(force=True)
-    return {"api": archive["name"], "restored_routes": list(restored)}
+    stages = redeploy_stages(
+        ctx, gw, api_id, f"runbook-console: routes restored after {p.delete_step}"
+    )
+    return {"api": archive["name"], "restored_routes": list(restored), "stages_redeployed": stages}
 
 
 def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall]:
@@ -529,6 +526,7 @@ def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall
             "with integrations, from the archive",
         ),
         PlannedCall("apigateway", "CreateDeployment", name),
+        PlannedCall("apigateway", "UpdateStage", name, "every existing stage"),
     ]
 
 
