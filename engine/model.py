@@ -135,6 +135,10 @@ class MonitoringSpec(Strict):
     latency_statistic_aws: str = "p99"
     latency_statistic_embedded: str = "Average"
     sample_size: int = 50
+    # what the application publishes for dual-write (namespace above): names and dimensions
+    dual_write_success_metric: str = "DualWriteSuccess"
+    dual_write_failure_metric: str = "DualWriteFailure"
+    dual_write_dimensions: dict[str, str] = {}
 
 
 class Day(Strict):
