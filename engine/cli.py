@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
     p.add_argument("--by", help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
+    p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
+    p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
     p.add_argument("--error-rate", type=float, required=True, help="percent of failing calls")
     return parser
@@ -395,6 +397,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from engine.iam_policy import render
+
+    rb = load_runbook(args.runbook or default_runbook_path()).runbook
+    print(render(rb, args.account, args.region))
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from engine.simulator import set_error_rate
 
@@ -434,6 +444,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "rollback": cmd_rollback,
     "report": cmd_report,
     "simulate": cmd_simulate,
+    "iam-policy": cmd_iam_policy,
 }
 
 
