@@ -17,6 +17,8 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, Field, ValidationError
 
+from engine.files import DIR_MODE, read_regular
+
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
@@ -149,7 +151,7 @@ def _strip_none(value: Any) -> Any:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -190,7 +192,7 @@ class JournalStore:
 
     def load(self) -> Journal:
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
         body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")

@@ -27,6 +27,7 @@ from engine.events import (
     WaitingForAck,
     as_log_line,
 )
+from engine.files import append_private
 from engine.journal import (
     Evidence,
     Journal,
@@ -37,6 +38,7 @@ from engine.journal import (
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.textsafe import escape_control
 
 Node = tuple[Literal["gate", "step"], str]
 # (what: a step id or rollback title, token the operator must type: the phase id) -> consent
@@ -104,12 +106,12 @@ class Engine:
         self.emit(LogLine(step_id, level, message, utcnow()))  # type: ignore[arg-type]
 
     def _append_log(self, line: LogLine) -> None:
-        self.store.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.store.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"{line.at or utcnow()} {line.level.upper():7} "
-                f"[{line.step_id or 'run'}] {line.message}\n"
-            )
+        # robust: no symlink followed, 0600, control characters escaped (one event, one line)
+        append_private(
+            self.store.log_path,
+            f"{line.at or utcnow()} {line.level.upper():7} "
+            f"[{line.step_id or 'run'}] {escape_control(line.message)}\n",
+        )
 
     def save(self) -> None:
         with self._io_lock:
@@ -369,6 +371,11 @@ class Engine:
             raise Refused(
                 f"{step_id} is not a manual step and has no findings to accept; "
                 "`runbook run` executes it"
+            )
+        if (waiting := self.waiting()) != {"kind": "step", "id": step_id}:  # robust: no early ack
+            at = f"{waiting['kind']} {waiting['id']}" if waiting else "nothing"
+            raise Refused(
+                f"{step_id} can be acknowledged only while the run waits at it; it waits at {at}"
             )
         state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
         self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
