@@ -207,16 +207,19 @@ class JournalStore:
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise JournalError(
-                f"journal {self.path} is corrupt or truncated ({exc}); it was left untouched. "
+                f"journal {self.path} is corrupt or truncated ({reason}); it was left untouched. "
                 "Inspect it, restore it, or pass --journal to start a new run elsewhere."
             ) from exc
         try:
             journal = Journal.model_validate(data)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top)"
             raise JournalError(
-                f"journal {self.path} does not match the journal schema; it was left untouched:\n"
-                f"{exc}"
+                f"journal {self.path} does not match the journal schema ({where}: {first['msg']}; "
+                f"{exc.error_count()} problem(s)); it was left untouched"
             ) from exc
         if journal.schema_version != SCHEMA_VERSION:
             raise JournalError(
