@@ -8,9 +8,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
@@ -278,7 +280,8 @@ class Engine:
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
         ctx = self._context(step.id, state)
         try:
-            summary = action.run(ctx, action.params.model_validate(step.params))
+            body = partial(action.run, ctx, action.params.model_validate(step.params))
+            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
         except Interrupted:
             state.checkpoint_at = utcnow()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
@@ -462,9 +465,9 @@ class Engine:
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                state.summary = action.run(
-                    self._context(key, state), action.params.model_validate(rstep.params)
-                )
+                rparams = action.params.model_validate(rstep.params)
+                body = partial(action.run, self._context(key, state), rparams)
+                state.summary = run_abandonable(body, self._stop)  # robust
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))
