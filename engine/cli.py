@@ -300,7 +300,7 @@ def _install_stop_handlers(engine: Engine) -> None:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
-    for flag in ("runbook", "journal", "endpoint_url", "profile", "region"):
+    for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
         value = getattr(args, flag, None)
         if value:
             parts += [f"--{flag.replace('_', '-')}", str(value)]

@@ -127,6 +127,8 @@ class Journal(BaseModel):
     # Resume state of each rollback step, keyed "<rollback id>#<index>".
     rollback_steps: dict[str, StepState] = {}
     alerts: list[dict[str, Any]] = []
+    # The user->company mapping in effect, journaled at first use (engine/mapping_record.py).
+    mapping: dict[str, Any] = {}
     audit: list[AuditEntry] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:

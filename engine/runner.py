@@ -17,6 +17,7 @@ from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
     Event,
@@ -177,6 +178,9 @@ class Engine:
     ) -> Outcome:
         """Run steps in order until done, a human is needed, a step fails, or a stop."""
         self._stop.clear()
+        if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust: live flags
+            self.log(drift, "error")
+            return Outcome("waiting", message=drift)
         if only is not None:
             return self._run_only(only, confirm)
         known = {n[1] for n in self.sequence()}
@@ -514,6 +518,7 @@ class Engine:
                 )
                 index = sequence.index(("step", step.id))
                 first = index if first is None else min(first, index)
+        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
         later: set[str] = set()
         if first is not None:
             later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}

@@ -11,6 +11,7 @@ from engine.embedded import WorldGone, reconnect, record_path_for, start_world, 
 from engine.journal import Journal, JournalError, JournalStore, Target
 from engine.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.lock import JournalLock
+from engine.mapping_record import MappingChanged, refuse_if_changed
 from engine.runner import Engine, EngineOptions
 from engine.session import (
     archive_journal,
@@ -105,6 +106,17 @@ class Workspace:
         conn = connect(self.spec, self.loaded.runbook.runbook.region)
         return conn, identify(self.spec, conn)
 
+    def _check_mapping(self, journal: Journal) -> None:
+        """Refuse an override file that differs from the mapping the run already wrote with."""
+        explicit = self.options.mapping_overrides
+        default = self.journal_path.with_name(self.journal_path.stem + ".mapping-overrides.toml")
+        try:
+            refuse_if_changed(
+                journal, self.loaded.runbook, explicit or default, explicit is not None
+            )
+        except (MappingChanged, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+
     # ---- engines --------------------------------------------------------------------------
 
     def _engine(self, journal: Journal, clients: Any) -> Engine:
@@ -139,6 +151,7 @@ class Workspace:
             check_journal(
                 journal, self.loaded, target, self.options.accept_runbook_change, self.operator
             )
+            self._check_mapping(journal)
             engine = self._engine(journal, conn.client)
             engine.save()
             return engine
