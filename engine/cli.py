@@ -277,9 +277,11 @@ def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
             answer = input(
                 f"{what} is destructive. Type {token} to confirm (anything else stops): "
             )
-        except EOFError:  # end of input is no consent
-            _err("")
-            return False
+        except EOFError:  # end of input is no consent: declined, nothing was changed
+            raise NeedsTerminal(
+                f"no answer to the confirmation of '{what}' (end of input): declined, "
+                "nothing was changed"
+            ) from None
         return answer.strip() == token
 
     return confirm
@@ -577,6 +579,8 @@ def _describe(exc: BaseException) -> str:
             errno.EISDIR: "expected a file, found a folder",
             errno.ENOENT: "no such file or folder",
         }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        if exc.errno == errno.EEXIST and exc.filename and not Path(exc.filename).is_dir():
+            what = "a folder on the path is a file"
         where = f": {exc.filename}" if exc.filename else ""
         return f"{what}{where}"
     name = type(exc).__name__
