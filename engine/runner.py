@@ -15,7 +15,7 @@ from typing import Any, Literal
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
-from engine.clock import Clock, Interrupted
+from engine.clock import Boundary, Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
@@ -89,6 +89,8 @@ class Engine:
     _subscribers: list[Subscriber] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
+    # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
+    boundary: Boundary | None = None
 
     # ---- events -------------------------------------------------------------------------
 
@@ -258,7 +260,7 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(self.options.time_scale, self._stop),
+            clock=Clock(self.options.time_scale, self._stop, self.boundary),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,

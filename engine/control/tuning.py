@@ -1,0 +1,143 @@
+"""The live knobs an operator turns on a running engine: pause, and the throttle.
+
+`Tuning.at_boundary` is the engine's `Clock` boundary hook: every action calls `clock.check()`
+between batches (of at most 25 writes), so a pause holds the run at its next batch boundary,
+with everything before it checkpointed, and the pace spaces batches out. A stop always wins.
+
+The throttle's setters are this one small interface:
+- `rate`: items per second, applied here: one batch (25 items) is admitted every 25/rate seconds
+  across all threads of the step (parallel-scan segments included).
+- `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
+  `clear_limit()`, engine/throttle.py) when this build has one, else recorded only.
+- `segments`: parallel-scan segments at work; recorded only: the scan's segment count is part of
+  its cursors, and no writer reads this value yet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+BATCH_ITEMS = 25  # the architecture's write batch: what one boundary admits
+POLL_SECONDS = 0.1  # a stop is seen this quickly while paused or paced
+
+
+class InFlightLimit(Protocol):
+    """What the engine's write throttle offers (writepath's WriteThrottle)."""
+
+    def set_limit(self, k: int) -> int: ...
+
+    def clear_limit(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    rate: float | None = None  # items per second; None: no limit
+    in_flight: int | None = None
+    segments: int | None = None
+    in_flight_applied: bool = False  # whether the writers honour `in_flight` in this build
+
+    def describe(self) -> str:
+        parts = [
+            f"rate {self.rate:g} items/s" if self.rate else "rate unlimited",
+            f"in-flight {self.in_flight}" if self.in_flight else "in-flight as the runbook says",
+        ]
+        if self.segments:
+            parts.append(f"segments {self.segments} (recorded)")
+        return ", ".join(parts)
+
+
+class Tuning:
+    def __init__(self, write_throttle: InFlightLimit | None = None) -> None:
+        self._cond = threading.Condition()
+        self._paused = False
+        self._held = 0  # threads waiting at a boundary because of the pause
+        self._settings = ThrottleSettings()
+        self._last_batch = 0.0
+        self._write_throttle = write_throttle
+
+    # ---- the operator's side (any thread) -------------------------------------------------
+
+    def pause(self) -> bool:
+        """True when this paused the run (False: it already was)."""
+        with self._cond:
+            was, self._paused = self._paused, True
+            return not was
+
+    def resume(self) -> bool:
+        with self._cond:
+            was, self._paused = self._paused, False
+            self._cond.notify_all()
+            return was
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def held(self) -> bool:
+        """Whether the run actually stands at a boundary now (a pause is only asked until then)."""
+        with self._cond:
+            return self._held > 0
+
+    def set_throttle(self, **changes: float | int | None) -> ThrottleSettings:
+        """Change `rate`, `in_flight` and/or `segments` (None: back to no limit, or to the
+        runbook's value); the others keep their values."""
+        unknown = set(changes) - {"rate", "in_flight", "segments"}
+        if unknown:
+            raise ValueError(f"no throttle setting {', '.join(sorted(unknown))}")
+        with self._cond:
+            now = self._settings
+            applied = now.in_flight_applied
+            if "in_flight" in changes:
+                applied = self._apply_in_flight(changes["in_flight"])  # type: ignore[arg-type]
+            self._settings = ThrottleSettings(
+                rate=changes.get("rate", now.rate),
+                in_flight=changes.get("in_flight", now.in_flight),  # type: ignore[arg-type]
+                segments=changes.get("segments", now.segments),  # type: ignore[arg-type]
+                in_flight_applied=applied,
+            )
+            self._cond.notify_all()
+            return self._settings
+
+    def _apply_in_flight(self, k: int | None) -> bool:
+        if self._write_throttle is None:
+            return False
+        if k is None:
+            self._write_throttle.clear_limit()
+        else:
+            self._write_throttle.set_limit(k)
+        return True
+
+    @property
+    def settings(self) -> ThrottleSettings:
+        return self._settings
+
+    # ---- the engine's side: the Clock boundary hook ----------------------------------------
+
+    def at_boundary(self, stop: threading.Event) -> None:
+        with self._cond:
+            holding = False
+            try:
+                while not stop.is_set():
+                    if self._paused:
+                        if not holding:
+                            self._held, holding = self._held + 1, True
+                        self._cond.wait(POLL_SECONDS)
+                        continue
+                    if holding:
+                        self._held, holding = self._held - 1, False
+                    rate = self._settings.rate
+                    if not rate:
+                        return
+                    now = time.monotonic()
+                    due = self._last_batch + BATCH_ITEMS / rate
+                    if now >= due:
+                        self._last_batch = now
+                        return
+                    self._cond.wait(min(POLL_SECONDS, due - now))
+            finally:
+                if holding:
+                    self._held -= 1
