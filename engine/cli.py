@@ -698,8 +698,8 @@ def _need_remote(args: argparse.Namespace) -> RemoteEngine:
             "socket; act there (Ctrl-C stops it)",
         )
     raise BadRequest(
-        f"no detached engine runs for this journal; start one with "
-        f"`runbook run --detach {_target_flags(args)}`".rstrip()
+        "no detached engine runs for this journal; start one with "
+        + f"`runbook run --detach {_target_flags(args)}".rstrip()
         + "`"
     )
 
@@ -759,7 +759,11 @@ def _run_detached_child(args: argparse.Namespace) -> int:
         engine.log(f"detached engine exits: {outcome.status} {outcome.message}".rstrip())
         return OUTCOME_EXIT[outcome.status]
 
-    return _driving(args, "run --detach", body)
+    ws.acquire("run --detach")
+    try:
+        return body(ws.open(create=True))
+    finally:
+        ws.release()
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

@@ -56,7 +56,8 @@ class DetachedRun:
         self.engine = engine
         self.until, self.only = until, only
         self.socket = socket
-        self.tuning = Tuning(getattr(engine, "write_throttle", None))  # writepath's, if merged
+        # writepath's write throttle, when this build has it
+        self.tuning = Tuning(getattr(engine, "write_throttle", None), self.publish_control)
         self.fanout = Fanout(engine)
         engine.boundary = self._boundary
         engine.subscribe(self.fanout)

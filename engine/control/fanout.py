@@ -22,6 +22,7 @@ from engine.journal import utcnow
 
 PROGRESS_PER_SECOND = 4
 LOG_BACKLOG = 200
+END_FLUSH_SECONDS = 1.0  # at exit, how long slow watchers may take for the last messages
 # the engine's "a state change was saved" event (JournalChanged; SnapshotChanged once the
 # snapshot lands): by name, so either build works
 STATE_EVENTS = frozenset({"JournalChanged", "SnapshotChanged"})
@@ -38,6 +39,7 @@ class Watcher:
         self._end: bytes | None = None
         self._closed = False
         self._last_progress = 0.0
+        self.finished = threading.Event()  # its sender thread is done
 
     # ---- the engine's side: never blocks ---------------------------------------------------
 
@@ -104,6 +106,7 @@ class Watcher:
             return
         finally:
             self.close()
+            self.finished.set()
 
 
 class Fanout:
@@ -139,9 +142,14 @@ class Fanout:
             watcher.offer(kind, data, key)
 
     def __call__(self, event: Any) -> None:
-        """Engine.subscribe target: runs in the engine's threads; cheap, never blocks."""
+        """Engine.subscribe target: runs in the engine's threads; cheap, never blocks, never
+        raises (what a watcher gets must not fail a step)."""
         if not self._each():
             return
+        with contextlib.suppress(Exception):
+            self._dispatch(event)
+
+    def _dispatch(self, event: Any) -> None:
         if isinstance(event, Progress):
             self.publish("progress", protocol.progress_message(event), (event.step_id, event.table))
         elif isinstance(event, LogLine):
@@ -151,10 +159,14 @@ class Fanout:
         ):
             self.publish("log", protocol.log_message(line))
         if type(event).__name__ in STATE_EVENTS:
-            # a dict that changed while read: the next save sends the state again
-            with contextlib.suppress(RuntimeError):
-                self.publish("state", protocol.state_message(self.engine))
+            # (a dict that changed while read raises: the next save sends the state again)
+            self.publish("state", protocol.state_message(self.engine))
 
-    def end(self, data: bytes) -> None:
-        for watcher in self._each():
+    def end(self, data: bytes, flush_seconds: float = END_FLUSH_SECONDS) -> None:
+        """The engine is about to exit: tell every watcher, giving their senders a moment."""
+        watchers = self._each()
+        for watcher in watchers:
             watcher.offer("end", data)
+        deadline = time.monotonic() + flush_seconds
+        for watcher in watchers:
+            watcher.finished.wait(max(0.0, deadline - time.monotonic()))

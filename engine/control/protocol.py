@@ -5,7 +5,7 @@ Response: {"ok": true, "message": "...", "data": {...}}
           {"ok": false, "code": 1|2|4, "error": "..."}   (code: the CLI's exit code)
 `subscribe` answers {"ok": true, ...} and then streams messages {"type": ..., "data": ...}:
   status    the run as the journal says (the `status --json` dict), after every save
-  progress  {step, table, done, total, rate, eta} (coalesced: a few per second per watcher)
+  progress  {step, table, done, total, rate, eta, at} (coalesced: <= 4/s per watcher)
   log       {step, level, message, at}
   control   the engine's own state: pid, activity, paused/held, throttle
   end       {outcome, message}: the engine is about to exit
@@ -14,6 +14,7 @@ Response: {"ok": true, "message": "...", "data": {...}}
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from engine.events import LogLine, Progress
@@ -89,6 +90,7 @@ def progress_message(event: Progress) -> bytes:
             "total": event.total,
             "rate": event.rate,
             "eta": event.eta_seconds,
+            "at": time.time(),  # when the engine announced it (watchers measure their lag)
         },
     )
 

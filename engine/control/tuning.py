@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,8 +51,13 @@ class ThrottleSettings:
 
 
 class Tuning:
-    def __init__(self, write_throttle: InFlightLimit | None = None) -> None:
-        self._cond = threading.Condition()
+    def __init__(
+        self,
+        write_throttle: InFlightLimit | None = None,
+        on_hold: Callable[[], None] | None = None,
+    ) -> None:
+        self._cond = threading.Condition()  # an RLock inside: on_hold may read `held`
+        self._on_hold = on_hold  # the run came to stand at a boundary, or left it
         self._paused = False
         self._held = 0  # threads waiting at a boundary because of the pause
         self._settings = ThrottleSettings()
@@ -125,10 +131,12 @@ class Tuning:
                     if self._paused:
                         if not holding:
                             self._held, holding = self._held + 1, True
+                            self._hold_changed()
                         self._cond.wait(POLL_SECONDS)
                         continue
                     if holding:
                         self._held, holding = self._held - 1, False
+                        self._hold_changed()
                     rate = self._settings.rate
                     if not rate:
                         return
@@ -141,3 +149,8 @@ class Tuning:
             finally:
                 if holding:
                     self._held -= 1
+                    self._hold_changed()
+
+    def _hold_changed(self) -> None:
+        if self._on_hold is not None:
+            self._on_hold()
