@@ -503,7 +503,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    if args.remote is not None:
+    if getattr(args, "remote", None) is not None:
         args.remote.tick(args.gate, args.item, args.by, args.note)
         _print(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
         return EXIT_OK
@@ -517,7 +517,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    if args.remote is not None:
+    if getattr(args, "remote", None) is not None:
         args.remote.ack(args.step, args.by, args.note)
         _print(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
         return EXIT_OK
@@ -531,7 +531,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    if args.remote is not None:
+    if getattr(args, "remote", None) is not None:
         evidence = args.remote.decide(
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
         )
@@ -553,7 +553,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    if args.remote is not None:
+    if getattr(args, "remote", None) is not None:
         return _remote_rollback(args, args.remote)
 
     def body(engine: Engine) -> int:
@@ -686,7 +686,7 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def _need_remote(args: argparse.Namespace) -> RemoteEngine:
-    if args.remote is not None:
+    if getattr(args, "remote", None) is not None:
         return args.remote
     from engine.lock import is_locked
 

@@ -52,6 +52,34 @@ def test_pause_holds_at_the_boundary_and_resume_goes_on() -> None:
     assert len(passed) == 3 and not tuning.held and holds == [True, False]
 
 
+def test_paused_only_once_every_writer_finished_the_batch_it_began() -> None:
+    tuning = Tuning()
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    writing, finish = threading.Event(), threading.Event()
+
+    def segment_mid_batch() -> None:
+        clock.check()  # let through before the pause: it writes its batch
+        writing.set()
+        finish.wait(5)
+        clock.check()  # back at the boundary: held
+
+    first = threading.Thread(target=segment_mid_batch, daemon=True)
+    first.start()
+    writing.wait(5)
+    tuning.pause()
+    second = _batches(clock, [], stop_after=1)  # another segment reaches the boundary
+    _until(lambda: tuning.waiting == 1)
+    assert tuning.paused and not tuning.held  # pausing: the first one still writes
+    finish.set()
+    _until(lambda: tuning.waiting == 2)
+    assert tuning.held
+    tuning.resume()
+    first.join(5)
+    second.join(5)
+    assert not first.is_alive() and not second.is_alive()
+
+
 def test_a_stop_interrupts_a_paused_action() -> None:
     tuning = Tuning()
     stop = threading.Event()

@@ -23,6 +23,9 @@ from typing import Protocol
 
 BATCH_ITEMS = 25  # the architecture's write batch: what one boundary admits
 POLL_SECONDS = 0.1  # a stop is seen this quickly while paused or paced
+# A thread let through a boundary is writing its batch until it comes back; one that has not
+# come back for this long has left the loop (its segment ended) and holds nothing up.
+BATCH_GONE_SECONDS = 3.0
 
 
 class InFlightLimit(Protocol):
@@ -60,6 +63,8 @@ class Tuning:
         self._on_hold = on_hold  # the run came to stand at a boundary, or left it
         self._paused = False
         self._held = 0  # threads waiting at a boundary because of the pause
+        self._writing: dict[int, float] = {}  # thread -> when it was let through (its batch)
+        self._shown_held = False  # what on_hold last announced
         self._settings = ThrottleSettings()
         self._last_batch = 0.0
         self._write_throttle = write_throttle
@@ -84,9 +89,25 @@ class Tuning:
 
     @property
     def held(self) -> bool:
-        """Whether the run actually stands at a boundary now (a pause is only asked until then)."""
+        """Whether the run actually stands now: paused, a thread waits at a boundary, and no
+        other thread is still writing the batch it began before the pause."""
         with self._cond:
-            return self._held > 0
+            return self._held_locked()
+
+    @property
+    def waiting(self) -> int:
+        """Threads standing at a boundary because of the pause."""
+        return self._held
+
+    def _held_locked(self) -> bool:
+        if not (self._paused and self._held):
+            return False
+        now = time.monotonic()
+        alive = {t.ident for t in threading.enumerate()}
+        return not any(
+            now - since < BATCH_GONE_SECONDS and ident in alive
+            for ident, since in self._writing.items()
+        )
 
     def set_throttle(self, **changes: float | int | None) -> ThrottleSettings:
         """Change `rate`, `in_flight` and/or `segments` (None: back to no limit, or to the
@@ -124,33 +145,46 @@ class Tuning:
     # ---- the engine's side: the Clock boundary hook ----------------------------------------
 
     def at_boundary(self, stop: threading.Event) -> None:
+        me = threading.get_ident()
         with self._cond:
+            self._writing.pop(me, None)  # its batch (if any) is done
             holding = False
             try:
                 while not stop.is_set():
                     if self._paused:
                         if not holding:
                             self._held, holding = self._held + 1, True
-                            self._hold_changed()
+                        self._hold_changed()
                         self._cond.wait(POLL_SECONDS)
                         continue
                     if holding:
                         self._held, holding = self._held - 1, False
                         self._hold_changed()
-                    rate = self._settings.rate
-                    if not rate:
+                    if self._admit():
+                        self._writing[me] = time.monotonic()
                         return
-                    now = time.monotonic()
-                    due = self._last_batch + BATCH_ITEMS / rate
-                    if now >= due:
-                        self._last_batch = now
-                        return
-                    self._cond.wait(min(POLL_SECONDS, due - now))
             finally:
                 if holding:
                     self._held -= 1
                     self._hold_changed()
 
+    def _admit(self) -> bool:
+        """The pace: True to let a batch go now, else waits a little (under the lock)."""
+        rate = self._settings.rate
+        if not rate:
+            return True
+        now = time.monotonic()
+        due = self._last_batch + BATCH_ITEMS / rate
+        if now >= due:
+            self._last_batch = now
+            return True
+        self._cond.wait(min(POLL_SECONDS, due - now))
+        return False
+
     def _hold_changed(self) -> None:
-        if self._on_hold is not None:
-            self._on_hold()
+        """Announce when the run comes to stand, or leaves it (not on every poll)."""
+        held = self._held_locked()
+        if held != self._shown_held:
+            self._shown_held = held
+            if self._on_hold is not None:
+                self._on_hold()
