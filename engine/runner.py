@@ -8,13 +8,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
     Event,
@@ -27,6 +30,7 @@ from engine.events import (
     WaitingForAck,
     as_log_line,
 )
+from engine.files import append_private
 from engine.journal import (
     Evidence,
     Journal,
@@ -37,6 +41,7 @@ from engine.journal import (
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.textsafe import escape_control
 
 Node = tuple[Literal["gate", "step"], str]
 # (what: a step id or rollback title, token the operator must type: the phase id) -> consent
@@ -104,12 +109,12 @@ class Engine:
         self.emit(LogLine(step_id, level, message, utcnow()))  # type: ignore[arg-type]
 
     def _append_log(self, line: LogLine) -> None:
-        self.store.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.store.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"{line.at or utcnow()} {line.level.upper():7} "
-                f"[{line.step_id or 'run'}] {line.message}\n"
-            )
+        # robust: no symlink followed, 0600, control characters escaped (one event, one line)
+        append_private(
+            self.store.log_path,
+            f"{line.at or utcnow()} {line.level.upper():7} "
+            f"[{line.step_id or 'run'}] {escape_control(line.message)}\n",
+        )
 
     def save(self) -> None:
         with self._io_lock:
@@ -173,6 +178,9 @@ class Engine:
     ) -> Outcome:
         """Run steps in order until done, a human is needed, a step fails, or a stop."""
         self._stop.clear()
+        if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust: live flags
+            self.log(drift, "error")
+            return Outcome("waiting", message=drift)
         if only is not None:
             return self._run_only(only, confirm)
         known = {n[1] for n in self.sequence()}
@@ -276,7 +284,8 @@ class Engine:
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
         ctx = self._context(step.id, state)
         try:
-            summary = action.run(ctx, action.params.model_validate(step.params))
+            body = partial(action.run, ctx, action.params.model_validate(step.params))
+            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
         except Interrupted:
             state.checkpoint_at = utcnow()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
@@ -370,6 +379,11 @@ class Engine:
                 f"{step_id} is not a manual step and has no findings to accept; "
                 "`runbook run` executes it"
             )
+        if (waiting := self.waiting()) != {"kind": "step", "id": step_id}:  # robust: no early ack
+            at = f"{waiting['kind']} {waiting['id']}" if waiting else "nothing"
+            raise Refused(
+                f"{step_id} can be acknowledged only while the run waits at it; it waits at {at}"
+            )
         state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
         self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
         self.save()
@@ -455,9 +469,9 @@ class Engine:
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                state.summary = action.run(
-                    self._context(key, state), action.params.model_validate(rstep.params)
-                )
+                rparams = action.params.model_validate(rstep.params)
+                body = partial(action.run, self._context(key, state), rparams)
+                state.summary = run_abandonable(body, self._stop)  # robust
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))
@@ -504,6 +518,7 @@ class Engine:
                 )
                 index = sequence.index(("step", step.id))
                 first = index if first is None else min(first, index)
+        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
         later: set[str] = set()
         if first is not None:
             later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}

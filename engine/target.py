@@ -49,6 +49,20 @@ def describe_endpoints(endpoints: dict[str, str]) -> str:
 _RETRIES = Config(
     retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60
 )
+# robust: seconds, not minutes. Every call these services answer is a short control- or
+# data-plane call (no long polls); a hung endpoint is abandoned and retried, never waited on.
+_TIMEOUTS = {"dynamodb": (3, 10), "lambda": (3, 15), "sts": (3, 10)}  # (connect, read)
+
+
+def client_config(service: str) -> Config:
+    connect, read = _TIMEOUTS.get(service, (3, 15))
+    return _RETRIES.merge(
+        Config(
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"max_attempts": 5, "mode": "adaptive"},
+        )
+    )
 
 
 class TargetError(Exception):
@@ -108,7 +122,7 @@ class Connection:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=_RETRIES
+                service, endpoint_url=self.endpoint_url, config=client_config(service)
             )
         return self._clients[service]
 
@@ -117,7 +131,9 @@ class Connection:
         return self.region
 
     def resource(self, service: str) -> Any:
-        return self.session.resource(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+        return self.session.resource(
+            service, endpoint_url=self.endpoint_url, config=client_config(service)
+        )
 
 
 def local_connection(endpoint_url: str, region: str) -> Connection:

@@ -205,6 +205,7 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> dict[s
                     ctx.log(
                         f"{fn}: code package not archived: {record['code']['reason']}", "warning"
                     )
+                    ctx.checkpoint(force=True)  # robust: a kill before the delete keeps it
                 with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
                     lam.delete_function(FunctionName=fn)
                 deleted.append(fn)
