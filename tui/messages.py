@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from engine.events import Event, Progress
+from engine.events import Event, Progress, SnapshotChanged
+from engine.snapshot import RunSnapshot
 
 
 class EngineEvent(Message):
@@ -28,5 +29,32 @@ class ProgressEvent(EngineEvent):
         )
 
 
+class SnapshotEvent(EngineEvent):
+    """The run as it now stands; only the newest matters."""
+
+    event: SnapshotChanged
+
+    @property
+    def snapshot(self) -> RunSnapshot:
+        return self.event.snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotEvent)
+
+
+class WorkEnded(Message):
+    """The engine worker (a run or a rollback) returned: its outcome, or the error it raised."""
+
+    def __init__(self, group: str, outcome: object, error: BaseException | None) -> None:
+        super().__init__()
+        self.group = group
+        self.outcome = outcome
+        self.error = error
+
+
 def wrap(event: Event) -> EngineEvent:
-    return ProgressEvent(event) if isinstance(event, Progress) else EngineEvent(event)
+    if isinstance(event, Progress):
+        return ProgressEvent(event)
+    if isinstance(event, SnapshotChanged):
+        return SnapshotEvent(event)
+    return EngineEvent(event)
