@@ -77,6 +77,7 @@ class StepView(Frozen):
     id: str
     phase: str
     kind: str
+    action: str | None
     title: str
     slot: str
     slot_start: str
@@ -336,6 +337,7 @@ def _step_view(runbook: Runbook, journal: Journal, step_id: str, active: bool, w
         id=step.id,
         phase=step.phase,
         kind=step.kind,
+        action=step.action,
         title=step.title,
         slot=step.slot,
         slot_start=step.slot_start,
@@ -500,4 +502,4 @@ def empty_snapshot(runbook: Runbook, journal_path: str = "") -> RunSnapshot:
         )
     )
     snap = build_snapshot(runbook, journal, journal_path=journal_path)
-    return snap.model_copy(update={"run": None})
+    return snap.model_copy(update={"run": None, "state": RunState.READY, "waiting": None})

@@ -197,3 +197,17 @@ def test_destructive_rollback_needs_consent_and_reopens_the_gate(mini, aws, tmp_
     assert len(backups_named(aws, "mini-company", "rollback-safety-")) == 1
     with pytest.raises(BadRequest):
         engine.rollback("phase1", by="alice")
+
+
+def test_status_json_before_any_run_lists_every_step_pending(tmp_path, capsys) -> None:
+    import json
+
+    from engine.cli import main
+
+    assert main(["status", "--json", "--runbook", str(MINI_RUNBOOK), "--journal",
+                 str(tmp_path / "none.toml")]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["run"] is None and status["state"] == "READY"
+    assert status["steps"] and {s["status"] for s in status["steps"]} == {"pending"}
+    assert status["next_node"] == {"kind": "step", "id": "backup-tables"}
+    assert not (tmp_path / "none.toml").exists()  # status writes nothing

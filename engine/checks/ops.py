@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
 from engine.context import ActionContext, Check, CheckResult
+from engine.timetext import plan_span
 
 
 class _P(BaseModel):
@@ -30,8 +31,9 @@ def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
-def _span(win: metrics.Window) -> str:
-    return f"last {win.plan_minutes:g} plan min ({win.real_seconds / 60:.1f} real min)"
+def _span(win: metrics.Window, ctx: ActionContext) -> str:
+    """Plan time and real time said the same way everywhere (engine/timetext.py)."""
+    return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
 
 
 # --- dual_write_success_rate ------------------------------------------------------------------
@@ -49,7 +51,7 @@ def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResu
     if not dw.has_data:
         return CheckResult(
             False,
-            f"no dual-write data points in the {_span(win)} "
+            f"no dual-write data points in the {_span(win, ctx)} "
             f"({ctx.runbook.monitoring.namespace}); cannot confirm "
             f"> {p.min_percent:g}%",
             data,
@@ -60,7 +62,7 @@ def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResu
         ok,
         f"dual-write success {dw.percent:.3f}% ({dw.success:.0f} ok, "
         f"{dw.failure:.0f} failed) {'>' if ok else '<='} {p.min_percent:g}%"
-        f" over the {_span(win)}",
+        f" over the {_span(win, ctx)}",
         data,
     )
 
@@ -91,7 +93,9 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
     data = {"errors": er.errors, "invocations": er.invocations}
     if not er.has_data:
         return CheckResult(
-            False, f"no invocations recorded in the {_span(win)}; no error rate to compare", data
+            False,
+            f"no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
+            data,
         )
     data["percent"] = round(er.percent, 4)
     ok = er.percent < p.max_percent
@@ -99,7 +103,7 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
         ok,
         f"error rate {er.percent:.3f}% ({er.errors:.0f}/"
         f"{er.invocations:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
-        f"over the {_span(win)}",
+        f"over the {_span(win, ctx)}",
         data,
     )
 
@@ -116,18 +120,18 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
     if er.errors:
         return CheckResult(
             False,
-            f"{er.errors:.0f} errors in the {_span(win)} (most: "
+            f"{er.errors:.0f} errors in the {_span(win, ctx)} (most: "
             f"{', '.join(fn for _, fn in worst[:3])})",
             data,
         )
     if not er.has_data:  # like error_rate_below: no traffic is no evidence, not a pass
         return CheckResult(
             False,
-            f"no invocations recorded in the {_span(win)}: zero errors cannot be confirmed",
+            f"no invocations recorded in the {_span(win, ctx)}: zero errors cannot be confirmed",
             data,
         )
     return CheckResult(
-        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win)}", data
+        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win, ctx)}", data
     )
 
 

@@ -18,7 +18,7 @@ MORE_HINT = "↓ more: tab here, then ↓/pgdn"
 def step_text(view: StepView, phase_title: str, next_gate: str | None) -> Text:
     text = Text()
     text.append(f"{STATUS_GLYPH[view.status]} {view.title}\n", style="bold")
-    kind = "manual step" if view.kind == "manual" else f"{view.kind} step"
+    kind = "manual step" if view.kind == "manual" else f"action {view.action}"
     if view.destructive:
         kind += "  DESTRUCTIVE"
     text.append(f"{view.id} · {phase_title} · {kind}\n", style="dim")
