@@ -92,6 +92,7 @@ class Engine:
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
+    now: Callable[[], str] = utcnow  # when evidence is taken (frozen in snapshot tests)
 
     # ---- events -------------------------------------------------------------------------
 
@@ -368,7 +369,7 @@ class Engine:
                 evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
             except Exception as exc:  # a check that cannot run is a failing check
                 evidence = Evidence(ok=False, detail=f"check error: {exc}")
-            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": utcnow()})
+            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.now()})
         if measured:
             with self._io_lock:
                 state.evidence = {**state.evidence, **measured}

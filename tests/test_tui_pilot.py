@@ -179,7 +179,7 @@ async def test_quit_while_running_asks_then_checkpoints(engine: Engine) -> None:
         await pilot.pause()
         assert app.quitting
         release.set()
-        await settle(pilot)
+        assert await asyncio.to_thread(app.idle.wait, 10)  # the engine thread checkpointed
     state = journal_of(engine).steps["backup-tables"]
     assert state.status == "running"  # interrupted at a checkpoint, resumable
     assert 0 < len(state.cursors["backups"]) < 3

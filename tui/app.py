@@ -26,7 +26,7 @@ from engine.runner import Engine
 from engine.snapshot import RunSnapshot
 from tui.driver import EngineDriver, Follower
 from tui.logbook import LogEntry, read_new, read_tail
-from tui.messages import EngineEvent, SnapshotEvent, WorkEnded
+from tui.messages import EngineEvent, SnapshotEvent, WorkEnded, wrap
 from tui.screens.keys import KeysScreen, key_lines
 from tui.screens.log import LogScreen
 from tui.screens.main import MIN_HEIGHT, MIN_WIDTH, MainScreen
@@ -152,17 +152,20 @@ class RunbookApp(App[int]):
     def _on_engine_event(self, message: EngineEvent) -> None:
         if isinstance(message, SnapshotEvent):
             self.snapshot = message.snapshot  # the screens watch it
-        else:
-            self.main.on_engine(message)
+        elif message.forwarded:
+            return
+        else:  # the main screen's queue: handled once it is composed, in order
+            self.main.post_message(wrap(message.event, forwarded=True))
 
     @on(WorkEnded)
     def _on_work_ended(self, message: WorkEnded) -> None:
         self.driver.ended()
+        if self.quitting or not self.screen_stack:  # leaving: the checkpoint is on disk
+            self.exit(0)
+            return
         if not self.read_only:
             self.snapshot = self.engine.snapshot()  # the worker has ended: idle, safe to read
         self.main.work_ended(message)
-        if self.quitting:
-            self.exit(0)
 
     def add_log_entry(self, entry: LogEntry) -> None:
         self.log_entries.append(entry)

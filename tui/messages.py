@@ -11,9 +11,10 @@ from engine.snapshot import RunSnapshot
 class EngineEvent(Message):
     """Any engine event, delivered on the UI thread."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, forwarded: bool = False) -> None:
         super().__init__()
         self.event = event
+        self.forwarded = forwarded  # re-posted by the app to its main screen
 
 
 class ProgressEvent(EngineEvent):
@@ -52,9 +53,9 @@ class WorkEnded(Message):
         self.error = error
 
 
-def wrap(event: Event) -> EngineEvent:
+def wrap(event: Event, forwarded: bool = False) -> EngineEvent:
     if isinstance(event, Progress):
-        return ProgressEvent(event)
+        return ProgressEvent(event, forwarded)
     if isinstance(event, SnapshotChanged):
-        return SnapshotEvent(event)
-    return EngineEvent(event)
+        return SnapshotEvent(event, forwarded)
+    return EngineEvent(event, forwarded)

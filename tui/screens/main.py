@@ -165,7 +165,9 @@ class MainScreen(Screen[None]):
 
     # ---- engine events ------------------------------------------------------------------------
 
+    @on(EngineEvent)
     def on_engine(self, message: EngineEvent) -> None:
+        message.stop()  # handled here; the app re-posted it
         event = message.event
         if isinstance(event, Progress):
             panel = self.query_one(ProgressPanel)
