@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.embedded import WorldGone
 from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
+from engine.files import UnsafePath, append_private
 from engine.journal import JournalError
 from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.lock import LockedError
 from engine.runner import BadRequest, CommandRefused, Engine, Outcome, plan_calls
 from engine.target import TargetError
-from engine.workspace import NoRun, Workspace, WorkspaceOptions
+from engine.workspace import BadInput, NoRun, Workspace, WorkspaceOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING, EXIT_LOCKED, EXIT_INTERRUPTED = (
     0,
@@ -39,6 +45,41 @@ OUTCOME_EXIT = {
 
 class NeedsTerminal(Exception):
     """A prompt was needed, but there is no TTY and no --yes."""
+
+
+def _time_scale(text: str) -> float:
+    """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text!r}")
+    return value
+
+
+def _name(text: str) -> str:
+    """--by: who did it; a blank name records nobody."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name who acts (not blank)")
+    return text
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100, not {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad arguments exit 2 with one line (no usage block to scroll past)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
 
 
 def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
@@ -75,7 +116,7 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=_time_scale,
         default=argparse.SUPPRESS if sub else None,
         help="divide every wait and watch window by N (rehearsals only); "
         "the run keeps it for later commands",
@@ -89,16 +130,16 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runbook",
         description="Run the company-scoped migration step by step; resumes after any interruption."
         " With no command, opens the console (TUI).",
     )
     _common(parser)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text)  # a _Parser too
         _common(p, sub=True)
         return p
 
@@ -113,28 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tick", "tick a manual checklist item of a gate")
     p.add_argument("gate")
     p.add_argument("item")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p = add("ack", "acknowledge a manual step")
     p.add_argument("step")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p = add("decide", "record GO or NO-GO at the gate the run waits at")
     p.add_argument("gate")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--go", action="store_true")
     group.add_argument("--no-go", action="store_true")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p.add_argument("--override", help="reason to GO although an automatic check fails")
     p = add("rollback", "run the plan's rollback for a phase")
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
-    p.add_argument("--by", help="who rolls back (default: --operator, else $USER)")
+    p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
+    p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
+    p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
-    p.add_argument("--error-rate", type=float, required=True, help="percent of failing calls")
+    p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
     return parser
 
 
@@ -187,12 +230,43 @@ class Printer:
             self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 
-def _print(line: str) -> None:
-    print(line, flush=True)
+def _silence_terminal() -> None:
+    """The terminal is gone (EPIPE, EIO): later writes, and the flush at exit, go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _write(stream: Any, line: str) -> bool:
+    """Write one line; False (and silence) when the terminal went away. Never raises: an
+    output error must not fail a step."""
+    try:
+        print(line, file=stream, flush=True)
+        return True
+    except (OSError, ValueError):  # BrokenPipeError, EIO after a hang-up, a closed stream
+        _silence_terminal()
+        return False
+
+
+def _print(line: str) -> bool:
+    return _write(sys.stdout, line)
+
+
+def _err(line: str) -> bool:
+    return _write(sys.stderr, line)
+
+
+def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
+    """Printer output: when the terminal is lost the run checkpoints and stops (exit 130)."""
+
+    def out(line: str) -> None:
+        if not _print(line) and not engine.stop_requested:
+            engine.log("the terminal went away: checkpointing and stopping", "warning")
+            engine.request_stop()
+
+    return out
 
 
 def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
@@ -203,7 +277,15 @@ def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
             raise NeedsTerminal(
                 f"'{what}' needs confirmation; no terminal to ask on. Re-run with --yes to consent."
             )
-        answer = input(f"{what} is destructive. Type {token} to confirm (anything else stops): ")
+        try:
+            answer = input(
+                f"{what} is destructive. Type {token} to confirm (anything else stops): "
+            )
+        except EOFError:  # end of input is no consent: declined, nothing was changed
+            raise NeedsTerminal(
+                f"no answer to the confirmation of '{what}' (end of input): declined, "
+                "nothing was changed"
+            ) from None
         return answer.strip() == token
 
     return confirm
@@ -211,8 +293,12 @@ def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
 
 def _install_stop_handlers(engine: Engine) -> None:
     def handler(signum: int, _frame: Any) -> None:
-        _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
+        # never raises (the terminal may be gone): a write error here would land in the action
         engine.request_stop()
+        if signum == signal.SIGHUP:
+            _silence_terminal()
+        else:
+            _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
@@ -220,7 +306,7 @@ def _install_stop_handlers(engine: Engine) -> None:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
-    for flag in ("runbook", "journal", "endpoint_url", "profile", "region"):
+    for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
         value = getattr(args, flag, None)
         if value:
             parts += [f"--{flag.replace('_', '-')}", str(value)]
@@ -304,8 +390,11 @@ def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.only and args.until:
+        raise BadRequest("--only runs one step; it cannot be combined with --until")
+
     def body(engine: Engine) -> int:
-        engine.subscribe(Printer(_print))
+        engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))
         return _finish(outcome, args)
@@ -332,7 +421,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             active=holder is not None and running,
         )
     if args.json:
-        print(snapshot.model_dump_json(indent=2))
+        _print(snapshot.model_dump_json(indent=2))
         return EXIT_OK
     for line in render_status(snapshot):
         _print(line)
@@ -378,7 +467,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 _print(f"    {call.render()}")
         if args.preview:
             return EXIT_OK
-        engine.subscribe(Printer(_print))
+        engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         by = args.by or engine.options.operator
         outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
@@ -398,7 +487,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (WorldGone, TargetError) as exc:
         _err(f"note: target not reachable ({exc}); the report uses the journal only")
         clients = None
-    print(render_report(engine, clients))
+    _print(render_report(engine, clients))
+    return EXIT_OK
+
+
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from engine.iam_policy import render
+
+    rb = load_runbook(args.runbook or default_runbook_path()).runbook
+    print(render(rb, args.account, args.region))
     return EXIT_OK
 
 
@@ -432,7 +529,83 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "rollback": cmd_rollback,
     "report": cmd_report,
     "simulate": cmd_simulate,
+    "iam-policy": cmd_iam_policy,
 }
+
+
+def _traceback_log(args: argparse.Namespace) -> Path | None:
+    """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
+    from engine.session import default_journal_path, state_dir
+    from engine.target import TargetSpec
+
+    journal = getattr(args, "journal", None)
+    if journal is None:
+        try:
+            runbook_id = load_runbook(args.runbook or default_runbook_path()).runbook.runbook.id
+            spec = TargetSpec(args.endpoint_url, args.profile, args.region)
+            journal = default_journal_path(runbook_id, spec.slug())
+        except Exception:
+            return state_dir() / "runbook-console.log"
+    return journal.with_name(journal.stem + ".log")
+
+
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    """One clear line for the operator; the traceback goes to the log, never to the screen."""
+    detail = "".join(traceback.format_exception(exc))
+    where = _traceback_log(args)
+    saved = ""
+    for path in (where, None):
+        try:
+            target = path or Path(os.environ.get("TMPDIR", "/tmp")) / "runbook-console-errors.log"
+            append_private(
+                target,
+                f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                f"runbook {args.command or 'console'}\n{detail}",
+            )
+            saved = f" (details in {target})"
+            break
+        except OSError:
+            continue
+    _err(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
+    return EXIT_BAD_INPUT
+
+
+def _describe(exc: BaseException) -> str:
+    import errno
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted before the run began (nothing was started)"
+    if isinstance(exc, UnsafePath):
+        return str(exc)
+    if isinstance(exc, OSError):
+        what = {
+            errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted",
+            errno.EROFS: "read-only file system",
+            errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "disk quota exceeded",
+            errno.ENOTDIR: "a folder on the path is a file",
+            errno.EISDIR: "expected a file, found a folder",
+            errno.ENOENT: "no such file or folder",
+        }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        if exc.errno == errno.EEXIST and exc.filename and not Path(exc.filename).is_dir():
+            what = "a folder on the path is a file"
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{what}{where}"
+    name = type(exc).__name__
+    if name == "ProfileNotFound":
+        return f"{exc} (check --profile against ~/.aws/config)"
+    return f"{name}: {exc}"
+
+
+def _leave_abandoned_calls() -> None:
+    """A stop abandons a call blocked on a hung endpoint (its thread keeps waiting): the
+    checkpoint is saved and the lock released, so exit now instead of joining that thread."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 def main(
@@ -440,7 +613,28 @@ def main(
     console: Callable[[argparse.Namespace], int] | None = None,
 ) -> int:
     """`console`: what opens the console when no command is given (see runbook_entry)."""
-    args = build_parser().parse_args(argv)
+    # artifacts hold full item copies: everything this process creates is the operator's only
+    os.umask(0o077)
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # --help | head
+        _silence_terminal()
+        return EXIT_OK
+    try:
+        code = _main(args, console)
+        if code == EXIT_INTERRUPTED and argv is None:
+            _leave_abandoned_calls()
+        return code
+    except BrokenPipeError:  # `runbook plan | head`: the reader has all it wants
+        _silence_terminal()
+        return EXIT_OK
+    except (KeyboardInterrupt, Exception) as exc:  # no traceback ever reaches the operator
+        return _unexpected(args, exc)
+
+
+def _main(
+    args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
+) -> int:
     try:
         if args.command is None and console is not None:
             return console(args)
@@ -452,7 +646,7 @@ def main(
     except LockedError as exc:
         _err(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
         return EXIT_LOCKED
-    except (JournalError, NoRun, BadRequest, TargetError, NeedsTerminal) as exc:
+    except (JournalError, NoRun, BadRequest, BadInput, TargetError, NeedsTerminal) as exc:
         _err(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     except WorldGone as exc:

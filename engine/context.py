@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from engine.clock import Clock
 from engine.events import Event, Level, LogLine, Progress
+from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
 from engine.model import Runbook
 
@@ -103,8 +104,8 @@ class ActionContext:
 
     def artifact(self, name: str) -> Path:
         """A file beside the journal for per-item detail (mappings, quarantine, archives)."""
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        return self.artifacts_dir / name
+        private_dir(self.artifacts_dir)  # robust: 0700, never a symlink, never outside it
+        return no_symlink(inside(self.artifacts_dir, name))
 
     def overrides_path(self) -> Path:
         default = self.artifacts_dir.parent / (self.artifacts_dir.stem + ".mapping-overrides.toml")

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from engine.textsafe import escape_control
+
 if TYPE_CHECKING:
     from engine.snapshot import RunSnapshot
 
@@ -106,7 +108,7 @@ _LINE = re.compile(r"^(\S+) (\w+)\s+\[([^\]]*)\] (.*)$")
 
 def format_log_line(line: LogLine, at: str) -> str:
     """One line of the `.log` file beside the journal (no newline)."""
-    message = line.message.replace("\n", " ")
+    message = escape_control(line.message)  # one event, one line
     return f"{line.at or at} {line.level.upper():7} [{line.step_id or 'run'}] {message}"
 
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, Field, ValidationError
 
+from engine.files import DIR_MODE, read_regular
+
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
@@ -127,6 +129,8 @@ class Journal(BaseModel):
     # Resume state of each rollback step, keyed "<rollback id>#<index>".
     rollback_steps: dict[str, StepState] = {}
     alerts: list[dict[str, Any]] = []
+    # The user->company mapping in effect, journaled at first use (engine/mapping_record.py).
+    mapping: dict[str, Any] = {}
     audit: list[AuditEntry] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:
@@ -151,7 +155,7 @@ def _strip_none(value: Any) -> Any:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -192,7 +196,7 @@ class JournalStore:
 
     def load(self) -> Journal:
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
         body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")
@@ -207,16 +211,19 @@ class JournalStore:
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise JournalError(
-                f"journal {self.path} is corrupt or truncated ({exc}); it was left untouched. "
+                f"journal {self.path} is corrupt or truncated ({reason}); it was left untouched. "
                 "Inspect it, restore it, or pass --journal to start a new run elsewhere."
             ) from exc
         try:
             journal = Journal.model_validate(data)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top)"
             raise JournalError(
-                f"journal {self.path} does not match the journal schema; it was left untouched:\n"
-                f"{exc}"
+                f"journal {self.path} does not match the journal schema ({where}: {first['msg']}; "
+                f"{exc.error_count()} problem(s)); it was left untouched"
             ) from exc
         if journal.schema_version != SCHEMA_VERSION:
             raise JournalError(

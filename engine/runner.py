@@ -8,13 +8,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
     Event,
@@ -27,6 +30,7 @@ from engine.events import (
     as_log_line,
     format_log_line,
 )
+from engine.files import append_private
 from engine.journal import (
     Evidence,
     Journal,
@@ -121,9 +125,8 @@ class Engine:
         self.emit(LogLine(step_id, level, message, utcnow()))  # type: ignore[arg-type]
 
     def _append_log(self, line: LogLine) -> None:
-        self.store.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.store.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(format_log_line(line, utcnow()) + "\n")
+        # robust: no symlink followed, 0600, control characters escaped (one event, one line)
+        append_private(self.store.log_path, format_log_line(line, utcnow()) + "\n")
 
     def save(self) -> None:
         """Persist the journal, then send every subscriber the run as it now stands."""
@@ -193,6 +196,9 @@ class Engine:
         self._stop.clear()
         self._active = True
         try:
+            if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
+                self.log(drift, "error")
+                return Outcome("waiting", message=drift)
             if only is not None:
                 return self._run_only(only, confirm)
             return self._run(until, confirm, pause_before_destructive, approved)
@@ -311,7 +317,8 @@ class Engine:
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
         ctx = self._context(step.id, state)
         try:
-            summary = action.run(ctx, action.params.model_validate(step.params))
+            body = partial(action.run, ctx, action.params.model_validate(step.params))
+            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
         except Interrupted:
             state.checkpoint_at = utcnow()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
@@ -417,6 +424,11 @@ class Engine:
                 f"{step_id} is not a manual step and has no findings to accept; "
                 "`runbook run` executes it"
             )
+        if (waiting := self.waiting()) != NodeRef.step(step_id):  # robust: no early ack
+            raise CommandRefused(
+                f"{step_id} can be acknowledged only while the run waits at it; "
+                f"it waits at {waiting or 'nothing'}"
+            )
         with self._io_lock:
             state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
             self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
@@ -515,9 +527,9 @@ class Engine:
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                state.summary = action.run(
-                    self._context(key, state), action.params.model_validate(rstep.params)
-                )
+                rparams = action.params.model_validate(rstep.params)
+                body = partial(action.run, self._context(key, state), rparams)
+                state.summary = run_abandonable(body, self._stop)  # robust
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))
@@ -564,6 +576,7 @@ class Engine:
                 )
                 index = sequence.index(("step", step.id))
                 first = index if first is None else min(first, index)
+        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
         later: set[str] = set()
         if first is not None:
             later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}

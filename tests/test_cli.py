@@ -210,8 +210,8 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
         assert "is gone" in proc.stderr and "--fresh" in proc.stderr
         fresh = runbook_cli("run", *MINI, "--fresh", "--until", "backup-tables", env=env)
         assert fresh.returncode == 0, fresh.stderr
-        assert "previous journal kept as" in fresh.stdout
-        assert list(journal.parent.glob("mini--embedded.*.old.toml"))
+        assert "previous run kept whole" in fresh.stdout
+        assert list(journal.parent.glob("mini--embedded.*.old/mini--embedded.toml"))
     finally:
         stop_world(record_path_for(journal))
 

@@ -169,14 +169,17 @@ def _phase(ctx: ActionContext) -> str:
     return step.phase if step else ""
 
 
-def find_baseline(ctx: ActionContext) -> dict[str, float]:
-    """The latest captured baseline (capture_baseline steps, latest in runbook order)."""
+def find_baseline(ctx: ActionContext) -> tuple[dict[str, float], str, int]:
+    """The latest captured baseline (capture_baseline steps, latest in runbook order), with
+    the statistic and period it was measured with ("" and 0 when there is none)."""
     for step in reversed(ctx.runbook.steps):
         if step.action == "capture_baseline":
             state = ctx.journal.steps.get(step.id)
             if state and state.cursors.get("baseline"):
-                return {k: float(v) for k, v in state.cursors["baseline"].items()}
-    return {}
+                c = state.cursors
+                values = {k: float(v) for k, v in c["baseline"].items()}
+                return values, str(c.get("statistic", "")), int(c.get("period_seconds", 0))
+    return {}, "", 0
 
 
 def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) -> None:
@@ -228,9 +231,12 @@ def evaluate_triggers(
             seen["error_rate"] = er.percent
             ctx.emit(MetricSample(ctx.step_id, "error_rate", er.percent))
     if "latency_increase" in kinds:
-        stat = metrics.latency_statistic(rb, ctx.is_embedded)
-        now = metrics.latency(cw, functions, stat, win)
-        base = find_baseline(ctx)
+        # the baseline's own statistic and period: a p99 is only comparable with a p99 of
+        # the same period
+        base, stat, period = find_baseline(ctx)
+        stat = stat or metrics.latency_statistic(rb, ctx.is_embedded)
+        period = period or metrics.latency_period(rb, ctx.clock.time_scale)
+        now = metrics.latency(cw, functions, stat, metrics.with_period(win, period))
         if now:
             ctx.emit(MetricSample(ctx.step_id, "latency", max(now.values())))
         increases = [100.0 * (now[f] - base[f]) / base[f] for f in now if base.get(f)]
@@ -282,6 +288,7 @@ def watch(
     tick = max(TICK_PLAN_SECONDS, MIN_REAL_TICK_SECONDS * ctx.clock.time_scale)
     ticks = int(c.get("ticks", 0))
     worst: dict[str, float] = dict(c.get("worst", {}))
+    no_data: dict[str, int] = dict(c.get("no_data", {}))
     while c["remaining_seconds"] > 0:
         ctx.clock.check()
         step = min(tick, c["remaining_seconds"])
@@ -293,6 +300,10 @@ def watch(
         seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent)
         for k, v in seen.items():
             worst[k] = round(max(worst.get(k, v), v), 4)
+        for t in triggers:  # no datapoints is "no data", never a quiet pass
+            if t.metric not in seen and (t.metric != "inconsistency" or sample):
+                no_data[t.metric] = no_data.get(t.metric, 0) + 1
+        c["no_data"] = no_data
         ticks += 1
         c["remaining_seconds"] = round(c["remaining_seconds"] - step, 3)
         c["ticks"] = ticks
@@ -305,6 +316,13 @@ def watch(
         "worst": worst,
         "triggers": [t.id for t in triggers],
     }
+    if no_data:
+        out["no_data"] = no_data
+        for metric, n in sorted(no_data.items()):
+            ctx.log(
+                f"no data for {metric} in {n} of {ticks} ticks: its trigger could not fire then",
+                "warning",
+            )
     if "error_rate" in worst:  # read by the report (error-rate success criterion)
         out["max_error_rate_percent"] = worst["error_rate"]
     if "latency_increase" in worst:
@@ -371,13 +389,10 @@ def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
 
 
 def plan_shift(rb: Runbook, p: ShiftParams) -> list[PlannedCall]:
-    from engine.actions.flags import resolve_functions
+    from engine.actions.flags import plan_flag_calls, resolve_functions
 
-    note = f"{rb.flags.read_company_scoped}=true, {rb.flags.read_percent}={p.percent}"
-    calls = [
-        PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note)
-        for fn in resolve_functions(rb, p.functions)
-    ]
+    values = {rb.flags.read_company_scoped: "true", rb.flags.read_percent: str(p.percent)}
+    calls = plan_flag_calls(rb, resolve_functions(rb, p.functions), values)
     return [
         *calls,
         PlannedCall("cloudwatch", "GetMetricData", "AWS/Lambda", f"watch {p.watch_minutes:g} min"),
@@ -398,10 +413,15 @@ def run_baseline(ctx: ActionContext, p: BaselineParams) -> dict[str, Any]:
     if "baseline" not in ctx.cursors:
         if ctx.is_embedded:
             simulator.publish_tick(ctx.clients, rb, rb.monitoring.period_seconds)
-        win = metrics.window(p.minutes, ctx.clock.time_scale)
-        values = metrics.latency(ctx.client("cloudwatch"), list(rb.flags.functions), stat, win)
+        # the period every watch tick will use, so both sides are the same measure
+        period = metrics.latency_period(rb, ctx.clock.time_scale)
+        win = metrics.with_period(metrics.window(p.minutes, ctx.clock.time_scale), period)
+        values = metrics.latency(
+            ctx.client("cloudwatch"), list(rb.flags.functions), stat, win, reduce="mean"
+        )
         ctx.cursors["baseline"] = {k: round(v, 3) for k, v in values.items()}
         ctx.cursors["statistic"] = stat
+        ctx.cursors["period_seconds"] = period
         ctx.checkpoint(force=True)
     baseline = ctx.cursors["baseline"]
     if not baseline:

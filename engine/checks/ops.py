@@ -31,6 +31,10 @@ def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
+def _dims(dims: dict[str, str]) -> str:
+    return " " + ",".join(f"{k}={v}" for k, v in sorted(dims.items())) if dims else ""
+
+
 def _span(win: metrics.Window, ctx: ActionContext) -> str:
     """Plan time and real time said the same way everywhere (engine/timetext.py)."""
     return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
@@ -46,14 +50,16 @@ class DualWriteParams(_P):
 
 def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResult:
     win = _window(ctx, p.window_minutes)
-    dw = metrics.dual_write(ctx.client("cloudwatch"), ctx.runbook.monitoring.namespace, win)
+    mon = ctx.runbook.monitoring
+    dw = metrics.dual_write(ctx.client("cloudwatch"), mon, win)
     data = {"success": dw.success, "failure": dw.failure, "window_minutes": p.window_minutes}
     if not dw.has_data:
+        data["no_data"] = True
         return CheckResult(
             False,
-            f"no dual-write data points in the {_span(win, ctx)} "
-            f"({ctx.runbook.monitoring.namespace}); cannot confirm "
-            f"> {p.min_percent:g}%",
+            f"no data: no dual-write data points in the {_span(win, ctx)} "
+            f"({mon.namespace} {mon.dual_write_success_metric}/{mon.dual_write_failure_metric}"
+            f"{_dims(mon.dual_write_dimensions)}); cannot confirm > {p.min_percent:g}%",
             data,
         )
     data["percent"] = round(dw.percent, 4)
@@ -92,9 +98,10 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
     er = metrics.error_rate(ctx.client("cloudwatch"), _functions(ctx, p.functions), win)
     data = {"errors": er.errors, "invocations": er.invocations}
     if not er.has_data:
+        data["no_data"] = True
         return CheckResult(
             False,
-            f"no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
+            f"no data: no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
             data,
         )
     data["percent"] = round(er.percent, 4)
@@ -125,9 +132,11 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
             data,
         )
     if not er.has_data:  # like error_rate_below: no traffic is no evidence, not a pass
+        data["no_data"] = True
         return CheckResult(
             False,
-            f"no invocations recorded in the {_span(win, ctx)}: zero errors cannot be confirmed",
+            f"no data: no invocations recorded in the {_span(win, ctx)}: zero errors cannot be "
+            "confirmed",
             data,
         )
     return CheckResult(
