@@ -211,7 +211,11 @@ class Printer:
             self.out(
                 f"!!! ALERT {event.trigger_id}: {event.message} "
                 f"(measured {event.measured:g}, threshold {event.threshold:g}); "
-                f"proposed rollback: {event.proposed_rollback}"
+                + (
+                    f"rolling back automatically: {event.proposed_rollback}"
+                    if event.auto_rollback
+                    else f"proposed rollback: {event.proposed_rollback}"
+                )
             )
         elif isinstance(event, Progress):
             key = (event.step_id, event.table)

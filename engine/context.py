@@ -30,6 +30,16 @@ class NeedsAcceptance(Exception):
         self.summary = summary
 
 
+class RollBackNow(Exception):
+    """A rollback trigger with `auto_rollback` fired: the step fails and the engine runs
+    `rollback_phase`'s (non-destructive) rollback at once, recorded as done by `by`."""
+
+    def __init__(self, message: str, rollback_phase: str, by: str) -> None:
+        super().__init__(message)
+        self.rollback_phase = rollback_phase
+        self.by = by
+
+
 class RateMeter:
     """Items per second over a sliding window, and the ETA that follows."""
 

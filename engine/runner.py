@@ -16,7 +16,7 @@ from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
-from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
@@ -330,11 +330,26 @@ class Engine:
             state.needs_acceptance = True
             self._fail(step, state, str(exc))
             return Outcome("waiting", NodeRef.step(step.id), message=str(exc))
+        except RollBackNow as exc:
+            self._fail(step, state, str(exc))
+            return self._auto_rollback(exc)
         except Exception as exc:  # any action failure becomes a failed step, never a crash
             self._fail(step, state, f"{type(exc).__name__}: {exc}")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
         self._finish(step, state, "done", summary)
         return None
+
+    def _auto_rollback(self, fired: RollBackNow) -> Outcome:
+        """A trigger that rolls back on its own: run the rollback now, then wait where the
+        run must be decided again (the reopened gate), never go on past the failed step."""
+        outcome = self._rollback(fired.rollback_phase, fired.by)
+        if outcome.status != "done":
+            return outcome
+        message = f"{fired}; done: decide again before going on"
+        for node in self.sequence():
+            if not self.node_satisfied(node):
+                return Outcome("waiting", NodeRef.of(node), message=message)
+        return Outcome("done", message=message)
 
     def _finish(self, step: Step, state: StepState, status: str, summary: dict[str, Any]) -> None:
         state.status = status  # type: ignore[assignment]
