@@ -46,8 +46,12 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
     watcher = threading.Thread(target=lambda: watched.append(main(["watch", *common])))
     try:
         watcher.start()
-        waiting = lambda: engine.waiting() if driver.control_state()["activity"] == "idle" else None  # noqa: E731
-        until(lambda: waiting() == {"kind": "gate", "id": "gate-phase2"}, what="the gate")
+
+        def waiting() -> str:
+            idle = driver.control_state()["activity"] == "idle"
+            return str(engine.waiting()) if idle else ""
+
+        until(lambda: waiting() == "gate gate-phase2", what="the gate")
 
         code, _, err = runbook("run", "--yes")  # a second driver: refused, pointed at the engine
         assert code == 4 and "a detached engine" in err and "runbook watch" in err
@@ -58,7 +62,7 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         assert code == 0 and "through the detached engine" in out
         code, out, _ = runbook("decide", "gate-phase2", "--go", "--by", "al")
         assert code == 0 and "GO recorded by al" in out and "[x] team-ready" in out
-        until(lambda: waiting() == {"kind": "step", "id": "handover"}, what="the manual step")
+        until(lambda: waiting() == "step handover", what="the manual step")
 
         code, out, _ = runbook("rollback", "phase2", "--yes", "--by", "carol")
         assert code == 0 and "Safety backup" in out
@@ -66,7 +70,7 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         assert engine.journal.gate("gate-phase2").decision is None  # reopened by the rollback
         assert runbook("tick", "gate-phase2", "team-ready", "--by", "al")[0] == 0
         assert runbook("decide", "gate-phase2", "--go", "--by", "al")[0] == 0
-        until(lambda: waiting() == {"kind": "step", "id": "handover"}, what="the manual step")
+        until(lambda: waiting() == "step handover", what="the manual step")
         code, out, _ = runbook("ack", "handover", "--by", "bo")
         assert code == 0 and "the detached engine continues" in out
         engine_thread.join(30)

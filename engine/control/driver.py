@@ -19,12 +19,8 @@ from typing import Any
 from engine.control import protocol
 from engine.control.fanout import Fanout
 from engine.control.tuning import Tuning
+from engine.runner import CommandRefused as Refused
 from engine.runner import Engine, Outcome
-
-try:  # the snapshot branch renames it
-    from engine.runner import CommandRefused as Refused  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build
-    from engine.runner import Refused
 
 IDLE, RUNNING, ROLLING_BACK, STOPPING, STARTING = (
     "idle",

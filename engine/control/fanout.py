@@ -17,15 +17,19 @@ from collections import deque
 from typing import Any
 
 from engine.control import protocol
-from engine.events import LogLine, Progress, StepFinished, StepStarted, as_log_line
+from engine.events import (
+    LogLine,
+    Progress,
+    SnapshotChanged,
+    StepFinished,
+    StepStarted,
+    as_log_line,
+)
 from engine.journal import utcnow
 
 PROGRESS_PER_SECOND = 4
 LOG_BACKLOG = 200
 END_FLUSH_SECONDS = 1.0  # at exit, how long slow watchers may take for the last messages
-# the engine's "a state change was saved" event (JournalChanged; SnapshotChanged once the
-# snapshot lands): by name, so either build works
-STATE_EVENTS = frozenset({"JournalChanged", "SnapshotChanged"})
 
 
 class Watcher:
@@ -158,9 +162,8 @@ class Fanout:
             line := as_log_line(event, utcnow())
         ):
             self.publish("log", protocol.log_message(line))
-        if type(event).__name__ in STATE_EVENTS:
-            # (a dict that changed while read raises: the next save sends the state again)
-            self.publish("state", protocol.state_message(self.engine))
+        if isinstance(event, SnapshotChanged):  # built once by the engine, sent to all
+            self.publish("state", protocol.snapshot_message(event.snapshot))
 
     def end(self, data: bytes, flush_seconds: float = END_FLUSH_SECONDS) -> None:
         """The engine is about to exit: tell every watcher, giving their senders a moment."""

@@ -4,7 +4,8 @@ Request:  {"cmd": "pause", "by": "alice", ...arguments}
 Response: {"ok": true, "message": "...", "data": {...}}
           {"ok": false, "code": 1|2|4, "error": "..."}   (code: the CLI's exit code)
 `subscribe` answers {"ok": true, ...} and then streams messages {"type": ..., "data": ...}:
-  status    the run as the journal says (the `status --json` dict), after every save
+  snapshot  the run as it stands (`RunSnapshot.model_dump_json()`, what `status --json`
+            prints), after every save
   progress  {step, table, done, total, rate, eta, at} (coalesced: <= 4/s per watcher)
   log       {step, level, message, at}
   control   the engine's own state: pid, activity, paused/held, throttle
@@ -75,9 +76,12 @@ def message(kind: str, data: Any) -> bytes:
 
 
 def state_message(engine: Any) -> bytes:
-    """The run as it stands, for watchers. When engine/snapshot.py lands this becomes
-    `return frame("snapshot", engine.snapshot().model_dump_json())`."""
-    return message("status", engine.status())
+    """The run as it stands, for watchers: the engine's immutable RunSnapshot."""
+    return snapshot_message(engine.snapshot())
+
+
+def snapshot_message(snapshot: Any) -> bytes:
+    return frame("snapshot", snapshot.model_dump_json())
 
 
 def progress_message(event: Progress) -> bytes:

@@ -149,7 +149,8 @@ class ControlServer:
         if cmd == "ping":
             return protocol.ok("pong", pid=os.getpid())
         if cmd == "status":
-            return protocol.ok("", control=d.control_state(), status=d.engine.status())
+            snapshot = d.engine.status()  # the RunSnapshot, as `status --json` prints it
+            return protocol.ok("", control=d.control_state(), snapshot=snapshot)
         if cmd == "preview_rollback":
             return protocol.ok("", steps=d.preview_rollback(_text(r.get("phase"), "phase")))
         by = _text(r.get("by"), "by")
