@@ -26,7 +26,7 @@ from engine.control.paths import socket_path
 from engine.control.server import ControlServer
 from engine.embedded import record_path_for, stop_world
 from engine.journal import JournalStore
-from engine.lock import is_locked
+from engine.lock import JournalLock, is_locked
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 
 RUNBOOK = Path(__file__).parent / "data" / "detach-runbook.toml"
@@ -260,3 +260,13 @@ def test_another_user_is_refused(aws, tmp_path: Path):
         server.close()
         shutil.rmtree(place, ignore_errors=True)
     assert not sock.exists()
+
+
+def test_a_detach_that_cannot_start_says_why_with_the_usual_exit_code(capsys, tmp_path: Path):
+    """The child's error before READY reaches the operator: one line, exit 4 for a lock."""
+    journal = tmp_path / "j.toml"
+    with JournalLock(journal, "run"):
+        code, out, err = runbook(capsys, "run", "--detach", "--yes", *common(journal))
+    assert code == 4 and out == ""
+    assert err.startswith("runbook: journal is locked by") and len(err.splitlines()) == 1
+    assert not socket_path(journal).exists()
