@@ -181,7 +181,7 @@ def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         "--segments",
         type=_limit_arg(int),
         default=argparse.SUPPRESS,
-        help="parallel-scan segments at work, or off (recorded only for now)",
+        help="parallel-scan segments writing at once, or off",
     )
     p.add_argument("--by", type=_name, help=by_help)
     for name in ("watch", "attach"):

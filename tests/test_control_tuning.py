@@ -114,6 +114,34 @@ def test_rate_spaces_batches_and_a_change_applies_at_once() -> None:
     assert len(slow) == 1 and tuning.settings.rate is None
 
 
+def test_segments_limits_the_threads_writing_at_once() -> None:
+    tuning = Tuning()
+    tuning.set_throttle(segments=1)
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    writing, finish = threading.Event(), threading.Event()
+
+    def first_segment() -> None:
+        clock.check()  # let through: writes its batch until told
+        writing.set()
+        finish.wait(5)
+        clock.check()  # back at a boundary: its slot is free (then it waits its turn)
+
+    first = threading.Thread(target=first_segment, daemon=True)
+    first.start()
+    writing.wait(5)
+    passed: list[float] = []
+    second = _batches(clock, passed, stop_after=1)
+    second.join(0.3)
+    assert passed == []  # one segment at work at a time: the second waits
+    finish.set()
+    second.join(5)
+    assert len(passed) == 1
+    tuning.set_throttle(segments=None)
+    first.join(5)
+    assert not first.is_alive()
+
+
 def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
     class Limit:  # the interface writepath's WriteThrottle offers
         def __init__(self) -> None:
@@ -131,7 +159,7 @@ def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
     assert applied.in_flight == 4 and applied.in_flight_applied and limit.calls == [4]
     recorded = Tuning(None).set_throttle(in_flight=4, segments=2)
     assert recorded.in_flight == 4 and not recorded.in_flight_applied
-    assert "segments 2 (recorded)" in recorded.describe()
+    assert "segments 2 at once" in recorded.describe()
     with pytest.raises(ValueError):
         Tuning().set_throttle(speed=3)
 

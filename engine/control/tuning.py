@@ -9,8 +9,10 @@ The throttle's setters are this one small interface:
   across all threads of the step (parallel-scan segments included).
 - `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
   `clear_limit()`, engine/throttle.py) when this build has one, else recorded only.
-- `segments`: parallel-scan segments at work; recorded only: the scan's segment count is part of
-  its cursors, and no writer reads this value yet.
+- `segments`: how many threads may be writing a batch at once (parallel-scan segments at
+  work), applied here: a thread let through a boundary counts until it comes back to one (or
+  for BATCH_GONE_SECONDS, once it left the loop). The scan keeps its segment count (it is part
+  of the cursors); the other segments wait at their boundary.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class ThrottleSettings:
             f"in-flight {self.in_flight}" if self.in_flight else "in-flight as the runbook says",
         ]
         if self.segments:
-            parts.append(f"segments {self.segments} (recorded)")
+            parts.append(f"segments {self.segments} at once")
         return ", ".join(parts)
 
 
@@ -100,13 +102,16 @@ class Tuning:
         return self._held
 
     def _held_locked(self) -> bool:
-        if not (self._paused and self._held):
-            return False
+        return self._paused and self._held > 0 and self._writers() == 0
+
+    def _writers(self, exclude: int | None = None) -> int:
+        """Threads writing the batch they were let through for (not gone, not `exclude`)."""
         now = time.monotonic()
         alive = {t.ident for t in threading.enumerate()}
-        return not any(
-            now - since < BATCH_GONE_SECONDS and ident in alive
+        return sum(
+            1
             for ident, since in self._writing.items()
+            if ident != exclude and ident in alive and now - since < BATCH_GONE_SECONDS
         )
 
     def set_throttle(self, **changes: float | int | None) -> ThrottleSettings:
@@ -147,7 +152,8 @@ class Tuning:
     def at_boundary(self, stop: threading.Event) -> None:
         me = threading.get_ident()
         with self._cond:
-            self._writing.pop(me, None)  # its batch (if any) is done
+            if self._writing.pop(me, None) is not None:  # its batch is done: a slot is free
+                self._cond.notify_all()
             holding = False
             try:
                 while not stop.is_set():
@@ -160,7 +166,7 @@ class Tuning:
                     if holding:
                         self._held, holding = self._held - 1, False
                         self._hold_changed()
-                    if self._admit():
+                    if self._admit(me):
                         self._writing[me] = time.monotonic()
                         return
             finally:
@@ -168,8 +174,12 @@ class Tuning:
                     self._held -= 1
                     self._hold_changed()
 
-    def _admit(self) -> bool:
-        """The pace: True to let a batch go now, else waits a little (under the lock)."""
+    def _admit(self, me: int) -> bool:
+        """Segments, then pace: True to let a batch go now, else waits a little (locked)."""
+        limit = self._settings.segments
+        if limit and self._writers(exclude=me) >= limit:
+            self._cond.wait(POLL_SECONDS)
+            return False
         rate = self._settings.rate
         if not rate:
             return True
