@@ -18,6 +18,7 @@ from typing import Any
 from engine.control import protocol
 
 CONNECT_TIMEOUT = 5.0
+ANSWER_TIMEOUT = 30.0  # a decide evaluates the gate's checks against the target: allow for it
 
 
 class RemoteError(Exception):
@@ -59,8 +60,8 @@ class RemoteEngine:
 
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
         """Send one request; the response's `data` (with `message`), or RemoteError."""
-        # commands that run long (a rollback) answer when done: no read timeout for those
-        timeout = None if cmd == "rollback" else 120.0
+        # a rollback answers when it is done: no read timeout; the rest answer at once
+        timeout = None if cmd == "rollback" else ANSWER_TIMEOUT
         with _connect(self.path, timeout) as sock:
             sock.sendall(protocol.encode({"cmd": cmd, **args}))
             line = sock.makefile("rb").readline(protocol.MAX_LINE * 64)
