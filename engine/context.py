@@ -37,16 +37,17 @@ class RateMeter:
         self.window = window_seconds
         self.samples: deque[tuple[float, int]] = deque()
 
-    def add(self, now: float, done: int) -> float:
+    def add(self, now: float, done: int) -> float | None:
+        """Items per second; None until two samples apart in time say anything (starting)."""
         self.samples.append((now, done))
         while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
             self.samples.popleft()
         t0, d0 = self.samples[0]
-        return (done - d0) / (now - t0) if now > t0 else 0.0
+        return (done - d0) / (now - t0) if now > t0 else None
 
 
-def eta_seconds(done: int, total: int | None, rate: float) -> float | None:
-    if total is None or rate <= 0:
+def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
+    if total is None or rate is None or rate <= 0:
         return None
     return max(0, total - done) / rate
 

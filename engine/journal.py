@@ -22,7 +22,7 @@ from engine.files import DIR_MODE, read_regular
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
-StepStatus = Literal["pending", "running", "done", "failed", "skipped", "rolled_back"]
+StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
 
 
 class JournalError(Exception):
@@ -52,6 +52,8 @@ class StepState(BaseModel):
     acked_by: str | None = None
     acked_at: str | None = None
     ack_note: str | None = None
+    # failed with findings a human must accept (`ack`) before the run goes on
+    needs_acceptance: bool = False
 
 
 class Tick(BaseModel):
@@ -64,6 +66,7 @@ class Evidence(BaseModel):
     ok: bool
     detail: str = ""
     data: dict[str, Any] = {}
+    at: str | None = None  # when it was taken
 
 
 class GateState(BaseModel):
@@ -84,7 +87,6 @@ class RollbackRecord(BaseModel):
     started_at: str = ""
     finished_at: str | None = None
     step_index: int = 0  # next rollback step to run, for resume
-    cursors: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     error: str | None = None
 

@@ -179,7 +179,7 @@ def test_inventory_needs_acceptance_through_the_engine(aws, tmp_path, runbook):
     )
     engine.journal.gate("pre-migration-approval").decision = "GO"
     outcome = engine.run(only="inventory", confirm=lambda *_: True)
-    assert outcome.status == "waiting" and outcome.waiting == {"kind": "step", "id": "inventory"}
+    assert outcome.status == "waiting" and str(outcome.waiting) == "step inventory"
     assert "fixed version 1" in outcome.message
     engine.ack("inventory", "ops", "the SQS consumer is pinned on purpose; no flags used")
     outcome = engine.run(only="inventory", confirm=lambda *_: True)

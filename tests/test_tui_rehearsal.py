@@ -14,6 +14,7 @@ from engine.journal import JournalStore
 from engine.loader import default_runbook_path
 from engine.runner import Engine
 from engine.simulator import set_error_rate
+from engine.snapshot import NodeRef
 from engine.target import Connection
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp
@@ -49,11 +50,11 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(40):
-            if engine.next_node() == ("step", "capture-baseline"):
+            if engine.next_node() == NodeRef.step("capture-baseline"):
                 break
             waiting = engine.waiting()
-            if waiting and waiting["kind"] == "gate":
-                await pass_gate(pilot, engine, waiting["id"])
+            if waiting and waiting.kind == "gate":
+                await pass_gate(pilot, engine, waiting.id)
             elif waiting:
                 await pilot.press("a")
                 await pilot.pause()
@@ -64,7 +65,7 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
                 await settle(pilot)
                 failed = [s for s, st in engine.journal.steps.items() if st.status == "failed"]
                 assert not failed, engine.journal.steps[failed[0]].error
-        assert engine.next_node() == ("step", "capture-baseline")
+        assert engine.next_node() == NodeRef.step("capture-baseline")
         assert engine.journal.gates["gate-phase4"].decision == "GO"
         set_error_rate(engine.clients, 5.0)
         await pilot.press("r")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
 from engine.context import ActionContext, Check, CheckResult
+from engine.timetext import plan_span
 
 
 class _P(BaseModel):
@@ -34,8 +35,9 @@ def _dims(dims: dict[str, str]) -> str:
     return " " + ",".join(f"{k}={v}" for k, v in sorted(dims.items())) if dims else ""
 
 
-def _span(win: metrics.Window) -> str:
-    return f"last {win.plan_minutes:g} plan min ({win.real_seconds / 60:.1f} real min)"
+def _span(win: metrics.Window, ctx: ActionContext) -> str:
+    """Plan time and real time said the same way everywhere (engine/timetext.py)."""
+    return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
 
 
 # --- dual_write_success_rate ------------------------------------------------------------------
@@ -55,7 +57,7 @@ def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResu
         data["no_data"] = True
         return CheckResult(
             False,
-            f"no data: no dual-write data points in the {_span(win)} "
+            f"no data: no dual-write data points in the {_span(win, ctx)} "
             f"({mon.namespace} {mon.dual_write_success_metric}/{mon.dual_write_failure_metric}"
             f"{_dims(mon.dual_write_dimensions)}); cannot confirm > {p.min_percent:g}%",
             data,
@@ -66,7 +68,7 @@ def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResu
         ok,
         f"dual-write success {dw.percent:.3f}% ({dw.success:.0f} ok, "
         f"{dw.failure:.0f} failed) {'>' if ok else '<='} {p.min_percent:g}%"
-        f" over the {_span(win)}",
+        f" over the {_span(win, ctx)}",
         data,
     )
 
@@ -99,7 +101,7 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
         data["no_data"] = True
         return CheckResult(
             False,
-            f"no data: no invocations recorded in the {_span(win)}; no error rate to compare",
+            f"no data: no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
             data,
         )
     data["percent"] = round(er.percent, 4)
@@ -108,7 +110,7 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
         ok,
         f"error rate {er.percent:.3f}% ({er.errors:.0f}/"
         f"{er.invocations:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
-        f"over the {_span(win)}",
+        f"over the {_span(win, ctx)}",
         data,
     )
 
@@ -125,7 +127,7 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
     if er.errors:
         return CheckResult(
             False,
-            f"{er.errors:.0f} errors in the {_span(win)} (most: "
+            f"{er.errors:.0f} errors in the {_span(win, ctx)} (most: "
             f"{', '.join(fn for _, fn in worst[:3])})",
             data,
         )
@@ -133,12 +135,12 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
         data["no_data"] = True
         return CheckResult(
             False,
-            f"no data: no invocations recorded in the {_span(win)}: zero errors cannot be "
+            f"no data: no invocations recorded in the {_span(win, ctx)}: zero errors cannot be "
             "confirmed",
             data,
         )
     return CheckResult(
-        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win)}", data
+        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win, ctx)}", data
     )
 
 
