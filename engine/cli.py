@@ -475,6 +475,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _spawn_detached(args)
 
     def body(engine: Engine) -> int:
+        from engine.rehearsal import clock_label, plan_wait_seconds
+
+        scale = engine.journal.run.time_scale
+        waits = plan_wait_seconds(engine.runbook) / scale / 60.0
+        _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
         engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))

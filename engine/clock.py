@@ -20,15 +20,20 @@ class Clock:
 
     def __init__(
         self,
-        time_scale: float = 1.0,
+        time_scale: float | Callable[[], float] = 1.0,
         stop: threading.Event | None = None,
         boundary: Boundary | None = None,
     ) -> None:
-        if time_scale <= 0:
+        # a callable follows a rehearsal's clock as the operator changes it mid-step
+        self._scale = time_scale if callable(time_scale) else (lambda: float(time_scale))
+        if self.time_scale <= 0:
             raise ValueError("time scale must be positive")
-        self.time_scale = time_scale
         self.stop = stop or threading.Event()
         self.boundary = boundary
+
+    @property
+    def time_scale(self) -> float:
+        return self._scale()
 
     def monotonic(self) -> float:
         return time.monotonic()

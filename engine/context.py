@@ -152,6 +152,8 @@ class Action:
     run: Callable[[ActionContext, Any], dict[str, Any]]
     plan: Callable[[Runbook, Any], list[PlannedCall]]
     description: str = ""
+    # plan seconds the step keeps the run waiting (watch windows): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,5 @@ class Check:
     params: type[BaseModel]
     evaluate: Callable[[ActionContext, Any], CheckResult]
     description: str = ""
+    # plan seconds a gate waits for this item to pass (a soak): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None

@@ -251,6 +251,15 @@ class TimingClaim(Strict):
     to_gate: str
 
 
+class Rehearsal(Strict):
+    """The clock of a rehearsal: a new run on the embedded world is scaled so that every wait
+    of the plan (watch windows, soaks, the 7-day check) takes about `wall_minutes`; the console's
+    +/- keys move along `scales`."""
+
+    wall_minutes: float = 10.0
+    scales: list[float] = [1, 60, 600, 3600, 36_000, 360_000, 1_000_000]
+
+
 class RunbookMeta(Strict):
     id: SafeId
     title: str
@@ -266,6 +275,7 @@ class Runbook(Strict):
     mapping: MappingSpec | None = None
     flags: FlagSpec = FlagSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    rehearsal: Rehearsal = Rehearsal()
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
     days: list[Day]
     phases: list[Phase]

@@ -5,6 +5,7 @@ Both the CLI and the TUI drive this class; neither holds migration logic of its 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class EngineOptions:
     operator: str
     time_scale: float = 1.0
     is_embedded: bool = False
+    real_account: bool = False  # a real AWS account: its clock is never scaled
     mapping_overrides: Path | None = None
 
 
@@ -136,6 +138,24 @@ class Engine:
             self.store.save(self.journal)
             snapshot = self.snapshot()
         self._publish(snapshot)
+
+    def set_time_scale(self, scale: float, by: str) -> None:
+        """Change a rehearsal's clock, now (a running wait follows at its next tick); journaled
+        so plan time is counted per stretch. A real account stays at real time."""
+        if self.options.real_account:
+            raise CommandRefused("a real account runs at real time; the clock stays as it is")
+        if not math.isfinite(scale) or scale <= 0:
+            raise BadRequest("the time scale must be a finite number above 0")
+        before = self.options.time_scale  # the clock in effect
+        if scale == before:
+            return
+        with self._io_lock:
+            self.journal.run.time_scale = before
+            self.journal.run.change_scale(scale, by)
+            self.options.time_scale = scale
+            self.journal.add_audit(by, f"time scale x{before:g} -> x{scale:g}")
+        self.log(f"{by} set the rehearsal clock to x{scale:g} (was x{before:g})")
+        self.save()
 
     def _publish(self, snapshot: RunSnapshot) -> None:
         for subscriber in list(self._subscribers):
@@ -292,7 +312,8 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(self.options.time_scale, self._stop, self.boundary),
+            # follows set_time_scale; detach: pause and pace at each batch boundary
+            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,

@@ -485,6 +485,7 @@ ACTIONS = (
         run_watch,
         plan_watch,
         "Watch the metrics for a while; fail with an alert when a rollback trigger trips",
+        waits=lambda p: p.minutes * 60.0,
     ),
     Action(
         "shift_reads",
@@ -492,6 +493,7 @@ ACTIONS = (
         run_shift,
         plan_shift,
         "Shift a share of reads to company-scoped tables, then watch",
+        waits=lambda p: p.watch_minutes * 60.0,
     ),
     Action(
         "capture_baseline",
