@@ -188,6 +188,10 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     held_at = live_done(remote)
     assert held_at < 300
     assert "PAUSED at a checkpoint" in runbook(capsys, "status", *args)[1]
+    live = json.loads(runbook(capsys, "status", "--json", *args)[1])  # the engine's snapshot
+    assert live["engine"]["pause"] == "paused" and live["state"] == "RUNNING"
+    table = next(s for s in live["steps"] if s["id"] == MIGRATE)["progress"][0]
+    assert table["done"] == held_at and table["rate"] is not None  # live items/s
     until(
         lambda: any(m.type == "control" and m.data["pause"] == "paused" for _, m in seen),
         2,
