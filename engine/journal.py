@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -180,6 +181,8 @@ class JournalStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # set by the driving workspace: False when the lock file was deleted or replaced
+        self.lock_held: Callable[[], bool] | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -231,6 +234,11 @@ class JournalStore:
         return journal
 
     def save(self, journal: Journal) -> None:
+        if self.lock_held is not None and not self.lock_held():
+            raise JournalError(
+                f"the lock file beside {self.path} was removed or replaced while this process "
+                "held it; stopping so that two drivers never write one journal"
+            )
         data = _strip_none(journal.model_dump(mode="json"))
         body = tomli_w.dumps(data).encode("utf-8")
         atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())
