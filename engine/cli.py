@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -22,7 +21,7 @@ from engine.files import UnsafePath, append_private
 from engine.journal import JournalError
 from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.lock import LockedError
-from engine.runner import BadRequest, Engine, Outcome, Refused, plan_calls
+from engine.runner import BadRequest, CommandRefused, Engine, Outcome, plan_calls
 from engine.target import TargetError
 from engine.workspace import BadInput, NoRun, Workspace, WorkspaceOptions
 
@@ -40,6 +39,7 @@ OUTCOME_EXIT = {
     "failed": EXIT_FAILED,
     "declined": EXIT_FAILED,
     "interrupted": EXIT_INTERRUPTED,
+    "paused": EXIT_WAITING,
 }
 
 
@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
     p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
+    p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
+    p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
     p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
     return parser
@@ -209,7 +211,11 @@ class Printer:
             self.out(
                 f"!!! ALERT {event.trigger_id}: {event.message} "
                 f"(measured {event.measured:g}, threshold {event.threshold:g}); "
-                f"proposed rollback: {event.proposed_rollback}"
+                + (
+                    f"rolling back automatically: {event.proposed_rollback}"
+                    if event.auto_rollback
+                    else f"proposed rollback: {event.proposed_rollback}"
+                )
             )
         elif isinstance(event, Progress):
             key = (event.step_id, event.table)
@@ -220,10 +226,12 @@ class Printer:
             self.last[key] = now
             total = f"{event.total:,}" if event.total is not None else "?"
             pct = f" ({100 * event.done / event.total:.1f}%)" if event.total else ""
-            self.out(
-                f"    {event.table}: {event.done:,}/{total}{pct} "
-                f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
+            speed = (
+                "starting"
+                if event.rate is None
+                else f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
             )
+            self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 
 def _silence_terminal() -> None:
@@ -312,8 +320,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
     if outcome.status == "interrupted":
         _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
-    elif outcome.status == "waiting" and outcome.waiting:
-        kind, node = outcome.waiting["kind"], outcome.waiting["id"]
+    elif outcome.status in ("waiting", "paused") and outcome.waiting:
+        kind, node = outcome.waiting.kind, outcome.waiting.id
         how = (
             f"runbook decide {node} --go|--no-go --by NAME"
             if kind == "gate"
@@ -390,6 +398,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadRequest("--only runs one step; it cannot be combined with --until")
 
     def body(engine: Engine) -> int:
+        from engine.rehearsal import clock_label, plan_wait_seconds
+
+        scale = engine.journal.run.time_scale
+        waits = plan_wait_seconds(engine.runbook) / scale / 60.0
+        _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
         engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))
@@ -399,23 +412,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
+    from engine.lock import is_locked
+    from engine.snapshot import empty_snapshot
+    from engine.status_text import render_status
+
     ws = _workspace(args)
-    engine = ws.open_read_only()
-    status = engine.status()
+    try:
+        engine = ws.open_read_only()
+    except NoRun:  # before any run: every step pending
+        snapshot = empty_snapshot(ws.loaded.runbook, str(ws.store.path))
+    else:
+        holder = is_locked(engine.store.path)
+        running = any(s.status == "running" for s in engine.journal.steps.values())
+        snapshot = engine.snapshot(
+            driver=f"{holder.user}@{holder.host}" if holder else None,
+            active=holder is not None and running,
+        )
     if args.json:
-        _print(json.dumps(status, indent=2, default=str))
+        _print(snapshot.model_dump_json(indent=2))
         return EXIT_OK
-    run = status["run"]
-    _print(
-        f"run {run['runbook_id']} by {run['operator']} since {run['started_at']} "
-        f"against {run['target']['kind']} {run['target']['identity']}"
-    )
-    for step in status["steps"]:
-        prog = " ".join(f"{t}={p['done']}/{p['total']}" for t, p in step["progress"].items())
-        _print(f"  {step['status']:11} {step['slot']} {step['id']} {prog}".rstrip())
-    for gate in status["gates"]:
-        _print(f"  gate {gate['id']}: {gate['decision'] or 'undecided'}")
-    _print(f"waiting: {status['waiting']}")
+    for line in render_status(snapshot):
+        _print(line)
     return EXIT_OK
 
 
@@ -482,6 +500,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from engine.iam_policy import render
+
+    rb = load_runbook(args.runbook or default_runbook_path()).runbook
+    print(render(rb, args.account, args.region))
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from engine.simulator import set_error_rate
 
@@ -495,18 +521,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        _err(
-            "runbook: the console needs a terminal (no TTY here). Use the headless commands: "
-            "runbook run | status | decide | ack | tick | rollback | report"
-        )
-        return EXIT_BAD_INPUT
-    try:
-        from tui.app import run_console
-    except ImportError:
-        _err("runbook: the console is not available in this build; use the headless commands")
-        return EXIT_BAD_INPUT
-    return run_console(_workspace(args))
+    """Without a command the console opens; it lives above the engine (`runbook_entry`)."""
+    _err("runbook: the console opens with the `runbook` command (no sub-command); see --help")
+    return EXIT_BAD_INPUT
 
 
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
@@ -521,6 +538,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "rollback": cmd_rollback,
     "report": cmd_report,
     "simulate": cmd_simulate,
+    "iam-policy": cmd_iam_policy,
 }
 
 
@@ -599,7 +617,11 @@ def _leave_abandoned_calls() -> None:
         os._exit(EXIT_INTERRUPTED)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    console: Callable[[argparse.Namespace], int] | None = None,
+) -> int:
+    """`console`: what opens the console when no command is given (see runbook_entry)."""
     # artifacts hold full item copies: everything this process creates is the operator's only
     os.umask(0o077)
     try:
@@ -608,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_terminal()
         return EXIT_OK
     try:
-        code = _main(args)
+        code = _main(args, console)
         if code == EXIT_INTERRUPTED and argv is None:
             _leave_abandoned_calls()
         return code
@@ -619,8 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         return _unexpected(args, exc)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(
+    args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
+) -> int:
     try:
+        if args.command is None and console is not None:
+            return console(args)
         return COMMANDS[args.command](args)
     except RunbookInvalid as exc:
         for problem in exc.problems:
@@ -638,7 +664,7 @@ def _main(args: argparse.Namespace) -> int:
             "(the old journal is kept aside)."
         )
         return EXIT_BAD_INPUT
-    except Refused as exc:
+    except CommandRefused as exc:
         _err(f"runbook: refused: {exc}")
         return EXIT_FAILED
 

@@ -17,7 +17,7 @@ import tomli_w
 from engine.files import open_private
 from engine.journal import atomic_write, utcnow
 from engine.model import Runbook
-from engine.seed import WORLD_ID_PARAMETER, seed_world
+from engine.seed import WORLD_ID_PARAMETER, WorldShape, seed_world
 from engine.target import Connection, local_connection
 
 START_TIMEOUT_SECONDS = 30
@@ -135,7 +135,8 @@ def _seed_and_record(
                 raise RuntimeError(f"the embedded moto server did not start on {url}") from None
             time.sleep(0.1)
     world_id = f"world-{uuid.uuid4().hex[:12]}"
-    seed_world(conn, runbook, world_id, scale=scale)
+    shape = WorldShape.from_config(dict(runbook.embedded.get("world", {})))
+    seed_world(conn, runbook, world_id, scale=scale, shape=shape)
     record = WorldRecord(
         url=url, pid=proc.pid, world_id=world_id, started_at=utcnow(), region=region
     )

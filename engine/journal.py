@@ -23,7 +23,7 @@ from engine.files import DIR_MODE, read_regular
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
-StepStatus = Literal["pending", "running", "done", "failed", "skipped", "rolled_back"]
+StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
 
 
 class JournalError(Exception):
@@ -53,6 +53,8 @@ class StepState(BaseModel):
     acked_by: str | None = None
     acked_at: str | None = None
     ack_note: str | None = None
+    # failed with findings a human must accept (`ack`) before the run goes on
+    needs_acceptance: bool = False
 
 
 class Tick(BaseModel):
@@ -65,6 +67,7 @@ class Evidence(BaseModel):
     ok: bool
     detail: str = ""
     data: dict[str, Any] = {}
+    at: str | None = None  # when it was taken
 
 
 class GateState(BaseModel):
@@ -85,7 +88,6 @@ class RollbackRecord(BaseModel):
     started_at: str = ""
     finished_at: str | None = None
     step_index: int = 0  # next rollback step to run, for resume
-    cursors: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     error: str | None = None
 
@@ -104,6 +106,16 @@ class Target(BaseModel):
     profile: str | None = None
 
 
+class ScaleChange(BaseModel):
+    """A rehearsal's clock changed (console +/- or --time-scale): plan time is counted per
+    stretch, so a soak measured across the change stays right."""
+
+    at: str
+    from_scale: float
+    to_scale: float
+    by: str
+
+
 class RunMeta(BaseModel):
     runbook_id: str
     runbook_sha256: str
@@ -112,6 +124,19 @@ class RunMeta(BaseModel):
     started_at: str
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
     time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
+    scale_changes: list[ScaleChange] = []
+
+    def change_scale(self, scale: float, by: str) -> None:
+        self.scale_changes.append(
+            ScaleChange(at=utcnow(), from_scale=self.time_scale, to_scale=scale, by=by)
+        )
+        self.time_scale = scale
+
+    def scale_steps(self) -> list[tuple[datetime, float, float]]:
+        return [
+            (datetime.fromisoformat(c.at.replace("Z", "+00:00")), c.from_scale, c.to_scale)
+            for c in self.scale_changes
+        ]
     accepted_runbook_changes: list[str] = []
 
     @property

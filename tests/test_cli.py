@@ -48,7 +48,8 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     journal = tmp_path / "j.toml"
     common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(journal)]
-    assert main(["status", *common]) == 2  # no run yet
+    assert main(["status", *common]) == 0  # no run yet: every step pending
+    assert "no run yet" in capsys.readouterr().out
     assert main(["run", *common, "--yes", "--time-scale", "100"]) == 3
     assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 1
     assert main(["decide", "gate-phase2", "--no-go", "--by", "al", *common]) == 2  # no note
@@ -61,11 +62,13 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     capsys.readouterr()
     assert main(["status", "--json", *common]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert set(status) == {"run", "steps", "gates", "waiting", "rollbacks"}
+    assert {"run", "state", "steps", "gates", "waiting", "rollbacks", "alerts"} <= set(status)
+    assert status["state"] == "WAITING_ACK"
     assert status["waiting"] == {"kind": "step", "id": "handover"}
     step = status["steps"][0]
     assert {"id", "phase", "kind", "status", "attempts", "progress"} <= set(step)
-    assert step["progress"]["mini-legacy"] == {"done": 1, "total": 1}
+    legacy = next(t for t in step["progress"] if t["table"] == "mini-legacy")
+    assert (legacy["done"], legacy["total"]) == (1, 1)
     gate = status["gates"][0]
     assert gate["decision"] == "GO" and gate["by"] == "al"
     assert {
@@ -187,7 +190,9 @@ def test_sigterm_checkpoints_and_exits_130(tmp_path: Path) -> None:
         assert proc.returncode == 130
         assert "Resume with: runbook run" in out
         status = json.loads(runbook_cli("status", "--json", *MINI, env=env).stdout)
-        assert status["steps"][0]["status"] == "running"
+        assert status["state"] == "INTERRUPTED"  # nothing runs it now
+        assert status["steps"][0]["status"] == "interrupted"
+        assert status["steps"][0]["journal_status"] == "running"  # resumable
     finally:
         proc.kill()
         stop_world(record_path_for(journal))

@@ -55,6 +55,7 @@ def engine_for(rb: Runbook, journal: Journal, tmp: Path) -> Engine:
         JournalStore(tmp / "journal.toml"),
         no_network,
         EngineOptions(operator="alice", time_scale=1.0, is_embedded=True),
+        now=lambda: "2024-12-01T09:45:00Z",
     )
 
 

@@ -10,22 +10,19 @@ STATUS_GLYPH = {
     "running": "▶",
     "done": "✔",
     "failed": "✖",
-    "skipped": "↷",
+    "interrupted": "‖",
     "rolled_back": "↺",
     "waiting": "⏸",
 }
 GATE_GLYPH = {"GO": "◆", "NO-GO": "✖", None: "◇"}
 
 
-def parse_ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+def hhmm(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%H:%M") if value else "--:--"
 
 
-def hhmm(value: str | None) -> str:
-    ts = parse_ts(value)
-    return ts.strftime("%H:%M") if ts else "--:--"
+def stamp(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
 def duration(seconds: float | None) -> str:
@@ -36,14 +33,24 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def progress_text(done: int, total: int | None, rate: float, eta: float | None) -> str:
+def progress_text(
+    done: int, total: int | None, rate: float | None, eta: float | None, live: bool = True
+) -> str:
+    """`live`: the step runs now (a rate, or "starting" before there is one to tell)."""
     total_text = f"{total:,}" if total is not None else "?"
     pct = f" {100 * done / total:.1f}%" if total else ""
-    return f"{done:,}/{total_text}{pct} {rate:,.0f}/s ETA {duration(eta)}"
+    figures = f"{done:,}/{total_text}{pct}"
+    if not live:
+        return figures
+    if rate is None:
+        return f"{figures} starting"
+    return f"{figures} {rate:,.0f}/s ETA {duration(eta)}"
 
 
-def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:
-    end = hhmm(finished) if finished else "…"
+def slot_vs_actual(
+    slot: str, started: datetime | None, finished: datetime | None, status: str = ""
+) -> str:
+    end = hhmm(finished) if finished else ("‖ stopped" if status == "interrupted" else "…")
     actual = f"{hhmm(started)}-{end}" if started else "not started"
     return f"planned {slot}  actual {actual}"
 

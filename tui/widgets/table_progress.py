@@ -7,6 +7,7 @@ from textual.clock import Clock
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, ProgressBar
 
+from engine.snapshot import StepView
 from tui.format import progress_text
 
 
@@ -29,10 +30,12 @@ class TableRow(Vertical):
             yield self.bar
             yield self.figures
 
-    def set_progress(self, done: int, total: int | None, rate: float, eta: float | None) -> None:
+    def set_progress(
+        self, done: int, total: int | None, rate: float | None, eta: float | None, live: bool
+    ) -> None:
         self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
-        self.figures.update(progress_text(done, total, rate, eta))
+        self.figures.update(progress_text(done, total, rate, eta, live))
 
 
 class ProgressPanel(VerticalScroll):
@@ -52,16 +55,27 @@ class ProgressPanel(VerticalScroll):
         self.remove_children()
 
     def set_progress(
-        self, table: str, done: int, total: int | None, rate: float = 0.0, eta: float | None = None
+        self,
+        table: str,
+        done: int,
+        total: int | None,
+        rate: float | None = None,
+        eta: float | None = None,
+        live: bool = True,
     ) -> None:
         row = self.rows.get(table)
         if row is None:
             row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
-        row.set_progress(done, total, rate, eta)
+        row.set_progress(done, total, rate, eta, live)
 
-    def settle(self, step_id: str) -> None:
-        """The step stopped: keep done/total, drop the rate and ETA."""
-        if step_id == self.step_id:
-            for row in self.rows.values():
-                row.set_progress(row.done, row.total, 0.0, None)
+    def show(self, view: StepView | None) -> None:
+        """A step as the snapshot has it: a rate and ETA only while it runs."""
+        self.show_step(view.id if view else None)
+        if view is None:
+            return
+        live = view.status == "running"
+        for table in view.progress:
+            self.set_progress(
+                table.table, table.done, table.total, table.rate, table.eta_seconds, live
+            )
