@@ -177,6 +177,7 @@ class RunSnapshot(Frozen):
     next_destructive: str | None
     proposed_rollback: str | None
     running_rollback: str | None
+    archive_gaps: tuple[str, ...] = ()  # deleted resources whose archive is incomplete
     steps: tuple[StepView, ...]
     gates: tuple[GateView, ...]
     alerts: tuple[AlertView, ...]
@@ -311,6 +312,19 @@ def proposed_rollback(journal: Journal) -> str | None:
     if state is None or state.status != "failed":
         return None
     return alerts[-1].rollback
+
+
+def archive_gaps(runbook: Runbook, journal: Journal) -> list[str]:
+    """Resources deleted (or being deleted) whose archive is incomplete: a rollback cannot
+    bring back what was not archived (function code a deletion step could not fetch)."""
+    gaps = []
+    for step in runbook.steps:
+        state = journal.steps.get(step.id)
+        if state is None:
+            continue
+        missing = state.summary.get("code_missing") or state.cursors.get("code_missing") or []
+        gaps += [f"{fn}: code package not archived ({step.id})" for fn in missing]
+    return gaps
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -466,6 +480,7 @@ def build_snapshot(
         next_destructive=next_destructive(runbook, journal),
         proposed_rollback=proposed_rollback(journal),
         running_rollback=rollback.id if rollback else None,
+        archive_gaps=tuple(archive_gaps(runbook, journal)),
         steps=tuple(
             _step_view(runbook, journal, s.id, active, waiting, rates) for s in runbook.steps
         ),
