@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from engine.files import DIR_MODE, read_regular
 
@@ -54,6 +54,13 @@ class StepState(BaseModel):
     ack_note: str | None = None
     # failed with findings a human must accept (`ack`) before the run goes on
     needs_acceptance: bool = False
+
+    @model_validator(mode="after")
+    def _acceptance_was_a_cursor(self) -> StepState:
+        """Journals of earlier versions kept the marker among the action's cursors."""
+        if self.cursors.pop("needs_acceptance", None):
+            self.needs_acceptance = True
+        return self
 
 
 class Tick(BaseModel):

@@ -302,7 +302,6 @@ class Engine:
     def _execute(self, step: Step, state: StepState) -> Outcome | None:
         action = action_registry()[step.action or ""]
         resumed = state.status == "running"
-        state.cursors.pop("needs_acceptance", None)  # journals of earlier versions
         state.needs_acceptance = False
         state.acked_by = state.acked_at = state.ack_note = None
         state.status = "running"

@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from engine.journal import Evidence, GateState, Journal, StepState
 from engine.model import GateItem, Runbook
 
-NEEDS_ACCEPTANCE = "needs_acceptance"  # legacy cursor key (journals before engine state)
-
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -220,9 +218,7 @@ def parse_ts(value: str | datetime | None) -> datetime | None:
 
 
 def awaits_acceptance(state: StepState) -> bool:
-    return state.status == "failed" and (
-        state.needs_acceptance or bool(state.cursors.get(NEEDS_ACCEPTANCE))
-    )
+    return state.status == "failed" and state.needs_acceptance
 
 
 def node_satisfied(journal: Journal, node: tuple[str, str]) -> bool:
