@@ -30,7 +30,13 @@ class JournalError(Exception):
 
 
 def utcnow() -> str:
+    """Now as log lines and artifacts write it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> datetime:
+    """Now as the journal keeps it: a UTC datetime to the second (written "…Z")."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class TableProgress(BaseModel):
@@ -41,16 +47,16 @@ class TableProgress(BaseModel):
 class StepState(BaseModel):
     status: StepStatus = "pending"
     attempts: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    checkpoint_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    checkpoint_at: datetime | None = None
     summary: dict[str, Any] = {}
     progress: dict[str, TableProgress] = {}
     # Action-specific resume state: cursors, ARNs, versions. Must stay small.
     cursors: dict[str, Any] = {}
     error: str | None = None
     acked_by: str | None = None
-    acked_at: str | None = None
+    acked_at: datetime | None = None
     ack_note: str | None = None
     # failed with findings a human must accept (`ack`) before the run goes on
     needs_acceptance: bool = False
@@ -65,7 +71,7 @@ class StepState(BaseModel):
 
 class Tick(BaseModel):
     by: str
-    at: str
+    at: datetime
     note: str = ""
 
 
@@ -73,13 +79,13 @@ class Evidence(BaseModel):
     ok: bool
     detail: str = ""
     data: dict[str, Any] = {}
-    at: str | None = None  # when it was taken
+    at: datetime | None = None  # when it was taken
 
 
 class GateState(BaseModel):
     decision: Literal["GO", "NO-GO"] | None = None
     by: str | None = None
-    at: str | None = None
+    at: datetime | None = None
     note: str = ""
     override: str | None = None
     ticks: dict[str, Tick] = {}
@@ -91,15 +97,15 @@ class RollbackRecord(BaseModel):
     phase: str
     status: Literal["running", "done", "failed"] = "running"
     by: str = ""
-    started_at: str = ""
-    finished_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     step_index: int = 0  # next rollback step to run, for resume
     summary: dict[str, Any] = {}
     error: str | None = None
 
 
 class AuditEntry(BaseModel):
-    at: str
+    at: datetime
     who: str
     what: str
 
@@ -117,7 +123,7 @@ class RunMeta(BaseModel):
     runbook_sha256: str
     operator: str
     target: Target
-    started_at: str
+    started_at: datetime
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
     time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
     accepted_runbook_changes: list[str] = []
@@ -147,7 +153,7 @@ class Journal(BaseModel):
         return self.gates.setdefault(gate_id, GateState())
 
     def add_audit(self, who: str, what: str) -> None:
-        self.audit.append(AuditEntry(at=utcnow(), who=who, what=what))
+        self.audit.append(AuditEntry(at=now(), who=who, what=what))
         del self.audit[:-AUDIT_LIMIT]
 
 

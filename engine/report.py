@@ -9,6 +9,7 @@ from engine.journal import StepState
 from engine.model import CostModel, Runbook
 from engine.runner import Engine
 from engine.snapshot import AlertView, alerts_of, archive_gaps
+from engine.status_text import when
 
 Measure = float | int | None
 
@@ -156,7 +157,8 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         f"# Migration report: {rb.runbook.title}",
         "",
         f"- Runbook: `{run.runbook_id}` (sha256 `{run.runbook_sha256[:12]}`)",
-        f"- Started by {run.operator} at {run.started_at}; migration timestamp {run.migration_ts}",
+        f"- Started by {run.operator} at {when(run.started_at)}; "
+        f"migration timestamp {run.migration_ts}",
         f"- Target: {run.target.kind} `{run.target.identity}` ({run.target.region})",
         "",
         "## Success criteria (plan section 9)",
@@ -199,13 +201,13 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         day = rb.phase(step.phase).day
         lines.append(
             f"| {day} | {step.slot} | {step.id} | {state.status} | {state.attempts} "
-            f"| {state.finished_at or ''} |"
+            f"| {when(state.finished_at) if state.finished_at else ''} |"
         )
     lines += ["", "## Gates", ""]
     for gate in rb.gates:
         state = journal.gates.get(gate.id)
         decision = (
-            f"{state.decision} by {state.by} at {state.at}"
+            f"{state.decision} by {state.by} at {when(state.at)}"
             if state and state.decision
             else "undecided"
         )
@@ -235,7 +237,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     if journal.rollbacks:
         lines += ["", "## Rollbacks", ""]
         lines += [
-            f"- {r.id} ({r.phase}) by {r.by} at {r.started_at}: {r.status}"
+            f"- {r.id} ({r.phase}) by {r.by} at {when(r.started_at)}: {r.status}"
             for r in journal.rollbacks
         ]
     alerts = alerts_of(journal)
@@ -248,7 +250,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {a.at.strftime('%Y-%m-%d %H:%M:%SZ') if a.at else '-'} | {a.trigger} "
+            f"| {when(a.at)} | {a.trigger} "
             f"| {a.step or '-'} | {a.measured:g} | {a.threshold:g} | {a.rollback or '-'} "
             f"| {a.message} |"
             for a in alerts
@@ -268,7 +270,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     if warnings:
         lines += ["", "## Plan discrepancies", ""] + [f"- {w}" for w in warnings]
     lines += ["", "## Audit trail (latest 50)", ""]
-    lines += [f"- {a.at} {a.who}: {a.what}" for a in journal.audit[-50:]]
+    lines += [f"- {when(a.at)} {a.who}: {a.what}" for a in journal.audit[-50:]]
     return "\n".join(lines) + "\n"
 
 

@@ -508,7 +508,7 @@ def empty_snapshot(runbook: Runbook, journal_path: str = "") -> RunSnapshot:
             runbook_sha256="",
             operator="",
             target=Target(kind="embedded", identity="", region=""),
-            started_at="",
+            started_at=datetime.now(UTC),
             migration_ts="",
         )
     )

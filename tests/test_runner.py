@@ -242,3 +242,21 @@ def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> N
     reopened.run(until="backup-tables")
     assert reopened.journal.steps["backup-tables"].status == "done"
     assert "needs_acceptance" not in reopened.journal.steps["backup-tables"].cursors
+
+
+def test_a_snapshot_is_immutable_and_survives_json_to_another_process(mini, aws, tmp_path):
+    """Watchers in other processes receive the snapshot as JSON: it comes back equal."""
+    from pydantic import ValidationError
+
+    from engine.snapshot import RunSnapshot
+
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    snapshot = engine.snapshot()
+    again = RunSnapshot.model_validate_json(snapshot.model_dump_json())
+    assert again == snapshot
+    assert again.gate("gate-phase2").met == snapshot.gate("gate-phase2").met
+    with pytest.raises(ValidationError):
+        snapshot.state = "DONE"  # frozen
+    engine.journal.step("handover").status = "done"  # the live journal moves on...
+    assert snapshot.step("handover").status == "pending"  # ...the snapshot does not
