@@ -211,7 +211,11 @@ class Printer:
             self.out(
                 f"!!! ALERT {event.trigger_id}: {event.message} "
                 f"(measured {event.measured:g}, threshold {event.threshold:g}); "
-                f"proposed rollback: {event.proposed_rollback}"
+                + (
+                    f"rolling back automatically: {event.proposed_rollback}"
+                    if event.auto_rollback
+                    else f"proposed rollback: {event.proposed_rollback}"
+                )
             )
         elif isinstance(event, Progress):
             key = (event.step_id, event.table)
@@ -400,6 +404,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadRequest("--only runs one step; it cannot be combined with --until")
 
     def body(engine: Engine) -> int:
+        from engine.rehearsal import clock_label, plan_wait_seconds
+
+        scale = engine.journal.run.time_scale
+        waits = plan_wait_seconds(engine.runbook) / scale / 60.0
+        _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
         engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before

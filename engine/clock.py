@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class Interrupted(Exception):
@@ -13,11 +14,18 @@ class Interrupted(Exception):
 class Clock:
     """`time_scale` divides every wait, for rehearsals. `stop` interrupts waits at once."""
 
-    def __init__(self, time_scale: float = 1.0, stop: threading.Event | None = None) -> None:
-        if time_scale <= 0:
+    def __init__(
+        self, time_scale: float | Callable[[], float] = 1.0, stop: threading.Event | None = None
+    ) -> None:
+        # a callable follows a rehearsal's clock as the operator changes it mid-step
+        self._scale = time_scale if callable(time_scale) else (lambda: float(time_scale))
+        if self.time_scale <= 0:
             raise ValueError("time scale must be positive")
-        self.time_scale = time_scale
         self.stop = stop or threading.Event()
+
+    @property
+    def time_scale(self) -> float:
+        return self._scale()
 
     def monotonic(self) -> float:
         return time.monotonic()

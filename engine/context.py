@@ -31,6 +31,16 @@ class NeedsAcceptance(Exception):
         self.summary = summary
 
 
+class RollBackNow(Exception):
+    """A rollback trigger with `auto_rollback` fired: the step fails and the engine runs
+    `rollback_phase`'s (non-destructive) rollback at once, recorded as done by `by`."""
+
+    def __init__(self, message: str, rollback_phase: str, by: str) -> None:
+        super().__init__(message)
+        self.rollback_phase = rollback_phase
+        self.by = by
+
+
 class RateMeter:
     """Items per second over a sliding window, and the ETA that follows."""
 
@@ -143,6 +153,8 @@ class Action:
     run: Callable[[ActionContext, Any], dict[str, Any]]
     plan: Callable[[Runbook, Any], list[PlannedCall]]
     description: str = ""
+    # plan seconds the step keeps the run waiting (watch windows): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,3 +172,5 @@ class Check:
     params: type[BaseModel]
     evaluate: Callable[[ActionContext, Any], CheckResult]
     description: str = ""
+    # plan seconds a gate waits for this item to pass (a soak): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None

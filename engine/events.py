@@ -57,6 +57,7 @@ class Alert:
     threshold: float
     proposed_rollback: str | None = None
     step_id: str | None = None
+    auto_rollback: bool = False  # the engine runs `proposed_rollback` itself, now
 
 
 @dataclass(frozen=True)

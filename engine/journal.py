@@ -118,6 +118,16 @@ class Target(BaseModel):
     profile: str | None = None
 
 
+class ScaleChange(BaseModel):
+    """A rehearsal's clock changed (console +/- or --time-scale): plan time is counted per
+    stretch, so a soak measured across the change stays right."""
+
+    at: str
+    from_scale: float
+    to_scale: float
+    by: str
+
+
 class RunMeta(BaseModel):
     runbook_id: str
     runbook_sha256: str
@@ -126,6 +136,19 @@ class RunMeta(BaseModel):
     started_at: datetime
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
     time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
+    scale_changes: list[ScaleChange] = []
+
+    def change_scale(self, scale: float, by: str) -> None:
+        self.scale_changes.append(
+            ScaleChange(at=utcnow(), from_scale=self.time_scale, to_scale=scale, by=by)
+        )
+        self.time_scale = scale
+
+    def scale_steps(self) -> list[tuple[datetime, float, float]]:
+        return [
+            (datetime.fromisoformat(c.at.replace("Z", "+00:00")), c.from_scale, c.to_scale)
+            for c in self.scale_changes
+        ]
     accepted_runbook_changes: list[str] = []
 
     @property

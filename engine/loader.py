@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.model import Problem, Runbook
+from engine.model import Problem, Runbook, auto_rollback_for
 
 DEFAULT_RUNBOOK = "company-scoped-migration.toml"
 _SLOT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
@@ -218,6 +218,7 @@ def cross_check(rb: Runbook) -> list[Finding]:
                 out.append(("error", ("entities", i, "relations"), f"{attr} -> unknown {target!r}"))
 
     out += _names_in_params(rb)
+    out += _auto_rollbacks(rb)
     out += _plan_discrepancies(rb)
     return out
 
@@ -237,6 +238,44 @@ def _select_problem(kind: str, selector: Any, names: set[str], groups: set[str])
     if selector.startswith("@"):
         return f"unknown selector {selector!r} (use @all, @deprecated or @group:NAME)"
     return None if selector in names else f"unknown {kind} {selector!r}"
+
+
+WATCHING_ACTIONS = ("watch_window", "shift_reads")  # steps whose params name triggers
+
+
+def _auto_rollbacks(rb: Runbook) -> list[Finding]:
+    """A trigger may roll back on its own only where its proposed rollback is not destructive
+    (reads back, dual-write off): nobody confirms it at 2 a.m."""
+    out: list[Finding] = []
+    known = {t.id: t for t in rb.triggers}
+    index = {t.id: j for j, t in enumerate(rb.triggers)}
+    for i, step in enumerate(rb.steps):
+        if step.action not in WATCHING_ACTIONS:
+            continue
+        setting = step.params.get("auto_rollback")
+        ids = step.params.get("triggers")
+        watched = [known[t] for t in (ids if isinstance(ids, list) else known) if t in known]
+        for trigger in watched:
+            setting_ = setting if isinstance(setting, bool) else None
+            wanted, rollback = auto_rollback_for(rb, step.phase, trigger, setting_)
+            if wanted and rollback is None:
+                proposed = rb.rollback_for(step.phase)
+                why = "is destructive" if proposed else "does not exist"
+                where = (
+                    ("steps", i, "params")
+                    if setting_
+                    else ("triggers", index[trigger.id], "auto_rollback")
+                )
+                out.append(
+                    (
+                        "error",
+                        where,
+                        f"auto_rollback: trigger {trigger.id!r} in step {step.id!r}: the rollback "
+                        f"of phase {step.phase!r} {why}; only a non-destructive one may run "
+                        "without a human",
+                    )
+                )
+    return out
 
 
 def _names_in_params(rb: Runbook) -> list[Finding]:

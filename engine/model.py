@@ -215,6 +215,22 @@ class Trigger(Strict):
     text: str
     metric: Literal["error_rate", "latency_increase", "inconsistency"]
     threshold: float
+    # run the step's phase rollback at once when it fires (only a non-destructive one);
+    # a watch step's own `auto_rollback` param overrides this for that step
+    auto_rollback: bool = False
+
+
+def auto_rollback_for(
+    runbook: Runbook, phase: str, trigger: Trigger, step_setting: bool | None
+) -> tuple[bool, Rollback | None]:
+    """(wanted, the rollback to run). A trigger fired in `phase` rolls back on its own when
+    the step's setting (or else the trigger's) asks for it and the phase's rollback is not
+    destructive; `wanted` with no rollback is a runbook error (`runbook check` reports it)."""
+    wanted = trigger.auto_rollback if step_setting is None else step_setting
+    rollback = runbook.rollback_for(phase) if wanted else None
+    if rollback is not None and rollback.destructive:
+        rollback = None
+    return wanted, rollback
 
 
 class SuccessCriterion(Strict):
@@ -235,6 +251,15 @@ class TimingClaim(Strict):
     to_gate: str
 
 
+class Rehearsal(Strict):
+    """The clock of a rehearsal: a new run on the embedded world is scaled so that every wait
+    of the plan (watch windows, soaks, the 7-day check) takes about `wall_minutes`; the console's
+    +/- keys move along `scales`."""
+
+    wall_minutes: float = 10.0
+    scales: list[float] = [1, 60, 600, 3600, 36_000, 360_000, 1_000_000]
+
+
 class RunbookMeta(Strict):
     id: SafeId
     title: str
@@ -250,6 +275,7 @@ class Runbook(Strict):
     mapping: MappingSpec | None = None
     flags: FlagSpec = FlagSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    rehearsal: Rehearsal = Rehearsal()
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
     days: list[Day]
     phases: list[Phase]

@@ -5,6 +5,7 @@ Both the CLI and the TUI drive this class; neither holds migration logic of its 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
 from engine.clock import Clock, Interrupted
-from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
@@ -83,6 +84,7 @@ class EngineOptions:
     operator: str
     time_scale: float = 1.0
     is_embedded: bool = False
+    real_account: bool = False  # a real AWS account: its clock is never scaled
     mapping_overrides: Path | None = None
 
 
@@ -136,6 +138,24 @@ class Engine:
             self.store.save(self.journal)
             snapshot = self.snapshot()
         self._publish(snapshot)
+
+    def set_time_scale(self, scale: float, by: str) -> None:
+        """Change a rehearsal's clock, now (a running wait follows at its next tick); journaled
+        so plan time is counted per stretch. A real account stays at real time."""
+        if self.options.real_account:
+            raise CommandRefused("a real account runs at real time; the clock stays as it is")
+        if not math.isfinite(scale) or scale <= 0:
+            raise BadRequest("the time scale must be a finite number above 0")
+        before = self.options.time_scale  # the clock in effect
+        if scale == before:
+            return
+        with self._io_lock:
+            self.journal.run.time_scale = before
+            self.journal.run.change_scale(scale, by)
+            self.options.time_scale = scale
+            self.journal.add_audit(by, f"time scale x{before:g} -> x{scale:g}")
+        self.log(f"{by} set the rehearsal clock to x{scale:g} (was x{before:g})")
+        self.save()
 
     def _publish(self, snapshot: RunSnapshot) -> None:
         for subscriber in list(self._subscribers):
@@ -292,7 +312,7 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(self.options.time_scale, self._stop),
+            clock=Clock(lambda: self.options.time_scale, self._stop),  # follows set_time_scale
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,
@@ -331,11 +351,26 @@ class Engine:
             state.needs_acceptance = True
             self._fail(step, state, str(exc))
             return Outcome("waiting", NodeRef.step(step.id), message=str(exc))
+        except RollBackNow as exc:
+            self._fail(step, state, str(exc))
+            return self._auto_rollback(exc)
         except Exception as exc:  # any action failure becomes a failed step, never a crash
             self._fail(step, state, f"{type(exc).__name__}: {exc}")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
         self._finish(step, state, "done", summary)
         return None
+
+    def _auto_rollback(self, fired: RollBackNow) -> Outcome:
+        """A trigger that rolls back on its own: run the rollback now, then wait where the
+        run must be decided again (the reopened gate), never go on past the failed step."""
+        outcome = self._rollback(fired.rollback_phase, fired.by)
+        if outcome.status != "done":
+            return outcome
+        message = f"{fired}; done: decide again before going on"
+        for node in self.sequence():
+            if not self.node_satisfied(node):
+                return Outcome("waiting", NodeRef.of(node), message=message)
+        return Outcome("done", message=message)
 
     def _finish(self, step: Step, state: StepState, status: str, summary: dict[str, Any]) -> None:
         state.status = status  # type: ignore[assignment]

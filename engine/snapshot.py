@@ -135,6 +135,7 @@ class AlertView(Frozen):
     measured: float
     threshold: float
     rollback: str | None
+    auto_rollback: bool = False  # the engine ran `rollback` itself when the trigger fired
 
 
 class RollbackView(Frozen):
@@ -294,6 +295,7 @@ def alerts_of(journal: Journal) -> list[AlertView]:
                 measured=float(raw.get("measured", 0) or 0),
                 threshold=float(raw.get("threshold", 0) or 0),
                 rollback=str(raw.get("rollback") or "") or None,
+                auto_rollback=bool(raw.get("auto_rollback", False)),
             )
         )
     return out

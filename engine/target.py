@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 from engine.journal import Target
+from engine.resource_errors import name_resources
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # every service the actions and checks call (engine/iam_policy.py covers each)
@@ -121,8 +122,10 @@ class Connection:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=client_config(service)
+            self._clients[service] = name_resources(  # robust: errors name the resource
+                self.session.client(
+                    service, endpoint_url=self.endpoint_url, config=client_config(service)
+                )
             )
         return self._clients[service]
 

@@ -12,6 +12,7 @@ from engine.journal import Journal, JournalError, JournalStore, Target
 from engine.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.lock import JournalLock
 from engine.mapping_record import MappingChanged, refuse_if_changed
+from engine.rehearsal import default_scale
 from engine.runner import Engine, EngineOptions
 from engine.session import (
     archive_journal,
@@ -125,7 +126,7 @@ class Workspace:
             if not math.isfinite(scale) or scale <= 0:
                 raise BadInput("--time-scale must be a finite number above 0")
             journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
-            journal.run.time_scale = scale
+            journal.run.change_scale(scale, self.operator)
         return Engine(
             runbook=self.loaded.runbook,
             journal=journal,
@@ -135,6 +136,7 @@ class Workspace:
                 operator=self.operator,
                 time_scale=journal.run.time_scale,
                 is_embedded=self.is_embedded,
+                real_account=self.spec.kind == "aws",
                 mapping_overrides=self.options.mapping_overrides,
             ),
         )
@@ -161,6 +163,9 @@ class Workspace:
             )
         conn, target = self._connect_new()
         journal = new_journal(self.loaded, target, self.operator)
+        if self.is_embedded and self.options.time_scale is None:
+            # a rehearsal fits its three days (and the 7-day check) into minutes
+            journal.run.time_scale = default_scale(self.loaded.runbook)
         engine = self._engine(journal, conn.client)
         engine.save()
         return engine

@@ -186,3 +186,32 @@ def test_inventory_needs_acceptance_through_the_engine(aws, tmp_path, runbook):
     assert outcome.status == "done", outcome
     state = engine.journal.steps["inventory"]
     assert state.status == "done" and state.summary["accepted_by"] == "ops"
+
+
+def test_resume_after_a_crash_between_publish_and_alias_move(aliased, make_ctx, runbook):
+    fn = runbook.flags.functions[0]
+    lam = aliased.client("lambda")
+    ctx, _ = make_ctx("enable-dual-write", aliased)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    entry = ctx.cursors["flags"][fn]
+    published = entry["published"]
+    # the crash: published and journaled, the alias not moved yet
+    lam.update_alias(FunctionName=fn, Name="live", FunctionVersion="1")
+    entry["applied"] = False
+    entry.pop("moved")
+    n = len(lam.list_versions_by_function(FunctionName=fn)["Versions"])
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    assert alias_version(aliased, fn) == published  # moved, with no second version
+    assert len(lam.list_versions_by_function(FunctionName=fn)["Versions"]) == n
+    assert entry["aliases"] == {"live": "1"}  # the prior survives the resume
+
+    # someone flipped the flag on $LATEST since: the published version is stale
+    env = lam.get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=fn, Environment={"Variables": {**env, "DUAL_WRITE_ENABLED": "false"}}
+    )
+    entry["applied"] = False
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    assert entry["published"] != published
+    assert alias_version(aliased, fn) == entry["published"]
+    assert live_env(aliased, fn)["DUAL_WRITE_ENABLED"] == "true"

@@ -222,6 +222,9 @@ def apply_flags(
         if merge_flags(ctx, fn, dict(values)):
             changed += 1
             ctx.log(f"{fn}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())))
+            # $LATEST changed after an earlier attempt published: that version is stale
+            entry.pop("published", None)
+            entry.pop("moved", None)
         if entry["aliases"]:
             if "published" not in entry:
                 entry["published"] = publish(

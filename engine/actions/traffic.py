@@ -7,9 +7,11 @@ publishes first, then the metrics are read with get_metric_data and the triggers
 
 When a trigger fires: an `Alert` event, a dict appended to `journal.alerts`:
 
-    {trigger, step, phase, at, message, measured, threshold, rollback}   # rollback may be ""
+    {trigger, step, phase, at, message, measured, threshold, rollback, auto_rollback}
 
-and `TriggerFired` is raised, so the step fails and the operator decides on the rollback.
+and `TriggerFired` is raised, so the step fails and the operator decides on the rollback; where
+the trigger (or the step's `auto_rollback`) rolls back on its own, `RollBackNow` is raised
+instead and the engine runs the phase's non-destructive rollback at once.
 
 capture_baseline cursors: `baseline = {"<function>" = ms}`, `statistic = "Average"|"p99"`.
 """
@@ -26,10 +28,10 @@ from engine import dynamo, metrics, simulator
 from engine.actions.analyze import KeyIndex, open_index
 from engine.actions.flags import apply_flags
 from engine.actions.mapping import Resolver, build_resolver
-from engine.context import Action, ActionContext, PlannedCall
+from engine.context import Action, ActionContext, PlannedCall, RollBackNow
 from engine.events import Alert, MetricSample
 from engine.journal import utcnow
-from engine.model import EntitySpec, Runbook, Trigger
+from engine.model import EntitySpec, Runbook, Trigger, auto_rollback_for
 from engine.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
 
 TICK_PLAN_SECONDS = 60.0
@@ -182,9 +184,16 @@ def find_baseline(ctx: ActionContext) -> tuple[dict[str, float], str, int]:
     return {}, "", 0
 
 
-def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) -> None:
+def fire(
+    ctx: ActionContext,
+    trigger: Trigger,
+    message: str,
+    measured: float,
+    auto_rollback: bool | None = None,
+) -> None:
     phase = _phase(ctx)
     rollback = ctx.runbook.rollback_for(phase) if phase else None
+    _, automatic = auto_rollback_for(ctx.runbook, phase, trigger, auto_rollback)
     ctx.emit(
         Alert(
             trigger.id,
@@ -193,6 +202,7 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
             trigger.threshold,
             proposed_rollback=rollback.id if rollback else None,
             step_id=ctx.step_id,
+            auto_rollback=automatic is not None,
         )
     )
     ctx.journal.alerts.append(
@@ -205,10 +215,17 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
             "measured": round(measured, 4),
             "threshold": trigger.threshold,
             "rollback": rollback.id if rollback else "",
+            "auto_rollback": automatic is not None,
         }
     )
     ctx.log(f"ALERT {trigger.id}: {message}", "error")
     ctx.checkpoint(force=True)
+    if automatic is not None:
+        raise RollBackNow(
+            f"trigger {trigger.id} fired: {message}; {automatic.id} runs automatically",
+            rollback_phase=phase,
+            by=f"trigger {trigger.id}",
+        )
     raise TriggerFired(
         f"trigger {trigger.id} fired: {message}"
         + (f"; proposed rollback: {rollback.id}" if rollback else "")
@@ -216,7 +233,11 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
 
 
 def evaluate_triggers(
-    ctx: ActionContext, triggers: list[Trigger], sample: bool, missing_is_inconsistent: bool = False
+    ctx: ActionContext,
+    triggers: list[Trigger],
+    sample: bool,
+    missing_is_inconsistent: bool = False,
+    auto_rollback: bool | None = None,
 ) -> dict[str, float]:
     """Read the metrics once, emit samples, fire the first trigger that trips."""
     rb = ctx.runbook
@@ -261,7 +282,7 @@ def evaluate_triggers(
                 f"{value:.0f} of {ctx.cursors['last_sample']['sampled']} sampled legacy "
                 "items differ from their company-scoped twins"
             )
-        fire(ctx, t, msg, value)
+        fire(ctx, t, msg, value, auto_rollback)
     return seen
 
 
@@ -280,8 +301,10 @@ def watch(
     minutes: float,
     triggers: list[Trigger],
     missing_is_inconsistent: bool = False,
+    auto_rollback: bool | None = None,
 ) -> dict[str, Any]:
-    """Resumable watch window; raises TriggerFired when a trigger trips."""
+    """Resumable watch window; raises TriggerFired (RollBackNow where the trigger rolls back
+    on its own) when a trigger trips."""
     c = ctx.cursors
     c.setdefault("remaining_seconds", float(minutes) * 60.0)
     total = float(minutes) * 60.0
@@ -297,7 +320,7 @@ def watch(
             simulator.publish_tick(ctx.clients, ctx.runbook, step)
         every = max(1, math.ceil(SAMPLE_EVERY_PLAN_SECONDS / tick))
         sample = ticks % every == 0 or c["remaining_seconds"] - step <= 0
-        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent)
+        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent, auto_rollback)
         for k, v in seen.items():
             worst[k] = round(max(worst.get(k, v), v), 4)
         for t in triggers:  # no datapoints is "no data", never a quiet pass
@@ -338,10 +361,12 @@ class WatchParams(BaseModel):
     minutes: float = Field(gt=0)
     triggers: list[str] | None = None  # trigger ids; default: every runbook trigger
     missing_is_inconsistent: bool = False  # a legacy item without twin counts as inconsistent
+    auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
 def run_watch(ctx: ActionContext, p: WatchParams) -> dict[str, Any]:
-    return watch(ctx, p.minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent)
+    triggers = _triggers(ctx.runbook, p.triggers)
+    return watch(ctx, p.minutes, triggers, p.missing_is_inconsistent, p.auto_rollback)
 
 
 def plan_watch(rb: Runbook, p: WatchParams) -> list[PlannedCall]:
@@ -366,6 +391,7 @@ class ShiftParams(BaseModel):
     triggers: list[str] | None = None
     functions: list[str] | None = None
     missing_is_inconsistent: bool = False
+    auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
 def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
@@ -382,7 +408,11 @@ def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
     if p.watch_minutes > 0:
         out.update(
             watch(
-                ctx, p.watch_minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent
+                ctx,
+                p.watch_minutes,
+                _triggers(ctx.runbook, p.triggers),
+                p.missing_is_inconsistent,
+                p.auto_rollback,
             )
         )
     return out
@@ -455,6 +485,7 @@ ACTIONS = (
         run_watch,
         plan_watch,
         "Watch the metrics for a while; fail with an alert when a rollback trigger trips",
+        waits=lambda p: p.minutes * 60.0,
     ),
     Action(
         "shift_reads",
@@ -462,6 +493,7 @@ ACTIONS = (
         run_shift,
         plan_shift,
         "Shift a share of reads to company-scoped tables, then watch",
+        waits=lambda p: p.watch_minutes * 60.0,
     ),
     Action(
         "capture_baseline",

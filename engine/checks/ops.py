@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
 from engine.context import ActionContext, Check, CheckResult
+from engine.rehearsal import plan_seconds_between
 from engine.timetext import plan_span
 
 
@@ -199,8 +200,9 @@ def elapsed_since_step(ctx: ActionContext, p: ElapsedParams) -> CheckResult:
         return CheckResult(
             False, f"step {p.step} has not finished; need {p.hours:g} h after it", {}
         )
-    real = (datetime.now(UTC) - _parse(state.finished_at)).total_seconds()
-    plan_hours = real * ctx.clock.time_scale / 3600.0
+    since, now = _parse(state.finished_at), datetime.now(UTC)
+    steps = ctx.journal.run.scale_steps()  # each stretch at the scale it ran at
+    plan_hours = plan_seconds_between(steps, ctx.clock.time_scale, since, now) / 3600.0
     ok = plan_hours >= p.hours
     scale = f" (x{ctx.clock.time_scale:g} time scale)" if ctx.clock.time_scale != 1 else ""
     return CheckResult(
@@ -259,6 +261,7 @@ CHECKS = (
         ElapsedParams,
         elapsed_since_step,
         "At least N plan hours since a step finished",
+        waits=lambda p: p.hours * 3600.0,
     ),
     Check("steps_done", _P, steps_done, "Every step of the runbook is done or skipped"),
 )

@@ -201,6 +201,9 @@ class GateScreen(Screen[None]):
     # ---- actions ---------------------------------------------------------------------------
 
     def action_tick(self) -> None:
+        if self.read_only:  # Enter on an item reaches here without check_action (robust)
+            self.notify(f"read-only: {self.why_read_only}")
+            return
         options = self.query_one(OptionList)
         if options.highlighted is None:
             return

@@ -193,6 +193,7 @@ class MainScreen(Screen[None]):
                     measured=event.measured,
                     threshold=event.threshold,
                     rollback=event.proposed_rollback,
+                    auto_rollback=event.auto_rollback,
                 )
             )
             self.app.bell()

@@ -12,10 +12,14 @@ class AlertBanner(Static):
 
     def show_alert(self, alert: AlertView) -> None:
         rollback = alert.rollback or "none defined"
+        offer = (
+            f"{rollback} ran automatically (no key needed)"
+            if alert.auto_rollback
+            else f"rollback {rollback}: b"
+        )
         self.update(
             f"⚠ ALERT {alert.trigger}: {alert.message}\n"
-            f"measured {alert.measured:g} > threshold {alert.threshold:g} · "
-            f"rollback {rollback}: b · x hides"
+            f"measured {alert.measured:g} > threshold {alert.threshold:g} · {offer} · x hides"
         )
         self.add_class("visible")
 
