@@ -17,7 +17,7 @@ from typing import Any, Literal
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
-from engine.clock import Clock, Interrupted
+from engine.clock import Boundary, Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
@@ -101,6 +101,8 @@ class Engine:
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
+    # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
+    boundary: Boundary | None = None
 
     # ---- events -------------------------------------------------------------------------
 
@@ -312,7 +314,8 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(lambda: self.options.time_scale, self._stop),  # follows set_time_scale
+            # follows set_time_scale; detach: pause and pace at each batch boundary
+            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,
