@@ -340,8 +340,14 @@ def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
     return out
 
 
-def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
+def make_confirm(
+    assume_yes: bool, notes: Callable[[], tuple[str, ...]] | None = None
+) -> Callable[[str, str], bool]:
+    """`notes`: what the operator must know before consenting (incomplete archives)."""
+
     def confirm(what: str, token: str) -> bool:
+        for note in notes() if notes else ():
+            _err(f"note: {note}")
         if assume_yes:
             return True
         if not sys.stdin.isatty():
@@ -482,7 +488,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
         engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
-        outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))
+        gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before
+            f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
+        )
+        outcome = engine.run(
+            until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps)
+        )
         return _finish(outcome, args)
 
     return _driving(args, "run", body)

@@ -285,8 +285,13 @@ class MainScreen(Screen[None]):
             gate = app.engine.runbook.step(step.id).requires_gate or "-"
             details = (
                 f"{step.id}: {step.title}\nRequires gate {gate} (GO). "
-                "Resources are archived beside the journal before deletion."
+                "Resources are archived beside the journal before deletion; what cannot be "
+                "archived is logged and listed in the report."
             )
+            if self.snapshot.archive_gaps:
+                gaps = self.snapshot.archive_gaps
+                details += f"\nArchive incomplete ({len(gaps)}): " + "; ".join(gaps[:3])
+                details += " …" if len(gaps) > 3 else ""
 
             def answered(ok: bool | None) -> None:
                 if ok:
