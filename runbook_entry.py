@@ -10,6 +10,13 @@ from engine import cli
 
 
 def console(args: argparse.Namespace) -> int:
+    """No command: the console (attached when a detached engine runs this journal);
+    `attach`: the console on the detached engine (headless `watch` without a terminal)."""
+    attach = args.command == "attach"
+    if attach:
+        cli._need_remote(args)  # none runs: one line, exit 2
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return cli.cmd_watch(args)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         cli._err(
             "runbook: the console needs a terminal (no TTY here). Use the headless commands: "
@@ -21,6 +28,10 @@ def console(args: argparse.Namespace) -> int:
     except ImportError:
         cli._err("runbook: the console is not available in this build; use the headless commands")
         return cli.EXIT_BAD_INPUT
+    if getattr(args, "remote", None) is not None:  # a detached engine runs: attach to it
+        from tui.console import run_attached
+
+        return run_attached(cli._workspace(args), args.remote)
     return run_console(cli._workspace(args))
 
 

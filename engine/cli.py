@@ -184,8 +184,8 @@ def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         help="parallel-scan segments writing at once, or off",
     )
     p.add_argument("--by", type=_name, help=by_help)
-    for name in ("watch", "attach"):
-        add(name, "follow a detached engine live: progress, log, state (read-only)")
+    add("watch", "follow a detached engine live: progress, log, state (read-only)")
+    add("attach", "open the console on a detached engine (its keys become its commands)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -665,7 +665,7 @@ def _probe(args: argparse.Namespace) -> None:
     """Set args.remote to the live detached engine of this journal, or None. A socket left by a
     dead engine is removed, and said so in one line."""
     args.remote = None
-    if args.command in (None, "check", "plan", "iam-policy") or getattr(
+    if args.command in ("check", "plan", "iam-policy") or getattr(
         args, "detached_child", False
     ):
         return
@@ -931,7 +931,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "stop": cmd_stop,
     "throttle": cmd_throttle,
     "watch": cmd_watch,
-    "attach": cmd_watch,  # headless for now: the console attaches after its refactor
+    "attach": cmd_watch,  # without the console (engine.cli run directly): headless
 }
 
 
@@ -1040,8 +1040,8 @@ def _main(
 ) -> int:
     try:
         _probe(args)
-        if args.command is None and console is not None:
-            return console(args)
+        if args.command in (None, "attach") and console is not None:
+            return console(args)  # the console lives above the engine (runbook_entry)
         return COMMANDS[args.command](args)
     except RemoteError as exc:  # the detached engine answered: its one line, its exit code
         _err(f"runbook: {exc}")

@@ -21,12 +21,13 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from engine.control.client import RemoteEngine
 from engine.lock import Holder
 from engine.runner import Engine
 from engine.snapshot import RunSnapshot
-from tui.driver import EngineDriver, Follower
+from tui.driver import EngineDriver, Follower, RemoteDriver
 from tui.logbook import LogEntry, read_new, read_tail
-from tui.messages import EngineEvent, SnapshotEvent, WorkEnded, wrap
+from tui.messages import ControlChanged, EngineEvent, EngineLeft, SnapshotEvent, WorkEnded, wrap
 from tui.screens.keys import KeysScreen, key_lines
 from tui.screens.log import LogScreen
 from tui.screens.main import MIN_HEIGHT, MIN_WIDTH, MainScreen
@@ -57,7 +58,10 @@ class RunbookApp(App[int]):
         greet: bool = True,
         clock: Clock | None = None,
         quit_timeout: float = 5.0,
+        remote: RemoteEngine | None = None,
     ) -> None:
+        """`remote`: attach to that detached engine. `engine` is then a read-only one over the
+        journal (the runbook, the operator, the log's path); commands go through the socket."""
         super().__init__()
         self.engine = engine
         self.read_only = read_only
@@ -66,12 +70,29 @@ class RunbookApp(App[int]):
         self.ui_clock = clock  # frozen in tests: progress bars and their timing
         self.quit_timeout = quit_timeout
         self.greet = greet
-        self.driver = EngineDriver(self, engine)
+        self.follow = follow
+        self.driver: EngineDriver | RemoteDriver = EngineDriver(self, engine)
         self.follower = Follower(engine, follow, holder, clock) if read_only else None
+        self.engine_left = ""  # attached: how the detached engine ended (said on quit)
         self.log_entries: deque[LogEntry] = deque(maxlen=5000)
         self.log_offset = 0
         self.quitting = False
         self.ui_loop: asyncio.AbstractEventLoop | None = None
+        if remote is not None:
+            answer = remote.status()  # the engine's own view, live
+            snapshot = RunSnapshot.model_validate(answer["snapshot"])
+            self.driver = RemoteDriver(
+                self,
+                remote,
+                engine.options.operator,
+                engine.options.real_account,
+                snapshot,
+                int(answer["control"]["pid"]),
+            )
+            self.greet = False  # the engine runs on its own; the status line says where
+            self.set_reactive(RunbookApp.snapshot, snapshot)
+            self.driver.attach()
+            return
         # before any worker runs, reading the journal here is safe
         self.set_reactive(
             RunbookApp.snapshot, self.follower.snapshot() if self.follower else engine.snapshot()
@@ -164,8 +185,32 @@ class RunbookApp(App[int]):
             self.exit(0)
             return
         if not self.read_only:
-            self.snapshot = self.engine.snapshot()  # the worker has ended: idle, safe to read
+            self.snapshot = self.driver.snapshot()  # the worker has ended: idle, safe to read
         self.main.work_ended(message)
+
+    @on(ControlChanged)
+    def _on_control(self, message: ControlChanged) -> None:
+        if self.screen_stack:
+            self.main.refresh_view()  # running, idle, paused: the status line says which
+
+    @on(EngineLeft)
+    def _on_engine_left(self, message: EngineLeft) -> None:
+        """The detached engine exited (or died): say so in one line, then follow its journal
+        read-only, as a viewer does (`runbook` resumes from the checkpoint)."""
+        pid = getattr(self.driver, "pid", "?")
+        if message.outcome is None:
+            line = f"the detached engine (pid {pid}) is gone; `runbook` resumes from its checkpoint"
+        else:
+            line = f"the detached engine (pid {pid}) ended: {message.outcome} {message.message}"
+        self.engine_left = line.rstrip()
+        self.notify(self.engine_left, severity="warning", timeout=30)
+        self.driver.busy = False
+        self.driver.idle.set()
+        self.read_only = True
+        self.holder = None
+        self.follower = Follower(self.engine, self.follow, None, self.ui_clock)
+        self.follow_driver()
+        self.set_interval(1.0, self.follow_driver)
 
     def add_log_entry(self, entry: LogEntry) -> None:
         self.log_entries.append(entry)
@@ -213,6 +258,9 @@ class RunbookApp(App[int]):
         self.action_quit_console()
 
     def action_quit_console(self) -> None:
+        if isinstance(self.driver, RemoteDriver):  # another process: it runs on without us
+            self.exit(0, message=self.farewell())
+            return
         if not self.driver.busy:
             self.exit(0)
             return
@@ -232,8 +280,21 @@ class RunbookApp(App[int]):
         if self.driver.busy:  # a call stuck on the network: the journal holds the last checkpoint
             self.exit(0, message="the engine did not stop in time; its last checkpoint stands")
 
+    def farewell(self) -> str:
+        """Leaving an attached console: what becomes of the engine."""
+        if isinstance(self.driver, RemoteDriver) and not self.engine_left:
+            return (
+                f"left the console; the detached engine (pid {self.driver.pid}) runs on. "
+                "`runbook` attaches again, `runbook stop` stops it"
+            )
+        return self.engine_left
+
     def hangup(self) -> None:
-        """SIGHUP (SSH dropped) or SIGTERM: checkpoint, then leave. UI thread."""
+        """SIGHUP (SSH dropped) or SIGTERM: checkpoint, then leave. UI thread. An attached
+        console just leaves: the engine is another process."""
+        if isinstance(self.driver, RemoteDriver):
+            self.exit(0, message=self.farewell())
+            return
         self.stop_then_exit()
 
     def on_unmount(self) -> None:

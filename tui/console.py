@@ -1,5 +1,6 @@
 """Start the console on a workspace: drive the run, or watch it read-only when another process
-holds the journal's lock. Signals (SSH dropped, SIGTERM) checkpoint before leaving."""
+holds the journal's lock, or attach to a detached engine (`run_attached`). Signals (SSH
+dropped, SIGTERM) checkpoint before leaving; an attached console just leaves."""
 
 from __future__ import annotations
 
@@ -85,3 +86,29 @@ def run_console(workspace: Any) -> int:
         return 2
     finally:
         workspace.release()
+
+
+def run_attached(workspace: Any, remote: Any) -> int:
+    """The console on a detached engine (`RemoteEngine`): its events come from the control
+    socket, the operator's keys become its commands. This process holds no lock and runs no
+    step: quitting (or losing the terminal) leaves the engine running."""
+    from engine.control.client import EngineGone
+
+    try:
+        app = RunbookApp(workspace.open_read_only(), follow=workspace.reload, remote=remote)
+    except EngineGone as exc:
+        print(f"runbook: the detached engine went away ({exc}); `runbook` resumes", file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: object) -> None:
+        loop = app.ui_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(app.hangup)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return app.return_code or 0

@@ -1,5 +1,7 @@
 """What drives the engine for the console: its worker thread, stops, and the hand-over of its
-events to the UI thread. A read-only console follows another process's journal instead.
+events to the UI thread. A read-only console follows another process's journal instead; an
+attached console drives a detached engine through its control socket (`RemoteDriver`).
+Drivers offer the same commands, so the screens do not know which one they have.
 
 The UI never reads the engine's live journal while a worker runs: it renders the snapshots the
 engine sends (`SnapshotChanged`). Commands (tick, ack) are called only while the engine is idle.
@@ -13,11 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.context import RateMeter, eta_seconds
-from engine.events import Event
+from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage, as_event
+from engine.events import Event, SnapshotChanged
 from engine.lock import Holder, is_locked
-from engine.runner import Engine, Outcome
+from engine.runner import CommandRefused, Engine, Outcome
 from engine.snapshot import RunSnapshot
-from tui.messages import WorkEnded, wrap
+from tui.messages import ControlChanged, EngineLeft, WorkEnded, wrap
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 class EngineDriver:
     """Runs `Engine.run` / `Engine.rollback` in one thread worker at a time."""
+
+    remote = False  # the engine runs in this process: quitting stops it
+    paused = False
 
     def __init__(self, app: App[Any], engine: Engine) -> None:
         self.app = app
@@ -94,6 +100,40 @@ class EngineDriver:
         """Thread-safe: the running action checkpoints at its next check and unwinds."""
         self.engine.request_stop()
 
+    # ---- commands the screens give (offered while the engine is idle) ----------------------
+
+    @property
+    def operator(self) -> str:
+        return self.engine.options.operator
+
+    @property
+    def clock_changeable(self) -> bool:
+        return not self.engine.options.real_account  # a real account stays at real time
+
+    def tick(self, gate_id: str, item_id: str) -> None:
+        self.engine.tick(gate_id, item_id, self.operator)
+
+    def untick(self, gate_id: str, item_id: str) -> None:
+        self.engine.untick(gate_id, item_id, self.operator)
+
+    def evaluate_gate(self, gate_id: str) -> None:
+        self.engine.evaluate_gate(gate_id)  # recorded: the snapshot brings the evidence
+
+    def decide(self, gate_id: str, go: bool, note: str, override: str | None) -> None:
+        self.engine.decide(gate_id, go=go, by=self.operator, note=note, override=override)
+
+    def ack(self, step_id: str, note: str) -> None:
+        self.engine.ack(step_id, by=self.operator, note=note)
+
+    def preview_rollback(self, phase: str) -> list[tuple[str, list[str]]]:
+        return [
+            (title, [call.render() for call in calls])
+            for title, calls in self.engine.preview_rollback(phase)
+        ]
+
+    def set_time_scale(self, scale: float) -> None:
+        self.engine.set_time_scale(scale, by=self.operator)  # journaled, then a snapshot
+
 
 class Follower:
     """Read-only: re-reads the driver's journal; items/s and ETA come from its checkpoints."""
@@ -133,3 +173,173 @@ class Follower:
             self.reload(self.engine)
             self.holder = is_locked(self.engine.store.path)  # the driver may have left
         return self.snapshot()
+
+
+# the detached engine's activities while it works (engine/control/driver.py)
+WORKING = ("running", "rolling back", "starting", "stopping")
+
+
+class RemoteDriver:
+    """Drives a detached engine through its control socket (`runbook attach`).
+
+    Events (snapshots, progress, log lines) come from its watcher stream, which a reader thread
+    hands to the UI thread; whether it works, waits or is paused comes from its `control`
+    messages. Commands are socket requests; those that may take a while go from thread
+    workers. The engine is another process: leaving this console never stops it.
+    """
+
+    remote = True
+
+    def __init__(
+        self,
+        app: App[Any],
+        engine: RemoteEngine,
+        operator: str,
+        real_account: bool,
+        snapshot: RunSnapshot,
+        pid: int,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self._operator = operator
+        self.real_account = real_account
+        self.latest = snapshot
+        self.pid = pid
+        self.busy = False  # the engine works (a run or a rollback), as it last said
+        self.pause_state: str | None = None  # "pausing" | "paused" | None
+        self.activity = "idle"
+        self.idle = threading.Event()
+        self.idle.set()
+        self.left = False  # its stream ended: it exited, or died
+        self._goodbye = False
+        self._closing = False
+        self._subscription: Any = None
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_state is not None
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        self._subscription = self.engine.subscribe(self._on_message)
+        threading.Thread(target=self._watch_stream, name="attach-stream", daemon=True).start()
+
+    def detach(self) -> None:
+        self._closing = True
+        if self._subscription is not None:
+            self._subscription.close()
+
+    def _watch_stream(self) -> None:
+        self._subscription.ended.wait()
+        if not self._goodbye and not self._closing:  # no `end`: the engine died
+            self.left = True
+            self.app.post_message(EngineLeft(None))
+
+    def _on_message(self, msg: WatchMessage) -> None:
+        """The reader thread: hand everything over to the UI thread."""
+        if msg.type == "control":
+            self._control(msg.data)
+        elif msg.type == "end":
+            self._goodbye = self.left = True
+            data = msg.data or {}
+            self.app.post_message(EngineLeft(str(data.get("outcome")), data.get("message", "")))
+        elif (event := as_event(msg)) is not None:
+            if isinstance(event, SnapshotChanged):
+                self.latest = event.snapshot
+            self.app.post_message(wrap(event))
+
+    def _control(self, control: dict[str, Any]) -> None:
+        was_busy, before = self.busy, self.activity
+        self.activity = str(control.get("activity"))
+        self.pause_state = control.get("pause")
+        self.busy = self.activity in WORKING
+        (self.idle.clear if self.busy else self.idle.set)()
+        if was_busy and not self.busy:  # a job ended: say how, as a local worker's end does
+            last = control.get("last") or {}
+            status = last.get("status") or "waiting"
+            if status == "declined":  # stopped short of a destructive step: ask, then go on
+                status = "paused"
+            group = "rollback" if before == "rolling back" else "engine"
+            outcome = Outcome(status, message=last.get("message", ""))  # type: ignore[arg-type]
+            self.app.post_message(WorkEnded(group, outcome, None))
+        self.app.post_message(ControlChanged(control))
+
+    # ---- work --------------------------------------------------------------------------------
+
+    def snapshot(self) -> RunSnapshot:
+        return self.latest
+
+    def _send(self, what: str, call: Callable[[], object]) -> None:
+        """A request from a thread worker; a refusal or a gone engine is one notification."""
+
+        def work() -> None:
+            try:
+                call()
+            except (RemoteError, EngineGone, OSError) as exc:
+                self.app.call_from_thread(
+                    self.app.notify, f"{what}: {exc}", severity="error", timeout=10
+                )
+
+        self.app.run_worker(work, thread=True, group="remote", exit_on_error=False)
+
+    def start_run(self, approved: str | None) -> None:
+        """Go on from where the engine stands (after a pause, a failure, a wait); consent to
+        the destructive step the operator has just confirmed (for the rest of this engine)."""
+        consent = approved is not None
+        self._send("resume", lambda: self.engine.resume(self.operator, consent=consent))
+
+    def start_rollback(self, phase: str) -> None:
+        self._send("rollback", lambda: self.engine.rollback(phase, self.operator))
+
+    def ended(self) -> None:
+        """A job's end is the engine's to say (its control messages)."""
+
+    def stop(self) -> None:
+        self._send("stop", lambda: self.engine.stop(self.operator))
+
+    def pause(self) -> None:
+        self._send("pause", lambda: self.engine.pause(self.operator))
+
+    # ---- commands the screens give -------------------------------------------------------------
+
+    @property
+    def operator(self) -> str:
+        return self._operator
+
+    @property
+    def clock_changeable(self) -> bool:
+        return not self.real_account
+
+    def _ask(self, call: Callable[[], Any]) -> Any:
+        """A quick request; the engine's refusal as the local engine's CommandRefused."""
+        try:
+            return call()
+        except RemoteError as exc:
+            raise CommandRefused(str(exc).removeprefix("refused: ")) from None
+        except EngineGone:
+            raise CommandRefused("the detached engine is gone") from None
+
+    def tick(self, gate_id: str, item_id: str) -> None:
+        self._ask(lambda: self.engine.tick(gate_id, item_id, self.operator))
+
+    def untick(self, gate_id: str, item_id: str) -> None:
+        self._ask(lambda: self.engine.untick(gate_id, item_id, self.operator))
+
+    def evaluate_gate(self, gate_id: str) -> None:
+        self._ask(lambda: self.engine.evaluate_gate(gate_id))
+
+    def decide(self, gate_id: str, go: bool, note: str, override: str | None) -> None:
+        self._ask(
+            lambda: self.engine.decide(gate_id, go, self.operator, note=note, override=override)
+        )
+
+    def ack(self, step_id: str, note: str) -> None:
+        self._ask(lambda: self.engine.ack(step_id, self.operator, note=note))
+
+    def preview_rollback(self, phase: str) -> list[tuple[str, list[str]]]:
+        steps = self._ask(lambda: self.engine.preview_rollback(phase))
+        return [(step["title"], list(step["calls"])) for step in steps]
+
+    def set_time_scale(self, scale: float) -> None:
+        self._ask(lambda: self.engine.set_time_scale(scale, self.operator))

@@ -10,8 +10,13 @@ from engine.snapshot import RunSnapshot, RunState
 
 
 def topbar_text(
-    snapshot: RunSnapshot, operator: str, read_only: bool, holder: Holder | None
+    snapshot: RunSnapshot,
+    operator: str,
+    read_only: bool,
+    holder: Holder | None,
+    driving: str = "DRIVING",
 ) -> str:
+    """`driving`: how this console drives (DRIVING, or ATTACHED to a detached engine)."""
     run = snapshot.run
     where = f"{run.target['kind']} {run.target['identity']}" if run else "no run yet"
     clock = clock_label(run.time_scale) if run else ""  # always: REHEARSAL xN or REAL TIME
@@ -21,7 +26,7 @@ def topbar_text(
     elif read_only and holder is not None:
         parts = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}", *parts]
     else:
-        parts = [*parts, operator, "DRIVING"]
+        parts = [*parts, operator, driving]
     return " " + " · ".join(p for p in [clock, *parts] if p)
 
 

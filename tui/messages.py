@@ -59,3 +59,23 @@ def wrap(event: Event, forwarded: bool = False) -> EngineEvent:
     if isinstance(event, SnapshotChanged):
         return SnapshotEvent(event, forwarded)
     return EngineEvent(event, forwarded)
+
+
+class ControlChanged(Message):
+    """The detached engine's own state changed (running, idle, paused, throttle)."""
+
+    def __init__(self, control: dict) -> None:
+        super().__init__()
+        self.control = control
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ControlChanged)
+
+
+class EngineLeft(Message):
+    """The detached engine's stream ended: `outcome` when it said goodbye, None if it died."""
+
+    def __init__(self, outcome: str | None, message: str = "") -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.message = message

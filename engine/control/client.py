@@ -95,6 +95,16 @@ class RemoteEngine:
     def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
         self.request("tick", gate=gate_id, item=item_id, by=by, note=note)
 
+    def untick(self, gate_id: str, item_id: str, by: str) -> None:
+        self.request("untick", gate=gate_id, item=item_id, by=by)
+
+    def evaluate_gate(self, gate_id: str) -> None:
+        """The gate's automatic items measured now; the evidence comes in the next snapshot."""
+        self.request("evaluate", gate=gate_id)
+
+    def set_time_scale(self, scale: float, by: str) -> None:
+        self.request("clock", scale=scale, by=by)
+
     def ack(self, step_id: str, by: str, note: str = "") -> None:
         self.request("ack", step=step_id, by=by, note=note)
 

@@ -151,6 +151,9 @@ class ControlServer:
         if cmd == "status":
             snapshot = d.engine.status()  # the RunSnapshot, as `status --json` prints it
             return protocol.ok("", control=d.control_state(), snapshot=snapshot)
+        if cmd == "evaluate":  # the console's gate screen: evidence now (recorded, then sent)
+            d.engine.evaluate_gate(_text(r.get("gate"), "gate"))
+            return protocol.ok()
         if cmd == "preview_rollback":
             return protocol.ok("", steps=d.preview_rollback(_text(r.get("phase"), "phase")))
         by = _text(r.get("by"), "by")
@@ -172,6 +175,15 @@ class ControlServer:
         if cmd == "tick":
             d.tick(_text(r.get("gate"), "gate"), _text(r.get("item"), "item"), by, note)
             return protocol.ok()
+        if cmd == "untick":
+            d.engine.untick(_text(r.get("gate"), "gate"), _text(r.get("item"), "item"), by)
+            return protocol.ok()
+        if cmd == "clock":
+            scale = r.get("scale")
+            if isinstance(scale, bool) or not isinstance(scale, int | float):
+                raise BadRequest("clock: the scale must be a number")
+            d.engine.set_time_scale(float(scale), by)  # a running wait follows at its next tick
+            return protocol.ok(f"clock x{float(scale):g}")
         if cmd == "ack":
             d.ack(_text(r.get("step"), "step"), by, note)
             return protocol.ok()

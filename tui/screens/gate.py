@@ -95,7 +95,8 @@ class GateScreen(Screen[None]):
 
     @property
     def engine(self) -> Engine:
-        """For commands only (tick, evaluate, decide); what is shown comes from the snapshot."""
+        """For the runbook only; commands go through the app's driver (local or detached), and
+        what is shown comes from the snapshot."""
         return self.app.engine  # type: ignore[attr-defined]
 
     @property
@@ -211,12 +212,12 @@ class GateScreen(Screen[None]):
         if item.kind != "manual":
             self.notify("automatic item: the engine evaluates it (e re-checks)")
             return
-        by = self.engine.options.operator
+        driver = self.app.driver  # type: ignore[attr-defined]
         try:
             if self.item_ok(item.id):
-                self.engine.untick(self.gate_id, item.id, by)
+                driver.untick(self.gate_id, item.id)
             else:
-                self.engine.tick(self.gate_id, item.id, by)
+                driver.tick(self.gate_id, item.id)
         except (CommandRefused, BadRequest, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=10)
         self._redraw()
@@ -228,7 +229,8 @@ class GateScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="gate", exit_on_error=False)
     def _evaluate(self) -> None:
-        self.engine.evaluate_gate(self.gate_id)  # recorded: the snapshot brings the evidence
+        # recorded: the snapshot brings the evidence
+        self.app.driver.evaluate_gate(self.gate_id)  # type: ignore[attr-defined]
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "gate" or event.state not in (
@@ -282,12 +284,8 @@ class GateScreen(Screen[None]):
 
         def decide() -> None:
             try:
-                self.engine.decide(
-                    self.gate_id,
-                    go=go,
-                    by=self.engine.options.operator,
-                    note=note,
-                    override=override,
+                self.app.driver.decide(  # type: ignore[attr-defined]
+                    self.gate_id, go=go, note=note, override=override
                 )
             except (CommandRefused, BadRequest) as exc:
                 raise RuntimeError(str(exc)) from None

@@ -44,6 +44,7 @@ class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
         Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
+        Binding("p", "pause", "Pause", tooltip="Detached engine: hold the run at its next batch"),
         Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate (or the selected one)"),
         Binding("a", "ack", "Ack", tooltip="Acknowledge the manual step the run waits at"),
         Binding("b", "rollback", "Rollback", tooltip="Roll back the selected step's phase"),
@@ -146,13 +147,16 @@ class MainScreen(Screen[None]):
             detail.update("Every step is done. Press l for the log; `runbook report` audits it.")
             panel.show(None)
         app = self.app
+        driver = app.driver
+        attached = f"ATTACHED to engine pid {driver.pid}" if driver.remote else "DRIVING"
         self.query_one("#topbar", Static).update(
-            topbar_text(snapshot, app.engine.options.operator, app.read_only, app.holder)
+            topbar_text(snapshot, driver.operator, app.read_only, app.holder, attached)
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")
-        self.query_one(StatusLine).update(
-            status_text(snapshot, app.read_only, app.driver.busy, app.holder)
-        )
+        status = status_text(snapshot, app.read_only, driver.busy, app.holder)
+        if driver.remote and driver.paused and not app.read_only:
+            status = f" PAUSED ({driver.pause_state}) at a batch boundary · r resumes ·" + status
+        self.query_one(StatusLine).update(status)
         self.refresh_bindings()
 
     def _write_step_log(self) -> None:
@@ -262,15 +266,20 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.app
-        if action in ("run", "ack", "rollback", "stop", "faster", "slower") and app.read_only:
+        if action in ("run", "ack", "rollback", "stop", "faster", "slower", "pause") and (
+            app.read_only
+        ):
             return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
         if action in ("faster", "slower"):
-            return not app.engine.options.real_account  # a real account stays at real time
+            return app.driver.clock_changeable  # a real account stays at real time
         busy = app.driver.busy
+        remote = app.driver.remote
+        if action == "pause":  # only a detached engine pauses (a local one stops)
+            return (True if busy and not app.driver.paused else None) if remote else False
         if action == "run":
-            return None if busy else True
-        if action == "stop":
-            return True if busy else None
+            return None if busy and not app.driver.paused else True
+        if action == "stop":  # a detached engine can be stopped while it waits, too
+            return True if busy or remote else None
         if action == "ack":
             waiting = self.snapshot.waiting
             return True if waiting and waiting.kind == "step" and not busy else None
@@ -285,22 +294,31 @@ class MainScreen(Screen[None]):
         self._change_clock(faster=False)
 
     def _change_clock(self, faster: bool) -> None:
-        engine = self.app.engine
-        if self.app.read_only or engine.options.real_account:
+        driver = self.app.driver
+        if self.app.read_only or not driver.clock_changeable:
             return
-        ladder = engine.runbook.rehearsal.scales
-        scale = next_scale(engine.options.time_scale, ladder, faster)
-        if scale == engine.options.time_scale:
+        ladder = self.app.engine.runbook.rehearsal.scales
+        run = self.snapshot.run
+        current = run.time_scale if run else self.app.engine.options.time_scale
+        scale = next_scale(current, ladder, faster)
+        if scale == current:
             self.notify(f"the clock is already at its {'fastest' if faster else 'slowest'}")
             return
-        engine.set_time_scale(scale, by=engine.options.operator)  # journaled, then a snapshot
+        try:
+            driver.set_time_scale(scale)  # journaled, then a snapshot
+        except (CommandRefused, BadRequest, OSError) as exc:
+            self.notify(str(exc), title="clock unchanged", severity="error", timeout=10)
+            return
         self.notify(f"clock: {clock_label(scale)}")
 
     def action_run(self) -> None:
         """Run until a human is needed. A destructive step is confirmed (typed) before the
         worker starts, so the engine thread never waits on the screen."""
         app = self.app
-        if app.driver.busy or app.read_only:
+        if app.read_only or (app.driver.busy and not app.driver.paused):
+            return
+        if app.driver.paused:  # a detached engine held at a batch boundary: let it go on
+            self._start_run(approved=None)
             return
         node = self.snapshot.next_node
         step = self.snapshot.step(node.id) if node and node.kind == "step" else None
@@ -335,9 +353,19 @@ class MainScreen(Screen[None]):
         self.refresh_view()
 
     def action_stop(self) -> None:
-        if self.app.driver.busy:
-            self.app.driver.stop()
+        driver = self.app.driver
+        if driver.remote and not self.app.read_only:
+            driver.stop()
+            self.notify("stopping the detached engine: the batch finishes, a checkpoint, it exits")
+        elif driver.busy:
+            driver.stop()
             self.notify("stopping: the current batch finishes, then a checkpoint")
+
+    def action_pause(self) -> None:
+        driver = self.app.driver
+        if driver.remote and driver.busy and not self.app.read_only:
+            driver.pause()  # type: ignore[union-attr]
+            self.notify("pausing at the next batch boundary (a checkpoint); r resumes")
 
     def action_gate(self) -> None:
         snapshot = self.snapshot
@@ -370,13 +398,13 @@ class MainScreen(Screen[None]):
             self.notify("the run is not waiting at a manual step")
             return
         step = self.snapshot.step(waiting.id)
-        engine = self.app.engine
+        driver = self.app.driver
 
         def answered(note: str | None) -> None:
             if note is None:
                 return
             try:  # the engine is idle: the ack key is offered only then
-                engine.ack(step.id, by=engine.options.operator, note=note)
+                driver.ack(step.id, note=note)
             except (CommandRefused, BadRequest, OSError) as exc:
                 self.notify(str(exc), title="not acknowledged", severity="error", timeout=10)
                 return
@@ -417,7 +445,11 @@ class MainScreen(Screen[None]):
         if phase is None or rollback is None:
             self.notify(f"no rollback is defined for {phase or 'this selection'}")
             return
-        preview = preview_text(engine.preview_rollback(phase))
+        try:
+            preview = preview_text(self.app.driver.preview_rollback(phase))
+        except (CommandRefused, BadRequest, OSError) as exc:
+            self.notify(str(exc), title="no rollback preview", severity="error", timeout=10)
+            return
 
         def confirmed(ok: bool | None) -> None:
             if ok:

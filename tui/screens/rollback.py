@@ -8,15 +8,15 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from engine.context import PlannedCall
 from engine.model import Rollback
 
 
-def preview_text(preview: list[tuple[str, list[PlannedCall]]]) -> str:
+def preview_text(preview: list[tuple[str, list[str]]]) -> str:
+    """(step title, its calls rendered) per step, as the driver previews them."""
     lines: list[str] = []
     for title, calls in preview:
         lines.append(title)
-        lines += [f"  {call.render()}" for call in calls] or ["  (no calls)"]
+        lines += [f"  {call}" for call in calls] or ["  (no calls)"]
     return "\n".join(lines)
 
 
