@@ -186,11 +186,12 @@ class RunbookApp(App[int]):
             return
         if not self.read_only:
             self.snapshot = self.driver.snapshot()  # the worker has ended: idle, safe to read
-        self.main.work_ended(message)
+        if self.main.ready:
+            self.main.work_ended(message)
 
     @on(ControlChanged)
     def _on_control(self, message: ControlChanged) -> None:
-        if self.screen_stack:
+        if self.screen_stack and self.main.ready:
             self.main.refresh_view()  # running, idle, paused: the status line says which
 
     @on(EngineLeft)

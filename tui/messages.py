@@ -66,7 +66,7 @@ class ControlChanged(Message):
 
     def __init__(self, control: dict) -> None:
         super().__init__()
-        self.control = control
+        self.state = control
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ControlChanged)

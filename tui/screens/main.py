@@ -65,6 +65,7 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.selected: NodeRef | None = None  # browsing: the cursor is off what runs now
         self.alerts_seen = 0
+        self.ready = False  # composed and mounted: a detached engine's news may come before
 
     # ---- layout ---------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class MainScreen(Screen[None]):
         self._write_step_log()
         self.query_one(Timeline).focus()
         self.call_after_refresh(self._follow_current)
+        self.ready = True
 
     def set_too_small(self, small: bool) -> None:
         self.set_class(small, "too-small")
@@ -148,7 +150,7 @@ class MainScreen(Screen[None]):
             panel.show(None)
         app = self.app
         driver = app.driver
-        attached = f"ATTACHED to engine pid {driver.pid}" if driver.remote else "DRIVING"
+        attached = f"ATTACHED pid {driver.pid}" if driver.remote else "DRIVING"
         self.query_one("#topbar", Static).update(
             topbar_text(snapshot, driver.operator, app.read_only, app.holder, attached)
         )

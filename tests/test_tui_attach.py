@@ -1,0 +1,172 @@
+"""The console attached to a detached engine (`runbook attach`, and `runbook` while one runs):
+progress and logs arrive through the control socket, the keys become socket commands, and
+leaving the console never stops the engine. A real engine process on the embedded world (see
+tests/test_detach.py); no sleeps as waits: every wait polls an observable condition."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.control.client import RemoteEngine
+from engine.control.paths import socket_path
+from engine.embedded import record_path_for, stop_world
+from engine.journal import JournalStore
+from engine.lock import is_locked
+from engine.snapshot import RunState
+from engine.workspace import Workspace, WorkspaceOptions
+from tests.test_detach import (
+    MIGRATE,
+    RUNBOOK,
+    TABLE,
+    _engine_pids,
+    alive,
+    common,
+    runbook,
+    start_detached,
+    step,
+    until,
+)
+from tui.app import RunbookApp
+from tui.driver import RemoteDriver
+from tui.widgets.table_progress import ProgressPanel
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    """The journal; afterwards no engine and no embedded world is left behind (a failing test
+    included)."""
+    path = tmp_path / "j.toml"
+    yield path
+    for pid in _engine_pids(path):
+        os.kill(pid, signal.SIGKILL)
+    stop_world(record_path_for(path))
+
+
+def attached_app(journal_path: Path) -> RunbookApp:
+    """What `runbook attach` builds: a read-only engine for the runbook, the socket for the rest."""
+    ws = Workspace(WorkspaceOptions(runbook=RUNBOOK, journal=journal_path))
+    remote = RemoteEngine(socket_path(journal_path))
+    return RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
+
+
+async def until_shown(pilot, condition: Callable[[], object], seconds: float, what: str):
+    """Poll an observable condition of the running app, with a deadline."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+    return value
+
+
+def status_of(app: RunbookApp) -> str:
+    return str(app.main.query_one("#status").render())
+
+
+def topbar_of(app: RunbookApp) -> str:
+    return str(app.main.query_one("#topbar").render())
+
+
+def shown_done(app: RunbookApp) -> int:
+    row = app.main.query_one(ProgressPanel).rows.get(TABLE)
+    return row.done if row is not None else 0
+
+
+async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Path) -> None:
+    pid = start_detached(capsys, journal)
+    assert runbook(capsys, "throttle", "--rate", "40", *common(journal))[0] == 0  # ~8 s of work
+    until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
+
+    # attach: progress arrives from the socket; p pauses the engine; q leaves it running
+    app = attached_app(journal)
+    assert isinstance(app.driver, RemoteDriver)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert f"ATTACHED pid {pid}" in topbar_of(app)
+        first = await until_shown(pilot, lambda: shown_done(app), 10, "progress on screen")
+        await until_shown(pilot, lambda: shown_done(app) > first, 10, "progress to move")
+        assert "RUNNING migrate-expenses" in status_of(app)
+        assert app.main.check_action("faster", ()) is True  # the rehearsal clock: a socket cmd
+        await pilot.press("p")
+        await until_shown(pilot, lambda: app.driver.pause_state == "paused", 10, "the pause")
+        await until_shown(pilot, lambda: "PAUSED (paused)" in status_of(app), 5, "PAUSED shown")
+        held = RemoteEngine(socket_path(journal)).status()["control"]["pause"]
+        assert held == "paused"
+        await pilot.press("q")
+        await until_shown(pilot, lambda: not app.is_running, 5, "the console to quit")
+    assert alive(pid) and is_locked(journal) is not None  # quitting never stops the engine
+    assert "runs on" in app.farewell() and str(pid) in app.farewell()
+    audit = " ".join(a.what for a in JournalStore(journal).load().audit)
+    assert "paused the run" in audit
+
+    # attach again: r resumes the paused engine; s stops it at a checkpoint
+    app = attached_app(journal)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.driver.paused and app.main.check_action("run", ()) is True
+        held_at = step(journal, MIGRATE)[1]
+        await pilot.press("r")
+        await until_shown(pilot, lambda: shown_done(app) > held_at, 10, "progress after r")
+        await pilot.press("s")
+        await until_shown(pilot, lambda: app.engine_left, 15, "the engine to say it ended")
+        assert "ended: interrupted" in app.engine_left
+        # the console now follows the journal, read-only: the step was checkpointed mid-way
+        await until_shown(
+            pilot, lambda: app.snapshot.state is RunState.INTERRUPTED, 10, "INTERRUPTED shown"
+        )
+        assert "INTERRUPTED migrate-expenses" in status_of(app)
+        assert app.main.check_action("run", ()) is False  # no engine to command: hidden
+        await pilot.press("q")
+    until(lambda: not alive(pid), 10, "the engine to exit")
+    status, done = step(journal, MIGRATE)
+    assert status == "running" and held_at < done < 300  # interrupted at a checkpoint
+    assert not socket_path(journal).exists()
+
+
+pytest_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def screen(tmux: list[str], name: str) -> str:
+    """The terminal's text; -J joins lines the terminal wrapped."""
+    capture = [*tmux, "capture-pane", "-p", "-J", "-t", name]
+    return subprocess.run(capture, capture_output=True, text=True).stdout
+
+
+@pytest_tmux
+def test_runbook_with_no_command_attaches_to_the_running_engine(capsys, journal: Path) -> None:
+    """In a real terminal: `runbook attach` and plain `runbook` open the attached console;
+    q leaves and says the engine runs on; the engine is still alive."""
+    pid = start_detached(capsys, journal)
+    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
+    tmux = ["tmux", "-L", f"attach-{os.getpid()}"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    args = " ".join(common(journal))
+    try:
+        for sub in ("attach", ""):
+            name = f"console-{sub or 'none'}"
+            command = (
+                f"TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry {sub} {args}; "
+                "echo EXITED=$?; cat"
+            )
+            subprocess.run(
+                [*tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", command],
+                check=True,
+                env=env,
+            )
+            shown = lambda text: text in screen(tmux, name)  # noqa: B023, E731
+            until(lambda: shown(f"ATTACHED pid {pid}"), 40, f"`runbook {sub}` to attach")  # noqa: B023
+            until(lambda: shown("RUNNING migrate-expenses"), 10, "the run on screen")  # noqa: B023
+            subprocess.run([*tmux, "send-keys", "-t", name, "q"], check=True)
+            until(lambda: shown("EXITED="), 20, "the console to exit")  # noqa: B023
+            said = screen(tmux, name)
+            assert "EXITED=0" in said and f"engine (pid {pid}) runs on" in said, said
+            assert alive(pid), "leaving the attached console stopped the engine"
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    assert runbook(capsys, "stop", *common(journal))[0] == 0
