@@ -36,7 +36,9 @@ from tests.test_detach import (
     until,
 )
 from tui.app import RunbookApp
+from tui.console import hand_over
 from tui.driver import RemoteDriver
+from tui.screens.prompts import YesNo
 from tui.widgets.table_progress import ProgressPanel
 
 
@@ -127,6 +129,36 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
     status, done = step(journal, MIGRATE)
     assert status == "running" and held_at < done < 300  # interrupted at a checkpoint
     assert not socket_path(journal).exists()
+
+
+async def test_d_hands_the_run_to_a_detached_engine_and_attaches(journal: Path) -> None:
+    """A console driving the run itself: D (confirmed) lets go of the journal, starts
+    `run --detach` as the CLI does, and attaches; the run then goes on in that engine,
+    and the console follows it to the end through the socket."""
+    ws = Workspace(WorkspaceOptions(runbook=RUNBOOK, journal=journal))
+    ws.acquire("console")
+    try:
+        app = RunbookApp(ws.open(create=True), follow=ws.reload, handoff=lambda: hand_over(ws))
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert not app.driver.remote and app.main.check_action("detach", ()) is True
+            await pilot.press("D")
+            await until_shown(pilot, lambda: isinstance(app.screen, YesNo), 5, "the question")
+            await pilot.press("y")
+            await until_shown(pilot, lambda: app.driver.remote, 60, "the console to attach")
+            pid = app.driver.pid  # type: ignore[union-attr]
+            holder = is_locked(journal)
+            assert holder is not None and holder.pid == pid and "detach" in holder.operation
+            assert f"ATTACHED pid {pid}" in topbar_of(app)
+            assert app.main.check_action("detach", ()) is False  # attached: nothing to hand
+            # the detached engine runs the plan; its news reach this console
+            await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
+            assert "ended: done" in app.engine_left
+            assert app.snapshot.step(MIGRATE).status == "done"
+            await pilot.press("q")
+    finally:
+        ws.release()
+    until(lambda: is_locked(journal) is None, 10, "the engine to let go of the journal")
+    assert step(journal, MIGRATE) == ("done", 300)
 
 
 pytest_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -59,9 +59,11 @@ class RunbookApp(App[int]):
         clock: Clock | None = None,
         quit_timeout: float = 5.0,
         remote: RemoteEngine | None = None,
+        handoff: Callable[[], RemoteEngine] | None = None,
     ) -> None:
         """`remote`: attach to that detached engine. `engine` is then a read-only one over the
-        journal (the runbook, the operator, the log's path); commands go through the socket."""
+        journal (the runbook, the operator, the log's path); commands go through the socket.
+        `handoff`: lets go of the journal and starts a detached engine on it (the D key)."""
         super().__init__()
         self.engine = engine
         self.read_only = read_only
@@ -74,24 +76,15 @@ class RunbookApp(App[int]):
         self.driver: EngineDriver | RemoteDriver = EngineDriver(self, engine)
         self.follower = Follower(engine, follow, holder, clock) if read_only else None
         self.engine_left = ""  # attached: how the detached engine ended (said on quit)
+        self.handoff = handoff
+        self.handing_over = False
         self.log_entries: deque[LogEntry] = deque(maxlen=5000)
         self.log_offset = 0
         self.quitting = False
         self.ui_loop: asyncio.AbstractEventLoop | None = None
         if remote is not None:
-            answer = remote.status()  # the engine's own view, live
-            snapshot = RunSnapshot.model_validate(answer["snapshot"])
-            self.driver = RemoteDriver(
-                self,
-                remote,
-                engine.options.operator,
-                engine.options.real_account,
-                snapshot,
-                int(answer["control"]["pid"]),
-            )
             self.greet = False  # the engine runs on its own; the status line says where
-            self.set_reactive(RunbookApp.snapshot, snapshot)
-            self.driver.attach()
+            self.set_reactive(RunbookApp.snapshot, self._attach_remote(remote))
             return
         # before any worker runs, reading the journal here is safe
         self.set_reactive(
@@ -188,6 +181,63 @@ class RunbookApp(App[int]):
             self.snapshot = self.driver.snapshot()  # the worker has ended: idle, safe to read
         if self.main.ready:
             self.main.work_ended(message)
+
+    def _attach_remote(self, remote: RemoteEngine) -> RunSnapshot:
+        """Drive the detached engine behind `remote` from now on; its snapshot, live."""
+        answer = remote.status()  # the engine's own view
+        snapshot = RunSnapshot.model_validate(answer["snapshot"])
+        self.driver = RemoteDriver(
+            self,
+            remote,
+            self.engine.options.operator,
+            self.engine.options.real_account,
+            snapshot,
+            int(answer["control"]["pid"]),
+        )
+        self.driver.attach()
+        return snapshot
+
+    def hand_over(self) -> None:
+        """D: the run goes on in a detached engine (it outlives this console and its
+        terminal); this console attaches to it. Only while the local engine is idle."""
+        if self.handoff is None or self.driver.remote or self.driver.busy:
+            return
+        local = self.driver
+        local.detach()  # the local engine no longer reports here; it runs nothing now
+        local.busy = True  # no key may start it while the journal changes hands
+        self.handing_over = True
+        handoff = self.handoff
+
+        def work() -> None:
+            try:
+                remote = handoff()
+            except Exception as exc:  # the journal is ours again (or the reason says why not)
+                self.call_from_thread(self._handoff_failed, local, exc)
+                return
+            self.call_from_thread(self._handed_over, remote)
+
+        self.run_worker(work, thread=True, group="handoff", exit_on_error=False)
+
+    def _handed_over(self, remote: RemoteEngine) -> None:
+        self.handing_over = False
+        try:
+            self.snapshot = self._attach_remote(remote)
+        except Exception as exc:
+            self.notify(f"the detached engine did not answer: {exc}", severity="error")
+            return
+        self.notify(
+            f"the run is handed to a detached engine (pid {self.driver.pid}); "  # type: ignore[union-attr]
+            "it runs on when you quit (q)",
+            timeout=10,
+        )
+        self.main.refresh_view()
+
+    def _handoff_failed(self, local: EngineDriver, exc: Exception) -> None:
+        self.handing_over = False
+        local.busy = False
+        local.attach()
+        self.notify(f"not handed over: {exc}", severity="error", timeout=15)
+        self.main.refresh_view()
 
     @on(ControlChanged)
     def _on_control(self, message: ControlChanged) -> None:

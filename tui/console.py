@@ -56,7 +56,11 @@ def run_console(workspace: Any) -> int:
             workspace.options.fresh = True
             engine = workspace.open(create=True)
         app = RunbookApp(
-            engine, read_only=holder is not None, holder=holder, follow=workspace.reload
+            engine,
+            read_only=holder is not None,
+            holder=holder,
+            follow=workspace.reload,
+            handoff=None if holder is not None else lambda: hand_over(workspace),
         )
 
         exited = threading.Event()
@@ -78,14 +82,56 @@ def run_console(workspace: Any) -> int:
             exited.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            engine.request_stop()
-            app.idle.wait(5)  # the engine thread checkpoints before the process ends
+            engine.request_stop()  # the local engine (a detached one runs on)
+            if not app.driver.remote:
+                app.idle.wait(5)  # the engine thread checkpoints before the process ends
         return app.return_code or 0
     except (JournalError, NoRun) as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return 2
     finally:
         workspace.release()
+
+
+def detach_argv(workspace: Any) -> list[str]:
+    """`run --detach` on this workspace's journal and target, as the CLI would be called."""
+    options = workspace.options
+    argv = ["run", "--journal", str(workspace.journal_path)]
+    for flag, value in (
+        ("--runbook", options.runbook),
+        ("--endpoint-url", options.endpoint_url),
+        ("--profile", options.profile),
+        ("--region", options.region),
+        ("--operator", options.operator),
+        ("--mapping-overrides", options.mapping_overrides),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    if options.accept_runbook_change:
+        argv.append("--accept-runbook-change")
+    return argv
+
+
+def hand_over(workspace: Any) -> Any:
+    """The console's D key (a thread worker): let go of the journal, start `run --detach` on it
+    the way the CLI does, and return its RemoteEngine. If it cannot start, take the journal
+    back and raise the engine's own words."""
+    from pathlib import Path
+
+    from engine.control.client import RemoteEngine
+    from engine.detach import DetachFailed, spawn
+    from engine.lock import LockedError
+
+    workspace.release()
+    try:
+        started = spawn(detach_argv(workspace))
+    except DetachFailed as exc:
+        try:
+            workspace.acquire("console")
+        except LockedError as locked:
+            raise RuntimeError(f"{exc.lines[-1]}; and now {locked}") from None
+        raise RuntimeError(" ".join(exc.lines)) from None
+    return RemoteEngine(Path(started.socket))
 
 
 def run_attached(workspace: Any, remote: Any) -> int:

@@ -52,6 +52,12 @@ class MainScreen(Screen[None]):
         Binding(
             "L", "step_log", "Step log", tooltip="The selected step's log, full screen", group=LOGS
         ),
+        Binding(
+            "D",
+            "detach",
+            "Detach",
+            tooltip="Hand the run to a background engine that outlives this console",
+        ),
         Binding("x", "dismiss_alert", "Hide alert", tooltip="Hide the alert banner", show=False),
         Binding("plus", "faster", "Faster", tooltip="Rehearsal clock one step faster", show=False),
         Binding("minus", "slower", "Slower", tooltip="Rehearsal clock one step slower", show=False),
@@ -268,10 +274,15 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.app
-        if action in ("run", "ack", "rollback", "stop", "faster", "slower", "pause") and (
-            app.read_only
-        ):
+        driving = ("run", "ack", "rollback", "stop", "faster", "slower", "pause", "detach")
+        if action in driving and app.read_only:
             return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
+        if action == "detach":  # from a console that drives the engine itself, when idle
+            if app.handoff is None or app.driver.remote:
+                return False
+            return None if app.driver.busy else True
+        if action in ("faster", "slower") and app.handing_over:
+            return None
         if action in ("faster", "slower"):
             return app.driver.clock_changeable  # a real account stays at real time
         busy = app.driver.busy
@@ -368,6 +379,25 @@ class MainScreen(Screen[None]):
         if driver.remote and driver.busy and not self.app.read_only:
             driver.pause()  # type: ignore[union-attr]
             self.notify("pausing at the next batch boundary (a checkpoint); r resumes")
+
+    def action_detach(self) -> None:
+        app = self.app
+        if app.handoff is None or app.driver.remote or app.driver.busy or app.read_only:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify("starting a detached engine on this journal…")
+                app.hand_over()
+
+        app.push_screen(
+            YesNo(
+                "Hand the run to a background engine? It goes on without this console and this "
+                "terminal; the console attaches to it (q then leaves it running). Destructive "
+                "steps still ask you first."
+            ),
+            answered,
+        )
 
     def action_gate(self) -> None:
         snapshot = self.snapshot
