@@ -131,6 +131,24 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
     assert not socket_path(journal).exists()
 
 
+async def test_a_dead_engine_is_said_in_one_line(capsys, journal: Path) -> None:
+    """SIGKILL: no goodbye on the stream; the console says so once and follows the journal."""
+    pid = start_detached(capsys, journal)
+    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
+    app = attached_app(journal)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_shown(pilot, lambda: shown_done(app), 20, "progress on screen")
+        os.kill(pid, signal.SIGKILL)
+        await until_shown(pilot, lambda: app.engine_left, 10, "the console to notice")
+        assert app.engine_left == (
+            f"the detached engine (pid {pid}) is gone; `runbook` resumes from its checkpoint"
+        )
+        await until_shown(pilot, lambda: "its driver left" in status_of(app), 10, "the view")
+        assert app.read_only and app.main.check_action("stop", ()) is False
+        await pilot.press("q")
+    assert app.farewell() == app.engine_left
+
+
 async def test_d_hands_the_run_to_a_detached_engine_and_attaches(journal: Path) -> None:
     """A console driving the run itself: D (confirmed) lets go of the journal, starts
     `run --detach` as the CLI does, and attaches; the run then goes on in that engine,
