@@ -9,6 +9,7 @@ engine sends (`SnapshotChanged`). Commands (tick, ack) are called only while the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.context import RateMeter, eta_seconds
 from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage, as_event
-from engine.events import Event, SnapshotChanged
+from engine.events import Event, LogLine, SnapshotChanged
 from engine.lock import Holder, is_locked
 from engine.runner import CommandRefused, Engine, Outcome
 from engine.snapshot import RunSnapshot
@@ -237,7 +238,14 @@ class RemoteDriver:
             self.app.post_message(EngineLeft(None))
 
     def _on_message(self, msg: WatchMessage) -> None:
-        """The reader thread: hand everything over to the UI thread."""
+        """The reader thread: hand everything over to the UI thread. A message this console
+        cannot read (another version's) is skipped; the stream goes on."""
+        try:
+            self._hand_over(msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.app.post_message(wrap(LogLine(None, "warning", f"unreadable: {exc}", "")))
+
+    def _hand_over(self, msg: WatchMessage) -> None:
         if msg.type == "control":
             self._control(msg.data)
         elif msg.type == "end":
@@ -271,17 +279,19 @@ class RemoteDriver:
         return self.latest
 
     def _send(self, what: str, call: Callable[[], object]) -> None:
-        """A request from a thread worker; a refusal or a gone engine is one notification."""
+        """A request from its own daemon thread (a rollback answers only when done, and
+        quitting must never wait for it); a refusal or a gone engine is one notification."""
 
         def work() -> None:
             try:
                 call()
             except (RemoteError, EngineGone, OSError) as exc:
-                self.app.call_from_thread(
-                    self.app.notify, f"{what}: {exc}", severity="error", timeout=10
-                )
+                with contextlib.suppress(RuntimeError):  # the console has left meanwhile
+                    self.app.call_from_thread(
+                        self.app.notify, f"{what}: {exc}", severity="error", timeout=10
+                    )
 
-        self.app.run_worker(work, thread=True, group="remote", exit_on_error=False)
+        threading.Thread(target=work, name=f"attach-{what}", daemon=True).start()
 
     def start_run(self, approved: str | None) -> None:
         """Go on from where the engine stands (after a pause, a failure, a wait); consent to

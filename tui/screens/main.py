@@ -57,6 +57,7 @@ class MainScreen(Screen[None]):
             "detach",
             "Detach",
             tooltip="Hand the run to a background engine that outlives this console",
+            show=False,  # in ? (the footer keeps q visible at 80 columns)
         ),
         Binding("x", "dismiss_alert", "Hide alert", tooltip="Hide the alert banner", show=False),
         Binding("plus", "faster", "Faster", tooltip="Rehearsal clock one step faster", show=False),
