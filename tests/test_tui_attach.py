@@ -131,24 +131,6 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
     assert not socket_path(journal).exists()
 
 
-async def test_a_dead_engine_is_said_in_one_line(capsys, journal: Path) -> None:
-    """SIGKILL: no goodbye on the stream; the console says so once and follows the journal."""
-    pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
-    app = attached_app(journal)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_shown(pilot, lambda: shown_done(app), 20, "progress on screen")
-        os.kill(pid, signal.SIGKILL)
-        await until_shown(pilot, lambda: app.engine_left, 10, "the console to notice")
-        assert app.engine_left == (
-            f"the detached engine (pid {pid}) is gone; `runbook` resumes from its checkpoint"
-        )
-        await until_shown(pilot, lambda: "its driver left" in status_of(app), 10, "the view")
-        assert app.read_only and app.main.check_action("stop", ()) is False
-        await pilot.press("q")
-    assert app.farewell() == app.engine_left
-
-
 async def test_d_hands_the_run_to_a_detached_engine_and_attaches(journal: Path) -> None:
     """A console driving the run itself: D (confirmed) lets go of the journal, starts
     `run --detach` as the CLI does, and attaches; the run then goes on in that engine,
@@ -179,21 +161,15 @@ async def test_d_hands_the_run_to_a_detached_engine_and_attaches(journal: Path) 
     assert step(journal, MIGRATE) == ("done", 300)
 
 
-pytest_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
 def screen(tmux: list[str], name: str) -> str:
     """The terminal's text; -J joins lines the terminal wrapped."""
     capture = [*tmux, "capture-pane", "-p", "-J", "-t", name]
     return subprocess.run(capture, capture_output=True, text=True).stdout
 
 
-@pytest_tmux
-def test_runbook_with_no_command_attaches_to_the_running_engine(capsys, journal: Path) -> None:
-    """In a real terminal: `runbook attach` and plain `runbook` open the attached console;
-    q leaves and says the engine runs on; the engine is still alive."""
-    pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
+def consoles_in_a_terminal(journal: Path, pid: int) -> None:
+    """`runbook attach` and plain `runbook`, each in tmux at 80x24: attached to the engine;
+    q leaves, says the engine runs on, and it does."""
     tmux = ["tmux", "-L", f"attach-{os.getpid()}"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     args = " ".join(common(journal))
@@ -219,4 +195,25 @@ def test_runbook_with_no_command_attaches_to_the_running_engine(capsys, journal:
             assert alive(pid), "leaving the attached console stopped the engine"
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
-    assert runbook(capsys, "stop", *common(journal))[0] == 0
+
+
+async def test_plain_runbook_attaches_and_a_dead_engine_is_said(capsys, journal: Path) -> None:
+    """In a real terminal (tmux), `runbook attach` and `runbook` open the attached console and
+    leave the engine running; then the engine dies (SIGKILL, no goodbye on the stream): an
+    attached console says so in one line and follows the journal read-only."""
+    pid = start_detached(capsys, journal)
+    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
+    if shutil.which("tmux") is not None:
+        consoles_in_a_terminal(journal, pid)
+    app = attached_app(journal)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_shown(pilot, lambda: shown_done(app), 20, "progress on screen")
+        os.kill(pid, signal.SIGKILL)
+        await until_shown(pilot, lambda: app.engine_left, 10, "the console to notice")
+        assert app.engine_left == (
+            f"the detached engine (pid {pid}) is gone; `runbook` resumes from its checkpoint"
+        )
+        await until_shown(pilot, lambda: "its driver left" in status_of(app), 10, "the view")
+        assert app.read_only and app.main.check_action("stop", ()) is False
+        await pilot.press("q")
+    assert app.farewell() == app.engine_left
