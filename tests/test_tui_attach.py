@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.control.client import RemoteEngine
+from engine.control.client import RemoteEngine, RemoteError
+from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
+from engine.control.server import ControlServer
 from engine.embedded import record_path_for, stop_world
 from engine.journal import JournalStore
 from engine.lock import is_locked
 from engine.snapshot import RunState
 from engine.workspace import Workspace, WorkspaceOptions
+from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.test_detach import (
     MIGRATE,
     RUNBOOK,
@@ -217,3 +220,29 @@ async def test_plain_runbook_attaches_and_a_dead_engine_is_said(capsys, journal:
         assert app.read_only and app.main.check_action("stop", ()) is False
         await pilot.press("q")
     assert app.farewell() == app.engine_left
+
+
+def test_the_socket_serves_what_the_console_needs(aws, tmp_path: Path) -> None:
+    """untick, evaluate (the gate screen's live evidence) and clock (+/-) through a real
+    control socket, as the attached console sends them; each lands in the journal."""
+    journal = tmp_path / "j.toml"
+    sock = socket_path(journal)
+    engine = seeded_engine(aws, journal, MINI_RUNBOOK, "world-attach", 100.0)
+    server = ControlServer(sock, journal, DetachedRun(engine, socket=str(sock)))
+    server.start()
+    try:
+        remote = RemoteEngine(sock)
+        remote.tick("gate-phase2", "team-ready", "al")
+        assert "team-ready" in JournalStore(journal).load().gates["gate-phase2"].ticks
+        remote.untick("gate-phase2", "team-ready", "al")
+        assert "team-ready" not in JournalStore(journal).load().gates["gate-phase2"].ticks
+        remote.evaluate_gate("gate-phase2")  # backups not taken yet: measured, and failing
+        evidence = JournalStore(journal).load().gates["gate-phase2"].evidence
+        assert evidence["backups-verified"].ok is False and evidence["backups-verified"].at
+        remote.set_time_scale(600.0, "al")
+        assert JournalStore(journal).load().run.time_scale == 600.0
+        assert engine.options.time_scale == 600.0  # the engine's clock follows now
+        with pytest.raises(RemoteError, match="no gate"):
+            remote.evaluate_gate("no-such-gate")
+    finally:
+        server.close()
