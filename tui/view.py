@@ -15,11 +15,14 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.journal import Journal, JournalStore
 from engine.lock import Holder, lock_path_for, read_holder
 from tui.driver import Follower
+
+if TYPE_CHECKING:
+    from tui.app import RunbookApp
 
 # What a viewer may do on the app and its screens: look, move, open read-only views, leave.
 VIEW_ACTIONS = frozenset(
@@ -119,20 +122,24 @@ class ViewFollower(Follower):
         return self.snapshot()
 
 
-def run_view(workspace: Any) -> int:
-    """Show the run view-only until the browser (or terminal) goes away."""
+def view_app(workspace: Any) -> RunbookApp:
+    """The view-only console over the workspace's journal, as served (tests drive it too)."""
     from tui.app import RunbookApp
 
-    if not os.environ.get("TEXTUAL_DRIVER") and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("runbook: view needs a terminal or `runbook serve`", file=sys.stderr)
-        return 2
     engine = workspace.open_read_only()
     engine.store = ReadOnlyStore(workspace.journal_path)
     holder = peek_holder(workspace.journal_path)
     # no greeting: a watcher has nothing to choose, and it would cover the view
-    app = RunbookApp(
-        engine, view_only=True, holder=holder, follow=workspace.reload, greet=False
-    )
+    app = RunbookApp(engine, view_only=True, holder=holder, follow=workspace.reload, greet=False)
     app.follower = ViewFollower(engine, workspace.reload, holder, None)
+    return app
+
+
+def run_view(workspace: Any) -> int:
+    """Show the run view-only until the browser (or terminal) goes away."""
+    if not os.environ.get("TEXTUAL_DRIVER") and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("runbook: view needs a terminal or `runbook serve`", file=sys.stderr)
+        return 2
+    app = view_app(workspace)
     app.run()
     return app.return_code or 0
