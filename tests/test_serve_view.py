@@ -174,8 +174,17 @@ def test_serve_refuses_a_non_loopback_host_and_passes_the_target_on(tmp_path: Pa
         parser.parse_args(["serve", "--host", "example.com"])
     assert parser.parse_args(["serve", "--host", "localhost"]).host == "127.0.0.1"
     args = parser.parse_args(
-        ["serve", "--port", "8123", "--journal", str(tmp_path / "j.toml"),
-         "--runbook", str(MINI_RUNBOOK), "--endpoint-url", "http://127.0.0.1:4566"]
+        [
+            "serve",
+            "--port",
+            "8123",
+            "--journal",
+            str(tmp_path / "j.toml"),
+            "--runbook",
+            str(MINI_RUNBOOK),
+            "--endpoint-url",
+            "http://127.0.0.1:4566",
+        ]
     )
     assert (args.port, args.host) == (8123, "127.0.0.1")
     command = view_command(args, _workspace(tmp_path / "j.toml"))
