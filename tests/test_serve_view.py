@@ -20,7 +20,7 @@ from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
 from tui.screens.keys import KeysScreen
 from tui.serve import view_command
-from tui.view import VIEW_ACTIONS, ReadOnlyStore, peek_holder, view_app
+from tui.view import VIEW_ACTIONS, ReadOnlyStore, ViewOnlyApp, peek_holder, view_app
 
 # what an acting key is called in the footer and the keys list, on every screen
 ACTING = (
@@ -98,7 +98,7 @@ async def test_view_only_console_offers_no_acting_key(
     monkeypatch.setattr(fcntl, "flock", lambda *a: (flocks.append(a), real_flock(*a))[1])
 
     app = view_app(_workspace(journal))
-    assert app.view_only and app.read_only
+    assert isinstance(app, ViewOnlyApp) and app.read_only
     assert isinstance(app.engine.store, ReadOnlyStore)
     async with app.run_test(size=(80, 24)) as pilot:
         footer = await _footer_drawn(pilot)

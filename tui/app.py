@@ -12,7 +12,6 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from textual import events, on
 from textual.app import App
@@ -58,13 +57,9 @@ class RunbookApp(App[int]):
         greet: bool = True,
         clock: Clock | None = None,
         quit_timeout: float = 5.0,
-        view_only: bool = False,
     ) -> None:
         super().__init__()
         self.engine = engine
-        # view_only (`runbook serve`): read-only, and only tui.view.VIEW_ACTIONS exist
-        self.view_only = view_only
-        read_only = read_only or view_only
         self.read_only = read_only
         self.holder = holder
         self.now = now
@@ -210,26 +205,6 @@ class RunbookApp(App[int]):
             what = binding.tooltip or binding.description
             rows.append((key, binding.description, what, owner.check_action(binding.action, ())))
         self.push_screen(KeysScreen(key_lines(rows)))
-
-    # ---- view-only: no acting action is bound, shown or run (tui/view.py) ----------------------
-
-    def _viewable(self, action: Any, namespace: Any, namespaces: Any = None) -> bool:
-        from tui.view import viewable
-
-        target, name, _ = self._parse_action(action, namespace, namespaces)
-        return viewable(target, name)
-
-    def _check_action_state(self, action: str, default_namespace: Any) -> bool | None:
-        if self.view_only and not self._viewable(action, default_namespace):
-            return False  # hidden from the footer and the keys list
-        return super()._check_action_state(action, default_namespace)
-
-    async def run_action(
-        self, action: Any, default_namespace: Any = None, namespaces: Any = None
-    ) -> bool:
-        if self.view_only and not self._viewable(action, default_namespace or self, namespaces):
-            return False
-        return await super().run_action(action, default_namespace, namespaces)
 
     # ---- ways out -------------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ Read-only by construction, not by refusal:
   the lock file's holder record and /proc, so a viewer can never make a driver's start fail;
 - the run is opened with `Workspace.open_read_only()` (no connection to the target) and its
   store refuses to save;
-- the app runs with `view_only=True`: only the actions in VIEW_ACTIONS exist on the app and its
-  screens (widgets keep their own navigation keys), so no acting key is bound, shown or run.
+- the app is a ViewOnlyApp: only the actions in VIEW_ACTIONS exist on the app and its screens
+  (widgets keep their own navigation keys), so no acting key is shown, listed or run, including
+  keys added to the console later (an allow-list, not a deny-list).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from textual import events
 
 from engine.journal import Journal, JournalStore
 from engine.lock import Holder, lock_path_for, read_holder
+from tui.app import RunbookApp
 from tui.driver import Follower
-
-if TYPE_CHECKING:
-    from tui.app import RunbookApp
 
 # What a viewer may do on the app and its screens: look, move, open read-only views, leave.
 VIEW_ACTIONS = frozenset(
@@ -57,6 +58,36 @@ def viewable(target: object, action: str) -> bool:
     if isinstance(target, App | Screen):
         return action in VIEW_ACTIONS
     return True
+
+
+class ViewOnlyApp(RunbookApp):
+    """The console, read-only, with only VIEW_ACTIONS on the app and its screens."""
+
+    view_only = True
+
+    def __init__(self, engine: Any, **kwargs: Any) -> None:
+        super().__init__(engine, read_only=True, **kwargs)
+
+    def _viewable(self, action: Any, namespace: Any, namespaces: Any = None) -> bool:
+        target, name, _ = self._parse_action(action, namespace, namespaces)
+        return viewable(target, name)
+
+    def _check_action_state(self, action: str, default_namespace: Any) -> bool | None:
+        if not self._viewable(action, default_namespace):
+            return False  # not in the footer, not in the keys list
+        return super()._check_action_state(action, default_namespace)
+
+    async def run_action(
+        self, action: Any, default_namespace: Any = None, namespaces: Any = None
+    ) -> bool:
+        if not self._viewable(action, default_namespace or self, namespaces):
+            return False
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        # A browser tab starts blurred, and while the app is blurred Textual's footer is not
+        # drawn: a watcher would see no keys until a click. Nothing here needs to know.
+        event.prevent_default()
 
 
 class ReadOnlyStore(JournalStore):
@@ -122,15 +153,13 @@ class ViewFollower(Follower):
         return self.snapshot()
 
 
-def view_app(workspace: Any) -> RunbookApp:
+def view_app(workspace: Any) -> ViewOnlyApp:
     """The view-only console over the workspace's journal, as served (tests drive it too)."""
-    from tui.app import RunbookApp
-
     engine = workspace.open_read_only()
     engine.store = ReadOnlyStore(workspace.journal_path)
     holder = peek_holder(workspace.journal_path)
     # no greeting: a watcher has nothing to choose, and it would cover the view
-    app = RunbookApp(engine, view_only=True, holder=holder, follow=workspace.reload, greet=False)
+    app = ViewOnlyApp(engine, holder=holder, follow=workspace.reload, greet=False)
     app.follower = ViewFollower(engine, workspace.reload, holder, None)
     return app
 
