@@ -76,6 +76,7 @@ async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
     target += ["--journal", str(journal)]
     assert main(["run", *target, "--yes", "--time-scale", "100"]) == 3  # waits at the gate
     before = journal.read_bytes()
+    marks = {"journal ready": time.monotonic() - started}
 
     port = _free_port()
     out = tmp_path / "serve.out"
@@ -90,11 +91,14 @@ async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
         )
     try:
         _wait_listening(serve, port, out)
+        marks["serve listening"] = time.monotonic() - started
         async with Browser(chromium) as browser:
+            marks["chromium ready"] = time.monotonic() - started
             await browser.open(f"http://127.0.0.1:{port}/")
             screen = await browser.wait_for_screen(
                 lambda s: "backup-tables" in s and "gate-phase2" in s and "Keys" in _footer(s)
             )
+            marks["console drawn"] = time.monotonic() - started
             try:
                 assert "READ-ONLY" in screen
                 footer = _footer(screen)
@@ -124,4 +128,6 @@ async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
     finally:
         _stop(serve)
     assert f"http://127.0.0.1:{port}/" in out.read_text()
-    assert time.monotonic() - started < 60
+    marks["done"] = time.monotonic() - started
+    print(" · ".join(f"{name} {at:.1f} s" for name, at in marks.items()))  # pytest -s
+    assert marks["done"] < 60
