@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import signal
@@ -15,6 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage
+from engine.control.locate import Found, find_engine
+from engine.control.paths import SocketPathTooLong
+from engine.detach import CHILD_FLAG, DetachFailed
 from engine.embedded import WorldGone
 from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
 from engine.files import UnsafePath, append_private
@@ -129,6 +134,60 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _limit_arg(kind: type) -> Callable[[str], float | int | None]:
+    """A throttle value: a number above 0, or `off` (no limit / the runbook's value)."""
+
+    def parse(text: str) -> float | int | None:
+        if text.strip().lower() == "off":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be above 0 (or off), not {text!r}")
+        return value
+
+    return parse
+
+
+def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """pause | resume | stop | throttle | watch: commands for a detached engine's socket."""
+    by_help = "who does it (default: --operator, else $USER)"
+    for name, text in (
+        ("pause", "detached engine: hold the run at its next checkpoint boundary"),
+        ("resume", "detached engine: go on after a pause (or retry / continue where it waits)"),
+        ("stop", "detached engine: checkpoint, then exit (`runbook run` resumes later)"),
+    ):
+        p = add(name, text)
+        p.add_argument("--by", type=_name, help=by_help)
+        if name == "resume":
+            p.add_argument("--yes", action="store_true", help="consent to destructive steps")
+    p = add("throttle", "detached engine: change the write rate / in-flight / segments live")
+    p.add_argument(
+        "--rate",
+        type=_limit_arg(float),
+        default=argparse.SUPPRESS,
+        help="items per second at most, or off",
+    )
+    p.add_argument(
+        "--in-flight",
+        dest="in_flight",
+        type=_limit_arg(int),
+        default=argparse.SUPPRESS,
+        help="concurrent writes, or off (the runbook's)",
+    )
+    p.add_argument(
+        "--segments",
+        type=_limit_arg(int),
+        default=argparse.SUPPRESS,
+        help="parallel-scan segments writing at once, or off",
+    )
+    p.add_argument("--by", type=_name, help=by_help)
+    for name in ("watch", "attach"):
+        add(name, "follow a detached engine live: progress, log, state (read-only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runbook",
@@ -149,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="run up to and including this step, or stop at this gate")
     p.add_argument("--only", help="run just this step (everything before it must be done)")
     p.add_argument("--yes", action="store_true", help="consent without interactive prompts")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="run the engine as its own process (it outlives this terminal); control it with "
+        "pause | resume | stop | throttle | watch",
+    )
+    p.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
+    _control_commands(add)
     p = add("status", "where the run stands")
     p.add_argument("--json", action="store_true", help="machine-readable")
     p = add("tick", "tick a manual checklist item of a gate")
@@ -327,8 +394,14 @@ def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
     return out
 
 
-def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
+def make_confirm(
+    assume_yes: bool, notes: Callable[[], tuple[str, ...]] | None = None
+) -> Callable[[str, str], bool]:
+    """`notes`: what the operator must know before consenting (incomplete archives)."""
+
     def confirm(what: str, token: str) -> bool:
+        for note in notes() if notes else ():
+            _err(f"note: {note}")
         if assume_yes:
             return True
         if not sys.stdin.isatty():
@@ -391,7 +464,10 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
-    return Workspace(
+    cached = getattr(args, "_workspace", None)
+    if cached is not None:  # detach: the engine probe built it already
+        return cached
+    args._workspace = Workspace(
         WorkspaceOptions(
             runbook=args.runbook,
             journal=args.journal,
@@ -405,6 +481,7 @@ def _workspace(args: argparse.Namespace) -> Workspace:
             fresh=args.fresh,
         )
     )
+    return args._workspace
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -450,6 +527,12 @@ def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.only and args.until:
         raise BadRequest("--only runs one step; it cannot be combined with --until")
+    if getattr(args, "remote", None) is not None:
+        raise RemoteError(EXIT_LOCKED, _detached_line(args, args.remote))
+    if args.detached_child:
+        return _run_detached_child(args)
+    if args.detach:
+        return _spawn_detached(args)
 
     def body(engine: Engine) -> int:
         from engine.rehearsal import clock_label, plan_wait_seconds
@@ -459,7 +542,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
         engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
-        outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))
+        gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before
+            f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
+        )
+        outcome = engine.run(
+            until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps)
+        )
         return _finish(outcome, args)
 
     return _driving(args, "run", body)
@@ -483,15 +571,29 @@ def cmd_status(args: argparse.Namespace) -> int:
             driver=f"{holder.user}@{holder.host}" if holder else None,
             active=holder is not None and running,
         )
+    control, live = _engine_view(args)  # detach: a detached engine's own state, if one runs
+    if live is not None:  # its live snapshot: running, with items/s and ETA
+        snapshot = live
     if args.json:
-        _print(snapshot.model_dump_json(indent=2))
+        if control is None:
+            _print(snapshot.model_dump_json(indent=2))
+        else:
+            data = {**json.loads(snapshot.model_dump_json()), "engine": control}
+            _print(json.dumps(data, indent=2))
         return EXIT_OK
+    if control is not None:
+        _print(_control_line(control))
     for line in render_status(snapshot):
         _print(line)
     return EXIT_OK
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        args.remote.tick(args.gate, args.item, args.by, args.note)
+        _print(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         engine.tick(args.gate, args.item, args.by, args.note)
         _print(f"{args.gate}/{args.item}: ticked by {args.by}")
@@ -501,6 +603,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        args.remote.ack(args.step, args.by, args.note)
+        _print(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         engine.ack(args.step, args.by, args.note)
         _print(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
@@ -510,6 +617,15 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        evidence = args.remote.decide(
+            args.gate, go=args.go, by=args.by, note=args.note, override=args.override
+        )
+        for item, ev in evidence.items():
+            _print(f"  [{'x' if ev['ok'] else ' '}] {item}: {ev['detail']}")
+        _print(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         evidence = engine.decide(
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
@@ -523,6 +639,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        return _remote_rollback(args, args.remote)
+
     def body(engine: Engine) -> int:
         for title, calls in engine.preview_rollback(args.phase):
             _print(f"{title}:")
@@ -583,6 +702,275 @@ def cmd_console(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT
 
 
+# ---- detach: a detached engine and its control socket ----------------------------------------
+
+
+def _target_flags(args: argparse.Namespace) -> str:
+    return _resume_hint(args).removeprefix("runbook run").strip()
+
+
+def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
+    pid = remote.ping()
+    flags = f" {_target_flags(args)}".rstrip()
+    return (
+        f"a detached engine (pid {pid}) runs this journal; follow it with `runbook watch{flags}`,"
+        f" stop it with `runbook stop{flags}`"
+    )
+
+
+def _probe(args: argparse.Namespace) -> None:
+    """Set args.remote to the live detached engine of this journal, or None. A socket left by a
+    dead engine is removed, and said so in one line."""
+    args.remote = None
+    # serve / view only read the journal: they neither talk to nor tidy up after an engine
+    if args.command in (None, "check", "plan", "iam-policy", "serve", "view") or getattr(
+        args, "detached_child", False
+    ):
+        return
+    try:
+        found: Found = find_engine(_workspace(args).journal_path)
+    except SocketPathTooLong:
+        return  # no engine can listen there
+    if found.stale_pid is not None:
+        who = f" (pid {found.stale_pid})" if found.stale_pid else ""
+        _err(
+            f"runbook: the detached engine{who} is gone (its socket was left; removed); "
+            "the run resumes from its last checkpoint"
+            + (": resuming now" if args.command == "run" else f" with `{_resume_hint(args)}`")
+        )
+    args.remote = found.engine
+
+
+def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
+    """(control state, live RunSnapshot) of the detached engine, or (None, None)."""
+    from engine.snapshot import RunSnapshot
+
+    if getattr(args, "remote", None) is None:
+        return None, None
+    try:
+        answer = args.remote.status()
+    except (EngineGone, OSError, RemoteError):
+        return None, None
+    try:
+        live = RunSnapshot.model_validate(answer["snapshot"])
+    except ValueError:  # an engine of another version: the journal's view stands
+        live = None
+    return answer["control"], live
+
+
+def _control_line(control: dict[str, Any]) -> str:
+    pause = {"paused": ", PAUSED at a checkpoint", "pausing": ", pausing..."}.get(
+        control.get("pause") or "", ""
+    )
+    return (
+        f"engine: detached, pid {control['pid']}, {control['activity']}{pause}; "
+        f"throttle: {control['throttle']['text']}"
+    )
+
+
+def _by(args: argparse.Namespace) -> str:
+    from engine.session import operator_name
+
+    return args.by or operator_name(args.operator)
+
+
+def _need_remote(args: argparse.Namespace) -> RemoteEngine:
+    if getattr(args, "remote", None) is not None:
+        return args.remote
+    from engine.lock import is_locked
+
+    holder = is_locked(_workspace(args).journal_path)
+    if holder is not None:
+        raise RemoteError(
+            EXIT_LOCKED,
+            f"the run is driven in the foreground by {holder.describe()}, without a control "
+            "socket; act there (Ctrl-C stops it)",
+        )
+    raise BadRequest(
+        "no detached engine runs for this journal; start one with "
+        + f"`runbook run --detach {_target_flags(args)}".rstrip()
+        + "`"
+    )
+
+
+def _spawn_detached(args: argparse.Namespace) -> int:
+    from engine.detach import spawn
+
+    try:
+        started = spawn(args.argv)
+    except DetachFailed as exc:
+        for line in exc.lines:
+            _err(line)
+        return exc.code
+    flags = _target_flags(args)
+    _print(f"engine started: pid {started.pid}; it runs on without this terminal")
+    _print(f"  journal {started.journal}; log {started.log}")
+    _print(f"  control socket {started.socket} (you only)")
+    _print(f"  follow: runbook watch {flags}".rstrip())
+    _print(f"  control: runbook pause|resume|stop|throttle {flags}".rstrip())
+    return EXIT_OK
+
+
+def _run_detached_child(args: argparse.Namespace) -> int:
+    """The engine process itself (`run --detach` started it in its own session)."""
+    from engine.control.driver import DetachedRun
+    from engine.control.paths import socket_path
+    from engine.control.server import ControlServer
+    from engine.detach import signal_ready
+
+    ws = _workspace(args)
+    path = socket_path(ws.journal_path)
+
+    def body(engine: Engine) -> int:
+        driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
+        server = ControlServer(path, ws.journal_path, driver)
+        server.start()
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            driver.signal_stop()  # only sets events: safe in a signal handler
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose
+        engine.log(f"detached engine started (pid {os.getpid()}); control socket {path}")
+        signal_ready(
+            {
+                "pid": os.getpid(),
+                "socket": str(path),
+                "journal": str(ws.journal_path),
+                "log": str(engine.store.log_path),
+            }
+        )
+        try:
+            outcome = driver.serve()
+        finally:
+            server.close()
+        engine.log(f"detached engine exits: {outcome.status} {outcome.message}".rstrip())
+        return OUTCOME_EXIT[outcome.status]
+
+    ws.acquire("run --detach")
+    try:
+        return body(ws.open(create=True))
+    finally:
+        ws.release()
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).pause(_by(args)))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).resume(_by(args), consent=args.yes))
+    return EXIT_OK
+
+
+STOP_WAIT_SECONDS = 30.0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.lock import is_locked
+
+    remote = _need_remote(args)
+    _print(remote.stop(_by(args)))
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    journal = _workspace(args).journal_path
+    while is_locked(journal) is not None:  # the engine lets go of the lock as it exits
+        if time.monotonic() > deadline:
+            _err(
+                f"runbook: the engine has not exited after {STOP_WAIT_SECONDS:g} s; it may be "
+                "blocked in a call (`runbook status` shows where)"
+            )
+            return EXIT_FAILED
+        time.sleep(0.1)  # polling the lock file: an observable condition with a deadline
+    _print(f"engine stopped; checkpoint saved. Resume with: {_resume_hint(args)} [--detach]")
+    return EXIT_OK
+
+
+def cmd_throttle(args: argparse.Namespace) -> int:
+    settings = {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+    if not settings:
+        raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
+    _print("throttle: " + _need_remote(args).throttle(_by(args), **settings))
+    return EXIT_OK
+
+
+def _remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
+    for step in remote.preview_rollback(args.phase):
+        _print(f"{step['title']}:")
+        for call in step["calls"]:
+            _print(f"    {call}")
+    if args.preview:
+        return EXIT_OK
+    rollback = _workspace(args).loaded.runbook.rollback_for(args.phase)
+    consent = make_confirm(args.yes)
+    if rollback is not None and rollback.destructive and not consent(rollback.title, args.phase):
+        declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
+        return _finish(declined, args)
+    status, message = remote.rollback(args.phase, args.by or _by(args))
+    return _finish(Outcome(status, message=message), args)  # type: ignore[arg-type]
+
+
+def _step_summary(status: dict[str, Any]) -> str:
+    steps = status.get("steps", [])
+    done = sum(1 for s in steps if s.get("status") == "done")
+    running = next((s["id"] for s in steps if s.get("status") == "running"), None)
+    waiting = status.get("waiting")
+    line = f"run: {done}/{len(steps)} steps done"
+    if running:
+        line += f"; running {running}"
+    if waiting:
+        line += f"; waiting at {waiting['kind']} {waiting['id']}"
+    return line
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A headless follower of a detached engine (the console attaches later the same way)."""
+    remote = _need_remote(args)
+    printer = Printer(_print)
+    shown: dict[str, str] = {}
+    ended: dict[str, str] = {}
+
+    def changed(kind: str, line: str) -> None:
+        if shown.get(kind) != line:
+            shown[kind] = line
+            _print(line)
+
+    def on(msg: WatchMessage) -> None:
+        data = msg.data
+        if msg.type == "progress":
+            printer(
+                Progress(
+                    data["step"],
+                    data["table"],
+                    data["done"],
+                    data["total"],
+                    data.get("rate") or 0.0,
+                    data.get("eta"),
+                )
+            )
+        elif msg.type == "log":
+            printer(LogLine(data["step"], data["level"], data["message"], data.get("at", "")))
+        elif msg.type == "control":
+            changed("control", _control_line(data))
+        elif msg.type in ("snapshot", "status"):
+            changed("status", _step_summary(data))
+        elif msg.type == "end":
+            ended.update(data)
+
+    subscription = remote.subscribe(on)
+    try:
+        subscription.ended.wait()
+    except KeyboardInterrupt:
+        subscription.close()
+        return EXIT_OK
+    if not ended:
+        _err("runbook: the engine went away without saying so; `runbook status` shows where")
+        return EXIT_BAD_INPUT
+    _print(f"engine ended: {ended.get('outcome')} {ended.get('message', '')}".rstrip())
+    return EXIT_OK
+
+
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     None: cmd_console,
     "check": cmd_check,
@@ -596,6 +984,12 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "report": cmd_report,
     "simulate": cmd_simulate,
     "iam-policy": cmd_iam_policy,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "stop": cmd_stop,
+    "throttle": cmd_throttle,
+    "watch": cmd_watch,
+    "attach": cmd_watch,  # headless for now: the console attaches after its refactor
     "serve": cmd_console,
     "view": cmd_console,
 }
@@ -689,6 +1083,7 @@ def main(
     except BrokenPipeError:  # --help | head
         _silence_terminal()
         return EXIT_OK
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # detach: the child's arguments
     try:
         code = _main(args, console)
         if code == EXIT_INTERRUPTED and argv is None:
@@ -705,9 +1100,22 @@ def _main(
     args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
 ) -> int:
     try:
+        _probe(args)
         if args.command in CONSOLE_COMMANDS and console is not None:
             return console(args)
         return COMMANDS[args.command](args)
+    except RemoteError as exc:  # the detached engine answered: its one line, its exit code
+        _err(f"runbook: {exc}")
+        return exc.code
+    except EngineGone as exc:
+        _err(
+            f"runbook: the detached engine went away ({exc}); `runbook status` shows the "
+            "checkpoint, `runbook run` resumes"
+        )
+        return EXIT_BAD_INPUT
+    except SocketPathTooLong as exc:
+        _err(f"runbook: {exc}")
+        return EXIT_BAD_INPUT
     except RunbookInvalid as exc:
         for problem in exc.problems:
             _err(problem.render())

@@ -15,6 +15,7 @@ from engine.clock import Clock
 from engine.events import Event, Level, LogLine, Progress
 from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
+from engine.journal import now as journal_now
 from engine.model import Runbook
 
 CHECKPOINT_EVERY_SECONDS = 1.0
@@ -108,7 +109,7 @@ class ActionContext:
         """Persist applied state; throttled so a fast loop does not rewrite the file per batch."""
         now = time.monotonic()
         if force or now - self._last_checkpoint >= CHECKPOINT_EVERY_SECONDS:
-            self.state.checkpoint_at = utcnow()
+            self.state.checkpoint_at = journal_now()
             self.save()
             self._last_checkpoint = now
 

@@ -10,12 +10,13 @@ import hashlib
 import os
 import tempfile
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from engine.files import DIR_MODE, read_regular
 
@@ -30,7 +31,13 @@ class JournalError(Exception):
 
 
 def utcnow() -> str:
+    """Now as log lines and artifacts write it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> datetime:
+    """Now as the journal keeps it: a UTC datetime to the second (written "…Z")."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class TableProgress(BaseModel):
@@ -41,24 +48,31 @@ class TableProgress(BaseModel):
 class StepState(BaseModel):
     status: StepStatus = "pending"
     attempts: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    checkpoint_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    checkpoint_at: datetime | None = None
     summary: dict[str, Any] = {}
     progress: dict[str, TableProgress] = {}
     # Action-specific resume state: cursors, ARNs, versions. Must stay small.
     cursors: dict[str, Any] = {}
     error: str | None = None
     acked_by: str | None = None
-    acked_at: str | None = None
+    acked_at: datetime | None = None
     ack_note: str | None = None
     # failed with findings a human must accept (`ack`) before the run goes on
     needs_acceptance: bool = False
 
+    @model_validator(mode="after")
+    def _acceptance_was_a_cursor(self) -> StepState:
+        """Journals of earlier versions kept the marker among the action's cursors."""
+        if self.cursors.pop("needs_acceptance", None):
+            self.needs_acceptance = True
+        return self
+
 
 class Tick(BaseModel):
     by: str
-    at: str
+    at: datetime
     note: str = ""
 
 
@@ -66,13 +80,13 @@ class Evidence(BaseModel):
     ok: bool
     detail: str = ""
     data: dict[str, Any] = {}
-    at: str | None = None  # when it was taken
+    at: datetime | None = None  # when it was taken
 
 
 class GateState(BaseModel):
     decision: Literal["GO", "NO-GO"] | None = None
     by: str | None = None
-    at: str | None = None
+    at: datetime | None = None
     note: str = ""
     override: str | None = None
     ticks: dict[str, Tick] = {}
@@ -84,15 +98,15 @@ class RollbackRecord(BaseModel):
     phase: str
     status: Literal["running", "done", "failed"] = "running"
     by: str = ""
-    started_at: str = ""
-    finished_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     step_index: int = 0  # next rollback step to run, for resume
     summary: dict[str, Any] = {}
     error: str | None = None
 
 
 class AuditEntry(BaseModel):
-    at: str
+    at: datetime
     who: str
     what: str
 
@@ -120,7 +134,7 @@ class RunMeta(BaseModel):
     runbook_sha256: str
     operator: str
     target: Target
-    started_at: str
+    started_at: datetime
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
     time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
     scale_changes: list[ScaleChange] = []
@@ -163,7 +177,7 @@ class Journal(BaseModel):
         return self.gates.setdefault(gate_id, GateState())
 
     def add_audit(self, who: str, what: str) -> None:
-        self.audit.append(AuditEntry(at=utcnow(), who=who, what=what))
+        self.audit.append(AuditEntry(at=now(), who=who, what=what))
         del self.audit[:-AUDIT_LIMIT]
 
 
@@ -205,6 +219,8 @@ class JournalStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # set by the driving workspace: False when the lock file was deleted or replaced
+        self.lock_held: Callable[[], bool] | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -256,6 +272,11 @@ class JournalStore:
         return journal
 
     def save(self, journal: Journal) -> None:
+        if self.lock_held is not None and not self.lock_held():
+            raise JournalError(
+                f"the lock file beside {self.path} was removed or replaced while this process "
+                "held it; stopping so that two drivers never write one journal"
+            )
         data = _strip_none(journal.model_dump(mode="json"))
         body = tomli_w.dumps(data).encode("utf-8")
         atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())

@@ -119,6 +119,11 @@ class JournalLock:
         os.fsync(fd)
         self._fd = fd
 
+    def still_held(self) -> bool:
+        """Whether the lock path still names the file this process locked. Someone deleting
+        or replacing it would let a second driver in: the holder must stop writing."""
+        return self._fd is not None and _names_inode(self.path, self._fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)

@@ -9,6 +9,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from typing import Any, Literal
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
-from engine.clock import Clock, Interrupted
+from engine.clock import Boundary, Clock, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
@@ -39,6 +40,7 @@ from engine.journal import (
     RollbackRecord,
     StepState,
     Tick,
+    now,
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
@@ -98,7 +100,9 @@ class Engine:
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
-    now: Callable[[], str] = utcnow  # when evidence is taken (frozen in snapshot tests)
+    clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
+    # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
+    boundary: Boundary | None = None
 
     # ---- events -------------------------------------------------------------------------
 
@@ -310,7 +314,8 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(lambda: self.options.time_scale, self._stop),  # follows set_time_scale
+            # follows set_time_scale; detach: pause and pace at each batch boundary
+            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,
@@ -322,12 +327,11 @@ class Engine:
     def _execute(self, step: Step, state: StepState) -> Outcome | None:
         action = action_registry()[step.action or ""]
         resumed = state.status == "running"
-        state.cursors.pop("needs_acceptance", None)  # journals of earlier versions
         state.needs_acceptance = False
         state.acked_by = state.acked_at = state.ack_note = None
         state.status = "running"
         state.attempts += 1
-        state.started_at = state.started_at if resumed else utcnow()
+        state.started_at = state.started_at if resumed else now()
         state.finished_at = None
         state.error = None
         self.journal.add_audit(
@@ -340,7 +344,7 @@ class Engine:
             body = partial(action.run, ctx, action.params.model_validate(step.params))
             summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
         except Interrupted:
-            state.checkpoint_at = utcnow()
+            state.checkpoint_at = now()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
             self.save()
             self.emit(StepFinished(step.id, "interrupted", {}))
@@ -374,7 +378,7 @@ class Engine:
     def _finish(self, step: Step, state: StepState, status: str, summary: dict[str, Any]) -> None:
         state.status = status  # type: ignore[assignment]
         state.summary = summary
-        state.finished_at = utcnow()
+        state.finished_at = now()
         state.started_at = state.started_at or state.finished_at
         self.journal.add_audit(self.options.operator, f"{status} {step.id}")
         self.save()
@@ -383,7 +387,7 @@ class Engine:
     def _fail(self, step: Step, state: StepState, error: str) -> None:
         state.status = "failed"
         state.error = error
-        state.finished_at = utcnow()
+        state.finished_at = now()
         self.journal.add_audit(self.options.operator, f"failed {step.id}: {error}")
         self.save()
         self.log(f"{step.id} failed: {error}", "error", step.id)
@@ -411,7 +415,7 @@ class Engine:
                 evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
             except Exception as exc:  # a check that cannot run is a failing check
                 evidence = Evidence(ok=False, detail=f"check error: {exc}")
-            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.now()})
+            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.clock_now()})
         if measured:
             with self._io_lock:
                 state.evidence = {**state.evidence, **measured}
@@ -432,7 +436,7 @@ class Engine:
         if item.kind != "manual":
             raise CommandRefused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
         with self._io_lock:
-            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=utcnow(), note=note)
+            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
             self.journal.add_audit(
                 by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else "")
             )
@@ -465,7 +469,7 @@ class Engine:
                 f"it waits at {waiting or 'nothing'}"
             )
         with self._io_lock:
-            state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
+            state.acked_by, state.acked_at, state.ack_note = by, now(), note or None
             self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
             self.save()
         self.log(f"{by} acknowledged {step_id}", step_id=step_id)
@@ -494,7 +498,7 @@ class Engine:
                 + ". Fix them, or decide with an override reason."
             )
         state.decision = "GO" if go else "NO-GO"
-        state.by, state.at, state.note = by, utcnow(), note
+        state.by, state.at, state.note = by, now(), note
         state.override = override if go and failing else None
         what = f"decided {state.decision} at {gate_id}"
         if state.override:
@@ -546,7 +550,7 @@ class Engine:
             # a rollback done before starts over: its earlier step states are history
             for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
                 del self.journal.rollback_steps[key]
-            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=utcnow())
+            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
             self.journal.rollbacks.append(record)
         record.status = "running"
         self.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
@@ -558,7 +562,7 @@ class Engine:
             key = f"{rollback.id}#{record.step_index}"
             state = self.journal.rollback_steps.setdefault(key, StepState())
             state.status, state.attempts = "running", state.attempts + 1
-            state.started_at = state.started_at or utcnow()
+            state.started_at = state.started_at or now()
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
@@ -577,13 +581,13 @@ class Engine:
                 self.log(f"rollback step {key} failed: {record.error}", "error", key)
                 self.emit(StepFinished(key, "failed", {}, record.error))
                 return Outcome("failed", failed_step=key, message=record.error)
-            state.status, state.finished_at = "done", utcnow()
+            state.status, state.finished_at = "done", now()
             record.summary[key] = rstep.action
             record.step_index += 1
             self.save()
             self.emit(StepFinished(key, "done", state.summary))
         self._mark_rolled_back(rollback.phases, rollback.undoes, by)
-        record.status, record.finished_at = "done", utcnow()
+        record.status, record.finished_at = "done", now()
         self.journal.add_audit(by, f"rollback {rollback.id} done")
         self.save()
         self.log(

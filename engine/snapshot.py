@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from engine.journal import Evidence, GateState, Journal, StepState
 from engine.model import GateItem, Runbook
 
-NEEDS_ACCEPTANCE = "needs_acceptance"  # legacy cursor key (journals before engine state)
-
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -178,6 +176,7 @@ class RunSnapshot(Frozen):
     next_destructive: str | None
     proposed_rollback: str | None
     running_rollback: str | None
+    archive_gaps: tuple[str, ...] = ()  # deleted resources whose archive is incomplete
     steps: tuple[StepView, ...]
     gates: tuple[GateView, ...]
     alerts: tuple[AlertView, ...]
@@ -220,9 +219,7 @@ def parse_ts(value: str | datetime | None) -> datetime | None:
 
 
 def awaits_acceptance(state: StepState) -> bool:
-    return state.status == "failed" and (
-        state.needs_acceptance or bool(state.cursors.get(NEEDS_ACCEPTANCE))
-    )
+    return state.status == "failed" and state.needs_acceptance
 
 
 def node_satisfied(journal: Journal, node: tuple[str, str]) -> bool:
@@ -313,6 +310,19 @@ def proposed_rollback(journal: Journal) -> str | None:
     if state is None or state.status != "failed":
         return None
     return alerts[-1].rollback
+
+
+def archive_gaps(runbook: Runbook, journal: Journal) -> list[str]:
+    """Resources deleted (or being deleted) whose archive is incomplete: a rollback cannot
+    bring back what was not archived (function code a deletion step could not fetch)."""
+    gaps = []
+    for step in runbook.steps:
+        state = journal.steps.get(step.id)
+        if state is None:
+            continue
+        missing = state.summary.get("code_missing") or state.cursors.get("code_missing") or []
+        gaps += [f"{fn}: code package not archived ({step.id})" for fn in missing]
+    return gaps
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -468,6 +478,7 @@ def build_snapshot(
         next_destructive=next_destructive(runbook, journal),
         proposed_rollback=proposed_rollback(journal),
         running_rollback=rollback.id if rollback else None,
+        archive_gaps=tuple(archive_gaps(runbook, journal)),
         steps=tuple(
             _step_view(runbook, journal, s.id, active, waiting, rates) for s in runbook.steps
         ),
@@ -499,7 +510,7 @@ def empty_snapshot(runbook: Runbook, journal_path: str = "") -> RunSnapshot:
             runbook_sha256="",
             operator="",
             target=Target(kind="embedded", identity="", region=""),
-            started_at="",
+            started_at=datetime.now(UTC),
             migration_ts="",
         )
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.snapshot import GateView, RunSnapshot, RunState, StepView
+from engine.snapshot import GateView, RunSnapshot, RunState, StepView, parse_ts
 
 GLYPH = {
     "pending": "·",
@@ -18,8 +18,9 @@ GLYPH = {
 }
 
 
-def when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+def when(value: datetime | str | None) -> str:
+    moment = parse_ts(value)  # a journal assigned a string in place still reads
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
 def hhmm(value: datetime | None) -> str:

@@ -78,11 +78,13 @@ class Workspace:
         """Take the one-driver lock; raises LockedError naming the holder."""
         self.lock = JournalLock(self.journal_path, operation)
         self.lock.acquire()
+        self.store.lock_held = self.lock.still_held
 
     def release(self) -> None:
         if self.lock:
             self.lock.release()
             self.lock = None
+            self.store.lock_held = None
 
     # ---- connecting -----------------------------------------------------------------------
 

@@ -208,10 +208,20 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
         proc = runbook_cli("run", *MINI, env=env)
         assert proc.returncode == 2
         assert "is gone" in proc.stderr and "--fresh" in proc.stderr
+        from engine.journal import utcnow
+
+        fresh_from = utcnow()
         fresh = runbook_cli("run", *MINI, "--fresh", "--until", "backup-tables", env=env)
         assert fresh.returncode == 0, fresh.stderr
         assert "previous run kept whole" in fresh.stdout
-        assert list(journal.parent.glob("mini--embedded.*.old/mini--embedded.toml"))
+        kept = list(journal.parent.glob("mini--embedded.*.old"))
+        assert len(kept) == 1  # the previous run moved aside whole, under one name
+        assert {p.name for p in kept[0].iterdir()} >= {"mini--embedded.toml", "mini--embedded.log"}
+        old_log = (kept[0] / "mini--embedded.log").read_text()
+        new_log = (journal.parent / "mini--embedded.log").read_text()
+        assert "backup-tables" in old_log
+        # the new run's log holds the new run only (every line stamped after it began)
+        assert new_log and all(line.split()[0] >= fresh_from for line in new_log.splitlines())
     finally:
         stop_world(record_path_for(journal))
 

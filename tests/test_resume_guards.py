@@ -84,3 +84,21 @@ def test_rollback_reopens_later_flag_steps_and_drift_waits_for_a_human(
     assert engine.journal.steps["create-orphan-companies"].status == "pending"  # nothing ran
     lam.update_function_configuration(FunctionName=fn, Environment={"Variables": env})
     assert engine.run(until="create-orphan-companies", confirm=OK).status == "done"
+
+
+def test_a_manual_step_is_acknowledged_only_while_the_run_waits_at_it(
+    aws: Connection, tmp_path: Path
+) -> None:
+    from engine.runner import CommandRefused
+    from engine.snapshot import NodeRef
+    from tests.conftest import MINI_RUNBOOK
+
+    engine = seeded_engine(aws, tmp_path / "m.toml", MINI_RUNBOOK, "world-ack", time_scale=1000)
+    assert engine.run().waiting == NodeRef.gate("gate-phase2")
+    with pytest.raises(CommandRefused, match="only while the run waits at it"):
+        engine.ack("handover", by="early")  # a phase ahead: refused, nothing recorded
+    assert engine.journal.step("handover").acked_by is None
+    engine.decide("gate-phase2", go=True, by="al", override="test")
+    assert engine.run().waiting == NodeRef.step("handover")
+    engine.ack("handover", by="al")
+    assert engine.journal.step("handover").acked_by == "al"

@@ -211,3 +211,52 @@ def test_status_json_before_any_run_lists_every_step_pending(tmp_path, capsys) -
     assert status["steps"] and {s["status"] for s in status["steps"]} == {"pending"}
     assert status["next_node"] == {"kind": "step", "id": "backup-tables"}
     assert not (tmp_path / "none.toml").exists()  # status writes nothing
+
+
+def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> None:
+    """Before the snapshot: acceptance was a cursor key, rollback records had cursors, the
+    step log had no gate lines. Such a journal loads, and its findings still wait for `ack`."""
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    raw = engine.store.path.read_text()
+    state = engine.journal.step("backup-tables")
+    state.status, state.error = "failed", "validation found problems"
+    engine.save()
+    # the old marker: a key among the step's cursors, no engine field
+    text = engine.store.path.read_text()
+    body = text.rpartition("# end of journal")[0]
+    body = body.replace("[steps.backup-tables.cursors]\n",
+                        "[steps.backup-tables.cursors]\nneeds_acceptance = true\n")
+    body = body.replace("needs_acceptance = false\n", "")
+    import hashlib
+
+    from engine.journal import TRAILER
+    engine.store.path.write_bytes(
+        body.encode() + TRAILER % hashlib.sha256(body.encode()).hexdigest().encode()
+    )
+    assert "needs_acceptance = true" in engine.store.path.read_text() and raw
+    reopened = make_engine(mini, aws, tmp_path / "j.toml")
+    assert reopened.waiting() == NodeRef.step("backup-tables")
+    assert reopened.snapshot().state == "WAITING_ACK"
+    reopened.ack("backup-tables", by="alice", note="known")
+    reopened.run(until="backup-tables")
+    assert reopened.journal.steps["backup-tables"].status == "done"
+    assert "needs_acceptance" not in reopened.journal.steps["backup-tables"].cursors
+
+
+def test_a_snapshot_is_immutable_and_survives_json_to_another_process(mini, aws, tmp_path):
+    """Watchers in other processes receive the snapshot as JSON: it comes back equal."""
+    from pydantic import ValidationError
+
+    from engine.snapshot import RunSnapshot
+
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    snapshot = engine.snapshot()
+    again = RunSnapshot.model_validate_json(snapshot.model_dump_json())
+    assert again == snapshot
+    assert again.gate("gate-phase2").met == snapshot.gate("gate-phase2").met
+    with pytest.raises(ValidationError):
+        snapshot.state = "DONE"  # frozen
+    engine.journal.step("handover").status = "done"  # the live journal moves on...
+    assert snapshot.step("handover").status == "pending"  # ...the snapshot does not

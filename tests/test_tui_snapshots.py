@@ -16,6 +16,14 @@ SIZES = [(80, 24), (120, 40)]
 EXPENSES = "construction-expenses-multi-table-expenses"
 
 
+def steady_cursor(pilot) -> None:
+    """An input's cursor blinks on a timer: a snapshot must not depend on when it is taken."""
+    from textual.widgets import Input
+
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+
+
 def app(engine, **kwargs) -> RunbookApp:
     return RunbookApp(engine, clock=MockClock(), **kwargs)
 
@@ -72,6 +80,7 @@ def test_run_log_filtered(snap_compare, tmp_path: Path, size) -> None:
         for char in "warn":
             await pilot.press(char)
         await pilot.pause()
+        steady_cursor(pilot)
 
     assert snap_compare(
         app(states.mid_migration(tmp_path), greet=False),
@@ -114,6 +123,7 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size) -> None:
         await pilot.pause()
         await pilot.press("b")
         await pilot.pause()
+        steady_cursor(pilot)
 
     assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=open_rollback)
 

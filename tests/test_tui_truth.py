@@ -173,16 +173,23 @@ async def test_a_manual_steps_instructions_scroll_whole_at_80x24(tmp_path: Path)
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:
         app.main.query_one("#timeline").select_ref(("step", "final-preparation"))
-        await pilot.pause()
-        await pilot.pause()
         detail = app.main.query_one("#detail")
+        for _ in range(100):  # until the new text is laid out (a deadline, not a sleep)
+            await pilot.pause(0.02)
+            if detail.max_scroll_y > 0 and "more" in str(detail.border_subtitle):
+                break
         assert detail.max_scroll_y > 0  # it does not fit: it scrolls…
         assert "more" in str(detail.border_subtitle)  # …and says so
         await pilot.press("tab")  # focus the detail pane
         assert app.focused is detail
         for _ in range(10):
             await pilot.press("down")
-        await pilot.pause()
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if detail.scroll_y == detail.max_scroll_y and "more" not in str(
+                detail.border_subtitle
+            ):
+                break
         assert detail.scroll_y == detail.max_scroll_y
         shown = screen_text(app)
         assert " ".join(last_words).rstrip(".") in " ".join(shown.split()), shown
@@ -211,12 +218,19 @@ async def test_keys_lists_every_key_or_scrolls_with_a_hint(engine: Engine) -> No
                 continue
             assert binding.description in keys.text
         scroll = keys.query_one("#keys-list")
-        hint = str(keys.query_one("#keys-hint").render())
+        for _ in range(100):  # until laid out and the hint agrees with it
+            await pilot.pause(0.02)
+            hint = str(keys.query_one("#keys-hint").render())
+            if scroll.size.height and ("more keys below" in hint) == (scroll.max_scroll_y > 0):
+                break
         if scroll.max_scroll_y > 0:
             assert "more keys below" in hint
             for _ in range(20):
                 await pilot.press("down")
-            await pilot.pause()
+            for _ in range(100):
+                await pilot.pause(0.02)
+                if "more keys below" not in str(keys.query_one("#keys-hint").render()):
+                    break
             assert "more keys below" not in str(keys.query_one("#keys-hint").render())
         else:  # it all fits: every line is on the screen
             shown = screen_text(app)

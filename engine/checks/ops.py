@@ -188,7 +188,9 @@ class ElapsedParams(_P):
     hours: float = Field(ge=0)
 
 
-def _parse(ts: str) -> datetime:
+def _parse(ts: str | datetime) -> datetime:
+    if isinstance(ts, datetime):  # the journal keeps datetimes
+        return ts
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
