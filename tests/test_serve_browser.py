@@ -19,7 +19,17 @@ from engine.lock import lock_path_for
 from tests.browser import Browser, find_chromium
 from tests.conftest import MINI_RUNBOOK, seed_endpoint
 
-ACTING = ("Run/resume", "Stop", "Ack", "Rollback", "Tick", "NO-GO", "Re-check", "override")
+ACTING = (
+    "Run/resume",
+    "Stop",
+    "Ack",
+    "Rollback",
+    "Tick",
+    "NO-GO",
+    "Re-check",
+    "override",
+    "Faster",
+)
 
 
 def _chromium() -> str:
@@ -124,8 +134,10 @@ async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
                 assert "Gate" in footer and "Quit" in footer
                 for name in ACTING:
                     assert name not in footer, footer
-                # keys typed into the page: r would run, g then y/space would decide or tick
+                # keys typed into the page: r would run, + speed the clock, g then y/space
+                # would decide or tick
                 await browser.press("r")
+                await browser.press("+")
                 await browser.press("g")
                 gate = await browser.wait_for_screen(lambda s: "READ-ONLY: " in s)
                 assert "Go/No-Go before Phase 2" in gate

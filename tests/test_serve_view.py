@@ -37,6 +37,8 @@ ACTING = (
     "override",
     "scale",
     "Acknowledge",
+    "Faster",
+    "Slower",
 )
 KEYS = ["r", "s", "a", "b", "g", "y", "n", "o", "t", "e", "space", "enter", "plus", "minus"]
 
@@ -204,13 +206,13 @@ async def test_a_key_added_later_is_not_offered_in_the_view(
     journal = tmp_path / "j.toml"
     engine = _run_to(aws, journal, "gate")
     pressed: list[str] = []
-    monkeypatch.setattr(RunbookApp, "action_faster", lambda self: pressed.append("+"), False)
+    monkeypatch.setattr(RunbookApp, "action_probe", lambda self: pressed.append("f6"), False)
     app = view_app(_workspace(journal)) if view_only else RunbookApp(engine, greet=False)
-    app.bind("plus", "faster", description="Faster clock")
+    app.bind("f6", "probe", description="A new command")
     async with app.run_test(size=(80, 24)) as pilot:
         await _footer_drawn(pilot)
-        await pilot.press("plus")
+        await pilot.press("f6")
         await pilot.pause()
         offered = _offered(app)
-    assert ("Faster clock" in offered) is not view_only
-    assert pressed == ([] if view_only else ["+"])
+    assert ("A new command" in offered) is not view_only
+    assert pressed == ([] if view_only else ["f6"])
