@@ -216,3 +216,16 @@ async def test_a_key_added_later_is_not_offered_in_the_view(
         offered = _offered(app)
     assert ("A new command" in offered) is not view_only
     assert pressed == ([] if view_only else ["f6"])
+
+
+def test_serve_says_what_is_wrong_in_one_line(tmp_path: Path, capsys) -> None:
+    import runbook_entry
+
+    target = ["--runbook", str(MINI_RUNBOOK), "--journal", str(tmp_path / "none.toml")]
+    assert runbook_entry.main(["serve", *target]) == 2
+    assert "no run yet" in capsys.readouterr().err
+    assert runbook_entry.main(["serve", *target, "--fresh"]) == 2
+    assert "serve only shows the run; --fresh would change it" in capsys.readouterr().err
+    assert runbook_entry.main(["--time-scale", "5", "serve", *target]) == 2
+    assert "--time-scale would change it" in capsys.readouterr().err
+    assert not (tmp_path / "none.toml").exists()
