@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import dynamo
@@ -42,15 +43,18 @@ from engine.actions.analyze import (
     open_index,
     source_keys,
     target_keys,
+    target_shape,
 )
 from engine.actions.mapping import build_resolver
 from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.target_fit import REASON_PREFIX, TargetShape, why_unfit
 from engine.transforms import (
     CREATED_BY,
     UPDATED_AT,
     classify_legacy,
+    dedupe_by_key,
     is_newer,
     json_safe,
     to_company_scoped,
@@ -59,6 +63,7 @@ from engine.transforms import (
 
 WRITE_BATCH = 25  # writes between stop checks: a stop lands within one batch
 WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
+TARGET_REJECTED = "target rejected the write: "  # a ValidationException the check did not foresee
 
 
 class MigrateParams(BaseModel):
@@ -67,6 +72,10 @@ class MigrateParams(BaseModel):
     segments: int = Field(default=1, ge=1, le=64)
     max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
     page_size: int | None = Field(default=None, ge=1)
+
+
+def ledger_name(entity: str) -> str:
+    return f"migrate-{entity}.sqlite"
 
 
 class Ledger:
@@ -117,8 +126,23 @@ class Ledger:
             ),
         )
 
+    def quarantine_reason(self, skey: str) -> str | None:
+        row = self.db.execute("SELECT reason FROM quarantine WHERE skey=?", (skey,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def is_quarantined(self, skey: str) -> bool:
+        return self.quarantine_reason(skey) is not None
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def count_rejected_by_target(self) -> int:
+        """Quarantined because the target table cannot hold them (check or ValidationException)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM quarantine WHERE reason LIKE ? OR reason LIKE ?",
+            (REASON_PREFIX + "%", TARGET_REJECTED + "%"),
+        ).fetchone()
+        return int(row[0])
 
     def export(self, ctx: ActionContext, entity: str) -> list[str]:
         q_name, c_name = f"quarantine-{entity}.jsonl", f"collisions-{entity}.jsonl"
@@ -156,9 +180,13 @@ def _write(
     ledger: Ledger,
     skeys: list[str],
     lock: threading.Lock,
+    shape: TargetShape,
 ) -> str:
     """Migrate one legacy item; returns its outcome. `lock` guards the sqlite files."""
     skey = key_text(item, skeys)
+    with lock:
+        if ledger.is_quarantined(skey):  # set aside by an earlier attempt: never sent again
+            return "quarantined"
     reason = classify_legacy(e, item)
     if reason is not None:
         with lock:
@@ -176,17 +204,31 @@ def _write(
         return "collision"
     pk, _ = target_keys(ctx.runbook, e)
     new = to_company_scoped(e, item, company, ctx.migration_ts)
+    unfit = why_unfit(shape, new)
+    if unfit is not None:
+        with lock:
+            ledger.quarantine(skey, unfit, item)
+        return "quarantined"
     ddb = ctx.client("dynamodb")
     for _attempt in range(3):
-        written, old = dynamo.conditional_put(
-            ddb,
-            e.target,
-            new,
-            WRITE_CONDITION,
-            values={":ts": ctx.migration_ts, ":user": user},
-            names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
-            clock=ctx.clock,
-        )
+        try:
+            written, old = dynamo.conditional_put(
+                ddb,
+                e.target,
+                new,
+                WRITE_CONDITION,
+                values={":ts": ctx.migration_ts, ":user": user},
+                names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
+                clock=ctx.clock,
+            )
+        except ClientError as exc:
+            if dynamo.error_code(exc) != "ValidationException":
+                raise
+            message = exc.response.get("Error", {}).get("Message", "")
+            with lock:  # committed at once: a resume must not send this item again
+                ledger.quarantine(skey, TARGET_REJECTED + message, item)
+                ledger.db.commit()
+            return "quarantined"
         if written:
             return "migrated"
         if old is None:
@@ -224,6 +266,10 @@ class _SegmentWorkers:
         self.resolver, self.index, self.ledger = resolver, index, ledger
         self.ddb = ctx.client("dynamodb")
         self.skeys = source_keys(ctx.runbook, e)
+        shape = target_shape(self.ddb, e.target)
+        if shape is None:
+            raise RuntimeError(f"{e.target} does not exist: create it before migrating {e.name}")
+        self.shape = shape
         self.lock = threading.Lock()
         self.abort = threading.Event()
 
@@ -274,6 +320,7 @@ class _SegmentWorkers:
                         self.ledger,
                         self.skeys,
                         self.lock,
+                        self.shape,
                     )
                     if outcome in page_counts:
                         page_counts[outcome] += 1
@@ -314,12 +361,13 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
             "condition (first writer wins)",
             "warning",
         )
-    ledger = Ledger(ctx.artifact(f"migrate-{e.name}.sqlite"), fresh)
+    ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh)
     ctx.progress(e.source, counts["scanned"], total)
     try:
         _SegmentWorkers(ctx, e, p, resolver, index, ledger).run_all()
         artifacts = ledger.export(ctx, e.name)
         quarantined = ledger.count("quarantine")
+        rejected = ledger.count_rejected_by_target()
         collisions = ledger.count("collisions")
     except Interrupted:
         ctx.checkpoint(force=True)
@@ -341,6 +389,7 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "skipped_newer": counts["skipped_newer"],
         "collisions": collisions,
         "quarantined": quarantined,
+        "rejected_by_target": rejected,  # of the quarantined: the target table cannot hold them
         "segments": p.segments,
         "artifacts": artifacts,
     }
@@ -460,21 +509,26 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
     out: dict[str, int] = {}
     skipped = ctx.cursors.setdefault("skipped", 0)
+    duplicates = ctx.cursors.setdefault("duplicate_keys", 0)
     try:
         for name in p.entities:
             e = entity_spec(ctx.runbook, name)
 
             def put_page(page: list[dict[str, Any]], e: EntitySpec = e) -> int:
-                nonlocal skipped
+                nonlocal skipped, duplicates
                 items = []
                 for item in page:
                     legacy = to_legacy(e, item, ctx.migration_ts)
                     if classify_legacy(e, legacy) is not None:
                         skipped += 1
                         continue
-                    items.append(legacy)
-                ctx.cursors["skipped"] = skipped
-                return dynamo.batch_write(ddb, e.source, dynamo.put_requests(items), ctx.clock)
+                    items.append((legacy, str(item.get(UPDATED_AT, ""))))
+                # BatchWriteItem rejects a batch naming one key twice (one user's item in two
+                # companies): the legacy table holds one, so keep the latest-updated copy
+                unique = dedupe_by_key(items, source_keys(ctx.runbook, e))
+                duplicates += len(items) - len(unique)
+                ctx.cursors["skipped"], ctx.cursors["duplicate_keys"] = skipped, duplicates
+                return dynamo.batch_write(ddb, e.source, dynamo.put_requests(unique), ctx.clock)
 
             if not dynamo.table_exists(ddb, e.target):
                 ctx.log(f"{e.target} does not exist: nothing to re-sync", "warning")
@@ -490,7 +544,18 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
         ctx.checkpoint(force=True)
         raise
     ctx.checkpoint(force=True)
-    return {"resynced": sum(out.values()), "entities": out, "skipped": skipped}
+    if duplicates:
+        ctx.log(
+            f"{duplicates} company-scoped items shared a legacy key with another: the "
+            "latest-updated copy was written back",
+            "warning",
+        )
+    return {
+        "resynced": sum(out.values()),
+        "entities": out,
+        "skipped": skipped,
+        "duplicate_keys": duplicates,
+    }
 
 
 def plan_resync(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:

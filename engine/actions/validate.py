@@ -38,10 +38,13 @@ from engine.actions.analyze import (
     open_index,
     source_keys,
     target_keys,
+    target_shape,
 )
 from engine.actions.mapping import Resolver, build_resolver
+from engine.actions.migrate import Ledger, ledger_name
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.target_fit import TargetShape, why_unfit
 from engine.transforms import (
     CREATED_AT,
     CREATED_BY,
@@ -51,6 +54,7 @@ from engine.transforms import (
     classify_target,
     content_checksum,
     is_newer,
+    to_company_scoped,
 )
 
 ISSUE_KEYS = (
@@ -137,14 +141,46 @@ def _validate_source(
     problems: Problems,
 ) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
-    pk, sk = target_keys(ctx.runbook, e)
-    exclude = checksum_exclusions(e)
-    skeys = source_keys(ctx.runbook, e)
     counts = {"source": 0, "target": 0, "not_migrated": 0}
     sums: dict[str, list[Decimal]] = {}
     if not dynamo.table_exists(ddb, e.source):
         ctx.log(f"{e.source} does not exist: nothing to compare for {e.name}", "warning")
         return {**counts, "match": False}
+    shape = target_shape(ddb, e.target)
+    ledger_path = ctx.artifacts_dir / ledger_name(e.name)
+    ledger = Ledger(ledger_path, fresh=False) if ledger_path.exists() else None
+    try:
+        _compare_pages(ctx, e, resolver, index, problems, shape, ledger, counts, sums)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    for company, (legacy_sum, target_sum) in sorted(sums.items()):
+        if legacy_sum != target_sum:
+            problems.add(
+                e.name,
+                "sum_mismatches",
+                {e.company_attr: company},
+                f"{e.sum_attr}: legacy {legacy_sum}, target {target_sum}",
+            )
+    counts["match"] = counts["source"] == counts["target"] + counts["not_migrated"]
+    return counts
+
+
+def _compare_pages(
+    ctx: ActionContext,
+    e: EntitySpec,
+    resolver: Resolver,
+    index: KeyIndex | None,
+    problems: Problems,
+    shape: TargetShape | None,
+    ledger: Ledger | None,
+    counts: dict[str, Any],
+    sums: dict[str, list[Decimal]],
+) -> None:
+    ddb = ctx.client("dynamodb")
+    pk, sk = target_keys(ctx.runbook, e)
+    exclude = checksum_exclusions(e)
+    skeys = source_keys(ctx.runbook, e)
     for page, _ in dynamo.scan_pages(ddb, e.source, clock=ctx.clock):
         ctx.clock.check()
         expected: dict[tuple[str, str], dict[str, Any]] = {}
@@ -166,6 +202,13 @@ def _validate_source(
                 problems.add(e.name, "collisions", skey, "colliding target key (analysis)")
                 counts["not_migrated"] += 1
                 continue
+            unfit = None
+            if shape is not None:
+                unfit = why_unfit(shape, to_company_scoped(e, item, company, ctx.migration_ts))
+            if unfit is not None:
+                problems.add(e.name, "quarantined", skey, unfit)
+                counts["not_migrated"] += 1
+                continue
             expected[(company, item[e.id_attr])] = item
         got = dynamo.batch_get(ddb, e.target, [{pk: c, sk: i} for c, i in expected], ctx.clock)
         targets = {(str(t[pk]), str(t[sk])): t for t in got}
@@ -175,6 +218,11 @@ def _validate_source(
             user = item[e.user_attr]
             t = targets.get((company, ident))
             if t is None:
+                reason = ledger.quarantine_reason(key_text(item, skeys)) if ledger else None
+                if reason is not None:  # set aside by the migration (the target rejected it)
+                    problems.add(e.name, "quarantined", skey, reason)
+                    counts["not_migrated"] += 1
+                    continue
                 problems.add(e.name, "missing", skey, f"no {e.target} item {company}/{ident}")
                 continue
             if t.get(CREATED_BY) != user:
@@ -201,16 +249,6 @@ def _validate_source(
                 s[1] += _num(t.get(e.sum_attr))
         _check_relations(ctx, e, found, problems)
         ctx.progress(e.source, counts["source"], None)
-    for company, (legacy_sum, target_sum) in sorted(sums.items()):
-        if legacy_sum != target_sum:
-            problems.add(
-                e.name,
-                "sum_mismatches",
-                {e.company_attr: company},
-                f"{e.sum_attr}: legacy {legacy_sum}, target {target_sum}",
-            )
-    counts["match"] = counts["source"] == counts["target"] + counts["not_migrated"]
-    return counts
 
 
 def _validate_target(
