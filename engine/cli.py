@@ -178,10 +178,12 @@ class Printer:
                 return
             self.last[key] = now
             total = f"{event.total:,}" if event.total is not None else "?"
+            flight = event.in_flight
             pct = f" ({100 * event.done / event.total:.1f}%)" if event.total else ""
             self.out(
                 f"    {event.table}: {event.done:,}/{total}{pct} "
                 f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
+                + (f" {flight[0]}/{flight[1]} in flight" if flight else "")
             )
 
 

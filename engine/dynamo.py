@@ -237,8 +237,12 @@ def conditional_put(
     values: Mapping[str, Any] | None = None,
     names: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    key: Mapping[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any] | None]:
-    """PutItem with a condition. Returns (written, existing item when the condition failed)."""
+    """PutItem with a condition. Returns (written, existing item when the condition failed).
+
+    Where the error carries no item (dynalite ignores ReturnValuesOnConditionCheckFailure),
+    the existing item is read back by `key` (strongly consistent); None if it is gone."""
     kwargs: dict[str, Any] = {
         "TableName": table,
         "Item": to_dynamo(item),
@@ -256,6 +260,11 @@ def conditional_put(
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
         old = exc.response.get("Item")
+        if old is None and key is not None:
+            got = call_with_retry(
+                clock, client.get_item, TableName=table, Key=to_dynamo(key), ConsistentRead=True
+            )
+            old = got.get("Item")
         return False, to_python(old) if old else None
 
 

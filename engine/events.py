@@ -25,6 +25,7 @@ class Progress:
     total: int | None
     rate: float = 0.0  # items per second, over a recent window
     eta_seconds: float | None = None
+    in_flight: tuple[int, int] | None = None  # (writes in flight, their limit), data steps
 
 
 @dataclass(frozen=True)

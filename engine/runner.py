@@ -37,6 +37,7 @@ from engine.journal import (
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.throttle import WriteThrottle
 
 Node = tuple[Literal["gate", "step"], str]
 # (what: a step id or rollback title, token the operator must type: the phase id) -> consent
@@ -84,6 +85,8 @@ class Engine:
     _subscribers: list[Subscriber] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
+    # writes in flight in data steps: `write_throttle.set_limit(k)` changes it during a run
+    write_throttle: WriteThrottle = field(default_factory=WriteThrottle)
 
     # ---- events -------------------------------------------------------------------------
 
@@ -257,6 +260,7 @@ class Engine:
             is_embedded=self.options.is_embedded,
             operator=self.options.operator,
             mapping_overrides=self.options.mapping_overrides,
+            throttle=self.write_throttle,
         )
 
     def _execute(self, step: Step, state: StepState) -> Outcome | None:

@@ -12,8 +12,13 @@ from botocore.config import Config
 from engine.journal import Target
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# the pool holds at least as many connections as a data step keeps writes in flight
+MAX_POOL_CONNECTIONS = 64
 _RETRIES = Config(
-    retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60
+    retries={"max_attempts": 8, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=60,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
 )
 
 

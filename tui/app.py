@@ -360,7 +360,12 @@ class RunbookApp(App[int]):
             if self.selected is None or self.selected == ("step", event.step_id):
                 panel.show_step(event.step_id)
                 panel.set_progress(
-                    event.table, event.done, event.total, event.rate, event.eta_seconds
+                    event.table,
+                    event.done,
+                    event.total,
+                    event.rate,
+                    event.eta_seconds,
+                    event.in_flight,
                 )
             return
         if (line := as_log_line(event, self.now().strftime("%Y-%m-%dT%H:%M:%SZ"))) is not None:

@@ -36,10 +36,17 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def progress_text(done: int, total: int | None, rate: float, eta: float | None) -> str:
+def progress_text(
+    done: int,
+    total: int | None,
+    rate: float,
+    eta: float | None,
+    in_flight: tuple[int, int] | None = None,
+) -> str:
     total_text = f"{total:,}" if total is not None else "?"
     pct = f" {100 * done / total:.1f}%" if total else ""
-    return f"{done:,}/{total_text}{pct} {rate:,.0f}/s ETA {duration(eta)}"
+    tail = f" {in_flight[0]}/{in_flight[1]}w" if in_flight else ""  # writes in flight/limit
+    return f"{done:,}/{total_text}{pct} {rate:,.0f}/s ETA {duration(eta)}{tail}"
 
 
 def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:

@@ -29,10 +29,17 @@ class TableRow(Vertical):
             yield self.bar
             yield self.figures
 
-    def set_progress(self, done: int, total: int | None, rate: float, eta: float | None) -> None:
+    def set_progress(
+        self,
+        done: int,
+        total: int | None,
+        rate: float,
+        eta: float | None,
+        in_flight: tuple[int, int] | None = None,
+    ) -> None:
         self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
-        self.figures.update(progress_text(done, total, rate, eta))
+        self.figures.update(progress_text(done, total, rate, eta, in_flight))
 
 
 class ProgressPanel(VerticalScroll):
@@ -52,13 +59,19 @@ class ProgressPanel(VerticalScroll):
         self.remove_children()
 
     def set_progress(
-        self, table: str, done: int, total: int | None, rate: float = 0.0, eta: float | None = None
+        self,
+        table: str,
+        done: int,
+        total: int | None,
+        rate: float = 0.0,
+        eta: float | None = None,
+        in_flight: tuple[int, int] | None = None,
     ) -> None:
         row = self.rows.get(table)
         if row is None:
             row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
-        row.set_progress(done, total, rate, eta)
+        row.set_progress(done, total, rate, eta, in_flight)
 
     def settle(self, step_id: str) -> None:
         """The step stopped: keep done/total, drop the rate and ETA."""
