@@ -7,6 +7,7 @@ DynamoDB-JSON dicts that fit the journal.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -202,11 +203,17 @@ def batch_get(
     clock: Clock | None = None,
     projection: str | None = None,
     names: Mapping[str, str] | None = None,
+    consistent: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch items by key (Python dicts), at most 100 keys per call, retrying UnprocessedKeys."""
+    """Fetch items by key (Python dicts), at most 100 keys per call, retrying UnprocessedKeys
+    with backoff. A key asked twice is asked once (BatchGetItem rejects duplicates)."""
     out: list[dict[str, Any]] = []
-    for start in range(0, len(keys), MAX_BATCH_GET):
-        req: dict[str, Any] = {"Keys": [to_dynamo(k) for k in keys[start : start + MAX_BATCH_GET]]}
+    unique = list({json.dumps(to_dynamo(k), sort_keys=True): k for k in keys}.values())
+    for start in range(0, len(unique), MAX_BATCH_GET):
+        chunk = unique[start : start + MAX_BATCH_GET]
+        req: dict[str, Any] = {"Keys": [to_dynamo(k) for k in chunk]}
+        if consistent:
+            req["ConsistentRead"] = True
         if projection:
             req["ProjectionExpression"] = projection
         if names:
