@@ -79,7 +79,9 @@ class MigrateParams(BaseModel):
     # conditional writes in flight for the whole step, whatever the segments hold; the operator
     # may change it during a run (Engine.write_throttle.set_limit); capped by the HTTP pool
     in_flight: int = Field(default=16, ge=1, le=256)
-    page_size: int | None = Field(default=None, ge=1)
+    # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
+    # per segment, memory is bounded by this, not by the table, nor by item size
+    page_size: int | None = Field(default=1000, ge=1)
 
 
 def ledger_name(entity: str) -> str:
