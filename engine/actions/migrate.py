@@ -1,12 +1,21 @@
 """migrate_entity (plan phase 2), and its inverses remove_migrated_items (rollback-data) and
 resync_legacy (rollback-cleanup).
 
-migrate_entity: parallel-scan segments run in threads (`max_workers` caps them), each with its
-own resume cursor. Cursors (journal, small):
+migrate_entity: parallel-scan segments are read in threads (`max_workers` caps them), each with
+its own resume cursor, reading its next page while the current one is written; they feed one
+pool of writer threads, and the step's WriteThrottle (`in_flight`, default 16, AIMD on
+throttling, changeable during a run) bounds the conditional writes in flight whatever the
+segments hold (docs/performance.md). Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer"}}
-A segment's key only advances once its page is applied, so a resume re-runs at most one page;
-items the run wrote carry exactly the migration timestamp and are rewritten identically.
+A segment's key only advances once its page (and every page before it) is applied, so a resume
+re-runs at most the unapplied pages; items the run wrote carry exactly the migration timestamp
+and are rewritten identically.
+
+Before any write each transformed item is checked against the target table as DescribeTable
+reports it (target_fit.why_unfit: key types and empty keys of the table and its indexes, 400 KB
+by DynamoDB's count); an item that fails, or whose write gets a ValidationException, is
+quarantined with the reason (committed at once: a resume never sends it again).
 
 Each write is a conditional PutItem:
     attribute_not_exists(pk) OR (updatedAt <= :ts AND createdBy = :user)
@@ -18,7 +27,7 @@ quarantined with their reason.
 Per-item detail lives in `migrate-<entity>.sqlite` (idempotent across resumes) and is exported
 to `quarantine-<entity>.jsonl` and `collisions-<entity>.jsonl` at the end.
 Summary: {entity, source_total, scanned, migrated, skipped_newer, collisions, quarantined,
-segments, artifacts}.
+rejected_by_target (of the quarantined), segments, artifacts}.
 """
 
 from __future__ import annotations
