@@ -190,3 +190,16 @@ def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runboo
     assert min(windows) < 16  # the window was cut while throttled
     items = [i for p, _ in dynamo.scan_pages(ddb, T_EXPENSES) for i in p]
     assert len(items) == N
+
+
+def test_progress_line_shows_rate_and_writes_in_flight() -> None:
+    from engine.cli import Printer
+    from tui.format import progress_text
+
+    lines: list[str] = []
+    Printer(lines.append)(Progress("migrate-expenses", EXPENSES, 500, 1000, 250.0, 2.0, (12, 16)))
+    assert "250 items/s" in lines[0] and "12/16 in flight" in lines[0]
+    Printer(lines.append)(Progress("inventory", EXPENSES, 5, 10, 1.0, 5.0))
+    assert "in flight" not in lines[1]
+    assert progress_text(500, 1000, 250.0, 2.0, (12, 16)).endswith("12/16w")
+    assert "w" not in progress_text(500, 1000, 250.0, 2.0).split("ETA")[1]
