@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage
+from engine.control.locate import Found, find_engine
+from engine.control.paths import SocketPathTooLong
+from engine.detach import CHILD_FLAG, DetachFailed
 from engine.embedded import WorldGone
 from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
+from engine.files import UnsafePath, append_private
 from engine.journal import JournalError
 from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.lock import LockedError
-from engine.runner import BadRequest, Engine, Outcome, Refused, plan_calls
+from engine.runner import BadRequest, CommandRefused, Engine, Outcome, plan_calls
 from engine.target import TargetError
-from engine.workspace import NoRun, Workspace, WorkspaceOptions
+from engine.workspace import BadInput, NoRun, Workspace, WorkspaceOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING, EXIT_LOCKED, EXIT_INTERRUPTED = (
     0,
@@ -34,11 +44,47 @@ OUTCOME_EXIT = {
     "failed": EXIT_FAILED,
     "declined": EXIT_FAILED,
     "interrupted": EXIT_INTERRUPTED,
+    "paused": EXIT_WAITING,
 }
 
 
 class NeedsTerminal(Exception):
     """A prompt was needed, but there is no TTY and no --yes."""
+
+
+def _time_scale(text: str) -> float:
+    """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text!r}")
+    return value
+
+
+def _name(text: str) -> str:
+    """--by: who did it; a blank name records nobody."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name who acts (not blank)")
+    return text
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100, not {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad arguments exit 2 with one line (no usage block to scroll past)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
 
 
 def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
@@ -75,7 +121,7 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=_time_scale,
         default=argparse.SUPPRESS if sub else None,
         help="divide every wait and watch window by N (rehearsals only); "
         "the run keeps it for later commands",
@@ -88,17 +134,71 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _limit_arg(kind: type) -> Callable[[str], float | int | None]:
+    """A throttle value: a number above 0, or `off` (no limit / the runbook's value)."""
+
+    def parse(text: str) -> float | int | None:
+        if text.strip().lower() == "off":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be above 0 (or off), not {text!r}")
+        return value
+
+    return parse
+
+
+def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """pause | resume | stop | throttle | watch: commands for a detached engine's socket."""
+    by_help = "who does it (default: --operator, else $USER)"
+    for name, text in (
+        ("pause", "detached engine: hold the run at its next checkpoint boundary"),
+        ("resume", "detached engine: go on after a pause (or retry / continue where it waits)"),
+        ("stop", "detached engine: checkpoint, then exit (`runbook run` resumes later)"),
+    ):
+        p = add(name, text)
+        p.add_argument("--by", type=_name, help=by_help)
+        if name == "resume":
+            p.add_argument("--yes", action="store_true", help="consent to destructive steps")
+    p = add("throttle", "detached engine: change the write rate / in-flight / segments live")
+    p.add_argument(
+        "--rate",
+        type=_limit_arg(float),
+        default=argparse.SUPPRESS,
+        help="items per second at most, or off",
+    )
+    p.add_argument(
+        "--in-flight",
+        dest="in_flight",
+        type=_limit_arg(int),
+        default=argparse.SUPPRESS,
+        help="concurrent writes, or off (the runbook's)",
+    )
+    p.add_argument(
+        "--segments",
+        type=_limit_arg(int),
+        default=argparse.SUPPRESS,
+        help="parallel-scan segments writing at once, or off",
+    )
+    p.add_argument("--by", type=_name, help=by_help)
+    for name in ("watch", "attach"):
+        add(name, "follow a detached engine live: progress, log, state (read-only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runbook",
         description="Run the company-scoped migration step by step; resumes after any interruption."
         " With no command, opens the console (TUI).",
     )
     _common(parser)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text)  # a _Parser too
         _common(p, sub=True)
         return p
 
@@ -108,33 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="run up to and including this step, or stop at this gate")
     p.add_argument("--only", help="run just this step (everything before it must be done)")
     p.add_argument("--yes", action="store_true", help="consent without interactive prompts")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="run the engine as its own process (it outlives this terminal); control it with "
+        "pause | resume | stop | throttle | watch",
+    )
+    p.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
+    _control_commands(add)
     p = add("status", "where the run stands")
     p.add_argument("--json", action="store_true", help="machine-readable")
     p = add("tick", "tick a manual checklist item of a gate")
     p.add_argument("gate")
     p.add_argument("item")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p = add("ack", "acknowledge a manual step")
     p.add_argument("step")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p = add("decide", "record GO or NO-GO at the gate the run waits at")
     p.add_argument("gate")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--go", action="store_true")
     group.add_argument("--no-go", action="store_true")
-    p.add_argument("--by", required=True)
+    p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
     p.add_argument("--override", help="reason to GO although an automatic check fails")
     p = add("rollback", "run the plan's rollback for a phase")
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
-    p.add_argument("--by", help="who rolls back (default: --operator, else $USER)")
+    p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
+    p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
+    p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
-    p.add_argument("--error-rate", type=float, required=True, help="percent of failing calls")
+    p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
     return parser
 
 
@@ -168,7 +278,11 @@ class Printer:
             self.out(
                 f"!!! ALERT {event.trigger_id}: {event.message} "
                 f"(measured {event.measured:g}, threshold {event.threshold:g}); "
-                f"proposed rollback: {event.proposed_rollback}"
+                + (
+                    f"rolling back automatically: {event.proposed_rollback}"
+                    if event.auto_rollback
+                    else f"proposed rollback: {event.proposed_rollback}"
+                )
             )
         elif isinstance(event, Progress):
             key = (event.step_id, event.table)
@@ -180,30 +294,78 @@ class Printer:
             total = f"{event.total:,}" if event.total is not None else "?"
             flight = event.in_flight
             pct = f" ({100 * event.done / event.total:.1f}%)" if event.total else ""
-            self.out(
-                f"    {event.table}: {event.done:,}/{total}{pct} "
-                f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
-                + (f" {flight[0]}/{flight[1]} in flight" if flight else "")
+            speed = (
+                "starting"
+                if event.rate is None
+                else f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
             )
+            if flight:  # data steps: writes in flight / the throttle's window
+                speed += f" {flight[0]}/{flight[1]} in flight"
+            self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 
-def _print(line: str) -> None:
-    print(line, flush=True)
+def _silence_terminal() -> None:
+    """The terminal is gone (EPIPE, EIO): later writes, and the flush at exit, go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _write(stream: Any, line: str) -> bool:
+    """Write one line; False (and silence) when the terminal went away. Never raises: an
+    output error must not fail a step."""
+    try:
+        print(line, file=stream, flush=True)
+        return True
+    except (OSError, ValueError):  # BrokenPipeError, EIO after a hang-up, a closed stream
+        _silence_terminal()
+        return False
 
 
-def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
+def _print(line: str) -> bool:
+    return _write(sys.stdout, line)
+
+
+def _err(line: str) -> bool:
+    return _write(sys.stderr, line)
+
+
+def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
+    """Printer output: when the terminal is lost the run checkpoints and stops (exit 130)."""
+
+    def out(line: str) -> None:
+        if not _print(line) and not engine.stop_requested:
+            engine.log("the terminal went away: checkpointing and stopping", "warning")
+            engine.request_stop()
+
+    return out
+
+
+def make_confirm(
+    assume_yes: bool, notes: Callable[[], tuple[str, ...]] | None = None
+) -> Callable[[str, str], bool]:
+    """`notes`: what the operator must know before consenting (incomplete archives)."""
+
     def confirm(what: str, token: str) -> bool:
+        for note in notes() if notes else ():
+            _err(f"note: {note}")
         if assume_yes:
             return True
         if not sys.stdin.isatty():
             raise NeedsTerminal(
                 f"'{what}' needs confirmation; no terminal to ask on. Re-run with --yes to consent."
             )
-        answer = input(f"{what} is destructive. Type {token} to confirm (anything else stops): ")
+        try:
+            answer = input(
+                f"{what} is destructive. Type {token} to confirm (anything else stops): "
+            )
+        except EOFError:  # end of input is no consent: declined, nothing was changed
+            raise NeedsTerminal(
+                f"no answer to the confirmation of '{what}' (end of input): declined, "
+                "nothing was changed"
+            ) from None
         return answer.strip() == token
 
     return confirm
@@ -211,8 +373,12 @@ def make_confirm(assume_yes: bool) -> Callable[[str, str], bool]:
 
 def _install_stop_handlers(engine: Engine) -> None:
     def handler(signum: int, _frame: Any) -> None:
-        _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
+        # never raises (the terminal may be gone): a write error here would land in the action
         engine.request_stop()
+        if signum == signal.SIGHUP:
+            _silence_terminal()
+        else:
+            _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
@@ -220,7 +386,7 @@ def _install_stop_handlers(engine: Engine) -> None:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
-    for flag in ("runbook", "journal", "endpoint_url", "profile", "region"):
+    for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
         value = getattr(args, flag, None)
         if value:
             parts += [f"--{flag.replace('_', '-')}", str(value)]
@@ -230,8 +396,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
     if outcome.status == "interrupted":
         _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
-    elif outcome.status == "waiting" and outcome.waiting:
-        kind, node = outcome.waiting["kind"], outcome.waiting["id"]
+    elif outcome.status in ("waiting", "paused") and outcome.waiting:
+        kind, node = outcome.waiting.kind, outcome.waiting.id
         how = (
             f"runbook decide {node} --go|--no-go --by NAME"
             if kind == "gate"
@@ -247,7 +413,10 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
-    return Workspace(
+    cached = getattr(args, "_workspace", None)
+    if cached is not None:  # detach: the engine probe built it already
+        return cached
+    args._workspace = Workspace(
         WorkspaceOptions(
             runbook=args.runbook,
             journal=args.journal,
@@ -261,6 +430,7 @@ def _workspace(args: argparse.Namespace) -> Workspace:
             fresh=args.fresh,
         )
     )
+    return args._workspace
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -304,37 +474,71 @@ def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.only and args.until:
+        raise BadRequest("--only runs one step; it cannot be combined with --until")
+    if getattr(args, "remote", None) is not None:
+        raise RemoteError(EXIT_LOCKED, _detached_line(args, args.remote))
+    if args.detached_child:
+        return _run_detached_child(args)
+    if args.detach:
+        return _spawn_detached(args)
+
     def body(engine: Engine) -> int:
-        engine.subscribe(Printer(_print))
+        from engine.rehearsal import clock_label, plan_wait_seconds
+
+        scale = engine.journal.run.time_scale
+        waits = plan_wait_seconds(engine.runbook) / scale / 60.0
+        _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
+        engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
-        outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes))
+        gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before
+            f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
+        )
+        outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps))
         return _finish(outcome, args)
 
     return _driving(args, "run", body)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
+    from engine.lock import is_locked
+    from engine.snapshot import empty_snapshot
+    from engine.status_text import render_status
+
     ws = _workspace(args)
-    engine = ws.open_read_only()
-    status = engine.status()
+    try:
+        engine = ws.open_read_only()
+    except NoRun:  # before any run: every step pending
+        snapshot = empty_snapshot(ws.loaded.runbook, str(ws.store.path))
+    else:
+        holder = is_locked(engine.store.path)
+        running = any(s.status == "running" for s in engine.journal.steps.values())
+        snapshot = engine.snapshot(
+            driver=f"{holder.user}@{holder.host}" if holder else None,
+            active=holder is not None and running,
+        )
+    control = _engine_control(args)  # detach: a detached engine's own state, if one runs
     if args.json:
-        print(json.dumps(status, indent=2, default=str))
+        if control is None:
+            _print(snapshot.model_dump_json(indent=2))
+        else:
+            data = {**json.loads(snapshot.model_dump_json()), "engine": control}
+            _print(json.dumps(data, indent=2))
         return EXIT_OK
-    run = status["run"]
-    _print(
-        f"run {run['runbook_id']} by {run['operator']} since {run['started_at']} "
-        f"against {run['target']['kind']} {run['target']['identity']}"
-    )
-    for step in status["steps"]:
-        prog = " ".join(f"{t}={p['done']}/{p['total']}" for t, p in step["progress"].items())
-        _print(f"  {step['status']:11} {step['slot']} {step['id']} {prog}".rstrip())
-    for gate in status["gates"]:
-        _print(f"  gate {gate['id']}: {gate['decision'] or 'undecided'}")
-    _print(f"waiting: {status['waiting']}")
+    if control is not None:
+        _print(_control_line(control))
+    for line in render_status(snapshot):
+        _print(line)
     return EXIT_OK
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        args.remote.tick(args.gate, args.item, args.by, args.note)
+        _print(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         engine.tick(args.gate, args.item, args.by, args.note)
         _print(f"{args.gate}/{args.item}: ticked by {args.by}")
@@ -344,6 +548,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        args.remote.ack(args.step, args.by, args.note)
+        _print(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         engine.ack(args.step, args.by, args.note)
         _print(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
@@ -353,6 +562,15 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        evidence = args.remote.decide(
+            args.gate, go=args.go, by=args.by, note=args.note, override=args.override
+        )
+        for item, ev in evidence.items():
+            _print(f"  [{'x' if ev['ok'] else ' '}] {item}: {ev['detail']}")
+        _print(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
+        return EXIT_OK
+
     def body(engine: Engine) -> int:
         evidence = engine.decide(
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
@@ -366,6 +584,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", None) is not None:
+        return _remote_rollback(args, args.remote)
+
     def body(engine: Engine) -> int:
         for title, calls in engine.preview_rollback(args.phase):
             _print(f"{title}:")
@@ -373,7 +594,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 _print(f"    {call.render()}")
         if args.preview:
             return EXIT_OK
-        engine.subscribe(Printer(_print))
+        engine.subscribe(Printer(_lost_terminal_stops(engine)))
         _install_stop_handlers(engine)
         by = args.by or engine.options.operator
         outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
@@ -393,7 +614,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (WorldGone, TargetError) as exc:
         _err(f"note: target not reachable ({exc}); the report uses the journal only")
         clients = None
-    print(render_report(engine, clients))
+    _print(render_report(engine, clients))
+    return EXIT_OK
+
+
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from engine.iam_policy import render
+
+    rb = load_runbook(args.runbook or default_runbook_path()).runbook
+    print(render(rb, args.account, args.region))
     return EXIT_OK
 
 
@@ -410,18 +639,269 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        _err(
-            "runbook: the console needs a terminal (no TTY here). Use the headless commands: "
-            "runbook run | status | decide | ack | tick | rollback | report"
-        )
-        return EXIT_BAD_INPUT
+    """Without a command the console opens; it lives above the engine (`runbook_entry`)."""
+    _err("runbook: the console opens with the `runbook` command (no sub-command); see --help")
+    return EXIT_BAD_INPUT
+
+
+# ---- detach: a detached engine and its control socket ----------------------------------------
+
+
+def _target_flags(args: argparse.Namespace) -> str:
+    return _resume_hint(args).removeprefix("runbook run").strip()
+
+
+def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
+    pid = remote.ping()
+    flags = f" {_target_flags(args)}".rstrip()
+    return (
+        f"a detached engine (pid {pid}) runs this journal; follow it with `runbook watch{flags}`,"
+        f" stop it with `runbook stop{flags}`"
+    )
+
+
+def _probe(args: argparse.Namespace) -> None:
+    """Set args.remote to the live detached engine of this journal, or None. A socket left by a
+    dead engine is removed, and said so in one line."""
+    args.remote = None
+    if args.command in (None, "check", "plan", "iam-policy") or getattr(
+        args, "detached_child", False
+    ):
+        return
     try:
-        from tui.app import run_console
-    except ImportError:
-        _err("runbook: the console is not available in this build; use the headless commands")
+        found: Found = find_engine(_workspace(args).journal_path)
+    except SocketPathTooLong:
+        return  # no engine can listen there
+    if found.stale_pid is not None:
+        who = f" (pid {found.stale_pid})" if found.stale_pid else ""
+        _err(
+            f"runbook: the detached engine{who} is gone (its socket was left; removed); "
+            "the run resumes from its last checkpoint"
+            + (": resuming now" if args.command == "run" else f" with `{_resume_hint(args)}`")
+        )
+    args.remote = found.engine
+
+
+def _engine_control(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.remote is None:
+        return None
+    try:
+        return args.remote.status()["control"]
+    except (EngineGone, OSError):
+        return None
+
+
+def _control_line(control: dict[str, Any]) -> str:
+    pause = {"paused": ", PAUSED at a checkpoint", "pausing": ", pausing..."}.get(
+        control.get("pause") or "", ""
+    )
+    return (
+        f"engine: detached, pid {control['pid']}, {control['activity']}{pause}; "
+        f"throttle: {control['throttle']['text']}"
+    )
+
+
+def _by(args: argparse.Namespace) -> str:
+    from engine.session import operator_name
+
+    return args.by or operator_name(args.operator)
+
+
+def _need_remote(args: argparse.Namespace) -> RemoteEngine:
+    if getattr(args, "remote", None) is not None:
+        return args.remote
+    from engine.lock import is_locked
+
+    holder = is_locked(_workspace(args).journal_path)
+    if holder is not None:
+        raise RemoteError(
+            EXIT_LOCKED,
+            f"the run is driven in the foreground by {holder.describe()}, without a control "
+            "socket; act there (Ctrl-C stops it)",
+        )
+    raise BadRequest(
+        "no detached engine runs for this journal; start one with "
+        + f"`runbook run --detach {_target_flags(args)}".rstrip()
+        + "`"
+    )
+
+
+def _spawn_detached(args: argparse.Namespace) -> int:
+    from engine.detach import spawn
+
+    try:
+        started = spawn(args.argv)
+    except DetachFailed as exc:
+        for line in exc.lines:
+            _err(line)
+        return exc.code
+    flags = _target_flags(args)
+    _print(f"engine started: pid {started.pid}; it runs on without this terminal")
+    _print(f"  journal {started.journal}; log {started.log}")
+    _print(f"  control socket {started.socket} (you only)")
+    _print(f"  follow: runbook watch {flags}".rstrip())
+    _print(f"  control: runbook pause|resume|stop|throttle {flags}".rstrip())
+    return EXIT_OK
+
+
+def _run_detached_child(args: argparse.Namespace) -> int:
+    """The engine process itself (`run --detach` started it in its own session)."""
+    from engine.control.driver import DetachedRun
+    from engine.control.paths import socket_path
+    from engine.control.server import ControlServer
+    from engine.detach import signal_ready
+
+    ws = _workspace(args)
+    path = socket_path(ws.journal_path)
+
+    def body(engine: Engine) -> int:
+        driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
+        server = ControlServer(path, ws.journal_path, driver)
+        server.start()
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            driver.signal_stop()  # only sets events: safe in a signal handler
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose
+        engine.log(f"detached engine started (pid {os.getpid()}); control socket {path}")
+        signal_ready(
+            {
+                "pid": os.getpid(),
+                "socket": str(path),
+                "journal": str(ws.journal_path),
+                "log": str(engine.store.log_path),
+            }
+        )
+        try:
+            outcome = driver.serve()
+        finally:
+            server.close()
+        engine.log(f"detached engine exits: {outcome.status} {outcome.message}".rstrip())
+        return OUTCOME_EXIT[outcome.status]
+
+    ws.acquire("run --detach")
+    try:
+        return body(ws.open(create=True))
+    finally:
+        ws.release()
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).pause(_by(args)))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).resume(_by(args), consent=args.yes))
+    return EXIT_OK
+
+
+STOP_WAIT_SECONDS = 30.0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.lock import is_locked
+
+    remote = _need_remote(args)
+    _print(remote.stop(_by(args)))
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    journal = _workspace(args).journal_path
+    while is_locked(journal) is not None:  # the engine lets go of the lock as it exits
+        if time.monotonic() > deadline:
+            _err(
+                f"runbook: the engine has not exited after {STOP_WAIT_SECONDS:g} s; it may be "
+                "blocked in a call (`runbook status` shows where)"
+            )
+            return EXIT_FAILED
+        time.sleep(0.1)  # polling the lock file: an observable condition with a deadline
+    _print(f"engine stopped; checkpoint saved. Resume with: {_resume_hint(args)} [--detach]")
+    return EXIT_OK
+
+
+def cmd_throttle(args: argparse.Namespace) -> int:
+    settings = {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+    if not settings:
+        raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
+    _print("throttle: " + _need_remote(args).throttle(_by(args), **settings))
+    return EXIT_OK
+
+
+def _remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
+    for step in remote.preview_rollback(args.phase):
+        _print(f"{step['title']}:")
+        for call in step["calls"]:
+            _print(f"    {call}")
+    if args.preview:
+        return EXIT_OK
+    rollback = _workspace(args).loaded.runbook.rollback_for(args.phase)
+    consent = make_confirm(args.yes)
+    if rollback is not None and rollback.destructive and not consent(rollback.title, args.phase):
+        declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
+        return _finish(declined, args)
+    status, message = remote.rollback(args.phase, args.by or _by(args))
+    return _finish(Outcome(status, message=message), args)  # type: ignore[arg-type]
+
+
+def _step_summary(status: dict[str, Any]) -> str:
+    steps = status.get("steps", [])
+    done = sum(1 for s in steps if s.get("status") == "done")
+    running = next((s["id"] for s in steps if s.get("status") == "running"), None)
+    waiting = status.get("waiting")
+    line = f"run: {done}/{len(steps)} steps done"
+    if running:
+        line += f"; running {running}"
+    if waiting:
+        line += f"; waiting at {waiting['kind']} {waiting['id']}"
+    return line
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A headless follower of a detached engine (the console attaches later the same way)."""
+    remote = _need_remote(args)
+    printer = Printer(_print)
+    shown: dict[str, str] = {}
+    ended: dict[str, str] = {}
+
+    def changed(kind: str, line: str) -> None:
+        if shown.get(kind) != line:
+            shown[kind] = line
+            _print(line)
+
+    def on(msg: WatchMessage) -> None:
+        data = msg.data
+        if msg.type == "progress":
+            printer(
+                Progress(
+                    data["step"],
+                    data["table"],
+                    data["done"],
+                    data["total"],
+                    data.get("rate") or 0.0,
+                    data.get("eta"),
+                )
+            )
+        elif msg.type == "log":
+            printer(LogLine(data["step"], data["level"], data["message"], data.get("at", "")))
+        elif msg.type == "control":
+            changed("control", _control_line(data))
+        elif msg.type in ("snapshot", "status"):
+            changed("status", _step_summary(data))
+        elif msg.type == "end":
+            ended.update(data)
+
+    subscription = remote.subscribe(on)
+    try:
+        subscription.ended.wait()
+    except KeyboardInterrupt:
+        subscription.close()
+        return EXIT_OK
+    if not ended:
+        _err("runbook: the engine went away without saying so; `runbook status` shows where")
         return EXIT_BAD_INPUT
-    return run_console(_workspace(args))
+    _print(f"engine ended: {ended.get('outcome')} {ended.get('message', '')}".rstrip())
+    return EXIT_OK
 
 
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
@@ -436,13 +916,136 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "rollback": cmd_rollback,
     "report": cmd_report,
     "simulate": cmd_simulate,
+    "iam-policy": cmd_iam_policy,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "stop": cmd_stop,
+    "throttle": cmd_throttle,
+    "watch": cmd_watch,
+    "attach": cmd_watch,  # headless for now: the console attaches after its refactor
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _traceback_log(args: argparse.Namespace) -> Path | None:
+    """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
+    from engine.session import default_journal_path, state_dir
+    from engine.target import TargetSpec
+
+    journal = getattr(args, "journal", None)
+    if journal is None:
+        try:
+            runbook_id = load_runbook(args.runbook or default_runbook_path()).runbook.runbook.id
+            spec = TargetSpec(args.endpoint_url, args.profile, args.region)
+            journal = default_journal_path(runbook_id, spec.slug())
+        except Exception:
+            return state_dir() / "runbook-console.log"
+    return journal.with_name(journal.stem + ".log")
+
+
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    """One clear line for the operator; the traceback goes to the log, never to the screen."""
+    detail = "".join(traceback.format_exception(exc))
+    where = _traceback_log(args)
+    saved = ""
+    for path in (where, None):
+        try:
+            target = path or Path(os.environ.get("TMPDIR", "/tmp")) / "runbook-console-errors.log"
+            append_private(
+                target,
+                f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                f"runbook {args.command or 'console'}\n{detail}",
+            )
+            saved = f" (details in {target})"
+            break
+        except OSError:
+            continue
+    _err(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
+    return EXIT_BAD_INPUT
+
+
+def _describe(exc: BaseException) -> str:
+    import errno
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted before the run began (nothing was started)"
+    if isinstance(exc, UnsafePath):
+        return str(exc)
+    if isinstance(exc, OSError):
+        what = {
+            errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted",
+            errno.EROFS: "read-only file system",
+            errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "disk quota exceeded",
+            errno.ENOTDIR: "a folder on the path is a file",
+            errno.EISDIR: "expected a file, found a folder",
+            errno.ENOENT: "no such file or folder",
+        }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        if exc.errno == errno.EEXIST and exc.filename and not Path(exc.filename).is_dir():
+            what = "a folder on the path is a file"
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{what}{where}"
+    name = type(exc).__name__
+    if name == "ProfileNotFound":
+        return f"{exc} (check --profile against ~/.aws/config)"
+    return f"{name}: {exc}"
+
+
+def _leave_abandoned_calls() -> None:
+    """A stop abandons a call blocked on a hung endpoint (its thread keeps waiting): the
+    checkpoint is saved and the lock released, so exit now instead of joining that thread."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def main(
+    argv: list[str] | None = None,
+    console: Callable[[argparse.Namespace], int] | None = None,
+) -> int:
+    """`console`: what opens the console when no command is given (see runbook_entry)."""
+    # artifacts hold full item copies: everything this process creates is the operator's only
+    os.umask(0o077)
     try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # --help | head
+        _silence_terminal()
+        return EXIT_OK
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # detach: the child's arguments
+    try:
+        code = _main(args, console)
+        if code == EXIT_INTERRUPTED and argv is None:
+            _leave_abandoned_calls()
+        return code
+    except BrokenPipeError:  # `runbook plan | head`: the reader has all it wants
+        _silence_terminal()
+        return EXIT_OK
+    except (KeyboardInterrupt, Exception) as exc:  # no traceback ever reaches the operator
+        return _unexpected(args, exc)
+
+
+def _main(
+    args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
+) -> int:
+    try:
+        _probe(args)
+        if args.command is None and console is not None:
+            return console(args)
         return COMMANDS[args.command](args)
+    except RemoteError as exc:  # the detached engine answered: its one line, its exit code
+        _err(f"runbook: {exc}")
+        return exc.code
+    except EngineGone as exc:
+        _err(
+            f"runbook: the detached engine went away ({exc}); `runbook status` shows the "
+            "checkpoint, `runbook run` resumes"
+        )
+        return EXIT_BAD_INPUT
+    except SocketPathTooLong as exc:
+        _err(f"runbook: {exc}")
+        return EXIT_BAD_INPUT
     except RunbookInvalid as exc:
         for problem in exc.problems:
             _err(problem.render())
@@ -450,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
     except LockedError as exc:
         _err(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
         return EXIT_LOCKED
-    except (JournalError, NoRun, BadRequest, TargetError, NeedsTerminal) as exc:
+    except (JournalError, NoRun, BadRequest, BadInput, TargetError, NeedsTerminal) as exc:
         _err(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     except WorldGone as exc:
@@ -459,7 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
             "(the old journal is kept aside)."
         )
         return EXIT_BAD_INPUT
-    except Refused as exc:
+    except CommandRefused as exc:
         _err(f"runbook: refused: {exc}")
         return EXIT_FAILED
 

@@ -13,7 +13,9 @@ from pydantic import BaseModel
 
 from engine.clock import Clock
 from engine.events import Event, Level, LogLine, Progress
+from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
+from engine.journal import now as journal_now
 from engine.model import Runbook
 from engine.throttle import WriteThrottle
 
@@ -30,6 +32,16 @@ class NeedsAcceptance(Exception):
         self.summary = summary
 
 
+class RollBackNow(Exception):
+    """A rollback trigger with `auto_rollback` fired: the step fails and the engine runs
+    `rollback_phase`'s (non-destructive) rollback at once, recorded as done by `by`."""
+
+    def __init__(self, message: str, rollback_phase: str, by: str) -> None:
+        super().__init__(message)
+        self.rollback_phase = rollback_phase
+        self.by = by
+
+
 class RateMeter:
     """Items per second over a sliding window, and the ETA that follows."""
 
@@ -37,16 +49,17 @@ class RateMeter:
         self.window = window_seconds
         self.samples: deque[tuple[float, int]] = deque()
 
-    def add(self, now: float, done: int) -> float:
+    def add(self, now: float, done: int) -> float | None:
+        """Items per second; None until two samples apart in time say anything (starting)."""
         self.samples.append((now, done))
         while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
             self.samples.popleft()
         t0, d0 = self.samples[0]
-        return (done - d0) / (now - t0) if now > t0 else 0.0
+        return (done - d0) / (now - t0) if now > t0 else None
 
 
-def eta_seconds(done: int, total: int | None, rate: float) -> float | None:
-    if total is None or rate <= 0:
+def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
+    if total is None or rate is None or rate <= 0:
         return None
     return max(0, total - done) / rate
 
@@ -102,14 +115,14 @@ class ActionContext:
         """Persist applied state; throttled so a fast loop does not rewrite the file per batch."""
         now = time.monotonic()
         if force or now - self._last_checkpoint >= CHECKPOINT_EVERY_SECONDS:
-            self.state.checkpoint_at = utcnow()
+            self.state.checkpoint_at = journal_now()
             self.save()
             self._last_checkpoint = now
 
     def artifact(self, name: str) -> Path:
         """A file beside the journal for per-item detail (mappings, quarantine, archives)."""
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        return self.artifacts_dir / name
+        private_dir(self.artifacts_dir)  # robust: 0700, never a symlink, never outside it
+        return no_symlink(inside(self.artifacts_dir, name))
 
     def overrides_path(self) -> Path:
         default = self.artifacts_dir.parent / (self.artifacts_dir.stem + ".mapping-overrides.toml")
@@ -146,6 +159,8 @@ class Action:
     run: Callable[[ActionContext, Any], dict[str, Any]]
     plan: Callable[[Runbook, Any], list[PlannedCall]]
     description: str = ""
+    # plan seconds the step keeps the run waiting (watch windows): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,3 +178,5 @@ class Check:
     params: type[BaseModel]
     evaluate: Callable[[ActionContext, Any], CheckResult]
     description: str = ""
+    # plan seconds a gate waits for this item to pass (a soak): sizes a rehearsal's clock
+    waits: Callable[[Any], float] | None = None

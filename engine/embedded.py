@@ -14,9 +14,10 @@ from pathlib import Path
 
 import tomli_w
 
+from engine.files import open_private
 from engine.journal import atomic_write, utcnow
 from engine.model import Runbook
-from engine.seed import WORLD_ID_PARAMETER, seed_world
+from engine.seed import WORLD_ID_PARAMETER, WorldShape, seed_world
 from engine.target import Connection, local_connection
 
 START_TIMEOUT_SECONDS = 30
@@ -99,7 +100,8 @@ def start_world(
     """Spawn a moto server in its own session (it outlives us), seed it, record it."""
     port = _free_port()
     record_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(record_path.with_name(record_path.stem + ".server.log"), "ab")  # noqa: SIM115
+    log_path = record_path.with_name(record_path.stem + ".server.log")
+    log = os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")  # robust
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.moto_process", "--port", str(port)],
         stdin=subprocess.DEVNULL,
@@ -108,6 +110,17 @@ def start_world(
         start_new_session=True,
     )
     log.close()
+    try:  # robust: a Ctrl-C (or any failure) before the record is written leaves no server
+        return _seed_and_record(proc, port, record_path, runbook, scale)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def _seed_and_record(
+    proc: subprocess.Popen[bytes], port: int, record_path: Path, runbook: Runbook, scale: int
+) -> tuple[Connection, WorldRecord]:
     url = f"http://127.0.0.1:{port}"
     region = runbook.runbook.region
     conn = local_connection(url, region)
@@ -122,7 +135,8 @@ def start_world(
                 raise RuntimeError(f"the embedded moto server did not start on {url}") from None
             time.sleep(0.1)
     world_id = f"world-{uuid.uuid4().hex[:12]}"
-    seed_world(conn, runbook, world_id, scale=scale)
+    shape = WorldShape.from_config(dict(runbook.embedded.get("world", {})))
+    seed_world(conn, runbook, world_id, scale=scale, shape=shape)
     record = WorldRecord(
         url=url, pid=proc.pid, world_id=world_id, started_at=utcnow(), region=region
     )

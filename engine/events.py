@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from engine.textsafe import escape_control
+
+if TYPE_CHECKING:
+    from engine.snapshot import RunSnapshot
 
 Level = Literal["debug", "info", "warning", "error"]
 
@@ -23,7 +29,7 @@ class Progress:
     table: str
     done: int
     total: int | None
-    rate: float = 0.0  # items per second, over a recent window
+    rate: float | None = None  # items per second over a recent window; None: starting
     eta_seconds: float | None = None
     in_flight: tuple[int, int] | None = None  # (writes in flight, their limit), data steps
 
@@ -39,7 +45,7 @@ class LogLine:
 @dataclass(frozen=True)
 class StepFinished:
     step_id: str
-    status: str  # done | failed | skipped | interrupted | waiting
+    status: str  # done | failed | interrupted
     summary: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -52,18 +58,7 @@ class Alert:
     threshold: float
     proposed_rollback: str | None = None
     step_id: str | None = None
-
-
-@dataclass(frozen=True)
-class WaitingAtGate:
-    gate_id: str
-    title: str
-
-
-@dataclass(frozen=True)
-class WaitingForAck:
-    step_id: str
-    title: str
+    auto_rollback: bool = False  # the engine runs `proposed_rollback` itself, now
 
 
 @dataclass(frozen=True)
@@ -76,21 +71,13 @@ class MetricSample:
 
 
 @dataclass(frozen=True)
-class JournalChanged:
-    """Any state change was persisted; views re-read the status."""
+class SnapshotChanged:
+    """A state change was persisted: the run as it now stands (immutable, serialisable)."""
+
+    snapshot: RunSnapshot
 
 
-Event = (
-    StepStarted
-    | Progress
-    | LogLine
-    | StepFinished
-    | Alert
-    | WaitingAtGate
-    | WaitingForAck
-    | MetricSample
-    | JournalChanged
-)
+Event = StepStarted | Progress | LogLine | StepFinished | Alert | MetricSample | SnapshotChanged
 Subscriber = Callable[[Event], None]
 
 SUMMARY_CHARS = 200
@@ -114,3 +101,25 @@ def as_log_line(event: Event, at: str) -> LogLine | None:
         level: Level = "warning" if event.status == "interrupted" else "info"
         return LogLine(event.step_id, level, event.status + (f": {figures}" if figures else ""), at)
     return None
+
+
+# ---- the log file: one format, one writer (Engine), one reader (views) -----------------------
+
+_LINE = re.compile(r"^(\S+) (\w+)\s+\[([^\]]*)\] (.*)$")
+
+
+def format_log_line(line: LogLine, at: str) -> str:
+    """One line of the `.log` file beside the journal (no newline)."""
+    message = escape_control(line.message)  # one event, one line
+    return f"{line.at or at} {line.level.upper():7} [{line.step_id or 'run'}] {message}"
+
+
+def parse_log_line(text: str) -> LogLine | None:
+    match = _LINE.match(text.rstrip("\n"))
+    if not match:
+        return None
+    at, level, step, message = match.groups()
+    lowered = level.lower()
+    if lowered not in ("debug", "info", "warning", "error"):
+        return None
+    return LogLine(None if step == "run" else step, lowered, message, at)  # type: ignore[arg-type]

@@ -10,17 +10,20 @@ import hashlib
 import os
 import tempfile
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from engine.files import DIR_MODE, read_regular
 
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
-StepStatus = Literal["pending", "running", "done", "failed", "skipped", "rolled_back"]
+StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
 
 
 class JournalError(Exception):
@@ -28,7 +31,13 @@ class JournalError(Exception):
 
 
 def utcnow() -> str:
+    """Now as log lines and artifacts write it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> datetime:
+    """Now as the journal keeps it: a UTC datetime to the second (written "…Z")."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class TableProgress(BaseModel):
@@ -39,22 +48,31 @@ class TableProgress(BaseModel):
 class StepState(BaseModel):
     status: StepStatus = "pending"
     attempts: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    checkpoint_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    checkpoint_at: datetime | None = None
     summary: dict[str, Any] = {}
     progress: dict[str, TableProgress] = {}
     # Action-specific resume state: cursors, ARNs, versions. Must stay small.
     cursors: dict[str, Any] = {}
     error: str | None = None
     acked_by: str | None = None
-    acked_at: str | None = None
+    acked_at: datetime | None = None
     ack_note: str | None = None
+    # failed with findings a human must accept (`ack`) before the run goes on
+    needs_acceptance: bool = False
+
+    @model_validator(mode="after")
+    def _acceptance_was_a_cursor(self) -> StepState:
+        """Journals of earlier versions kept the marker among the action's cursors."""
+        if self.cursors.pop("needs_acceptance", None):
+            self.needs_acceptance = True
+        return self
 
 
 class Tick(BaseModel):
     by: str
-    at: str
+    at: datetime
     note: str = ""
 
 
@@ -62,12 +80,13 @@ class Evidence(BaseModel):
     ok: bool
     detail: str = ""
     data: dict[str, Any] = {}
+    at: datetime | None = None  # when it was taken
 
 
 class GateState(BaseModel):
     decision: Literal["GO", "NO-GO"] | None = None
     by: str | None = None
-    at: str | None = None
+    at: datetime | None = None
     note: str = ""
     override: str | None = None
     ticks: dict[str, Tick] = {}
@@ -79,16 +98,15 @@ class RollbackRecord(BaseModel):
     phase: str
     status: Literal["running", "done", "failed"] = "running"
     by: str = ""
-    started_at: str = ""
-    finished_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     step_index: int = 0  # next rollback step to run, for resume
-    cursors: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     error: str | None = None
 
 
 class AuditEntry(BaseModel):
-    at: str
+    at: datetime
     who: str
     what: str
 
@@ -101,14 +119,37 @@ class Target(BaseModel):
     profile: str | None = None
 
 
+class ScaleChange(BaseModel):
+    """A rehearsal's clock changed (console +/- or --time-scale): plan time is counted per
+    stretch, so a soak measured across the change stays right."""
+
+    at: str
+    from_scale: float
+    to_scale: float
+    by: str
+
+
 class RunMeta(BaseModel):
     runbook_id: str
     runbook_sha256: str
     operator: str
     target: Target
-    started_at: str
+    started_at: datetime
     migration_ts: str  # fixed timestamp the transforms use, so re-runs write identical items
     time_scale: float = 1.0  # a rehearsal's clock: later commands (decide, status) keep it
+    scale_changes: list[ScaleChange] = []
+
+    def change_scale(self, scale: float, by: str) -> None:
+        self.scale_changes.append(
+            ScaleChange(at=utcnow(), from_scale=self.time_scale, to_scale=scale, by=by)
+        )
+        self.time_scale = scale
+
+    def scale_steps(self) -> list[tuple[datetime, float, float]]:
+        return [
+            (datetime.fromisoformat(c.at.replace("Z", "+00:00")), c.from_scale, c.to_scale)
+            for c in self.scale_changes
+        ]
     accepted_runbook_changes: list[str] = []
 
     @property
@@ -125,6 +166,8 @@ class Journal(BaseModel):
     # Resume state of each rollback step, keyed "<rollback id>#<index>".
     rollback_steps: dict[str, StepState] = {}
     alerts: list[dict[str, Any]] = []
+    # The user->company mapping in effect, journaled at first use (engine/mapping_record.py).
+    mapping: dict[str, Any] = {}
     audit: list[AuditEntry] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:
@@ -134,7 +177,7 @@ class Journal(BaseModel):
         return self.gates.setdefault(gate_id, GateState())
 
     def add_audit(self, who: str, what: str) -> None:
-        self.audit.append(AuditEntry(at=utcnow(), who=who, what=what))
+        self.audit.append(AuditEntry(at=now(), who=who, what=what))
         del self.audit[:-AUDIT_LIMIT]
 
 
@@ -149,7 +192,7 @@ def _strip_none(value: Any) -> Any:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -176,6 +219,8 @@ class JournalStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # set by the driving workspace: False when the lock file was deleted or replaced
+        self.lock_held: Callable[[], bool] | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -190,7 +235,7 @@ class JournalStore:
 
     def load(self) -> Journal:
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
         body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")
@@ -205,16 +250,19 @@ class JournalStore:
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise JournalError(
-                f"journal {self.path} is corrupt or truncated ({exc}); it was left untouched. "
+                f"journal {self.path} is corrupt or truncated ({reason}); it was left untouched. "
                 "Inspect it, restore it, or pass --journal to start a new run elsewhere."
             ) from exc
         try:
             journal = Journal.model_validate(data)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top)"
             raise JournalError(
-                f"journal {self.path} does not match the journal schema; it was left untouched:\n"
-                f"{exc}"
+                f"journal {self.path} does not match the journal schema ({where}: {first['msg']}; "
+                f"{exc.error_count()} problem(s)); it was left untouched"
             ) from exc
         if journal.schema_version != SCHEMA_VERSION:
             raise JournalError(
@@ -224,6 +272,11 @@ class JournalStore:
         return journal
 
     def save(self, journal: Journal) -> None:
+        if self.lock_held is not None and not self.lock_held():
+            raise JournalError(
+                f"the lock file beside {self.path} was removed or replaced while this process "
+                "held it; stopping so that two drivers never write one journal"
+            )
         data = _strip_none(journal.model_dump(mode="json"))
         body = tomli_w.dumps(data).encode("utf-8")
         atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())

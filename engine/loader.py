@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.model import Problem, Runbook
+from engine.model import Problem, Runbook, auto_rollback_for
 
 DEFAULT_RUNBOOK = "company-scoped-migration.toml"
 _SLOT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
@@ -200,9 +200,6 @@ def cross_check(rb: Runbook) -> list[Finding]:
                 check.params.model_validate(item.params)
             except ValidationError as exc:
                 out += [("error", (*item_at, "params"), _msg(e)) for e in exc.errors()]
-            ref = item.params.get("step")
-            if ref and ref not in step_ids:
-                out.append(("error", (*item_at, "params"), f"unknown step {ref!r}"))
 
     for i, rollback in enumerate(rb.rollbacks):
         at = ("rollbacks", i)
@@ -220,7 +217,148 @@ def cross_check(rb: Runbook) -> list[Finding]:
             if target not in entity_names:
                 out.append(("error", ("entities", i, "relations"), f"{attr} -> unknown {target!r}"))
 
+    out += _names_in_params(rb)
+    out += _auto_rollbacks(rb)
     out += _plan_discrepancies(rb)
+    return out
+
+
+STEP_KEYS = ("step", "backup_step", "delete_step", "from_step")
+
+
+def _select_problem(kind: str, selector: Any, names: set[str], groups: set[str]) -> str | None:
+    """Why a table/function selector names nothing that exists, or None."""
+    if not isinstance(selector, str):
+        return None
+    if selector in ("@all", "@deprecated"):
+        return None
+    if selector.startswith("@group:"):
+        group = selector.removeprefix("@group:")
+        return None if group in groups else f"unknown {kind} group {group!r}"
+    if selector.startswith("@"):
+        return f"unknown selector {selector!r} (use @all, @deprecated or @group:NAME)"
+    return None if selector in names else f"unknown {kind} {selector!r}"
+
+
+WATCHING_ACTIONS = ("watch_window", "shift_reads")  # steps whose params name triggers
+
+
+def _auto_rollbacks(rb: Runbook) -> list[Finding]:
+    """A trigger may roll back on its own only where its proposed rollback is not destructive
+    (reads back, dual-write off): nobody confirms it at 2 a.m."""
+    out: list[Finding] = []
+    known = {t.id: t for t in rb.triggers}
+    index = {t.id: j for j, t in enumerate(rb.triggers)}
+    for i, step in enumerate(rb.steps):
+        if step.action not in WATCHING_ACTIONS:
+            continue
+        setting = step.params.get("auto_rollback")
+        ids = step.params.get("triggers")
+        watched = [known[t] for t in (ids if isinstance(ids, list) else known) if t in known]
+        for trigger in watched:
+            setting_ = setting if isinstance(setting, bool) else None
+            wanted, rollback = auto_rollback_for(rb, step.phase, trigger, setting_)
+            if wanted and rollback is None:
+                proposed = rb.rollback_for(step.phase)
+                why = "is destructive" if proposed else "does not exist"
+                where = (
+                    ("steps", i, "params")
+                    if setting_
+                    else ("triggers", index[trigger.id], "auto_rollback")
+                )
+                out.append(
+                    (
+                        "error",
+                        where,
+                        f"auto_rollback: trigger {trigger.id!r} in step {step.id!r}: the rollback "
+                        f"of phase {step.phase!r} {why}; only a non-destructive one may run "
+                        "without a human",
+                    )
+                )
+    return out
+
+
+def _names_in_params(rb: Runbook) -> list[Finding]:
+    """Every name inside params (and the sections that point at each other) must exist: a typo
+    found here is an exit-2 line, not a late failure or a gate that can never pass."""
+    out: list[Finding] = []
+    steps = {s.id for s in rb.steps}
+    entities = {e.name for e in rb.entities}
+    triggers = {t.id for t in rb.triggers}
+    tables = {t.name for t in rb.inventory.tables}
+    table_groups = {t.group for t in rb.inventory.tables}
+    functions = {f.name for f in rb.inventory.functions}
+    function_groups = {f.group for f in rb.inventory.functions}
+    flag_names = set(rb.flags.names())
+    order = {node: i for i, node in enumerate(rb.sequence())}
+
+    def names(at: tuple[Any, ...], params: dict[str, Any], action: str | None) -> None:
+        where = (*at, "params")
+        for key in STEP_KEYS:
+            ref = params.get(key)
+            if isinstance(ref, str) and ref not in steps:
+                out.append(("error", where, f"{key}: unknown step {ref!r}"))
+        for ref in params.get("steps", []) or []:
+            if isinstance(ref, str) and ref not in steps:
+                out.append(("error", where, f"steps: unknown step {ref!r}"))
+        ent = params.get("entity")
+        if isinstance(ent, str) and ent not in entities:
+            out.append(("error", where, f"entity: unknown entity {ent!r}"))
+        for ref in params.get("entities", []) or []:
+            if isinstance(ref, str) and ref not in entities:
+                out.append(("error", where, f"entities: unknown entity {ref!r}"))
+        for ref in params.get("triggers", []) or []:
+            if isinstance(ref, str) and ref not in triggers:
+                out.append(("error", where, f"triggers: unknown trigger {ref!r}"))
+        for sel in params.get("tables", []) or []:
+            if problem := _select_problem("table", sel, tables, table_groups):
+                out.append(("error", where, f"tables: {problem}"))
+        for sel in params.get("functions", []) or []:
+            if problem := _select_problem("function", sel, functions, function_groups):
+                out.append(("error", where, f"functions: {problem}"))
+        if action == "set_flags":
+            for var in dict(params.get("values", {}) or {}):
+                if var not in flag_names:
+                    out.append(("error", where, f"values: {var!r} is not a flag of this runbook"))
+
+    for i, step in enumerate(rb.steps):
+        names(("steps", i), step.params, step.action)
+    for i, rollback in enumerate(rb.rollbacks):
+        for j, rstep in enumerate(rollback.steps):
+            names(("rollbacks", i, "steps", j), rstep.params, rstep.action)
+    for i, gate in enumerate(rb.gates):
+        for j, item in enumerate(gate.items):
+            at = ("gates", i, "items", j)
+            names(at, item.params, None)
+            ref = item.params.get("step")
+            late = order.get(("step", str(ref)), -1) > order.get(("gate", gate.id), -1)
+            if isinstance(ref, str) and ref in steps and late:
+                out.append(
+                    (
+                        "error",
+                        (*at, "params"),
+                        f"step {ref!r} comes after gate {gate.id!r}: this check could never "
+                        "pass when the gate is decided",
+                    )
+                )
+    for i, fn in enumerate(rb.flags.functions):
+        if fn not in functions:
+            out.append(("error", ("flags", "functions"), f"[{i}] unknown function {fn!r}"))
+    for i, entity in enumerate(rb.entities):
+        for key in ("source", "target"):
+            name = getattr(entity, key)
+            if name not in tables:
+                out.append(("error", ("entities", i, key), f"unknown table {name!r}"))
+    if rb.mapping is not None:
+        for key in ("company_users_table", "companies_table", "legacy_users_table"):
+            name = getattr(rb.mapping, key)
+            if name not in tables:
+                out.append(("error", ("mapping", key), f"unknown table {name!r}"))
+    for i, fspec in enumerate(rb.inventory.functions):
+        if fspec.table and fspec.table not in tables:
+            out.append(
+                ("error", ("inventory", "functions", i, "table"), f"unknown table {fspec.table!r}")
+            )
     return out
 
 

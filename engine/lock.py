@@ -16,6 +16,7 @@ from pathlib import Path
 
 import tomli_w
 
+from engine.files import DIR_MODE, open_private, read_regular
 from engine.journal import utcnow
 
 
@@ -48,7 +49,7 @@ def lock_path_for(journal_path: Path) -> Path:
 
 def read_holder(lock_path: Path) -> Holder | None:
     try:
-        data = tomllib.loads(lock_path.read_text())
+        data = tomllib.loads(read_regular(lock_path).decode("utf-8", "replace"))
         return Holder(**data)
     except (OSError, tomllib.TOMLDecodeError, TypeError):
         return None
@@ -59,7 +60,10 @@ def is_locked(journal_path: Path) -> Holder | None:
     path = lock_path_for(journal_path)
     if not path.exists():
         return None
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except OSError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -67,6 +71,16 @@ def is_locked(journal_path: Path) -> Holder | None:
     finally:
         os.close(fd)
     return None
+
+
+def _names_inode(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file `fd` has open (a deleted lock file does not)."""
+    try:
+        on_disk = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
 class JournalLock:
@@ -78,13 +92,21 @@ class JournalLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for _ in range(10):
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LockedError(self.path, read_holder(self.path)) from None
+            if _names_inode(self.path, fd):
+                break
+            # the file was deleted or replaced between open and flock: that lock guards
+            # nothing; take the one the path names now
             os.close(fd)
-            raise LockedError(self.path, read_holder(self.path)) from None
+        else:
+            raise LockedError(self.path, read_holder(self.path))
         holder = {
             "user": getpass.getuser(),
             "host": socket.gethostname(),
@@ -96,6 +118,11 @@ class JournalLock:
         os.pwrite(fd, tomli_w.dumps(holder).encode(), 0)
         os.fsync(fd)
         self._fd = fd
+
+    def still_held(self) -> bool:
+        """Whether the lock path still names the file this process locked. Someone deleting
+        or replacing it would let a second driver in: the holder must stop writing."""
+        return self._fd is not None and _names_inode(self.path, self._fd)
 
     def release(self) -> None:
         if self._fd is not None:

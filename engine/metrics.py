@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.model import Runbook
+from engine.model import MonitoringSpec, Runbook
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
-DUAL_WRITE_SUCCESS = "DualWriteSuccess"  # custom namespace (runbook.monitoring.namespace)
-DUAL_WRITE_FAILURE = "DualWriteFailure"
 MIN_WINDOW_SECONDS = 120.0
 MAX_POINTS = 24  # per metric per window
 MAX_QUERIES = 500  # get_metric_data limit per call
@@ -120,10 +118,13 @@ def error_rate(cw: Any, functions: list[str], win: Window) -> ErrorRate:
     return ErrorRate(sum(e for e, _ in per.values()), sum(i for _, i in per.values()), per)
 
 
-def latency(cw: Any, functions: list[str], statistic: str, win: Window) -> dict[str, float]:
-    """Duration per function (ms) with `statistic`; functions without data are left out.
-
-    With several periods in the window, the worst period counts (a p99 cannot be averaged).
+def latency(
+    cw: Any, functions: list[str], statistic: str, win: Window, reduce: str = "max"
+) -> dict[str, float]:
+    """Duration per function (ms) with `statistic` per period; functions without data are
+    left out. `reduce` folds the periods of the window: "max" (the worst period, for a watch)
+    or "mean" (a typical period, for a baseline). A comparison must use the same statistic
+    and the same period on both sides (see latency_window).
     """
     queries = [
         _stat_query(f"d{n}", _fn_metric("Duration", fn), statistic, win.period)
@@ -134,8 +135,18 @@ def latency(cw: Any, functions: list[str], statistic: str, win: Window) -> dict[
     for n, fn in enumerate(functions):
         vals = values.get(f"d{n}", [])
         if vals:
-            out[fn] = max(vals)
+            out[fn] = max(vals) if reduce == "max" else sum(vals) / len(vals)
     return out
+
+
+def latency_period(rb: Runbook, time_scale: float) -> int:
+    """The one period both the baseline and every watch tick use for latency: the period a
+    watch tick's window gets (runbook monitoring.period_seconds, scaled)."""
+    return window(rb.monitoring.period_seconds / 60.0, time_scale).period
+
+
+def with_period(win: Window, period: int) -> Window:
+    return Window(win.start, win.end, period, win.plan_minutes)
 
 
 @dataclass(frozen=True)
@@ -156,15 +167,22 @@ class DualWrite:
         return 100.0 * self.success / self.total if self.total else 0.0
 
 
-def dual_write(cw: Any, namespace: str, win: Window) -> DualWrite:
-    """Success/failure counts the application (or the simulator) publishes, no dimensions."""
+def dual_write_metric(mon: MonitoringSpec, name: str) -> dict[str, Any]:
+    """A dual-write metric exactly as the application publishes it (runbook data): CloudWatch
+    matches namespace, name and the full set of dimensions."""
+    metric: dict[str, Any] = {"Namespace": mon.namespace, "MetricName": name}
+    if mon.dual_write_dimensions:
+        metric["Dimensions"] = [
+            {"Name": k, "Value": v} for k, v in sorted(mon.dual_write_dimensions.items())
+        ]
+    return metric
+
+
+def dual_write(cw: Any, mon: MonitoringSpec, win: Window) -> DualWrite:
+    """Success/failure counts the application (or the simulator) publishes."""
     queries = [
-        _stat_query(
-            "s", {"Namespace": namespace, "MetricName": DUAL_WRITE_SUCCESS}, "Sum", win.period
-        ),
-        _stat_query(
-            "f", {"Namespace": namespace, "MetricName": DUAL_WRITE_FAILURE}, "Sum", win.period
-        ),
+        _stat_query("s", dual_write_metric(mon, mon.dual_write_success_metric), "Sum", win.period),
+        _stat_query("f", dual_write_metric(mon, mon.dual_write_failure_metric), "Sum", win.period),
     ]
     values = fetch(cw, queries, win)
     return DualWrite(sum(values.get("s", [])), sum(values.get("f", [])))

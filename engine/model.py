@@ -5,11 +5,14 @@ Structure only; semantic cross-checks (missing phases, unknown actions) live in 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 StepKind = Literal["action", "manual", "wait"]
+# Ids name files (artifacts, archives) and appear in commands: one path component, no spaces.
+SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+SafeId = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
 
 
 class Strict(BaseModel):
@@ -89,7 +92,7 @@ def _select(specs: list[Any], selector: str) -> list[str]:
 class EntitySpec(Strict):
     """One legacy entity table and its company-scoped twin."""
 
-    name: str
+    name: SafeId
     source: str
     target: str
     id_attr: str
@@ -135,23 +138,27 @@ class MonitoringSpec(Strict):
     latency_statistic_aws: str = "p99"
     latency_statistic_embedded: str = "Average"
     sample_size: int = 50
+    # what the application publishes for dual-write (namespace above): names and dimensions
+    dual_write_success_metric: str = "DualWriteSuccess"
+    dual_write_failure_metric: str = "DualWriteFailure"
+    dual_write_dimensions: dict[str, str] = {}
 
 
 class Day(Strict):
-    id: str
+    id: SafeId
     title: str
     offset_days: int  # day N of the migration, 0-based
 
 
 class Phase(Strict):
-    id: str
+    id: SafeId
     day: str
     title: str
     description: str = ""
 
 
 class Step(Strict):
-    id: str
+    id: SafeId
     phase: str
     title: str
     slot: str  # "HH:MM-HH:MM" on the phase's day
@@ -172,7 +179,7 @@ class Step(Strict):
 
 
 class GateItem(Strict):
-    id: str
+    id: SafeId
     text: str
     kind: Literal["auto", "manual"]
     check: str | None = None  # name of an engine check, for kind = auto
@@ -180,7 +187,7 @@ class GateItem(Strict):
 
 
 class Gate(Strict):
-    id: str
+    id: SafeId
     title: str
     before_phase: str | None = None
     after_phase: str | None = None
@@ -194,7 +201,7 @@ class RollbackStep(Strict):
 
 
 class Rollback(Strict):
-    id: str
+    id: SafeId
     phases: list[str]
     undoes: list[str] = []  # steps outside `phases` whose effects it removes (run again after)
     title: str
@@ -204,10 +211,26 @@ class Rollback(Strict):
 
 
 class Trigger(Strict):
-    id: str
+    id: SafeId
     text: str
     metric: Literal["error_rate", "latency_increase", "inconsistency"]
     threshold: float
+    # run the step's phase rollback at once when it fires (only a non-destructive one);
+    # a watch step's own `auto_rollback` param overrides this for that step
+    auto_rollback: bool = False
+
+
+def auto_rollback_for(
+    runbook: Runbook, phase: str, trigger: Trigger, step_setting: bool | None
+) -> tuple[bool, Rollback | None]:
+    """(wanted, the rollback to run). A trigger fired in `phase` rolls back on its own when
+    the step's setting (or else the trigger's) asks for it and the phase's rollback is not
+    destructive; `wanted` with no rollback is a runbook error (`runbook check` reports it)."""
+    wanted = trigger.auto_rollback if step_setting is None else step_setting
+    rollback = runbook.rollback_for(phase) if wanted else None
+    if rollback is not None and rollback.destructive:
+        rollback = None
+    return wanted, rollback
 
 
 class SuccessCriterion(Strict):
@@ -228,8 +251,17 @@ class TimingClaim(Strict):
     to_gate: str
 
 
+class Rehearsal(Strict):
+    """The clock of a rehearsal: a new run on the embedded world is scaled so that every wait
+    of the plan (watch windows, soaks, the 7-day check) takes about `wall_minutes`; the console's
+    +/- keys move along `scales`."""
+
+    wall_minutes: float = 10.0
+    scales: list[float] = [1, 60, 600, 3600, 36_000, 360_000, 1_000_000]
+
+
 class RunbookMeta(Strict):
-    id: str
+    id: SafeId
     title: str
     source: str = ""
     region: str = "us-east-1"
@@ -243,6 +275,7 @@ class Runbook(Strict):
     mapping: MappingSpec | None = None
     flags: FlagSpec = FlagSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    rehearsal: Rehearsal = Rehearsal()
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
     days: list[Day]
     phases: list[Phase]

@@ -8,6 +8,8 @@ from typing import Any
 from engine.journal import StepState
 from engine.model import CostModel, Runbook
 from engine.runner import Engine
+from engine.snapshot import AlertView, alerts_of, archive_gaps
+from engine.status_text import when
 
 Measure = float | int | None
 
@@ -102,13 +104,23 @@ def _not_migrated(summary: dict[str, Any]) -> int:
     return sum(int(issues.get(k, 0)) for k in NOT_MIGRATED)
 
 
+def _error_rate_alerts(engine: Engine) -> list[AlertView]:
+    metric = {t.id: t.metric for t in engine.runbook.triggers}
+    return [a for a in alerts_of(engine.journal) if metric.get(a.trigger) == "error_rate"]
+
+
 def _max_error_rate(engine: Engine) -> float | None:
-    """The worst error rate any watch window measured."""
-    rates = [
-        float(state.summary["max_error_rate_percent"])
-        for state in engine.journal.steps.values()
-        if "max_error_rate_percent" in state.summary
-    ]
+    """The worst error rate seen during the run: every watch window's worst (finished, or
+    stopped with its figures in its cursors), and every error-rate alert that fired (a
+    window that tripped a trigger never finishes, and a rollback clears its state)."""
+    rates = []
+    for state in engine.journal.steps.values():
+        if "max_error_rate_percent" in state.summary:
+            rates.append(float(state.summary["max_error_rate_percent"]))
+        worst = state.cursors.get("worst")
+        if isinstance(worst, dict) and "error_rate" in worst:
+            rates.append(float(worst["error_rate"]))
+    rates += [a.measured for a in _error_rate_alerts(engine)]
     return max(rates) if rates else None
 
 
@@ -145,7 +157,8 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         f"# Migration report: {rb.runbook.title}",
         "",
         f"- Runbook: `{run.runbook_id}` (sha256 `{run.runbook_sha256[:12]}`)",
-        f"- Started by {run.operator} at {run.started_at}; migration timestamp {run.migration_ts}",
+        f"- Started by {run.operator} at {when(run.started_at)}; "
+        f"migration timestamp {run.migration_ts}",
         f"- Target: {run.target.kind} `{run.target.identity}` ({run.target.region})",
         "",
         "## Success criteria (plan section 9)",
@@ -156,6 +169,11 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     for crit in rb.success_criteria:
         value = values.get(crit.measure)
         shown = "n/a" if value is None else f"{value:g}"
+        if crit.measure == "error_rate_percent" and value is not None:
+            fired = _error_rate_alerts(engine)
+            shown += " (worst seen during the run" + (
+                f"; {len(fired)} alert(s) fired, see Alerts)" if fired else ")"
+            )
         lines.append(f"| {crit.text} | {crit.target} | {shown} | {_meets(crit.target, value)} |")
     if "cost_before" in values:
         lines += [
@@ -183,13 +201,13 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         day = rb.phase(step.phase).day
         lines.append(
             f"| {day} | {step.slot} | {step.id} | {state.status} | {state.attempts} "
-            f"| {state.finished_at or ''} |"
+            f"| {when(state.finished_at) if state.finished_at else ''} |"
         )
     lines += ["", "## Gates", ""]
     for gate in rb.gates:
         state = journal.gates.get(gate.id)
         decision = (
-            f"{state.decision} by {state.by} at {state.at}"
+            f"{state.decision} by {state.by} at {when(state.at)}"
             if state and state.decision
             else "undecided"
         )
@@ -219,17 +237,40 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     if journal.rollbacks:
         lines += ["", "## Rollbacks", ""]
         lines += [
-            f"- {r.id} ({r.phase}) by {r.by} at {r.started_at}: {r.status}"
+            f"- {r.id} ({r.phase}) by {r.by} at {when(r.started_at)}: {r.status}"
             for r in journal.rollbacks
         ]
-    if journal.alerts:
-        lines += ["", "## Alerts", ""]
-        lines += [f"- {a}" for a in journal.alerts]
+    alerts = alerts_of(journal)
+    if alerts:
+        lines += [
+            "",
+            "## Alerts",
+            "",
+            "| at | trigger | step | measured | threshold | proposed rollback | message |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {when(a.at)} | {a.trigger} "
+            f"| {a.step or '-'} | {a.measured:g} | {a.threshold:g} | {a.rollback or '-'} "
+            f"| {a.message} |"
+            for a in alerts
+        ]
+    gaps = archive_gaps(rb, journal)
+    if gaps:
+        lines += [
+            "",
+            "## Incomplete archives",
+            "",
+            "Deleted resources whose archive is incomplete; a rollback cannot bring back what "
+            "was not archived:",
+            "",
+        ]
+        lines += [f"- {gap}" for gap in gaps]
     warnings = engine_warnings(rb)
     if warnings:
         lines += ["", "## Plan discrepancies", ""] + [f"- {w}" for w in warnings]
     lines += ["", "## Audit trail (latest 50)", ""]
-    lines += [f"- {a.at} {a.who}: {a.what}" for a in journal.audit[-50:]]
+    lines += [f"- {when(a.at)} {a.who}: {a.what}" for a in journal.audit[-50:]]
     return "\n".join(lines) + "\n"
 
 

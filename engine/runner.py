@@ -5,28 +5,34 @@ Both the CLI and the TUI drive this class; neither holds migration logic of its 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
-from engine.clock import Clock, Interrupted
-from engine.context import ActionContext, NeedsAcceptance, PlannedCall
+from engine.clock import Boundary, Clock, Interrupted
+from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
+from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
     Alert,
     Event,
-    JournalChanged,
     LogLine,
+    Progress,
+    SnapshotChanged,
     StepFinished,
     StepStarted,
     Subscriber,
-    WaitingAtGate,
-    WaitingForAck,
     as_log_line,
+    format_log_line,
 )
+from engine.files import append_private
 from engine.journal import (
     Evidence,
     Journal,
@@ -34,9 +40,21 @@ from engine.journal import (
     RollbackRecord,
     StepState,
     Tick,
+    now,
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.snapshot import (
+    NodeRef,
+    Rates,
+    RunSnapshot,
+    awaits_acceptance,
+    build_snapshot,
+    next_destructive,
+    next_node,
+    node_satisfied,
+    waiting_for,
+)
 from engine.throttle import WriteThrottle
 
 Node = tuple[Literal["gate", "step"], str]
@@ -44,8 +62,9 @@ Node = tuple[Literal["gate", "step"], str]
 Confirm = Callable[[str, str], bool]
 
 
-class Refused(Exception):
-    """A command the engine will not carry out as asked (exit 1)."""
+class CommandRefused(Exception):
+    """A command the engine will not carry out as asked (exit 1). (Not to be confused with an
+    action's own refusal to delete, which fails its step.)"""
 
 
 class BadRequest(Exception):
@@ -54,8 +73,9 @@ class BadRequest(Exception):
 
 @dataclass
 class Outcome:
-    status: Literal["done", "waiting", "failed", "interrupted", "declined"]
-    waiting: dict[str, str] | None = None
+    # paused: stopped short of a destructive step that was not approved beforehand
+    status: Literal["done", "waiting", "failed", "interrupted", "declined", "paused"]
+    waiting: NodeRef | None = None
     failed_step: str | None = None
     message: str = ""
 
@@ -65,14 +85,8 @@ class EngineOptions:
     operator: str
     time_scale: float = 1.0
     is_embedded: bool = False
+    real_account: bool = False  # a real AWS account: its clock is never scaled
     mapping_overrides: Path | None = None
-
-
-NEEDS_ACCEPTANCE = "needs_acceptance"  # a step cursor: its findings wait for `ack`
-
-
-def awaits_acceptance(state: StepState) -> bool:
-    return state.status == "failed" and bool(state.cursors.get(NEEDS_ACCEPTANCE))
 
 
 @dataclass
@@ -87,13 +101,26 @@ class Engine:
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
     # writes in flight in data steps: `write_throttle.set_limit(k)` changes it during a run
     write_throttle: WriteThrottle = field(default_factory=WriteThrottle)
+    _active: bool = False  # run() or rollback() is on its way (in some thread)
+    _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
+    clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
+    # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
+    boundary: Boundary | None = None
 
     # ---- events -------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
     def emit(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self._rates[(event.step_id, event.table)] = (event.rate, event.eta_seconds)
+        elif isinstance(event, StepStarted):
+            self._rates = {k: v for k, v in self._rates.items() if k[0] != event.step_id}
         if isinstance(event, LogLine):
             self._append_log(event)
         elif (line := as_log_line(event, utcnow())) is not None:
@@ -107,26 +134,52 @@ class Engine:
         self.emit(LogLine(step_id, level, message, utcnow()))  # type: ignore[arg-type]
 
     def _append_log(self, line: LogLine) -> None:
-        self.store.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.store.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"{line.at or utcnow()} {line.level.upper():7} "
-                f"[{line.step_id or 'run'}] {line.message}\n"
-            )
+        # robust: no symlink followed, 0600, control characters escaped (one event, one line)
+        append_private(self.store.log_path, format_log_line(line, utcnow()) + "\n")
 
     def save(self) -> None:
+        """Persist the journal, then send every subscriber the run as it now stands."""
         with self._io_lock:
-            # The console may tick or ack from its thread while an action mutates its own
-            # slot: a dump that meets a dict mid-change is simply taken again.
-            for attempt in range(5):
-                try:
-                    self.store.save(self.journal)
-                    break
-                except RuntimeError:
-                    if attempt == 4:
-                        raise
+            self.store.save(self.journal)
+            snapshot = self.snapshot()
+        self._publish(snapshot)
+
+    def set_time_scale(self, scale: float, by: str) -> None:
+        """Change a rehearsal's clock, now (a running wait follows at its next tick); journaled
+        so plan time is counted per stretch. A real account stays at real time."""
+        if self.options.real_account:
+            raise CommandRefused("a real account runs at real time; the clock stays as it is")
+        if not math.isfinite(scale) or scale <= 0:
+            raise BadRequest("the time scale must be a finite number above 0")
+        before = self.options.time_scale  # the clock in effect
+        if scale == before:
+            return
+        with self._io_lock:
+            self.journal.run.time_scale = before
+            self.journal.run.change_scale(scale, by)
+            self.options.time_scale = scale
+            self.journal.add_audit(by, f"time scale x{before:g} -> x{scale:g}")
+        self.log(f"{by} set the rehearsal clock to x{scale:g} (was x{before:g})")
+        self.save()
+
+    def _publish(self, snapshot: RunSnapshot) -> None:
         for subscriber in list(self._subscribers):
-            subscriber(JournalChanged())
+            subscriber(SnapshotChanged(snapshot))
+
+    def snapshot(
+        self, driver: str | None = None, active: bool | None = None, rates: Rates | None = None
+    ) -> RunSnapshot:
+        """The run as it stands, immutable. `active`: whether an engine runs it now (default:
+        this one); a viewer passes whether another process drives, and the rates it measured."""
+        with self._io_lock:
+            return build_snapshot(
+                self.runbook,
+                self.journal,
+                active=self._active if active is None else active,
+                rates=dict(self._rates) if rates is None else rates,
+                journal_path=str(self.store.path),
+                driver=driver,
+            )
 
     # ---- stopping -----------------------------------------------------------------------
 
@@ -144,27 +197,14 @@ class Engine:
         return self.runbook.sequence()
 
     def node_satisfied(self, node: Node) -> bool:
-        kind, node_id = node
-        if kind == "gate":
-            return self.journal.gate(node_id).decision == "GO"
-        return self.journal.step(node_id).status in ("done", "skipped")
+        return node_satisfied(self.journal, node)
 
-    def next_node(self) -> Node | None:
-        return next((n for n in self.sequence() if not self.node_satisfied(n)), None)
+    def next_node(self) -> NodeRef | None:
+        return next_node(self.runbook, self.journal)
 
-    def waiting(self) -> dict[str, str] | None:
+    def waiting(self) -> NodeRef | None:
         """The human decision the run waits for, if any."""
-        node = self.next_node()
-        if node is None:
-            return None
-        kind, node_id = node
-        if kind == "gate":
-            return {"kind": "gate", "id": node_id}
-        step = self.runbook.step(node_id)
-        state = self.journal.step(node_id)
-        if (step.kind == "manual" or awaits_acceptance(state)) and not state.acked_by:
-            return {"kind": "step", "id": node_id}
-        return None
+        return waiting_for(self.runbook, self.journal)
 
     # ---- running --------------------------------------------------------------------------
 
@@ -173,11 +213,38 @@ class Engine:
         until: str | None = None,
         only: str | None = None,
         confirm: Confirm | None = None,
+        pause_before_destructive: bool = False,
+        approved: str | None = None,
     ) -> Outcome:
-        """Run steps in order until done, a human is needed, a step fails, or a stop."""
+        """Run steps in order until done, a human is needed, a step fails, or a stop.
+
+        `pause_before_destructive` (the console): stop short of a destructive step other than
+        `approved`, so the operator is asked before the engine runs it, never while it runs."""
         self._stop.clear()
-        if only is not None:
-            return self._run_only(only, confirm)
+        self._active = True
+        try:
+            if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
+                self.log(drift, "error")
+                return Outcome("waiting", message=drift)
+            if only is not None:
+                return self._run_only(only, confirm)
+            return self._run(until, confirm, pause_before_destructive, approved)
+        finally:
+            self._active = False
+            self._publish(self.snapshot())
+
+    def _run(
+        self,
+        until: str | None,
+        confirm: Confirm | None,
+        pause_before_destructive: bool,
+        approved: str | None,
+    ) -> Outcome:
+        if pause_before_destructive:
+            held = next_destructive(self.runbook, self.journal, after=approved)
+            confirm = confirm or (lambda step_id, token: step_id == approved)
+        else:
+            held = None
         known = {n[1] for n in self.sequence()}
         if until is not None and until not in known:
             raise BadRequest(f"--until {until!r} is neither a step nor a gate of this runbook")
@@ -189,15 +256,17 @@ class Engine:
                 gate_state = self.journal.gate(node_id)
                 if gate_state.decision != "GO":
                     gate = self.runbook.gate(node_id)
-                    self.emit(WaitingAtGate(node_id, gate.title))
-                    return Outcome(
-                        "waiting",
-                        {"kind": "gate", "id": node_id},
-                        message=gate.title,
-                    )
+                    self.evaluate_gate(node_id)  # what waits there is shown with its evidence
+                    return Outcome("waiting", NodeRef.gate(node_id), message=gate.title)
                 if until == node_id:
                     return Outcome("done", message=f"stopped at gate {node_id} (--until)")
                 continue
+            if node_id == held and not self.node_satisfied(node):
+                return Outcome(
+                    "paused",
+                    NodeRef.step(node_id),
+                    message=f"{node_id} is destructive: confirm it to go on",
+                )
             if not self.node_satisfied(node):
                 outcome = self._run_step(self.runbook.step(node_id), confirm)
                 if outcome is not None:
@@ -214,7 +283,7 @@ class Engine:
         pending = [n for n in before if not self.node_satisfied(n)]
         if pending:
             kind, node_id = pending[0]
-            raise Refused(
+            raise CommandRefused(
                 f"--only {step_id}: {kind} {node_id} before it is not done "
                 "(--only never skips a step or a gate)"
             )
@@ -228,12 +297,7 @@ class Engine:
             if state.acked_by:
                 self._finish(step, state, "done", {"acked_by": state.acked_by})
                 return None
-            self.emit(WaitingForAck(step.id, step.title))
-            return Outcome(
-                "waiting",
-                {"kind": "step", "id": step.id},
-                message=step.title,
-            )
+            return Outcome("waiting", NodeRef.step(step.id), message=step.title)
         if awaits_acceptance(state) and state.acked_by:  # its findings were accepted
             accepted = {**state.summary, "accepted_by": state.acked_by}
             self._finish(step, state, "done", accepted)
@@ -253,7 +317,8 @@ class Engine:
             journal=self.journal,
             state=state,
             clients=self.clients,
-            clock=Clock(self.options.time_scale, self._stop),
+            # follows set_time_scale; detach: pause and pace at each batch boundary
+            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,
@@ -266,11 +331,11 @@ class Engine:
     def _execute(self, step: Step, state: StepState) -> Outcome | None:
         action = action_registry()[step.action or ""]
         resumed = state.status == "running"
-        state.cursors.pop(NEEDS_ACCEPTANCE, None)
+        state.needs_acceptance = False
         state.acked_by = state.acked_at = state.ack_note = None
         state.status = "running"
         state.attempts += 1
-        state.started_at = state.started_at if resumed else utcnow()
+        state.started_at = state.started_at if resumed else now()
         state.finished_at = None
         state.error = None
         self.journal.add_audit(
@@ -280,29 +345,44 @@ class Engine:
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
         ctx = self._context(step.id, state)
         try:
-            summary = action.run(ctx, action.params.model_validate(step.params))
+            body = partial(action.run, ctx, action.params.model_validate(step.params))
+            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
         except Interrupted:
-            state.checkpoint_at = utcnow()
+            state.checkpoint_at = now()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
             self.save()
             self.emit(StepFinished(step.id, "interrupted", {}))
             return Outcome("interrupted", message=f"{step.id} interrupted; its checkpoint is saved")
         except NeedsAcceptance as exc:
             state.summary = exc.summary
-            state.cursors[NEEDS_ACCEPTANCE] = True
+            state.needs_acceptance = True
             self._fail(step, state, str(exc))
-            self.emit(WaitingForAck(step.id, step.title))
-            return Outcome("waiting", {"kind": "step", "id": step.id}, message=str(exc))
+            return Outcome("waiting", NodeRef.step(step.id), message=str(exc))
+        except RollBackNow as exc:
+            self._fail(step, state, str(exc))
+            return self._auto_rollback(exc)
         except Exception as exc:  # any action failure becomes a failed step, never a crash
             self._fail(step, state, f"{type(exc).__name__}: {exc}")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
         self._finish(step, state, "done", summary)
         return None
 
+    def _auto_rollback(self, fired: RollBackNow) -> Outcome:
+        """A trigger that rolls back on its own: run the rollback now, then wait where the
+        run must be decided again (the reopened gate), never go on past the failed step."""
+        outcome = self._rollback(fired.rollback_phase, fired.by)
+        if outcome.status != "done":
+            return outcome
+        message = f"{fired}; done: decide again before going on"
+        for node in self.sequence():
+            if not self.node_satisfied(node):
+                return Outcome("waiting", NodeRef.of(node), message=message)
+        return Outcome("done", message=message)
+
     def _finish(self, step: Step, state: StepState, status: str, summary: dict[str, Any]) -> None:
         state.status = status  # type: ignore[assignment]
         state.summary = summary
-        state.finished_at = utcnow()
+        state.finished_at = now()
         state.started_at = state.started_at or state.finished_at
         self.journal.add_audit(self.options.operator, f"{status} {step.id}")
         self.save()
@@ -311,7 +391,7 @@ class Engine:
     def _fail(self, step: Step, state: StepState, error: str) -> None:
         state.status = "failed"
         state.error = error
-        state.finished_at = utcnow()
+        state.finished_at = now()
         self.journal.add_audit(self.options.operator, f"failed {step.id}: {error}")
         self.save()
         self.log(f"{step.id} failed: {error}", "error", step.id)
@@ -320,10 +400,12 @@ class Engine:
     # ---- gates ----------------------------------------------------------------------------
 
     def evaluate_gate(self, gate_id: str) -> dict[str, Evidence]:
-        """Evaluate automatic items against the live target; manual items by their ticks."""
+        """Evaluate automatic items against the live target (recorded with the time, so every
+        view, a read-only one too, shows the latest evidence); manual items by their ticks."""
         gate = self._gate(gate_id)
         state = self.journal.gate(gate_id)
         out: dict[str, Evidence] = {}
+        measured: dict[str, Evidence] = {}
         for item in gate.items:
             if item.kind == "manual":
                 tick = state.ticks.get(item.id)
@@ -334,9 +416,14 @@ class Engine:
             ctx = self._context(f"{gate_id}:{item.id}", StepState())
             try:
                 result = check.evaluate(ctx, check.params.model_validate(item.params))
-                out[item.id] = Evidence(ok=result.ok, detail=result.detail, data=result.data)
+                evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
             except Exception as exc:  # a check that cannot run is a failing check
-                out[item.id] = Evidence(ok=False, detail=f"check error: {exc}")
+                evidence = Evidence(ok=False, detail=f"check error: {exc}")
+            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.clock_now()})
+        if measured:
+            with self._io_lock:
+                state.evidence = {**state.evidence, **measured}
+                self.save()
         return out
 
     def _gate(self, gate_id: str) -> Gate:
@@ -351,17 +438,23 @@ class Engine:
         if item is None:
             raise BadRequest(f"gate {gate_id} has no item {item_id!r}")
         if item.kind != "manual":
-            raise Refused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
-        self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=utcnow(), note=note)
-        self.journal.add_audit(by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else ""))
-        self.save()
-        self.log(f"{by} ticked {gate_id}/{item_id}")
+            raise CommandRefused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
+        with self._io_lock:
+            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
+            self.journal.add_audit(
+                by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else "")
+            )
+            self.save()
+        self.log(f"{by} ticked {gate_id}/{item_id}", step_id=gate_id)
 
     def untick(self, gate_id: str, item_id: str, by: str) -> None:
         self._gate(gate_id)
-        if self.journal.gate(gate_id).ticks.pop(item_id, None) is not None:
+        with self._io_lock:
+            if self.journal.gate(gate_id).ticks.pop(item_id, None) is None:
+                return
             self.journal.add_audit(by, f"unticked {gate_id}/{item_id}")
             self.save()
+        self.log(f"{by} unticked {gate_id}/{item_id}", step_id=gate_id)
 
     def ack(self, step_id: str, by: str, note: str = "") -> None:
         try:
@@ -370,13 +463,19 @@ class Engine:
             raise BadRequest(f"no step {step_id!r} in this runbook") from None
         state = self.journal.step(step_id)
         if step.kind != "manual" and not awaits_acceptance(state):
-            raise Refused(
+            raise CommandRefused(
                 f"{step_id} is not a manual step and has no findings to accept; "
                 "`runbook run` executes it"
             )
-        state.acked_by, state.acked_at, state.ack_note = by, utcnow(), note or None
-        self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
-        self.save()
+        if (waiting := self.waiting()) != NodeRef.step(step_id):  # robust: no early ack
+            raise CommandRefused(
+                f"{step_id} can be acknowledged only while the run waits at it; "
+                f"it waits at {waiting or 'nothing'}"
+            )
+        with self._io_lock:
+            state.acked_by, state.acked_at, state.ack_note = by, now(), note or None
+            self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
+            self.save()
         self.log(f"{by} acknowledged {step_id}", step_id=step_id)
 
     def decide(
@@ -384,32 +483,34 @@ class Engine:
     ) -> dict[str, Evidence]:
         self._gate(gate_id)
         waiting = self.waiting()
-        if waiting != {"kind": "gate", "id": gate_id}:
-            at = f"{waiting['kind']} {waiting['id']}" if waiting else "no gate"
-            raise Refused(f"only the gate the run waits at can be decided; the run waits at {at}")
+        if waiting != NodeRef.gate(gate_id):
+            at = str(waiting) if waiting else "no gate"
+            raise CommandRefused(
+                f"only the gate the run waits at can be decided; the run waits at {at}"
+            )
         if not go and not note.strip():
             raise BadRequest("a NO-GO needs a note saying why")
         evidence = self.evaluate_gate(gate_id)
         state = self.journal.gate(gate_id)
-        state.evidence = evidence
         failing = [item for item, ev in evidence.items() if not ev.ok]
         if go and failing and not (override and override.strip()):
             self.journal.add_audit(by, f"GO refused at {gate_id}: failing {', '.join(failing)}")
             self.save()
-            raise Refused(
+            raise CommandRefused(
                 f"GO refused at {gate_id}: "
                 + "; ".join(f"{item}: {evidence[item].detail}" for item in failing)
                 + ". Fix them, or decide with an override reason."
             )
         state.decision = "GO" if go else "NO-GO"
-        state.by, state.at, state.note = by, utcnow(), note
+        state.by, state.at, state.note = by, now(), note
         state.override = override if go and failing else None
         what = f"decided {state.decision} at {gate_id}"
         if state.override:
             what += f" with override ({state.override}) of {', '.join(failing)}"
         self.journal.add_audit(by, what + (f": {note}" if note else ""))
         self.save()
-        self.log(f"{by} {what}", "warning" if state.override or not go else "info")
+        level = "warning" if state.override or not go else "info"
+        self.log(f"{by} {what}", level, step_id=gate_id)
         return evidence
 
     # ---- rollbacks ------------------------------------------------------------------------
@@ -436,6 +537,16 @@ class Engine:
         if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
             return Outcome("declined", message="rollback not confirmed; nothing was changed")
         self._stop.clear()
+        self._active = True
+        try:
+            return self._rollback(phase_id, by)
+        finally:
+            self._active = False
+            self._publish(self.snapshot())
+
+    def _rollback(self, phase_id: str, by: str) -> Outcome:
+        rollback = self.runbook.rollback_for(phase_id)
+        assert rollback is not None
         record = next(
             (r for r in self.journal.rollbacks if r.id == rollback.id and r.status != "done"), None
         )
@@ -443,7 +554,7 @@ class Engine:
             # a rollback done before starts over: its earlier step states are history
             for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
                 del self.journal.rollback_steps[key]
-            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=utcnow())
+            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
             self.journal.rollbacks.append(record)
         record.status = "running"
         self.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
@@ -455,13 +566,13 @@ class Engine:
             key = f"{rollback.id}#{record.step_index}"
             state = self.journal.rollback_steps.setdefault(key, StepState())
             state.status, state.attempts = "running", state.attempts + 1
-            state.started_at = state.started_at or utcnow()
+            state.started_at = state.started_at or now()
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                state.summary = action.run(
-                    self._context(key, state), action.params.model_validate(rstep.params)
-                )
+                rparams = action.params.model_validate(rstep.params)
+                body = partial(action.run, self._context(key, state), rparams)
+                state.summary = run_abandonable(body, self._stop)  # robust
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))
@@ -474,13 +585,13 @@ class Engine:
                 self.log(f"rollback step {key} failed: {record.error}", "error", key)
                 self.emit(StepFinished(key, "failed", {}, record.error))
                 return Outcome("failed", failed_step=key, message=record.error)
-            state.status, state.finished_at = "done", utcnow()
+            state.status, state.finished_at = "done", now()
             record.summary[key] = rstep.action
             record.step_index += 1
             self.save()
             self.emit(StepFinished(key, "done", state.summary))
         self._mark_rolled_back(rollback.phases, rollback.undoes, by)
-        record.status, record.finished_at = "done", utcnow()
+        record.status, record.finished_at = "done", now()
         self.journal.add_audit(by, f"rollback {rollback.id} done")
         self.save()
         self.log(
@@ -508,6 +619,7 @@ class Engine:
                 )
                 index = sequence.index(("step", step.id))
                 first = index if first is None else min(first, index)
+        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
         later: set[str] = set()
         if first is not None:
             later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}
@@ -517,71 +629,20 @@ class Engine:
                 self.journal.add_audit(
                     by, f"gate {gate.id} reopened by rollback (was {state.decision} by {state.by})"
                 )
+                for item_id, tick in state.ticks.items():  # the audit keeps the old ticks
+                    self.journal.add_audit(
+                        by, f"tick {gate.id}/{item_id} by {tick.by} at {tick.at} cleared (rollback)"
+                    )
                 state.decision = state.by = state.at = state.override = None
                 state.note = ""
+                state.ticks = {}
+                state.evidence = {}  # stale: evaluated again before the next decision
 
     # ---- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The `runbook status --json` contract."""
-        run = self.journal.run
-        steps = []
-        for step in self.runbook.steps:
-            state = self.journal.steps.get(step.id) or StepState()
-            steps.append(
-                {
-                    "id": step.id,
-                    "phase": step.phase,
-                    "kind": step.kind,
-                    "title": step.title,
-                    "slot": step.slot,
-                    "status": state.status,
-                    "attempts": state.attempts,
-                    "started_at": state.started_at,
-                    "finished_at": state.finished_at,
-                    "progress": {
-                        t: {"done": p.done, "total": p.total} for t, p in state.progress.items()
-                    },
-                    "summary": state.summary,
-                    "error": state.error,
-                }
-            )
-        gates = []
-        for gate in self.runbook.gates:
-            state = self.journal.gates.get(gate.id)
-            items = []
-            for item in gate.items:
-                if item.kind == "manual":
-                    ok: bool | None = bool(state and item.id in state.ticks)
-                else:
-                    ev = state.evidence.get(item.id) if state else None
-                    ok = ev.ok if ev else None
-                items.append({"id": item.id, "kind": item.kind, "ok": ok, "text": item.text})
-            gates.append(
-                {
-                    "id": gate.id,
-                    "decision": state.decision if state else None,
-                    "by": state.by if state else None,
-                    "at": state.at if state else None,
-                    "override": state.override if state else None,
-                    "items": items,
-                }
-            )
-        return {
-            "run": {
-                "runbook_id": run.runbook_id,
-                "runbook_sha256": run.runbook_sha256,
-                "operator": run.operator,
-                "started_at": run.started_at,
-                "migration_ts": run.migration_ts,
-                "target": run.target.model_dump(),
-                "journal": str(self.store.path),
-            },
-            "steps": steps,
-            "gates": gates,
-            "waiting": self.waiting(),
-            "rollbacks": [r.model_dump() for r in self.journal.rollbacks],
-        }
+        """The `runbook status --json` contract: the snapshot, serialised."""
+        return self.snapshot().model_dump(mode="json")
 
 
 def plan_calls(runbook: Runbook) -> list[tuple[Node, list[PlannedCall]]]:

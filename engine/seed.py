@@ -11,6 +11,8 @@ import json
 import random
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from engine.model import EntitySpec, Runbook, TableSpec
@@ -19,6 +21,68 @@ WORLD_ID_PARAMETER = "/runbook-console/world-id"
 LAMBDA_ROLE = "runbook-console-lambda-role"
 MAX_BATCH = 25
 MAX_PADDING = 300_000  # stay well under DynamoDB's 400 KB item limit
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, by its own counting rules
+OVERSIZE_MARGIN = 16  # bytes under the limit as legacy; company-scoping adds about 80
+
+
+@dataclass(frozen=True)
+class WorldShape:
+    """How a seeded world departs from the plain rehearsal world, to look like a real account.
+
+    alias: the API (and so the application) invokes the functions of `alias_groups` through this
+        alias of a published version, not unqualified; a flag only reaches them if the alias
+        is moved to a version published after the change.
+    odd_index_keys: legacy items of an entity whose target table has a GSI carry that key
+        attribute, valid for most, but one a number and one an empty string (the target index
+        is of type S: AWS rejects both; moto writes the number).
+    oversize_item: one legacy item just under 400 KB that passes it once company-scoped.
+    """
+
+    alias: str | None = None
+    alias_groups: tuple[str, ...] = ("company",)
+    odd_index_keys: bool = False
+    oversize_item: bool = False
+
+    @classmethod
+    def real_shaped(cls) -> WorldShape:
+        return cls(alias="live", odd_index_keys=True, oversize_item=True)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> WorldShape:
+        """From a runbook's `[embedded.world]` table (unknown keys are an error)."""
+        if config.get("real_shaped"):
+            return cls.real_shaped()
+        known = {"alias", "alias_groups", "odd_index_keys", "oversize_item"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"[embedded.world]: unknown keys {', '.join(unknown)}")
+        values = dict(config)
+        if "alias_groups" in values:
+            values["alias_groups"] = tuple(values["alias_groups"])
+        return cls(**values)
+
+
+def attribute_size(value: Any) -> int:
+    """A value's size by DynamoDB's rules (strings and binaries by length, numbers about one
+    byte per two significant digits plus one, containers 3 bytes plus their elements)."""
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, Decimal | int | float):
+        digits = Decimal(str(value)).normalize().as_tuple().digits
+        return 1 + (len(digits) + 1) // 2
+    if isinstance(value, dict):
+        return 3 + sum(len(k.encode()) + attribute_size(v) for k, v in value.items())
+    if isinstance(value, list | set | frozenset | tuple):
+        return 3 + sum(attribute_size(v) for v in value)
+    raise TypeError(f"no DynamoDB size for {type(value).__name__}")
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(k.encode("utf-8")) + attribute_size(v) for k, v in item.items())
 
 
 def handler_zip() -> bytes:
@@ -171,8 +235,38 @@ class ItemFactory:
             yield item
 
 
-def seed_world(session: Any, runbook: Runbook, world_id: str, scale: int = 1) -> dict[str, int]:
-    """Create every inventory resource; legacy entity tables get `items * scale` items."""
+def reshape_legacy(
+    entity: EntitySpec,
+    target: TableSpec | None,
+    items: Iterator[dict[str, Any]],
+    shape: WorldShape,
+    oversize_entity: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The legacy items of a real-shaped world (see WorldShape); the oversize item is the
+    third of `oversize_entity` (one in the whole world)."""
+    index_attr = target.gsi[0].removesuffix("-index") if target and target.gsi else None
+    for n, item in enumerate(items):
+        if shape.odd_index_keys and index_attr:
+            item[index_attr] = {0: Decimal(1000 + n), 1: ""}.get(n, f"INV-L-{n:05d}")
+        if shape.oversize_item and n == 2 and entity.name == oversize_entity:
+            item.pop("receiptData", None)
+            room = MAX_ITEM_BYTES - OVERSIZE_MARGIN - item_size(item) - len("receiptData")
+            item["receiptData"] = "r" * room
+        yield item
+
+
+def wait_tables_active(ddb: Any, names: list[str], timeout: float = 120.0) -> None:
+    """Tables start CREATING on AWS (and dynalite): wait until every one is ACTIVE."""
+    waiter = ddb.get_waiter("table_exists")
+    for name in names:
+        waiter.wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": int(timeout / 0.2)})
+
+
+def seed_tables(
+    session: Any, runbook: Runbook, scale: int = 1, shape: WorldShape | None = None
+) -> dict[str, int]:
+    """Create and fill the inventory's tables; legacy entity tables get `items * scale`."""
+    shape = shape or WorldShape()
     ddb = session.client("dynamodb")
     ddb_res = session.resource("dynamodb")
     factory = ItemFactory(runbook)
@@ -181,27 +275,53 @@ def seed_world(session: Any, runbook: Runbook, world_id: str, scale: int = 1) ->
     entity_counts = {
         e.name: tables[e.source].items * scale for e in runbook.entities if e.source in tables
     }
-    counts: dict[str, int] = {}
     for spec in runbook.inventory.tables:
         create_table(ddb, spec)
+    wait_tables_active(ddb, [t.name for t in runbook.inventory.tables])
+    counts: dict[str, int] = {}
+    for spec in runbook.inventory.tables:
         if spec.name in by_source:
-            items = factory.entity_items(
-                by_source[spec.name], spec.items * scale, spec, entity_counts
+            entity = by_source[spec.name]
+            items = reshape_legacy(
+                entity,
+                tables.get(entity.target),
+                factory.entity_items(entity, spec.items * scale, spec, entity_counts),
+                shape,
+                runbook.entities[0].name,
             )
         elif spec.partition_key == "companyId":
             items = factory.company_items(spec)
         else:
             items = factory.generic_items(spec)
         counts[spec.name] = put_items(ddb_res, spec.name, items)
-    _seed_functions(session, runbook)
-    _seed_api(session, runbook)
+    return counts
+
+
+def seed_world(
+    session: Any,
+    runbook: Runbook,
+    world_id: str,
+    scale: int = 1,
+    shape: WorldShape | None = None,
+) -> dict[str, int]:
+    """Create every inventory resource; legacy entity tables get `items * scale` items."""
+    shape = shape or WorldShape()
+    counts = seed_tables(session, runbook, scale, shape)
+    _seed_functions(session, runbook, shape)
+    _seed_api(session, runbook, shape)
     session.client("ssm").put_parameter(
         Name=WORLD_ID_PARAMETER, Value=world_id, Type="String", Overwrite=True
     )
     return counts
 
 
-def _seed_functions(session: Any, runbook: Runbook) -> None:
+def aliased_functions(runbook: Runbook, shape: WorldShape) -> list[str]:
+    if not shape.alias:
+        return []
+    return [f.name for f in runbook.inventory.functions if f.group in shape.alias_groups]
+
+
+def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
     iam = session.client("iam")
     role = iam.create_role(
         RoleName=LAMBDA_ROLE,
@@ -223,12 +343,17 @@ def _seed_functions(session: Any, runbook: Runbook) -> None:
             Code={"ZipFile": code},
             Environment={"Variables": env},
         )
+    for name in aliased_functions(runbook, shape):
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        version = lam.publish_version(FunctionName=name, Description="seeded release")["Version"]
+        lam.create_alias(FunctionName=name, Name=shape.alias, FunctionVersion=version)
     for group in runbook.inventory.log_groups():
         logs.create_log_group(logGroupName=group)
 
 
-def _seed_api(session: Any, runbook: Runbook) -> None:
+def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
     api = runbook.inventory.api
+    aliased = set(aliased_functions(runbook, shape))
     if api is None:
         return
     gw = session.client("apigateway")
@@ -259,6 +384,8 @@ def _seed_api(session: Any, runbook: Runbook) -> None:
             fn = route.functions[min(i, len(route.functions) - 1)] if route.functions else None
             if fn:
                 arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
+                if fn in aliased:
+                    arn = f"{arn}:{shape.alias}"
                 uri = (
                     f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
                     f"{arn}/invocations"

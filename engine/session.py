@@ -83,10 +83,25 @@ def check_journal(
 
 
 def archive_journal(store: JournalStore) -> Path | None:
-    """Move a journal aside (never delete it) so a fresh rehearsal can start."""
+    """Move the previous run aside whole, never delete or overwrite any of it: its journal,
+    `.log`, artifacts (archives of deleted tables are the only copy) and mapping overrides go
+    together into one new folder `<stem>.<UTC stamp>.old/`."""
     if not store.exists():
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    dest = store.path.with_name(f"{store.path.stem}.{stamp}.old.toml")
-    store.path.rename(dest)
+    dest = store.path.with_name(f"{store.path.stem}.{stamp}.old")
+    n = 1
+    while dest.exists():  # two fresh starts in one second: never reuse a name
+        n += 1
+        dest = store.path.with_name(f"{store.path.stem}.{stamp}-{n}.old")
+    dest.mkdir(mode=0o700)
+    stem = store.path.stem
+    for part in (
+        store.path,
+        store.log_path,
+        store.artifacts_dir,
+        store.path.with_name(f"{stem}.mapping-overrides.toml"),
+    ):
+        if part.exists() or part.is_symlink():
+            part.rename(dest / part.name)
     return dest

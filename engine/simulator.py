@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.metrics import DUAL_WRITE_FAILURE, DUAL_WRITE_SUCCESS, LAMBDA_NAMESPACE
+from engine.metrics import LAMBDA_NAMESPACE, dual_write_metric
 from engine.model import Runbook
 
 ERROR_RATE_PARAMETER = "/runbook-console/simulator/error-rate"
@@ -142,23 +142,18 @@ def publish_tick(
     for i in range(0, len(lambda_data), 500):
         cw.put_metric_data(Namespace=LAMBDA_NAMESPACE, MetricData=lambda_data[i : i + 500])
     if writes:
-        cw.put_metric_data(
-            Namespace=rb.monitoring.namespace,
-            MetricData=[
-                {
-                    "MetricName": DUAL_WRITE_SUCCESS,
-                    "Value": writes - failed_writes,
-                    "Unit": "Count",
-                    "Timestamp": now,
-                },
-                {
-                    "MetricName": DUAL_WRITE_FAILURE,
-                    "Value": failed_writes,
-                    "Unit": "Count",
-                    "Timestamp": now,
-                },
-            ],
-        )
+        mon = rb.monitoring
+        data = []
+        for name, value in (
+            (mon.dual_write_success_metric, writes - failed_writes),
+            (mon.dual_write_failure_metric, failed_writes),
+        ):
+            metric = dual_write_metric(mon, name)  # as the application publishes it
+            datum = {"MetricName": name, "Value": value, "Unit": "Count", "Timestamp": now}
+            if "Dimensions" in metric:
+                datum["Dimensions"] = metric["Dimensions"]
+            data.append(datum)
+        cw.put_metric_data(Namespace=mon.namespace, MetricData=data)
     return {
         "invocations": total_inv,
         "errors": total_err,

@@ -1,25 +1,74 @@
-"""Which account the engine drives, and the boto3 clients for it."""
+"""Which account the engine drives, and the boto3 clients for it.
+
+Endpoints follow the AWS CLI: `--endpoint-url` sends every service there; without it, botocore's
+own endpoint configuration applies (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, a profile's
+`endpoint_url` or its per-service `services` section), because no endpoint_url is passed to the
+clients then. So DynamoDB can point at one emulator and everything else at another. A target
+whose every service resolves away from AWS is a rehearsal (kind "endpoint"); the embedded world
+always passes its loopback URL explicitly, so no configuration can send it anywhere else.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 
 from engine.journal import Target
+from engine.resource_errors import name_resources
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # the pool holds at least as many connections as a data step keeps writes in flight
 MAX_POOL_CONNECTIONS = 64
+# every service the actions and checks call (engine/iam_policy.py covers each)
+SERVICES = ("dynamodb", "lambda", "logs", "cloudwatch", "apigateway", "ssm", "sts", "s3")
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov")
+
+
+def is_aws_endpoint(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return any(host.endswith(suffix) for suffix in _AWS_HOSTS)
+
+
+def configured_endpoints(profile: str | None, region: str) -> dict[str, str]:
+    """Each service's endpoint as botocore resolves it without an explicit endpoint_url (no
+    request is made): environment, profile, else the AWS default."""
+    session = boto3.Session(profile_name=profile, region_name=region, **DUMMY_CREDENTIALS)
+    return {svc: session.client(svc).meta.endpoint_url for svc in SERVICES}
+
+
+def describe_endpoints(endpoints: dict[str, str]) -> str:
+    """'dynamodb=http://a, *=http://b' for the journal and messages (most common one as *)."""
+    urls = list(endpoints.values())
+    common = max(set(urls), key=urls.count)
+    parts = [f"{svc}={url}" for svc, url in sorted(endpoints.items()) if url != common]
+    return ", ".join([*parts, f"*={common}"])
+
+
 _RETRIES = Config(
     retries={"max_attempts": 8, "mode": "adaptive"},
     connect_timeout=5,
     read_timeout=60,
     max_pool_connections=MAX_POOL_CONNECTIONS,
 )
+# robust: seconds, not minutes. Every call these services answer is a short control- or
+# data-plane call (no long polls); a hung endpoint is abandoned and retried, never waited on.
+_TIMEOUTS = {"dynamodb": (3, 10), "lambda": (3, 15), "sts": (3, 10)}  # (connect, read)
+
+
+def client_config(service: str) -> Config:
+    connect, read = _TIMEOUTS.get(service, (3, 15))
+    return _RETRIES.merge(
+        Config(
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"max_attempts": 5, "mode": "adaptive"},
+        )
+    )
 
 
 class TargetError(Exception):
@@ -39,8 +88,26 @@ class TargetSpec:
         if self.endpoint_url:
             return "endpoint"
         if self.profile or self.region:
-            return "aws"
+            return "endpoint" if self.emulated() else "aws"
         return "embedded"
+
+    def endpoints(self) -> dict[str, str]:
+        """Service -> endpoint URL this target's clients use (no request is made)."""
+        if self.endpoint_url:
+            return dict.fromkeys(SERVICES, self.endpoint_url)
+        return configured_endpoints(self.profile, self.region or "us-east-1")
+
+    def emulated(self) -> bool:
+        """Without --endpoint-url: every service configured away from AWS (emulators)."""
+        cached = self.__dict__.get("_emulated")
+        if cached is None:
+            try:
+                found = configured_endpoints(self.profile, self.region or "us-east-1")
+                cached = not any(is_aws_endpoint(url) for url in found.values())
+            except Exception:  # an unknown profile is reported when connecting
+                cached = False
+            object.__setattr__(self, "_emulated", cached)  # resolved once per spec
+        return cached
 
     def slug(self) -> str:
         if self.kind == "embedded":
@@ -60,8 +127,10 @@ class Connection:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=_RETRIES
+            self._clients[service] = name_resources(  # robust: errors name the resource
+                self.session.client(
+                    service, endpoint_url=self.endpoint_url, config=client_config(service)
+                )
             )
         return self._clients[service]
 
@@ -70,7 +139,9 @@ class Connection:
         return self.region
 
     def resource(self, service: str) -> Any:
-        return self.session.resource(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+        return self.session.resource(
+            service, endpoint_url=self.endpoint_url, config=client_config(service)
+        )
 
 
 def local_connection(endpoint_url: str, region: str) -> Connection:
@@ -85,7 +156,10 @@ def connect(spec: TargetSpec, default_region: str) -> Connection:
     if spec.kind == "endpoint":
         session = boto3.Session(profile_name=spec.profile, region_name=region)
         if session.get_credentials() is None:
-            session = boto3.Session(region_name=region, **DUMMY_CREDENTIALS)
+            session = boto3.Session(
+                profile_name=spec.profile, region_name=region, **DUMMY_CREDENTIALS
+            )
+        # endpoint_url None: botocore's endpoint configuration (env, profile) applies
         return Connection(session, region, spec.endpoint_url)
     session = boto3.Session(profile_name=spec.profile, region_name=region)
     return Connection(session, region)
@@ -100,9 +174,10 @@ def identify(spec: TargetSpec, conn: Connection, embedded_world: str | None = No
             endpoint_url=conn.endpoint_url,
         )
     if spec.kind == "endpoint":
+        identity = spec.endpoint_url or describe_endpoints(spec.endpoints())
         return Target(
             kind="endpoint",
-            identity=spec.endpoint_url or "",
+            identity=identity,
             region=conn.region,
             endpoint_url=spec.endpoint_url,
             profile=spec.profile,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from engine.embedded import WorldGone, reconnect, record_path_for, start_world, 
 from engine.journal import Journal, JournalError, JournalStore, Target
 from engine.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.lock import JournalLock
+from engine.mapping_record import MappingChanged, refuse_if_changed
+from engine.rehearsal import default_scale
 from engine.runner import Engine, EngineOptions
 from engine.session import (
     archive_journal,
@@ -23,6 +26,10 @@ from engine.target import Connection, TargetError, TargetSpec, connect, identify
 
 class NoRun(Exception):
     """There is no journal yet for this runbook and target."""
+
+
+class BadInput(Exception):
+    """An option names something that does not exist or cannot be used (exit 2)."""
 
 
 @dataclass
@@ -52,6 +59,11 @@ class Workspace:
             raise TargetError(
                 "--time-scale is for rehearsals; it is refused against a real account"
             )
+        if options.mapping_overrides is not None and not options.mapping_overrides.is_file():
+            raise BadInput(
+                f"--mapping-overrides {options.mapping_overrides}: no such file (a missing "
+                "overrides file is never read as 'no overrides')"
+            )
         runbook_id = self.loaded.runbook.runbook.id
         self.journal_path = options.journal or default_journal_path(runbook_id, self.spec.slug())
         self.store = JournalStore(self.journal_path)
@@ -66,11 +78,13 @@ class Workspace:
         """Take the one-driver lock; raises LockedError naming the holder."""
         self.lock = JournalLock(self.journal_path, operation)
         self.lock.acquire()
+        self.store.lock_held = self.lock.still_held
 
     def release(self) -> None:
         if self.lock:
             self.lock.release()
             self.lock = None
+            self.store.lock_held = None
 
     # ---- connecting -----------------------------------------------------------------------
 
@@ -95,15 +109,26 @@ class Workspace:
         conn = connect(self.spec, self.loaded.runbook.runbook.region)
         return conn, identify(self.spec, conn)
 
+    def _check_mapping(self, journal: Journal) -> None:
+        """Refuse an override file that differs from the mapping the run already wrote with."""
+        explicit = self.options.mapping_overrides
+        default = self.journal_path.with_name(self.journal_path.stem + ".mapping-overrides.toml")
+        try:
+            refuse_if_changed(
+                journal, self.loaded.runbook, explicit or default, explicit is not None
+            )
+        except (MappingChanged, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+
     # ---- engines --------------------------------------------------------------------------
 
     def _engine(self, journal: Journal, clients: Any) -> Engine:
         scale = self.options.time_scale
         if scale is not None and scale != journal.run.time_scale:
-            if scale <= 0:
-                raise TargetError("--time-scale must be positive")
+            if not math.isfinite(scale) or scale <= 0:
+                raise BadInput("--time-scale must be a finite number above 0")
             journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
-            journal.run.time_scale = scale
+            journal.run.change_scale(scale, self.operator)
         return Engine(
             runbook=self.loaded.runbook,
             journal=journal,
@@ -113,6 +138,7 @@ class Workspace:
                 operator=self.operator,
                 time_scale=journal.run.time_scale,
                 is_embedded=self.is_embedded,
+                real_account=self.spec.kind == "aws",
                 mapping_overrides=self.options.mapping_overrides,
             ),
         )
@@ -122,13 +148,14 @@ class Workspace:
         if self.options.fresh:
             archived = archive_journal(self.store)
             if archived:
-                print(f"previous journal kept as {archived}")
+                print(f"previous run kept whole (journal, log, artifacts) as {archived}")
         if self.store.exists():
             journal = self.store.load()
             conn, target = self._connect_existing(journal)
             check_journal(
                 journal, self.loaded, target, self.options.accept_runbook_change, self.operator
             )
+            self._check_mapping(journal)
             engine = self._engine(journal, conn.client)
             engine.save()
             return engine
@@ -138,6 +165,9 @@ class Workspace:
             )
         conn, target = self._connect_new()
         journal = new_journal(self.loaded, target, self.operator)
+        if self.is_embedded and self.options.time_scale is None:
+            # a rehearsal fits its three days (and the 7-day check) into minutes
+            journal.run.time_scale = default_scale(self.loaded.runbook)
         engine = self._engine(journal, conn.client)
         engine.save()
         return engine
@@ -149,6 +179,12 @@ class Workspace:
                 f"no run yet: no journal at {self.journal_path}; start one with `runbook run`"
             )
         journal = self.store.load()
+        if journal.run.runbook_id != self.loaded.runbook.runbook.id:
+            raise JournalError(
+                f"the journal {self.journal_path} is for runbook {journal.run.runbook_id!r}, "
+                f"not {self.loaded.runbook.runbook.id!r} ({self.loaded.path}); pass the runbook "
+                "the run was started with"
+            )
         clients: Any = _no_clients
         if connected:
             conn, _ = self._connect_existing(journal)
@@ -160,4 +196,4 @@ class Workspace:
         engine.journal = self.store.load()
 
 
-__all__ = ["JournalError", "NoRun", "Workspace", "WorkspaceOptions", "WorldGone"]
+__all__ = ["BadInput", "JournalError", "NoRun", "Workspace", "WorkspaceOptions", "WorldGone"]

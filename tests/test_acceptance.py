@@ -10,7 +10,8 @@ import pytest
 from engine import dynamo
 from engine.loader import default_runbook_path
 from engine.report import render_report
-from engine.runner import Engine, Refused
+from engine.runner import CommandRefused, Engine
+from engine.snapshot import NodeRef
 from engine.target import Connection
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import OK, advance
@@ -28,16 +29,16 @@ def test_failed_final_validation_waits_for_acceptance(aws: Connection, tmp_path:
     key = {k: page[0][k] for k in ("companyId", expenses.id_attr)}
     ddb.delete_item(TableName=expenses.target, Key=dynamo.to_dynamo(key))  # one record lost
 
-    with pytest.raises(Refused):
+    with pytest.raises(CommandRefused):
         engine.ack("remove-dual-write", by="alice")  # nothing to accept there
     for attempt in (1, 2):  # a retry validates again, and still waits
         outcome = engine.run(confirm=OK)
         assert outcome.status == "waiting", outcome
-        assert outcome.waiting == {"kind": "step", "id": "final-validation"}
+        assert outcome.waiting == NodeRef.step("final-validation")
         state = engine.journal.steps["final-validation"]
         assert state.status == "failed" and state.attempts == attempt
         assert "missing=1" in (state.error or "")
-        assert engine.waiting() == {"kind": "step", "id": "final-validation"}
+        assert engine.waiting() == NodeRef.step("final-validation")
         assert engine.journal.step("delete-deprecated-functions").status == "pending"
 
     engine.ack("final-validation", by="alice", note="the lost item is re-entered by support")

@@ -48,7 +48,8 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     journal = tmp_path / "j.toml"
     common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(journal)]
-    assert main(["status", *common]) == 2  # no run yet
+    assert main(["status", *common]) == 0  # no run yet: every step pending
+    assert "no run yet" in capsys.readouterr().out
     assert main(["run", *common, "--yes", "--time-scale", "100"]) == 3
     assert main(["decide", "gate-phase2", "--go", "--by", "al", *common]) == 1
     assert main(["decide", "gate-phase2", "--no-go", "--by", "al", *common]) == 2  # no note
@@ -61,11 +62,13 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     capsys.readouterr()
     assert main(["status", "--json", *common]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert set(status) == {"run", "steps", "gates", "waiting", "rollbacks"}
+    assert {"run", "state", "steps", "gates", "waiting", "rollbacks", "alerts"} <= set(status)
+    assert status["state"] == "WAITING_ACK"
     assert status["waiting"] == {"kind": "step", "id": "handover"}
     step = status["steps"][0]
     assert {"id", "phase", "kind", "status", "attempts", "progress"} <= set(step)
-    assert step["progress"]["mini-legacy"] == {"done": 1, "total": 1}
+    legacy = next(t for t in step["progress"] if t["table"] == "mini-legacy")
+    assert (legacy["done"], legacy["total"]) == (1, 1)
     gate = status["gates"][0]
     assert gate["decision"] == "GO" and gate["by"] == "al"
     assert {
@@ -187,7 +190,9 @@ def test_sigterm_checkpoints_and_exits_130(tmp_path: Path) -> None:
         assert proc.returncode == 130
         assert "Resume with: runbook run" in out
         status = json.loads(runbook_cli("status", "--json", *MINI, env=env).stdout)
-        assert status["steps"][0]["status"] == "running"
+        assert status["state"] == "INTERRUPTED"  # nothing runs it now
+        assert status["steps"][0]["status"] == "interrupted"
+        assert status["steps"][0]["journal_status"] == "running"  # resumable
     finally:
         proc.kill()
         stop_world(record_path_for(journal))
@@ -203,10 +208,20 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
         proc = runbook_cli("run", *MINI, env=env)
         assert proc.returncode == 2
         assert "is gone" in proc.stderr and "--fresh" in proc.stderr
+        from engine.journal import utcnow
+
+        fresh_from = utcnow()
         fresh = runbook_cli("run", *MINI, "--fresh", "--until", "backup-tables", env=env)
         assert fresh.returncode == 0, fresh.stderr
-        assert "previous journal kept as" in fresh.stdout
-        assert list(journal.parent.glob("mini--embedded.*.old.toml"))
+        assert "previous run kept whole" in fresh.stdout
+        kept = list(journal.parent.glob("mini--embedded.*.old"))
+        assert len(kept) == 1  # the previous run moved aside whole, under one name
+        assert {p.name for p in kept[0].iterdir()} >= {"mini--embedded.toml", "mini--embedded.log"}
+        old_log = (kept[0] / "mini--embedded.log").read_text()
+        new_log = (journal.parent / "mini--embedded.log").read_text()
+        assert "backup-tables" in old_log
+        # the new run's log holds the new run only (every line stamped after it began)
+        assert new_log and all(line.split()[0] >= fresh_from for line in new_log.splitlines())
     finally:
         stop_world(record_path_for(journal))
 

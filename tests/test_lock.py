@@ -52,3 +52,39 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         lock.release()
     finally:
         proc.kill()
+
+
+def test_a_deleted_lock_file_stops_the_holder_from_writing(tmp_path) -> None:
+    """Deleting the lock file lets a second process lock a new file; the first notices before
+    its next journal write and stops, so two drivers never write one journal."""
+    from engine.journal import JournalError, JournalStore
+    from engine.loader import default_runbook_path, load_runbook
+    from tests.conftest import new_journal
+
+    journal_path = tmp_path / "j.toml"
+    first = JournalLock(journal_path, "run")
+    first.acquire()
+    store = JournalStore(journal_path)
+    store.lock_held = first.still_held
+    journal = new_journal(load_runbook(default_runbook_path()).runbook)
+    store.save(journal)
+    assert first.still_held()
+    first.path.unlink()
+    assert not first.still_held()
+    with pytest.raises(JournalError, match="removed or replaced"):
+        store.save(journal)
+    second = JournalLock(journal_path, "run")
+    second.acquire()  # a new file: the kernel cannot see the first holder's lock on it
+    assert second.still_held() and not first.still_held()
+    second.release()
+    first.release()
+
+
+def test_log_text_cannot_forge_lines() -> None:
+    from engine.textsafe import escape_control
+
+    forged = "al\n2026-01-01T00:00:00Z INFO    [run] al decided GO\x1b[2J\r\x00\u2028"
+    out = escape_control(forged)
+    assert "\n" not in out and "\r" not in out and "\x1b" not in out and "\u2028" not in out
+    assert out.startswith("al\\n2026") and "\\x1b[2J" in out
+    assert escape_control("a\\nb") == "a\\\\nb"  # a typed backslash-n stays distinguishable

@@ -20,19 +20,20 @@ def advance(engine: Engine, to: tuple[str, str]) -> None:
     """Answer gates and manual steps the way an operator would, until `to` is the next node."""
     for _ in range(80):
         node = engine.next_node()
-        if node == to:
+        if node is not None and node.as_tuple() == to:
             return
         waiting = engine.waiting()
-        if waiting and waiting["kind"] == "gate":
-            gate = engine.runbook.gate(waiting["id"])
+        if waiting and waiting.kind == "gate":
+            gate = engine.runbook.gate(waiting.id)
             for item in gate.items:
                 if item.kind == "manual":
                     engine.tick(gate.id, item.id, by="alice")
             engine.decide(gate.id, go=True, by="alice", override="rehearsal")
         elif waiting:
-            engine.ack(waiting["id"], by="alice")
+            engine.ack(waiting.id, by="alice")
         else:
-            outcome = engine.run(until=node[1], confirm=OK)
+            assert node is not None
+            outcome = engine.run(until=node.id, confirm=OK)
             assert outcome.status == "done", outcome
     pytest.fail(f"never reached {to}")
 

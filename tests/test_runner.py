@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from engine.events import Progress, StepStarted, WaitingAtGate
+from engine.events import Progress, SnapshotChanged, StepStarted
 from engine.journal import JournalStore
 from engine.loader import load_runbook
-from engine.runner import BadRequest, Engine, EngineOptions, Refused
+from engine.runner import BadRequest, CommandRefused, Engine, EngineOptions
 from engine.seed import seed_world
 from engine.session import new_journal
+from engine.snapshot import NodeRef
 from engine.target import Connection, TargetSpec, identify
 from tests.conftest import MINI_RUNBOOK
 
@@ -53,8 +54,9 @@ def test_runs_to_the_gate_and_waits(mini, aws, tmp_path) -> None:
     engine.subscribe(events.append)
     outcome = engine.run()
     assert outcome.status == "waiting"
-    assert outcome.waiting == {"kind": "gate", "id": "gate-phase2"}
-    assert any(isinstance(e, WaitingAtGate) for e in events)
+    assert outcome.waiting == NodeRef.gate("gate-phase2")
+    last = [e.snapshot for e in events if isinstance(e, SnapshotChanged)][-1]
+    assert last.state == "WAITING_GATE" and last.waiting == NodeRef.gate("gate-phase2")
     tables = {e.table for e in events if isinstance(e, Progress)}
     assert tables == {"mini-legacy", "mini-company", "mini-other"}
     journal = JournalStore(tmp_path / "j.toml").load()
@@ -70,12 +72,12 @@ def test_runs_to_the_gate_and_waits(mini, aws, tmp_path) -> None:
 def test_gate_refuses_go_until_items_pass_then_records_evidence(mini, aws, tmp_path) -> None:
     engine = make_engine(mini, aws, tmp_path / "j.toml")
     engine.run()
-    with pytest.raises(Refused, match="team-ready"):
+    with pytest.raises(CommandRefused, match="team-ready"):
         engine.decide("gate-phase2", go=True, by="alice")
     with pytest.raises(BadRequest, match="note"):
         engine.decide("gate-phase2", go=False, by="alice")
     engine.decide("gate-phase2", go=False, by="alice", note="QA not back yet")
-    assert engine.run().waiting == {"kind": "gate", "id": "gate-phase2"}  # NO-GO still waits
+    assert engine.run().waiting == NodeRef.gate("gate-phase2")  # NO-GO still waits
     engine.tick("gate-phase2", "team-ready", by="bob", note="QA back")
     evidence = engine.decide("gate-phase2", go=True, by="alice")
     assert (
@@ -103,7 +105,7 @@ def test_override_is_recorded(mini, aws, tmp_path) -> None:
 
 def test_only_the_waiting_gate_can_be_decided(mini, aws, tmp_path) -> None:
     engine = make_engine(mini, aws, tmp_path / "j.toml")
-    with pytest.raises(Refused, match="only the gate the run waits at"):
+    with pytest.raises(CommandRefused, match="only the gate the run waits at"):
         engine.decide("gate-phase2", go=True, by="alice", override="x")
 
 
@@ -112,8 +114,8 @@ def test_manual_step_waits_for_ack_then_finishes(mini, aws, tmp_path) -> None:
     engine.run()
     engine.decide("gate-phase2", go=True, by="alice", override="rehearsal")
     outcome = engine.run()
-    assert outcome.waiting == {"kind": "step", "id": "handover"}
-    with pytest.raises(Refused):
+    assert outcome.waiting == NodeRef.step("handover")
+    with pytest.raises(CommandRefused):
         engine.ack("backup-tables", by="bob")
     engine.ack("handover", by="bob", note="day team informed")
     assert engine.run().status == "done"
@@ -161,16 +163,16 @@ def test_backup_made_but_not_journaled_is_reused(mini, aws, tmp_path) -> None:
 
 def test_until_is_inclusive_and_only_never_skips(mini, aws, tmp_path) -> None:
     engine = make_engine(mini, aws, tmp_path / "j.toml")
-    with pytest.raises(Refused, match="step backup-tables"):
+    with pytest.raises(CommandRefused, match="step backup-tables"):
         engine.run(only="final-backups")
     with pytest.raises(BadRequest):
         engine.run(until="no-such-step")
     outcome = engine.run(until="backup-tables")
     assert outcome.status == "done"
     assert engine.journal.steps["backup-tables"].status == "done"
-    assert engine.journal.steps["handover"].status == "pending"
+    assert engine.journal.step("handover").status == "pending"
     assert engine.run(only="backup-tables").message.endswith("already done")
-    with pytest.raises(Refused, match="gate gate-phase2"):
+    with pytest.raises(CommandRefused, match="gate gate-phase2"):
         engine.run(only="final-backups")
 
 
@@ -191,7 +193,70 @@ def test_destructive_rollback_needs_consent_and_reopens_the_gate(mini, aws, tmp_
     assert journal.rollbacks[0].status == "done"
     assert journal.steps["handover"].status == "rolled_back"
     assert journal.gates["gate-phase2"].decision is None
-    assert engine.waiting() == {"kind": "gate", "id": "gate-phase2"}
+    assert engine.waiting() == NodeRef.gate("gate-phase2")
     assert len(backups_named(aws, "mini-company", "rollback-safety-")) == 1
     with pytest.raises(BadRequest):
         engine.rollback("phase1", by="alice")
+
+
+def test_status_json_before_any_run_lists_every_step_pending(tmp_path, capsys) -> None:
+    import json
+
+    from engine.cli import main
+
+    assert main(["status", "--json", "--runbook", str(MINI_RUNBOOK), "--journal",
+                 str(tmp_path / "none.toml")]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["run"] is None and status["state"] == "READY"
+    assert status["steps"] and {s["status"] for s in status["steps"]} == {"pending"}
+    assert status["next_node"] == {"kind": "step", "id": "backup-tables"}
+    assert not (tmp_path / "none.toml").exists()  # status writes nothing
+
+
+def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> None:
+    """Before the snapshot: acceptance was a cursor key, rollback records had cursors, the
+    step log had no gate lines. Such a journal loads, and its findings still wait for `ack`."""
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    raw = engine.store.path.read_text()
+    state = engine.journal.step("backup-tables")
+    state.status, state.error = "failed", "validation found problems"
+    engine.save()
+    # the old marker: a key among the step's cursors, no engine field
+    text = engine.store.path.read_text()
+    body = text.rpartition("# end of journal")[0]
+    body = body.replace("[steps.backup-tables.cursors]\n",
+                        "[steps.backup-tables.cursors]\nneeds_acceptance = true\n")
+    body = body.replace("needs_acceptance = false\n", "")
+    import hashlib
+
+    from engine.journal import TRAILER
+    engine.store.path.write_bytes(
+        body.encode() + TRAILER % hashlib.sha256(body.encode()).hexdigest().encode()
+    )
+    assert "needs_acceptance = true" in engine.store.path.read_text() and raw
+    reopened = make_engine(mini, aws, tmp_path / "j.toml")
+    assert reopened.waiting() == NodeRef.step("backup-tables")
+    assert reopened.snapshot().state == "WAITING_ACK"
+    reopened.ack("backup-tables", by="alice", note="known")
+    reopened.run(until="backup-tables")
+    assert reopened.journal.steps["backup-tables"].status == "done"
+    assert "needs_acceptance" not in reopened.journal.steps["backup-tables"].cursors
+
+
+def test_a_snapshot_is_immutable_and_survives_json_to_another_process(mini, aws, tmp_path):
+    """Watchers in other processes receive the snapshot as JSON: it comes back equal."""
+    from pydantic import ValidationError
+
+    from engine.snapshot import RunSnapshot
+
+    engine = make_engine(mini, aws, tmp_path / "j.toml")
+    engine.run()
+    snapshot = engine.snapshot()
+    again = RunSnapshot.model_validate_json(snapshot.model_dump_json())
+    assert again == snapshot
+    assert again.gate("gate-phase2").met == snapshot.gate("gate-phase2").met
+    with pytest.raises(ValidationError):
+        snapshot.state = "DONE"  # frozen
+    engine.journal.step("handover").status = "done"  # the live journal moves on...
+    assert snapshot.step("handover").status == "pending"  # ...the snapshot does not

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from engine.events import Alert
 from engine.journal import JournalStore
+from engine.lock import JournalLock
 from engine.runner import Engine
+from engine.snapshot import NodeRef
 from engine.target import Connection
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.tui_states import HOLDER
@@ -28,6 +31,10 @@ def journal_of(engine: Engine):
     return JournalStore(engine.store.path).load()
 
 
+def status_of(app: RunbookApp) -> str:
+    return str(app.main.query_one("#status").render())
+
+
 async def settle(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
@@ -43,7 +50,7 @@ async def test_run_gate_ack_to_the_end(engine: Engine) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
         await settle(pilot)
-        assert engine.waiting() == {"kind": "gate", "id": "gate-phase2"}
+        assert engine.waiting() == NodeRef.gate("gate-phase2")
         assert "WAITING at gate gate-phase2" in str(app.query_one("#status").render())
         await pilot.press("g")
         await settle(pilot)
@@ -62,7 +69,7 @@ async def test_run_gate_ack_to_the_end(engine: Engine) -> None:
         assert not isinstance(app.screen, GateScreen)
         await pilot.press("r")
         await settle(pilot)
-        assert engine.waiting() == {"kind": "step", "id": "handover"}
+        assert engine.waiting() == NodeRef.step("handover")
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, TextPrompt)
@@ -144,19 +151,35 @@ async def test_rollback_needs_the_typed_phase_and_escape_cancels(engine: Engine)
 
 
 async def test_quit_while_running_asks_then_checkpoints(engine: Engine) -> None:
+    """The engine thread is held at its first checkpoint with a backup journaled until the
+    operator has answered: no race between the keys and the run."""
+    import threading
+
+    from engine.events import SnapshotChanged
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_at_first_backup(event) -> None:  # the engine's thread
+        if not isinstance(event, SnapshotChanged) or reached.is_set():
+            return
+        step = event.snapshot.step("backup-tables")
+        if step.status == "running" and any(t.done for t in step.progress):
+            reached.set()
+            release.wait(10)
+
+    engine.subscribe(hold_at_first_backup)
     app = RunbookApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
-        for _ in range(100):  # until the first table's backup is journaled
-            await pilot.pause(0.05)
-            if engine.journal.step("backup-tables").cursors.get("backups"):
-                break
+        assert await asyncio.to_thread(reached.wait, 10)
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, YesNo)
         await pilot.press("y")
-        await settle(pilot)
-        await pilot.pause(0.5)
+        await pilot.pause()
+        assert app.quitting
+        release.set()
+        assert await asyncio.to_thread(app.idle.wait, 10)  # the engine thread checkpointed
     state = journal_of(engine).steps["backup-tables"]
     assert state.status == "running"  # interrupted at a checkpoint, resumable
     assert 0 < len(state.cursors["backups"]) < 3
@@ -177,7 +200,7 @@ async def test_alert_banner_and_read_only(engine: Engine) -> None:
     viewer = RunbookApp(engine, read_only=True, holder=HOLDER, greet=False)
     async with viewer.run_test(size=(80, 24)) as pilot:
         for action in ("run", "ack", "rollback", "stop"):
-            assert viewer.check_action(action, ()) is False  # not offered at all
+            assert viewer.main.check_action(action, ()) is False  # not offered at all
         await pilot.press("r")
         await pilot.pause()
         assert not viewer.running
@@ -242,17 +265,19 @@ async def test_read_only_viewer_derives_rate_and_eta_from_checkpoints(engine: En
     viewer = RunbookApp(
         engine, read_only=True, holder=HOLDER, greet=False, follow=follow, clock=clock
     )
-    async with viewer.run_test(size=(80, 24)) as pilot:
-        viewer._follow_driver()
-        await pilot.pause()
-        state.progress["legacy-expenses"] = TableProgress(done=300, total=1000)
-        driver.save(journal)
-        clock.set_time(2.0)
-        viewer._follow_driver()
-        await pilot.pause()
-        row = viewer.query_one(ProgressPanel).rows["legacy-expenses"]
-        figures = str(row.figures.render())
-        assert "300/1,000 30.0% 100/s ETA 0:07" in figures, figures
+    with JournalLock(engine.store.path, "run"):  # a driver holds the journal
+        async with viewer.run_test(size=(80, 24)) as pilot:
+            viewer.follow_driver()
+            await pilot.pause()
+            state.progress["legacy-expenses"] = TableProgress(done=300, total=1000)
+            driver.save(journal)
+            clock.set_time(2.0)
+            viewer.follow_driver()
+            await pilot.pause()
+            row = viewer.main.query_one(ProgressPanel).rows["legacy-expenses"]
+            figures = str(row.figures.render())
+            assert "300/1,000 30.0% 100/s ETA 0:07" in figures, figures
+            assert "RUNNING backup-tables (driven elsewhere)" in status_of(viewer)
 
 
 async def test_too_small_notice_follows_every_resize(engine: Engine) -> None:
@@ -336,7 +361,7 @@ async def test_viewer_sees_new_alerts_and_a_driver_that_left(engine: Engine) -> 
         assert not banner.has_class("visible")
         _fail_with_alert(journal)
         driver.save(journal)
-        viewer._follow_driver()
+        viewer.follow_driver()
         await pilot.pause()
         assert banner.has_class("visible")  # the alert reaches whoever watches
         topbar = str(viewer.query_one("#topbar").render())
@@ -363,7 +388,7 @@ async def test_greeting_at_a_manual_step_offers_acknowledge(engine: Engine) -> N
     engine.run()
     engine.decide("gate-phase2", go=True, by="alice", override="test")
     engine.run()
-    assert engine.waiting() == {"kind": "step", "id": "handover"}
+    assert engine.waiting() == NodeRef.step("handover")
     app = RunbookApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -399,11 +424,9 @@ async def test_keys_screen_lists_the_consoles_own_keys_first(engine: Engine) -> 
 
 
 async def test_findings_are_accepted_with_a_reason_from_the_console(engine: Engine) -> None:
-    from engine.runner import NEEDS_ACCEPTANCE
-
     state = engine.journal.step("backup-tables")
     state.status, state.error = "failed", "validation found problems (missing=1)"
-    state.cursors[NEEDS_ACCEPTANCE] = True
+    state.needs_acceptance = True
     state.summary = {"ok": False}
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,7 +1,7 @@
 """A rehearsal of the bundled runbook driven through the console, keys only, on moto.
 
 Run, tick every gate item, decide GO, acknowledge manual steps, watch the read shift; then
-inject errors, see the trigger fire, and confirm the proposed rollback.
+inject errors and see the trigger fire and roll the reads back on its own (auto_rollback).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from engine.journal import JournalStore
 from engine.loader import default_runbook_path
 from engine.runner import Engine
 from engine.simulator import set_error_rate
+from engine.snapshot import NodeRef
 from engine.target import Connection
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp
@@ -49,11 +50,11 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(40):
-            if engine.next_node() == ("step", "capture-baseline"):
+            if engine.next_node() == NodeRef.step("capture-baseline"):
                 break
             waiting = engine.waiting()
-            if waiting and waiting["kind"] == "gate":
-                await pass_gate(pilot, engine, waiting["id"])
+            if waiting and waiting.kind == "gate":
+                await pass_gate(pilot, engine, waiting.id)
             elif waiting:
                 await pilot.press("a")
                 await pilot.pause()
@@ -64,26 +65,19 @@ async def test_rehearsal_through_the_console(aws: Connection, tmp_path: Path) ->
                 await settle(pilot)
                 failed = [s for s, st in engine.journal.steps.items() if st.status == "failed"]
                 assert not failed, engine.journal.steps[failed[0]].error
-        assert engine.next_node() == ("step", "capture-baseline")
+        assert engine.next_node() == NodeRef.step("capture-baseline")
         assert engine.journal.gates["gate-phase4"].decision == "GO"
         set_error_rate(engine.clients, 5.0)
         await pilot.press("r")
         await settle(pilot)
-        assert app.query_one("#alert").has_class("visible")
-        assert engine.journal.steps["read-shift-10"].status == "failed"
-        await pilot.press("b")
-        await pilot.pause()
-        assert isinstance(app.screen, RollbackScreen)
-        assert app.screen.rollback.id == "rollback-reads"
-        await pilot.press("enter")  # a stray enter does not roll back
-        await pilot.pause()
-        assert isinstance(app.screen, RollbackScreen)
-        await pilot.press("y", "e", "s", "enter")
-        await settle(pilot)
-        assert not app.query_one("#alert").has_class("visible")  # the proposal was carried out
+        banner = app.query_one("#alert")
+        assert banner.has_class("visible")  # it says what happened, with no key pressed
+        assert "rollback-reads ran automatically" in str(banner.render())
+        assert not isinstance(app.screen, RollbackScreen)
     saved = JournalStore(tmp_path / "j.toml").load()
     assert saved.alerts and saved.alerts[-1]["trigger"] == "error-rate"
     assert saved.rollbacks[-1].id == "rollback-reads" and saved.rollbacks[-1].status == "done"
+    assert saved.rollbacks[-1].by == "trigger error-rate"
     assert saved.steps["read-shift-10"].status == "rolled_back"
     assert saved.step("read-shift-50").status == "pending"  # the trigger stopped the shift
     lam = aws.client("lambda")

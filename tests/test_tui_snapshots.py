@@ -16,6 +16,14 @@ SIZES = [(80, 24), (120, 40)]
 EXPENSES = "construction-expenses-multi-table-expenses"
 
 
+def steady_cursor(pilot) -> None:
+    """An input's cursor blinks on a timer: a snapshot must not depend on when it is taken."""
+    from textual.widgets import Input
+
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+
+
 def app(engine, **kwargs) -> RunbookApp:
     return RunbookApp(engine, clock=MockClock(), **kwargs)
 
@@ -30,11 +38,13 @@ def test_mid_migration_progress(snap_compare, tmp_path: Path, size) -> None:
     engine = states.mid_migration(tmp_path)
 
     async def live_progress(pilot) -> None:
-        # as ActionContext.progress does: the journal slot first, then the event
+        # as a running engine does: the journal slot first, the event, then a checkpoint
+        engine._active = True
         engine.journal.steps["migrate-expenses"].progress[EXPENSES] = TableProgress(
             done=4321, total=7000
         )
         engine.emit(Progress("migrate-expenses", EXPENSES, 4321, 7000, 912.4, 2936.0))
+        engine._publish(engine.snapshot())
         await pilot.pause()
 
     assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=live_progress)
@@ -70,6 +80,7 @@ def test_run_log_filtered(snap_compare, tmp_path: Path, size) -> None:
         for char in "warn":
             await pilot.press(char)
         await pilot.pause()
+        steady_cursor(pilot)
 
     assert snap_compare(
         app(states.mid_migration(tmp_path), greet=False),
@@ -107,10 +118,12 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size) -> None:
     engine = states.mini_gate(tmp_path)
 
     async def open_rollback(pilot) -> None:
-        pilot.app.query_one("#timeline").select_ref(("step", "handover"))
+        await pilot.pause()
+        pilot.app.main.query_one("#timeline").select_ref(("step", "handover"))
         await pilot.pause()
         await pilot.press("b")
         await pilot.pause()
+        steady_cursor(pilot)
 
     assert snap_compare(app(engine, greet=False), terminal_size=size, run_before=open_rollback)
 

@@ -40,7 +40,7 @@ def test_console_starts_shows_timeline_and_quits(tmp_path: Path) -> None:
     state = tmp_path / "state"
     journal = state / "runbook-console" / "mini--embedded.toml"
     command = (
-        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m engine.cli "
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
         f"--runbook {MINI_RUNBOOK}; echo EXITED=$?; sleep 30"
     )
     subprocess.run(
@@ -88,7 +88,7 @@ def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
     state = tmp_path / "state"
     journal = state / "runbook-console" / "mini--embedded.toml"
     command = (
-        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m engine.cli "
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
         f"--runbook {runbook} --accept-runbook-change; sleep 30"
     )
 

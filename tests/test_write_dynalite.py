@@ -31,7 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli() -> str | None:
-    for candidate in (os.environ.get("DYNALITE_CLI"), ROOT / "node_modules/dynalite/cli.js"):
+    for candidate in (
+        os.environ.get("DYNALITE_CLI"),
+        ROOT / ".ci/node/node_modules/dynalite/cli.js",  # where CI installs it
+        ROOT / "node_modules/dynalite/cli.js",
+    ):
         if candidate and Path(candidate).exists():
             return str(candidate)
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def engine_for(rb: Runbook, journal: Journal, tmp: Path) -> Engine:
         JournalStore(tmp / "journal.toml"),
         no_network,
         EngineOptions(operator="alice", time_scale=1.0, is_embedded=True),
+        clock_now=lambda: datetime(2024, 12, 1, 9, 45, tzinfo=UTC),
     )
 
 
@@ -72,7 +74,7 @@ def go(journal: Journal, gate_id: str) -> None:
     journal.gates[gate_id] = journal.gate(gate_id)
     journal.gates[gate_id].decision = "GO"
     journal.gates[gate_id].by = "alice"
-    journal.gates[gate_id].at = "2024-12-02T09:00:00Z"
+    journal.gates[gate_id].at = datetime(2024, 12, 2, 9, 0, tzinfo=UTC)
 
 
 def full_until(rb: Runbook, journal: Journal, step_id: str) -> None:

@@ -10,22 +10,19 @@ STATUS_GLYPH = {
     "running": "▶",
     "done": "✔",
     "failed": "✖",
-    "skipped": "↷",
+    "interrupted": "‖",
     "rolled_back": "↺",
     "waiting": "⏸",
 }
 GATE_GLYPH = {"GO": "◆", "NO-GO": "✖", None: "◇"}
 
 
-def parse_ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+def hhmm(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%H:%M") if value else "--:--"
 
 
-def hhmm(value: str | None) -> str:
-    ts = parse_ts(value)
-    return ts.strftime("%H:%M") if ts else "--:--"
+def stamp(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
 def duration(seconds: float | None) -> str:
@@ -39,18 +36,28 @@ def duration(seconds: float | None) -> str:
 def progress_text(
     done: int,
     total: int | None,
-    rate: float,
+    rate: float | None,
     eta: float | None,
+    live: bool = True,
     in_flight: tuple[int, int] | None = None,
 ) -> str:
+    """`live`: the step runs now (a rate, or "starting" before there is one to tell).
+    `in_flight`: (writes in flight, the throttle's window) of a data step, shown as `12/16w`."""
     total_text = f"{total:,}" if total is not None else "?"
     pct = f" {100 * done / total:.1f}%" if total else ""
-    tail = f" {in_flight[0]}/{in_flight[1]}w" if in_flight else ""  # writes in flight/limit
-    return f"{done:,}/{total_text}{pct} {rate:,.0f}/s ETA {duration(eta)}{tail}"
+    figures = f"{done:,}/{total_text}{pct}"
+    if not live:
+        return figures
+    tail = f" {in_flight[0]}/{in_flight[1]}w" if in_flight else ""
+    if rate is None:
+        return f"{figures} starting{tail}"
+    return f"{figures} {rate:,.0f}/s ETA {duration(eta)}{tail}"
 
 
-def slot_vs_actual(slot: str, started: str | None, finished: str | None) -> str:
-    end = hhmm(finished) if finished else "…"
+def slot_vs_actual(
+    slot: str, started: datetime | None, finished: datetime | None, status: str = ""
+) -> str:
+    end = hhmm(finished) if finished else ("‖ stopped" if status == "interrupted" else "…")
     actual = f"{hhmm(started)}-{end}" if started else "not started"
     return f"planned {slot}  actual {actual}"
 

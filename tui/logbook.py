@@ -1,15 +1,16 @@
-"""Log lines as the console keeps them: from engine events and from the log file's tail."""
+"""Log lines as the console keeps them: from engine events and from the log file's tail (read
+with the engine's own reader, `engine.events.parse_log_line`)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
 
+from engine.events import LogLine, parse_log_line
+
 LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
-_LINE = re.compile(r"^(\S+) (\w+)\s+\[([^\]]*)\] (.*)$")
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,13 @@ def render_entry(entry: LogEntry) -> Text:
     return text
 
 
-def parse_line(line: str) -> LogEntry | None:
-    match = _LINE.match(line.rstrip("\n"))
-    if not match:
-        return None
-    at, level, step, message = match.groups()
-    return LogEntry(at, level.lower(), step, message)
+def entry_of(line: LogLine, at: str) -> LogEntry:
+    return LogEntry(line.at or at, line.level, line.step_id or "run", line.message)
+
+
+def parse_line(text: str) -> LogEntry | None:
+    line = parse_log_line(text)
+    return entry_of(line, "") if line else None
 
 
 def read_tail(path: Path, limit: int = 500) -> tuple[list[LogEntry], int]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from engine.events import Event, Progress
+from engine.events import Event, Progress, SnapshotChanged
+from engine.snapshot import RunSnapshot
 
 
 class EngineEvent(Message):
     """Any engine event, delivered on the UI thread."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, forwarded: bool = False) -> None:
         super().__init__()
         self.event = event
+        self.forwarded = forwarded  # re-posted by the app to its main screen
 
 
 class ProgressEvent(EngineEvent):
@@ -28,5 +30,32 @@ class ProgressEvent(EngineEvent):
         )
 
 
-def wrap(event: Event) -> EngineEvent:
-    return ProgressEvent(event) if isinstance(event, Progress) else EngineEvent(event)
+class SnapshotEvent(EngineEvent):
+    """The run as it now stands; only the newest matters."""
+
+    event: SnapshotChanged
+
+    @property
+    def snapshot(self) -> RunSnapshot:
+        return self.event.snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotEvent)
+
+
+class WorkEnded(Message):
+    """The engine worker (a run or a rollback) returned: its outcome, or the error it raised."""
+
+    def __init__(self, group: str, outcome: object, error: BaseException | None) -> None:
+        super().__init__()
+        self.group = group
+        self.outcome = outcome
+        self.error = error
+
+
+def wrap(event: Event, forwarded: bool = False) -> EngineEvent:
+    if isinstance(event, Progress):
+        return ProgressEvent(event, forwarded)
+    if isinstance(event, SnapshotChanged):
+        return SnapshotEvent(event, forwarded)
+    return EngineEvent(event, forwarded)

@@ -14,8 +14,9 @@ delete_functions: cursors `deleted` (names this step deleted), `already_absent`,
     `log_groups_deleted`, `code_missing` (functions whose code package could not be fetched),
     `archive_dir`; summary {deleted, already_absent, log_groups_deleted, code_missing}.
 delete_api_routes: cursors `api_id`, `archive` (file name in archive_dir), `archive_dir`,
-    `deleted_routes` (["GET /expenses", ...]), `deleted_resources` (paths), `deployment_id`;
-    summary {api, deleted_routes, deleted_resources}.
+    `deleted_routes` (["GET /expenses", ...]), `deleted_resources` (paths), `deployment_id`,
+    `stages_redeployed`; summary {api, deleted_routes, deleted_resources, stages_redeployed}.
+    Methods a kept route declares, and resources with methods or children left, stay.
 delete_tables: cursors `deleted` (names), `already_absent`, `backups` ({table: backup arn}),
     `protection_disabled` (names), `archive_dir`; summary {deleted, already_absent,
     protection_disabled}.
@@ -204,6 +205,7 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> dict[s
                     ctx.log(
                         f"{fn}: code package not archived: {record['code']['reason']}", "warning"
                     )
+                    ctx.checkpoint(force=True)  # robust: a kill before the delete keeps it
                 with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
                     lam.delete_function(FunctionName=fn)
                 deleted.append(fn)
@@ -288,7 +290,10 @@ def _route_paths(rb: Runbook, p: DeleteRoutesParams) -> list[tuple[str, list[str
         chosen = [r for r in routes if r.path in p.routes]
     else:
         chosen = [r for r in routes if r.deprecate]
-    return sorted(((r.path, list(r.methods)) for r in chosen), key=lambda x: -x[0].count("/"))
+    # a method another (kept) route of the runbook declares on the same path stays
+    kept = {(r.path, m) for r in routes if r not in chosen for m in r.methods}
+    out = [(r.path, [m for m in r.methods if (r.path, m) not in kept]) for r in chosen]
+    return sorted(out, key=lambda x: -x[0].count("/"))
 
 
 def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> dict[str, Any]:
@@ -358,18 +363,49 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> dict[str, An
             gw.delete_resource(restApiId=api_id, resourceId=res["id"])
             deleted_resources.append(path)
             ctx.checkpoint(force=True)
-    if "deployment_id" not in c:
-        c["deployment_id"] = gw.create_deployment(
-            restApiId=api_id,
-            stageName=api.stage,
-            description=f"runbook-console {ctx.step_id}: legacy routes removed",
-        )["id"]
-        ctx.checkpoint(force=True)
+    redeployed = redeploy_stages(ctx, gw, api_id, f"runbook-console {ctx.step_id}: routes removed")
     return {
         "api": api.name,
         "deleted_routes": list(deleted_routes),
         "deleted_resources": list(deleted_resources),
+        "stages_redeployed": redeployed,
     }
+
+
+def redeploy_stages(ctx: ActionContext, gw: Any, api_id: str, description: str) -> list[str]:
+    """One new deployment, then every stage that exists points at it (a route change is not
+    served until then). A stage that does not exist is never created; an API left without any
+    method cannot be deployed (AWS refuses), which is logged. Cursors: `deployment_id`,
+    `stages_redeployed`."""
+    c = ctx.cursors
+    stages = sorted(s["stageName"] for s in gw.get_stages(restApiId=api_id).get("item", []))
+    if not stages:
+        ctx.log("the API has no stage; nothing to redeploy", "warning")
+        return []
+    if "deployment_id" not in c:
+        try:
+            c["deployment_id"] = gw.create_deployment(restApiId=api_id, description=description)[
+                "id"
+            ]
+        except gw.exceptions.BadRequestException as exc:
+            ctx.log(f"no deployment: {exc}", "warning")
+            return []
+        ctx.checkpoint(force=True)
+    done: list[str] = c.setdefault("stages_redeployed", [])
+    for stage in stages:
+        if stage in done:
+            continue
+        gw.update_stage(
+            restApiId=api_id,
+            stageName=stage,
+            patchOperations=[
+                {"op": "replace", "path": "/deploymentId", "value": c["deployment_id"]}
+            ],
+        )
+        done.append(stage)
+        ctx.log(f"stage {stage} redeployed ({c['deployment_id']})")
+        ctx.checkpoint(force=True)
+    return list(done)
 
 
 def plan_delete_routes(rb: Runbook, p: DeleteRoutesParams) -> list[PlannedCall]:
@@ -377,7 +413,12 @@ def plan_delete_routes(rb: Runbook, p: DeleteRoutesParams) -> list[PlannedCall]:
     calls = [PlannedCall("apigateway", "GetExport", name, "archive the definition")]
     for path, methods in _route_paths(rb, p):
         calls += [PlannedCall("apigateway", "DeleteMethod", f"{m} {path}") for m in methods]
-    return [*calls, PlannedCall("apigateway", "CreateDeployment", name)]
+    return [
+        *calls,
+        PlannedCall("apigateway", "DeleteResource", name, "resources left empty"),
+        PlannedCall("apigateway", "CreateDeployment", name),
+        PlannedCall("apigateway", "UpdateStage", name, "every existing stage"),
+    ]
 
 
 # --- delete_tables ----------------------------------------------------------------------------
@@ -430,6 +471,17 @@ def _wait_table(ctx: ActionContext, ddb: Any, table: str, gone: bool) -> None:
     raise RuntimeError(f"{table}: still not {'deleted' if gone else 'ACTIVE'} after {waited:.0f}s")
 
 
+def list_tags(ddb: Any, arn: str) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = []
+    kwargs: dict[str, Any] = {"ResourceArn": arn}
+    while True:
+        page = ddb.list_tags_of_resource(**kwargs)
+        tags += page.get("Tags", [])
+        if not page.get("NextToken"):
+            return tags
+        kwargs["NextToken"] = page["NextToken"]
+
+
 def _exists(ddb: Any, table: str) -> bool:
     try:
         ddb.describe_table(TableName=table)
@@ -464,13 +516,16 @@ def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> dict[str, An
             ctx.checkpoint(force=True)
             continue
         backups[table] = final_backup(ctx, p.backup_step, table)  # refuses without one
-        record: dict[str, Any] = {"table": desc, "backup_arn": backups[table]}
-        try:
-            record["ttl"] = _clean(ddb.describe_time_to_live(TableName=table))
-            record["continuous_backups"] = _clean(ddb.describe_continuous_backups(TableName=table))
-            record["tags"] = ddb.list_tags_of_resource(ResourceArn=desc["TableArn"]).get("Tags", [])
-        except Exception as exc:
-            record["extras_error"] = f"{type(exc).__name__}: {exc}"
+        # what a backup does not carry (tags, TTL, streams, PITR), archived before the deletion:
+        # a failure to read them stops here, before anything is lost
+        record: dict[str, Any] = {
+            "table": desc,
+            "backup_arn": backups[table],
+            "ttl": _clean(ddb.describe_time_to_live(TableName=table)),
+            "continuous_backups": _clean(ddb.describe_continuous_backups(TableName=table)),
+            "tags": list_tags(ddb, desc["TableArn"]),
+            "stream": desc.get("StreamSpecification", {}),
+        }
         _write_json(folder / f"{_safe(table)}.table.json", record)
         ctx.checkpoint(force=True)
         if desc.get("DeletionProtectionEnabled"):

@@ -4,12 +4,23 @@ update_function_configuration replaces the whole environment, so every change is
 the function's current variables. Only flag names (runbook.flags.names()) and their values are
 ever journaled, logged or returned; other variables may hold secrets and are never read out.
 
+An environment change applies to `$LATEST` only; published versions are immutable. So after the
+merge (and LastUpdateStatus=Successful) a function that is invoked through an alias (API
+Gateway integration URI or event source mapping, see engine/invocations.py) gets a new
+published version, and every invoked alias is moved to it. A function invoked by a fixed version
+number cannot be reached by a flag: the Day-1 inventory asks a human to accept or fix that; here
+it is logged and counted in the summary (`unreachable`).
+
 Cursor format of a set_flags / shift_reads step (restore_flags relies on it):
 
     [steps.<id>.cursors.flags."<function>"]
     version = "3"                 # published before the change (code + config to revert to)
     prior = { DUAL_WRITE_ENABLED = "false" }   # flag values before the change
     absent = ["READ_PERCENT"]     # flags that were not set before the change
+    aliases = { live = "3" }      # invoked aliases and the version each pointed at before
+    routing = { live = { "2" = 0.1 } }   # an alias's weighted routing before (if any)
+    published = "5"               # the version published after the change (aliases move here)
+    moved = ["live"]              # aliases moved to `published`
     applied = true                # the change is in place
 """
 
@@ -19,11 +30,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine import invocations
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import Runbook
 
 POLL_SECONDS = 1.0
 MAX_UPDATE_WAIT_SECONDS = 300.0
+MAX_CONFLICT_ATTEMPTS = 12
+MAX_BACKOFF_SECONDS = 20.0
 ABSENT = object()
 
 
@@ -89,18 +103,76 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
             merged[name] = value
     if merged == current:
         return False
-    attempts = 0
-    while True:
-        try:
-            lam.update_function_configuration(FunctionName=fn, Environment={"Variables": merged})
-            break
-        except lam.exceptions.ResourceConflictException:
-            attempts += 1
-            if attempts > 30:
-                raise
-            ctx.clock.sleep_real(POLL_SECONDS)
+    retry_conflicts(
+        ctx,
+        lam,
+        f"{fn}: update configuration",
+        lambda: lam.update_function_configuration(
+            FunctionName=fn, Environment={"Variables": merged}
+        ),
+    )
     _wait_updated(ctx, lam, fn)
     return True
+
+
+def retry_conflicts(ctx: ActionContext, lam: Any, what: str, call: Any) -> Any:
+    """Call, retrying ResourceConflictException (an update still in progress) with backoff."""
+    for attempt in range(MAX_CONFLICT_ATTEMPTS):
+        try:
+            return call()
+        except lam.exceptions.ResourceConflictException:
+            if attempt == MAX_CONFLICT_ATTEMPTS - 1:
+                raise
+            ctx.clock.sleep_real(min(MAX_BACKOFF_SECONDS, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
+    """PublishVersion once the last update has settled; Lambda returns the latest version
+    instead of a new one when nothing changed since, so a repeat is harmless."""
+    _wait_updated(ctx, lam, fn)
+    return retry_conflicts(
+        ctx,
+        lam,
+        f"{fn}: publish version",
+        lambda: lam.publish_version(FunctionName=fn, Description=description[:256]),
+    )["Version"]
+
+
+def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:
+    """How the runbook's API and the account's event sources invoke `functions`."""
+    from engine.actions.cleanup import find_api
+
+    api = ctx.runbook.inventory.api
+    integrations: list[invocations.Integration] = []
+    if api is not None:
+        gw = ctx.client("apigateway")
+        api_id = find_api(gw, api.name)
+        if api_id is not None:
+            integrations = invocations.api_integrations(gw, api_id)
+    return invocations.discover(ctx.client("lambda"), integrations, functions)
+
+
+def _alias_state(lam: Any, fn: str, alias: str) -> tuple[str, dict[str, float]]:
+    got = lam.get_alias(FunctionName=fn, Name=alias)
+    weights = (got.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return got["FunctionVersion"], {k: float(v) for k, v in weights.items()}
+
+
+def move_alias(
+    ctx: ActionContext, lam: Any, fn: str, alias: str, version: str, weights: dict[str, float]
+) -> None:
+    retry_conflicts(
+        ctx,
+        lam,
+        f"{fn}:{alias}: update alias",
+        lambda: lam.update_alias(
+            FunctionName=fn,
+            Name=alias,
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": weights},
+        ),
+    )
 
 
 def apply_flags(
@@ -112,6 +184,8 @@ def apply_flags(
     lam = ctx.client("lambda")
     slots: dict[str, dict[str, Any]] = ctx.cursors.setdefault(key, {})
     changed = 0
+    found: invocations.Invocations | None = None
+    unreachable: list[str] = []
     for index, fn in enumerate(functions):
         ctx.clock.check()
         entry = slots.get(fn)
@@ -119,26 +193,59 @@ def apply_flags(
             ctx.progress("functions", index + 1, len(functions))
             continue
         if entry is None:
+            if found is None:
+                found = discover_invocations(ctx, functions)
             # capture the priors *before* any change, and persist them first
             current = _env(lam, fn)
             entry = {
                 "prior": {k: current[k] for k in values if k in current},
                 "absent": [k for k in values if k not in current],
+                "aliases": {},
+                "routing": {},
                 "applied": False,
             }
+            for alias in found.aliases(fn):
+                version, weights = _alias_state(lam, fn, alias)
+                entry["aliases"][alias] = version
+                if weights:
+                    entry["routing"][alias] = weights
+            fixed = sorted(found.fixed_versions(fn))
+            if fixed:
+                entry["fixed_versions"] = fixed
             slots[fn] = entry
             ctx.checkpoint(force=True)
         if "version" not in entry:
             # Lambda publishes nothing new when code and config are unchanged since the last
             # version, so a crash between publish and checkpoint cannot create a second one.
-            version = lam.publish_version(
-                FunctionName=fn, Description=f"runbook-console: before {ctx.step_id}"
-            )["Version"]
-            entry["version"] = version
+            entry["version"] = publish(ctx, lam, fn, f"runbook-console: before {ctx.step_id}")
             ctx.checkpoint(force=True)
         if merge_flags(ctx, fn, dict(values)):
             changed += 1
             ctx.log(f"{fn}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())))
+            # $LATEST changed after an earlier attempt published: that version is stale
+            entry.pop("published", None)
+            entry.pop("moved", None)
+        if entry["aliases"]:
+            if "published" not in entry:
+                entry["published"] = publish(
+                    ctx, lam, fn, f"runbook-console: {ctx.step_id} " + _describe(values)
+                )
+                ctx.checkpoint(force=True)
+            moved: list[str] = entry.setdefault("moved", [])
+            for alias, before in sorted(entry["aliases"].items()):
+                if alias in moved:
+                    continue
+                move_alias(ctx, lam, fn, alias, entry["published"], {})
+                moved.append(alias)
+                ctx.log(f"{fn}: alias {alias} moved from version {before} to {entry['published']}")
+                ctx.checkpoint(force=True)
+        for version in entry.get("fixed_versions", []):
+            unreachable.append(f"{fn}:{version}")
+            ctx.log(
+                f"{fn}: version {version} is invoked by number; published versions never "
+                "change, so these flags do not reach it",
+                "warning",
+            )
         entry["applied"] = True
         ctx.progress("functions", index + 1, len(functions))
         ctx.checkpoint(force=True)
@@ -147,7 +254,17 @@ def apply_flags(
         "changed": changed,
         "flags": dict(sorted(values.items())),
         "versions": {fn: slots[fn]["version"] for fn in functions if "version" in slots[fn]},
+        "aliases_moved": {
+            f"{fn}:{a}": slots[fn]["published"]
+            for fn in functions
+            for a in slots[fn].get("moved", [])
+        },
+        "unreachable": unreachable,
     }
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 # --- set_flags ------------------------------------------------------------------------------
@@ -164,11 +281,17 @@ def run_set_flags(ctx: ActionContext, p: SetFlagsParams) -> dict[str, Any]:
 
 
 def plan_set_flags(rb: Runbook, p: SetFlagsParams) -> list[PlannedCall]:
+    return plan_flag_calls(rb, resolve_functions(rb, p.functions), p.values)
+
+
+def plan_flag_calls(rb: Runbook, functions: list[str], values: dict[str, str]) -> list[PlannedCall]:
     calls = []
-    note = ", ".join(f"{k}={v}" for k, v in sorted(p.values.items()))
-    for fn in resolve_functions(rb, p.functions):
+    note = _describe(values)
+    for fn in functions:
         calls.append(PlannedCall("lambda", "PublishVersion", fn, "before the change"))
         calls.append(PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note))
+        calls.append(PlannedCall("lambda", "PublishVersion", fn, "after the change, if aliased"))
+        calls.append(PlannedCall("lambda", "UpdateAlias", fn, "every invoked alias"))
     return calls
 
 
@@ -180,26 +303,36 @@ class RestoreFlagsParams(BaseModel):
     steps: list[str]
 
 
-def _targets(ctx: ActionContext, steps: list[str]) -> dict[str, dict[str, Any]]:
-    """Per function, each flag's value before the *earliest* of `steps` that changed it."""
+def _targets(
+    ctx: ActionContext, steps: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, tuple[str, dict[str, float]]]]]:
+    """Per function, each flag's value and each moved alias's version (with its routing)
+    before the *earliest* of `steps` that changed it."""
     order = {s.id: i for i, s in enumerate(ctx.runbook.steps)}
     ranked = sorted(steps, key=lambda s: order.get(s, len(order)), reverse=True)
     targets: dict[str, dict[str, Any]] = {}
+    aliases: dict[str, dict[str, tuple[str, dict[str, float]]]] = {}
     for step_id in ranked:  # latest first; earlier steps overwrite
         state = ctx.journal.steps.get(step_id)
         if state is None:
             continue
-        for key in ("flags",):
-            for fn, entry in state.cursors.get(key, {}).items():
-                t = targets.setdefault(fn, {})
-                t.update(entry.get("prior", {}))
-                t.update({name: ABSENT for name in entry.get("absent", [])})
-    return targets
+        for fn, entry in state.cursors.get("flags", {}).items():
+            t = targets.setdefault(fn, {})
+            t.update(entry.get("prior", {}))
+            t.update({name: ABSENT for name in entry.get("absent", [])})
+            routing = entry.get("routing", {})
+            for alias in entry.get("moved", []):
+                before = entry.get("aliases", {}).get(alias)
+                if before:
+                    aliases.setdefault(fn, {})[alias] = (before, dict(routing.get(alias, {})))
+    return targets, aliases
 
 
 def run_restore_flags(ctx: ActionContext, p: RestoreFlagsParams) -> dict[str, Any]:
-    targets = _targets(ctx, p.steps)
+    targets, aliases = _targets(ctx, p.steps)
+    lam = ctx.client("lambda")
     done: list[str] = ctx.cursors.setdefault("restored", [])
+    moved_back: list[str] = ctx.cursors.setdefault("aliases_restored", [])
     changed = 0
     for index, (fn, target) in enumerate(targets.items()):
         ctx.clock.check()
@@ -212,21 +345,34 @@ def run_restore_flags(ctx: ActionContext, p: RestoreFlagsParams) -> dict[str, An
                 f"{k}={'(absent)' if v is ABSENT else v}" for k, v in sorted(target.items())
             )
             ctx.log(f"{fn}: restored {shown}")
+        for alias, (version, weights) in sorted(aliases.get(fn, {}).items()):
+            key = f"{fn}:{alias}"
+            if key in moved_back:
+                continue
+            move_alias(ctx, lam, fn, alias, version, weights)
+            moved_back.append(key)
+            ctx.log(f"{fn}: alias {alias} moved back to version {version}")
+            ctx.checkpoint(force=True)
         done.append(fn)
         ctx.progress("functions", index + 1, len(targets))
         ctx.checkpoint(force=True)
     if not targets:
         ctx.log(f"no flag changes journaled by {', '.join(p.steps)}; nothing to restore", "warning")
-    return {"functions": len(targets), "changed": changed, "steps": list(p.steps)}
+    return {
+        "functions": len(targets),
+        "changed": changed,
+        "steps": list(p.steps),
+        "aliases_restored": list(moved_back),
+    }
 
 
 def plan_restore_flags(rb: Runbook, p: RestoreFlagsParams) -> list[PlannedCall]:
-    return [
-        PlannedCall(
-            "lambda", "UpdateFunctionConfiguration", fn, f"flags as before {', '.join(p.steps)}"
-        )
-        for fn in rb.flags.functions
-    ]
+    calls = []
+    for fn in rb.flags.functions:
+        note = f"flags as before {', '.join(p.steps)}"
+        calls.append(PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note))
+        calls.append(PlannedCall("lambda", "UpdateAlias", fn, "moved aliases back"))
+    return calls
 
 
 ACTIONS = (

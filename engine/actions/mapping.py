@@ -9,7 +9,6 @@ step; the operator resolves them in the mapping-overrides TOML (`[users] "user-x
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine import dynamo
 from engine.context import Action, ActionContext, PlannedCall
+from engine.mapping_record import overrides_for_step, read_override_file
 from engine.model import MappingSpec, Runbook
 from engine.transforms import orphan_company_id, orphan_company_name
 
@@ -62,16 +62,7 @@ def company_key(rb: Runbook) -> str:
 
 
 def read_overrides(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    users = data.get("users", {})
-    if not isinstance(users, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in users.items()
-    ):
-        raise ValueError(f"{path}: [users] must map user ids to company ids (strings)")
-    return dict(users)
+    return read_override_file(path)[1] if path.exists() else {}
 
 
 def read_memberships(ctx: ActionContext) -> dict[str, set[str]]:
@@ -121,10 +112,20 @@ class Resolver:
 
 
 def build_resolver(ctx: ActionContext) -> Resolver:
+    """The resolver every step shares: overrides come from the journaled mapping in effect
+    (recorded at first use), never from whatever the command line says on a resume."""
+    overrides = overrides_for_step(
+        ctx.journal,
+        ctx.runbook,
+        ctx.step_id,
+        ctx.overrides_path(),
+        explicit=ctx.mapping_overrides is not None,
+    )
+    ctx.save()  # the record is on disk before anything is written with it
     return Resolver(
         prefix=_spec(ctx.runbook).orphan_company_prefix,
         memberships=read_memberships(ctx),
-        overrides=read_overrides(ctx.overrides_path()),
+        overrides=overrides,
     )
 
 

@@ -76,6 +76,7 @@ from engine.transforms import (
 
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
+BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
 WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
 TARGET_REJECTED = "target rejected the write: "  # a ValidationException the check did not foresee
 
@@ -399,8 +400,8 @@ class _Pipeline:
             yield got
 
     def _check(self) -> None:
-        self.ctx.clock.check()
-        if self.abort.is_set():
+        """A stop or another thread's failure unwinds; no batch boundary (see run_segment)."""
+        if self.ctx.clock.stop.is_set() or self.abort.is_set():
             raise Interrupted()
 
     def run_segment(self, seg: _Segment, writers: ThreadPoolExecutor) -> None:
@@ -411,7 +412,11 @@ class _Pipeline:
             if not items:  # a filtered or empty last page still moves the cursor
                 self._item_done(seg, page, None)
                 continue
-            for item in items:
+            for n, item in enumerate(items):
+                if n % BOUNDARY_ITEMS == 0:
+                    # a batch boundary: a detached engine's pause and pace act here (its
+                    # boundary hook counts one batch of 25 per call); a stop unwinds
+                    self.ctx.clock.check()
                 while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
                     self._check()
                 self._check_releasing()

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.actions.flags import resolve_functions
 from engine.context import Action, ActionContext, PlannedCall
-from engine.metrics import DUAL_WRITE_FAILURE, DUAL_WRITE_SUCCESS, LAMBDA_NAMESPACE
+from engine.metrics import LAMBDA_NAMESPACE
 from engine.model import Runbook
 
 
@@ -42,6 +42,13 @@ def _fn_stat(qid: str, metric: str, fn: str, period: int) -> dict[str, Any]:
             "Stat": "Sum",
         },
     }
+
+
+def _dual_write_row(rb: Runbook, name: str) -> list[Any]:
+    row: list[Any] = [rb.monitoring.namespace, name]
+    for key, value in sorted(rb.monitoring.dual_write_dimensions.items()):
+        row += [key, value]
+    return row
 
 
 def dashboard_body(rb: Runbook, functions: list[str], threshold: float) -> dict[str, Any]:
@@ -84,8 +91,8 @@ def dashboard_body(rb: Runbook, functions: list[str], threshold: float) -> dict[
     widget(
         "Dual-write",
         [
-            [rb.monitoring.namespace, DUAL_WRITE_SUCCESS],
-            [rb.monitoring.namespace, DUAL_WRITE_FAILURE],
+            _dual_write_row(rb, rb.monitoring.dual_write_success_metric),
+            _dual_write_row(rb, rb.monitoring.dual_write_failure_metric),
         ],
         6,
         12,
@@ -155,7 +162,10 @@ def run_create(ctx: ActionContext, p: CreateParams) -> dict[str, Any]:
         AlarmName=dw,
         AlarmDescription="dual-write failures",
         Namespace=rb.monitoring.namespace,
-        MetricName=DUAL_WRITE_FAILURE,
+        MetricName=rb.monitoring.dual_write_failure_metric,
+        Dimensions=[
+            {"Name": k, "Value": v} for k, v in sorted(rb.monitoring.dual_write_dimensions.items())
+        ],
         Statistic="Sum",
         Period=period,
         EvaluationPeriods=1,

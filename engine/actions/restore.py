@@ -25,12 +25,17 @@ from engine.actions.cleanup import (
     _safe,
     _wait_table,
     find_api,
+    redeploy_stages,
     resources_by_path,
 )
+from engine.actions.flags import retry_conflicts
 from engine.context import Action, ActionContext, PlannedCall
 from engine.journal import StepState
 from engine.model import Runbook
 from engine.seed import handler_zip
+
+MAX_SETTLE_SECONDS = 900.0  # how long AWS may answer "not yet" after a restore or create
+MAX_BACKOFF_SECONDS = 30.0
 
 
 def _delete_state(ctx: ActionContext, step_id: str) -> StepState:
@@ -87,33 +92,87 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> dict[str, 
     return {"restored": list(restored), "from_backups": len(restored)}
 
 
+def _retry(ctx: ActionContext, what: str, call: Any, retry_on: tuple[type[Exception], ...]) -> Any:
+    """Call, retrying `retry_on` (AWS: "not yet") with backoff up to MAX_SETTLE_SECONDS."""
+    waited = 0.0
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except retry_on as exc:
+            if waited >= MAX_SETTLE_SECONDS:
+                raise RuntimeError(f"{what}: still refused after {waited:.0f}s: {exc}") from exc
+            delay = min(MAX_BACKOFF_SECONDS, 1.0 * 2**attempt)
+            ctx.clock.sleep_real(delay)
+            waited += delay
+            attempt += 1
+
+
+def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> None:
+    """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again."""
+    _wait_table(ctx, ddb, table, gone=False)
+    _retry(
+        ctx,
+        f"{table}: update table",
+        lambda: ddb.update_table(TableName=table, **kwargs),
+        (ddb.exceptions.ResourceInUseException,),
+    )
+    _wait_table(ctx, ddb, table, gone=False)
+
+
 def _restore_table_settings(
     ctx: ActionContext, ddb: Any, table: str, folder: Path, protect: bool
 ) -> None:
-    """What a backup does not carry: deletion protection, TTL, PITR (from the archive)."""
-    if protect:
-        ddb.update_table(TableName=table, DeletionProtectionEnabled=True)
+    """What a backup does not carry, from the archive the delete step wrote: deletion
+    protection, stream, tags, TTL, PITR. Each is compared with the table first, so a re-run
+    after a crash changes nothing twice (AWS refuses to enable TTL or a stream twice)."""
+    desc = ddb.describe_table(TableName=table)["Table"]
+    if protect and not desc.get("DeletionProtectionEnabled"):
+        _update_table(ctx, ddb, table, DeletionProtectionEnabled=True)
     path = folder / f"{_safe(table)}.table.json"
     if not path.exists():
+        ctx.log(f"{table}: no settings archive; tags, TTL, stream and PITR not restored", "warning")
         return
     record = json.loads(path.read_text())
+    stream = record.get("stream") or record.get("table", {}).get("StreamSpecification") or {}
+    live_stream = desc.get("StreamSpecification") or {}
+    if stream.get("StreamEnabled") and not live_stream.get("StreamEnabled"):
+        spec = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+        _update_table(ctx, ddb, table, StreamSpecification=spec)
+        ctx.log(f"{table}: stream re-enabled ({stream['StreamViewType']})")
+    if record.get("tags"):
+        ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=record["tags"])
     ttl = record.get("ttl", {}).get("TimeToLiveDescription", {})
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-        try:
-            ddb.update_time_to_live(
-                TableName=table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        live_ttl = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+        if live_ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            _retry(
+                ctx,
+                f"{table}: TTL",
+                lambda: ddb.update_time_to_live(
+                    TableName=table,
+                    TimeToLiveSpecification={
+                        "Enabled": True,
+                        "AttributeName": ttl["AttributeName"],
+                    },
+                ),
+                (ddb.exceptions.ResourceInUseException,),
             )
-        except Exception as exc:
-            ctx.log(f"{table}: TTL not restored: {exc}", "warning")
     pitr = (
         record.get("continuous_backups", {})
         .get("ContinuousBackupsDescription", {})
         .get("PointInTimeRecoveryDescription", {})
     )
     if pitr.get("PointInTimeRecoveryStatus") == "ENABLED":
-        ddb.update_continuous_backups(
-            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        # right after a restore AWS answers ContinuousBackupsUnavailableException for a while
+        _retry(
+            ctx,
+            f"{table}: point-in-time recovery",
+            lambda: ddb.update_continuous_backups(
+                TableName=table,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            ),
+            (ddb.exceptions.ContinuousBackupsUnavailableException,),
         )
 
 
@@ -198,7 +257,35 @@ def _create_kwargs(
     return kwargs
 
 
+def _wait_function_active(ctx: ActionContext, lam: Any, fn: str) -> None:
+    """A new function is Pending until Lambda has set it up (waiter function_active_v2);
+    AddPermission or PutFunctionConcurrency before that fails with ResourceConflictException."""
+    waited = 0.0
+    while True:
+        conf = lam.get_function_configuration(FunctionName=fn)
+        state = conf.get("State") or "Active"
+        if state == "Active" and conf.get("LastUpdateStatus") != "InProgress":
+            return
+        if state == "Failed":
+            raise RuntimeError(f"{fn}: creation failed: {conf.get('StateReason', '')}")
+        if waited >= MAX_SETTLE_SECONDS:
+            raise RuntimeError(f"{fn}: still {state} after {waited:.0f}s")
+        ctx.clock.sleep_real(1.0)
+        waited += 1.0
+
+
+def _statement_ids(lam: Any, fn: str) -> set[str]:
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=fn)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return set()
+    return {st.get("Sid", "") for st in policy.get("Statement", [])}
+
+
 def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any]) -> None:
+    """Add each archived statement that is not there; a ResourceConflictException means the
+    function is busy (retried), never "already there": presence is read from the policy."""
+    present = _statement_ids(lam, fn)
     for st in policy.get("Statement", []):
         principal = st.get("Principal", {})
         if isinstance(principal, dict):
@@ -209,15 +296,15 @@ def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any
             "Action": st.get("Action", "lambda:InvokeFunction"),
             "Principal": principal,
         }
+        if kwargs["StatementId"] in present:
+            continue
         source = (st.get("Condition", {}).get("ArnLike", {}) or {}).get("AWS:SourceArn")
         if source:
             kwargs["SourceArn"] = source
-        try:
-            lam.add_permission(**kwargs)
-        except lam.exceptions.ResourceConflictException:
-            pass  # statement already there
-        except Exception as exc:
-            ctx.log(f"{fn}: permission {kwargs['StatementId']} not restored: {exc}", "warning")
+        retry_conflicts(
+            ctx, lam, f"{fn}: add permission", lambda kw=kwargs: lam.add_permission(**kw)
+        )
+        present.add(kwargs["StatementId"])
 
 
 def _restore_log_group(ctx: ActionContext, group: str, folder: Path) -> None:
@@ -261,10 +348,18 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> dict
         except lam.exceptions.ResourceNotFoundException:
             lam.create_function(**_create_kwargs(ctx, fn, record, folder, placeholder))
             ctx.log(f"recreated function {fn}")
+        _wait_function_active(ctx, lam, fn)
         _restore_policy(ctx, lam, fn, record.get("policy", {}))
         reserved = record.get("concurrency", {}).get("ReservedConcurrentExecutions")
         if reserved is not None:
-            lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=reserved)
+            retry_conflicts(
+                ctx,
+                lam,
+                f"{fn}: concurrency",
+                lambda fn=fn, n=reserved: lam.put_function_concurrency(
+                    FunctionName=fn, ReservedConcurrentExecutions=n
+                ),
+            )
         restored.append(fn)
         ctx.progress("functions", index + 1, len(deleted))
         ctx.checkpoint(force=True)
@@ -415,14 +510,10 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, 
         restored.append(key)
         ctx.log(f"restored route {key}")
         ctx.checkpoint(force=True)
-    if "deployment_id" not in ctx.cursors:
-        ctx.cursors["deployment_id"] = gw.create_deployment(
-            restApiId=api_id,
-            stageName=archive["stage"],
-            description=f"runbook-console: routes restored after {p.delete_step}",
-        )["id"]
-        ctx.checkpoint(force=True)
-    return {"api": archive["name"], "restored_routes": list(restored)}
+    stages = redeploy_stages(
+        ctx, gw, api_id, f"runbook-console: routes restored after {p.delete_step}"
+    )
+    return {"api": archive["name"], "restored_routes": list(restored), "stages_redeployed": stages}
 
 
 def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall]:
@@ -435,6 +526,7 @@ def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall
             "with integrations, from the archive",
         ),
         PlannedCall("apigateway", "CreateDeployment", name),
+        PlannedCall("apigateway", "UpdateStage", name, "every existing stage"),
     ]
 
 

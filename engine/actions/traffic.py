@@ -7,9 +7,11 @@ publishes first, then the metrics are read with get_metric_data and the triggers
 
 When a trigger fires: an `Alert` event, a dict appended to `journal.alerts`:
 
-    {trigger, step, phase, at, message, measured, threshold, rollback}   # rollback may be ""
+    {trigger, step, phase, at, message, measured, threshold, rollback, auto_rollback}
 
-and `TriggerFired` is raised, so the step fails and the operator decides on the rollback.
+and `TriggerFired` is raised, so the step fails and the operator decides on the rollback; where
+the trigger (or the step's `auto_rollback`) rolls back on its own, `RollBackNow` is raised
+instead and the engine runs the phase's non-destructive rollback at once.
 
 capture_baseline cursors: `baseline = {"<function>" = ms}`, `statistic = "Average"|"p99"`.
 """
@@ -26,10 +28,10 @@ from engine import dynamo, metrics, simulator
 from engine.actions.analyze import KeyIndex, open_index
 from engine.actions.flags import apply_flags
 from engine.actions.mapping import Resolver, build_resolver
-from engine.context import Action, ActionContext, PlannedCall
+from engine.context import Action, ActionContext, PlannedCall, RollBackNow
 from engine.events import Alert, MetricSample
 from engine.journal import utcnow
-from engine.model import EntitySpec, Runbook, Trigger
+from engine.model import EntitySpec, Runbook, Trigger, auto_rollback_for
 from engine.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
 
 TICK_PLAN_SECONDS = 60.0
@@ -189,19 +191,29 @@ def _phase(ctx: ActionContext) -> str:
     return step.phase if step else ""
 
 
-def find_baseline(ctx: ActionContext) -> dict[str, float]:
-    """The latest captured baseline (capture_baseline steps, latest in runbook order)."""
+def find_baseline(ctx: ActionContext) -> tuple[dict[str, float], str, int]:
+    """The latest captured baseline (capture_baseline steps, latest in runbook order), with
+    the statistic and period it was measured with ("" and 0 when there is none)."""
     for step in reversed(ctx.runbook.steps):
         if step.action == "capture_baseline":
             state = ctx.journal.steps.get(step.id)
             if state and state.cursors.get("baseline"):
-                return {k: float(v) for k, v in state.cursors["baseline"].items()}
-    return {}
+                c = state.cursors
+                values = {k: float(v) for k, v in c["baseline"].items()}
+                return values, str(c.get("statistic", "")), int(c.get("period_seconds", 0))
+    return {}, "", 0
 
 
-def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) -> None:
+def fire(
+    ctx: ActionContext,
+    trigger: Trigger,
+    message: str,
+    measured: float,
+    auto_rollback: bool | None = None,
+) -> None:
     phase = _phase(ctx)
     rollback = ctx.runbook.rollback_for(phase) if phase else None
+    _, automatic = auto_rollback_for(ctx.runbook, phase, trigger, auto_rollback)
     ctx.emit(
         Alert(
             trigger.id,
@@ -210,6 +222,7 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
             trigger.threshold,
             proposed_rollback=rollback.id if rollback else None,
             step_id=ctx.step_id,
+            auto_rollback=automatic is not None,
         )
     )
     ctx.journal.alerts.append(
@@ -222,10 +235,17 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
             "measured": round(measured, 4),
             "threshold": trigger.threshold,
             "rollback": rollback.id if rollback else "",
+            "auto_rollback": automatic is not None,
         }
     )
     ctx.log(f"ALERT {trigger.id}: {message}", "error")
     ctx.checkpoint(force=True)
+    if automatic is not None:
+        raise RollBackNow(
+            f"trigger {trigger.id} fired: {message}; {automatic.id} runs automatically",
+            rollback_phase=phase,
+            by=f"trigger {trigger.id}",
+        )
     raise TriggerFired(
         f"trigger {trigger.id} fired: {message}"
         + (f"; proposed rollback: {rollback.id}" if rollback else "")
@@ -233,7 +253,11 @@ def fire(ctx: ActionContext, trigger: Trigger, message: str, measured: float) ->
 
 
 def evaluate_triggers(
-    ctx: ActionContext, triggers: list[Trigger], sample: bool, missing_is_inconsistent: bool = False
+    ctx: ActionContext,
+    triggers: list[Trigger],
+    sample: bool,
+    missing_is_inconsistent: bool = False,
+    auto_rollback: bool | None = None,
 ) -> dict[str, float]:
     """Read the metrics once, emit samples, fire the first trigger that trips."""
     rb = ctx.runbook
@@ -248,9 +272,12 @@ def evaluate_triggers(
             seen["error_rate"] = er.percent
             ctx.emit(MetricSample(ctx.step_id, "error_rate", er.percent))
     if "latency_increase" in kinds:
-        stat = metrics.latency_statistic(rb, ctx.is_embedded)
-        now = metrics.latency(cw, functions, stat, win)
-        base = find_baseline(ctx)
+        # the baseline's own statistic and period: a p99 is only comparable with a p99 of
+        # the same period
+        base, stat, period = find_baseline(ctx)
+        stat = stat or metrics.latency_statistic(rb, ctx.is_embedded)
+        period = period or metrics.latency_period(rb, ctx.clock.time_scale)
+        now = metrics.latency(cw, functions, stat, metrics.with_period(win, period))
         if now:
             ctx.emit(MetricSample(ctx.step_id, "latency", max(now.values())))
         increases = [100.0 * (now[f] - base[f]) / base[f] for f in now if base.get(f)]
@@ -275,7 +302,7 @@ def evaluate_triggers(
                 f"{value:.0f} of {ctx.cursors['last_sample']['sampled']} sampled legacy "
                 "items differ from their company-scoped twins"
             )
-        fire(ctx, t, msg, value)
+        fire(ctx, t, msg, value, auto_rollback)
     return seen
 
 
@@ -294,14 +321,17 @@ def watch(
     minutes: float,
     triggers: list[Trigger],
     missing_is_inconsistent: bool = False,
+    auto_rollback: bool | None = None,
 ) -> dict[str, Any]:
-    """Resumable watch window; raises TriggerFired when a trigger trips."""
+    """Resumable watch window; raises TriggerFired (RollBackNow where the trigger rolls back
+    on its own) when a trigger trips."""
     c = ctx.cursors
     c.setdefault("remaining_seconds", float(minutes) * 60.0)
     total = float(minutes) * 60.0
     tick = max(TICK_PLAN_SECONDS, MIN_REAL_TICK_SECONDS * ctx.clock.time_scale)
     ticks = int(c.get("ticks", 0))
     worst: dict[str, float] = dict(c.get("worst", {}))
+    no_data: dict[str, int] = dict(c.get("no_data", {}))
     while c["remaining_seconds"] > 0:
         ctx.clock.check()
         step = min(tick, c["remaining_seconds"])
@@ -310,9 +340,13 @@ def watch(
             simulator.publish_tick(ctx.clients, ctx.runbook, step)
         every = max(1, math.ceil(SAMPLE_EVERY_PLAN_SECONDS / tick))
         sample = ticks % every == 0 or c["remaining_seconds"] - step <= 0
-        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent)
+        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent, auto_rollback)
         for k, v in seen.items():
             worst[k] = round(max(worst.get(k, v), v), 4)
+        for t in triggers:  # no datapoints is "no data", never a quiet pass
+            if t.metric not in seen and (t.metric != "inconsistency" or sample):
+                no_data[t.metric] = no_data.get(t.metric, 0) + 1
+        c["no_data"] = no_data
         ticks += 1
         c["remaining_seconds"] = round(c["remaining_seconds"] - step, 3)
         c["ticks"] = ticks
@@ -325,6 +359,13 @@ def watch(
         "worst": worst,
         "triggers": [t.id for t in triggers],
     }
+    if no_data:
+        out["no_data"] = no_data
+        for metric, n in sorted(no_data.items()):
+            ctx.log(
+                f"no data for {metric} in {n} of {ticks} ticks: its trigger could not fire then",
+                "warning",
+            )
     if "error_rate" in worst:  # read by the report (error-rate success criterion)
         out["max_error_rate_percent"] = worst["error_rate"]
     if "latency_increase" in worst:
@@ -340,10 +381,12 @@ class WatchParams(BaseModel):
     minutes: float = Field(gt=0)
     triggers: list[str] | None = None  # trigger ids; default: every runbook trigger
     missing_is_inconsistent: bool = False  # a legacy item without twin counts as inconsistent
+    auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
 def run_watch(ctx: ActionContext, p: WatchParams) -> dict[str, Any]:
-    return watch(ctx, p.minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent)
+    triggers = _triggers(ctx.runbook, p.triggers)
+    return watch(ctx, p.minutes, triggers, p.missing_is_inconsistent, p.auto_rollback)
 
 
 def plan_watch(rb: Runbook, p: WatchParams) -> list[PlannedCall]:
@@ -368,6 +411,7 @@ class ShiftParams(BaseModel):
     triggers: list[str] | None = None
     functions: list[str] | None = None
     missing_is_inconsistent: bool = False
+    auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
 def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
@@ -384,20 +428,21 @@ def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
     if p.watch_minutes > 0:
         out.update(
             watch(
-                ctx, p.watch_minutes, _triggers(ctx.runbook, p.triggers), p.missing_is_inconsistent
+                ctx,
+                p.watch_minutes,
+                _triggers(ctx.runbook, p.triggers),
+                p.missing_is_inconsistent,
+                p.auto_rollback,
             )
         )
     return out
 
 
 def plan_shift(rb: Runbook, p: ShiftParams) -> list[PlannedCall]:
-    from engine.actions.flags import resolve_functions
+    from engine.actions.flags import plan_flag_calls, resolve_functions
 
-    note = f"{rb.flags.read_company_scoped}=true, {rb.flags.read_percent}={p.percent}"
-    calls = [
-        PlannedCall("lambda", "UpdateFunctionConfiguration", fn, note)
-        for fn in resolve_functions(rb, p.functions)
-    ]
+    values = {rb.flags.read_company_scoped: "true", rb.flags.read_percent: str(p.percent)}
+    calls = plan_flag_calls(rb, resolve_functions(rb, p.functions), values)
     return [
         *calls,
         PlannedCall("cloudwatch", "GetMetricData", "AWS/Lambda", f"watch {p.watch_minutes:g} min"),
@@ -418,10 +463,15 @@ def run_baseline(ctx: ActionContext, p: BaselineParams) -> dict[str, Any]:
     if "baseline" not in ctx.cursors:
         if ctx.is_embedded:
             simulator.publish_tick(ctx.clients, rb, rb.monitoring.period_seconds)
-        win = metrics.window(p.minutes, ctx.clock.time_scale)
-        values = metrics.latency(ctx.client("cloudwatch"), list(rb.flags.functions), stat, win)
+        # the period every watch tick will use, so both sides are the same measure
+        period = metrics.latency_period(rb, ctx.clock.time_scale)
+        win = metrics.with_period(metrics.window(p.minutes, ctx.clock.time_scale), period)
+        values = metrics.latency(
+            ctx.client("cloudwatch"), list(rb.flags.functions), stat, win, reduce="mean"
+        )
         ctx.cursors["baseline"] = {k: round(v, 3) for k, v in values.items()}
         ctx.cursors["statistic"] = stat
+        ctx.cursors["period_seconds"] = period
         ctx.checkpoint(force=True)
     baseline = ctx.cursors["baseline"]
     if not baseline:
@@ -455,6 +505,7 @@ ACTIONS = (
         run_watch,
         plan_watch,
         "Watch the metrics for a while; fail with an alert when a rollback trigger trips",
+        waits=lambda p: p.minutes * 60.0,
     ),
     Action(
         "shift_reads",
@@ -462,6 +513,7 @@ ACTIONS = (
         run_shift,
         plan_shift,
         "Shift a share of reads to company-scoped tables, then watch",
+        waits=lambda p: p.watch_minutes * 60.0,
     ),
     Action(
         "capture_baseline",

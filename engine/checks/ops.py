@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
 from engine.context import ActionContext, Check, CheckResult
+from engine.rehearsal import plan_seconds_between
+from engine.timetext import plan_span
 
 
 class _P(BaseModel):
@@ -30,8 +32,13 @@ def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
-def _span(win: metrics.Window) -> str:
-    return f"last {win.plan_minutes:g} plan min ({win.real_seconds / 60:.1f} real min)"
+def _dims(dims: dict[str, str]) -> str:
+    return " " + ",".join(f"{k}={v}" for k, v in sorted(dims.items())) if dims else ""
+
+
+def _span(win: metrics.Window, ctx: ActionContext) -> str:
+    """Plan time and real time said the same way everywhere (engine/timetext.py)."""
+    return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
 
 
 # --- dual_write_success_rate ------------------------------------------------------------------
@@ -44,14 +51,16 @@ class DualWriteParams(_P):
 
 def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResult:
     win = _window(ctx, p.window_minutes)
-    dw = metrics.dual_write(ctx.client("cloudwatch"), ctx.runbook.monitoring.namespace, win)
+    mon = ctx.runbook.monitoring
+    dw = metrics.dual_write(ctx.client("cloudwatch"), mon, win)
     data = {"success": dw.success, "failure": dw.failure, "window_minutes": p.window_minutes}
     if not dw.has_data:
+        data["no_data"] = True
         return CheckResult(
             False,
-            f"no dual-write data points in the {_span(win)} "
-            f"({ctx.runbook.monitoring.namespace}); cannot confirm "
-            f"> {p.min_percent:g}%",
+            f"no data: no dual-write data points in the {_span(win, ctx)} "
+            f"({mon.namespace} {mon.dual_write_success_metric}/{mon.dual_write_failure_metric}"
+            f"{_dims(mon.dual_write_dimensions)}); cannot confirm > {p.min_percent:g}%",
             data,
         )
     data["percent"] = round(dw.percent, 4)
@@ -60,7 +69,7 @@ def dual_write_success_rate(ctx: ActionContext, p: DualWriteParams) -> CheckResu
         ok,
         f"dual-write success {dw.percent:.3f}% ({dw.success:.0f} ok, "
         f"{dw.failure:.0f} failed) {'>' if ok else '<='} {p.min_percent:g}%"
-        f" over the {_span(win)}",
+        f" over the {_span(win, ctx)}",
         data,
     )
 
@@ -90,8 +99,11 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
     er = metrics.error_rate(ctx.client("cloudwatch"), _functions(ctx, p.functions), win)
     data = {"errors": er.errors, "invocations": er.invocations}
     if not er.has_data:
+        data["no_data"] = True
         return CheckResult(
-            False, f"no invocations recorded in the {_span(win)}; no error rate to compare", data
+            False,
+            f"no data: no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
+            data,
         )
     data["percent"] = round(er.percent, 4)
     ok = er.percent < p.max_percent
@@ -99,7 +111,7 @@ def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
         ok,
         f"error rate {er.percent:.3f}% ({er.errors:.0f}/"
         f"{er.invocations:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
-        f"over the {_span(win)}",
+        f"over the {_span(win, ctx)}",
         data,
     )
 
@@ -116,18 +128,20 @@ def error_count_zero(ctx: ActionContext, p: ErrorCountParams) -> CheckResult:
     if er.errors:
         return CheckResult(
             False,
-            f"{er.errors:.0f} errors in the {_span(win)} (most: "
+            f"{er.errors:.0f} errors in the {_span(win, ctx)} (most: "
             f"{', '.join(fn for _, fn in worst[:3])})",
             data,
         )
     if not er.has_data:  # like error_rate_below: no traffic is no evidence, not a pass
+        data["no_data"] = True
         return CheckResult(
             False,
-            f"no invocations recorded in the {_span(win)}: zero errors cannot be confirmed",
+            f"no data: no invocations recorded in the {_span(win, ctx)}: zero errors cannot be "
+            "confirmed",
             data,
         )
     return CheckResult(
-        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win)}", data
+        True, f"zero errors in {er.invocations:.0f} invocations over the {_span(win, ctx)}", data
     )
 
 
@@ -174,7 +188,9 @@ class ElapsedParams(_P):
     hours: float = Field(ge=0)
 
 
-def _parse(ts: str) -> datetime:
+def _parse(ts: str | datetime) -> datetime:
+    if isinstance(ts, datetime):  # the journal keeps datetimes
+        return ts
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
@@ -184,8 +200,9 @@ def elapsed_since_step(ctx: ActionContext, p: ElapsedParams) -> CheckResult:
         return CheckResult(
             False, f"step {p.step} has not finished; need {p.hours:g} h after it", {}
         )
-    real = (datetime.now(UTC) - _parse(state.finished_at)).total_seconds()
-    plan_hours = real * ctx.clock.time_scale / 3600.0
+    since, now = _parse(state.finished_at), datetime.now(UTC)
+    steps = ctx.journal.run.scale_steps()  # each stretch at the scale it ran at
+    plan_hours = plan_seconds_between(steps, ctx.clock.time_scale, since, now) / 3600.0
     ok = plan_hours >= p.hours
     scale = f" (x{ctx.clock.time_scale:g} time scale)" if ctx.clock.time_scale != 1 else ""
     return CheckResult(
@@ -244,6 +261,7 @@ CHECKS = (
         ElapsedParams,
         elapsed_since_step,
         "At least N plan hours since a step finished",
+        waits=lambda p: p.hours * 3600.0,
     ),
     Check("steps_done", _P, steps_done, "Every step of the runbook is done or skipped"),
 )

@@ -12,8 +12,10 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from engine.journal import Evidence
-from engine.runner import BadRequest, Engine, Refused
+from engine.model import Gate
+from engine.runner import BadRequest, CommandRefused, Engine
+from engine.snapshot import GateView, ItemView, NodeRef
+from tui.format import stamp
 from tui.screens.prompts import TextPrompt
 
 RECHECK_SECONDS = 30.0  # automatic items are evaluated again while the run waits here
@@ -61,16 +63,11 @@ class GateScreen(Screen[None]):
         ),
     ]
 
-    def __init__(
-        self, engine: Engine, gate_id: str, read_only: bool = False, why_read_only: str = ""
-    ) -> None:
+    def __init__(self, gate_id: str, read_only: bool = False, why_read_only: str = "") -> None:
         super().__init__()
-        self.engine = engine
-        self.gate = engine.runbook.gate(gate_id)
+        self.gate_id = gate_id
         self.read_only = read_only
         self.why_read_only = why_read_only or "another console drives this run"
-        state = engine.journal.gates.get(gate_id)
-        self.evidence: dict[str, Evidence] = dict(state.evidence) if state else {}
         self.evaluating = False
 
     def compose(self) -> ComposeResult:
@@ -82,6 +79,7 @@ class GateScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", lambda _: self._redraw(), init=False)
         self._redraw()
         self.query_one(OptionList).focus()
         if not self.read_only:
@@ -93,22 +91,33 @@ class GateScreen(Screen[None]):
         if self.waiting_here and not self.evaluating and self.is_current:
             self.action_evaluate()
 
-    # ---- state ----------------------------------------------------------------------------
+    # ---- state (from the run's snapshot) ------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """For commands only (tick, evaluate, decide); what is shown comes from the snapshot."""
+        return self.app.engine  # type: ignore[attr-defined]
+
+    @property
+    def view(self) -> GateView:
+        return self.app.snapshot.gate(self.gate_id)  # type: ignore[attr-defined]
+
+    @property
+    def gate(self) -> Gate:
+        return self.engine.runbook.gate(self.gate_id)
 
     @property
     def waiting_here(self) -> bool:
-        return self.engine.waiting() == {"kind": "gate", "id": self.gate.id}
+        return self.app.snapshot.waiting == NodeRef.gate(self.gate_id)  # type: ignore[attr-defined]
+
+    def item(self, item_id: str) -> ItemView:
+        return next(i for i in self.view.items if i.id == item_id)
 
     def item_ok(self, item_id: str) -> bool | None:
-        item = next(i for i in self.gate.items if i.id == item_id)
-        state = self.engine.journal.gates.get(self.gate.id)
-        if item.kind == "manual":
-            return bool(state and item_id in state.ticks)
-        evidence = self.evidence.get(item_id)
-        return evidence.ok if evidence else None
+        return self.item(item_id).ok
 
     def failing(self) -> list[str]:
-        return [i.id for i in self.gate.items if not self.item_ok(i.id)]
+        return [i.id for i in self.view.failing]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
@@ -122,36 +131,31 @@ class GateScreen(Screen[None]):
     # ---- rendering -------------------------------------------------------------------------
 
     def _redraw(self) -> None:
-        state = self.engine.journal.gates.get(self.gate.id)
-        decision = state.decision if state and state.decision else "undecided"
+        view = self.view
+        decision = view.decision or "undecided"
         where = "the run waits here" if self.waiting_here else "the run is not at this gate"
         self.query_one("#gate-title", Static).update(
-            Text.assemble((f"GATE {self.gate.title}\n", "bold"), f"{decision} · {where}")
+            Text.assemble((f"GATE {view.title}\n", "bold"), f"{decision} · {where}")
         )
         options = self.query_one(OptionList)
         highlighted = options.highlighted
         options.clear_options()
-        state = self.engine.journal.gates.get(self.gate.id)
-        for item in self.gate.items:
-            ok = self.item_ok(item.id)
-            mark = {True: "[x]", False: "[ ]", None: "[?]"}[ok]
+        for item in view.items:
+            mark = {True: "[x]", False: "[ ]", None: "[?]"}[item.ok]
             if item.kind == "auto" and self.evaluating:
                 mark = "[…]"
             kind = "auto  " if item.kind == "auto" else "manual"
-            if item.kind == "manual":
-                tick = state.ticks.get(item.id) if state else None
-                detail = f"ticked by {tick.by}" if tick else "not ticked · space ticks"
-            else:
-                evidence = self.evidence.get(item.id)
-                detail = evidence.detail if evidence else "not evaluated yet"
-            style = {True: "green", False: "red", None: "yellow"}[ok]
+            detail = item.detail
+            if item.kind == "manual" and item.ok is not True:
+                detail = "not ticked · space ticks"
+            style = {True: "green", False: "red", None: "yellow"}[item.ok]
             label = Text.assemble(
                 (mark, f"bold {style}"),
                 f" {kind} {item.text}\n",
                 (f"    {short(detail, 70)}", "dim"),
             )
             options.add_option(Option(label, id=item.id))
-        options.highlighted = min(highlighted or 0, len(self.gate.items) - 1)
+        options.highlighted = min(highlighted or 0, len(view.items) - 1)
         self._render_evidence()
         failing = self.failing()
         if self.read_only:
@@ -172,20 +176,18 @@ class GateScreen(Screen[None]):
 
     def _render_evidence(self) -> None:
         options = self.query_one(OptionList)
-        index = options.highlighted or 0
-        item = self.gate.items[index]
+        item = self.view.items[options.highlighted or 0]
         text = Text()
         text.append(f"{item.id}: ", style="bold")
         if item.kind == "manual":
-            state = self.engine.journal.gates.get(self.gate.id)
-            tick = state.ticks.get(item.id) if state else None
-            text.append(f"ticked by {tick.by} at {tick.at}" if tick else "not ticked (space ticks)")
+            ticked = f"ticked by {item.by} at {stamp(item.at)}"
+            text.append(ticked if item.ok else "not ticked (space ticks)")
         else:
-            evidence = self.evidence.get(item.id)
-            text.append(evidence.detail if evidence else "not evaluated yet")
-            if evidence and evidence.data:
-                for line in evidence_lines(evidence.data)[:8]:
-                    text.append(f"\n  {line}", style="dim")
+            text.append(item.detail)
+            if item.at is not None:
+                text.append(f"\n  taken {stamp(item.at)}", style="dim")
+            for line in evidence_lines(item.data)[:8]:
+                text.append(f"\n  {line}", style="dim")
         self.query_one("#gate-evidence", Static).update(text)
 
     @on(OptionList.OptionHighlighted)
@@ -199,20 +201,23 @@ class GateScreen(Screen[None]):
     # ---- actions ---------------------------------------------------------------------------
 
     def action_tick(self) -> None:
+        if self.read_only:  # Enter on an item reaches here without check_action (robust)
+            self.notify(f"read-only: {self.why_read_only}")
+            return
         options = self.query_one(OptionList)
         if options.highlighted is None:
             return
-        item = self.gate.items[options.highlighted]
+        item = self.view.items[options.highlighted]
         if item.kind != "manual":
             self.notify("automatic item: the engine evaluates it (e re-checks)")
             return
         by = self.engine.options.operator
         try:
             if self.item_ok(item.id):
-                self.engine.untick(self.gate.id, item.id, by)
+                self.engine.untick(self.gate_id, item.id, by)
             else:
-                self.engine.tick(self.gate.id, item.id, by)
-        except (Refused, BadRequest, OSError) as exc:
+                self.engine.tick(self.gate_id, item.id, by)
+        except (CommandRefused, BadRequest, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=10)
         self._redraw()
 
@@ -222,8 +227,8 @@ class GateScreen(Screen[None]):
         self._evaluate()
 
     @work(thread=True, exclusive=True, group="gate", exit_on_error=False)
-    def _evaluate(self) -> dict[str, Evidence]:
-        return self.engine.evaluate_gate(self.gate.id)
+    def _evaluate(self) -> None:
+        self.engine.evaluate_gate(self.gate_id)  # recorded: the snapshot brings the evidence
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "gate" or event.state not in (
@@ -238,11 +243,9 @@ class GateScreen(Screen[None]):
                 self.action_evaluate()
                 return
         elif event.worker.name == "decide":
-            self.notify(f"{self.gate.id}: decision recorded")
+            self.notify(f"{self.gate_id}: decision recorded")
             self.app.pop_screen()
             return
-        elif isinstance(event.worker.result, dict):
-            self.evidence = event.worker.result
         self._redraw()
 
     def action_go(self) -> None:
@@ -280,13 +283,13 @@ class GateScreen(Screen[None]):
         def decide() -> None:
             try:
                 self.engine.decide(
-                    self.gate.id,
+                    self.gate_id,
                     go=go,
                     by=self.engine.options.operator,
                     note=note,
                     override=override,
                 )
-            except (Refused, BadRequest) as exc:
+            except (CommandRefused, BadRequest) as exc:
                 raise RuntimeError(str(exc)) from None
 
         self.run_worker(decide, thread=True, group="gate", name="decide", exit_on_error=False)

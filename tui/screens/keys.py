@@ -26,6 +26,9 @@ def key_lines(rows: list[tuple[str, str, str, bool | None]]) -> str:
     return "\n".join(lines)
 
 
+MORE = "↓/pgdn: more keys below · "
+
+
 class KeysScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape,question_mark,q", "close", "Close"),
@@ -38,9 +41,24 @@ class KeysScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static("Keys", classes="dialog-title")
-            with VerticalScroll(classes="preview"):
+            with VerticalScroll(id="keys-list"):
                 yield Static(self.text)
-            yield Label("esc or ? closes", classes="dialog-keys")
+            yield Label("esc or ? closes", id="keys-hint", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        scroll = self.query_one("#keys-list", VerticalScroll)
+        scroll.focus()
+        self.watch(scroll, "scroll_y", lambda _: self._hint(), init=False)
+        self.call_after_refresh(self._hint)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._hint)
+
+    def _hint(self) -> None:
+        """When the list does not fit, say so until its end is in view."""
+        scroll = self.query_one("#keys-list", VerticalScroll)
+        more = scroll.max_scroll_y > 0 and scroll.scroll_y < scroll.max_scroll_y
+        self.query_one("#keys-hint", Label).update((MORE if more else "") + "esc or ? closes")
 
     def action_close(self) -> None:
         self.dismiss(None)

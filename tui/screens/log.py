@@ -22,7 +22,7 @@ class LogScreen(Screen[None]):
     def __init__(self, entries: Iterable[LogEntry], step: str | None = None) -> None:
         super().__init__()
         self.entries = list(entries)
-        self.step = step  # a step's log: only its lines (and the run's own)
+        self.step = step  # a step's (or a gate's) log: only its own lines
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
@@ -44,7 +44,7 @@ class LogScreen(Screen[None]):
             self.query_one(RichLog).write(render_entry(entry))
 
     def _matches(self, entry: LogEntry) -> bool:
-        if self.step and entry.step not in (self.step, "run"):
+        if self.step and entry.step != self.step:
             return False
         needle = self.filter_text.lower()
         return not needle or needle in f"{entry.level} {entry.step} {entry.message}".lower()

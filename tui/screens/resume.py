@@ -8,51 +8,45 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from engine.journal import Journal
+from engine.snapshot import RunSnapshot
+from tui.format import stamp
 
 
-def resume_summary(
-    journal: Journal,
-    waiting: dict[str, str] | None,
-    next_step: str | None,
-    driver: str | None = None,
-) -> str:
-    """`driver`: who drives now, when this console only watches."""
-    run = journal.run
-    lines = [
-        f"Run started by {run.operator} at {run.started_at}",
-        f"against {run.target.kind} {run.target.identity} ({run.target.region}).",
-    ]
-    for step_id, state in list(journal.steps.items()):
-        if state.status == "running":
+def resume_summary(snapshot: RunSnapshot, read_only: bool = False) -> str:
+    """Who started the run, where it stopped, what it waits for (a viewer: who drives)."""
+    run = snapshot.run
+    lines = []
+    if run is not None:
+        target = run.target
+        lines += [
+            f"Run started by {run.operator} at {stamp(run.started_at)}",
+            f"against {target['kind']} {target['identity']} ({target['region']}).",
+        ]
+    for step in snapshot.steps:
+        if step.status in ("running", "interrupted"):
             progress = ", ".join(
-                f"{t} at {p.done:,}/{p.total:,}" if p.total is not None else f"{t} at {p.done:,}"
-                for t, p in list(state.progress.items())
+                f"{t.table} at {t.done:,}/{t.total:,}"
+                if t.total is not None
+                else f"{t.table} at {t.done:,}"
+                for t in step.progress
             )
-            what = f"is running, driven by {driver}" if driver else "was interrupted"
-            lines.append(f"Step {step_id} {what}" + (f": {progress}." if progress else "."))
-            lines.append(f"Last checkpoint: {state.checkpoint_at or state.started_at}.")
-        elif state.status == "failed":
-            lines.append(f"Step {step_id} failed: {state.error}")
-    rollback = proposed_rollback(journal)
-    if rollback:
-        lines.append(f"A rollback trigger fired; the proposed rollback is {rollback}.")
-    if waiting:
-        lines.append(f"The run waits at {waiting['kind']} {waiting['id']}.")
-    elif next_step:
-        lines.append(f"Next: {next_step}.")
+            if step.status == "running":
+                what = f"is running, driven by {snapshot.driver or 'another console'}"
+            else:
+                what = "was interrupted"
+            lines.append(f"Step {step.id} {what}" + (f": {progress}." if progress else "."))
+            lines.append(f"Last checkpoint: {stamp(step.checkpoint_at or step.started_at)}.")
+        elif step.status == "failed":
+            lines.append(f"Step {step.id} failed: {step.error}")
+    if snapshot.proposed_rollback:
+        lines.append(
+            f"A rollback trigger fired; the proposed rollback is {snapshot.proposed_rollback}."
+        )
+    if snapshot.waiting:
+        lines.append(f"The run waits at {snapshot.waiting}.")
+    elif snapshot.next_node:
+        lines.append(f"Next: {snapshot.next_node}.")
     return "\n".join(lines)
-
-
-def proposed_rollback(journal: Journal) -> str | None:
-    """The rollback the last alert proposed, while the step it stopped is still failed."""
-    if not journal.alerts:
-        return None
-    last = journal.alerts[-1]
-    state = journal.steps.get(str(last.get("step", "")))
-    if state is None or state.status != "failed":
-        return None
-    return str(last.get("rollback", "")) or None
 
 
 class ResumeScreen(ModalScreen[str | None]):

@@ -7,6 +7,7 @@ from textual.clock import Clock
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, ProgressBar
 
+from engine.snapshot import StepView
 from tui.format import progress_text
 
 
@@ -33,13 +34,14 @@ class TableRow(Vertical):
         self,
         done: int,
         total: int | None,
-        rate: float,
+        rate: float | None,
         eta: float | None,
+        live: bool,
         in_flight: tuple[int, int] | None = None,
     ) -> None:
         self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
-        self.figures.update(progress_text(done, total, rate, eta, in_flight))
+        self.figures.update(progress_text(done, total, rate, eta, live, in_flight))
 
 
 class ProgressPanel(VerticalScroll):
@@ -63,18 +65,24 @@ class ProgressPanel(VerticalScroll):
         table: str,
         done: int,
         total: int | None,
-        rate: float = 0.0,
+        rate: float | None = None,
         eta: float | None = None,
-        in_flight: tuple[int, int] | None = None,
+        live: bool = True,
+        in_flight: tuple[int, int] | None = None,  # writes in flight / the throttle's window
     ) -> None:
         row = self.rows.get(table)
         if row is None:
             row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
-        row.set_progress(done, total, rate, eta, in_flight)
+        row.set_progress(done, total, rate, eta, live, in_flight)
 
-    def settle(self, step_id: str) -> None:
-        """The step stopped: keep done/total, drop the rate and ETA."""
-        if step_id == self.step_id:
-            for row in self.rows.values():
-                row.set_progress(row.done, row.total, 0.0, None)
+    def show(self, view: StepView | None) -> None:
+        """A step as the snapshot has it: a rate and ETA only while it runs."""
+        self.show_step(view.id if view else None)
+        if view is None:
+            return
+        live = view.status == "running"
+        for table in view.progress:
+            self.set_progress(
+                table.table, table.done, table.total, table.rate, table.eta_seconds, live
+            )

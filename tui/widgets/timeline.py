@@ -5,23 +5,23 @@ from __future__ import annotations
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.journal import Journal, StepState
 from engine.model import Runbook
+from engine.snapshot import NodeRef, RunSnapshot
 from tui.format import GATE_GLYPH, STATUS_GLYPH, fit_middle, hhmm
 
-NodeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)
+TreeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)
 # columns around an id: tree guides, glyph, slot time (steps) or "GATE" (gates), scrollbar
 STEP_LABEL_OVERHEAD = 13
 GATE_LABEL_OVERHEAD = 10
 
 
-class Timeline(Tree[NodeRef]):
+class Timeline(Tree[TreeRef]):
     """Labels are updated in place so the operator's cursor never jumps."""
 
     def __init__(self, runbook: Runbook, **kwargs) -> None:
         super().__init__(runbook.runbook.title, data=("run", runbook.runbook.id), **kwargs)
         self.runbook = runbook
-        self._refs: dict[NodeRef, TreeNode[NodeRef]] = {}
+        self._refs: dict[TreeRef, TreeNode[TreeRef]] = {}
         self._add_runbook_nodes()
         self.show_root = False
         self.guide_depth = 2
@@ -43,35 +43,34 @@ class Timeline(Tree[NodeRef]):
                 for gate in (g for g in rb.gates if g.after_phase == phase.id):
                     self._leaf(day_node, ("gate", gate.id))
 
-    def _leaf(self, parent: TreeNode[NodeRef], ref: NodeRef) -> None:
+    def _leaf(self, parent: TreeNode[TreeRef], ref: TreeRef) -> None:
         self._refs[ref] = parent.add_leaf(ref[1], data=ref)
 
-    def refresh_from(self, journal: Journal, waiting: dict[str, str] | None) -> None:
+    def refresh_from(self, snapshot: RunSnapshot) -> None:
         self.show_actual = self.size.width >= 46
+        steps = {s.id: s for s in snapshot.steps}
+        gates = {g.id: g for g in snapshot.gates}
         for ref, node in self._refs.items():
             kind, node_id = ref
             if kind == "step":
-                step = self.runbook.step(node_id)
-                state = journal.steps.get(node_id) or StepState()
-                status = state.status
-                if waiting == {"kind": "step", "id": node_id}:
-                    status = "waiting"
+                view = steps[node_id]
                 shown = fit_middle(node_id, self.size.width - STEP_LABEL_OVERHEAD)
-                label = f"{STATUS_GLYPH[status]} {step.slot_start} {shown}"
-                if state.started_at and self.show_actual:  # planned vs actual, when it fits
-                    end = hhmm(state.finished_at) if state.finished_at else "…"
-                    label += f"  ({hhmm(state.started_at)}-{end})"
+                label = f"{STATUS_GLYPH[view.status]} {view.slot_start} {shown}"
+                if view.started_at and self.show_actual:  # planned vs actual, when it fits
+                    end = hhmm(view.finished_at) if view.finished_at else "…"
+                    if view.status == "interrupted":
+                        end = "‖"
+                    label += f"  ({hhmm(view.started_at)}-{end})"
             elif kind == "gate":
-                decision = journal.gates[node_id].decision if node_id in journal.gates else None
-                here = waiting == {"kind": "gate", "id": node_id}
+                here = snapshot.waiting == NodeRef.gate(node_id)
                 shown = fit_middle(node_id, self.size.width - GATE_LABEL_OVERHEAD)
-                label = f"{'⏸' if here else GATE_GLYPH[decision]} GATE {shown}"
+                label = f"{'⏸' if here else GATE_GLYPH[gates[node_id].decision]} GATE {shown}"
             else:
                 continue
             if str(node.label) != label:
                 node.set_label(label)
 
-    def select_ref(self, ref: NodeRef) -> None:
+    def select_ref(self, ref: TreeRef) -> None:
         node = self._refs.get(ref)
         if node is not None:
             self.move_cursor(node, animate=False)

@@ -1,0 +1,156 @@
+"""The client side of the control socket.
+
+`RemoteEngine` offers the engine's commands (pause, resume, stop, throttle, tick, ack, decide,
+rollback, status) and `subscribe(callback)`, so a console can drive a detached engine the way
+it drives a local one. Errors come back as `RemoteError` with the CLI's exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.control import protocol
+
+CONNECT_TIMEOUT = 5.0
+ANSWER_TIMEOUT = 30.0  # a decide evaluates the gate's checks against the target: allow for it
+
+
+class RemoteError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EngineGone(Exception):
+    """Nobody listens on the socket (the engine exited, or died and left its socket)."""
+
+
+@dataclass(frozen=True)
+class WatchMessage:
+    type: str  # status | progress | log | control | end (snapshot, once it lands)
+    data: Any
+
+
+def _connect(path: Path, timeout: float | None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise EngineGone(str(exc)) from None
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(timeout)
+    return sock
+
+
+class RemoteEngine:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # ---- one request, one response ---------------------------------------------------------
+
+    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """Send one request; the response's `data` (with `message`), or RemoteError."""
+        # a rollback answers when it is done: no read timeout; the rest answer at once
+        timeout = None if cmd == "rollback" else ANSWER_TIMEOUT
+        with _connect(self.path, timeout) as sock:
+            sock.sendall(protocol.encode({"cmd": cmd, **args}))
+            line = sock.makefile("rb").readline(protocol.MAX_LINE * 64)
+        if not line:
+            raise EngineGone("the engine closed the connection without answering")
+        response = protocol.decode(line)
+        if not response.get("ok"):
+            raise RemoteError(int(response.get("code", 2)), str(response.get("error", "")))
+        return {**response.get("data", {}), "message": response.get("message", "")}
+
+    def ping(self) -> int:
+        return int(self.request("ping")["pid"])
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+    def pause(self, by: str) -> str:
+        return self.request("pause", by=by)["message"]
+
+    def resume(self, by: str, consent: bool = False) -> str:
+        return self.request("resume", by=by, consent=consent)["message"]
+
+    def stop(self, by: str) -> str:
+        return self.request("stop", by=by)["message"]
+
+    def throttle(self, by: str, **settings: float | int | None) -> str:
+        """`rate` (items/s), `in_flight`, `segments`; None: no limit / the runbook's value."""
+        return self.request("throttle", by=by, **settings)["message"]
+
+    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
+        self.request("tick", gate=gate_id, item=item_id, by=by, note=note)
+
+    def ack(self, step_id: str, by: str, note: str = "") -> None:
+        self.request("ack", step=step_id, by=by, note=note)
+
+    def decide(
+        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        return self.request("decide", gate=gate_id, go=go, by=by, note=note, override=override)[
+            "evidence"
+        ]
+
+    def preview_rollback(self, phase_id: str) -> list[dict[str, Any]]:
+        return self.request("preview_rollback", phase=phase_id)["steps"]
+
+    def rollback(self, phase_id: str, by: str) -> tuple[str, str]:
+        """(outcome status, message); the caller asked for consent already."""
+        data = self.request("rollback", phase=phase_id, by=by)
+        return data["outcome"], data["message"]
+
+    # ---- watching --------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[WatchMessage], None]) -> Subscription:
+        """Call `callback` (in a reader thread) with every message until the engine ends or
+        `Subscription.close()`."""
+        sock = _connect(self.path, None)
+        sock.sendall(protocol.encode({"cmd": "subscribe"}))
+        reader = sock.makefile("rb")
+        first = reader.readline(protocol.MAX_LINE)
+        response = protocol.decode(first) if first else {}
+        if not response.get("ok"):
+            sock.close()
+            raise RemoteError(int(response.get("code", 2)), str(response.get("error", "gone")))
+        return Subscription(sock, reader, callback)
+
+
+class Subscription:
+    def __init__(self, sock: socket.socket, reader: Any, callback: Callable[[WatchMessage], None]):
+        self._sock = sock
+        self._reader = reader
+        self._callback = callback
+        self.ended = threading.Event()  # the stream ended (engine exit, or close())
+        self._thread = threading.Thread(target=self._read, name="control-watch", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for line in self._reader:
+                obj = protocol.decode(line)
+                self._callback(WatchMessage(str(obj.get("type")), obj.get("data")))
+                if obj.get("type") == "end":
+                    return
+        except (OSError, ValueError, protocol.ProtocolError):
+            return
+        finally:
+            self.ended.set()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=2)

@@ -1,0 +1,257 @@
+"""The detached engine's loop: runs the runbook in its own thread of control and carries out
+the operator's commands that arrive through the control socket.
+
+One job at a time runs on the engine's main thread (the run, or a rollback). When the run stops
+for a human (a gate, a manual step, a failure, a destructive step without consent) the engine
+stays up and idle; `decide`, `ack` and `resume` set it going again. It ends when every step is
+done (or `--until` / `--only` is reached), or on `stop` (a checkpoint, then exit 130).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.control import protocol
+from engine.control.fanout import Fanout
+from engine.control.tuning import Tuning
+from engine.runner import CommandRefused as Refused
+from engine.runner import Engine, Outcome
+
+IDLE, RUNNING, ROLLING_BACK, STOPPING, STARTING = (
+    "idle",
+    "running",
+    "rolling back",
+    "stopping",
+    "starting",
+)
+
+
+@dataclass
+class Job:
+    name: str
+    body: Callable[[], Outcome]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+class DetachedRun:
+    def __init__(
+        self,
+        engine: Engine,
+        until: str | None = None,
+        only: str | None = None,
+        consent: bool = False,
+        socket: str = "",
+    ) -> None:
+        self.engine = engine
+        self.until, self.only = until, only
+        self.socket = socket
+        # writepath's write throttle, when this build has it
+        self.tuning = Tuning(getattr(engine, "write_throttle", None), self.publish_control)
+        self.fanout = Fanout(engine)
+        engine.boundary = self._boundary
+        engine.subscribe(self.fanout)
+        self._consent = consent
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._lock = threading.Lock()  # guards activity and the queued run
+        self._activity = STARTING
+        self._run_queued = False
+        self._stopping = threading.Event()
+        self.last: Outcome | None = None
+
+    # ---- the engine's main thread --------------------------------------------------------------
+
+    def _boundary(self, stop: threading.Event) -> None:
+        self.tuning.at_boundary(stop)
+        if self._stopping.is_set():  # a stop that came while run() was starting (it clears it)
+            stop.set()
+
+    def serve(self) -> Outcome:
+        """Run jobs until the run is over or stopped; returns the final outcome."""
+        self.kick()
+        while True:
+            try:
+                job = self._jobs.get(timeout=0.5)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    break
+                continue
+            if job is None or self._stopping.is_set():
+                if job is not None:
+                    job.error = Refused("the engine is stopping")
+                    job.done.set()
+                break
+            outcome = self._execute(job)
+            if self._stopping.is_set() or (job.name == "run" and outcome.status == "done"):
+                break
+        final = self.last or Outcome("interrupted")
+        if self._stopping.is_set() and final.status != "done":
+            final = Outcome("interrupted", message="stopped by the operator; checkpoint saved")
+        self._set_activity(STOPPING)
+        self.fanout.end(
+            protocol.message("end", {"outcome": final.status, "message": final.message})
+        )
+        return final
+
+    def _execute(self, job: Job) -> Outcome:
+        self._set_activity(ROLLING_BACK if job.name.startswith("rollback") else RUNNING)
+        try:
+            outcome = job.body()
+        except Exception as exc:  # a command error ends the job, never the engine
+            self.engine.log(f"{job.name}: {type(exc).__name__}: {exc}", "error")
+            job.error = exc
+            outcome = Outcome("failed", message=str(exc))
+        job.outcome = self.last = outcome
+        self._set_activity(IDLE)
+        job.done.set()
+        if outcome.status == "declined":
+            self.engine.log(
+                "a destructive step waits for consent: `runbook resume --yes` to go on",
+                "warning",
+            )
+        return outcome
+
+    def _set_activity(self, activity: str) -> None:
+        with self._lock:
+            self._activity = activity
+        self.publish_control()
+
+    def kick(self) -> None:
+        """Queue the run (once) to go on from where it stands."""
+        with self._lock:
+            if self._run_queued or self._stopping.is_set():
+                return
+            self._run_queued = True
+
+        def run() -> Outcome:
+            with self._lock:
+                self._run_queued = False
+            return self.engine.run(
+                until=self.until, only=self.only, confirm=lambda _what, _token: self._consent
+            )
+
+        self._jobs.put(Job("run", run))
+
+    # ---- what the operator sees ------------------------------------------------------------
+
+    def control_state(self) -> dict[str, Any]:
+        settings = self.tuning.settings
+        with self._lock:
+            activity = self._activity
+        pause = "paused" if self.tuning.held else "pausing" if self.tuning.paused else None
+        return {
+            "pid": os.getpid(),
+            "socket": self.socket,
+            "activity": STOPPING if self._stopping.is_set() else activity,
+            "pause": pause,
+            "consent": self._consent,
+            "throttle": {
+                "rate": settings.rate,
+                "in_flight": settings.in_flight,
+                "segments": settings.segments,
+                "in_flight_applied": settings.in_flight_applied,
+                "text": settings.describe(),
+            },
+            "last": {"status": self.last.status, "message": self.last.message}
+            if self.last
+            else None,
+        }
+
+    def publish_control(self) -> None:
+        self.fanout.publish("control", protocol.message("control", self.control_state()))
+
+    def _record(self, by: str, what: str) -> None:
+        """Journal what the operator did (audit) and tell the log and the watchers."""
+        self.engine.journal.add_audit(by, what)
+        self.engine.save()
+        self.engine.log(f"{by}: {what}", "warning")
+        self.publish_control()
+
+    # ---- commands (server threads) -----------------------------------------------------------
+
+    def pause(self, by: str) -> str:
+        if not self.tuning.pause():
+            return "already paused"
+        self._record(by, "paused the run at its next batch boundary")
+        return "pausing at the next batch boundary (a checkpoint); `runbook resume` goes on"
+
+    def resume(self, by: str, consent: bool = False) -> str:
+        resumed = self.tuning.resume()
+        if consent and not self._consent:
+            self._consent = True
+            self._record(by, "consented to the destructive steps of this detached run")
+        if resumed:
+            self._record(by, "resumed the run")
+        with self._lock:
+            idle = self._activity == IDLE
+        if idle:
+            self.kick()  # carry on from where it stands (a failed step is tried again)
+        return "resumed" if resumed or idle else "not paused; nothing to resume"
+
+    def signal_stop(self) -> None:
+        """SIGTERM/SIGINT: only sets events (safe in a signal handler); the loop sees it."""
+        self._stopping.set()
+        self.engine.request_stop()
+
+    def stop(self, by: str) -> str:
+        self._stopping.set()
+        self.engine.request_stop()
+        self._jobs.put(None)
+        self._record(by, "stopped the detached engine (checkpoint, then exit)")
+        return "stopping: the step checkpoints and the engine exits"
+
+    def throttle(self, by: str, **changes: float | int | None) -> str:
+        settings = self.tuning.set_throttle(**changes)
+        self._record(by, f"throttle: {settings.describe()}")
+        note = ""
+        if "in_flight" in changes and not settings.in_flight_applied:
+            note = " (in-flight recorded; this build's writers have no in-flight limit yet)"
+        return settings.describe() + note
+
+    def tick(self, gate: str, item: str, by: str, note: str = "") -> None:
+        self.engine.tick(gate, item, by, note)
+
+    def ack(self, step: str, by: str, note: str = "") -> None:
+        self.engine.ack(step, by, note)
+        self.kick()
+
+    def decide(
+        self, gate: str, go: bool, by: str, note: str = "", override: str | None = None
+    ) -> dict[str, Any]:
+        evidence = self.engine.decide(gate, go=go, by=by, note=note, override=override)
+        if go:
+            self.kick()
+        return {item: {"ok": ev.ok, "detail": ev.detail} for item, ev in evidence.items()}
+
+    def preview_rollback(self, phase: str) -> list[dict[str, Any]]:
+        return [
+            {"title": title, "calls": [call.render() for call in calls]}
+            for title, calls in self.engine.preview_rollback(phase)
+        ]
+
+    def rollback(self, phase: str, by: str) -> Outcome:
+        """Consent was given by the client (typed, or --yes); runs on the engine's thread."""
+        with self._lock:
+            busy = self._activity != IDLE or self._run_queued
+        if busy or self._stopping.is_set():
+            raise Refused(
+                "the engine is busy running the plan; a rollback starts when it waits: "
+                "`runbook pause` does not free it, `runbook stop` does (then roll back)"
+            )
+        self.engine.preview_rollback(phase)  # an unknown phase fails here, with its message
+        job = Job(
+            f"rollback {phase}",
+            lambda: self.engine.rollback(phase, by, confirm=lambda _what, _token: True),
+        )
+        self._jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.outcome is not None
+        return job.outcome

@@ -1,0 +1,200 @@
+"""The live knobs an operator turns on a running engine: pause, and the throttle.
+
+`Tuning.at_boundary` is the engine's `Clock` boundary hook: every action calls `clock.check()`
+between batches (of at most 25 writes), so a pause holds the run at its next batch boundary,
+with everything before it checkpointed, and the pace spaces batches out. A stop always wins.
+
+The throttle's setters are this one small interface:
+- `rate`: items per second, applied here: one batch (25 items) is admitted every 25/rate seconds
+  across all threads of the step (parallel-scan segments included).
+- `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
+  `clear_limit()`, engine/throttle.py) when this build has one, else recorded only.
+- `segments`: how many threads may be writing a batch at once (parallel-scan segments at
+  work), applied here: a thread let through a boundary counts until it comes back to one (or
+  for BATCH_GONE_SECONDS, once it left the loop). The scan keeps its segment count (it is part
+  of the cursors); the other segments wait at their boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+BATCH_ITEMS = 25  # the architecture's write batch: what one boundary admits
+POLL_SECONDS = 0.1  # a stop is seen this quickly while paused or paced
+# A thread let through a boundary is writing its batch until it comes back; one that has not
+# come back for this long has left the loop (its segment ended) and holds nothing up.
+BATCH_GONE_SECONDS = 3.0
+
+
+class InFlightLimit(Protocol):
+    """What the engine's write throttle offers (writepath's WriteThrottle)."""
+
+    def set_limit(self, k: int) -> int: ...
+
+    def clear_limit(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    rate: float | None = None  # items per second; None: no limit
+    in_flight: int | None = None
+    segments: int | None = None
+    in_flight_applied: bool = False  # whether the writers honour `in_flight` in this build
+
+    def describe(self) -> str:
+        parts = [
+            f"rate {self.rate:g} items/s" if self.rate else "rate unlimited",
+            f"in-flight {self.in_flight}" if self.in_flight else "in-flight as the runbook says",
+        ]
+        if self.segments:
+            parts.append(f"segments {self.segments} at once")
+        return ", ".join(parts)
+
+
+class Tuning:
+    def __init__(
+        self,
+        write_throttle: InFlightLimit | None = None,
+        on_hold: Callable[[], None] | None = None,
+    ) -> None:
+        self._cond = threading.Condition()  # an RLock inside: on_hold may read `held`
+        self._on_hold = on_hold  # the run came to stand at a boundary, or left it
+        self._paused = False
+        self._held = 0  # threads waiting at a boundary because of the pause
+        self._writing: dict[int, float] = {}  # thread -> when it was let through (its batch)
+        self._shown_held = False  # what on_hold last announced
+        self._settings = ThrottleSettings()
+        self._last_batch = 0.0
+        self._write_throttle = write_throttle
+
+    # ---- the operator's side (any thread) -------------------------------------------------
+
+    def pause(self) -> bool:
+        """True when this paused the run (False: it already was)."""
+        with self._cond:
+            was, self._paused = self._paused, True
+            return not was
+
+    def resume(self) -> bool:
+        with self._cond:
+            was, self._paused = self._paused, False
+            self._cond.notify_all()
+            return was
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def held(self) -> bool:
+        """Whether the run actually stands now: paused, a thread waits at a boundary, and no
+        other thread is still writing the batch it began before the pause."""
+        with self._cond:
+            return self._held_locked()
+
+    @property
+    def waiting(self) -> int:
+        """Threads standing at a boundary because of the pause."""
+        return self._held
+
+    def _held_locked(self) -> bool:
+        return self._paused and self._held > 0 and self._writers() == 0
+
+    def _writers(self, exclude: int | None = None) -> int:
+        """Threads writing the batch they were let through for (not gone, not `exclude`)."""
+        now = time.monotonic()
+        alive = {t.ident for t in threading.enumerate()}
+        return sum(
+            1
+            for ident, since in self._writing.items()
+            if ident != exclude and ident in alive and now - since < BATCH_GONE_SECONDS
+        )
+
+    def set_throttle(self, **changes: float | int | None) -> ThrottleSettings:
+        """Change `rate`, `in_flight` and/or `segments` (None: back to no limit, or to the
+        runbook's value); the others keep their values."""
+        unknown = set(changes) - {"rate", "in_flight", "segments"}
+        if unknown:
+            raise ValueError(f"no throttle setting {', '.join(sorted(unknown))}")
+        with self._cond:
+            now = self._settings
+            applied = now.in_flight_applied
+            if "in_flight" in changes:
+                applied = self._apply_in_flight(changes["in_flight"])  # type: ignore[arg-type]
+            self._settings = ThrottleSettings(
+                rate=changes.get("rate", now.rate),
+                in_flight=changes.get("in_flight", now.in_flight),  # type: ignore[arg-type]
+                segments=changes.get("segments", now.segments),  # type: ignore[arg-type]
+                in_flight_applied=applied,
+            )
+            self._cond.notify_all()
+            return self._settings
+
+    def _apply_in_flight(self, k: int | None) -> bool:
+        if self._write_throttle is None:
+            return False
+        if k is None:
+            self._write_throttle.clear_limit()
+        else:
+            self._write_throttle.set_limit(k)
+        return True
+
+    @property
+    def settings(self) -> ThrottleSettings:
+        return self._settings
+
+    # ---- the engine's side: the Clock boundary hook ----------------------------------------
+
+    def at_boundary(self, stop: threading.Event) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writing.pop(me, None) is not None:  # its batch is done: a slot is free
+                self._cond.notify_all()
+            holding = False
+            try:
+                while not stop.is_set():
+                    if self._paused:
+                        if not holding:
+                            self._held, holding = self._held + 1, True
+                        self._hold_changed()
+                        self._cond.wait(POLL_SECONDS)
+                        continue
+                    if holding:
+                        self._held, holding = self._held - 1, False
+                        self._hold_changed()
+                    if self._admit(me):
+                        self._writing[me] = time.monotonic()
+                        return
+            finally:
+                if holding:
+                    self._held -= 1
+                    self._hold_changed()
+
+    def _admit(self, me: int) -> bool:
+        """Segments, then pace: True to let a batch go now, else waits a little (locked)."""
+        limit = self._settings.segments
+        if limit and self._writers(exclude=me) >= limit:
+            self._cond.wait(POLL_SECONDS)
+            return False
+        rate = self._settings.rate
+        if not rate:
+            return True
+        now = time.monotonic()
+        due = self._last_batch + BATCH_ITEMS / rate
+        if now >= due:
+            self._last_batch = now
+            return True
+        self._cond.wait(min(POLL_SECONDS, due - now))
+        return False
+
+    def _hold_changed(self) -> None:
+        """Announce when the run comes to stand, or leaves it (not on every poll)."""
+        held = self._held_locked()
+        if held != self._shown_held:
+            self._shown_held = held
+            if self._on_hold is not None:
+                self._on_hold()

@@ -1,0 +1,94 @@
+"""Issue 8, item 7: `runbook iam-policy` prints a least-privilege policy for the runbook.
+
+The coverage of every call a full rehearsal makes is in test_aws_rehearsal.py; here the
+scoping: what the policy allows and, as much, what it refuses."""
+
+from __future__ import annotations
+
+import json
+
+from engine import iam_policy
+from engine.cli import main
+
+ACCOUNT = "111122223333"
+
+
+def table(name: str) -> str:
+    return f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{name}"
+
+
+def function(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+
+
+def test_cli_prints_the_policy_as_json(capsys, runbook):
+    assert main(["iam-policy", "--account", ACCOUNT]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    assert policy == iam_policy.build_policy(runbook, ACCOUNT)
+    assert policy["Version"] == "2012-10-17"
+    wildcard = [s for s in policy["Statement"] if s["Resource"] == "*"]
+    assert len(wildcard) == 1  # only the calls IAM cannot scope
+    assert all(":List" in a or ":Describe" in a or ":Get" in a for a in wildcard[0]["Action"])
+
+
+def test_policy_scopes_destruction_to_what_the_plan_deprecates(runbook):
+    policy = iam_policy.build_policy(runbook, ACCOUNT)
+    legacy = "construction-expenses-multi-table-expenses"
+    company = "construction-expenses-company-expenses"
+    assert iam_policy.allows(policy, "dynamodb:DeleteTable", table(legacy))
+    assert not iam_policy.allows(policy, "dynamodb:DeleteTable", table(company))
+    assert not iam_policy.allows(policy, "dynamodb:DeleteTable", table("someone-elses-table"))
+    assert iam_policy.allows(policy, "dynamodb:PutItem", table(company))
+    assert not iam_policy.allows(
+        policy, "dynamodb:PutItem", table("construction-expenses-invitations")
+    )
+    assert iam_policy.allows(policy, "dynamodb:Query", table(company) + "/index/invoiceNum-index")
+    assert iam_policy.allows(policy, "dynamodb:Scan", table("construction-expenses-invitations"))
+
+    old_fn = "construction-expenses-multi-table-add-expense"
+    assert iam_policy.allows(policy, "lambda:DeleteFunction", function(old_fn))
+    assert not iam_policy.allows(policy, "lambda:DeleteFunction", function(company))
+    assert iam_policy.allows(policy, "lambda:UpdateAlias", function(company) + ":live")
+    assert iam_policy.allows(policy, "lambda:UpdateFunctionConfiguration", function(company))
+    assert not iam_policy.allows(
+        policy, "lambda:UpdateFunctionConfiguration", function("construction-expenses-auth-login")
+    )
+    group = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/{old_fn}"
+    assert iam_policy.allows(policy, "logs:DeleteLogGroup", group)
+    assert not iam_policy.allows(policy, "logs:DeleteLogGroup", group.replace(old_fn, company))
+    param = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/runbook-console/archive/functions/x/env"
+    assert iam_policy.allows(policy, "ssm:PutParameter", param)
+    assert not iam_policy.allows(
+        policy, "ssm:PutParameter", param.replace("runbook-console", "app")
+    )
+    assert not iam_policy.allows(policy, "iam:CreateRole", "*")
+
+
+def test_each_call_is_mapped_to_its_action_and_resource():
+    assert iam_policy.iam_action("apigateway", "DeleteMethod") == "apigateway:DELETE"
+    assert iam_policy.iam_action("apigateway", "UpdateStage") == "apigateway:PATCH"
+    assert iam_policy.iam_action("dynamodb", "Scan") == "dynamodb:Scan"
+    arns = iam_policy.resources_for_call(
+        "apigateway",
+        "DeleteMethod",
+        {"restApiId": "a1", "resourceId": "r9", "httpMethod": "GET"},
+        "us-east-1",
+        ACCOUNT,
+    )
+    assert arns == ["arn:aws:apigateway:us-east-1::/restapis/a1/resources/r9/methods/GET"]
+    arns = iam_policy.resources_for_call(
+        "dynamodb", "BatchWriteItem", {"RequestItems": {"t1": [], "t2": []}}, "us-east-1", ACCOUNT
+    )
+    assert arns == [table("t1"), table("t2")]
+    arns = iam_policy.resources_for_call(
+        "lambda",
+        "GetFunctionConfiguration",
+        {"FunctionName": "f", "Qualifier": "live"},
+        "us-east-1",
+        ACCOUNT,
+    )
+    assert arns == [function("f") + ":live"]
+    why = iam_policy.rehearsal_only(
+        "ssm", "GetParameter", {"Name": "/runbook-console/simulator/error-rate"}
+    )
+    assert why and iam_policy.rehearsal_only("ssm", "GetParameter", {"Name": "/app/x"}) is None

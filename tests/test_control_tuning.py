@@ -1,0 +1,170 @@
+"""The live knobs at a batch boundary: pause holds `Clock.check()`, resume releases it, a stop
+wins over a pause, the pace spaces batches out. Real threads, no sleeps as waits."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from engine.clock import Clock, Interrupted
+from engine.control.peer import peer_allowed
+from engine.control.tuning import BATCH_ITEMS, Tuning
+
+
+def _until(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def _batches(clock: Clock, passed: list[float], stop_after: int | None = None) -> threading.Thread:
+    """An 'action': checks the clock between batches, records when each batch was admitted."""
+
+    def body() -> None:
+        try:
+            while stop_after is None or len(passed) < stop_after:
+                clock.check()
+                passed.append(time.monotonic())
+        except Interrupted:
+            passed.append(-1.0)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_pause_holds_at_the_boundary_and_resume_goes_on() -> None:
+    holds: list[bool] = []
+    tuning = Tuning(on_hold=lambda: holds.append(tuning.held))
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    assert tuning.pause() and not tuning.pause()  # a second pause changes nothing
+    passed: list[float] = []
+    thread = _batches(clock, passed, stop_after=3)
+    _until(lambda: tuning.held)
+    assert passed == [] and holds == [True]  # nothing got past the boundary
+    assert tuning.resume()
+    thread.join(5)
+    assert len(passed) == 3 and not tuning.held and holds == [True, False]
+
+
+def test_paused_only_once_every_writer_finished_the_batch_it_began() -> None:
+    tuning = Tuning()
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    writing, finish = threading.Event(), threading.Event()
+
+    def segment_mid_batch() -> None:
+        clock.check()  # let through before the pause: it writes its batch
+        writing.set()
+        finish.wait(5)
+        clock.check()  # back at the boundary: held
+
+    first = threading.Thread(target=segment_mid_batch, daemon=True)
+    first.start()
+    writing.wait(5)
+    tuning.pause()
+    second = _batches(clock, [], stop_after=1)  # another segment reaches the boundary
+    _until(lambda: tuning.waiting == 1)
+    assert tuning.paused and not tuning.held  # pausing: the first one still writes
+    finish.set()
+    _until(lambda: tuning.waiting == 2)
+    assert tuning.held
+    tuning.resume()
+    first.join(5)
+    second.join(5)
+    assert not first.is_alive() and not second.is_alive()
+
+
+def test_a_stop_interrupts_a_paused_action() -> None:
+    tuning = Tuning()
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    tuning.pause()
+    passed: list[float] = []
+    thread = _batches(clock, passed)
+    _until(lambda: tuning.held)
+    started = time.monotonic()
+    stop.set()
+    thread.join(5)
+    assert passed == [-1.0]  # Interrupted, not a batch
+    assert time.monotonic() - started < 1.0
+
+
+def test_rate_spaces_batches_and_a_change_applies_at_once() -> None:
+    tuning = Tuning()
+    tuning.set_throttle(rate=BATCH_ITEMS * 20.0)  # 20 batches a second
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    passed: list[float] = []
+    _batches(clock, passed, stop_after=6).join(5)
+    gaps = [b - a for a, b in itertools.pairwise(passed)]
+    assert min(gaps) >= 0.045  # 1/20 s apart, whatever the loop's own speed
+    tuning.set_throttle(rate=BATCH_ITEMS * 0.01)  # one batch per 100 s
+    slow: list[float] = []
+    thread = _batches(clock, slow, stop_after=1)
+    thread.join(0.3)
+    assert slow == []  # the next batch is due in 100 s
+    tuning.set_throttle(rate=None)  # off: the waiting batch goes at once
+    thread.join(2)
+    assert len(slow) == 1 and tuning.settings.rate is None
+
+
+def test_segments_limits_the_threads_writing_at_once() -> None:
+    tuning = Tuning()
+    tuning.set_throttle(segments=1)
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    writing, finish = threading.Event(), threading.Event()
+
+    def first_segment() -> None:
+        clock.check()  # let through: writes its batch until told
+        writing.set()
+        finish.wait(5)
+        clock.check()  # back at a boundary: its slot is free (then it waits its turn)
+
+    first = threading.Thread(target=first_segment, daemon=True)
+    first.start()
+    writing.wait(5)
+    passed: list[float] = []
+    second = _batches(clock, passed, stop_after=1)
+    second.join(0.3)
+    assert passed == []  # one segment at work at a time: the second waits
+    finish.set()
+    second.join(5)
+    assert len(passed) == 1
+    tuning.set_throttle(segments=None)
+    first.join(5)
+    assert not first.is_alive()
+
+
+def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
+    class Limit:  # the interface writepath's WriteThrottle offers
+        def __init__(self) -> None:
+            self.calls: list[int | None] = []
+
+        def set_limit(self, k: int) -> int:
+            self.calls.append(k)
+            return k
+
+        def clear_limit(self) -> None:
+            self.calls.append(None)
+
+    limit = Limit()
+    applied = Tuning(limit).set_throttle(in_flight=4)
+    assert applied.in_flight == 4 and applied.in_flight_applied and limit.calls == [4]
+    recorded = Tuning(None).set_throttle(in_flight=4, segments=2)
+    assert recorded.in_flight == 4 and not recorded.in_flight_applied
+    assert "segments 2 at once" in recorded.describe()
+    with pytest.raises(ValueError):
+        Tuning().set_throttle(speed=3)
+
+
+def test_peer_check_admits_the_same_uid_only() -> None:
+    assert peer_allowed(1000, own_uid=1000)
+    assert not peer_allowed(1001, own_uid=1000)
+    assert not peer_allowed(1000, own_uid=0)  # root's engine: only root

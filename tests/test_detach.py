@@ -1,0 +1,272 @@
+"""A detached engine through the real CLI, on the embedded world (its own moto process):
+it outlives its terminal (tmux killed), obeys pause / throttle / resume / stop while a migration
+runs, feeds watchers within 1 s, refuses other users, and a dead engine's socket is reported
+and the run resumes. No sleeps as waits: every wait polls an observable condition."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.control.client import RemoteEngine, WatchMessage
+from engine.control.driver import DetachedRun
+from engine.control.paths import socket_path
+from engine.control.server import ControlServer
+from engine.embedded import record_path_for, stop_world
+from engine.journal import JournalStore
+from engine.lock import JournalLock, is_locked
+from tests.conftest import MINI_RUNBOOK, seeded_engine
+
+RUNBOOK = Path(__file__).parent / "data" / "detach-runbook.toml"
+MIGRATE = "migrate-expenses"
+TABLE = "dt-legacy-expenses"
+
+
+def runbook(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process (no interpreter start per command): (exit code, out, err)."""
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def until(condition, seconds: float = 30.0, what: str = "condition"):
+    """Poll an observable condition with a deadline; returns its first truthy value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+def step(journal: Path, step_id: str) -> tuple[str, int]:
+    """(status, items done) of a step, as the journal on disk says."""
+    try:
+        state = JournalStore(journal).load().steps.get(step_id)
+    except Exception:  # mid-rename on another process's save: read again
+        return ("?", -1)
+    if state is None:
+        return ("pending", 0)
+    progress = state.progress.get(TABLE)
+    return (state.status, progress.done if progress else 0)
+
+
+def live_done(remote: RemoteEngine) -> int:
+    """Items done in the migrate step, as the running engine itself says (its snapshot)."""
+    snapshot = remote.status()["snapshot"]
+    step_view = next(s for s in snapshot["steps"] if s["id"] == MIGRATE)
+    return next(t["done"] for t in step_view["progress"] if t["table"] == TABLE)
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    path = tmp_path / "j.toml"
+    yield path
+    for pid in _engine_pids(path):
+        os.kill(pid, signal.SIGKILL)
+    stop_world(record_path_for(path))
+
+
+def _engine_pids(journal: Path) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"--journal {journal} "], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split() if int(p) != os.getpid()]
+
+
+def common(journal: Path) -> list[str]:
+    return ["--runbook", str(RUNBOOK), "--journal", str(journal)]
+
+
+def start_detached(capsys, journal: Path) -> int:
+    code, out, err = runbook(capsys, "run", "--detach", "--yes", *common(journal))
+    assert code == 0, err
+    assert "control socket" in out
+    pid = int(re.search(r"engine started: pid (\d+)", out).group(1))
+    assert alive(pid) and is_locked(journal) is not None
+    return pid
+
+
+def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys, journal):
+    """Started in tmux; the tmux server is killed (SIGHUP to everything in that terminal); the
+    engine, in its own session, goes on; `stop` checkpoints it; a new one finishes the step."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    args = common(journal)
+    out = journal.with_name("terminal.out")
+    server = f"detach-{os.getpid()}"
+    command = (
+        f"{shlex.quote(sys.executable)} -m engine.cli run --detach --yes "
+        f"{' '.join(shlex.quote(a) for a in args)} > {out} 2>&1; "
+        f"echo rc=$? >> {out}; cat"  # the terminal stays open until it is killed
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    tmux = ["tmux", "-L", server]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "war-room", command], check=True, env=env)
+    try:
+        until(lambda: out.exists() and "rc=" in out.read_text(), 90, "the detach to return")
+        text = out.read_text()
+        assert "rc=0" in text, text
+        pid = int(re.search(r"engine started: pid (\d+)", text).group(1))
+        # slow it down so it is surely mid-step when the terminal goes
+        assert runbook(capsys, "throttle", "--rate", "40", *args)[0] == 0
+        until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
+        panes = [*tmux, "list-panes", "-t", "war-room", "-F", "#{pane_pid}"]
+        shell_pid = int(subprocess.run(panes, capture_output=True, text=True).stdout.split()[0])
+        subprocess.run([*tmux, "kill-server"], check=True)
+        until(lambda: not alive(shell_pid), 10, "the terminal's shell to die of its SIGHUP")
+        assert alive(pid), "the detached engine died with its terminal"
+        done_before = step(journal, MIGRATE)[1]
+        until(lambda: step(journal, MIGRATE)[1] > done_before, 10, "progress after the SIGHUP")
+
+        # stop: a checkpoint, then exit; the step stays resumable; the socket is removed
+        seen: list[WatchMessage] = []
+        watch = RemoteEngine(socket_path(journal)).subscribe(seen.append)
+        code, stdout, err = runbook(capsys, "stop", "--by", "al", *args)
+        assert code == 0 and "engine stopped" in stdout, err
+        assert not socket_path(journal).exists()  # removed before it let go of the lock
+        until(lambda: not alive(pid), 10, "the engine to exit")
+        until(watch.ended.is_set, 5, "the watcher's stream to end")
+        assert seen[-1].type == "end" and seen[-1].data["outcome"] == "interrupted", seen[-3:]
+        status, done = step(journal, MIGRATE)
+        assert status == "running" and 0 < done < 300  # interrupted mid-step, at a checkpoint
+        audit = " ".join(a.what for a in JournalStore(journal).load().audit)
+        assert "throttle: rate 40" in audit and "stopped the detached engine" in audit
+
+        # a new detached engine resumes from that checkpoint and finishes the step
+        pid = start_detached(capsys, journal)
+        until(lambda: step(journal, MIGRATE)[0] == "done", 60, "the migrate step to finish")
+        until(lambda: not alive(pid), 20, "the engine to exit once every step is done")
+        assert is_locked(journal) is None
+        assert not socket_path(journal).exists()  # it removed its socket on the way out
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal: Path):
+    pid = start_detached(capsys, journal)
+    args = common(journal)
+    assert runbook(capsys, "throttle", "--rate", "100", *args)[0] == 0
+    until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
+
+    # a watcher sees progress within 1 s of the engine announcing it
+    remote = RemoteEngine(socket_path(journal))
+    seen: list[tuple[float, WatchMessage]] = []
+    subscribed = time.time()  # wall clock: comparable with the engine's `at` on this host
+    watch = remote.subscribe(lambda m: seen.append((time.time(), m)))
+    progress = lambda: [(t, m.data) for t, m in seen if m.type == "progress"]  # noqa: E731
+    until(lambda: len(progress()) >= 3, 10, "three progress messages")
+    assert progress()[0][0] - subscribed < 1.0
+    lags = [received - data["at"] for received, data in progress()]
+    assert max(lags) < 1.0, lags
+    assert any(m.type == "snapshot" for _, m in seen) and any(m.type == "control" for _, m in seen)
+
+    # pause: the run stands at a checkpoint boundary; progress stops; status says so
+    code, out, _ = runbook(capsys, "pause", "--by", "al", *args)
+    assert code == 0 and "pausing" in out
+    until(lambda: remote.status()["control"]["pause"] == "paused", 10, "the pause to hold")
+    held_at = live_done(remote)
+    assert held_at < 300
+    assert "PAUSED at a checkpoint" in runbook(capsys, "status", *args)[1]
+    until(
+        lambda: any(m.type == "control" and m.data["pause"] == "paused" for _, m in seen),
+        2,
+        "the watcher to see the pause",
+    )
+    window = time.monotonic() + 1.0  # an assertion over a window: nothing moves while paused
+    while time.monotonic() < window:
+        assert live_done(remote) == held_at
+    # throttle while paused, then resume: progress goes on
+    code, out, _ = runbook(capsys, "throttle", "--rate", "50", "--in-flight", "4", *args)
+    assert code == 0 and "rate 50 items/s" in out
+    assert remote.status()["control"]["throttle"]["in_flight"] == 4
+    assert runbook(capsys, "resume", *args)[0] == 0
+    until(lambda: step(journal, MIGRATE)[1] > held_at, 10, "progress after resume")
+    audit = " ".join(a.what for a in JournalStore(journal).load().audit)
+    assert "paused the run" in audit and "throttle: rate 50" in audit
+
+    # a dead engine: SIGKILL leaves its socket; the next runbook says so and resumes
+    os.kill(pid, signal.SIGKILL)
+    until(lambda: is_locked(journal) is None, 10, "the kernel to free the lock")
+    until(watch.ended.is_set, 5, "the watcher's stream to end")
+    assert not any(m.type == "end" for _, m in seen)  # it died: it could not say goodbye
+    assert socket_path(journal).exists()
+    code, _, err = runbook(capsys, "run", "--yes", *args)
+    assert code == 0, err
+    first = err.splitlines()[0]
+    assert f"the detached engine (pid {pid}) is gone" in first and "resuming now" in first
+    assert not socket_path(journal).exists()
+    assert step(journal, MIGRATE) == ("done", 300)
+    assert runbook(capsys, "pause", *args)[0] == 2  # no engine now: one line, exit 2
+
+
+def test_another_user_is_refused(aws, tmp_path: Path):
+    """Real other uid (nobody, through setpriv): the 0700 folder stops it; with the folder and
+    socket opened up on purpose, the engine's own peer-uid check (SO_PEERCRED) refuses it."""
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    place = Path(tempfile.mkdtemp(prefix="dt-", dir="/tmp"))  # one nobody can traverse
+    os.chmod(place, 0o711)
+    journal = place / "j.toml"
+    sock = socket_path(journal)
+    engine = seeded_engine(aws, journal, MINI_RUNBOOK, "world-peer", 100.0)
+    server = ControlServer(sock, journal, DetachedRun(engine, socket=str(sock)))
+    server.start()
+    try:
+        modes = (os.stat(sock.parent).st_mode & 0o777, os.stat(sock).st_mode & 0o777)
+        assert modes == (0o700, 0o600)
+        client = (
+            "import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            f"    s.connect({str(sock)!r})\n"
+            "except OSError as e:\n"
+            "    print('connect-error', e.errno); sys.exit(0)\n"
+            's.sendall(b\'{"cmd":"status"}\\n\')\n'
+            "print(s.makefile().readline())\n"
+        )
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        run = lambda: subprocess.run(  # noqa: E731
+            [*as_nobody, "/usr/bin/python3", "-c", client], capture_output=True, text=True
+        )
+        assert run().stdout.split() == ["connect-error", "13"]  # EACCES: the folder is 0700
+        os.chmod(sock.parent, 0o711)
+        os.chmod(sock, 0o666)
+        answer = json.loads(run().stdout)
+        assert answer["ok"] is False and answer["code"] == 4
+        assert "uid 65534 is not the engine's user" in answer["error"]
+        assert RemoteEngine(sock).status()["control"]["pid"] == os.getpid()  # its user: served
+    finally:
+        server.close()
+        shutil.rmtree(place, ignore_errors=True)
+    assert not sock.exists()
+
+
+def test_a_detach_that_cannot_start_says_why_with_the_usual_exit_code(capsys, tmp_path: Path):
+    """The child's error before READY reaches the operator: one line, exit 4 for a lock."""
+    journal = tmp_path / "j.toml"
+    with JournalLock(journal, "run"):
+        code, out, err = runbook(capsys, "run", "--detach", "--yes", *common(journal))
+    assert code == 4 and out == ""
+    assert err.startswith("runbook: journal is locked by") and len(err.splitlines()) == 1
+    assert not socket_path(journal).exists()

@@ -1,0 +1,87 @@
+"""Start the console on a workspace: drive the run, or watch it read-only when another process
+holds the journal's lock. Signals (SSH dropped, SIGTERM) checkpoint before leaving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from tui.app import RunbookApp
+
+HANGUP_GRACE_SECONDS = 3.0  # for Textual to shut down after the engine checkpointed
+
+
+def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
+    """After SIGHUP/SIGTERM: once the engine has checkpointed, leave even if Textual's shutdown
+    hangs writing to a terminal that is gone (seen with tmux kill-session). The journal is on
+    disk and the flock ends with the process."""
+    app.idle.wait(app.quit_timeout)
+    if not exited.wait(HANGUP_GRACE_SECONDS):
+        os._exit(130)
+
+
+def run_console(workspace: Any) -> int:
+    """Open the run for driving (or read-only when another process drives it) and show it."""
+    from engine.journal import JournalError
+    from engine.lock import LockedError
+    from engine.workspace import NoRun, WorldGone
+
+    holder = None
+    try:
+        workspace.acquire("console")
+    except LockedError as exc:
+        holder = exc.holder
+    try:
+        try:
+            if holder is not None:
+                engine = workspace.open_read_only()
+            else:
+                if workspace.is_embedded and not workspace.store.exists():
+                    print(
+                        "Starting the embedded rehearsal world (moto on 127.0.0.1)…",
+                        file=sys.stderr,
+                    )
+                engine = workspace.open(create=True)
+        except WorldGone as exc:
+            answer = input(
+                f"{exc}.\nStart a fresh rehearsal with a new journal "
+                "(the old journal is kept aside)? [y/N] "
+            )
+            if answer.strip().lower() != "y":
+                return 2
+            workspace.options.fresh = True
+            engine = workspace.open(create=True)
+        app = RunbookApp(
+            engine, read_only=holder is not None, holder=holder, follow=workspace.reload
+        )
+
+        exited = threading.Event()
+
+        def on_signal(signum: int, frame: object) -> None:
+            # Textual ignores SIGHUP; without this the engine thread would die mid-batch.
+            engine.request_stop()  # thread-safe: the action checkpoints at its next check
+            loop = app.ui_loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(app.hangup)  # wakes the loop, runs on the UI thread
+            threading.Thread(
+                target=_leave_after_checkpoint, args=(app, exited), daemon=True
+            ).start()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
+        try:
+            app.run()
+        finally:
+            exited.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            engine.request_stop()
+            app.idle.wait(5)  # the engine thread checkpoints before the process ends
+        return app.return_code or 0
+    except (JournalError, NoRun) as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        workspace.release()

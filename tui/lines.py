@@ -1,0 +1,63 @@
+"""The top bar and the status line, as text from a snapshot (pure: no Textual here).
+
+The status line always ends with what to press next; notifications are kept clear of it."""
+
+from __future__ import annotations
+
+from engine.lock import Holder
+from engine.snapshot import RunSnapshot, RunState
+
+
+def topbar_text(
+    snapshot: RunSnapshot, operator: str, read_only: bool, holder: Holder | None
+) -> str:
+    run = snapshot.run
+    where = f"{run.target['kind']} {run.target['identity']}" if run else "no run yet"
+    parts = [run.runbook_id if run else "", where]
+    if read_only and holder is None:
+        parts = ["READ-ONLY", f"you: {operator}", "no console drives now: quit, then runbook"]
+    elif read_only and holder is not None:
+        parts = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}", *parts]
+    else:
+        parts = [*parts, operator, "DRIVING"]
+    return " " + " · ".join(p for p in parts if p)
+
+
+def status_text(
+    snapshot: RunSnapshot, read_only: bool, busy: bool, holder: Holder | None = None
+) -> str:
+    """busy: this console has just started the engine (its first snapshot is on its way)."""
+    hint = (lambda text: "") if read_only else (lambda text: f" · {text}")
+    state = snapshot.state
+    current = snapshot.current.id if snapshot.current else ""
+    if busy or state is RunState.RUNNING:
+        line = f"RUNNING {snapshot.running_rollback or current}"
+        line += " (driven elsewhere)" if read_only else hint("s stops safely")
+    elif state is RunState.WAITING_GATE and snapshot.waiting:
+        line = f"WAITING at gate {snapshot.waiting.id}" + hint("g opens the gate")
+    elif state is RunState.WAITING_ACK and snapshot.waiting:
+        line = f"WAITING at step {snapshot.waiting.id}" + hint("a acknowledges")
+    elif state is RunState.DONE:
+        line = "DONE"
+    elif state is RunState.INTERRUPTED:
+        what = snapshot.running_rollback or snapshot.interrupted or current
+        if read_only and holder is None:
+            line = f"INTERRUPTED {what} (its driver left)"
+        else:
+            line = f"INTERRUPTED {what}" + hint("r resumes from its checkpoint")
+    elif state is RunState.FAILED:
+        what = snapshot.running_rollback or snapshot.failed or current
+        line = f"FAILED {what}" + hint("r retries · b rolls back")
+    else:
+        line = f"READY · next {snapshot.next_node}" + hint("r runs")
+    if read_only:
+        line = "READ-ONLY · " + line
+    return f" {line} · {snapshot.steps_done}/{len(snapshot.steps)} steps done"
+
+
+def next_gate_line(snapshot: RunSnapshot) -> str | None:
+    """The next undecided gate and how many of its items are met (is it safe to go on?)."""
+    if snapshot.next_gate is None:
+        return None
+    gate = snapshot.gate(snapshot.next_gate)
+    return f"next gate {gate.id}: {gate.met}/{len(gate.items)} met · g opens it"
