@@ -201,5 +201,5 @@ def test_progress_line_shows_rate_and_writes_in_flight() -> None:
     assert "250 items/s" in lines[0] and "12/16 in flight" in lines[0]
     Printer(lines.append)(Progress("inventory", EXPENSES, 5, 10, 1.0, 5.0))
     assert "in flight" not in lines[1]
-    assert progress_text(500, 1000, 250.0, 2.0, (12, 16)).endswith("12/16w")
+    assert progress_text(500, 1000, 250.0, 2.0, in_flight=(12, 16)).endswith("12/16w")
     assert "w" not in progress_text(500, 1000, 250.0, 2.0).split("ETA")[1]
