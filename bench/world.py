@@ -63,7 +63,11 @@ class MotoServer:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it behind
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def expense(n: int) -> dict[str, Any]:
