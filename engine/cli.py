@@ -518,7 +518,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             driver=f"{holder.user}@{holder.host}" if holder else None,
             active=holder is not None and running,
         )
-    control = _engine_control(args)  # detach: a detached engine's own state, if one runs
+    control, live = _engine_view(args)  # detach: a detached engine's own state, if one runs
+    if live is not None:  # its live snapshot: running, with items/s and ETA
+        snapshot = live
     if args.json:
         if control is None:
             _print(snapshot.model_dump_json(indent=2))
@@ -682,13 +684,21 @@ def _probe(args: argparse.Namespace) -> None:
     args.remote = found.engine
 
 
-def _engine_control(args: argparse.Namespace) -> dict[str, Any] | None:
-    if args.remote is None:
-        return None
+def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
+    """(control state, live RunSnapshot) of the detached engine, or (None, None)."""
+    from engine.snapshot import RunSnapshot
+
+    if getattr(args, "remote", None) is None:
+        return None, None
     try:
-        return args.remote.status()["control"]
-    except (EngineGone, OSError):
-        return None
+        answer = args.remote.status()
+    except (EngineGone, OSError, RemoteError):
+        return None, None
+    try:
+        live = RunSnapshot.model_validate(answer["snapshot"])
+    except ValueError:  # an engine of another version: the journal's view stands
+        live = None
+    return answer["control"], live
 
 
 def _control_line(control: dict[str, Any]) -> str:

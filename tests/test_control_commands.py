@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 from engine.cli import main
+from engine.control.client import RemoteEngine
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
+from engine.events import LogLine, SnapshotChanged
+from engine.snapshot import RunSnapshot
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 
 
@@ -42,6 +45,8 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
+    events: list = []
+    subscription = RemoteEngine(sock).subscribe_events(events.append)  # as a console would
     watched: list[int] = []
     watcher = threading.Thread(target=lambda: watched.append(main(["watch", *common])))
     try:
@@ -84,5 +89,10 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         engine_thread.join(10)
         watcher.join(10)
     assert engine.journal.step("final-backups").status == "done"
+    until(subscription.ended.is_set, 5, "the event stream to end")
+    snapshots = [e.snapshot for e in events if isinstance(e, SnapshotChanged)]
+    assert snapshots and isinstance(snapshots[0], RunSnapshot)
+    assert snapshots[-1].steps_done == len(snapshots[-1].steps)  # the last one: all done
+    assert any(isinstance(e, LogLine) and "acknowledged handover" in e.message for e in events)
     audit = [a.what for a in engine.journal.audit]
     assert "acknowledged handover" in audit and any("rollback" in a for a in audit)

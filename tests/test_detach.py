@@ -24,6 +24,7 @@ from engine.control.client import RemoteEngine, WatchMessage
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
+from engine.detach import CHILD_FLAG
 from engine.embedded import record_path_for, stop_world
 from engine.journal import JournalStore
 from engine.lock import JournalLock, is_locked
@@ -90,7 +91,8 @@ def journal(tmp_path: Path):
 
 
 def _engine_pids(journal: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"--journal {journal} "], capture_output=True, text=True)
+    pattern = f"--journal {journal} {CHILD_FLAG}"  # after `--`: a pattern, not an option
+    out = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split() if int(p) != os.getpid()]
 
 
@@ -188,6 +190,10 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     held_at = live_done(remote)
     assert held_at < 300
     assert "PAUSED at a checkpoint" in runbook(capsys, "status", *args)[1]
+    live = json.loads(runbook(capsys, "status", "--json", *args)[1])  # the engine's snapshot
+    assert live["engine"]["pause"] == "paused" and live["state"] == "RUNNING"
+    table = next(s for s in live["steps"] if s["id"] == MIGRATE)["progress"][0]
+    assert table["done"] == held_at and table["rate"] is not None  # live items/s
     until(
         lambda: any(m.type == "control" and m.data["pause"] == "paused" for _, m in seen),
         2,

@@ -5,6 +5,7 @@ The status line always ends with what to press next; notifications are kept clea
 from __future__ import annotations
 
 from engine.lock import Holder
+from engine.rehearsal import clock_label
 from engine.snapshot import RunSnapshot, RunState
 
 
@@ -13,6 +14,7 @@ def topbar_text(
 ) -> str:
     run = snapshot.run
     where = f"{run.target['kind']} {run.target['identity']}" if run else "no run yet"
+    clock = clock_label(run.time_scale) if run else ""  # always: REHEARSAL xN or REAL TIME
     parts = [run.runbook_id if run else "", where]
     if read_only and holder is None:
         parts = ["READ-ONLY", f"you: {operator}", "no console drives now: quit, then runbook"]
@@ -20,7 +22,7 @@ def topbar_text(
         parts = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}", *parts]
     else:
         parts = [*parts, operator, "DRIVING"]
-    return " " + " · ".join(p for p in parts if p)
+    return " " + " · ".join(p for p in [clock, *parts] if p)
 
 
 def status_text(

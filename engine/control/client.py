@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.control import protocol
+from engine.events import Event, LogLine, Progress, SnapshotChanged, Subscriber
 
 CONNECT_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 30.0  # a decide evaluates the gate's checks against the target: allow for it
@@ -114,6 +115,15 @@ class RemoteEngine:
 
     # ---- watching --------------------------------------------------------------------------
 
+    def subscribe_events(self, subscriber: Subscriber) -> Subscription:
+        """Like Engine.subscribe: `subscriber` gets SnapshotChanged, Progress and LogLine."""
+
+        def deliver(msg: WatchMessage) -> None:
+            if (event := as_event(msg)) is not None:
+                subscriber(event)
+
+        return self.subscribe(deliver)
+
     def subscribe(self, callback: Callable[[WatchMessage], None]) -> Subscription:
         """Call `callback` (in a reader thread) with every message until the engine ends or
         `Subscription.close()`."""
@@ -126,6 +136,23 @@ class RemoteEngine:
             sock.close()
             raise RemoteError(int(response.get("code", 2)), str(response.get("error", "gone")))
         return Subscription(sock, reader, callback)
+
+
+def as_event(msg: WatchMessage) -> Event | None:
+    """A watcher message as the event a local Engine would have sent its subscribers (so a
+    console subscribes to a RemoteEngine as it does to an Engine); None for control/end."""
+    from engine.snapshot import RunSnapshot
+
+    data = msg.data
+    if msg.type == "snapshot":
+        return SnapshotChanged(RunSnapshot.model_validate(data))
+    if msg.type == "progress":
+        return Progress(
+            data["step"], data["table"], data["done"], data["total"], data["rate"], data["eta"]
+        )
+    if msg.type == "log":
+        return LogLine(data["step"], data["level"], data["message"], data.get("at") or "")
+    return None
 
 
 class Subscription:

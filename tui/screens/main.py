@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
 
 from engine.events import Alert, LogLine, MetricSample, Progress, StepStarted, as_log_line
+from engine.rehearsal import clock_label, next_scale
 from engine.runner import BadRequest, CommandRefused, Outcome
 from engine.snapshot import AlertView, NodeRef, RunSnapshot, RunState
 from tui.lines import next_gate_line, status_text, topbar_text
@@ -51,6 +52,8 @@ class MainScreen(Screen[None]):
             "L", "step_log", "Step log", tooltip="The selected step's log, full screen", group=LOGS
         ),
         Binding("x", "dismiss_alert", "Hide alert", tooltip="Hide the alert banner", show=False),
+        Binding("plus", "faster", "Faster", tooltip="Rehearsal clock one step faster", show=False),
+        Binding("minus", "slower", "Slower", tooltip="Rehearsal clock one step slower", show=False),
         Binding("question_mark", "app.toggle_keys", "Keys", tooltip="Every key with what it does"),
         Binding("q", "app.quit_console", "Quit"),
     ]
@@ -264,8 +267,10 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.app
-        if action in ("run", "ack", "rollback", "stop") and app.read_only:
+        if action in ("run", "ack", "rollback", "stop", "faster", "slower") and app.read_only:
             return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
+        if action in ("faster", "slower"):
+            return not app.engine.options.real_account  # a real account stays at real time
         busy = app.driver.busy
         if action == "run":
             return None if busy else True
@@ -277,6 +282,24 @@ class MainScreen(Screen[None]):
         if action == "rollback":
             return None if busy else True
         return True
+
+    def action_faster(self) -> None:
+        self._change_clock(faster=True)
+
+    def action_slower(self) -> None:
+        self._change_clock(faster=False)
+
+    def _change_clock(self, faster: bool) -> None:
+        engine = self.app.engine
+        if self.app.read_only or engine.options.real_account:
+            return
+        ladder = engine.runbook.rehearsal.scales
+        scale = next_scale(engine.options.time_scale, ladder, faster)
+        if scale == engine.options.time_scale:
+            self.notify(f"the clock is already at its {'fastest' if faster else 'slowest'}")
+            return
+        engine.set_time_scale(scale, by=engine.options.operator)  # journaled, then a snapshot
+        self.notify(f"clock: {clock_label(scale)}")
 
     def action_run(self) -> None:
         """Run until a human is needed. A destructive step is confirmed (typed) before the
