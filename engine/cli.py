@@ -346,12 +346,15 @@ class Printer:
                 return
             self.last[key] = now
             total = f"{event.total:,}" if event.total is not None else "?"
+            flight = event.in_flight
             pct = f" ({100 * event.done / event.total:.1f}%)" if event.total else ""
             speed = (
                 "starting"
                 if event.rate is None
                 else f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
             )
+            if flight:  # data steps: writes in flight / the throttle's window
+                speed += f" {flight[0]}/{flight[1]} in flight"
             self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 
@@ -545,9 +548,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before
             f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
         )
-        outcome = engine.run(
-            until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps)
-        )
+        outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps))
         return _finish(outcome, args)
 
     return _driving(args, "run", body)
