@@ -12,8 +12,9 @@ from engine import cli
 def console(args: argparse.Namespace) -> int:
     """No command: the console (attached when a detached engine runs this journal);
     `attach`: the console on the detached engine (headless `watch` without a terminal)."""
-    attach = args.command == "attach"
-    if attach:
+    if args.command in ("serve", "view"):  # the read-only console for browsers (tui/serve.py)
+        return served_console(args)
+    if args.command == "attach":
         cli._need_remote(args)  # none runs: one line, exit 2
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             return cli.cmd_watch(args)
@@ -33,6 +34,18 @@ def console(args: argparse.Namespace) -> int:
 
         return run_attached(cli._workspace(args), args.remote)
     return run_console(cli._workspace(args))
+
+
+def served_console(args: argparse.Namespace) -> int:
+    try:
+        from tui.serve import serve
+        from tui.view import run_view
+    except ImportError as exc:
+        cli._err(f"runbook: {args.command} is not available in this build ({exc})")
+        return cli.EXIT_BAD_INPUT
+    if args.command == "serve":
+        return serve(args, cli._workspace(args))
+    return run_view(cli._workspace(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
 from engine.journal import now as journal_now
 from engine.model import Runbook
+from engine.throttle import WriteThrottle
 
 CHECKPOINT_EVERY_SECONDS = 1.0
 
@@ -77,6 +78,7 @@ class ActionContext:
     is_embedded: bool = False
     operator: str = ""
     mapping_overrides: Path | None = None  # --mapping-overrides, else beside the journal
+    throttle: WriteThrottle = field(default_factory=WriteThrottle)  # writes in flight
     _last_checkpoint: float = 0.0
     _meters: dict[str, RateMeter] = field(default_factory=dict)
 
@@ -98,12 +100,16 @@ class ActionContext:
     def log(self, message: str, level: Level = "info") -> None:
         self.emit(LogLine(self.step_id, level, message, utcnow()))
 
-    def progress(self, table: str, done: int, total: int | None) -> None:
-        """Record and announce progress; the journal keeps only done/total."""
+    def progress(
+        self, table: str, done: int, total: int | None, in_flight: tuple[int, int] | None = None
+    ) -> None:
+        """Record and announce progress; the journal keeps only done/total. `in_flight` is
+        (writes in flight now, the limit) for steps that keep several writes going."""
         self.state.progress[table] = TableProgress(done=done, total=total)
         meter = self._meters.setdefault(table, RateMeter())
         rate = meter.add(self.clock.monotonic(), done)
-        self.emit(Progress(self.step_id, table, done, total, rate, eta_seconds(done, total, rate)))
+        eta = eta_seconds(done, total, rate)
+        self.emit(Progress(self.step_id, table, done, total, rate, eta, in_flight))
 
     def checkpoint(self, force: bool = False) -> None:
         """Persist applied state; throttled so a fast loop does not rewrite the file per batch."""

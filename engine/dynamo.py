@@ -7,6 +7,7 @@ DynamoDB-JSON dicts that fit the journal.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -202,11 +203,17 @@ def batch_get(
     clock: Clock | None = None,
     projection: str | None = None,
     names: Mapping[str, str] | None = None,
+    consistent: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch items by key (Python dicts), at most 100 keys per call, retrying UnprocessedKeys."""
+    """Fetch items by key (Python dicts), at most 100 keys per call, retrying UnprocessedKeys
+    with backoff. A key asked twice is asked once (BatchGetItem rejects duplicates)."""
     out: list[dict[str, Any]] = []
-    for start in range(0, len(keys), MAX_BATCH_GET):
-        req: dict[str, Any] = {"Keys": [to_dynamo(k) for k in keys[start : start + MAX_BATCH_GET]]}
+    unique = list({json.dumps(to_dynamo(k), sort_keys=True): k for k in keys}.values())
+    for start in range(0, len(unique), MAX_BATCH_GET):
+        chunk = unique[start : start + MAX_BATCH_GET]
+        req: dict[str, Any] = {"Keys": [to_dynamo(k) for k in chunk]}
+        if consistent:
+            req["ConsistentRead"] = True
         if projection:
             req["ProjectionExpression"] = projection
         if names:
@@ -237,8 +244,12 @@ def conditional_put(
     values: Mapping[str, Any] | None = None,
     names: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    key: Mapping[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any] | None]:
-    """PutItem with a condition. Returns (written, existing item when the condition failed)."""
+    """PutItem with a condition. Returns (written, existing item when the condition failed).
+
+    Where the error carries no item (dynalite ignores ReturnValuesOnConditionCheckFailure),
+    the existing item is read back by `key` (strongly consistent); None if it is gone."""
     kwargs: dict[str, Any] = {
         "TableName": table,
         "Item": to_dynamo(item),
@@ -256,6 +267,11 @@ def conditional_put(
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
         old = exc.response.get("Item")
+        if old is None and key is not None:
+            got = call_with_retry(
+                clock, client.get_item, TableName=table, Key=to_dynamo(key), ConsistentRead=True
+            )
+            old = got.get("Item")
         return False, to_python(old) if old else None
 
 

@@ -31,6 +31,7 @@ class Progress:
     total: int | None
     rate: float | None = None  # items per second over a recent window; None: starting
     eta_seconds: float | None = None
+    in_flight: tuple[int, int] | None = None  # (writes in flight, their limit), data steps
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from engine.snapshot import (
     node_satisfied,
     waiting_for,
 )
+from engine.throttle import WriteThrottle
 
 Node = tuple[Literal["gate", "step"], str]
 # (what: a step id or rollback title, token the operator must type: the phase id) -> consent
@@ -98,6 +99,8 @@ class Engine:
     _subscribers: list[Subscriber] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _io_lock: threading.RLock = field(default_factory=threading.RLock)
+    # writes in flight in data steps: `write_throttle.set_limit(k)` changes it during a run
+    write_throttle: WriteThrottle = field(default_factory=WriteThrottle)
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
@@ -322,6 +325,7 @@ class Engine:
             is_embedded=self.options.is_embedded,
             operator=self.options.operator,
             mapping_overrides=self.options.mapping_overrides,
+            throttle=self.write_throttle,
         )
 
     def _execute(self, step: Step, state: StepState) -> Outcome | None:

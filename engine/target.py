@@ -22,6 +22,8 @@ from engine.journal import Target
 from engine.resource_errors import name_resources
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# the pool holds at least as many connections as a data step keeps writes in flight
+MAX_POOL_CONNECTIONS = 64
 # every service the actions and checks call (engine/iam_policy.py covers each)
 SERVICES = ("dynamodb", "lambda", "logs", "cloudwatch", "apigateway", "ssm", "sts", "s3")
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov")
@@ -48,7 +50,10 @@ def describe_endpoints(endpoints: dict[str, str]) -> str:
 
 
 _RETRIES = Config(
-    retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60
+    retries={"max_attempts": 8, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=60,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
 )
 # robust: seconds, not minutes. Every call these services answer is a short control- or
 # data-plane call (no long polls); a hung endpoint is abandoned and retried, never waited on.

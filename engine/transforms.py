@@ -178,3 +178,18 @@ def json_safe(value: Any) -> Any:
     if isinstance(raw, (bytes, bytearray)):
         return bytes(raw).hex()
     return value
+
+
+def dedupe_by_key(
+    ranked: list[tuple[dict[str, Any], str]], key_names: list[str]
+) -> list[dict[str, Any]]:
+    """One item per key (a batch write may not name a key twice). Each item comes with a rank
+    (e.g. its company-scoped twin's updatedAt): the greatest wins, the later one on a tie;
+    first-seen order is kept."""
+    chosen: dict[str, tuple[dict[str, Any], str]] = {}
+    for item, rank in ranked:
+        key = canonical_json({n: item.get(n) for n in key_names})
+        held = chosen.get(key)
+        if held is None or rank >= held[1]:
+            chosen[key] = (item, rank)
+    return [item for item, _ in chosen.values()]

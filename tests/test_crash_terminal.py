@@ -78,7 +78,7 @@ def test_killing_the_tmux_session_interrupts_the_step(moto_endpoint: str, tmp_pa
     assert state.status == "running" and state.error is None  # interrupted, never failed
     assert 1 <= len(state.cursors["backups"]) < 3
     assert any(a.what == "interrupted backup-tables" for a in saved.audit)
-    assert "backup-tables interrupted" in (tmp_path / "j.log").read_text()
+    assert "[backup-tables] interrupted" in (tmp_path / "j.log").read_text()
     _second_run_finishes(runbook, moto_endpoint, journal)
 
 

@@ -187,14 +187,6 @@ def _to_migration(split: Any, make_ctx: Any, runbook: Any) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="dynalite ignores ReturnValuesOnConditionCheckFailure (architect/dynalite#182): "
-    "migrate's conditional put (engine/actions/migrate.py, via dynamo.conditional_put) gets "
-    "ConditionalCheckFailedException without Item, takes it for a deleted twin, retries and "
-    "raises 'kept failing without an item'; the write path must read the item back "
-    "(GetItem, consistent) when the error carries none. Owner: writepath.",
-)
 def test_application_twin_survives_the_migration_on_dynalite(split, make_ctx, runbook):
     """A newer twin the application wrote (dual-write) makes the conditional put fail; the
     migration must leave it alone and count it."""

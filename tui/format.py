@@ -34,17 +34,24 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_text(
-    done: int, total: int | None, rate: float | None, eta: float | None, live: bool = True
+    done: int,
+    total: int | None,
+    rate: float | None,
+    eta: float | None,
+    live: bool = True,
+    in_flight: tuple[int, int] | None = None,
 ) -> str:
-    """`live`: the step runs now (a rate, or "starting" before there is one to tell)."""
+    """`live`: the step runs now (a rate, or "starting" before there is one to tell).
+    `in_flight`: (writes in flight, the throttle's window) of a data step, shown as `12/16w`."""
     total_text = f"{total:,}" if total is not None else "?"
     pct = f" {100 * done / total:.1f}%" if total else ""
     figures = f"{done:,}/{total_text}{pct}"
     if not live:
         return figures
+    tail = f" {in_flight[0]}/{in_flight[1]}w" if in_flight else ""
     if rate is None:
-        return f"{figures} starting"
-    return f"{figures} {rate:,.0f}/s ETA {duration(eta)}"
+        return f"{figures} starting{tail}"
+    return f"{figures} {rate:,.0f}/s ETA {duration(eta)}{tail}"
 
 
 def slot_vs_actual(

@@ -2,7 +2,8 @@
 what would go wrong before anything is written.
 
 Per entity: item counts, orphan users (no membership: a new company will be made), malformed
-items (transforms.classify_legacy), and collisions:
+items (transforms.classify_legacy), items the target table cannot hold once company-scoped
+(target_fit.why_unfit against DescribeTable: key types, empty keys, 400 KB), and collisions:
   * legacy-duplicate-key: two legacy items of different users land on the same target key
     (same company via the mapping, same id);
   * target-owned-by-other: the target already has an item with that key created by another user.
@@ -13,7 +14,8 @@ Keys never accumulate in Python memory: the key index is a sqlite3 file beside t
 
 Artifacts: `collisions.jsonl` {"entity","company","id","users","reason","existing_created_by"},
 `quarantine.jsonl` {"entity","key","reason"}.
-Summary: {items, orphans, orphan_items, collisions, collision_keys, malformed, unmapped,
+Summary: {items, orphans, orphan_items, collisions, collision_keys, malformed, unfit_for_target,
+unmapped,
 newer_in_target, entities: {name: {items, malformed, collisions, orphan_items}}, artifacts}.
 """
 
@@ -24,12 +26,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from engine import dynamo
 from engine.actions.mapping import MappingConflict, Resolver, build_resolver, conflict_message
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.target_fit import TargetShape, shape_from_description, why_unfit
 from engine.transforms import (
     CREATED_BY,
     UPDATED_AT,
@@ -37,6 +41,7 @@ from engine.transforms import (
     is_newer,
     json_safe,
     orphan_company_id,
+    to_company_scoped,
 )
 
 INDEX_ARTIFACT = "analysis-index.sqlite"
@@ -195,6 +200,15 @@ def open_index(ctx: ActionContext) -> KeyIndex | None:
     return KeyIndex(path) if path.exists() else None
 
 
+def target_shape(ddb: Any, table: str) -> TargetShape | None:
+    try:
+        return shape_from_description(ddb.describe_table(TableName=table)["Table"])
+    except ClientError as exc:
+        if dynamo.error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
 # --- the action --------------------------------------------------------------------------------
 
 
@@ -209,10 +223,20 @@ def _analyze_entity(
     prefix = ctx.runbook.mapping.orphan_company_prefix if ctx.runbook.mapping else ""
     pk, sk = target_keys(ctx.runbook, e)
     skeys = source_keys(ctx.runbook, e)
-    counts = {"items": 0, "malformed": 0, "unmapped": 0, "orphan_items": 0, "newer_in_target": 0}
+    counts = {
+        "items": 0,
+        "malformed": 0,
+        "unfit_for_target": 0,
+        "unmapped": 0,
+        "orphan_items": 0,
+        "newer_in_target": 0,
+    }
     if not dynamo.table_exists(ddb, e.source):
         ctx.log(f"{e.source} does not exist: nothing to analyze for {e.name}", "warning")
         return counts
+    shape = target_shape(ddb, e.target)
+    if shape is None:
+        ctx.log(f"{e.target} does not exist: items not checked against it", "warning")
     total = dynamo.count_items(ddb, e.source, clock=ctx.clock)
     ctx.progress(e.source, 0, total)
     for page, _ in dynamo.scan_pages(ddb, e.source, clock=ctx.clock):
@@ -235,6 +259,14 @@ def _analyze_entity(
                     "key": json.loads(key_text(item, skeys)),
                     "reason": f"user in several companies: {', '.join(resolver.conflicts[user])}",
                 }
+                quarantine.write(json.dumps(row, sort_keys=True) + "\n")
+                continue
+            unfit = None
+            if shape is not None:
+                unfit = why_unfit(shape, to_company_scoped(e, item, company, ctx.migration_ts))
+            if unfit is not None:  # migrate_entity sets it aside (quarantine) the same way
+                counts["unfit_for_target"] += 1
+                row = {"entity": e.name, "key": json.loads(key_text(item, skeys)), "reason": unfit}
                 quarantine.write(json.dumps(row, sort_keys=True) + "\n")
                 continue
             if company == orphan_company_id(prefix, user):
@@ -308,6 +340,7 @@ def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
         "collisions": total("collisions"),
         "collision_keys": collision_keys,
         "malformed": total("malformed"),
+        "unfit_for_target": total("unfit_for_target"),
         "unmapped": total("unmapped"),
         "newer_in_target": total("newer_in_target"),
         "entities": per,
@@ -321,6 +354,12 @@ def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
         )
     if summary["malformed"]:
         ctx.log(f"{summary['malformed']} malformed items: see {QUARANTINE_ARTIFACT}", "warning")
+    if summary["unfit_for_target"]:
+        ctx.log(
+            f"{summary['unfit_for_target']} items the target tables cannot hold (key types, "
+            f"empty keys, 400 KB) will be set aside: see {QUARANTINE_ARTIFACT}",
+            "warning",
+        )
     return summary
 
 

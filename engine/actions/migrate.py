@@ -1,12 +1,21 @@
 """migrate_entity (plan phase 2), and its inverses remove_migrated_items (rollback-data) and
 resync_legacy (rollback-cleanup).
 
-migrate_entity: parallel-scan segments run in threads (`max_workers` caps them), each with its
-own resume cursor. Cursors (journal, small):
+migrate_entity: parallel-scan segments are read in threads (`max_workers` caps them), each with
+its own resume cursor, reading its next page while the current one is written; they feed one
+pool of writer threads, and the step's WriteThrottle (`in_flight`, default 16, AIMD on
+throttling, changeable during a run) bounds the conditional writes in flight whatever the
+segments hold (docs/performance.md). Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer"}}
-A segment's key only advances once its page is applied, so a resume re-runs at most one page;
-items the run wrote carry exactly the migration timestamp and are rewritten identically.
+A segment's key only advances once its page (and every page before it) is applied, so a resume
+re-runs at most the unapplied pages; items the run wrote carry exactly the migration timestamp
+and are rewritten identically.
+
+Before any write each transformed item is checked against the target table as DescribeTable
+reports it (target_fit.why_unfit: key types and empty keys of the table and its indexes, 400 KB
+by DynamoDB's count); an item that fails, or whose write gets a ValidationException, is
+quarantined with the reason (committed at once: a resume never sends it again).
 
 Each write is a conditional PutItem:
     attribute_not_exists(pk) OR (updatedAt <= :ts AND createdBy = :user)
@@ -18,18 +27,23 @@ quarantined with their reason.
 Per-item detail lives in `migrate-<entity>.sqlite` (idempotent across resumes) and is exported
 to `quarantine-<entity>.jsonl` and `collisions-<entity>.jsonl` at the end.
 Summary: {entity, source_total, scanned, migrated, skipped_newer, collisions, quarantined,
-segments, artifacts}.
+rejected_by_target (of the quarantined), segments, artifacts}.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import dynamo
@@ -42,23 +56,29 @@ from engine.actions.analyze import (
     open_index,
     source_keys,
     target_keys,
+    target_shape,
 )
 from engine.actions.mapping import build_resolver
 from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.target_fit import REASON_PREFIX, TargetShape, why_unfit
 from engine.transforms import (
     CREATED_BY,
     UPDATED_AT,
     classify_legacy,
+    dedupe_by_key,
     is_newer,
     json_safe,
     to_company_scoped,
     to_legacy,
 )
 
-WRITE_BATCH = 25  # writes between stop checks: a stop lands within one batch
+PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
+STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
+BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
 WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
+TARGET_REJECTED = "target rejected the write: "  # a ValidationException the check did not foresee
 
 
 class MigrateParams(BaseModel):
@@ -66,7 +86,16 @@ class MigrateParams(BaseModel):
     entity: str
     segments: int = Field(default=1, ge=1, le=64)
     max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
-    page_size: int | None = Field(default=None, ge=1)
+    # conditional writes in flight for the whole step, whatever the segments hold; the operator
+    # may change it during a run (Engine.write_throttle.set_limit); capped by the HTTP pool
+    in_flight: int = Field(default=16, ge=1, le=256)
+    # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
+    # per segment, memory is bounded by this, not by the table, nor by item size
+    page_size: int | None = Field(default=1000, ge=1)
+
+
+def ledger_name(entity: str) -> str:
+    return f"migrate-{entity}.sqlite"
 
 
 class Ledger:
@@ -117,8 +146,23 @@ class Ledger:
             ),
         )
 
+    def quarantine_reason(self, skey: str) -> str | None:
+        row = self.db.execute("SELECT reason FROM quarantine WHERE skey=?", (skey,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def is_quarantined(self, skey: str) -> bool:
+        return self.quarantine_reason(skey) is not None
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def count_rejected_by_target(self) -> int:
+        """Quarantined because the target table cannot hold them (check or ValidationException)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM quarantine WHERE reason LIKE ? OR reason LIKE ?",
+            (REASON_PREFIX + "%", TARGET_REJECTED + "%"),
+        ).fetchone()
+        return int(row[0])
 
     def export(self, ctx: ActionContext, entity: str) -> list[str]:
         q_name, c_name = f"quarantine-{entity}.jsonl", f"collisions-{entity}.jsonl"
@@ -156,9 +200,13 @@ def _write(
     ledger: Ledger,
     skeys: list[str],
     lock: threading.Lock,
+    shape: TargetShape,
 ) -> str:
     """Migrate one legacy item; returns its outcome. `lock` guards the sqlite files."""
     skey = key_text(item, skeys)
+    with lock:
+        if ledger.is_quarantined(skey):  # set aside by an earlier attempt: never sent again
+            return "quarantined"
     reason = classify_legacy(e, item)
     if reason is not None:
         with lock:
@@ -174,19 +222,34 @@ def _write(
             ledger.collision(skey, company, ident, user, reason, existing, item)
     if known_collision:
         return "collision"
-    pk, _ = target_keys(ctx.runbook, e)
+    pk, sk = target_keys(ctx.runbook, e)
     new = to_company_scoped(e, item, company, ctx.migration_ts)
+    unfit = why_unfit(shape, new)
+    if unfit is not None:
+        with lock:
+            ledger.quarantine(skey, unfit, item)
+        return "quarantined"
     ddb = ctx.client("dynamodb")
     for _attempt in range(3):
-        written, old = dynamo.conditional_put(
-            ddb,
-            e.target,
-            new,
-            WRITE_CONDITION,
-            values={":ts": ctx.migration_ts, ":user": user},
-            names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
-            clock=ctx.clock,
-        )
+        try:
+            written, old = dynamo.conditional_put(
+                ddb,
+                e.target,
+                new,
+                WRITE_CONDITION,
+                values={":ts": ctx.migration_ts, ":user": user},
+                names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
+                clock=ctx.clock,
+                key={pk: new[pk], sk: new[sk]},
+            )
+        except ClientError as exc:
+            if dynamo.error_code(exc) != "ValidationException":
+                raise
+            message = exc.response.get("Error", {}).get("Message", "")
+            with lock:  # committed at once: a resume must not send this item again
+                ledger.quarantine(skey, TARGET_REJECTED + message, item)
+                ledger.db.commit()
+            return "quarantined"
         if written:
             return "migrated"
         if old is None:
@@ -206,10 +269,30 @@ def _write(
     raise RuntimeError(f"{e.target}: conditional put of {skey} kept failing without an item")
 
 
-class _SegmentWorkers:
-    """Runs the parallel-scan segments of one entity in threads. Shared state (cursors,
-    counts, the sqlite ledger and index, the journal) is touched only under `lock`; a page's
-    writes run outside it."""
+@dataclass
+class _Page:
+    """One scan page of one segment: applied once every item's write is answered."""
+
+    size: int
+    last_key: dict[str, Any] | None
+    remaining: int
+    counts: dict[str, int] = field(default_factory=lambda: {"migrated": 0, "skipped_newer": 0})
+
+
+@dataclass
+class _Segment:
+    number: int
+    pages: deque[_Page] = field(default_factory=deque)  # scan order; the cursor follows it
+    slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(PAGES_AHEAD))
+
+
+class _Pipeline:
+    """Scanner threads (one per parallel-scan segment, `max_workers` at once) read pages ahead
+    and feed one pool of writer threads; the throttle bounds the conditional writes in flight
+    (AIMD), whatever the segments hold. Shared state (cursors, counts, the sqlite ledger and
+    index, the journal) is touched only under `lock`; the writes run outside it. A segment's
+    cursor moves past a page only when every write of that page, and of the pages before it,
+    is applied."""
 
     def __init__(
         self,
@@ -224,72 +307,192 @@ class _SegmentWorkers:
         self.resolver, self.index, self.ledger = resolver, index, ledger
         self.ddb = ctx.client("dynamodb")
         self.skeys = source_keys(ctx.runbook, e)
+        shape = target_shape(self.ddb, e.target)
+        if shape is None:
+            raise RuntimeError(f"{e.target} does not exist: create it before migrating {e.name}")
+        self.shape = shape
         self.lock = threading.Lock()
         self.abort = threading.Event()
+        self.errors: list[BaseException] = []
+        pool_size = int(getattr(self.ddb.meta.config, "max_pool_connections", 10) or 10)
+        self.throttle = ctx.throttle
+        self.throttle.configure(p.in_flight, ceiling=pool_size)
+        self.pool_size = pool_size
+
+    # --- throttling signals --------------------------------------------------------------
+
+    def _on_retry(self, response: Any = None, **_: Any) -> None:
+        """botocore's retry hook: every throttled attempt halves the window (AIMD)."""
+        if response is not None:
+            code = response[1].get("Error", {}).get("Code") if response[1] else None
+            if code in dynamo.THROTTLE_CODES:
+                self.throttle.on_throttle()
 
     def run_all(self) -> None:
         segments = self.ctx.cursors["segments"]
         todo = [s for s in range(self.p.segments) if not segments[str(s)].get("done")]
         if not todo:
             return
-        workers = min(len(todo), self.p.max_workers or len(todo))
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"migrate-{self.e.name}") as pool:
-            futures = [pool.submit(self.run_segment, s) for s in todo]
-            try:
-                for future in as_completed(futures):
-                    future.result()
-            except BaseException:
-                self.abort.set()  # the others stop after their current page
-                raise
+        event = "needs-retry.dynamodb.PutItem"
+        hook = f"migrate-throttle-{id(self)}"
+        self.ddb.meta.events.register_first(event, self._on_retry, unique_id=hook)
+        scanners = min(len(todo), self.p.max_workers or len(todo))
+        writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
+        try:
+            with ThreadPoolExecutor(scanners, thread_name_prefix=f"migrate-{self.e.name}") as pool:
+                futures = [pool.submit(self.run_segment, _Segment(s), writers) for s in todo]
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                except BaseException:
+                    self.abort.set()  # scanners stop submitting; writes in flight finish
+                    if not self.errors:
+                        raise
+        finally:
+            # all writes are answered before the step ends; a stop drops the queued ones
+            writers.shutdown(wait=True, cancel_futures=self.abort.is_set())
+            self.ddb.meta.events.unregister(event, unique_id=hook)
+        if self.errors:  # a writer's failure, not the stop it caused the scanners
+            raise self.errors[0]
 
-    def run_segment(self, seg: int) -> None:
-        c = self.ctx.cursors
+    def _pages(self, seg: _Segment) -> Iterator[tuple[list[dict[str, Any]], Any]]:
+        """The segment's pages, the next one read while this one is written (at most
+        PAGES_AHEAD pages alive per segment: memory stays bounded by pages)."""
         with self.lock:
-            state = c["segments"][str(seg)]
-            start = state.get("key")
-        pages = dynamo.scan_pages(
+            start = self.ctx.cursors["segments"][str(seg.number)].get("key")
+        scan = dynamo.scan_pages(
             self.ddb,
             self.e.source,
             start_key=start,
-            segment=seg,
+            segment=seg.number,
             total_segments=self.p.segments,
             page_size=self.p.page_size,
             clock=self.ctx.clock,
         )
-        for page, last_key in pages:
-            page_counts = {"migrated": 0, "skipped_newer": 0}
-            for offset in range(0, len(page), WRITE_BATCH):
-                # a stop abandons the page between batches; its cursor has not moved, so a
-                # resume rewrites the page's items identically
-                self.ctx.clock.check()
-                if self.abort.is_set():
-                    return
-                for item in page[offset : offset + WRITE_BATCH]:
-                    outcome = _write(
-                        self.ctx,
-                        self.e,
-                        item,
-                        self.resolver,
-                        self.index,
-                        self.ledger,
-                        self.skeys,
-                        self.lock,
-                    )
-                    if outcome in page_counts:
-                        page_counts[outcome] += 1
-            with self.lock:  # the page is applied: only now advance the cursor and counts
-                self.ledger.db.commit()
+        ahead: queue.Queue[Any] = queue.Queue()
+
+        def read() -> None:
+            try:
+                while True:
+                    while not seg.slots.acquire(timeout=STOP_POLL_SECONDS):
+                        if self.abort.is_set() or self.ctx.clock.stop.is_set():
+                            return
+                    page = next(scan, None)  # fetched only once a slot is free
+                    ahead.put(page)
+                    if page is None or self.abort.is_set():
+                        return
+            except BaseException as exc:  # handed to the scanner thread
+                ahead.put(exc)
+
+        reader = threading.Thread(target=read, name=f"scan-{self.e.name}-{seg.number}")
+        reader.daemon = True  # a stop leaves it blocked at most STOP_POLL_SECONDS
+        reader.start()
+        while True:
+            try:
+                got = ahead.get(timeout=STOP_POLL_SECONDS)
+            except queue.Empty:
+                self._check()
+                continue
+            if got is None:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+
+    def _check(self) -> None:
+        """A stop or another thread's failure unwinds; no batch boundary (see run_segment)."""
+        if self.ctx.clock.stop.is_set() or self.abort.is_set():
+            raise Interrupted()
+
+    def run_segment(self, seg: _Segment, writers: ThreadPoolExecutor) -> None:
+        for items, last_key in self._pages(seg):
+            page = _Page(len(items), last_key, max(1, len(items)))
+            with self.lock:
+                seg.pages.append(page)
+            if not items:  # a filtered or empty last page still moves the cursor
+                self._item_done(seg, page, None)
+                continue
+            for n, item in enumerate(items):
+                if n % BOUNDARY_ITEMS == 0:
+                    # a batch boundary: a detached engine's pause and pace act here (its
+                    # boundary hook counts one batch of 25 per call); a stop unwinds
+                    self.ctx.clock.check()
+                while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
+                    self._check()
+                self._check_releasing()
+                writers.submit(self._write_one, seg, page, item)
+
+    def _check_releasing(self) -> None:
+        try:
+            self._check()
+        except BaseException:
+            self.throttle.release()
+            raise
+
+    def _write_one(self, seg: _Segment, page: _Page, item: dict[str, Any]) -> None:
+        outcome = None
+        try:
+            if self.abort.is_set() or self.ctx.clock.stop.is_set():
+                return  # the page stays unapplied: its cursor does not move
+            outcome = _write(
+                self.ctx,
+                self.e,
+                item,
+                self.resolver,
+                self.index,
+                self.ledger,
+                self.skeys,
+                self.lock,
+                self.shape,
+            )
+            self.throttle.on_success()
+        except Interrupted:
+            return
+        except BaseException as exc:
+            if isinstance(exc, ClientError) and dynamo.is_throttle(exc):
+                self.throttle.on_throttle()
+            with self.lock:
+                self.errors.append(exc)
+            self.abort.set()
+            return
+        finally:
+            self.throttle.release()
+        self._item_done(seg, page, outcome)
+
+    def _item_done(self, seg: _Segment, page: _Page, outcome: str | None) -> None:
+        c = self.ctx.cursors
+        with self.lock:
+            if outcome in page.counts:
+                page.counts[outcome] += 1
+            page.remaining -= 1
+            if page.remaining > 0:
+                return
+            advanced = False
+            while seg.pages and seg.pages[0].remaining <= 0:
+                done = seg.pages.popleft()
+                seg.slots.release()
                 counts = c["counts"]
-                counts["scanned"] += len(page)
-                for k, v in page_counts.items():
+                counts["scanned"] += done.size
+                for k, v in done.counts.items():
                     counts[k] += v
-                if last_key:
-                    state["key"] = last_key
+                state = c["segments"][str(seg.number)]
+                if done.last_key:
+                    state["key"] = done.last_key
                 else:
                     state.pop("key", None)
                     state["done"] = True
-                self.ctx.progress(self.e.source, counts["scanned"], int(c["source_total"]))
-                self.ctx.checkpoint()
+                advanced = True
+            if not advanced:
+                return
+            self.ledger.db.commit()  # the ledger first, then the cursor that relies on it
+            t = self.throttle.state()
+            self.ctx.progress(
+                self.e.source,
+                c["counts"]["scanned"],
+                int(c["source_total"]),
+                in_flight=(t.in_flight, t.window),
+            )
+            self.ctx.checkpoint()
 
 
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
@@ -314,12 +517,13 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
             "condition (first writer wins)",
             "warning",
         )
-    ledger = Ledger(ctx.artifact(f"migrate-{e.name}.sqlite"), fresh)
+    ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh)
     ctx.progress(e.source, counts["scanned"], total)
     try:
-        _SegmentWorkers(ctx, e, p, resolver, index, ledger).run_all()
+        _Pipeline(ctx, e, p, resolver, index, ledger).run_all()
         artifacts = ledger.export(ctx, e.name)
         quarantined = ledger.count("quarantine")
+        rejected = ledger.count_rejected_by_target()
         collisions = ledger.count("collisions")
     except Interrupted:
         ctx.checkpoint(force=True)
@@ -341,6 +545,7 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "skipped_newer": counts["skipped_newer"],
         "collisions": collisions,
         "quarantined": quarantined,
+        "rejected_by_target": rejected,  # of the quarantined: the target table cannot hold them
         "segments": p.segments,
         "artifacts": artifacts,
     }
@@ -460,21 +665,26 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
     out: dict[str, int] = {}
     skipped = ctx.cursors.setdefault("skipped", 0)
+    duplicates = ctx.cursors.setdefault("duplicate_keys", 0)
     try:
         for name in p.entities:
             e = entity_spec(ctx.runbook, name)
 
             def put_page(page: list[dict[str, Any]], e: EntitySpec = e) -> int:
-                nonlocal skipped
+                nonlocal skipped, duplicates
                 items = []
                 for item in page:
                     legacy = to_legacy(e, item, ctx.migration_ts)
                     if classify_legacy(e, legacy) is not None:
                         skipped += 1
                         continue
-                    items.append(legacy)
-                ctx.cursors["skipped"] = skipped
-                return dynamo.batch_write(ddb, e.source, dynamo.put_requests(items), ctx.clock)
+                    items.append((legacy, str(item.get(UPDATED_AT, ""))))
+                # BatchWriteItem rejects a batch naming one key twice (one user's item in two
+                # companies): the legacy table holds one, so keep the latest-updated copy
+                unique = dedupe_by_key(items, source_keys(ctx.runbook, e))
+                duplicates += len(items) - len(unique)
+                ctx.cursors["skipped"], ctx.cursors["duplicate_keys"] = skipped, duplicates
+                return dynamo.batch_write(ddb, e.source, dynamo.put_requests(unique), ctx.clock)
 
             if not dynamo.table_exists(ddb, e.target):
                 ctx.log(f"{e.target} does not exist: nothing to re-sync", "warning")
@@ -490,7 +700,18 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
         ctx.checkpoint(force=True)
         raise
     ctx.checkpoint(force=True)
-    return {"resynced": sum(out.values()), "entities": out, "skipped": skipped}
+    if duplicates:
+        ctx.log(
+            f"{duplicates} company-scoped items shared a legacy key with another: the "
+            "latest-updated copy was written back",
+            "warning",
+        )
+    return {
+        "resynced": sum(out.values()),
+        "entities": out,
+        "skipped": skipped,
+        "duplicate_keys": duplicates,
+    }
 
 
 def plan_resync(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:

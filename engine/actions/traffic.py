@@ -118,10 +118,11 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
                 target_keys = _key_names(ddb, entity.target, keys)
             except ddb.exceptions.ResourceNotFoundException:
                 continue
-            for raw in sample:
+            items = [dynamo.to_python(raw) for raw in sample]
+            twins = _twins(ctx, entity, items, resolver, target_keys)  # BatchGetItem, 100 keys
+            for item in items:
                 counts["sampled"] += 1
-                item = dynamo.to_python(raw)
-                outcome = _compare_twin(ctx, entity, item, resolver, index, target_keys)
+                outcome = _compare_twin(ctx, entity, item, resolver, index, target_keys, twins)
                 counts[outcome] += 1
                 if outcome == "mismatched":
                     counts["compared"] += 1
@@ -131,6 +132,27 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
     return counts
 
 
+def _twins(
+    ctx: ActionContext,
+    entity: EntitySpec,
+    items: list[dict[str, Any]],
+    resolver: Resolver | None,
+    target_keys: list[str],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The company-scoped twins of the sampled items, read strongly consistent in batches."""
+    keys: list[dict[str, Any]] = []
+    if resolver is None or {entity.company_attr, entity.id_attr} != set(target_keys):
+        return {}
+    for item in items:
+        if classify_legacy(entity, item) is not None:
+            continue
+        company = resolver.company_for(item[entity.user_attr])
+        if company is not None:
+            keys.append({entity.company_attr: company, entity.id_attr: item[entity.id_attr]})
+    got = dynamo.batch_get(ctx.client("dynamodb"), entity.target, keys, consistent=True)
+    return {(str(t[entity.company_attr]), str(t[entity.id_attr])): t for t in got}
+
+
 def _compare_twin(
     ctx: ActionContext,
     entity: EntitySpec,
@@ -138,6 +160,7 @@ def _compare_twin(
     resolver: Resolver | None,
     index: KeyIndex | None,
     target_keys: list[str],
+    twins: dict[tuple[str, str], dict[str, Any]],
 ) -> str:
     """One legacy item against its company-scoped twin; returns the counter it falls under.
     Values are compared deserialised, so string sets compare as sets, not in wire order."""
@@ -149,12 +172,9 @@ def _compare_twin(
         return "unmapped"
     if index is not None and index.is_collision(entity.name, company, ident):
         return "excluded"  # a collision: written by neither side, reported
-    key = dynamo.to_dynamo({entity.company_attr: company, entity.id_attr: ident})
-    ddb = ctx.client("dynamodb")
-    raw_twin = ddb.get_item(TableName=entity.target, Key=key, ConsistentRead=True).get("Item")
-    if raw_twin is None:
+    twin = twins.get((company, ident))
+    if twin is None:
         return "missing"
-    twin = dynamo.to_python(raw_twin)
     if twin.get(CREATED_BY) not in (None, user) or is_newer(twin.get(UPDATED_AT), ctx.migration_ts):
         return "excluded"  # another user's item, or the application's newer write: reported
     skip = METADATA_ATTRS | {entity.user_attr, entity.company_attr}

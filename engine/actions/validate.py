@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -38,10 +41,13 @@ from engine.actions.analyze import (
     open_index,
     source_keys,
     target_keys,
+    target_shape,
 )
 from engine.actions.mapping import Resolver, build_resolver
+from engine.actions.migrate import Ledger, ledger_name
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.target_fit import TargetShape, why_unfit
 from engine.transforms import (
     CREATED_AT,
     CREATED_BY,
@@ -51,6 +57,7 @@ from engine.transforms import (
     classify_target,
     content_checksum,
     is_newer,
+    to_company_scoped,
 )
 
 ISSUE_KEYS = (
@@ -71,14 +78,19 @@ NOT_BLOCKING = ("skipped_newer",)
 
 
 class Problems:
+    """The problems file and counts; segments add from their threads."""
+
     def __init__(self, fh: Any) -> None:
         self.fh = fh
         self.counts = dict.fromkeys(ISSUE_KEYS, 0)
+        self.lock = threading.Lock()
 
     def add(self, entity: str, kind: str, key: Any, detail: str = "") -> None:
-        self.counts[kind] += 1
         row = {"entity": entity, "kind": kind, "key": key, "detail": detail}
-        self.fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        line = json.dumps(row, sort_keys=True, default=str) + "\n"
+        with self.lock:
+            self.counts[kind] += 1
+            self.fh.write(line)
 
 
 def _num(value: Any) -> Decimal:
@@ -135,72 +147,23 @@ def _validate_source(
     resolver: Resolver,
     index: KeyIndex | None,
     problems: Problems,
+    segments: int = 1,
 ) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
-    pk, sk = target_keys(ctx.runbook, e)
-    exclude = checksum_exclusions(e)
-    skeys = source_keys(ctx.runbook, e)
     counts = {"source": 0, "target": 0, "not_migrated": 0}
     sums: dict[str, list[Decimal]] = {}
     if not dynamo.table_exists(ddb, e.source):
         ctx.log(f"{e.source} does not exist: nothing to compare for {e.name}", "warning")
         return {**counts, "match": False}
-    for page, _ in dynamo.scan_pages(ddb, e.source, clock=ctx.clock):
-        ctx.clock.check()
-        expected: dict[tuple[str, str], dict[str, Any]] = {}
-        for item in page:
-            counts["source"] += 1
-            skey = json.loads(key_text(item, skeys))
-            reason = classify_legacy(e, item)
-            if reason is not None:
-                problems.add(e.name, "quarantined", skey, reason)
-                counts["not_migrated"] += 1
-                continue
-            user = item[e.user_attr]
-            company = resolver.company_for(user)
-            if company is None:
-                problems.add(e.name, "unmapped", skey, "user in several companies")
-                counts["not_migrated"] += 1
-                continue
-            if index is not None and index.is_collision(e.name, company, item[e.id_attr]):
-                problems.add(e.name, "collisions", skey, "colliding target key (analysis)")
-                counts["not_migrated"] += 1
-                continue
-            expected[(company, item[e.id_attr])] = item
-        got = dynamo.batch_get(ddb, e.target, [{pk: c, sk: i} for c, i in expected], ctx.clock)
-        targets = {(str(t[pk]), str(t[sk])): t for t in got}
-        found: list[dict[str, Any]] = []
-        for (company, ident), item in expected.items():
-            skey = json.loads(key_text(item, skeys))
-            user = item[e.user_attr]
-            t = targets.get((company, ident))
-            if t is None:
-                problems.add(e.name, "missing", skey, f"no {e.target} item {company}/{ident}")
-                continue
-            if t.get(CREATED_BY) != user:
-                problems.add(e.name, "collisions", skey, f"target created by {t.get(CREATED_BY)!r}")
-                counts["not_migrated"] += 1
-                continue
-            counts["target"] += 1
-            found.append(t)
-            reason = classify_target(e, t)
-            if reason is not None:
-                problems.add(e.name, "required_field_errors", skey, reason)
-            if is_newer(t.get(UPDATED_AT), ctx.migration_ts):
-                problems.add(e.name, "skipped_newer", skey, "application write after the run")
-                continue
-            if content_checksum(item, exclude) != content_checksum(t, exclude):
-                problems.add(e.name, "checksum_mismatch", skey, "content differs")
-            if e.date_attr and item.get(e.date_attr) != t.get(e.date_attr):
-                problems.add(e.name, "date_mismatches", skey, f"{e.date_attr} changed")
-            elif CREATED_AT in item and item[CREATED_AT] != t.get(CREATED_AT):
-                problems.add(e.name, "date_mismatches", skey, "createdAt changed")
-            if e.sum_attr:
-                s = sums.setdefault(company, [Decimal(0), Decimal(0)])
-                s[0] += _num(item.get(e.sum_attr))
-                s[1] += _num(t.get(e.sum_attr))
-        _check_relations(ctx, e, found, problems)
-        ctx.progress(e.source, counts["source"], None)
+    shape = target_shape(ddb, e.target)
+    ledger_path = ctx.artifacts_dir / ledger_name(e.name)
+    ledger = Ledger(ledger_path, fresh=False) if ledger_path.exists() else None
+    try:
+        v = _SourceCheck(ctx, e, resolver, index, problems, shape, ledger, counts, sums)
+        _compare_pages(v, segments)
+    finally:
+        if ledger is not None:
+            ledger.close()
     for company, (legacy_sum, target_sum) in sorted(sums.items()):
         if legacy_sum != target_sum:
             problems.add(
@@ -211,6 +174,134 @@ def _validate_source(
             )
     counts["match"] = counts["source"] == counts["target"] + counts["not_migrated"]
     return counts
+
+
+@dataclass
+class _SourceCheck:
+    """What the segments of one entity's comparison share; `lock` guards the counts, sums,
+    sqlite files and problems; the reads run outside it."""
+
+    ctx: ActionContext
+    e: EntitySpec
+    resolver: Resolver
+    index: KeyIndex | None
+    problems: Problems
+    shape: TargetShape | None
+    ledger: Ledger | None
+    counts: dict[str, Any]
+    sums: dict[str, list[Decimal]]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _compare_pages(v: _SourceCheck, segments: int) -> None:
+    """Parallel-scan segments in threads, each page's targets read by BatchGetItem."""
+    if segments == 1:
+        _compare_segment(v, 0, 1)
+        return
+    with ThreadPoolExecutor(segments, thread_name_prefix=f"validate-{v.e.name}") as pool:
+        futures = [pool.submit(_compare_segment, v, s, segments) for s in range(segments)]
+        for future in as_completed(futures):
+            future.result()
+
+
+def _compare_segment(v: _SourceCheck, segment: int, segments: int) -> None:
+    ctx, e = v.ctx, v.e
+    ddb = ctx.client("dynamodb")
+    pk, sk = target_keys(ctx.runbook, e)
+    for page, _ in dynamo.scan_pages(
+        ddb, e.source, segment=segment, total_segments=segments, clock=ctx.clock
+    ):
+        ctx.clock.check()
+        with v.lock:
+            expected = _expected(v, page)
+        got = dynamo.batch_get(ddb, e.target, [{pk: c, sk: i} for c, i in expected], ctx.clock)
+        targets = {(str(t[pk]), str(t[sk])): t for t in got}
+        with v.lock:
+            found = _compare(v, expected, targets)
+        _check_relations(ctx, e, found, v.problems)
+        with v.lock:
+            ctx.progress(e.source, v.counts["source"], None)
+
+
+def _expected(v: _SourceCheck, page: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The page's items that should have a target twin, by target key; the rest counted."""
+    ctx, e, problems, counts = v.ctx, v.e, v.problems, v.counts
+    resolver, index, shape = v.resolver, v.index, v.shape
+    skeys = source_keys(ctx.runbook, e)
+    expected: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in page:
+        counts["source"] += 1
+        skey = json.loads(key_text(item, skeys))
+        reason = classify_legacy(e, item)
+        if reason is not None:
+            problems.add(e.name, "quarantined", skey, reason)
+            counts["not_migrated"] += 1
+            continue
+        user = item[e.user_attr]
+        company = resolver.company_for(user)
+        if company is None:
+            problems.add(e.name, "unmapped", skey, "user in several companies")
+            counts["not_migrated"] += 1
+            continue
+        if index is not None and index.is_collision(e.name, company, item[e.id_attr]):
+            problems.add(e.name, "collisions", skey, "colliding target key (analysis)")
+            counts["not_migrated"] += 1
+            continue
+        unfit = None
+        if shape is not None:
+            unfit = why_unfit(shape, to_company_scoped(e, item, company, ctx.migration_ts))
+        if unfit is not None:
+            problems.add(e.name, "quarantined", skey, unfit)
+            counts["not_migrated"] += 1
+            continue
+        expected[(company, item[e.id_attr])] = item
+    return expected
+
+
+def _compare(
+    v: _SourceCheck,
+    expected: dict[tuple[str, str], dict[str, Any]],
+    targets: dict[tuple[str, str], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    ctx, e, problems, counts, sums, ledger = v.ctx, v.e, v.problems, v.counts, v.sums, v.ledger
+    exclude = checksum_exclusions(e)
+    skeys = source_keys(ctx.runbook, e)
+    found: list[dict[str, Any]] = []
+    for (company, ident), item in expected.items():
+        skey = json.loads(key_text(item, skeys))
+        user = item[e.user_attr]
+        t = targets.get((company, ident))
+        if t is None:
+            reason = ledger.quarantine_reason(key_text(item, skeys)) if ledger else None
+            if reason is not None:  # set aside by the migration (the target rejected it)
+                problems.add(e.name, "quarantined", skey, reason)
+                counts["not_migrated"] += 1
+                continue
+            problems.add(e.name, "missing", skey, f"no {e.target} item {company}/{ident}")
+            continue
+        if t.get(CREATED_BY) != user:
+            problems.add(e.name, "collisions", skey, f"target created by {t.get(CREATED_BY)!r}")
+            counts["not_migrated"] += 1
+            continue
+        counts["target"] += 1
+        found.append(t)
+        reason = classify_target(e, t)
+        if reason is not None:
+            problems.add(e.name, "required_field_errors", skey, reason)
+        if is_newer(t.get(UPDATED_AT), ctx.migration_ts):
+            problems.add(e.name, "skipped_newer", skey, "application write after the run")
+            continue
+        if content_checksum(item, exclude) != content_checksum(t, exclude):
+            problems.add(e.name, "checksum_mismatch", skey, "content differs")
+        if e.date_attr and item.get(e.date_attr) != t.get(e.date_attr):
+            problems.add(e.name, "date_mismatches", skey, f"{e.date_attr} changed")
+        elif CREATED_AT in item and item[CREATED_AT] != t.get(CREATED_AT):
+            problems.add(e.name, "date_mismatches", skey, "createdAt changed")
+        if e.sum_attr:
+            s = sums.setdefault(company, [Decimal(0), Decimal(0)])
+            s[0] += _num(item.get(e.sum_attr))
+            s[1] += _num(t.get(e.sum_attr))
+    return found
 
 
 def _validate_target(
@@ -252,6 +343,7 @@ def _validate_target(
 
 class ValidateParams(EntitiesParams):
     performance_minutes: float = Field(default=60.0, gt=0)  # plan minutes of metrics to read
+    segments: int = Field(default=4, ge=1, le=64)  # parallel-scan segments read at once
     # problems stop the run until a human accepts them (`runbook ack`); for the last check
     # before deletions, where no later gate would catch them
     require_acceptance: bool = False
@@ -292,7 +384,9 @@ def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
         with ctx.artifact(name).open("w") as fh:
             problems = Problems(fh)
             for e in entities:
-                record_counts[e.name] = _validate_source(ctx, e, resolver, index, problems)
+                record_counts[e.name] = _validate_source(
+                    ctx, e, resolver, index, problems, p.segments
+                )
                 _validate_target(ctx, e, resolver, problems, db)
                 ctx.checkpoint()
     finally:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.context import ActionContext, Check, CheckResult
 
+QUARANTINE = "quarantine.jsonl"  # analyze_legacy's artifact
+
 
 class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +29,8 @@ def analysis_clean(ctx: ActionContext, p: StepParams) -> CheckResult:
     if summary is None:
         return CheckResult(False, why)
     data = {
-        k: summary.get(k, 0) for k in ("items", "orphans", "collisions", "malformed", "unmapped")
+        k: summary.get(k, 0)
+        for k in ("items", "orphans", "collisions", "malformed", "unfit_for_target", "unmapped")
     }
     artifacts = summary.get("artifacts", ["collisions.jsonl"])
     where = f"{ctx.artifacts_dir}/{artifacts[0]}"
@@ -40,7 +43,8 @@ def analysis_clean(ctx: ActionContext, p: StepParams) -> CheckResult:
         )
     detail = (
         f"{data['items']} items analysed, no collisions; {data['orphans']} orphan user(s), "
-        f"{data['malformed']} malformed item(s) to quarantine (see {where})"
+        f"{data['malformed']} malformed item(s) and {data['unfit_for_target']} the target "
+        f"cannot hold to quarantine (see {ctx.artifacts_dir}/{QUARANTINE})"
     )
     return CheckResult(True, detail, data)
 

@@ -190,7 +190,12 @@ class MainScreen(Screen[None]):
             if self.selected is None or self.selected == NodeRef.step(event.step_id):
                 panel.show_step(event.step_id)
                 panel.set_progress(
-                    event.table, event.done, event.total, event.rate, event.eta_seconds
+                    event.table,
+                    event.done,
+                    event.total,
+                    event.rate,
+                    event.eta_seconds,
+                    in_flight=event.in_flight,
                 )
             return
         now = self.app.now().strftime("%Y-%m-%dT%H:%M:%SZ")

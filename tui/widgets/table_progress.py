@@ -31,11 +31,17 @@ class TableRow(Vertical):
             yield self.figures
 
     def set_progress(
-        self, done: int, total: int | None, rate: float | None, eta: float | None, live: bool
+        self,
+        done: int,
+        total: int | None,
+        rate: float | None,
+        eta: float | None,
+        live: bool,
+        in_flight: tuple[int, int] | None = None,
     ) -> None:
         self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
-        self.figures.update(progress_text(done, total, rate, eta, live))
+        self.figures.update(progress_text(done, total, rate, eta, live, in_flight))
 
 
 class ProgressPanel(VerticalScroll):
@@ -62,12 +68,13 @@ class ProgressPanel(VerticalScroll):
         rate: float | None = None,
         eta: float | None = None,
         live: bool = True,
+        in_flight: tuple[int, int] | None = None,  # writes in flight / the throttle's window
     ) -> None:
         row = self.rows.get(table)
         if row is None:
             row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
-        row.set_progress(done, total, rate, eta, live)
+        row.set_progress(done, total, rate, eta, live, in_flight)
 
     def show(self, view: StepView | None) -> None:
         """A step as the snapshot has it: a rate and ETA only while it runs."""

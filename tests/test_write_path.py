@@ -1,0 +1,205 @@
+"""The concurrent write path of migrate_entity (issue 12): a bounded number of conditional writes
+in flight whatever the segments hold, AIMD on throttling, the in-flight count on the progress
+line, an operator's limit taking effect during a run, and exact counts throughout."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from bench.latency import add_latency
+from engine import dynamo
+from engine.events import Progress
+from engine.seed import create_table
+from engine.throttle import WriteThrottle
+from tests.test_actions_ops import run
+
+EXPENSES = "construction-expenses-multi-table-expenses"
+T_EXPENSES = "construction-expenses-company-expenses"
+MEMBERS = "construction-expenses-company-users"
+N = 400
+
+
+def test_throttle_halves_on_throttling_and_grows_back() -> None:
+    t = WriteThrottle()
+    t.configure(16, ceiling=64)
+    assert t.state().window == 16 and t.state().limit == 16
+    assert all(t.acquire(0.01) for _ in range(16))
+    assert not t.acquire(0.01)  # full: the 17th waits
+    t.on_throttle()
+    t.on_throttle()
+    assert t.state().window == 4 and t.state().throttled == 2
+    for _ in range(16):
+        t.release()
+    grown = []
+    for _ in range(200):
+        t.on_success()
+        grown.append(t.state().window)
+    assert grown[0] == 4 and grown[-1] == 16 and grown == sorted(grown)  # additive, capped
+    assert t.set_limit(100) == 64  # capped by the HTTP pool
+    t.set_limit(3)
+    assert t.state().window == 3 and t.state().limit == 3
+    t.configure(16, ceiling=64)  # a later step: the operator's choice still stands
+    assert t.state().limit == 3
+    t.clear_limit()
+    assert t.state().limit == 16
+
+
+def test_acquire_wakes_when_a_slot_frees() -> None:
+    t = WriteThrottle(1)
+    assert t.acquire(0.01)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(t.acquire(5.0)))
+    waiter.start()
+    t.release()
+    waiter.join(5.0)
+    assert got == [True]
+
+
+def build(aws: Any, runbook: Any) -> None:
+    ddb = aws.client("dynamodb")
+    for spec in runbook.inventory.tables:
+        create_table(ddb, spec)
+    res = aws.resource("dynamodb")
+    with res.Table(MEMBERS).batch_writer() as w:
+        w.put_item(Item={"companyId": "comp-a", "userId": "user-a", "role": "admin"})
+    with res.Table(EXPENSES).batch_writer() as w:
+        for n in range(N):  # one user: a parallel scan would put them all in one segment
+            w.put_item(
+                Item={
+                    "userId": "user-a",
+                    "expenseId": f"exp-{n:04d}",
+                    "amount": Decimal(n),
+                    "date": "2024-01-01",
+                }
+            )
+
+
+class Concurrency:
+    """Observes how many PutItem requests are in flight at once (an observer only)."""
+
+    def __init__(self, client: Any) -> None:
+        self.now = self.peak = 0
+        self.lock = threading.Lock()
+        client.meta.events.register("before-call.dynamodb.PutItem", self.start)
+        client.meta.events.register("after-call.dynamodb.PutItem", self.end)
+
+    def start(self, **_: Any) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def end(self, **_: Any) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+def test_one_segment_keeps_many_writes_in_flight(aws, make_ctx, runbook):
+    build(aws, runbook)
+    ddb = aws.client("dynamodb")
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    add_latency(ddb, 0.01)
+    seen = Concurrency(ddb)  # registered first: counts after the delay
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    m = run(
+        mctx,
+        "migrate_entity",
+        {"entity": "expenses", "segments": 1, "page_size": 50, "in_flight": 12},
+    )
+    assert m["migrated"] == N and m["scanned"] == N
+    assert 6 <= seen.peak <= 12  # one segment, yet many writes at once, never above the limit
+    flights = [e.in_flight for e in events if isinstance(e, Progress) and e.in_flight]
+    assert flights and all(limit == 12 for _, limit in flights)
+    assert sorted(i["expenseId"] for p, _ in dynamo.scan_pages(ddb, T_EXPENSES) for i in p) == [
+        f"exp-{n:04d}" for n in range(N)
+    ]
+
+
+def test_operator_limit_applies_during_the_run(aws, make_ctx, runbook):
+    build(aws, runbook)
+    ddb = aws.client("dynamodb")
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    add_latency(ddb, 0.005)
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    seen = Concurrency(ddb)
+
+    before: list[int] = []
+
+    def emit(event: Any) -> None:
+        events.append(event)
+        if not isinstance(event, Progress):
+            return
+        if event.done >= 100 and not before:
+            before.append(seen.peak)
+            mctx.throttle.set_limit(2)  # what a key binding or socket command calls
+        elif event.done >= 200 and len(before) == 1:
+            before.append(seen.peak)
+            seen.peak = seen.now  # writes admitted before the change are answered by now
+
+    mctx.emit = emit
+    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 50})
+    assert m["migrated"] == N
+    assert before[0] > 2 and 1 <= seen.peak <= 2
+    late = [e.in_flight for e in events if isinstance(e, Progress) and e.in_flight][-1]
+    assert late[1] == 2
+
+
+def throttling(client: Any, every: int) -> list[int]:
+    """Every `every`-th PutItem is answered 400 ProvisionedThroughputExceededException (before
+    it reaches the server), as DynamoDB answers a hot partition."""
+    count = [0]
+
+    def before_send(request: Any, **_: Any) -> AWSResponse | None:
+        if b"PutItem" not in request.headers.get("X-Amz-Target", b""):
+            return None
+        count[0] += 1
+        if count[0] % every:
+            return None
+        body = (
+            b'{"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+            b' "message": "Rate exceeded"}'
+        )
+
+        class Raw:
+            def stream(self, **_: Any) -> Any:
+                yield body
+
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw())
+
+    client.meta.events.register_first("before-send.dynamodb", before_send)
+    return count
+
+
+def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runbook):
+    build(aws, runbook)
+    ddb = aws.client("dynamodb")
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    sent = throttling(ddb, every=40)
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 40, "in_flight": 16})
+    assert m["migrated"] == N and m["scanned"] == N and m["quarantined"] == 0
+    assert sent[0] > N  # the throttled attempts were retried
+    assert mctx.throttle.state().throttled >= (sent[0] // 40) - 1
+    windows = [e.in_flight[1] for e in events if isinstance(e, Progress) and e.in_flight]
+    assert min(windows) < 16  # the window was cut while throttled
+    items = [i for p, _ in dynamo.scan_pages(ddb, T_EXPENSES) for i in p]
+    assert len(items) == N
+
+
+def test_progress_line_shows_rate_and_writes_in_flight() -> None:
+    from engine.cli import Printer
+    from tui.format import progress_text
+
+    lines: list[str] = []
+    Printer(lines.append)(Progress("migrate-expenses", EXPENSES, 500, 1000, 250.0, 2.0, (12, 16)))
+    assert "250 items/s" in lines[0] and "12/16 in flight" in lines[0]
+    Printer(lines.append)(Progress("inventory", EXPENSES, 5, 10, 1.0, 5.0))
+    assert "in flight" not in lines[1]
+    assert progress_text(500, 1000, 250.0, 2.0, in_flight=(12, 16)).endswith("12/16w")
+    assert "w" not in progress_text(500, 1000, 250.0, 2.0).split("ETA")[1]
