@@ -41,7 +41,8 @@ from tests.test_detach import (
 from tui.app import RunbookApp
 from tui.console import hand_over
 from tui.driver import RemoteDriver
-from tui.screens.prompts import YesNo
+from tui.screens.gate import GateScreen
+from tui.screens.prompts import TextPrompt, YesNo
 from tui.widgets.table_progress import ProgressPanel
 
 
@@ -246,3 +247,43 @@ def test_the_socket_serves_what_the_console_needs(aws, tmp_path: Path) -> None:
             remote.evaluate_gate("no-such-gate")
     finally:
         server.close()
+
+
+async def test_gate_and_ack_keys_drive_the_detached_engine(capsys, journal: Path) -> None:
+    """The mini runbook in a detached engine: g opens the gate (evidence measured by the
+    engine), space ticks, y decides GO, a acknowledges the manual step; the engine carries
+    each on and finishes; the journal has it all, by the console's operator."""
+    args = ["--runbook", str(MINI_RUNBOOK), "--journal", str(journal)]
+    code, _, err = runbook(capsys, "run", "--detach", "--yes", "--operator", "al", *args)
+    assert code == 0, err
+    ws = Workspace(WorkspaceOptions(runbook=MINI_RUNBOOK, journal=journal, operator="al"))
+    app = RunbookApp(
+        ws.open_read_only(), follow=ws.reload, remote=RemoteEngine(socket_path(journal))
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_shown(
+            pilot, lambda: "WAITING at gate gate-phase2" in status_of(app), 30, "the gate"
+        )
+        await pilot.press("g")
+        gate = await until_shown(
+            pilot, lambda: app.screen if isinstance(app.screen, GateScreen) else None, 5, "gate"
+        )
+        await until_shown(pilot, lambda: gate.item_ok("backups-verified"), 20, "evidence")
+        await pilot.press("down", "space")
+        await until_shown(pilot, lambda: gate.item_ok("team-ready"), 10, "the tick")
+        await until_shown(pilot, lambda: gate.check_action("go", ()) is True, 10, "GO offered")
+        await pilot.press("y")
+        await until_shown(
+            pilot, lambda: "WAITING at step handover" in status_of(app), 30, "the manual step"
+        )
+        await pilot.press("a")
+        await until_shown(pilot, lambda: isinstance(app.screen, TextPrompt), 5, "the prompt")
+        await pilot.press("enter")
+        await until_shown(pilot, lambda: app.engine_left, 30, "the engine to finish")
+        assert "ended: done" in app.engine_left
+        await pilot.press("q")
+    saved = JournalStore(journal).load()
+    assert saved.gates["gate-phase2"].decision == "GO"
+    assert saved.gates["gate-phase2"].ticks["team-ready"].by == "al"
+    assert saved.steps["handover"].acked_by == "al"
+    assert all(s.status == "done" for s in saved.steps.values())
