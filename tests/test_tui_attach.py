@@ -197,6 +197,16 @@ def consoles_in_a_terminal(journal: Path, pid: int) -> None:
             said = screen(tmux, name)
             assert "EXITED=0" in said and f"engine (pid {pid}) runs on" in said, said
             assert alive(pid), "leaving the attached console stopped the engine"
+        # the terminal goes away under an attached console (SIGHUP): it leaves, the engine stays
+        command = f"TEXTUAL_ANIMATIONS=none exec {sys.executable} -m runbook_entry {args}"
+        new = [*tmux, "new-session", "-d", "-s", "hangup", "-x", "80", "-y", "24", command]
+        subprocess.run(new, check=True, env=env)
+        until(lambda: f"ATTACHED pid {pid}" in screen(tmux, "hangup"), 40, "attached again")
+        panes = [*tmux, "list-panes", "-t", "hangup", "-F", "#{pane_pid}"]
+        console = int(subprocess.run(panes, capture_output=True, text=True).stdout.split()[0])
+        subprocess.run([*tmux, "kill-session", "-t", "hangup"], check=True)
+        until(lambda: not alive(console), 15, "the console to leave on its hang-up")
+        assert alive(pid), "a lost terminal of an attached console stopped the engine"
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 

@@ -146,15 +146,25 @@ def run_attached(workspace: Any, remote: Any) -> int:
         print(f"runbook: the detached engine went away ({exc}); `runbook` resumes", file=sys.stderr)
         return 2
 
+    exited = threading.Event()
+
+    def leave_if_stuck() -> None:
+        # Textual's shutdown can hang writing to a terminal that is gone; nothing of the run
+        # lives in this process, so leave
+        if not exited.wait(HANGUP_GRACE_SECONDS):
+            os._exit(130)
+
     def on_signal(signum: int, frame: object) -> None:
         loop = app.ui_loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(app.hangup)
+        threading.Thread(target=leave_if_stuck, daemon=True).start()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
     try:
         app.run()
     finally:
+        exited.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return app.return_code or 0
