@@ -147,7 +147,13 @@ class MainScreen(Screen[None]):
             panel.show(None)
         app = self.app
         self.query_one("#topbar", Static).update(
-            topbar_text(snapshot, app.engine.options.operator, app.read_only, app.holder)
+            topbar_text(
+                snapshot,
+                app.engine.options.operator,
+                app.read_only,
+                app.holder,
+                view_only=app.view_only,
+            )
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")
         self.query_one(StatusLine).update(
