@@ -145,11 +145,14 @@ async def test_view_follows_a_driver_without_taking_the_lock(
     app = view_app(_workspace(journal))
     assert app.holder is None
     async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        top = str(app.main.query_one("#topbar").render())
+        assert "VIEW ONLY · no console drives now" in top and "quit, then runbook" not in top
         with JournalLock(journal, "run"):  # a driver can start while the view watches
             app.follow_driver()
             await pilot.pause()
             assert app.holder is not None and app.holder.operation == "run"
-            assert "driven by" in str(app.main.query_one("#topbar").render())
+            assert "VIEW ONLY · driven by" in str(app.main.query_one("#topbar").render())
         app.follow_driver()
         await pilot.pause()
         assert app.holder is None  # the driver left: its record is emptied

@@ -44,6 +44,7 @@ class RunbookApp(App[int]):
     CSS_PATH = "styles/app.tcss"
     TITLE = "runbook-console"
     ENABLE_COMMAND_PALETTE = False
+    view_only = False  # ViewOnlyApp (`runbook serve`) sets it: a watcher who can never drive
     BINDINGS = [Binding("question_mark", "toggle_keys", "Keys", show=False)]
 
     snapshot: reactive[RunSnapshot] = reactive(None, always_update=True)  # type: ignore[arg-type]

@@ -14,14 +14,19 @@ def topbar_text(
     operator: str,
     read_only: bool,
     holder: Holder | None,
+    view_only: bool = False,
     driving: str = "DRIVING",
 ) -> str:
-    """`driving`: how this console drives (DRIVING, or ATTACHED to a detached engine)."""
+    """view_only: a watcher (`runbook serve`) who cannot drive from here whoever does.
+    `driving`: how this console drives (DRIVING, or ATTACHED to a detached engine)."""
     run = snapshot.run
     where = f"{run.target['kind']} {run.target['identity']}" if run else "no run yet"
     clock = clock_label(run.time_scale) if run else ""  # always: REHEARSAL xN or REAL TIME
     parts = [run.runbook_id if run else "", where]
-    if read_only and holder is None:
+    if view_only:
+        driver = f"driven by {holder.user}@{holder.host}" if holder else "no console drives now"
+        parts = ["VIEW ONLY", driver, *parts]
+    elif read_only and holder is None:
         parts = ["READ-ONLY", f"you: {operator}", "no console drives now: quit, then runbook"]
     elif read_only and holder is not None:
         parts = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}", *parts]

@@ -159,7 +159,14 @@ class MainScreen(Screen[None]):
         driver = app.driver
         attached = f"ATTACHED pid {driver.pid}" if driver.remote else "DRIVING"
         self.query_one("#topbar", Static).update(
-            topbar_text(snapshot, driver.operator, app.read_only, app.holder, attached)
+            topbar_text(
+                snapshot,
+                driver.operator,
+                app.read_only,
+                app.holder,
+                view_only=app.view_only,
+                driving=attached,
+            )
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")
         status = status_text(snapshot, app.read_only, driver.busy, app.holder)
