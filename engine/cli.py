@@ -245,7 +245,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
     p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
+    _serve_commands(sub)
+    # the list in the usage line leaves out the internal `view`
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name != "view") + "}"
     return parser
+
+
+SERVE_HELP = (
+    "serve the read-only console to web browsers on this machine (127.0.0.1) with textual-serve, "
+    "for people without SSH. No key in it can act. textual-serve has NO authentication: anyone "
+    "who can reach the port (every user of this machine, or an SSH tunnel) sees the run."
+)
+
+
+def _loopback_host(text: str) -> str:
+    """--host: loopback only (textual-serve has no authentication)."""
+    import ipaddress
+
+    host = "127.0.0.1" if text == "localhost" else text
+    try:
+        ok = ipaddress.ip_address(host).is_loopback and ipaddress.ip_address(host).version == 4
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a loopback address: the served console has no authentication, so "
+            "it binds to 127.0.0.1 only (tunnel with ssh -L to share it)"
+        )
+    return host
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {text!r}")
+    return value
+
+
+def _serve_commands(sub: Any) -> None:
+    """`serve`, and the hidden `view` it starts per browser (both run above the engine, in
+    `tui`; see runbook_entry)."""
+    p = sub.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
+    _common(p, sub=True)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument(
+        "--host",
+        type=_loopback_host,
+        default="127.0.0.1",
+        help="loopback address to bind (default and only choice: 127.0.0.1)",
+    )
+    # one read-only console (view-only) per browser; not for operators, so not listed
+    p = sub.add_parser("view", description="view-only console (started by `runbook serve`)")
+    _common(p, sub=True)
 
 
 # ---- output ---------------------------------------------------------------------------------
@@ -642,6 +696,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     """Without a command the console opens; it lives above the engine (`runbook_entry`)."""
+    if args.command is not None:  # serve / view: the console's, through the `runbook` command
+        _err(f"runbook: {args.command} belongs to the console; run it as `runbook {args.command}`")
+        return EXIT_BAD_INPUT
     _err("runbook: the console opens with the `runbook` command (no sub-command); see --help")
     return EXIT_BAD_INPUT
 
@@ -666,7 +723,8 @@ def _probe(args: argparse.Namespace) -> None:
     """Set args.remote to the live detached engine of this journal, or None. A socket left by a
     dead engine is removed, and said so in one line."""
     args.remote = None
-    if args.command in (None, "check", "plan", "iam-policy") or getattr(
+    # serve / view only read the journal: they neither talk to nor tidy up after an engine
+    if args.command in (None, "check", "plan", "iam-policy", "serve", "view") or getattr(
         args, "detached_child", False
     ):
         return
@@ -933,7 +991,10 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "throttle": cmd_throttle,
     "watch": cmd_watch,
     "attach": cmd_watch,  # headless for now: the console attaches after its refactor
+    "serve": cmd_console,
+    "view": cmd_console,
 }
+CONSOLE_COMMANDS = (None, "serve", "view")  # they open the console (tui), via runbook_entry
 
 
 def _traceback_log(args: argparse.Namespace) -> Path | None:
@@ -1041,7 +1102,7 @@ def _main(
 ) -> int:
     try:
         _probe(args)
-        if args.command is None and console is not None:
+        if args.command in CONSOLE_COMMANDS and console is not None:
             return console(args)
         return COMMANDS[args.command](args)
     except RemoteError as exc:  # the detached engine answered: its one line, its exit code

@@ -59,6 +59,10 @@ def endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    # moto's backends are per process: start from an empty world whatever ran before
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     seed_world(local_connection(url, "us-east-1"), load_runbook(MINI_RUNBOOK).runbook, "w-bad")
     yield url
     server.stop()

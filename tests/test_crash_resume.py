@@ -100,6 +100,10 @@ def world() -> Iterator[tuple[str, WriteCounter, dict[str, dict[str, str]]]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    # moto's backends are per process: start from an empty world whatever ran before
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     rb = load_runbook(default_runbook_path()).runbook
     env: dict[str, dict[str, str]] = {}
     for account in (CRASH, REFERENCE):

@@ -151,8 +151,8 @@ async def test_notifications_never_cover_the_status_line(engine: Engine) -> None
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         for n in range(3):
-            app.notify(f"note {n}: something long enough to take two lines of a toast " * 2)
-        for _ in range(100):  # until the toasts are laid out
+            app.notify(f"note {n}: long enough to take two lines of a toast " * 2, timeout=120)
+        for _ in range(400):  # until the toasts are laid out (slow on a loaded machine)
             await pilot.pause(0.05)
             toasts = list(app.screen.query("Toast"))
             if len(toasts) == 3 and all(t.region.height for t in toasts):

@@ -1,0 +1,112 @@
+"""`runbook serve`: the view-only console in web browsers, for people without SSH.
+
+textual-serve starts one process per browser connection from a command line: here
+`runbook view` with the same runbook, journal and target flags (tui/view.py). It binds to
+127.0.0.1 only, because textual-serve has no authentication of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import socket
+import sys
+from typing import Any
+
+# flags that change the run: a watcher has no business with them
+ACTING_FLAGS = {"fresh": "--fresh", "time_scale": "--time-scale"}
+PASSED_FLAGS = ("endpoint_url", "profile", "region", "operator")
+
+
+def _server_class() -> type:
+    from textual_serve.server import Server
+
+    class ViewServer(Server):
+        """textual-serve, whose stop also ends the browsers' sessions (and so their view
+        processes) at once, instead of waiting for every open page to go away."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.sessions: set[asyncio.Task[Any]] = set()
+
+        async def handle_websocket(self, request: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self.sessions.add(task)
+            try:
+                return await super().handle_websocket(request)
+            finally:
+                self.sessions.discard(task)
+
+        async def on_shutdown(self, app: Any) -> None:
+            for task in list(self.sessions):
+                task.cancel()  # the handler closes the page's socket and quits its view
+
+    return ViewServer
+
+
+def view_command(args: argparse.Namespace, workspace: Any) -> str:
+    """The shell command textual-serve runs per browser: the same run, view-only."""
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook_entry",
+        "view",
+        "--runbook",
+        str(workspace.loaded.path.resolve()),
+        "--journal",
+        str(workspace.journal_path.resolve()),
+    ]
+    for flag in PASSED_FLAGS:
+        value = getattr(args, flag, None)
+        if value:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(argv)
+
+
+def _refuse_acting_flags(args: argparse.Namespace) -> None:
+    from engine.workspace import BadInput
+
+    given = [flag for name, flag in ACTING_FLAGS.items() if getattr(args, name, None)]
+    if given:
+        raise BadInput(
+            f"serve only shows the run; {' and '.join(given)} would change it: "
+            f"use {'it' if len(given) == 1 else 'them'} with `runbook run`"
+        )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    from engine.workspace import BadInput
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the server will: a port whose last connections linger in TIME_WAIT is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BadInput(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port"
+            ) from None
+
+
+def serve(args: argparse.Namespace, workspace: Any) -> int:
+    """Serve until Ctrl+C (or SIGTERM). Exits 2 when there is no run to show."""
+    _refuse_acting_flags(args)
+    engine = workspace.open_read_only()  # no run yet, or another runbook's: one line, exit 2
+    _check_port_free(args.host, args.port)
+    run_id = engine.journal.run.runbook_id
+    print(
+        f"runbook serve: the read-only console of {workspace.journal_path} at "
+        f"http://{args.host}:{args.port}/ (no authentication: this machine only; "
+        "share it with `ssh -L`). Ctrl+C stops serving; the run is not affected.",
+        flush=True,
+    )
+    server = _server_class()(
+        view_command(args, workspace),
+        host=args.host,
+        port=args.port,
+        title=f"runbook-console · {run_id} (read-only)",
+    )
+    server.serve()
+    return 0
