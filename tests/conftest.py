@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,9 +106,9 @@ def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionCont
 MINI_RUNBOOK = Path(__file__).parent / "data" / "mini-runbook.toml"
 
 
-@pytest.fixture
-def moto_endpoint(runbook: Runbook) -> Iterator[str]:
-    """A moto server on loopback (its own thread), for CLI runs with --endpoint-url."""
+@contextmanager
+def fresh_moto_server() -> Iterator[str]:
+    """A moto server on loopback (its own thread) with an empty world; yields its URL."""
     import logging
     import socket
     import urllib.request
@@ -127,6 +128,13 @@ def moto_endpoint(runbook: Runbook) -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(runbook: Runbook) -> Iterator[str]:
+    """A moto server on loopback (its own thread), for CLI runs with --endpoint-url."""
+    with fresh_moto_server() as url:
+        yield url
 
 
 def seed_endpoint(endpoint: str, rb: Runbook) -> Connection:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from engine.journal import TRAILER
-from tests.conftest import MINI_RUNBOOK
+from tests.conftest import MINI_RUNBOOK, fresh_moto_server
 
 MINI_TEXT = MINI_RUNBOOK.read_text()
 
@@ -43,29 +43,13 @@ def cli(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    import logging
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
     from engine.loader import load_runbook
     from engine.seed import seed_world
     from engine.target import local_connection
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    # moto's backends are per process: start from an empty world whatever ran before
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    seed_world(local_connection(url, "us-east-1"), load_runbook(MINI_RUNBOOK).runbook, "w-bad")
-    yield url
-    server.stop()
+    with fresh_moto_server() as url:
+        seed_world(local_connection(url, "us-east-1"), load_runbook(MINI_RUNBOOK).runbook, "w-bad")
+        yield url
 
 
 @pytest.fixture(scope="module")

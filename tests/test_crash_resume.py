@@ -35,6 +35,7 @@ from engine.journal import JournalStore
 from engine.loader import default_runbook_path, load_runbook
 from engine.seed import seed_world
 from engine.target import local_connection
+from tests.conftest import fresh_moto_server
 
 # The plan's legacy entity tables hold 10 items; x 500 = 5,000 with RUNBOOK_CRASH_FULL=1 (every
 # kill point, 50+). CI runs the fast version: x 20 = 200 legacy items, one kill per kind of step
@@ -85,42 +86,27 @@ def _credentials(url: str, account: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[tuple[str, WriteCounter, dict[str, dict[str, str]]]]:
-    import logging
-    import socket
-
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from engine.target import Connection
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    # moto's backends are per process: start from an empty world whatever ran before
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    rb = load_runbook(default_runbook_path()).runbook
-    env: dict[str, dict[str, str]] = {}
-    for account in (CRASH, REFERENCE):
-        env[account] = _credentials(url, account)
-        session = boto3.Session(
-            region_name="us-east-1",
-            aws_access_key_id=env[account]["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env[account]["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=env[account].get("AWS_SESSION_TOKEN"),
-        )
-        seed_world(Connection(session, "us-east-1", url), rb, f"world-{account}", scale=SCALE)
-    patch = pytest.MonkeyPatch()
-    counter = WriteCounter()
-    counter.install(patch)
-    yield url, counter, env
-    patch.undo()
-    server.stop()
+    with fresh_moto_server() as url:
+        rb = load_runbook(default_runbook_path()).runbook
+        env: dict[str, dict[str, str]] = {}
+        for account in (CRASH, REFERENCE):
+            env[account] = _credentials(url, account)
+            session = boto3.Session(
+                region_name="us-east-1",
+                aws_access_key_id=env[account]["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=env[account]["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=env[account].get("AWS_SESSION_TOKEN"),
+            )
+            seed_world(Connection(session, "us-east-1", url), rb, f"world-{account}", scale=SCALE)
+        patch = pytest.MonkeyPatch()
+        counter = WriteCounter()
+        counter.install(patch)
+        yield url, counter, env
+        patch.undo()
 
 
 def _common(url: str, journal: Path) -> list[str]:
