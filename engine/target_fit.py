@@ -165,7 +165,7 @@ def why_unfit(shape: TargetShape, item: Mapping[str, Any]) -> str | None:
     size = item_size(item)
     if size > MAX_ITEM_BYTES:
         return (
-            f"{REASON_PREFIX}the item is {size:,} bytes by DynamoDB's count; the limit is "
-            f"{MAX_ITEM_BYTES:,}"
+            f"{REASON_PREFIX}item size {size:,} bytes by DynamoDB's count; the limit is "
+            f"{MAX_ITEM_BYTES:,} (400 KB)"
         )
     return None
