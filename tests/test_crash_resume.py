@@ -147,9 +147,10 @@ class Killer:
             # the first two lines of each step, each once
             seen = sum(1 for u in self.used if u.startswith(f"log:{step}:"))
             return f"log:{step}:{text}" if seen < 2 else None
-        if step and "items/s" in text and "/" in text:
-            # the first progress line of each table of a step (printed as soon as it comes):
-            # a kill mid-step, after some writes and before the last
+        if step and ("items/s" in text or text.endswith("starting")) and "/" in text:
+            # the first progress line of each table of a step (printed as soon as it comes,
+            # "starting" before a rate exists; a small table may print no other line before its
+            # last): a kill mid-step, with writes in flight and before the last
             table, _, rest = text.partition(":")
             done, _, total = rest.split()[0].partition("/")
             if done.replace(",", "") != total.replace(",", ""):

@@ -216,6 +216,8 @@ async def test_keys_lists_every_key_or_scrolls_with_a_hint(engine: Engine) -> No
         for binding in app.main.BINDINGS:
             if binding.action.endswith("toggle_keys"):
                 continue
+            if app.main.check_action(binding.action, ()) is False:
+                continue  # never on this console (e.g. Pause: only when attached)
             assert binding.description in keys.text
         scroll = keys.query_one("#keys-list")
         for _ in range(100):  # until laid out and the hint agrees with it
