@@ -256,17 +256,24 @@ def test_analyze_migrate_resume_validate_rollback(aws, make_ctx, runbook):
     dup = [r for r in rows if r["id"] == "dup-1"]
     assert len(dup) == 2 and {r["reason"] for r in dup} == {"analysis: legacy-duplicate-key"}
 
-    pctx, pevents = make_ctx("migrate-projects", aws, journal=journal)
-    threads: set[str] = set()
+    pctx, _ = make_ctx("migrate-projects", aws, journal=journal)
+    scans: list[tuple[str, int]] = []  # (thread, segment) of every Scan call sent
 
-    def note_thread(event: Any) -> None:
-        pevents.append(event)
-        if isinstance(event, Progress) and event.done:
-            threads.add(threading.current_thread().name)
+    def note_scan(params: dict[str, Any], **_: Any) -> None:
+        if "Segment" in params:  # the parallel scan of the source (not a plain count)
+            scans.append((threading.current_thread().name, params["Segment"]))
 
-    pctx.emit = note_thread
-    assert run(pctx, "migrate_entity", {"entity": "projects", "segments": 2})["migrated"] == 100
-    assert len(threads) == 2  # the two parallel-scan segments ran in their own threads
+    ddb = pctx.client("dynamodb")
+    ddb.meta.events.register("provide-client-params.dynamodb.Scan", note_scan, "note-scan")
+    try:
+        migrated = run(pctx, "migrate_entity", {"entity": "projects", "segments": 2})
+    finally:
+        ddb.meta.events.unregister("provide-client-params.dynamodb.Scan", unique_id="note-scan")
+    assert migrated["migrated"] == 100
+    # the two parallel-scan segments were read, each in a thread of its own
+    assert {seg for _, seg in scans} == {0, 1}
+    assert all(len({t for t, s in scans if s == seg}) == 1 for seg in (0, 1))
+    assert len({t for t, _ in scans}) == 2
 
     # validation: nothing missing, but unresolved collisions/quarantine are not ok
     vctx, _ = make_ctx("validate-migration", aws, journal=journal)
