@@ -42,7 +42,7 @@ from tui.app import RunbookApp
 from tui.console import hand_over
 from tui.driver import RemoteDriver
 from tui.screens.gate import GateScreen
-from tui.screens.prompts import TextPrompt, YesNo
+from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.widgets.table_progress import ProgressPanel
 
 
@@ -297,3 +297,78 @@ async def test_gate_and_ack_keys_drive_the_detached_engine(capsys, journal: Path
     assert saved.gates["gate-phase2"].ticks["team-ready"].by == "al"
     assert saved.steps["handover"].acked_by == "al"
     assert all(s.status == "done" for s in saved.steps.values())
+
+
+def two_destructive_steps(tmp_path: Path) -> Path:
+    """The detach runbook with two destructive steps after the migration (backups, marked
+    destructive so that the engine must ask before each)."""
+    extra = "".join(
+        f'\n[[steps]]\nid = "{sid}"\nphase = "phase1"\ntitle = "Destructive {sid}"\n'
+        f'slot = "09:30-09:40"\naction = "backup_tables"\ndestructive = true\n'
+        f'params = {{ tables = ["{TABLE}"], name_prefix = "{sid}" }}\n'
+        for sid in ("step-a", "step-b")
+    )
+    text = RUNBOOK.read_text()
+    head, tail = text.split("[embedded]", 1)
+    path = tmp_path / "two-destructive.toml"
+    path.write_text(head + extra + "\n[embedded]" + tail)
+    return path
+
+
+async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) -> None:
+    """A detached engine started without --yes stops at each destructive step. An attached
+    console confirms step-a (typed phase id): the engine runs step-a, then stops again at
+    step-b and the console asks again, as a local console does; step-b runs once confirmed."""
+    book = two_destructive_steps(journal.parent)
+    args = ["--runbook", str(book), "--journal", str(journal)]
+    code, _, err = runbook(capsys, "run", "--detach", "--operator", "al", *args)
+    assert code == 0, err
+    remote = RemoteEngine(socket_path(journal))
+    declined = lambda: (remote.status()["control"]["last"] or {}).get("status") == "declined"  # noqa: E731
+    until(declined, 60, "the engine to stop short of step-a")
+    assert remote.status()["control"]["activity"] == "idle"
+    saved = JournalStore(journal).load()
+    assert saved.steps[MIGRATE].status == "done" and "step-a" not in saved.steps
+    for wrong in ("mapping", "no-such-step"):  # only a destructive step can be confirmed
+        with pytest.raises(RemoteError, match="not a destructive step") as refused:
+            remote.resume("al", approve=wrong)
+        assert refused.value.code == 2
+
+    ws = Workspace(WorkspaceOptions(runbook=book, journal=journal, operator="al"))
+    app = RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
+        await pilot.press("r")
+        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 5, "the question")
+        assert "step-a" in str(app.screen.query_one(".dialog-text").render())
+        await pilot.press(*"phase1", "enter")
+        # step-a runs; the engine stands still before step-b and the console asks again
+        await until_shown(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TypedConfirm)
+                and "step-b" in str(app.screen.query_one(".dialog-text").render())
+            ),
+            60,
+            "the question for step-b",
+        )
+        saved = JournalStore(journal).load()
+        assert saved.steps["step-a"].status == "done"
+        assert "step-b" not in saved.steps or saved.steps["step-b"].status == "pending"
+        control = remote.status()["control"]
+        assert control["activity"] == "idle" and control["last"]["status"] == "declined"
+        assert "step-b was not confirmed" in control["last"]["message"]
+        assert control["consent"] is False and control["approved"] is None
+        # confirmed in turn, step-b runs and the engine finishes the run
+        await pilot.press(*"phase1", "enter")
+        await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
+        assert "ended: done" in app.engine_left
+        await pilot.press("q")
+    saved = JournalStore(journal).load()
+    assert saved.steps["step-b"].status == "done"
+    audit = [a.what for a in saved.audit if "confirmed destructive step" in a.what]
+    assert audit == [
+        "confirmed destructive step step-a (that step only)",
+        "confirmed destructive step step-b (that step only)",
+    ]
+    assert all(a.who == "al" for a in saved.audit if "confirmed destructive" in a.what)

@@ -294,10 +294,10 @@ class RemoteDriver:
         threading.Thread(target=work, name=f"attach-{what}", daemon=True).start()
 
     def start_run(self, approved: str | None) -> None:
-        """Go on from where the engine stands (after a pause, a failure, a wait); consent to
-        the destructive step the operator has just confirmed (for the rest of this engine)."""
-        consent = approved is not None
-        self._send("resume", lambda: self.engine.resume(self.operator, consent=consent))
+        """Go on from where the engine stands (after a pause, a failure, a wait); `approved`:
+        the destructive step the operator has just confirmed, and that step only (the engine
+        stops and asks again at the next one, as a local engine does)."""
+        self._send("resume", lambda: self.engine.resume(self.operator, approve=approved))
 
     def start_rollback(self, phase: str) -> None:
         self._send("rollback", lambda: self.engine.rollback(phase, self.operator))
