@@ -102,7 +102,12 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
         assert app.main.check_action("faster", ()) is True  # the rehearsal clock: a socket cmd
         await pilot.press("p")
         await until_shown(pilot, lambda: app.driver.pause_state == "paused", 10, "the pause")
-        await until_shown(pilot, lambda: "PAUSED (paused)" in status_of(app), 5, "PAUSED shown")
+        await until_shown(
+            pilot,
+            lambda: "PAUSED: no writes, waits stand still" in status_of(app),
+            5,
+            "PAUSED shown",
+        )
         held = RemoteEngine(socket_path(journal)).status()["control"]["pause"]
         assert held == "paused"
         await pilot.press("q")

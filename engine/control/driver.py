@@ -56,6 +56,7 @@ class DetachedRun:
         self.tuning = Tuning(getattr(engine, "write_throttle", None), self.publish_control)
         self.fanout = Fanout(engine)
         engine.boundary = self._boundary
+        engine.hold = self.tuning.in_wait  # a pause holds inside waits too
         engine.subscribe(self.fanout)
         self._consent = consent  # `--yes` / `resume --yes`: every destructive step
         self._approved: str | None = None  # the one destructive step an operator confirmed

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
     from tui.app import RunbookApp
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+# a detached engine's pause: writes stop at a batch boundary, waits (watch windows, polls)
+# stand still, their plan time with them, until r resumes
+PAUSE_LINES = {
+    "pausing": " PAUSING: the batch under way finishes · r resumes ·",
+    "paused": " PAUSED: no writes, waits stand still · r resumes ·",
+}
 
 
 class MainScreen(Screen[None]):
@@ -171,7 +177,7 @@ class MainScreen(Screen[None]):
         self.query_one("#topbar").set_class(app.read_only, "read-only")
         status = status_text(snapshot, app.read_only, driver.busy, app.holder)
         if driver.remote and driver.paused and not app.read_only:
-            status = f" PAUSED ({driver.pause_state}) at a batch boundary · r resumes ·" + status
+            status = PAUSE_LINES.get(driver.pause_state or "", PAUSE_LINES["pausing"]) + status
         self.query_one(StatusLine).update(status)
         self.refresh_bindings()
 
