@@ -39,6 +39,7 @@ WALL_LIMIT_SECONDS = 15 * 60  # the done-when
 FASTEST = "x1000000"  # the top rung of the bundled runbook's ladder
 SETTLE_SECONDS = 0.3  # a screen unchanged this long is what the operator acts on
 STALE_SECONDS = 5.0  # a status line unchanged this long after a key: look at it afresh
+RECHECK_SECONDS = 2.0  # a soak not over yet: `e` measures it again this often
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Operator:
         # the status line the last key was pressed on: a screen may lag behind the run for a
         # moment, and a key pressed again on it would act twice (a second `a`, a second `r`)
         self.acted_on: tuple[str, float] = ("", 0.0)
+        self.measured_at = 0.0  # when `e` last re-measured a gate's automatic items
 
     def press(self, *keys: str, literal: bool = False) -> None:
         self.keys_sent += len(keys) if not literal else 1
@@ -199,8 +201,12 @@ class Operator:
                 if index + 1 < len(gate.items):
                     self.press("Down")
             return True
-        # an automatic item is not met yet (a soak): measure again
-        self.press_and_see("e", lambda s: "evaluating" in s or "all items met" in s, 10, "e")
+        # an automatic item is not met yet (a soak): measure again, now and then
+        if time.monotonic() - self.measured_at < RECHECK_SECONDS:
+            time.sleep(0.1)  # a poll interval
+            return True
+        self.measured_at = time.monotonic()
+        self.press("e")  # the verdict line says "evaluating…", then what it measured
         return True
 
 

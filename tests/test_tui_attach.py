@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from engine.control.client import RemoteEngine, RemoteError
 from engine.control.driver import DetachedRun
@@ -43,6 +44,7 @@ from tui.console import hand_over
 from tui.driver import RemoteDriver
 from tui.screens.gate import GateScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
+from tui.screens.throttle import ThrottleScreen
 from tui.widgets.table_progress import ProgressPanel
 
 
@@ -86,12 +88,60 @@ def shown_done(app: RunbookApp) -> int:
     return row.done if row is not None else 0
 
 
+def footer_keys(app: RunbookApp) -> dict[str, tuple[int, int]]:
+    """The footer's keys as drawn: key -> (first column, last column + 1)."""
+    from textual.widgets._footer import FooterKey
+
+    return {
+        k.key_display or k.key: (k.region.x, k.region.right)
+        for k in app.screen.query(FooterKey)
+        if k.region.width
+    }
+
+
+async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
+    """t opens the throttle box (footer and ? say so, at 80x24); a bad value is one line in
+    the box and nothing is sent; good values reach the engine, the journal and the status."""
+    keys = footer_keys(app)
+    assert {"t", "p", "q"} <= set(keys), keys  # throttle and pause (attached), and quit
+    assert max(right for _, right in keys.values()) <= 80, str(
+        sorted(keys.items(), key=lambda kv: kv[1])
+    )
+    assert "t  Throttle: Detached engine: set writes in flight" in app.main.keys_text()
+    await pilot.press("t")
+    box = await until_shown(
+        pilot, lambda: app.screen if isinstance(app.screen, ThrottleScreen) else None, 5, "box"
+    )
+    assert box.query_one("#rate", Input).value == "20"  # what the engine applies now
+    await pilot.press(*"lots", "enter")
+    error = str(box.query_one("#throttle-error").render())
+    assert error.startswith("Not applied: writes in flight: a whole number") and "'lots'" in error
+    assert app.screen is box
+    assert RemoteEngine(socket_path(journal)).status()["control"]["throttle"]["in_flight"] is None
+    await pilot.press("ctrl+a", "ctrl+k", "4", "tab", "ctrl+a", "ctrl+k", *"0", "enter")
+    assert "items/s: a number above 0" in str(box.query_one("#throttle-error").render())
+    await pilot.press("ctrl+a", "ctrl+k", *"10", "enter")
+    await until_shown(pilot, lambda: app.screen is not box, 5, "the box to close")
+    applied = lambda: app.driver.throttle_state.get("in_flight") == 4  # noqa: E731
+    await until_shown(pilot, applied, 5, "the engine to apply it")
+    control = RemoteEngine(socket_path(journal)).status()["control"]["throttle"]
+    assert control["in_flight"] == 4 and control["rate"] == 10
+    await until_shown(
+        pilot,
+        lambda: "THROTTLED (rate 10 items/s, in-flight 4)" in status_of(app),
+        5,
+        "the status line",
+    )
+    audit = [a.what for a in JournalStore(journal).load().audit]
+    assert "throttle: rate 10 items/s, in-flight 4" in audit
+
+
 async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Path) -> None:
     pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "40", *common(journal))[0] == 0  # ~8 s of work
+    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0  # ~15 s of work
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
-    # attach: progress arrives from the socket; p pauses the engine; q leaves it running
+    # attach: progress arrives from the socket; t throttles; p pauses; q leaves it running
     app = attached_app(journal)
     assert isinstance(app.driver, RemoteDriver)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -100,6 +150,7 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
         await until_shown(pilot, lambda: shown_done(app) > first, 10, "progress to move")
         assert "RUNNING migrate-expenses" in status_of(app)
         assert app.main.check_action("faster", ()) is True  # the rehearsal clock: a socket cmd
+        await throttle_with_keys(pilot, app, journal)
         await pilot.press("p")
         await until_shown(pilot, lambda: app.driver.pause_state == "paused", 10, "the pause")
         await until_shown(

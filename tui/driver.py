@@ -208,6 +208,7 @@ class RemoteDriver:
         self.pid = pid
         self.busy = False  # the engine works (a run or a rollback), as it last said
         self.pause_state: str | None = None  # "pausing" | "paused" | None
+        self.throttle_state: dict[str, Any] = {}  # rate, in_flight, text: as the engine said
         self.activity = "idle"
         self.idle = threading.Event()
         self.idle.set()
@@ -261,6 +262,7 @@ class RemoteDriver:
         was_busy, before = self.busy, self.activity
         self.activity = str(control.get("activity"))
         self.pause_state = control.get("pause")
+        self.throttle_state = dict(control.get("throttle") or {})
         self.busy = self.activity in WORKING
         (self.idle.clear if self.busy else self.idle.set)()
         if was_busy and not self.busy:  # a job ended: say how, as a local worker's end does
@@ -353,3 +355,8 @@ class RemoteDriver:
 
     def set_time_scale(self, scale: float) -> None:
         self._ask(lambda: self.engine.set_time_scale(scale, self.operator))
+
+    def throttle(self, **settings: int | float | None) -> str:
+        """`in_flight` and/or `rate` (None: the runbook's value / no limit); journaled by the
+        engine; what it now applies, in words."""
+        return str(self._ask(lambda: self.engine.throttle(self.operator, **settings)))
