@@ -42,12 +42,17 @@ def test_without_a_stop_retries_are_botocores(aws) -> None:
     assert sent[0] == ddb.meta.config.retries["total_max_attempts"]  # every attempt was made
 
 
-def test_a_stop_ends_the_backoff_at_once(aws) -> None:
+def throttled_with_stop(aws: Any) -> tuple[Any, threading.Event, list[int]]:
+    """A client whose every PutItem is throttled, its backoff bound to a fresh stop event."""
     ddb = aws.client("dynamodb")
     make_table(ddb)
     stop = threading.Event()
     aws.stop_retries_on(stop)
-    sent = throttling(ddb, every=1)
+    return ddb, stop, throttling(ddb, every=1)
+
+
+def test_a_stop_ends_the_backoff_at_once(aws) -> None:
+    ddb, stop, sent = throttled_with_stop(aws)
     stop.set()
     with pytest.raises(Interrupted):
         put(ddb)
@@ -55,11 +60,7 @@ def test_a_stop_ends_the_backoff_at_once(aws) -> None:
 
 
 def test_a_stop_during_a_backoff_unwinds_within_a_second(aws) -> None:
-    ddb = aws.client("dynamodb")
-    make_table(ddb)
-    stop = threading.Event()
-    aws.stop_retries_on(stop)
-    sent = throttling(ddb, every=1)
+    ddb, stop, sent = throttled_with_stop(aws)
     waiting = threading.Event()
 
     def note_backoff(**_: Any) -> None:  # after the handlers: a backoff is about to start
