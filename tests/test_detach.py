@@ -303,7 +303,14 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "20", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
-    state = lambda: JournalStore(journal).load().steps.get("watch")  # noqa: E731
+
+    def state():
+        while True:
+            try:
+                return JournalStore(journal).load().steps.get("watch")
+            except Exception:  # mid-rename on the engine's save: read again
+                continue
+
     until(lambda: (s := state()) is not None and s.status == "running", 60, "the window")
     assert runbook(capsys, "pause", "--by", "al", *args)[0] == 0
     paused_at = time.monotonic()
@@ -314,6 +321,6 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     held_for = time.monotonic() - paused_at
     assert runbook(capsys, "resume", "--by", "al", *args)[0] == 0
     until(lambda: state().status == "done", 15, "the window to end after the resume")
-    watched = (state().finished_at - state().started_at).total_seconds()
-    assert watched >= 3.0 + held_for - 0.5, (watched, held_for)
+    watched = (state().finished_at - state().started_at).total_seconds()  # to the second
+    assert watched >= 3.0 + held_for - 1.2, (watched, held_for)
     assert state().summary["ticks"] == 1

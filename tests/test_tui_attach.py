@@ -102,8 +102,12 @@ def footer_keys(app: RunbookApp) -> dict[str, tuple[int, int]]:
 async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     """t opens the throttle box (footer and ? say so, at 80x24); a bad value is one line in
     the box and nothing is sent; good values reach the engine, the journal and the status."""
-    keys = footer_keys(app)
-    assert {"t", "p", "q"} <= set(keys), keys  # throttle and pause (attached), and quit
+
+    def drawn() -> dict[str, tuple[int, int]] | None:  # the footer may be mid-recompose
+        keys = footer_keys(app)
+        return keys if {"t", "p", "q", "r"} <= set(keys) else None
+
+    keys = await until_shown(pilot, drawn, 5, "the footer drawn with r, p, t and q")
     assert max(right for _, right in keys.values()) <= 80, str(
         sorted(keys.items(), key=lambda kv: kv[1])
     )
@@ -128,7 +132,7 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     assert control["in_flight"] == 4 and control["rate"] == 10
     await until_shown(
         pilot,
-        lambda: "THROTTLED (rate 10 items/s, in-flight 4)" in status_of(app),
+        lambda: "THROTTLED 10 items/s, 4 in flight" in status_of(app),
         5,
         "the status line",
     )

@@ -46,6 +46,16 @@ PAUSE_LINES = {
 }
 
 
+def throttle_note(throttle: dict) -> str:
+    """A detached engine's throttle, short, for the end of the status line ('' if none)."""
+    parts = []
+    if throttle.get("rate"):
+        parts.append(f"{throttle['rate']:g} items/s")
+    if throttle.get("in_flight"):
+        parts.append(f"{throttle['in_flight']} in flight")
+    return f" · THROTTLED {', '.join(parts)}" if parts else ""
+
+
 class MainScreen(Screen[None]):
     LOGS = Binding.Group("Logs")
     # attached: p holds the run, t sets its pace (gh-ost's sense of throttle); one footer
@@ -193,10 +203,8 @@ class MainScreen(Screen[None]):
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")
         status = status_text(snapshot, app.read_only, driver.busy, app.holder)
-        if driver.remote and not app.read_only:
-            throttle = driver.throttle_state  # type: ignore[union-attr]
-            if throttle.get("rate") or throttle.get("in_flight"):
-                status = f" THROTTLED ({throttle.get('text', '')}) ·" + status
+        if driver.remote and not app.read_only:  # after the state: it must stay in view
+            status += throttle_note(driver.throttle_state)  # type: ignore[union-attr]
         if driver.remote and driver.paused and not app.read_only:
             status = PAUSE_LINES.get(driver.pause_state or "", PAUSE_LINES["pausing"]) + status
         self.query_one(StatusLine).update(status)
