@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -17,9 +17,11 @@ from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
 from engine.journal import now as journal_now
 from engine.model import Runbook
+from engine.resume import Cursors, NoCursors, Summary, dump, parse
 from engine.throttle import WriteThrottle
 
 CHECKPOINT_EVERY_SECONDS = 1.0
+C = TypeVar("C", bound=Cursors)
 
 
 class NeedsAcceptance(Exception):
@@ -27,9 +29,9 @@ class NeedsAcceptance(Exception):
     validation before deletions). The step fails, and the run waits at it like a manual step:
     `runbook run` tries it again, `runbook ack` accepts what it found."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: Summary | dict[str, Any]) -> None:
         super().__init__(message)
-        self.summary = summary
+        self.summary = dump(summary) if isinstance(summary, BaseModel) else summary
 
 
 class RollBackNow(Exception):
@@ -90,9 +92,10 @@ class ActionContext:
     def migration_date(self) -> str:
         return self.journal.run.migration_date
 
-    @property
-    def cursors(self) -> dict[str, Any]:
-        return self.state.cursors
+    def cursors_as(self, model: type[C]) -> C:
+        """This step's resume state as its declared model (validated on entry; every
+        checkpoint writes it back). The same object for the whole run of the step."""
+        return self.state.cursors_as(model, f"{self.step_id}.cursors")
 
     def client(self, service: str) -> Any:
         return self.clients(service)
@@ -150,17 +153,26 @@ class PlannedCall:
 class Action:
     """A generic, reusable step implementation, registered by name.
 
-    `run` returns the result summary (small, JSON-able) and must be idempotent: it reads its
-    resume state from `ctx.cursors` and checkpoints what it has applied.
+    `run` returns the result summary (its `summary` model, or a dict of that shape) and must
+    be idempotent: it reads its resume state from `ctx.cursors_as(cursors)` and checkpoints
+    what it has applied.
     """
 
     name: str
     params: type[BaseModel]
-    run: Callable[[ActionContext, Any], dict[str, Any]]
+    run: Callable[[ActionContext, Any], Summary | dict[str, Any]]
     plan: Callable[[Runbook, Any], list[PlannedCall]]
     description: str = ""
     # plan seconds the step keeps the run waiting (watch windows): sizes a rehearsal's clock
     waits: Callable[[Any], float] | None = None
+    cursors: type[Cursors] = NoCursors  # the shape of its resume state
+    summary: type[Summary] = Summary  # the shape of what it reports
+
+    def summary_dict(self, result: Summary | dict[str, Any], where: str) -> dict[str, Any]:
+        """What `run` returned, checked against the declared summary, as the journal keeps it."""
+        if isinstance(result, BaseModel):
+            return dump(result)
+        return dump(parse(self.summary, result, where))
 
 
 @dataclass(frozen=True)

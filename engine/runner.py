@@ -44,6 +44,7 @@ from engine.journal import (
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.resume import check_resume_state
 from engine.snapshot import (
     NodeRef,
     Rates,
@@ -106,6 +107,9 @@ class Engine:
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
     # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
     boundary: Boundary | None = None
+
+    def __post_init__(self) -> None:
+        check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
 
     # ---- events -------------------------------------------------------------------------
 
@@ -346,7 +350,8 @@ class Engine:
         ctx = self._context(step.id, state)
         try:
             body = partial(action.run, ctx, action.params.model_validate(step.params))
-            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
+            result = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
+            summary = action.summary_dict(result, f"steps.{step.id}.summary")
         except Interrupted:
             state.checkpoint_at = now()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
@@ -572,7 +577,8 @@ class Engine:
             try:
                 rparams = action.params.model_validate(rstep.params)
                 body = partial(action.run, self._context(key, state), rparams)
-                state.summary = run_abandonable(body, self._stop)  # robust
+                result = run_abandonable(body, self._stop)  # robust
+                state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))
