@@ -97,6 +97,12 @@ class ActionContext:
         checkpoint writes it back). The same object for the whole run of the step."""
         return self.state.cursors_as(model, f"{self.step_id}.cursors")
 
+    @property
+    def cursors(self) -> dict[str, Any]:
+        """The resume state as the journal keeps it (for tests and inspection; actions use
+        `cursors_as`)."""
+        return self.state.cursors_table()
+
     def client(self, service: str) -> Any:
         return self.clients(service)
 
@@ -119,6 +125,7 @@ class ActionContext:
         now = time.monotonic()
         if force or now - self._last_checkpoint >= CHECKPOINT_EVERY_SECONDS:
             self.state.checkpoint_at = journal_now()
+            self.state.sync_cursors()
             self.save()
             self._last_checkpoint = now
 

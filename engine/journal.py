@@ -91,6 +91,27 @@ class StepState(BaseModel):
         self._live, self._live_source = typed, self.cursors
         return typed
 
+    def read_cursors(self, model: type[M], where: str = "cursors") -> M:
+        """Another module's read of the facts in `model` (a view: keys it does not name are
+        left alone, and nothing is bound, so the owner's full state is never cut down)."""
+        from engine.resume import dump, parse
+
+        live = self._live
+        if live is not None and self.cursors is self._live_source:
+            if isinstance(live, model):
+                return live
+            data = dump(live)
+        else:
+            data = self.cursors
+        return parse(model, {k: v for k, v in data.items() if k in model.model_fields}, where)
+
+    def cursors_table(self) -> dict[str, Any]:
+        """The cursors as the journal keeps them (tests, hand edits): the typed object is
+        written back and let go, so a change made to this table is what the next read sees."""
+        self.sync_cursors()
+        self._live = self._live_source = None
+        return self.cursors
+
     def sync_cursors(self) -> None:
         """Write the typed cursors in use back into the TOML table (before every save)."""
         from engine.resume import dump

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.actions.backup import backups_of
 from engine.journal import StepState
 from engine.model import CostModel, Runbook
 from engine.runner import Engine
@@ -220,10 +221,10 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             mark = "x" if ev and ev.ok else " "
             lines.append(f"  - [{mark}] {item.text}" + (f": {ev.detail}" if ev else ""))
     backups = [
-        (table, entry["name"])
+        (table, entry.name)
         for step in rb.steps
-        if step.action == "backup_tables" and (state := journal.steps.get(step.id))
-        for table, entry in state.cursors.get("backups", {}).items()
+        if step.action == "backup_tables"
+        for table, entry in backups_of(journal, step.id).items()
     ]
     if backups:
         lines += [

@@ -22,6 +22,12 @@ class Cursors(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Record(BaseModel):
+    """A record inside cursors (one table's backup, one function's flags): strict as well."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Summary(BaseModel):
     """What a step reports when done. Extra keys are kept (the runner adds `accepted_by`)."""
 
@@ -54,11 +60,11 @@ def dump(value: BaseModel) -> dict[str, Any]:
 
 
 def cursors_of(journal: Journal, step_id: str, model: type[M]) -> M | None:
-    """The typed cursors of another step, or None if it never ran."""
+    """The typed cursors of another step (a read-only view), or None if it never ran."""
     state = journal.steps.get(step_id)
     if state is None:
         return None
-    return state.cursors_as(model, f"steps.{step_id}.cursors")
+    return state.read_cursors(model, f"steps.{step_id}.cursors")
 
 
 def summary_of(state: StepState | None, model: type[M], where: str) -> M | None:
