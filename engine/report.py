@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.actions.backup import backups_of
+from engine.actions.traffic import worst_error_rates
 from engine.journal import StepState
 from engine.model import CostModel, Runbook
 from engine.runner import Engine
@@ -114,13 +115,7 @@ def _max_error_rate(engine: Engine) -> float | None:
     """The worst error rate seen during the run: every watch window's worst (finished, or
     stopped with its figures in its cursors), and every error-rate alert that fired (a
     window that tripped a trigger never finishes, and a rollback clears its state)."""
-    rates = []
-    for state in engine.journal.steps.values():
-        if "max_error_rate_percent" in state.summary:
-            rates.append(float(state.summary["max_error_rate_percent"]))
-        worst = state.cursors.get("worst")
-        if isinstance(worst, dict) and "error_rate" in worst:
-            rates.append(float(worst["error_rate"]))
+    rates = worst_error_rates(engine.runbook, engine.journal)
     rates += [a.measured for a in _error_rate_alerts(engine)]
     return max(rates) if rates else None
 
