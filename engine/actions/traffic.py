@@ -211,7 +211,7 @@ class WatchSummary(Summary):
     ticks: int = 0
     worst: dict[str, float] = {}
     triggers: list[str] = []
-    no_data: dict[str, int] = {}
+    no_data: dict[str, int] | None = None  # only when some tick had no datapoints
     max_error_rate_percent: float | None = None  # read by the report
     max_latency_increase_percent: float | None = None
 
@@ -236,7 +236,7 @@ class BaselineSummary(Summary):
     statistic: str = ""
     functions: int = 0
     baseline_ms: float | None = None
-    no_data: bool = False
+    no_data: bool | None = None  # True when the window had no Duration data
 
 
 def worst_error_rates(rb: Runbook, journal: Journal) -> list[float]:
@@ -429,7 +429,7 @@ def watch(
         ticks=c.ticks,
         worst=dict(c.worst),
         triggers=[t.id for t in triggers],
-        no_data=dict(c.no_data),
+        no_data=dict(c.no_data) or None,
         # read by the report (error-rate success criterion)
         max_error_rate_percent=c.worst.get("error_rate"),
         max_latency_increase_percent=c.worst.get("latency_increase"),
