@@ -6,6 +6,7 @@ small whatever the table sizes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -64,9 +65,10 @@ class StepState(BaseModel):
     # failed with findings a human must accept (`ack`) before the run goes on
     needs_acceptance: bool = False
 
-    # the typed cursors in use, and the dict they were read from (or last written to)
+    # the typed cursors in use, and a copy of the table as they last read or wrote it: a table
+    # changed since (a hand edit, a test) is read again rather than overwritten
     _live: BaseModel | None = PrivateAttr(default=None)
-    _live_source: dict[str, Any] | None = PrivateAttr(default=None)
+    _live_seen: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _acceptance_was_a_cursor(self) -> StepState:
@@ -81,14 +83,14 @@ class StepState(BaseModel):
         from engine.resume import dump, parse  # resume builds on this module
 
         live = self._live
-        if live is not None and self.cursors is self._live_source:
+        if live is not None and self._owns_table():
             if isinstance(live, model):
                 return live
             data = dump(live)
         else:
             data = self.cursors
         typed = parse(model, data, where)
-        self._live, self._live_source = typed, self.cursors
+        self._live, self._live_seen = typed, copy.deepcopy(self.cursors)
         return typed
 
     def read_cursors(self, model: type[M], where: str = "cursors") -> M:
@@ -97,7 +99,7 @@ class StepState(BaseModel):
         from engine.resume import dump, parse
 
         live = self._live
-        if live is not None and self.cursors is self._live_source:
+        if live is not None and self._owns_table():
             if isinstance(live, model):
                 return live
             data = dump(live)
@@ -109,16 +111,21 @@ class StepState(BaseModel):
         """The cursors as the journal keeps them (tests, hand edits): the typed object is
         written back and let go, so a change made to this table is what the next read sees."""
         self.sync_cursors()
-        self._live = self._live_source = None
+        self._live = self._live_seen = None
         return self.cursors
 
     def sync_cursors(self) -> None:
         """Write the typed cursors in use back into the TOML table (before every save)."""
         from engine.resume import dump
 
-        if self._live is not None and self.cursors is self._live_source:
+        if self._live is not None and self._owns_table():
             self.cursors = dump(self._live)
-            self._live_source = self.cursors
+            self._live_seen = copy.deepcopy(self.cursors)
+        elif self._live is not None:
+            self._live = self._live_seen = None  # the table was changed by hand: it wins
+
+    def _owns_table(self) -> bool:
+        return self.cursors == self._live_seen
 
 
 class Tick(BaseModel):

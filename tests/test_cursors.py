@@ -388,3 +388,16 @@ def test_scale_change_times_are_datetimes(runbook: Runbook) -> None:
     assert (before, after) == (1.0, 60.0)
     text = tomli_w.dumps(journal.model_dump(mode="json", exclude_none=True))
     assert Journal.model_validate(tomllib.loads(text)).run.scale_changes[0].at == at
+
+
+def test_a_table_changed_by_hand_wins_over_the_typed_object(runbook: Runbook) -> None:
+    """The journal's table edited in place after the action read it (a test, a debugger): the
+    next read sees the edit instead of overwriting it with the old typed object."""
+    journal = new_journal(runbook)
+    state = journal.step("migrate-expenses")
+    state.cursors = {"segments": {"0": {"done": True}}, "source_total": 5}
+    assert state.cursors_as(MigrateCursors).segments["0"].done
+    state.cursors["segments"] = {"0": {"done": False}}
+    assert not state.cursors_as(MigrateCursors).segments["0"].done
+    state.sync_cursors()
+    assert state.cursors["segments"] == {"0": {"done": False}}
