@@ -401,3 +401,15 @@ def test_a_table_changed_by_hand_wins_over_the_typed_object(runbook: Runbook) ->
     assert not state.cursors_as(MigrateCursors).segments["0"].done
     state.sync_cursors()
     assert state.cursors["segments"] == {"0": {"done": False}}
+
+
+def test_validation_names_its_window_in_plan_and_real_time(world: Any, make_ctx: Any) -> None:
+    """The performance block says its window the way gates, status and the console do."""
+    from engine.actions.validate import _performance
+
+    ctx, _ = make_ctx("final-validation", world, time_scale=3600)
+    performance = _performance(ctx, 60)
+    assert performance.windowMinutes == 60
+    assert performance.window.startswith("last 60 plan min = 1 s at x3600"), performance.window
+    ctx1, _ = make_ctx("final-validation", world, time_scale=1)
+    assert _performance(ctx1, 60).window == "last 60 min"
