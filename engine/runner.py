@@ -56,6 +56,7 @@ from engine.snapshot import (
     node_satisfied,
     waiting_for,
 )
+from engine.target import Connection
 from engine.throttle import WriteThrottle
 
 Node = tuple[Literal["gate", "step"], str]
@@ -110,6 +111,9 @@ class Engine:
 
     def __post_init__(self) -> None:
         check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
+        owner = getattr(self.clients, "__self__", None)
+        if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
+            owner.stop_retries_on(self._stop)
 
     # ---- events -------------------------------------------------------------------------
 
