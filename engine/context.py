@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from engine.clock import Clock
 from engine.events import Event, Level, LogLine, Progress
@@ -17,7 +17,7 @@ from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
 from engine.journal import now as journal_now
 from engine.model import Runbook
-from engine.resume import Cursors, NoCursors, Summary, dump, parse
+from engine.resume import Cursors, NoCursors, Summary, dump
 from engine.throttle import WriteThrottle
 
 CHECKPOINT_EVERY_SECONDS = 1.0
@@ -95,7 +95,9 @@ class ActionContext:
     def cursors_as(self, model: type[C]) -> C:
         """This step's resume state as its declared model (validated on entry; every
         checkpoint writes it back). The same object for the whole run of the step."""
-        return self.state.cursors_as(model, f"{self.step_id}.cursors")
+        rollback = "#" in self.step_id  # "<rollback id>#<index>"
+        slot = f'rollback_steps."{self.step_id}"' if rollback else f"steps.{self.step_id}"
+        return self.state.cursors_as(model, f"{slot}.cursors")
 
     @property
     def cursors(self) -> dict[str, Any]:
@@ -176,10 +178,18 @@ class Action:
     summary: type[Summary] = Summary  # the shape of what it reports
 
     def summary_dict(self, result: Summary | dict[str, Any], where: str) -> dict[str, Any]:
-        """What `run` returned, checked against the declared summary, as the journal keeps it."""
-        if isinstance(result, BaseModel):
-            return dump(result)
-        return dump(parse(self.summary, result, where))
+        """What `run` returned, checked against the declared summary, as the journal keeps it.
+        A mismatch is the action's own fault: the step fails naming the field."""
+        data = dump(result) if isinstance(result, BaseModel) else result
+        try:
+            return dump(self.summary.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(top)"
+            raise ValueError(
+                f"{self.name} returned a summary unlike {self.summary.__name__} "
+                f"({where}.{field}: {first['msg']})"
+            ) from None
 
 
 @dataclass(frozen=True)

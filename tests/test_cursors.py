@@ -413,3 +413,11 @@ def test_validation_names_its_window_in_plan_and_real_time(world: Any, make_ctx:
     assert performance.window.startswith("last 60 plan min = 1 s at x3600"), performance.window
     ctx1, _ = make_ctx("final-validation", world, time_scale=1)
     assert _performance(ctx1, 60).window == "last 60 min"
+
+
+def test_a_summary_unlike_its_model_fails_the_step_naming_the_field() -> None:
+    action = registry()["backup_tables"]
+    assert action.summary_dict({"backups": 2, "name": "pre"}, "steps.b.summary")["backups"] == 2
+    with pytest.raises(ValueError, match=r"steps\.b\.summary\.backups") as caught:
+        action.summary_dict({"backups": "two"}, "steps.b.summary")
+    assert "\n" not in str(caught.value)
