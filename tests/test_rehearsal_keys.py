@@ -11,7 +11,7 @@ waits of the default scale. The same rehearsal at the default scale, no `+`, is 
 RUNBOOK_REHEARSAL_FULL=1 (the done-when: under 15 minutes of wall clock).
 
 No sleeps as waits: every wait polls the screen (or the journal) for a condition, with a
-deadline.
+deadline. REHEARSAL_TRACE=1 (with -s) prints each key with the status line it answered.
 """
 
 from __future__ import annotations
