@@ -161,7 +161,8 @@ def run_action(
         operator="bench",
     )
     journal.step(step_id).status = "running"
-    summary = action.run(ctx, action.params.model_validate(params))
+    result = action.run(ctx, action.params.model_validate(params))
+    summary = action.summary_dict(result, f"steps.{step_id}.summary")  # as the runner does
     journal.step(step_id).status = "done"
     journal.step(step_id).summary = summary
     store.save(journal)
