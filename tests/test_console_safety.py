@@ -167,6 +167,7 @@ async def to_the_gate(pilot: Any, app: RunbookApp, engine: Engine, screens: Scre
     assert engine.waiting() == NodeRef.gate("gate-phase2")
 
 
+@pytest.mark.slow
 async def test_no_console_path_reaches_a_destructive_step_without_go_or_backup(
     console_world: tuple[Engine, CallRecorder],
 ) -> None:
