@@ -55,6 +55,7 @@ from engine.snapshot import (
     node_satisfied,
     waiting_for,
 )
+from engine.target import Connection
 from engine.throttle import WriteThrottle
 
 Node = tuple[Literal["gate", "step"], str]
@@ -106,6 +107,11 @@ class Engine:
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
     # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
     boundary: Boundary | None = None
+
+    def __post_init__(self) -> None:
+        owner = getattr(self.clients, "__self__", None)
+        if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
+            owner.stop_retries_on(self._stop)
 
     # ---- events -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ always passes its loopback URL explicitly, so no configuration can send it anywh
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ from botocore.config import Config
 
 from engine.journal import Target
 from engine.resource_errors import name_resources
+from engine.retry_stop import interruptible_retries
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # the pool holds at least as many connections as a data step keeps writes in flight
@@ -124,15 +126,22 @@ class Connection:
     region: str
     endpoint_url: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    # the retry backoff of every client waits on this (the engine's stop, see stop_retries_on)
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = name_resources(  # robust: errors name the resource
-                self.session.client(
-                    service, endpoint_url=self.endpoint_url, config=client_config(service)
-                )
+            client = self.session.client(
+                service, endpoint_url=self.endpoint_url, config=client_config(service)
             )
+            interruptible_retries(client, lambda: self._stop)
+            self._clients[service] = name_resources(client)  # robust: errors name the resource
         return self._clients[service]
+
+    def stop_retries_on(self, stop: threading.Event) -> None:
+        """A set `stop` ends any retry backoff at once (Interrupted), for clients made
+        before or after this call."""
+        self._stop = stop
 
     @property
     def region_name(self) -> str:

@@ -8,10 +8,12 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from bench.latency import add_latency
 from engine import dynamo
+from engine.clock import Interrupted
 from engine.events import Progress
 from engine.seed import create_table
 from engine.throttle import WriteThrottle
@@ -203,3 +205,63 @@ def test_progress_line_shows_rate_and_writes_in_flight() -> None:
     assert "in flight" not in lines[1]
     assert progress_text(500, 1000, 250.0, 2.0, in_flight=(12, 16)).endswith("12/16w")
     assert "w" not in progress_text(500, 1000, 250.0, 2.0).split("ETA")[1]
+
+
+def test_migrate_window_is_k_per_segment(aws, make_ctx, runbook):
+    build(aws, runbook)
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    params = {"entity": "expenses", "segments": 3, "page_size": 50, "in_flight": 5}
+    assert run(mctx, "migrate_entity", params)["migrated"] == N
+    windows = {e.in_flight[1] for e in events if isinstance(e, Progress) and e.in_flight}
+    assert windows == {15}  # 5 per segment, 3 segments, one shared window
+
+
+class DeleteConcurrency(Concurrency):
+    def __init__(self, client: Any) -> None:  # DeleteItem, not PutItem
+        self.now = self.peak = 0
+        self.lock = threading.Lock()
+        client.meta.events.register("before-call.dynamodb.DeleteItem", self.start)
+        client.meta.events.register("after-call.dynamodb.DeleteItem", self.end)
+
+
+def test_rollback_deletes_run_concurrently_and_a_stop_keeps_the_count_exact(aws, make_ctx, runbook):
+    build(aws, runbook)
+    ddb = aws.client("dynamodb")
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    assert run(mctx, "migrate_entity", {"entity": "expenses"})["migrated"] == N
+    # the application updated one migrated item during dual-write: the rollback keeps it
+    ddb.update_item(
+        TableName=T_EXPENSES,
+        Key={"companyId": {"S": "comp-a"}, "expenseId": {"S": "exp-0007"}},
+        UpdateExpression="SET updatedAt = :now",
+        ExpressionAttributeValues={":now": {"S": "2099-01-01T00:00:00Z"}},
+    )
+    add_latency(ddb, 0.005)
+    seen = DeleteConcurrency(ddb)
+    rctx, _ = make_ctx("rollback-data#0", aws, journal=ctx.journal)
+    deleted = [0]
+
+    def stop_after_100(**_: Any) -> None:  # the operator's stop, mid-page
+        deleted[0] += 1
+        if deleted[0] == 100:
+            rctx.clock.stop.set()
+
+    ddb.meta.events.register("after-call.dynamodb.DeleteItem", stop_after_100)
+    params = {"entities": ["expenses"], "in_flight": 8}
+    with pytest.raises(Interrupted):
+        run(rctx, "remove_migrated_items", params)
+    ddb.meta.events.unregister("after-call.dynamodb.DeleteItem", stop_after_100)
+    left = sum(len(p) for p, _ in dynamo.scan_pages(ddb, T_EXPENSES))
+    saved = rctx.journal.step("rollback-data#0").cursors["expenses"]["count"]
+    assert saved == N - left  # the count is what was applied, checkpointed on the stop
+    assert 100 <= saved < N - 1
+    assert 2 <= seen.peak <= 8  # several deletes at once, never above in_flight
+    again, _ = make_ctx("rollback-data#0", aws, journal=rctx.journal)
+    r = run(again, "remove_migrated_items", params)
+    assert r["removed"] == N - 1  # exact across the stop; exp-0007 (the application's) kept
+    items = [i for p, _ in dynamo.scan_pages(ddb, T_EXPENSES) for i in p]
+    assert [i["expenseId"] for i in items] == ["exp-0007"]

@@ -3,9 +3,10 @@ resync_legacy (rollback-cleanup).
 
 migrate_entity: parallel-scan segments are read in threads (`max_workers` caps them), each with
 its own resume cursor, reading its next page while the current one is written; they feed one
-pool of writer threads, and the step's WriteThrottle (`in_flight`, default 16, AIMD on
-throttling, changeable during a run) bounds the conditional writes in flight whatever the
-segments hold (docs/performance.md). Cursors (journal, small):
+pool of writer threads, and the step's WriteThrottle (`in_flight` K per segment, default 16:
+one shared window of K x segments, AIMD on throttling, changeable during a run) bounds the
+conditional writes in flight whatever each segment holds (docs/performance.md).
+Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer"}}
 A segment's key only advances once its page (and every page before it) is applied, so a resume
@@ -86,8 +87,9 @@ class MigrateParams(BaseModel):
     entity: str
     segments: int = Field(default=1, ge=1, le=64)
     max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
-    # conditional writes in flight for the whole step, whatever the segments hold; the operator
-    # may change it during a run (Engine.write_throttle.set_limit); capped by the HTTP pool
+    # conditional writes in flight per segment scanned at once (K); the step shares one window
+    # of K x segments, so an uneven split still fills it; the operator may set the window
+    # during a run (Engine.write_throttle.set_limit); capped by the HTTP pool
     in_flight: int = Field(default=16, ge=1, le=256)
     # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
     # per segment, memory is bounded by this, not by the table, nor by item size
@@ -316,8 +318,12 @@ class _Pipeline:
         self.errors: list[BaseException] = []
         pool_size = int(getattr(self.ddb.meta.config, "max_pool_connections", 10) or 10)
         self.throttle = ctx.throttle
-        self.throttle.configure(p.in_flight, ceiling=pool_size)
+        self.throttle.configure(p.in_flight * self.concurrent_segments(), ceiling=pool_size)
         self.pool_size = pool_size
+
+    def concurrent_segments(self) -> int:
+        todo = sum(not s.get("done") for s in self.ctx.cursors["segments"].values())
+        return max(1, min(todo or 1, self.p.max_workers or self.p.segments))
 
     # --- throttling signals --------------------------------------------------------------
 
@@ -610,44 +616,51 @@ def _drive(gen: Any, handle: Any) -> None:
         return
 
 
-def run_remove(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+class RemoveParams(EntitiesParams):
+    # conditional deletes in flight (each one only if the item still carries this run's
+    # timestamp, so BatchWriteItem, which cannot hold a condition, is never used here)
+    in_flight: int = Field(default=16, ge=1, le=64)
+
+
+def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
     cond = "#upd = :ts AND attribute_exists(#cb)"
     names = {"#upd": UPDATED_AT, "#cb": CREATED_BY}
+    values = {":ts": ctx.migration_ts}
     out: dict[str, int] = {}
+    pool = ThreadPoolExecutor(p.in_flight, thread_name_prefix="remove")
     try:
         for name in p.entities:
             e = entity_spec(ctx.runbook, name)
             pk, sk = target_keys(ctx.runbook, e)
 
-            def delete_page(page: list[dict[str, Any]], e: EntitySpec = e, pk=pk, sk=sk) -> int:
-                n = 0
-                for item in page:
-                    n += dynamo.conditional_delete(
-                        ddb,
-                        e.target,
-                        {pk: item[pk], sk: item[sk]},
-                        cond,
-                        {":ts": ctx.migration_ts},
-                        names,
-                        ctx.clock,
-                    )
-                return n
+            def delete_one(item: dict[str, Any], e: EntitySpec = e, pk=pk, sk=sk) -> bool:
+                key = {pk: item[pk], sk: item[sk]}
+                return dynamo.conditional_delete(ddb, e.target, key, cond, values, names, ctx.clock)
+
+            def delete_page(page: list[dict[str, Any]], e: EntitySpec = e) -> int:
+                # chunks of in_flight deletes; each chunk is counted once answered, so a stop
+                # between chunks keeps the count exact (the re-scan skips deleted items)
+                state = ctx.cursors[e.name]
+                for start in range(0, len(page), p.in_flight):
+                    ctx.clock.check()
+                    chunk = page[start : start + p.in_flight]
+                    state["count"] = int(state.get("count", 0)) + sum(pool.map(delete_one, chunk))
+                return 0
 
             if dynamo.table_exists(ddb, e.target):
-                _drive(
-                    _entity_scan(ctx, e, e.target, cond, names, {":ts": ctx.migration_ts}),
-                    delete_page,
-                )
+                _drive(_entity_scan(ctx, e, e.target, cond, names, values), delete_page)
             out[name] = int(ctx.cursors.get(name, {}).get("count", 0))
     except Interrupted:
         ctx.checkpoint(force=True)
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     ctx.checkpoint(force=True)
     return {"removed": sum(out.values()), "entities": out}
 
 
-def plan_remove(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
+def plan_remove(rb: Runbook, p: RemoveParams) -> list[PlannedCall]:
     calls = []
     for name in p.entities:
         e = next((x for x in rb.entities if x.name == name), None)
@@ -735,7 +748,7 @@ ACTIONS = (
     ),
     Action(
         "remove_migrated_items",
-        EntitiesParams,
+        RemoveParams,
         run_remove,
         plan_remove,
         "Rollback: delete target items this run wrote (updatedAt = migration timestamp)",
