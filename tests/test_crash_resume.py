@@ -39,7 +39,7 @@ from engine.cli import main
 from engine.journal import JournalStore
 from engine.loader import default_runbook_path, load_runbook
 from engine.seed import seed_world
-from engine.target import local_connection
+from engine.target import MAX_POOL_CONNECTIONS, local_connection
 from tests.conftest import fresh_moto_server
 
 # The plan's legacy entity tables hold 10 items; x 500 = 5,000 with RUNBOOK_CRASH_FULL=1 (every
@@ -52,7 +52,7 @@ MIN_KILLS = 50 if FULL else 12
 # then finds pages applied before it, and the cursor must have kept them (re-write bound below)
 PAGE_SIZE = 100 if FULL else 10
 BATCH = 25  # a BatchWriteItem's items
-MID_WRITE_PAGES = 2  # a mid-migration kill comes after this many bounds' worth of writes
+MID_WRITE_PAGES = 2  # a mid-migration kill comes once this many pages per segment are written
 CRASH, REFERENCE = "123456789012", "111111111111"  # two moto accounts, one server
 TIME_SCALE = "1000000"
 ROLLBACK_AT = ("gate", "gate-phase5")  # roll back phase 4 (reads) while waiting here, once
@@ -119,14 +119,20 @@ def _credentials(url: str, account: str) -> dict[str, str]:
 
 def small_pages_runbook(folder: Path) -> Path:
     """The bundled runbook with every migration scanning PAGE_SIZE items per page."""
+
+    def small(match: re.Match[str]) -> str:
+        params = re.sub(r",? *page_size = \d+", "", match.group(1))
+        return f"{params}, page_size = {PAGE_SIZE} }}"
+
     text, n = re.subn(
-        r'(action = "migrate_entity"\nparams = \{ entity = "\w+", segments = \d+) \}',
-        rf"\1, page_size = {PAGE_SIZE} }}",
+        r'(action = "migrate_entity"\nparams = \{ entity = "\w+"[^}]*?) *\}',
+        small,
         default_runbook_path().read_text(),
     )
     assert n == 4, n  # the four migrations
     path = folder / "runbook.toml"
     path.write_text(text)
+    assert load_runbook(path).runbook.step("migrate-expenses").params["page_size"] == PAGE_SIZE
     return path
 
 
@@ -228,7 +234,8 @@ class Killer:
             if spec.action != "migrate_entity":
                 return
             self.step_writes += 1
-            if self.step_writes < MID_WRITE_PAGES * rewrite_bound(self.rb, f"write:{step}"):
+            pages = MigrateParams.model_validate(spec.params).segments * MID_WRITE_PAGES
+            if self.step_writes < pages * PAGE_SIZE:
                 return
             label = next((f"write:{step}:{n}" for n in (1, 2) if f"write:{step}:{n}" not in
                           self.used), None)  # fmt: skip
@@ -355,13 +362,14 @@ def _items(url: str, env: dict[str, str], ts: str) -> dict[str, list[str]]:
 def rewrite_bound(rb: Any, label: str) -> int:
     """Items one kill at `label` may make the run write again: a migration re-runs the scan page
     each segment had not finished (its cursor moves only past applied pages, and is on disk
-    before the next page's writes finish) plus the writes in flight; any other step re-sends
-    at most the batch it was writing."""
+    before the next page's writes finish) plus the writes in flight (the step's window); any
+    other step re-sends at most the batch it was writing."""
     step_id = label.split(":")[1]
     step = None if "#" in step_id else rb.step(step_id)
     if step is not None and step.action == "migrate_entity":
         p = MigrateParams.model_validate(step.params)
-        return p.segments * (p.page_size or PAGE_SIZE) + p.in_flight
+        window = min(p.in_flight * p.segments, MAX_POOL_CONNECTIONS)
+        return p.segments * (p.page_size or PAGE_SIZE) + window
     return BATCH
 
 
