@@ -51,8 +51,9 @@ MIN_KILLS = 50 if FULL else 12
 # scan pages of the migrations, small enough that every segment has several: a kill mid-table
 # then finds pages applied before it, and the cursor must have kept them (re-write bound below)
 PAGE_SIZE = 100 if FULL else 10
+IN_FLIGHT = 2  # per segment
 BATCH = 25  # a BatchWriteItem's items
-MID_WRITE_PAGES = 2  # a mid-migration kill comes once this many pages per segment are written
+MID_WRITE_BOUNDS = 2  # a mid-migration kill comes after twice the writes a kill may repeat
 CRASH, REFERENCE = "123456789012", "111111111111"  # two moto accounts, one server
 TIME_SCALE = "1000000"
 ROLLBACK_AT = ("gate", "gate-phase5")  # roll back phase 4 (reads) while waiting here, once
@@ -118,11 +119,13 @@ def _credentials(url: str, account: str) -> dict[str, str]:
 
 
 def small_pages_runbook(folder: Path) -> Path:
-    """The bundled runbook with every migration scanning PAGE_SIZE items per page."""
+    """The bundled runbook with every migration scanning PAGE_SIZE items per page, IN_FLIGHT
+    writes in flight per segment: the re-write bound is then well below what a kill finds
+    written, so a cursor that lagged would show."""
 
     def small(match: re.Match[str]) -> str:
-        params = re.sub(r",? *page_size = \d+", "", match.group(1))
-        return f"{params}, page_size = {PAGE_SIZE} }}"
+        params = re.sub(r",? *(page_size|in_flight) = \d+", "", match.group(1))
+        return f"{params}, in_flight = {IN_FLIGHT}, page_size = {PAGE_SIZE} }}"
 
     text, n = re.subn(
         r'(action = "migrate_entity"\nparams = \{ entity = "\w+"[^}]*?) *\}',
@@ -234,8 +237,7 @@ class Killer:
             if spec.action != "migrate_entity":
                 return
             self.step_writes += 1
-            pages = MigrateParams.model_validate(spec.params).segments * MID_WRITE_PAGES
-            if self.step_writes < pages * PAGE_SIZE:
+            if self.step_writes < MID_WRITE_BOUNDS * rewrite_bound(self.rb, f"write:{step}"):
                 return
             label = next((f"write:{step}:{n}" for n in (1, 2) if f"write:{step}:{n}" not in
                           self.used), None)  # fmt: skip
