@@ -10,8 +10,9 @@ in flight). A kill point is used once, so the run always moves on. After every k
 parses; at the end every DynamoDB item of the crashed world equals the reference item for item
 (the run's own timestamp aside). Every item write is counted per key, so the writes the crashed
 run repeated are known exactly and charged to the kill before them: a migration re-sends at most
-one scan page per segment plus the writes in flight (the cursor of every applied page is on
-disk), any other step at most one batch.
+the page each segment's cursor had not passed plus the writes in flight from the page read
+ahead (two pages per segment; the cursor of every applied page is on disk), any other step at
+most one batch.
 
 It tests behaviour only (what the target holds, how many writes reached it), so it does not
 depend on how an action writes."""
@@ -34,12 +35,12 @@ from typing import Any
 import pytest
 
 from engine import dynamo
-from engine.actions.migrate import MigrateParams
+from engine.actions.migrate import PAGES_AHEAD, MigrateParams
 from engine.cli import main
 from engine.journal import JournalStore
 from engine.loader import default_runbook_path, load_runbook
 from engine.seed import seed_world
-from engine.target import MAX_POOL_CONNECTIONS, local_connection
+from engine.target import local_connection
 from tests.conftest import fresh_moto_server
 
 # The plan's legacy entity tables hold 10 items; x 500 = 5,000 with RUNBOOK_CRASH_FULL=1 (every
@@ -50,8 +51,7 @@ SCALE = 500 if FULL else 20
 MIN_KILLS = 50 if FULL else 12
 # scan pages of the migrations, small enough that every segment has several: a kill mid-table
 # then finds pages applied before it, and the cursor must have kept them (re-write bound below)
-PAGE_SIZE = 100 if FULL else 10
-IN_FLIGHT = 2  # per segment
+PAGE_SIZE = 50 if FULL else 5
 BATCH = 25  # a BatchWriteItem's items
 MID_WRITE_BOUNDS = 2  # a mid-migration kill comes after twice the writes a kill may repeat
 CRASH, REFERENCE = "123456789012", "111111111111"  # two moto accounts, one server
@@ -119,13 +119,13 @@ def _credentials(url: str, account: str) -> dict[str, str]:
 
 
 def small_pages_runbook(folder: Path) -> Path:
-    """The bundled runbook with every migration scanning PAGE_SIZE items per page, IN_FLIGHT
-    writes in flight per segment: the re-write bound is then well below what a kill finds
-    written, so a cursor that lagged would show."""
+    """The bundled runbook with every migration scanning PAGE_SIZE items per page: the re-write
+    bound is then well below what a mid-migration kill finds written, so a lagging cursor
+    shows."""
 
     def small(match: re.Match[str]) -> str:
-        params = re.sub(r",? *(page_size|in_flight) = \d+", "", match.group(1))
-        return f"{params}, in_flight = {IN_FLIGHT}, page_size = {PAGE_SIZE} }}"
+        params = re.sub(r",? *page_size = \d+", "", match.group(1))
+        return f"{params}, page_size = {PAGE_SIZE} }}"
 
     text, n = re.subn(
         r'(action = "migrate_entity"\nparams = \{ entity = "\w+"[^}]*?) *\}',
@@ -362,16 +362,15 @@ def _items(url: str, env: dict[str, str], ts: str) -> dict[str, list[str]]:
 
 
 def rewrite_bound(rb: Any, label: str) -> int:
-    """Items one kill at `label` may make the run write again: a migration re-runs the scan page
-    each segment had not finished (its cursor moves only past applied pages, and is on disk
-    before the next page's writes finish) plus the writes in flight (the step's window); any
-    other step re-sends at most the batch it was writing."""
+    """Items one kill at `label` may make the run write again. A migration: per segment, the
+    page its cursor has not passed (the cursor moves only past applied pages, and is on disk
+    before the next page's writes are answered) plus the writes in flight from the page read
+    ahead: PAGES_AHEAD pages per segment at most. Any other step: the batch it was writing."""
     step_id = label.split(":")[1]
     step = None if "#" in step_id else rb.step(step_id)
     if step is not None and step.action == "migrate_entity":
         p = MigrateParams.model_validate(step.params)
-        window = min(p.in_flight * p.segments, MAX_POOL_CONNECTIONS)
-        return p.segments * (p.page_size or PAGE_SIZE) + window
+        return p.segments * PAGES_AHEAD * (p.page_size or PAGE_SIZE)
     return BATCH
 
 
