@@ -7,9 +7,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from engine.clock import Clock
 from engine.events import Event, Level, LogLine, Progress
@@ -17,9 +17,11 @@ from engine.files import inside, no_symlink, private_dir
 from engine.journal import Journal, StepState, TableProgress, utcnow
 from engine.journal import now as journal_now
 from engine.model import Runbook
+from engine.resume import Cursors, NoCursors, Summary, dump
 from engine.throttle import WriteThrottle
 
 CHECKPOINT_EVERY_SECONDS = 1.0
+C = TypeVar("C", bound=Cursors)
 
 
 class NeedsAcceptance(Exception):
@@ -27,9 +29,9 @@ class NeedsAcceptance(Exception):
     validation before deletions). The step fails, and the run waits at it like a manual step:
     `runbook run` tries it again, `runbook ack` accepts what it found."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: Summary | dict[str, Any]) -> None:
         super().__init__(message)
-        self.summary = summary
+        self.summary = dump(summary) if isinstance(summary, BaseModel) else summary
 
 
 class RollBackNow(Exception):
@@ -90,9 +92,18 @@ class ActionContext:
     def migration_date(self) -> str:
         return self.journal.run.migration_date
 
+    def cursors_as(self, model: type[C]) -> C:
+        """This step's resume state as its declared model (validated on entry; every
+        checkpoint writes it back). The same object for the whole run of the step."""
+        rollback = "#" in self.step_id  # "<rollback id>#<index>"
+        slot = f'rollback_steps."{self.step_id}"' if rollback else f"steps.{self.step_id}"
+        return self.state.cursors_as(model, f"{slot}.cursors")
+
     @property
     def cursors(self) -> dict[str, Any]:
-        return self.state.cursors
+        """The resume state as the journal keeps it (for tests and inspection; actions use
+        `cursors_as`)."""
+        return self.state.cursors_table()
 
     def client(self, service: str) -> Any:
         return self.clients(service)
@@ -116,6 +127,7 @@ class ActionContext:
         now = time.monotonic()
         if force or now - self._last_checkpoint >= CHECKPOINT_EVERY_SECONDS:
             self.state.checkpoint_at = journal_now()
+            self.state.sync_cursors()
             self.save()
             self._last_checkpoint = now
 
@@ -150,17 +162,34 @@ class PlannedCall:
 class Action:
     """A generic, reusable step implementation, registered by name.
 
-    `run` returns the result summary (small, JSON-able) and must be idempotent: it reads its
-    resume state from `ctx.cursors` and checkpoints what it has applied.
+    `run` returns the result summary (its `summary` model, or a dict of that shape) and must
+    be idempotent: it reads its resume state from `ctx.cursors_as(cursors)` and checkpoints
+    what it has applied.
     """
 
     name: str
     params: type[BaseModel]
-    run: Callable[[ActionContext, Any], dict[str, Any]]
+    run: Callable[[ActionContext, Any], Summary | dict[str, Any]]
     plan: Callable[[Runbook, Any], list[PlannedCall]]
     description: str = ""
     # plan seconds the step keeps the run waiting (watch windows): sizes a rehearsal's clock
     waits: Callable[[Any], float] | None = None
+    cursors: type[Cursors] = NoCursors  # the shape of its resume state
+    summary: type[Summary] = Summary  # the shape of what it reports
+
+    def summary_dict(self, result: Summary | dict[str, Any], where: str) -> dict[str, Any]:
+        """What `run` returned, checked against the declared summary, as the journal keeps it.
+        A mismatch is the action's own fault: the step fails naming the field."""
+        data = dump(result) if isinstance(result, BaseModel) else result
+        try:
+            return dump(self.summary.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(top)"
+            raise ValueError(
+                f"{self.name} returned a summary unlike {self.summary.__name__} "
+                f"({where}.{field}: {first['msg']})"
+            ) from None
 
 
 @dataclass(frozen=True)

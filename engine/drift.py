@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.actions.flags import flag_changes_of
 from engine.journal import Journal, StepState
 from engine.model import Runbook, Step
 
@@ -106,11 +107,11 @@ def _tolerated(rb: Runbook, journal: Journal) -> dict[Pair, set[str | None]]:
         if state is None or state.status not in ("running", "failed"):
             continue
         values = flag_values(rb, step)
-        for fn, entry in dict(state.cursors.get("flags", {})).items():
+        for fn, entry in flag_changes_of(journal, step.id).items():
             for var, value in values.items():
                 seen = out.setdefault((fn, var), set())
                 seen.add(value)
-                seen.add(dict(entry.get("prior", {})).get(var))
+                seen.add(entry.prior.get(var))
     return out
 
 

@@ -6,6 +6,7 @@ small whatever the table sizes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -13,10 +14,10 @@ import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from engine.files import DIR_MODE, read_regular
 
@@ -24,6 +25,7 @@ SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
 StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
+M = TypeVar("M", bound=BaseModel)
 
 
 class JournalError(Exception):
@@ -53,7 +55,8 @@ class StepState(BaseModel):
     checkpoint_at: datetime | None = None
     summary: dict[str, Any] = {}
     progress: dict[str, TableProgress] = {}
-    # Action-specific resume state: cursors, ARNs, versions. Must stay small.
+    # Action-specific resume state: cursors, ARNs, versions. Must stay small. Kept as a TOML
+    # table; the action declares its model (engine/resume.py) and works on `cursors_as(model)`.
     cursors: dict[str, Any] = {}
     error: str | None = None
     acked_by: str | None = None
@@ -62,12 +65,67 @@ class StepState(BaseModel):
     # failed with findings a human must accept (`ack`) before the run goes on
     needs_acceptance: bool = False
 
+    # the typed cursors in use, and a copy of the table as they last read or wrote it: a table
+    # changed since (a hand edit, a test) is read again rather than overwritten
+    _live: BaseModel | None = PrivateAttr(default=None)
+    _live_seen: dict[str, Any] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _acceptance_was_a_cursor(self) -> StepState:
         """Journals of earlier versions kept the marker among the action's cursors."""
         if self.cursors.pop("needs_acceptance", None):
             self.needs_acceptance = True
         return self
+
+    def cursors_as(self, model: type[M], where: str = "cursors") -> M:
+        """The cursors as `model`, validated once; later calls return the same object, whose
+        changes every journal save writes back (`sync_cursors`). A bad shape: JournalError."""
+        from engine.resume import dump, parse  # resume builds on this module
+
+        live = self._live
+        if live is not None and self._owns_table():
+            if isinstance(live, model):
+                return live
+            data = dump(live)
+        else:
+            data = self.cursors
+        typed = parse(model, data, where)
+        self._live, self._live_seen = typed, copy.deepcopy(self.cursors)
+        return typed
+
+    def read_cursors(self, model: type[M], where: str = "cursors") -> M:
+        """Another module's read of the facts in `model` (a view: keys it does not name are
+        left alone, and nothing is bound, so the owner's full state is never cut down)."""
+        from engine.resume import dump, parse
+
+        live = self._live
+        if live is not None and self._owns_table():
+            if isinstance(live, model):
+                return live
+            data = dump(live)
+        else:
+            data = self.cursors
+        return parse(model, {k: v for k, v in data.items() if k in model.model_fields}, where)
+
+    def cursors_table(self) -> dict[str, Any]:
+        """The cursors as the journal keeps them (tests, hand edits): the typed object is
+        written back and let go, so a change made to this table is what the next read sees."""
+        self.sync_cursors()
+        self._live = self._live_seen = None
+        return self.cursors
+
+    def sync_cursors(self) -> None:
+        """Write the typed cursors in use back into the TOML table (before every save)."""
+        from engine.resume import dump
+
+        if self._live is not None and self._owns_table():
+            self.cursors = dump(self._live)
+            self._live_seen = copy.deepcopy(self.cursors)
+        elif self._live is not None:
+            self._live = self._live_seen = None  # the table was changed by hand: it wins
+
+    def _owns_table(self) -> bool:
+        return self.cursors == self._live_seen
 
 
 class Tick(BaseModel):
@@ -123,7 +181,7 @@ class ScaleChange(BaseModel):
     """A rehearsal's clock changed (console +/- or --time-scale): plan time is counted per
     stretch, so a soak measured across the change stays right."""
 
-    at: str
+    at: datetime  # journals before this version wrote "…Z" text: it loads the same
     from_scale: float
     to_scale: float
     by: str
@@ -141,15 +199,12 @@ class RunMeta(BaseModel):
 
     def change_scale(self, scale: float, by: str) -> None:
         self.scale_changes.append(
-            ScaleChange(at=utcnow(), from_scale=self.time_scale, to_scale=scale, by=by)
+            ScaleChange(at=now(), from_scale=self.time_scale, to_scale=scale, by=by)
         )
         self.time_scale = scale
 
     def scale_steps(self) -> list[tuple[datetime, float, float]]:
-        return [
-            (datetime.fromisoformat(c.at.replace("Z", "+00:00")), c.from_scale, c.to_scale)
-            for c in self.scale_changes
-        ]
+        return [(c.at, c.from_scale, c.to_scale) for c in self.scale_changes]
     accepted_runbook_changes: list[str] = []
 
     @property
@@ -175,6 +230,11 @@ class Journal(BaseModel):
 
     def gate(self, gate_id: str) -> GateState:
         return self.gates.setdefault(gate_id, GateState())
+
+    def sync_cursors(self) -> None:
+        """Every step's typed cursors written back into the journal's tables."""
+        for state in (*self.steps.values(), *self.rollback_steps.values()):
+            state.sync_cursors()
 
     def add_audit(self, who: str, what: str) -> None:
         self.audit.append(AuditEntry(at=now(), who=who, what=what))
@@ -277,6 +337,7 @@ class JournalStore:
                 f"the lock file beside {self.path} was removed or replaced while this process "
                 "held it; stopping so that two drivers never write one journal"
             )
+        journal.sync_cursors()
         data = _strip_none(journal.model_dump(mode="json"))
         body = tomli_w.dumps(data).encode("utf-8")
         atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())

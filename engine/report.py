@@ -5,33 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.actions.backup import backups_of
+from engine.actions.cleanup_state import DeleteFunctionsSummary, DeleteTablesSummary
+from engine.actions.traffic import worst_error_rates
+from engine.actions.validate import ValidationSummary, last_validation
 from engine.journal import StepState
 from engine.model import CostModel, Runbook
+from engine.resume import summary_of
 from engine.runner import Engine
 from engine.snapshot import AlertView, alerts_of, archive_gaps
 from engine.status_text import when
 
 Measure = float | int | None
+Deleted = DeleteFunctionsSummary | DeleteTablesSummary
 
 
-def _last_summary(engine: Engine, action: str) -> tuple[str, StepState] | None:
-    """The latest finished step running `action` (final validation beats the first one)."""
-    found = None
-    for step in engine.runbook.steps:
-        state = engine.journal.steps.get(step.id)
-        if step.action == action and state and state.status == "done":
-            found = (step.id, state)
-    return found
-
-
-def _sum_summaries(engine: Engine, action: str, key: str) -> int | None:
+def _removed(engine: Engine, action: str, model: type[Deleted]) -> int | None:
+    """How many resources the finished steps running `action` deleted (None: none finished)."""
     values = [
-        len(v) if isinstance(v, list) else int(v)
+        len(summary.deleted)
         for step in engine.runbook.steps
         if step.action == action
         and (state := engine.journal.steps.get(step.id))
         and state.status == "done"
-        and (v := state.summary.get(key)) is not None
+        and (summary := summary_of(state, model, f"steps.{step.id}.summary")) is not None
     ]
     return sum(values) if values else None
 
@@ -73,11 +70,11 @@ def planned_inventory(rb: Runbook) -> dict[str, int]:
 
 def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
     rb = engine.runbook
-    validation = _last_summary(engine, "validate_migration")
+    validation = last_validation(rb, engine.journal)
     out: dict[str, Measure] = {
-        "records_missing": _not_migrated(validation[1].summary) if validation else None,
-        "functions_removed": _sum_summaries(engine, "delete_functions", "deleted"),
-        "tables_removed": _sum_summaries(engine, "delete_tables", "deleted"),
+        "records_missing": _not_migrated(validation[1]) if validation else None,
+        "functions_removed": _removed(engine, "delete_functions", DeleteFunctionsSummary),
+        "tables_removed": _removed(engine, "delete_tables", DeleteTablesSummary),
         "error_rate_percent": _max_error_rate(engine),
         "cost_reduction_percent": None,
     }
@@ -95,13 +92,12 @@ def measures(engine: Engine, live: dict[str, int] | None) -> dict[str, Measure]:
 NOT_MIGRATED = ("missing", "collisions", "quarantined", "unmapped")
 
 
-def _not_migrated(summary: dict[str, Any]) -> int:
+def _not_migrated(summary: ValidationSummary) -> int:
     """Legacy records with no company-scoped copy: lost, or held back (collisions, malformed,
     unmapped) even when an operator accepted that. Zero data loss means all of these are 0."""
-    issues = summary.get("issues", {})
-    if not issues:
-        return int(summary.get("records_missing", 0))
-    return sum(int(issues.get(k, 0)) for k in NOT_MIGRATED)
+    if not summary.issues:
+        return summary.records_missing
+    return sum(summary.issues.get(k, 0) for k in NOT_MIGRATED)
 
 
 def _error_rate_alerts(engine: Engine) -> list[AlertView]:
@@ -113,13 +109,7 @@ def _max_error_rate(engine: Engine) -> float | None:
     """The worst error rate seen during the run: every watch window's worst (finished, or
     stopped with its figures in its cursors), and every error-rate alert that fired (a
     window that tripped a trigger never finishes, and a rollback clears its state)."""
-    rates = []
-    for state in engine.journal.steps.values():
-        if "max_error_rate_percent" in state.summary:
-            rates.append(float(state.summary["max_error_rate_percent"]))
-        worst = state.cursors.get("worst")
-        if isinstance(worst, dict) and "error_rate" in worst:
-            rates.append(float(worst["error_rate"]))
+    rates = worst_error_rates(engine.runbook, engine.journal)
     rates += [a.measured for a in _error_rate_alerts(engine)]
     return max(rates) if rates else None
 
@@ -181,14 +171,15 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             f"Monthly cost estimate (section 1 cost model): before "
             f"${values['cost_before']:.2f}, after ${values['cost_after']:.2f}.",
         ]
-    validation = _last_summary(engine, "validate_migration")
+    validation = last_validation(rb, engine.journal)
     if validation and values.get("records_missing"):
-        issues = validation[1].summary.get("issues", {})
+        issues = validation[1].issues
         held = ", ".join(f"{k} {issues.get(k, 0)}" for k in NOT_MIGRATED)
         lines += ["", f"Records not migrated: {held} (artifacts beside the journal list them)."]
     if validation:
         lines += ["", f"## Validation ({validation[0]})", ""]
-        lines += [f"- {k}: {v}" for k, v in sorted(validation[1].summary.items())]
+        shown = validation[1].model_dump(mode="json", exclude_none=True)
+        lines += [f"- {k}: {v}" for k, v in sorted(shown.items())]
     lines += [
         "",
         "## Steps",
@@ -220,10 +211,10 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             mark = "x" if ev and ev.ok else " "
             lines.append(f"  - [{mark}] {item.text}" + (f": {ev.detail}" if ev else ""))
     backups = [
-        (table, entry["name"])
+        (table, entry.name)
         for step in rb.steps
-        if step.action == "backup_tables" and (state := journal.steps.get(step.id))
-        for table, entry in state.cursors.get("backups", {}).items()
+        if step.action == "backup_tables"
+        for table, entry in backups_of(journal, step.id).items()
     ]
     if backups:
         lines += [

@@ -44,6 +44,7 @@ from engine.journal import (
     utcnow,
 )
 from engine.model import Gate, Runbook, Step
+from engine.resume import check_resume_state
 from engine.snapshot import (
     NodeRef,
     Rates,
@@ -109,6 +110,7 @@ class Engine:
     boundary: Boundary | None = None
 
     def __post_init__(self) -> None:
+        check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
         owner = getattr(self.clients, "__self__", None)
         if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
             owner.stop_retries_on(self._stop)
@@ -352,7 +354,8 @@ class Engine:
         ctx = self._context(step.id, state)
         try:
             body = partial(action.run, ctx, action.params.model_validate(step.params))
-            summary = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
+            result = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
+            summary = action.summary_dict(result, f"steps.{step.id}.summary")
         except Interrupted:
             state.checkpoint_at = now()
             self.journal.add_audit(self.options.operator, f"interrupted {step.id}")
@@ -578,7 +581,8 @@ class Engine:
             try:
                 rparams = action.params.model_validate(rstep.params)
                 body = partial(action.run, self._context(key, state), rparams)
-                state.summary = run_abandonable(body, self._stop)  # robust
+                result = run_abandonable(body, self._stop)  # robust
+                state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
             except Interrupted:
                 self.save()
                 self.emit(StepFinished(key, "interrupted", {}))

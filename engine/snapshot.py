@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.cleanup_state import code_missing_of
 from engine.journal import Evidence, GateState, Journal, StepState
 from engine.model import GateItem, Runbook
 
@@ -317,10 +318,9 @@ def archive_gaps(runbook: Runbook, journal: Journal) -> list[str]:
     bring back what was not archived (function code a deletion step could not fetch)."""
     gaps = []
     for step in runbook.steps:
-        state = journal.steps.get(step.id)
-        if state is None:
+        if step.action != "delete_functions" or step.id not in journal.steps:
             continue
-        missing = state.summary.get("code_missing") or state.cursors.get("code_missing") or []
+        missing = code_missing_of(journal, step.id)
         gaps += [f"{fn}: code package not archived ({step.id})" for fn in missing]
     return gaps
 

@@ -22,7 +22,7 @@ def run(ctx: Any, name: str, params: dict[str, Any] | None = None) -> dict[str, 
     action = registry()[name]
     p = action.params.model_validate(params if params is not None else {})
     ctx.state.status = "running"
-    summary = action.run(ctx, p)
+    summary = action.summary_dict(action.run(ctx, p), f"{name}.summary")  # as the runner does
     tomli_w.dumps({"s": summary})  # a summary must be TOML-able (no None)
     ctx.state.status = "done"
     ctx.state.summary = summary

@@ -201,6 +201,7 @@ def test_resume_after_a_crash_between_publish_and_alias_move(aliased, make_ctx, 
     entry.pop("moved")
     n = len(lam.list_versions_by_function(FunctionName=fn)["Versions"])
     run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    entry = ctx.cursors["flags"][fn]  # as journaled by that run
     assert alias_version(aliased, fn) == published  # moved, with no second version
     assert len(lam.list_versions_by_function(FunctionName=fn)["Versions"]) == n
     assert entry["aliases"] == {"live": "1"}  # the prior survives the resume
@@ -212,6 +213,7 @@ def test_resume_after_a_crash_between_publish_and_alias_move(aliased, make_ctx, 
     )
     entry["applied"] = False
     run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    entry = ctx.cursors["flags"][fn]
     assert entry["published"] != published
     assert alias_version(aliased, fn) == entry["published"]
     assert live_env(aliased, fn)["DUAL_WRITE_ENABLED"] == "true"

@@ -81,7 +81,7 @@ def test_rollback_reopens_later_flag_steps_and_drift_waits_for_a_human(
     assert outcome.status == "waiting"
     assert fn in outcome.message and "DUAL_WRITE_ENABLED" in outcome.message
     assert "'false' live" in outcome.message and "expects 'true'" in outcome.message
-    assert engine.journal.steps["create-orphan-companies"].status == "pending"  # nothing ran
+    assert engine.journal.step("create-orphan-companies").status == "pending"  # nothing ran
     lam.update_function_configuration(FunctionName=fn, Environment={"Variables": env})
     assert engine.run(until="create-orphan-companies", confirm=OK).status == "done"
 

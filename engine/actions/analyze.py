@@ -33,6 +33,7 @@ from engine import dynamo
 from engine.actions.mapping import MappingConflict, Resolver, build_resolver, conflict_message
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
+from engine.resume import Cursors, Summary, cursors_of
 from engine.target_fit import TargetShape, shape_from_description, why_unfit
 from engine.transforms import (
     CREATED_BY,
@@ -188,12 +189,31 @@ class KeyIndex:
         self.db.close()
 
 
+class AnalyzeCursors(Cursors):
+    index: str | None = None  # the key index's file name among the artifacts
+
+
+class AnalyzeSummary(Summary):
+    items: int = 0
+    orphans: int = 0
+    orphan_items: int = 0
+    collisions: int = 0
+    collision_keys: int = 0
+    malformed: int = 0
+    unfit_for_target: int = 0
+    unmapped: int = 0
+    newer_in_target: int = 0
+    entities: dict[str, dict[str, int]] = {}
+    artifacts: list[str] = [COLLISIONS_ARTIFACT]
+
+
 def open_index(ctx: ActionContext) -> KeyIndex | None:
     """The key index of the latest finished analyze_legacy step, if any."""
     for step in reversed(ctx.runbook.steps):
         state = ctx.journal.steps.get(step.id)
         if step.action == "analyze_legacy" and state and state.status == "done":
-            path = ctx.artifacts_dir / str(state.cursors.get("index", INDEX_ARTIFACT))
+            made = cursors_of(ctx.journal, step.id, AnalyzeCursors)
+            path = ctx.artifacts_dir / ((made.index if made else None) or INDEX_ARTIFACT)
             if path.exists():
                 return KeyIndex(path)
     path = ctx.artifacts_dir / INDEX_ARTIFACT
@@ -297,11 +317,11 @@ def _analyze_entity(
     return counts
 
 
-def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
+def run(ctx: ActionContext, p: EntitiesParams) -> AnalyzeSummary:
     entities = [entity_spec(ctx.runbook, n) for n in p.entities]
     resolver = build_resolver(ctx)
     index = KeyIndex(ctx.artifact(INDEX_ARTIFACT), fresh=True)
-    ctx.cursors["index"] = INDEX_ARTIFACT
+    ctx.cursors_as(AnalyzeCursors).index = INDEX_ARTIFACT
     per: dict[str, dict[str, int]] = {}
     try:
         with ctx.artifact(QUARANTINE_ARTIFACT).open("w") as quarantine:
@@ -333,30 +353,30 @@ def run(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     def total(key: str) -> int:
         return sum(v[key] for v in per.values())
 
-    summary = {
-        "items": total("items"),
-        "orphans": orphans,
-        "orphan_items": total("orphan_items"),
-        "collisions": total("collisions"),
-        "collision_keys": collision_keys,
-        "malformed": total("malformed"),
-        "unfit_for_target": total("unfit_for_target"),
-        "unmapped": total("unmapped"),
-        "newer_in_target": total("newer_in_target"),
-        "entities": per,
-        "artifacts": [COLLISIONS_ARTIFACT, QUARANTINE_ARTIFACT, INDEX_ARTIFACT],
-    }
-    if summary["collisions"]:
+    summary = AnalyzeSummary(
+        items=total("items"),
+        orphans=orphans,
+        orphan_items=total("orphan_items"),
+        collisions=total("collisions"),
+        collision_keys=collision_keys,
+        malformed=total("malformed"),
+        unfit_for_target=total("unfit_for_target"),
+        unmapped=total("unmapped"),
+        newer_in_target=total("newer_in_target"),
+        entities=per,
+        artifacts=[COLLISIONS_ARTIFACT, QUARANTINE_ARTIFACT, INDEX_ARTIFACT],
+    )
+    if summary.collisions:
         ctx.log(
-            f"{summary['collisions']} legacy items on {collision_keys} colliding keys: "
+            f"{summary.collisions} legacy items on {collision_keys} colliding keys: "
             f"see {COLLISIONS_ARTIFACT}",
             "warning",
         )
-    if summary["malformed"]:
-        ctx.log(f"{summary['malformed']} malformed items: see {QUARANTINE_ARTIFACT}", "warning")
-    if summary["unfit_for_target"]:
+    if summary.malformed:
+        ctx.log(f"{summary.malformed} malformed items: see {QUARANTINE_ARTIFACT}", "warning")
+    if summary.unfit_for_target:
         ctx.log(
-            f"{summary['unfit_for_target']} items the target tables cannot hold (key types, "
+            f"{summary.unfit_for_target} items the target tables cannot hold (key types, "
             f"empty keys, 400 KB) will be set aside: see {QUARANTINE_ARTIFACT}",
             "warning",
         )
@@ -381,5 +401,7 @@ ACTIONS = (
         run,
         plan,
         "Stream legacy tables: counts, orphans, malformed items, target-key collisions",
+        cursors=AnalyzeCursors,
+        summary=AnalyzeSummary,
     ),
 )

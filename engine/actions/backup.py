@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.context import Action, ActionContext, PlannedCall
+from engine.journal import Journal
 from engine.model import Runbook
+from engine.resume import Cursors, Record, Summary, cursors_of
 
 POLL_SECONDS = 2.0
 MAX_WAIT_SECONDS = 3600.0
@@ -19,6 +21,33 @@ class BackupParams(BaseModel):
     name_prefix: str
     enable_pitr: bool = False
     pause_seconds: float = 0.0  # pacing between tables, to stay under control-plane limits
+
+
+class BackupRecord(Record):
+    """One table's on-demand backup, journaled before waiting for it (the ARN is applied)."""
+
+    arn: str
+    name: str
+    status: str = "CREATING"
+    size_bytes: int | None = None
+
+
+class BackupCursors(Cursors):
+    backups: dict[str, BackupRecord] = {}  # table -> its backup
+    pitr: list[str] = []  # tables whose point-in-time recovery this step turned on
+
+
+class BackupSummary(Summary):
+    backups: int = 0
+    reused: int = 0
+    pitr_enabled: int = 0
+    name: str = ""
+
+
+def backups_of(journal: Journal, step_id: str) -> dict[str, BackupRecord]:
+    """The backups a backup_tables step journaled, by table (empty if it never ran)."""
+    cursors = cursors_of(journal, step_id, BackupCursors)
+    return dict(cursors.backups) if cursors else {}
 
 
 def resolve_tables(rb: Runbook, selectors: list[str]) -> list[str]:
@@ -59,36 +88,36 @@ def _wait_available(ctx: ActionContext, ddb: Any, arn: str) -> dict[str, Any]:
         waited += POLL_SECONDS
 
 
-def run(ctx: ActionContext, p: BackupParams) -> dict[str, Any]:
+def run(ctx: ActionContext, p: BackupParams) -> BackupSummary:
     ddb = ctx.client("dynamodb")
     tables = resolve_tables(ctx.runbook, p.tables)
     name = backup_name(p.name_prefix, ctx.migration_date)
-    backups: dict[str, dict[str, Any]] = ctx.cursors.setdefault("backups", {})
-    pitr: list[str] = ctx.cursors.setdefault("pitr", [])
+    cursors = ctx.cursors_as(BackupCursors)
+    backups, pitr = cursors.backups, cursors.pitr
     reused = 0
     for table in tables:
         ctx.clock.check()
         entry = backups.get(table)
-        if entry and entry.get("status") == "AVAILABLE" and (table in pitr or not p.enable_pitr):
+        if entry and entry.status == "AVAILABLE" and (table in pitr or not p.enable_pitr):
             ctx.progress(table, 1, 1)
             continue
         ctx.progress(table, 0, 1)
-        arn = entry["arn"] if entry else _find_backup(ddb, table, name)
+        arn = entry.arn if entry else _find_backup(ddb, table, name)
         if arn:
             reused += 1
             ctx.log(f"{table}: reusing backup {name}")
         else:
             arn = ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]["BackupArn"]
             ctx.log(f"{table}: created backup {name}")
-        backups[table] = {"arn": arn, "name": name, "status": "CREATING"}
+        backups[table] = BackupRecord(arn=arn, name=name)
         ctx.checkpoint(force=True)  # the ARN is applied state: journal it before waiting
         details = _wait_available(ctx, ddb, arn)
-        backups[table] = {
-            "arn": arn,
-            "name": name,
-            "status": details["BackupStatus"],
-            "size_bytes": int(details.get("BackupSizeBytes", 0)),
-        }
+        backups[table] = BackupRecord(
+            arn=arn,
+            name=name,
+            status=details["BackupStatus"],
+            size_bytes=int(details.get("BackupSizeBytes", 0)),
+        )
         if p.enable_pitr and table not in pitr:
             ddb.update_continuous_backups(
                 TableName=table,
@@ -100,7 +129,7 @@ def run(ctx: ActionContext, p: BackupParams) -> dict[str, Any]:
         ctx.checkpoint(force=True)
         if p.pause_seconds:
             ctx.clock.sleep_real(p.pause_seconds)
-    return {"backups": len(backups), "reused": reused, "pitr_enabled": len(pitr), "name": name}
+    return BackupSummary(backups=len(backups), reused=reused, pitr_enabled=len(pitr), name=name)
 
 
 def plan(rb: Runbook, p: BackupParams) -> list[PlannedCall]:
@@ -121,5 +150,7 @@ ACTIONS = (
         run,
         plan,
         "On-demand backup of each table, verified AVAILABLE; optional PITR.",
+        cursors=BackupCursors,
+        summary=BackupSummary,
     ),
 )

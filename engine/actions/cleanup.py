@@ -8,7 +8,7 @@ hold secrets, so they go to an SSM SecureString in the target account
 (`/runbook-console/archive/functions/<name>/environment`), and the local archive keeps only the
 variable names. Already-deleted resources count as done; backups are kept.
 
-Cursors / summaries others rely on:
+Cursors / summaries others rely on (their models: engine/actions/cleanup_state.py):
 
 delete_functions: cursors `deleted` (names this step deleted), `already_absent`,
     `log_groups_deleted`, `code_missing` (functions whose code package could not be fetched),
@@ -33,6 +33,16 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.backup import backups_of
+from engine.actions.cleanup_state import (
+    DeleteFunctionsCursors,
+    DeleteFunctionsSummary,
+    DeleteRoutesCursors,
+    DeleteRoutesSummary,
+    DeleteTablesCursors,
+    DeleteTablesSummary,
+    StagesCursors,
+)
 from engine.actions.flags import resolve_functions
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import Runbook
@@ -172,17 +182,15 @@ def archive_log_group(ctx: ActionContext, group: str, folder: Path) -> bool:
     return True
 
 
-def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> dict[str, Any]:
+def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> DeleteFunctionsSummary:
     require_go(ctx)
     lam = ctx.client("lambda")
     logs = ctx.client("logs")
     folder = archive_dir(ctx)
-    c = ctx.cursors
-    c["archive_dir"] = folder.name
-    deleted: list[str] = c.setdefault("deleted", [])
-    absent: list[str] = c.setdefault("already_absent", [])
-    groups_deleted: list[str] = c.setdefault("log_groups_deleted", [])
-    code_missing: list[str] = c.setdefault("code_missing", [])
+    c = ctx.cursors_as(DeleteFunctionsCursors)
+    c.archive_dir = folder.name
+    deleted, absent = c.deleted, c.already_absent
+    groups_deleted, code_missing = c.log_groups_deleted, c.code_missing
     functions = resolve_functions(ctx.runbook, p.functions)
     for index, fn in enumerate(functions):
         ctx.clock.check()
@@ -222,12 +230,12 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> dict[s
             groups_deleted.append(group)
             ctx.checkpoint(force=True)
         ctx.progress("functions", index + 1, len(functions))
-    return {
-        "deleted": list(deleted),
-        "already_absent": list(absent),
-        "log_groups_deleted": len(groups_deleted),
-        "code_missing": list(code_missing),
-    }
+    return DeleteFunctionsSummary(
+        deleted=list(deleted),
+        already_absent=list(absent),
+        log_groups_deleted=len(groups_deleted),
+        code_missing=list(code_missing),
+    )
 
 
 def plan_delete_functions(rb: Runbook, p: DeleteFunctionsParams) -> list[PlannedCall]:
@@ -296,21 +304,20 @@ def _route_paths(rb: Runbook, p: DeleteRoutesParams) -> list[tuple[str, list[str
     return sorted(out, key=lambda x: -x[0].count("/"))
 
 
-def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> dict[str, Any]:
+def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> DeleteRoutesSummary:
     require_go(ctx)
     api = ctx.runbook.inventory.api
     if api is None:
-        return {"api": "", "deleted_routes": [], "deleted_resources": []}
+        return DeleteRoutesSummary()
     gw = ctx.client("apigateway")
-    c = ctx.cursors
+    c = ctx.cursors_as(DeleteRoutesCursors)
     folder = archive_dir(ctx)
-    c["archive_dir"] = folder.name
-    api_id = c.get("api_id") or find_api(gw, api.name)
+    c.archive_dir = folder.name
+    api_id = c.api_id or find_api(gw, api.name)
     if api_id is None:
         raise RuntimeError(f"REST API {api.name!r} not found")
-    c["api_id"] = api_id
-    deleted_routes: list[str] = c.setdefault("deleted_routes", [])
-    deleted_resources: list[str] = c.setdefault("deleted_resources", [])
+    c.api_id = api_id
+    deleted_routes, deleted_resources = c.deleted_routes, c.deleted_resources
     archive = folder / f"api-{_safe(api.name)}.json"
     if not archive.exists():  # the first archive is the one from before any deletion
         export = ""
@@ -334,7 +341,7 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> dict[str, An
                 "export": export,
             },
         )
-        c["archive"] = archive.name
+        c.archive = archive.name
         ctx.checkpoint(force=True)
     routes = _route_paths(ctx.runbook, p)
     for path, methods in routes:
@@ -363,35 +370,35 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> dict[str, An
             gw.delete_resource(restApiId=api_id, resourceId=res["id"])
             deleted_resources.append(path)
             ctx.checkpoint(force=True)
-    redeployed = redeploy_stages(ctx, gw, api_id, f"runbook-console {ctx.step_id}: routes removed")
-    return {
-        "api": api.name,
-        "deleted_routes": list(deleted_routes),
-        "deleted_resources": list(deleted_resources),
-        "stages_redeployed": redeployed,
-    }
+    description = f"runbook-console {ctx.step_id}: routes removed"
+    redeployed = redeploy_stages(ctx, c, gw, api_id, description)
+    return DeleteRoutesSummary(
+        api=api.name,
+        deleted_routes=list(deleted_routes),
+        deleted_resources=list(deleted_resources),
+        stages_redeployed=redeployed,
+    )
 
 
-def redeploy_stages(ctx: ActionContext, gw: Any, api_id: str, description: str) -> list[str]:
+def redeploy_stages(
+    ctx: ActionContext, c: StagesCursors, gw: Any, api_id: str, description: str
+) -> list[str]:
     """One new deployment, then every stage that exists points at it (a route change is not
     served until then). A stage that does not exist is never created; an API left without any
     method cannot be deployed (AWS refuses), which is logged. Cursors: `deployment_id`,
     `stages_redeployed`."""
-    c = ctx.cursors
     stages = sorted(s["stageName"] for s in gw.get_stages(restApiId=api_id).get("item", []))
     if not stages:
         ctx.log("the API has no stage; nothing to redeploy", "warning")
         return []
-    if "deployment_id" not in c:
+    if c.deployment_id is None:
         try:
-            c["deployment_id"] = gw.create_deployment(restApiId=api_id, description=description)[
-                "id"
-            ]
+            c.deployment_id = gw.create_deployment(restApiId=api_id, description=description)["id"]
         except gw.exceptions.BadRequestException as exc:
             ctx.log(f"no deployment: {exc}", "warning")
             return []
         ctx.checkpoint(force=True)
-    done: list[str] = c.setdefault("stages_redeployed", [])
+    done, deployment = c.stages_redeployed, c.deployment_id
     for stage in stages:
         if stage in done:
             continue
@@ -399,11 +406,11 @@ def redeploy_stages(ctx: ActionContext, gw: Any, api_id: str, description: str) 
             restApiId=api_id,
             stageName=stage,
             patchOperations=[
-                {"op": "replace", "path": "/deploymentId", "value": c["deployment_id"]}
+                {"op": "replace", "path": "/deploymentId", "value": deployment}
             ],
         )
         done.append(stage)
-        ctx.log(f"stage {stage} redeployed ({c['deployment_id']})")
+        ctx.log(f"stage {stage} redeployed ({deployment})")
         ctx.checkpoint(force=True)
     return list(done)
 
@@ -439,20 +446,19 @@ def resolve_tables(rb: Runbook, selectors: list[str]) -> list[str]:
 
 def final_backup(ctx: ActionContext, backup_step: str, table: str) -> str:
     """The AVAILABLE backup of `table` the backup step journaled (checked live), or Refused."""
-    state = ctx.journal.steps.get(backup_step)
-    entry = (state.cursors.get("backups", {}) if state else {}).get(table)
-    if not entry or not entry.get("arn"):
+    entry = backups_of(ctx.journal, backup_step).get(table)
+    if not entry or not entry.arn:
         raise Refused(f"{table}: no final backup journaled by {backup_step}; not deleted")
     ddb = ctx.client("dynamodb")
     try:
-        desc = ddb.describe_backup(BackupArn=entry["arn"])["BackupDescription"]
+        desc = ddb.describe_backup(BackupArn=entry.arn)["BackupDescription"]
     except ddb.exceptions.BackupNotFoundException as exc:
-        raise Refused(f"{table}: backup {entry['arn']} not found; not deleted") from exc
+        raise Refused(f"{table}: backup {entry.arn} not found; not deleted") from exc
     status = desc["BackupDetails"]["BackupStatus"]
     source = desc.get("SourceTableDetails", {}).get("TableName", table)
     if status != "AVAILABLE" or source != table:
         raise Refused(f"{table}: final backup is {status} (of {source}); not deleted")
-    return entry["arn"]
+    return entry.arn
 
 
 def _wait_table(ctx: ActionContext, ddb: Any, table: str, gone: bool) -> None:
@@ -490,16 +496,14 @@ def _exists(ddb: Any, table: str) -> bool:
         return False
 
 
-def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> dict[str, Any]:
+def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> DeleteTablesSummary:
     require_go(ctx)
     ddb = ctx.client("dynamodb")
     folder = archive_dir(ctx)
-    c = ctx.cursors
-    c["archive_dir"] = folder.name
-    deleted: list[str] = c.setdefault("deleted", [])
-    absent: list[str] = c.setdefault("already_absent", [])
-    backups: dict[str, str] = c.setdefault("backups", {})
-    unprotected: list[str] = c.setdefault("protection_disabled", [])
+    c = ctx.cursors_as(DeleteTablesCursors)
+    c.archive_dir = folder.name
+    deleted, absent, backups = c.deleted, c.already_absent, c.backups
+    unprotected = c.protection_disabled
     tables = resolve_tables(ctx.runbook, p.tables)
     # every final backup is checked before the first deletion: all or nothing is refused
     for table in tables:
@@ -542,11 +546,9 @@ def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> dict[str, An
         _wait_table(ctx, ddb, table, gone=True)
         ctx.log(f"deleted table {table}; backup kept: {backups[table]}")
         ctx.progress("tables", index + 1, len(tables))
-    return {
-        "deleted": list(deleted),
-        "already_absent": list(absent),
-        "protection_disabled": list(unprotected),
-    }
+    return DeleteTablesSummary(
+        deleted=list(deleted), already_absent=list(absent), protection_disabled=list(unprotected)
+    )
 
 
 def plan_delete_tables(rb: Runbook, p: DeleteTablesParams) -> list[PlannedCall]:
@@ -571,6 +573,8 @@ ACTIONS = (
         run_delete_functions,
         plan_delete_functions,
         "Archive, then delete Lambda functions (and log groups)",
+        cursors=DeleteFunctionsCursors,
+        summary=DeleteFunctionsSummary,
     ),
     Action(
         "delete_api_routes",
@@ -578,6 +582,8 @@ ACTIONS = (
         run_delete_routes,
         plan_delete_routes,
         "Archive the API definition, then delete the deprecated routes and redeploy",
+        cursors=DeleteRoutesCursors,
+        summary=DeleteRoutesSummary,
     ),
     Action(
         "delete_tables",
@@ -585,5 +591,7 @@ ACTIONS = (
         run_delete_tables,
         plan_delete_tables,
         "Delete tables whose final backup is AVAILABLE (deletion protection off first)",
+        cursors=DeleteTablesCursors,
+        summary=DeleteTablesSummary,
     ),
 )

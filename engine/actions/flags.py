@@ -32,7 +32,9 @@ from pydantic import BaseModel, ConfigDict
 
 from engine import invocations
 from engine.context import Action, ActionContext, PlannedCall
+from engine.journal import Journal
 from engine.model import Runbook
+from engine.resume import Cursors, Record, Summary, cursors_of
 
 POLL_SECONDS = 1.0
 MAX_UPDATE_WAIT_SECONDS = 300.0
@@ -175,21 +177,54 @@ def move_alias(
     )
 
 
+class FlagChange(Record):
+    """One function's journaled flag change (see the module's docstring)."""
+
+    prior: dict[str, str] = {}
+    absent: list[str] = []
+    aliases: dict[str, str] = {}
+    routing: dict[str, dict[str, float]] = {}
+    fixed_versions: list[str] = []
+    version: str | None = None
+    published: str | None = None
+    moved: list[str] = []
+    applied: bool = False
+
+
+class FlagCursors(Cursors):
+    flags: dict[str, FlagChange] = {}  # function -> its change
+
+
+class FlagsSummary(Summary):
+    functions: int = 0
+    changed: int = 0
+    flags: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    aliases_moved: dict[str, str] = {}
+    unreachable: list[str] = []
+
+
+def flag_changes_of(journal: Journal, step_id: str) -> dict[str, FlagChange]:
+    """The flag changes a set_flags / shift_reads step journaled, by function."""
+    cursors = cursors_of(journal, step_id, FlagCursors)
+    return dict(cursors.flags) if cursors else {}
+
+
 def apply_flags(
-    ctx: ActionContext, functions: list[str], values: dict[str, str], key: str = "flags"
-) -> dict[str, Any]:
+    ctx: ActionContext, cursors: FlagCursors, functions: list[str], values: dict[str, str]
+) -> FlagsSummary:
     """The journaled, resumable flag change shared by set_flags and shift_reads."""
     rb = ctx.runbook
     check_flag_names(rb, list(values))
     lam = ctx.client("lambda")
-    slots: dict[str, dict[str, Any]] = ctx.cursors.setdefault(key, {})
+    slots = cursors.flags
     changed = 0
     found: invocations.Invocations | None = None
     unreachable: list[str] = []
     for index, fn in enumerate(functions):
         ctx.clock.check()
         entry = slots.get(fn)
-        if entry and entry.get("applied"):
+        if entry and entry.applied:
             ctx.progress("functions", index + 1, len(functions))
             continue
         if entry is None:
@@ -197,70 +232,62 @@ def apply_flags(
                 found = discover_invocations(ctx, functions)
             # capture the priors *before* any change, and persist them first
             current = _env(lam, fn)
-            entry = {
-                "prior": {k: current[k] for k in values if k in current},
-                "absent": [k for k in values if k not in current],
-                "aliases": {},
-                "routing": {},
-                "applied": False,
-            }
+            entry = FlagChange(
+                prior={k: current[k] for k in values if k in current},
+                absent=[k for k in values if k not in current],
+                fixed_versions=sorted(found.fixed_versions(fn)),
+            )
             for alias in found.aliases(fn):
                 version, weights = _alias_state(lam, fn, alias)
-                entry["aliases"][alias] = version
+                entry.aliases[alias] = version
                 if weights:
-                    entry["routing"][alias] = weights
-            fixed = sorted(found.fixed_versions(fn))
-            if fixed:
-                entry["fixed_versions"] = fixed
+                    entry.routing[alias] = weights
             slots[fn] = entry
             ctx.checkpoint(force=True)
-        if "version" not in entry:
+        if entry.version is None:
             # Lambda publishes nothing new when code and config are unchanged since the last
             # version, so a crash between publish and checkpoint cannot create a second one.
-            entry["version"] = publish(ctx, lam, fn, f"runbook-console: before {ctx.step_id}")
+            entry.version = publish(ctx, lam, fn, f"runbook-console: before {ctx.step_id}")
             ctx.checkpoint(force=True)
         if merge_flags(ctx, fn, dict(values)):
             changed += 1
             ctx.log(f"{fn}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())))
             # $LATEST changed after an earlier attempt published: that version is stale
-            entry.pop("published", None)
-            entry.pop("moved", None)
-        if entry["aliases"]:
-            if "published" not in entry:
-                entry["published"] = publish(
+            entry.published, entry.moved = None, []
+        if entry.aliases:
+            if entry.published is None:
+                entry.published = publish(
                     ctx, lam, fn, f"runbook-console: {ctx.step_id} " + _describe(values)
                 )
                 ctx.checkpoint(force=True)
-            moved: list[str] = entry.setdefault("moved", [])
-            for alias, before in sorted(entry["aliases"].items()):
-                if alias in moved:
+            published = entry.published
+            for alias, before in sorted(entry.aliases.items()):
+                if alias in entry.moved:
                     continue
-                move_alias(ctx, lam, fn, alias, entry["published"], {})
-                moved.append(alias)
-                ctx.log(f"{fn}: alias {alias} moved from version {before} to {entry['published']}")
+                move_alias(ctx, lam, fn, alias, published, {})
+                entry.moved.append(alias)
+                ctx.log(f"{fn}: alias {alias} moved from version {before} to {published}")
                 ctx.checkpoint(force=True)
-        for version in entry.get("fixed_versions", []):
+        for version in entry.fixed_versions:
             unreachable.append(f"{fn}:{version}")
             ctx.log(
                 f"{fn}: version {version} is invoked by number; published versions never "
                 "change, so these flags do not reach it",
                 "warning",
             )
-        entry["applied"] = True
+        entry.applied = True
         ctx.progress("functions", index + 1, len(functions))
         ctx.checkpoint(force=True)
-    return {
-        "functions": len(functions),
-        "changed": changed,
-        "flags": dict(sorted(values.items())),
-        "versions": {fn: slots[fn]["version"] for fn in functions if "version" in slots[fn]},
-        "aliases_moved": {
-            f"{fn}:{a}": slots[fn]["published"]
-            for fn in functions
-            for a in slots[fn].get("moved", [])
+    return FlagsSummary(
+        functions=len(functions),
+        changed=changed,
+        flags=dict(sorted(values.items())),
+        versions={fn: v for fn in functions if (v := slots[fn].version) is not None},
+        aliases_moved={
+            f"{fn}:{a}": slots[fn].published or "" for fn in functions for a in slots[fn].moved
         },
-        "unreachable": unreachable,
-    }
+        unreachable=unreachable,
+    )
 
 
 def _describe(values: dict[str, Any]) -> str:
@@ -276,8 +303,9 @@ class SetFlagsParams(BaseModel):
     functions: list[str] | None = None  # selectors; default: runbook.flags.functions
 
 
-def run_set_flags(ctx: ActionContext, p: SetFlagsParams) -> dict[str, Any]:
-    return apply_flags(ctx, resolve_functions(ctx.runbook, p.functions), p.values)
+def run_set_flags(ctx: ActionContext, p: SetFlagsParams) -> FlagsSummary:
+    cursors = ctx.cursors_as(FlagCursors)
+    return apply_flags(ctx, cursors, resolve_functions(ctx.runbook, p.functions), p.values)
 
 
 def plan_set_flags(rb: Runbook, p: SetFlagsParams) -> list[PlannedCall]:
@@ -313,26 +341,35 @@ def _targets(
     targets: dict[str, dict[str, Any]] = {}
     aliases: dict[str, dict[str, tuple[str, dict[str, float]]]] = {}
     for step_id in ranked:  # latest first; earlier steps overwrite
-        state = ctx.journal.steps.get(step_id)
-        if state is None:
-            continue
-        for fn, entry in state.cursors.get("flags", {}).items():
+        for fn, entry in flag_changes_of(ctx.journal, step_id).items():
             t = targets.setdefault(fn, {})
-            t.update(entry.get("prior", {}))
-            t.update({name: ABSENT for name in entry.get("absent", [])})
-            routing = entry.get("routing", {})
-            for alias in entry.get("moved", []):
-                before = entry.get("aliases", {}).get(alias)
+            t.update(entry.prior)
+            t.update({name: ABSENT for name in entry.absent})
+            for alias in entry.moved:
+                before = entry.aliases.get(alias)
                 if before:
-                    aliases.setdefault(fn, {})[alias] = (before, dict(routing.get(alias, {})))
+                    routing = dict(entry.routing.get(alias, {}))
+                    aliases.setdefault(fn, {})[alias] = (before, routing)
     return targets, aliases
 
 
-def run_restore_flags(ctx: ActionContext, p: RestoreFlagsParams) -> dict[str, Any]:
+class RestoreFlagsCursors(Cursors):
+    restored: list[str] = []  # functions whose flags are back
+    aliases_restored: list[str] = []  # "<function>:<alias>" moved back
+
+
+class RestoreFlagsSummary(Summary):
+    functions: int = 0
+    changed: int = 0
+    steps: list[str] = []
+    aliases_restored: list[str] = []
+
+
+def run_restore_flags(ctx: ActionContext, p: RestoreFlagsParams) -> RestoreFlagsSummary:
     targets, aliases = _targets(ctx, p.steps)
     lam = ctx.client("lambda")
-    done: list[str] = ctx.cursors.setdefault("restored", [])
-    moved_back: list[str] = ctx.cursors.setdefault("aliases_restored", [])
+    cursors = ctx.cursors_as(RestoreFlagsCursors)
+    done, moved_back = cursors.restored, cursors.aliases_restored
     changed = 0
     for index, (fn, target) in enumerate(targets.items()):
         ctx.clock.check()
@@ -358,12 +395,9 @@ def run_restore_flags(ctx: ActionContext, p: RestoreFlagsParams) -> dict[str, An
         ctx.checkpoint(force=True)
     if not targets:
         ctx.log(f"no flag changes journaled by {', '.join(p.steps)}; nothing to restore", "warning")
-    return {
-        "functions": len(targets),
-        "changed": changed,
-        "steps": list(p.steps),
-        "aliases_restored": list(moved_back),
-    }
+    return RestoreFlagsSummary(
+        functions=len(targets), changed=changed, steps=list(p.steps), aliases_restored=moved_back
+    )
 
 
 def plan_restore_flags(rb: Runbook, p: RestoreFlagsParams) -> list[PlannedCall]:
@@ -382,6 +416,8 @@ ACTIONS = (
         run_set_flags,
         plan_set_flags,
         "Set feature flags (Lambda environment variables), merged, priors journaled",
+        cursors=FlagCursors,
+        summary=FlagsSummary,
     ),
     Action(
         "restore_flags",
@@ -389,5 +425,7 @@ ACTIONS = (
         run_restore_flags,
         plan_restore_flags,
         "Put flags back to the values journaled before the named steps",
+        cursors=RestoreFlagsCursors,
+        summary=RestoreFlagsSummary,
     ),
 )

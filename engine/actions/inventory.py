@@ -34,6 +34,7 @@ from engine import dynamo, invocations
 from engine.actions.cleanup import find_api, resources_by_path
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.model import ApiSpec, Runbook
+from engine.resume import Summary
 
 
 class InventoryParams(BaseModel):
@@ -64,7 +65,23 @@ def _diff(
     out["unexpected"] += [f"{kind} {n}" for n in sorted(live - set(expected))]
 
 
-def run(ctx: ActionContext, p: InventoryParams) -> dict[str, Any]:
+class InventorySummary(Summary):
+    tables_live: int = 0
+    functions_live: int = 0
+    log_groups_live: int = 0
+    routes_live: int = 0
+    missing: int = 0
+    unexpected: int = 0
+    count_differences: int = 0
+    still_present: int = 0
+    api_problems: int = 0
+    invocations: dict[str, list[str]] = {}  # flag functions and how each is invoked
+    needs_acceptance: list[str] = []  # findings a human must accept (at most 20)
+    expect_removed: bool = False
+    artifact: str = ""
+
+
+def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     inv = ctx.runbook.inventory
     ddb = ctx.client("dynamodb")
     out: dict[str, list[str]] = {
@@ -149,21 +166,21 @@ def run(ctx: ActionContext, p: InventoryParams) -> dict[str, Any]:
         )
     )
     ctx.checkpoint(force=True)
-    summary = {
-        "tables_live": len(live_tables),
-        "functions_live": len(live_functions),
-        "log_groups_live": len(live_groups),
-        "routes_live": routes_live,
-        "missing": len(out["missing"]),
-        "unexpected": len(out["unexpected"]),
-        "count_differences": len(out["count_differences"]),
-        "still_present": len(out["still_present"]),
-        "api_problems": len(out["api_problems"]),
-        "invocations": {fn: lines for fn, lines in described.items() if lines},
-        "needs_acceptance": needs[:20],
-        "expect_removed": p.expect_removed,
-        "artifact": path.name,
-    }
+    summary = InventorySummary(
+        tables_live=len(live_tables),
+        functions_live=len(live_functions),
+        log_groups_live=len(live_groups),
+        routes_live=routes_live,
+        missing=len(out["missing"]),
+        unexpected=len(out["unexpected"]),
+        count_differences=len(out["count_differences"]),
+        still_present=len(out["still_present"]),
+        api_problems=len(out["api_problems"]),
+        invocations={fn: lines for fn, lines in described.items() if lines},
+        needs_acceptance=needs[:20],
+        expect_removed=p.expect_removed,
+        artifact=path.name,
+    )
     if needs:
         for line in needs[:20]:
             ctx.log(f"needs a decision: {line}", "error")
@@ -257,5 +274,6 @@ ACTIONS = (
         run,
         plan,
         "Live tables (exact counts), functions, log groups, API routes vs the plan's inventory",
+        summary=InventorySummary,
     ),
 )

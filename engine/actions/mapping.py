@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +18,7 @@ from engine import dynamo
 from engine.context import Action, ActionContext, PlannedCall
 from engine.mapping_record import overrides_for_step, read_override_file
 from engine.model import MappingSpec, Runbook
+from engine.resume import Cursors, Summary, cursors_of
 from engine.transforms import orphan_company_id, orphan_company_name
 
 MAPPING_ARTIFACT = "mapping.jsonl"
@@ -201,7 +201,23 @@ def _ensure_orphan_company(ctx: ActionContext, user: str, company: str) -> bool:
     return ours
 
 
-def run_mapping(ctx: ActionContext, p: MappingParams) -> dict[str, Any]:
+class MappingCursors(Cursors):
+    created_companies: list[str] = []  # company ids this run created for orphan users
+
+
+class MappingSummary(Summary):
+    users: int = 0
+    members: int = 0
+    orphans: int = 0
+    overrides: int = 0
+    conflicts: int = 0
+    applied: bool = False
+    companies_created: int = 0
+    artifact: str = ""
+    overrides_file: str = ""
+
+
+def run_mapping(ctx: ActionContext, p: MappingParams) -> MappingSummary:
     resolver = build_resolver(ctx)
     users = legacy_users(ctx) | set(resolver.memberships) | set(resolver.overrides)
     rows = []
@@ -223,7 +239,7 @@ def run_mapping(ctx: ActionContext, p: MappingParams) -> dict[str, Any]:
     for user, company in sorted(resolver.overrides.items()):
         ctx.log(f"mapping override: {user} -> {company}")
 
-    created: list[str] = ctx.cursors.setdefault("created_companies", [])
+    created = ctx.cursors_as(MappingCursors).created_companies
     if p.apply:
         orphans = [r for r in rows if r["reason"] == "orphan-new-company"]
         for n, row in enumerate(orphans, 1):
@@ -234,17 +250,17 @@ def run_mapping(ctx: ActionContext, p: MappingParams) -> dict[str, Any]:
             ctx.progress(_spec(ctx.runbook).companies_table, n, len(orphans))
             ctx.checkpoint()
         ctx.checkpoint(force=True)
-    return {
-        "users": len(users),
-        "members": counts["member"],
-        "orphans": counts["orphan-new-company"],
-        "overrides": counts["override"],
-        "conflicts": counts["conflict"],
-        "applied": p.apply,
-        "companies_created": len(created),
-        "artifact": MAPPING_ARTIFACT,
-        "overrides_file": str(ctx.overrides_path()) if resolver.overrides else "",
-    }
+    return MappingSummary(
+        users=len(users),
+        members=counts["member"],
+        orphans=counts["orphan-new-company"],
+        overrides=counts["override"],
+        conflicts=counts["conflict"],
+        applied=p.apply,
+        companies_created=len(created),
+        artifact=MAPPING_ARTIFACT,
+        overrides_file=str(ctx.overrides_path()) if resolver.overrides else "",
+    )
 
 
 def plan_mapping(rb: Runbook, p: MappingParams) -> list[PlannedCall]:
@@ -278,7 +294,8 @@ def _created_by_run(ctx: ActionContext) -> list[str]:
     ids: set[str] = set()
     for step in ctx.runbook.steps:
         if step.action == "company_mapping":
-            ids.update(ctx.journal.step(step.id).cursors.get("created_companies", []))
+            made = cursors_of(ctx.journal, step.id, MappingCursors)
+            ids.update(made.created_companies if made else [])
     m = _spec(ctx.runbook)
     ddb = ctx.client("dynamodb")
     ckey = company_key(ctx.runbook)
@@ -295,7 +312,18 @@ def _created_by_run(ctx: ActionContext) -> list[str]:
     return sorted(ids)
 
 
-def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
+class RemoveCursors(Cursors):
+    removed_companies: int = 0
+    removed_memberships: int = 0
+
+
+class RemoveSummary(Summary):
+    companies_removed: int = 0
+    memberships_removed: int = 0
+    companies_considered: int = 0
+
+
+def run_remove(ctx: ActionContext, p: RemoveParams) -> RemoveSummary:
     m = _spec(ctx.runbook)
     ddb = ctx.client("dynamodb")
     ckey = company_key(ctx.runbook)
@@ -304,8 +332,8 @@ def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
     cond = "#r = :ts"
     names = {"#r": RUN_MARKER}
     values = {":ts": ctx.migration_ts}
-    removed_companies = ctx.cursors.get("removed_companies", 0)
-    removed_members = ctx.cursors.get("removed_memberships", 0)
+    c = ctx.cursors_as(RemoveCursors)
+    removed_companies, removed_members = c.removed_companies, c.removed_memberships
     for n, company in enumerate(companies, 1):
         ctx.clock.check()
         for page, _ in dynamo.scan_pages(
@@ -333,16 +361,15 @@ def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
             ddb, m.companies_table, {ckey: company}, cond, values, names, ctx.clock
         ):
             removed_companies += 1
-        ctx.cursors["removed_companies"] = removed_companies
-        ctx.cursors["removed_memberships"] = removed_members
+        c.removed_companies, c.removed_memberships = removed_companies, removed_members
         ctx.progress(m.companies_table, n, len(companies))
         ctx.checkpoint()
     ctx.checkpoint(force=True)
-    return {
-        "companies_removed": removed_companies,
-        "memberships_removed": removed_members,
-        "companies_considered": len(companies),
-    }
+    return RemoveSummary(
+        companies_removed=removed_companies,
+        memberships_removed=removed_members,
+        companies_considered=len(companies),
+    )
 
 
 def plan_remove(rb: Runbook, p: RemoveParams) -> list[PlannedCall]:
@@ -368,6 +395,8 @@ ACTIONS = (
         run_mapping,
         plan_mapping,
         "Map every legacy userId to a companyId; with apply, create companies for orphans",
+        cursors=MappingCursors,
+        summary=MappingSummary,
     ),
     Action(
         "remove_orphan_companies",
@@ -375,5 +404,7 @@ ACTIONS = (
         run_remove,
         plan_remove,
         "Rollback: delete the companies and memberships this run created for orphans",
+        cursors=RemoveCursors,
+        summary=RemoveSummary,
     ),
 )

@@ -60,6 +60,16 @@ from engine.actions.analyze import (
     target_shape,
 )
 from engine.actions.mapping import build_resolver
+from engine.actions.migrate_state import (
+    EntityScans,
+    MigrateCounts,
+    MigrateCursors,
+    MigrateSummary,
+    RemoveMigratedSummary,
+    ResyncCursors,
+    ResyncSummary,
+    SegmentCursor,
+)
 from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
@@ -306,6 +316,7 @@ class _Pipeline:
         ledger: Ledger,
     ) -> None:
         self.ctx, self.e, self.p = ctx, e, p
+        self.cursors = ctx.cursors_as(MigrateCursors)  # shared: changed under self.lock
         self.resolver, self.index, self.ledger = resolver, index, ledger
         self.ddb = ctx.client("dynamodb")
         self.skeys = source_keys(ctx.runbook, e)
@@ -322,7 +333,7 @@ class _Pipeline:
         self.pool_size = pool_size
 
     def concurrent_segments(self) -> int:
-        todo = sum(not s.get("done") for s in self.ctx.cursors["segments"].values())
+        todo = sum(not s.done for s in self.cursors.segments.values())
         return max(1, min(todo or 1, self.p.max_workers or self.p.segments))
 
     # --- throttling signals --------------------------------------------------------------
@@ -335,8 +346,8 @@ class _Pipeline:
                 self.throttle.on_throttle()
 
     def run_all(self) -> None:
-        segments = self.ctx.cursors["segments"]
-        todo = [s for s in range(self.p.segments) if not segments[str(s)].get("done")]
+        segments = self.cursors.segments
+        todo = [s for s in range(self.p.segments) if not segments[str(s)].done]
         if not todo:
             return
         event = "needs-retry.dynamodb.PutItem"
@@ -365,7 +376,7 @@ class _Pipeline:
         """The segment's pages, the next one read while this one is written (at most
         PAGES_AHEAD pages alive per segment: memory stays bounded by pages)."""
         with self.lock:
-            start = self.ctx.cursors["segments"][str(seg.number)].get("key")
+            start = self.cursors.segments[str(seg.number)].key
         scan = dynamo.scan_pages(
             self.ddb,
             self.e.source,
@@ -466,7 +477,7 @@ class _Pipeline:
         self._item_done(seg, page, outcome)
 
     def _item_done(self, seg: _Segment, page: _Page, outcome: str | None) -> None:
-        c = self.ctx.cursors
+        c = self.cursors
         with self.lock:
             if outcome in page.counts:
                 page.counts[outcome] += 1
@@ -477,16 +488,15 @@ class _Pipeline:
             while seg.pages and seg.pages[0].remaining <= 0:
                 done = seg.pages.popleft()
                 seg.slots.release()
-                counts = c["counts"]
-                counts["scanned"] += done.size
-                for k, v in done.counts.items():
-                    counts[k] += v
-                state = c["segments"][str(seg.number)]
+                counts = c.counts
+                counts.scanned += done.size
+                counts.migrated += done.counts["migrated"]
+                counts.skipped_newer += done.counts["skipped_newer"]
+                state = c.segments[str(seg.number)]
                 if done.last_key:
-                    state["key"] = done.last_key
+                    state.key = done.last_key
                 else:
-                    state.pop("key", None)
-                    state["done"] = True
+                    state.key, state.done = None, True
                 advanced = True
             if not advanced:
                 return
@@ -494,8 +504,8 @@ class _Pipeline:
             t = self.throttle.state()
             self.ctx.progress(
                 self.e.source,
-                c["counts"]["scanned"],
-                int(c["source_total"]),
+                c.counts.scanned,
+                c.source_total,
                 in_flight=(t.in_flight, t.window),
             )
             # a page applied is on disk at once: a kill re-sends at most one page per segment
@@ -505,17 +515,16 @@ class _Pipeline:
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     e = entity_spec(ctx.runbook, p.entity)
     ddb = ctx.client("dynamodb")
-    c = ctx.cursors
-    fresh = "segments" not in c or c.get("total_segments") != p.segments
+    c = ctx.cursors_as(MigrateCursors)
+    fresh = not c.segments or c.total_segments != p.segments
     if fresh:
-        c.clear()
-        c["total_segments"] = p.segments
-        c["segments"] = {str(s): {"done": False} for s in range(p.segments)}
-        c["counts"] = {"scanned": 0, "migrated": 0, "skipped_newer": 0}
-        c["source_total"] = dynamo.count_items(ddb, e.source, clock=ctx.clock)
+        c.total_segments = p.segments
+        c.segments = {str(s): SegmentCursor() for s in range(p.segments)}
+        c.counts = MigrateCounts()
+        c.source_total = dynamo.count_items(ddb, e.source, clock=ctx.clock)
         ctx.checkpoint(force=True)
-    total = int(c["source_total"])
-    counts: dict[str, int] = c["counts"]
+    total = c.source_total
+    counts = c.counts
     resolver = build_resolver(ctx)
     index = open_index(ctx)
     if index is None:
@@ -525,7 +534,7 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
             "warning",
         )
     ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh)
-    ctx.progress(e.source, counts["scanned"], total)
+    ctx.progress(e.source, counts.scanned, total)
     try:
         _Pipeline(ctx, e, p, resolver, index, ledger).run_all()
         artifacts = ledger.export(ctx, e.name)
@@ -547,9 +556,9 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     return {
         "entity": e.name,
         "source_total": total,
-        "scanned": counts["scanned"],
-        "migrated": counts["migrated"],
-        "skipped_newer": counts["skipped_newer"],
+        "scanned": counts.scanned,
+        "migrated": counts.migrated,
+        "skipped_newer": counts.skipped_newer,
         "collisions": collisions,
         "quarantined": quarantined,
         "rejected_by_target": rejected,  # of the quarantined: the target table cannot hold them
@@ -586,24 +595,23 @@ def _entity_scan(
 ) -> Any:
     """Resumable filtered scan of one table: yields pages, tracks the cursor per entity."""
     ddb = ctx.client("dynamodb")
-    state = ctx.cursors.setdefault(e.name, {"done": False, "count": 0})
-    if state.get("done"):
+    state = ctx.cursors_as(EntityScans).entity(e.name)  # resync's model extends it
+    if state.done:
         return
     extra: dict[str, Any] = {"FilterExpression": filter_expr, "ExpressionAttributeNames": names}
     if values:
         extra["ExpressionAttributeValues"] = {k: dynamo.av(v) for k, v in values.items()}
     for page, last_key in dynamo.scan_pages(
-        ddb, table, start_key=state.get("key"), clock=ctx.clock, **extra
+        ddb, table, start_key=state.key, clock=ctx.clock, **extra
     ):
         ctx.clock.check()
         applied = yield page
-        state["count"] = int(state.get("count", 0)) + int(applied or 0)
+        state.count += int(applied or 0)
         if last_key:
-            state["key"] = last_key
+            state.key = last_key
         else:
-            state.pop("key", None)
-            state["done"] = True
-        ctx.progress(table, state["count"], None)
+            state.key, state.done = None, True
+        ctx.progress(table, state.count, None)
         ctx.checkpoint()
 
 
@@ -641,16 +649,16 @@ def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
             def delete_page(page: list[dict[str, Any]], e: EntitySpec = e) -> int:
                 # chunks of in_flight deletes; each chunk is counted once answered, so a stop
                 # between chunks keeps the count exact (the re-scan skips deleted items)
-                state = ctx.cursors[e.name]
+                state = ctx.cursors_as(EntityScans).entity(e.name)
                 for start in range(0, len(page), p.in_flight):
                     ctx.clock.check()
                     chunk = page[start : start + p.in_flight]
-                    state["count"] = int(state.get("count", 0)) + sum(pool.map(delete_one, chunk))
+                    state.count += sum(pool.map(delete_one, chunk))
                 return 0
 
             if dynamo.table_exists(ddb, e.target):
                 _drive(_entity_scan(ctx, e, e.target, cond, names, values), delete_page)
-            out[name] = int(ctx.cursors.get(name, {}).get("count", 0))
+            out[name] = ctx.cursors_as(EntityScans).count(name)
     except Interrupted:
         ctx.checkpoint(force=True)
         raise
@@ -678,8 +686,8 @@ def plan_remove(rb: Runbook, p: RemoveParams) -> list[PlannedCall]:
 def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
     ddb = ctx.client("dynamodb")
     out: dict[str, int] = {}
-    skipped = ctx.cursors.setdefault("skipped", 0)
-    duplicates = ctx.cursors.setdefault("duplicate_keys", 0)
+    c = ctx.cursors_as(ResyncCursors)
+    skipped, duplicates = c.skipped, c.duplicate_keys
     try:
         for name in p.entities:
             e = entity_spec(ctx.runbook, name)
@@ -697,7 +705,7 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
                 # companies): the legacy table holds one, so keep the latest-updated copy
                 unique = dedupe_by_key(items, source_keys(ctx.runbook, e))
                 duplicates += len(items) - len(unique)
-                ctx.cursors["skipped"], ctx.cursors["duplicate_keys"] = skipped, duplicates
+                c.skipped, c.duplicate_keys = skipped, duplicates
                 return dynamo.batch_write(ddb, e.source, dynamo.put_requests(unique), ctx.clock)
 
             if not dynamo.table_exists(ddb, e.target):
@@ -709,7 +717,7 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
                     ctx, e, e.target, "attribute_exists(#cb)", {"#cb": CREATED_BY}, {}
                 )
                 _drive(scan, put_page)
-            out[name] = int(ctx.cursors.get(name, {}).get("count", 0))
+            out[name] = c.count(name)
     except Interrupted:
         ctx.checkpoint(force=True)
         raise
@@ -745,6 +753,8 @@ ACTIONS = (
         run_migrate,
         plan_migrate,
         "Copy one legacy entity table into its company-scoped twin, resumable per segment",
+        cursors=MigrateCursors,
+        summary=MigrateSummary,
     ),
     Action(
         "remove_migrated_items",
@@ -752,6 +762,8 @@ ACTIONS = (
         run_remove,
         plan_remove,
         "Rollback: delete target items this run wrote (updatedAt = migration timestamp)",
+        cursors=EntityScans,
+        summary=RemoveMigratedSummary,
     ),
     Action(
         "resync_legacy",
@@ -759,5 +771,7 @@ ACTIONS = (
         run_resync,
         plan_resync,
         "Rollback: write company-scoped items back to the legacy tables (inverse transform)",
+        cursors=ResyncCursors,
+        summary=ResyncSummary,
     ),
 )

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.actions.flags import resolve_functions
 from engine.context import Action, ActionContext, PlannedCall
+from engine.journal import Journal
 from engine.metrics import LAMBDA_NAMESPACE
 from engine.model import Runbook
+from engine.resume import Cursors, Summary, cursors_of
 
 
 def alarm_name(rb: Runbook, fn: str) -> str:
@@ -122,15 +124,32 @@ class CreateParams(BaseModel):
     error_rate_percent: float = Field(default=1.0, gt=0)
 
 
-def run_create(ctx: ActionContext, p: CreateParams) -> dict[str, Any]:
+class CreateCursors(Cursors):
+    dashboard: str | None = None
+    alarms: list[str] = []  # alarm names this step created
+
+
+class CreateSummary(Summary):
+    dashboard: str = ""
+    alarms: int = 0
+    error_rate_percent: float = 0.0
+
+
+def monitoring_of(journal: Journal, step_id: str) -> CreateCursors | None:
+    """The dashboard and alarms a create_monitoring step made (None if it never ran)."""
+    return cursors_of(journal, step_id, CreateCursors)
+
+
+def run_create(ctx: ActionContext, p: CreateParams) -> CreateSummary:
     rb = ctx.runbook
     cw = ctx.client("cloudwatch")
     functions = resolve_functions(rb, p.functions)
     period = rb.monitoring.period_seconds
     body = dashboard_body(rb, functions, p.error_rate_percent)
     cw.put_dashboard(DashboardName=rb.monitoring.dashboard, DashboardBody=json.dumps(body))
-    ctx.cursors["dashboard"] = rb.monitoring.dashboard
-    alarms: list[str] = ctx.cursors.setdefault("alarms", [])
+    c = ctx.cursors_as(CreateCursors)
+    c.dashboard = rb.monitoring.dashboard
+    alarms = c.alarms
     for index, fn in enumerate(functions):
         ctx.clock.check()
         name = alarm_name(rb, fn)
@@ -176,11 +195,11 @@ def run_create(ctx: ActionContext, p: CreateParams) -> dict[str, Any]:
     if dw not in alarms:
         alarms.append(dw)
     ctx.checkpoint(force=True)
-    return {
-        "dashboard": rb.monitoring.dashboard,
-        "alarms": len(alarms),
-        "error_rate_percent": p.error_rate_percent,
-    }
+    return CreateSummary(
+        dashboard=rb.monitoring.dashboard,
+        alarms=len(alarms),
+        error_rate_percent=p.error_rate_percent,
+    )
 
 
 def plan_create(rb: Runbook, p: CreateParams) -> list[PlannedCall]:
@@ -220,7 +239,19 @@ def alarms_for(cw: Any, functions: set[str]) -> list[dict[str, Any]]:
     return out
 
 
-def run_cleanup(ctx: ActionContext, p: CleanupParams) -> dict[str, Any]:
+class CleanupCursors(Cursors):
+    archive: str | None = None  # file name of the archive beside the journal
+    deleted_alarms: list[str] = []
+    deleted_metric_filters: list[str] = []  # "<log group> <filter name>"
+
+
+class CleanupSummary(Summary):
+    deleted_alarms: list[str] = []
+    deleted_metric_filters: int = 0
+    functions: int = 0
+
+
+def run_cleanup(ctx: ActionContext, p: CleanupParams) -> CleanupSummary:
     from engine.actions.cleanup import require_go
 
     require_go(ctx)
@@ -228,9 +259,8 @@ def run_cleanup(ctx: ActionContext, p: CleanupParams) -> dict[str, Any]:
     cw = ctx.client("cloudwatch")
     logs = ctx.client("logs")
     functions = resolve_functions(rb, p.functions)
-    c = ctx.cursors
-    deleted_alarms: list[str] = c.setdefault("deleted_alarms", [])
-    deleted_filters: list[str] = c.setdefault("deleted_metric_filters", [])
+    c = ctx.cursors_as(CleanupCursors)
+    deleted_alarms, deleted_filters = c.deleted_alarms, c.deleted_metric_filters
     archive_path = ctx.artifact(f"monitoring-{ctx.step_id}.json")
     archive: dict[str, Any] = (
         json.loads(archive_path.read_text())
@@ -251,12 +281,12 @@ def run_cleanup(ctx: ActionContext, p: CleanupParams) -> dict[str, Any]:
     for f in filters:
         archive["metric_filters"][f"{f['logGroupName']} {f['filterName']}"] = f
     archive_path.write_text(json.dumps(archive, indent=2, default=str))
-    c["archive"] = archive_path.name
+    c.archive = archive_path.name
     names = [a["AlarmName"] for a in alarms]
     for i in range(0, len(names), 100):
         ctx.clock.check()
         cw.delete_alarms(AlarmNames=names[i : i + 100])
-        deleted_alarms += [n for n in names[i : i + 100] if n not in deleted_alarms]
+        deleted_alarms.extend(n for n in names[i : i + 100] if n not in deleted_alarms)
         ctx.checkpoint(force=True)
     for f in filters:
         ctx.clock.check()
@@ -267,11 +297,11 @@ def run_cleanup(ctx: ActionContext, p: CleanupParams) -> dict[str, Any]:
             deleted_filters.append(key)
         ctx.checkpoint()
     ctx.checkpoint(force=True)
-    return {
-        "deleted_alarms": list(deleted_alarms),
-        "deleted_metric_filters": len(deleted_filters),
-        "functions": len(functions),
-    }
+    return CleanupSummary(
+        deleted_alarms=list(deleted_alarms),
+        deleted_metric_filters=len(deleted_filters),
+        functions=len(functions),
+    )
 
 
 def plan_cleanup(rb: Runbook, p: CleanupParams) -> list[PlannedCall]:
@@ -289,6 +319,8 @@ ACTIONS = (
         run_create,
         plan_create,
         "Create the migration dashboard and per-function error-rate alarms",
+        cursors=CreateCursors,
+        summary=CreateSummary,
     ),
     Action(
         "cleanup_monitoring",
@@ -296,5 +328,7 @@ ACTIONS = (
         run_cleanup,
         plan_cleanup,
         "Delete alarms and metric filters of the named (deprecated) functions",
+        cursors=CleanupCursors,
+        summary=CleanupSummary,
     ),
 )

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.backup import backups_of
 from engine.actions.cleanup import (
     _rehearsal,
     _safe,
@@ -28,25 +29,56 @@ from engine.actions.cleanup import (
     redeploy_stages,
     resources_by_path,
 )
+from engine.actions.cleanup_state import (
+    StagesCursors,
+    function_deletions_of,
+    route_deletions_of,
+    table_deletions_of,
+)
 from engine.actions.flags import retry_conflicts
 from engine.context import Action, ActionContext, PlannedCall
-from engine.journal import StepState
 from engine.model import Runbook
+from engine.resume import Cursors, Summary
 from engine.seed import handler_zip
 
 MAX_SETTLE_SECONDS = 900.0  # how long AWS may answer "not yet" after a restore or create
 MAX_BACKOFF_SECONDS = 30.0
 
 
-def _delete_state(ctx: ActionContext, step_id: str) -> StepState:
-    state = ctx.journal.steps.get(step_id)
-    if state is None:
-        return StepState()
-    return state
+def _folder(ctx: ActionContext, archive_dir: str | None, step_id: str) -> Path:
+    """The archive folder a delete step journaled (its default name before it journaled one)."""
+    return ctx.artifacts_dir / (archive_dir or f"archive-{step_id}")
 
 
-def _folder(ctx: ActionContext, state: StepState, step_id: str) -> Path:
-    return ctx.artifacts_dir / state.cursors.get("archive_dir", f"archive-{step_id}")
+class RestoreTablesCursors(Cursors):
+    restored: list[str] = []
+
+
+class RestoreTablesSummary(Summary):
+    restored: list[str] = []
+    from_backups: int = 0
+
+
+class RestoreFunctionsCursors(Cursors):
+    restored: list[str] = []
+    placeholder_code: list[str] = []  # rehearsal only: code not archived, a stub handler
+    log_groups_restored: list[str] = []
+
+
+class RestoreFunctionsSummary(Summary):
+    restored: list[str] = []
+    placeholder_code: list[str] = []
+    log_groups_restored: int = 0
+
+
+class RestoreRoutesCursors(StagesCursors):
+    restored_routes: list[str] = []  # ["GET /expenses", ...]
+
+
+class RestoreRoutesSummary(Summary):
+    api: str = ""
+    restored_routes: list[str] = []
+    stages_redeployed: list[str] = []
 
 
 # --- restore_tables ---------------------------------------------------------------------------
@@ -58,17 +90,16 @@ class RestoreTablesParams(BaseModel):
     delete_step: str
 
 
-def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> dict[str, Any]:
+def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTablesSummary:
     ddb = ctx.client("dynamodb")
-    state = _delete_state(ctx, p.delete_step)
-    deleted: list[str] = list(state.cursors.get("deleted", []))
-    arns: dict[str, str] = dict(state.cursors.get("backups", {}))
-    backup_state = ctx.journal.steps.get(p.backup_step)
-    for table, entry in (backup_state.cursors.get("backups", {}) if backup_state else {}).items():
-        arns.setdefault(table, entry.get("arn", ""))
-    protected = set(state.cursors.get("protection_disabled", []))
-    folder = _folder(ctx, state, p.delete_step)
-    restored: list[str] = ctx.cursors.setdefault("restored", [])
+    deletions = table_deletions_of(ctx.journal, p.delete_step)
+    deleted = list(deletions.deleted)
+    arns = dict(deletions.backups)
+    for table, entry in backups_of(ctx.journal, p.backup_step).items():
+        arns.setdefault(table, entry.arn)
+    protected = set(deletions.protection_disabled)
+    folder = _folder(ctx, deletions.archive_dir, p.delete_step)
+    restored = ctx.cursors_as(RestoreTablesCursors).restored
     for index, table in enumerate(deleted):
         ctx.clock.check()
         if table in restored:
@@ -89,7 +120,7 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> dict[str, 
         restored.append(table)
         ctx.progress("tables", index + 1, len(deleted))
         ctx.checkpoint(force=True)
-    return {"restored": list(restored), "from_backups": len(restored)}
+    return RestoreTablesSummary(restored=list(restored), from_backups=len(restored))
 
 
 def _retry(ctx: ActionContext, what: str, call: Any, retry_on: tuple[type[Exception], ...]) -> Any:
@@ -326,15 +357,13 @@ def _restore_log_group(ctx: ActionContext, group: str, folder: Path) -> None:
         )
 
 
-def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> dict[str, Any]:
+def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> RestoreFunctionsSummary:
     lam = ctx.client("lambda")
-    state = _delete_state(ctx, p.delete_step)
-    folder = _folder(ctx, state, p.delete_step)
-    deleted: list[str] = list(state.cursors.get("deleted", []))
-    groups: list[str] = list(state.cursors.get("log_groups_deleted", []))
-    restored: list[str] = ctx.cursors.setdefault("restored", [])
-    placeholder: list[str] = ctx.cursors.setdefault("placeholder_code", [])
-    groups_restored: list[str] = ctx.cursors.setdefault("log_groups_restored", [])
+    deletions = function_deletions_of(ctx.journal, p.delete_step)
+    folder = _folder(ctx, deletions.archive_dir, p.delete_step)
+    deleted, groups = list(deletions.deleted), list(deletions.log_groups_deleted)
+    c = ctx.cursors_as(RestoreFunctionsCursors)
+    restored, placeholder, groups_restored = c.restored, c.placeholder_code, c.log_groups_restored
     for index, fn in enumerate(deleted):
         ctx.clock.check()
         if fn in restored:
@@ -370,11 +399,11 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> dict
         groups_restored.append(group)
         ctx.checkpoint()
     ctx.checkpoint(force=True)
-    return {
-        "restored": list(restored),
-        "placeholder_code": list(placeholder),
-        "log_groups_restored": len(groups_restored),
-    }
+    return RestoreFunctionsSummary(
+        restored=list(restored),
+        placeholder_code=list(placeholder),
+        log_groups_restored=len(groups_restored),
+    )
 
 
 def plan_restore_functions(rb: Runbook, p: RestoreFunctionsParams) -> list[PlannedCall]:
@@ -442,20 +471,24 @@ def _ensure_path(gw: Any, api_id: str, path: str) -> str:
     return current[path]["id"]
 
 
-def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, Any]:
+def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRoutesSummary:
     gw = ctx.client("apigateway")
-    state = _delete_state(ctx, p.delete_step)
-    wanted: list[str] = list(state.cursors.get("deleted_routes", []))
-    restored: list[str] = ctx.cursors.setdefault("restored_routes", [])
+    deletions = route_deletions_of(ctx.journal, p.delete_step)
+    wanted = list(deletions.deleted_routes)
+    c = ctx.cursors_as(RestoreRoutesCursors)
+    restored = c.restored_routes
     if not wanted:
-        return {"api": "", "restored_routes": []}
-    folder = _folder(ctx, state, p.delete_step)
-    archive = json.loads((folder / state.cursors["archive"]).read_text())
+        return RestoreRoutesSummary()
+    folder = _folder(ctx, deletions.archive_dir, p.delete_step)
+    if deletions.archive is None:
+        raise RuntimeError(f"{p.delete_step} journaled no API archive; cannot restore its routes")
+    archive_path = folder / deletions.archive
+    archive = json.loads(archive_path.read_text())
     api_id = find_api(gw, archive["name"])
     if api_id is None:
         raise RuntimeError(
             f"REST API {archive['name']!r} not found; restore it from "
-            f"{folder / state.cursors['archive']} (export) first"
+            f"{archive_path} (export) first"
         )
     by_path = {r["path"]: r for r in archive["resources"]}
     for key in wanted:
@@ -511,9 +544,11 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> dict[str, 
         ctx.log(f"restored route {key}")
         ctx.checkpoint(force=True)
     stages = redeploy_stages(
-        ctx, gw, api_id, f"runbook-console: routes restored after {p.delete_step}"
+        ctx, c, gw, api_id, f"runbook-console: routes restored after {p.delete_step}"
     )
-    return {"api": archive["name"], "restored_routes": list(restored), "stages_redeployed": stages}
+    return RestoreRoutesSummary(
+        api=archive["name"], restored_routes=list(restored), stages_redeployed=stages
+    )
 
 
 def plan_restore_routes(rb: Runbook, p: RestoreRoutesParams) -> list[PlannedCall]:
@@ -537,6 +572,8 @@ ACTIONS = (
         run_restore_tables,
         plan_restore_tables,
         "Restore the tables a delete step deleted from their final backups",
+        cursors=RestoreTablesCursors,
+        summary=RestoreTablesSummary,
     ),
     Action(
         "restore_functions",
@@ -544,6 +581,8 @@ ACTIONS = (
         run_restore_functions,
         plan_restore_functions,
         "Recreate deleted Lambda functions from their archives",
+        cursors=RestoreFunctionsCursors,
+        summary=RestoreFunctionsSummary,
     ),
     Action(
         "restore_api_routes",
@@ -551,5 +590,7 @@ ACTIONS = (
         run_restore_routes,
         plan_restore_routes,
         "Recreate deleted API routes, methods and integrations from the archive",
+        cursors=RestoreRoutesCursors,
+        summary=RestoreRoutesSummary,
     ),
 )

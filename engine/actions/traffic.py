@@ -26,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import dynamo, metrics, simulator
 from engine.actions.analyze import KeyIndex, open_index
-from engine.actions.flags import apply_flags
+from engine.actions.flags import FlagCursors, FlagsSummary, apply_flags
 from engine.actions.mapping import Resolver, build_resolver
 from engine.context import Action, ActionContext, PlannedCall, RollBackNow
 from engine.events import Alert, MetricSample
-from engine.journal import utcnow
+from engine.journal import Journal, utcnow
 from engine.model import EntitySpec, Runbook, Trigger, auto_rollback_for
+from engine.resume import Cursors, Record, Summary, cursors_of, summary_of
 from engine.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
 
 TICK_PLAN_SECONDS = 60.0
@@ -183,6 +184,78 @@ def _compare_twin(
     return "compared"
 
 
+# --- resume state -----------------------------------------------------------------------------
+
+
+class SampleCounts(Record):
+    """The last consistency sample: legacy items read, and what their twins showed."""
+
+    sampled: int = 0
+    compared: int = 0
+    missing: int = 0
+    unmapped: int = 0
+    mismatched: int = 0
+    excluded: int = 0
+
+
+class WatchCursors(Cursors):
+    remaining_seconds: float | None = None  # plan seconds left in the window
+    ticks: int = 0
+    worst: dict[str, float] = {}  # metric -> worst value seen (read by the report)
+    no_data: dict[str, int] = {}  # metric -> ticks without datapoints
+    last_sample: SampleCounts | None = None
+
+
+class WatchSummary(Summary):
+    watched_minutes: float = 0.0
+    ticks: int = 0
+    worst: dict[str, float] = {}
+    triggers: list[str] = []
+    no_data: dict[str, int] | None = None  # only when some tick had no datapoints
+    max_error_rate_percent: float | None = None  # read by the report
+    max_latency_increase_percent: float | None = None
+
+
+class ShiftCursors(FlagCursors, WatchCursors):
+    """shift_reads: its flag change, then its watch window."""
+
+
+class ShiftSummary(WatchSummary):
+    percent: int = 0
+    functions: int = 0
+    changed: int = 0
+
+
+class BaselineCursors(Cursors):
+    baseline: dict[str, float] | None = None  # function -> ms
+    statistic: str = ""  # "Average" | "p99"
+    period_seconds: int = 0
+
+
+class BaselineSummary(Summary):
+    statistic: str = ""
+    functions: int = 0
+    baseline_ms: float | None = None
+    no_data: bool | None = None  # True when the window had no Duration data
+
+
+def worst_error_rates(rb: Runbook, journal: Journal) -> list[float]:
+    """Every watch window's worst error rate: finished (summary), or stopped (cursors)."""
+    rates: list[float] = []
+    for step in rb.steps:
+        state = journal.steps.get(step.id)
+        if step.action not in ("watch_window", "shift_reads") or state is None:
+            continue
+        where = f"steps.{step.id}"
+        summary = summary_of(state, WatchSummary, f"{where}.summary")
+        if summary and summary.max_error_rate_percent is not None:
+            rates.append(summary.max_error_rate_percent)
+        worst = state.read_cursors(WatchCursors, f"{where}.cursors").worst
+        if "error_rate" in worst:
+            rates.append(worst["error_rate"])
+    return rates
+
+
 # --- triggers ---------------------------------------------------------------------------------
 
 
@@ -196,11 +269,9 @@ def find_baseline(ctx: ActionContext) -> tuple[dict[str, float], str, int]:
     the statistic and period it was measured with ("" and 0 when there is none)."""
     for step in reversed(ctx.runbook.steps):
         if step.action == "capture_baseline":
-            state = ctx.journal.steps.get(step.id)
-            if state and state.cursors.get("baseline"):
-                c = state.cursors
-                values = {k: float(v) for k, v in c["baseline"].items()}
-                return values, str(c.get("statistic", "")), int(c.get("period_seconds", 0))
+            c = cursors_of(ctx.journal, step.id, BaselineCursors)
+            if c and c.baseline:
+                return dict(c.baseline), c.statistic, c.period_seconds
     return {}, "", 0
 
 
@@ -258,13 +329,16 @@ def evaluate_triggers(
     sample: bool,
     missing_is_inconsistent: bool = False,
     auto_rollback: bool | None = None,
+    cursors: WatchCursors | None = None,
 ) -> dict[str, float]:
-    """Read the metrics once, emit samples, fire the first trigger that trips."""
+    """Read the metrics once, emit samples (the consistency sample into `cursors`), fire the
+    first trigger that trips."""
     rb = ctx.runbook
     cw = ctx.client("cloudwatch")
     functions = list(rb.flags.functions)
     win = metrics.window(rb.monitoring.period_seconds / 60.0, ctx.clock.time_scale)
     seen: dict[str, float] = {}
+    last_sample: SampleCounts | None = None
     kinds = {t.metric for t in triggers}
     if "error_rate" in kinds:
         er = metrics.error_rate(cw, functions, win)
@@ -284,10 +358,12 @@ def evaluate_triggers(
         if increases:
             seen["latency_increase"] = max(increases)
     if "inconsistency" in kinds and sample:
-        c = sample_consistency(ctx)
-        bad = c["mismatched"] + (c["missing"] if missing_is_inconsistent else 0)
+        c = SampleCounts(**sample_consistency(ctx))
+        bad = c.mismatched + (c.missing if missing_is_inconsistent else 0)
         seen["inconsistency"] = float(bad)
-        ctx.cursors["last_sample"] = c
+        last_sample = c
+        if cursors is not None:
+            cursors.last_sample = c
         ctx.emit(MetricSample(ctx.step_id, "inconsistency", float(bad)))
     for t in triggers:
         value = seen.get(t.metric)
@@ -299,7 +375,7 @@ def evaluate_triggers(
             msg = f"latency +{value:.1f}% vs baseline > +{t.threshold:g}%"
         else:
             msg = (
-                f"{value:.0f} of {ctx.cursors['last_sample']['sampled']} sampled legacy "
+                f"{value:.0f} of {last_sample.sampled if last_sample else 0} sampled legacy "
                 "items differ from their company-scoped twins"
             )
         fire(ctx, t, msg, value, auto_rollback)
@@ -318,58 +394,51 @@ def _triggers(rb: Runbook, ids: list[str] | None) -> list[Trigger]:
 
 def watch(
     ctx: ActionContext,
+    c: WatchCursors,
     minutes: float,
     triggers: list[Trigger],
     missing_is_inconsistent: bool = False,
     auto_rollback: bool | None = None,
-) -> dict[str, Any]:
+) -> WatchSummary:
     """Resumable watch window; raises TriggerFired (RollBackNow where the trigger rolls back
     on its own) when a trigger trips."""
-    c = ctx.cursors
-    c.setdefault("remaining_seconds", float(minutes) * 60.0)
     total = float(minutes) * 60.0
+    if c.remaining_seconds is None:
+        c.remaining_seconds = total
     tick = max(TICK_PLAN_SECONDS, MIN_REAL_TICK_SECONDS * ctx.clock.time_scale)
-    ticks = int(c.get("ticks", 0))
-    worst: dict[str, float] = dict(c.get("worst", {}))
-    no_data: dict[str, int] = dict(c.get("no_data", {}))
-    while c["remaining_seconds"] > 0:
+    while c.remaining_seconds > 0:
         ctx.clock.check()
-        step = min(tick, c["remaining_seconds"])
+        step = min(tick, c.remaining_seconds)
         ctx.clock.sleep_plan(step)
         if ctx.is_embedded:
             simulator.publish_tick(ctx.clients, ctx.runbook, step)
         every = max(1, math.ceil(SAMPLE_EVERY_PLAN_SECONDS / tick))
-        sample = ticks % every == 0 or c["remaining_seconds"] - step <= 0
-        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent, auto_rollback)
+        sample = c.ticks % every == 0 or c.remaining_seconds - step <= 0
+        seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent, auto_rollback, c)
         for k, v in seen.items():
-            worst[k] = round(max(worst.get(k, v), v), 4)
+            c.worst[k] = round(max(c.worst.get(k, v), v), 4)
         for t in triggers:  # no datapoints is "no data", never a quiet pass
             if t.metric not in seen and (t.metric != "inconsistency" or sample):
-                no_data[t.metric] = no_data.get(t.metric, 0) + 1
-        c["no_data"] = no_data
-        ticks += 1
-        c["remaining_seconds"] = round(c["remaining_seconds"] - step, 3)
-        c["ticks"] = ticks
-        c["worst"] = worst
-        ctx.progress(WATCH_PROGRESS, int(total - c["remaining_seconds"]), int(total))
+                c.no_data[t.metric] = c.no_data.get(t.metric, 0) + 1
+        c.ticks += 1
+        c.remaining_seconds = round(c.remaining_seconds - step, 3)
+        ctx.progress(WATCH_PROGRESS, int(total - c.remaining_seconds), int(total))
         ctx.checkpoint(force=True)
-    out: dict[str, Any] = {
-        "watched_minutes": minutes,
-        "ticks": ticks,
-        "worst": worst,
-        "triggers": [t.id for t in triggers],
-    }
-    if no_data:
-        out["no_data"] = no_data
-        for metric, n in sorted(no_data.items()):
-            ctx.log(
-                f"no data for {metric} in {n} of {ticks} ticks: its trigger could not fire then",
-                "warning",
-            )
-    if "error_rate" in worst:  # read by the report (error-rate success criterion)
-        out["max_error_rate_percent"] = worst["error_rate"]
-    if "latency_increase" in worst:
-        out["max_latency_increase_percent"] = worst["latency_increase"]
+    out = WatchSummary(
+        watched_minutes=minutes,
+        ticks=c.ticks,
+        worst=dict(c.worst),
+        triggers=[t.id for t in triggers],
+        no_data=dict(c.no_data) or None,
+        # read by the report (error-rate success criterion)
+        max_error_rate_percent=c.worst.get("error_rate"),
+        max_latency_increase_percent=c.worst.get("latency_increase"),
+    )
+    for metric, n in sorted(c.no_data.items()):
+        ctx.log(
+            f"no data for {metric} in {n} of {c.ticks} ticks: its trigger could not fire then",
+            "warning",
+        )
     return out
 
 
@@ -384,9 +453,10 @@ class WatchParams(BaseModel):
     auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
-def run_watch(ctx: ActionContext, p: WatchParams) -> dict[str, Any]:
+def run_watch(ctx: ActionContext, p: WatchParams) -> WatchSummary:
     triggers = _triggers(ctx.runbook, p.triggers)
-    return watch(ctx, p.minutes, triggers, p.missing_is_inconsistent, p.auto_rollback)
+    cursors = ctx.cursors_as(WatchCursors)
+    return watch(ctx, cursors, p.minutes, triggers, p.missing_is_inconsistent, p.auto_rollback)
 
 
 def plan_watch(rb: Runbook, p: WatchParams) -> list[PlannedCall]:
@@ -414,28 +484,27 @@ class ShiftParams(BaseModel):
     auto_rollback: bool | None = None  # None: each trigger's own setting
 
 
-def run_shift(ctx: ActionContext, p: ShiftParams) -> dict[str, Any]:
+def run_shift(ctx: ActionContext, p: ShiftParams) -> ShiftSummary:
     from engine.actions.flags import resolve_functions
 
     flags = ctx.runbook.flags
     values = {flags.read_company_scoped: "true", flags.read_percent: str(p.percent)}
-    summary = apply_flags(ctx, resolve_functions(ctx.runbook, p.functions), values)
-    out: dict[str, Any] = {
-        "percent": p.percent,
-        "functions": summary["functions"],
-        "changed": summary["changed"],
-    }
+    cursors = ctx.cursors_as(ShiftCursors)
+    shifted: FlagsSummary = apply_flags(
+        ctx, cursors, resolve_functions(ctx.runbook, p.functions), values
+    )
+    watched = WatchSummary()
     if p.watch_minutes > 0:
-        out.update(
-            watch(
-                ctx,
-                p.watch_minutes,
-                _triggers(ctx.runbook, p.triggers),
-                p.missing_is_inconsistent,
-                p.auto_rollback,
-            )
+        triggers = _triggers(ctx.runbook, p.triggers)
+        watched = watch(
+            ctx, cursors, p.watch_minutes, triggers, p.missing_is_inconsistent, p.auto_rollback
         )
-    return out
+    return ShiftSummary(
+        **watched.model_dump(exclude_unset=True),
+        percent=p.percent,
+        functions=shifted.functions,
+        changed=shifted.changed,
+    )
 
 
 def plan_shift(rb: Runbook, p: ShiftParams) -> list[PlannedCall]:
@@ -457,10 +526,11 @@ class BaselineParams(BaseModel):
     minutes: float = Field(gt=0)
 
 
-def run_baseline(ctx: ActionContext, p: BaselineParams) -> dict[str, Any]:
+def run_baseline(ctx: ActionContext, p: BaselineParams) -> BaselineSummary:
     rb = ctx.runbook
     stat = metrics.latency_statistic(rb, ctx.is_embedded)
-    if "baseline" not in ctx.cursors:
+    c = ctx.cursors_as(BaselineCursors)
+    if c.baseline is None:
         if ctx.is_embedded:
             simulator.publish_tick(ctx.clients, rb, rb.monitoring.period_seconds)
         # the period every watch tick will use, so both sides are the same measure
@@ -469,24 +539,22 @@ def run_baseline(ctx: ActionContext, p: BaselineParams) -> dict[str, Any]:
         values = metrics.latency(
             ctx.client("cloudwatch"), list(rb.flags.functions), stat, win, reduce="mean"
         )
-        ctx.cursors["baseline"] = {k: round(v, 3) for k, v in values.items()}
-        ctx.cursors["statistic"] = stat
-        ctx.cursors["period_seconds"] = period
+        c.baseline = {k: round(v, 3) for k, v in values.items()}
+        c.statistic = stat
+        c.period_seconds = period
         ctx.checkpoint(force=True)
-    baseline = ctx.cursors["baseline"]
+    baseline = c.baseline
     if not baseline:
         ctx.log(
             "no Duration data in the baseline window; the latency trigger cannot fire", "warning"
         )
-        return {"statistic": stat, "functions": 0, "no_data": True}
+        return BaselineSummary(statistic=stat, functions=0, no_data=True)
     for fn, ms in sorted(baseline.items()):
         ctx.emit(MetricSample(ctx.step_id, "latency", float(ms)))
         ctx.log(f"{fn}: {stat} Duration {ms:.1f} ms")
-    return {
-        "statistic": stat,
-        "functions": len(baseline),
-        "baseline_ms": round(max(baseline.values()), 3),
-    }
+    return BaselineSummary(
+        statistic=stat, functions=len(baseline), baseline_ms=round(max(baseline.values()), 3)
+    )
 
 
 def plan_baseline(rb: Runbook, p: BaselineParams) -> list[PlannedCall]:
@@ -506,6 +574,8 @@ ACTIONS = (
         plan_watch,
         "Watch the metrics for a while; fail with an alert when a rollback trigger trips",
         waits=lambda p: p.minutes * 60.0,
+        cursors=WatchCursors,
+        summary=WatchSummary,
     ),
     Action(
         "shift_reads",
@@ -514,6 +584,8 @@ ACTIONS = (
         plan_shift,
         "Shift a share of reads to company-scoped tables, then watch",
         waits=lambda p: p.watch_minutes * 60.0,
+        cursors=ShiftCursors,
+        summary=ShiftSummary,
     ),
     Action(
         "capture_baseline",
@@ -521,5 +593,7 @@ ACTIONS = (
         run_baseline,
         plan_baseline,
         "Capture the latency baseline the latency trigger compares with",
+        cursors=BaselineCursors,
+        summary=BaselineSummary,
     ),
 )

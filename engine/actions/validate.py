@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from engine import dynamo, metrics
 from engine.actions.analyze import (
@@ -46,8 +46,11 @@ from engine.actions.analyze import (
 from engine.actions.mapping import Resolver, build_resolver
 from engine.actions.migrate import Ledger, ledger_name
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
+from engine.journal import Journal, StepState
 from engine.model import EntitySpec, Runbook
+from engine.resume import Summary, summary_of
 from engine.target_fit import TargetShape, why_unfit
+from engine.timetext import plan_span
 from engine.transforms import (
     CREATED_AT,
     CREATED_BY,
@@ -341,6 +344,44 @@ def _validate_target(
             problems.add(e.name, "duplicates", {sk: ident, CREATED_BY: user}, f"{n} copies")
 
 
+class Performance(BaseModel):
+    """The plan's `performance` block (section 9 validationResults)."""
+
+    avgResponseTime: float = 0.0
+    p99ResponseTime: float = 0.0
+    p99Statistic: str = ""
+    errorRate: float = 0.0
+    invocations: int = 0
+    windowMinutes: float = 0.0
+    window: str = ""  # plan time and real time (engine/timetext.py)
+
+
+class ValidationSummary(Summary):
+    recordCounts: dict[str, dict[str, Any]] = {}
+    dataIntegrity: dict[str, bool] = {}
+    performance: Performance = Performance()
+    issues: dict[str, int] = {}
+    ok: bool = False
+    records_missing: int = 0
+    artifact: str = ""
+
+
+def validation_of(state: StepState | None, where: str) -> ValidationSummary | None:
+    """A validate_migration step's findings (None before it reported any)."""
+    return summary_of(state, ValidationSummary, where)
+
+
+def last_validation(rb: Runbook, journal: Journal) -> tuple[str, ValidationSummary] | None:
+    """The latest finished validate_migration step of the runbook, and its findings."""
+    found = None
+    for step in rb.steps:
+        state = journal.steps.get(step.id)
+        if step.action == "validate_migration" and state and state.status == "done":
+            summary = validation_of(state, f"steps.{step.id}.summary")
+            found = (step.id, summary) if summary else found
+    return found
+
+
 class ValidateParams(EntitiesParams):
     performance_minutes: float = Field(default=60.0, gt=0)  # plan minutes of metrics to read
     segments: int = Field(default=4, ge=1, le=64)  # parallel-scan segments read at once
@@ -349,7 +390,7 @@ class ValidateParams(EntitiesParams):
     require_acceptance: bool = False
 
 
-def _performance(ctx: ActionContext, minutes: float) -> dict[str, Any]:
+def _performance(ctx: ActionContext, minutes: float) -> Performance:
     """The plan's `performance` block, from CloudWatch over the last `minutes` (informational:
     the gates judge error rate and latency with their own checks)."""
     rb = ctx.runbook
@@ -360,17 +401,19 @@ def _performance(ctx: ActionContext, minutes: float) -> dict[str, Any]:
     p99_stat = metrics.latency_statistic(rb, ctx.is_embedded)
     p99 = metrics.latency(cw, functions, p99_stat, win)
     errors = metrics.error_rate(cw, functions, win)
-    return {
-        "avgResponseTime": round(sum(avg.values()) / len(avg), 1) if avg else 0.0,
-        "p99ResponseTime": round(max(p99.values()), 1) if p99 else 0.0,
-        "p99Statistic": p99_stat,  # moto has no percentiles: Average on the embedded target
-        "errorRate": round(errors.percent, 3),
-        "invocations": int(errors.invocations),
-        "windowMinutes": minutes,
-    }
+    return Performance(
+        avgResponseTime=round(sum(avg.values()) / len(avg), 1) if avg else 0.0,
+        p99ResponseTime=round(max(p99.values()), 1) if p99 else 0.0,
+        p99Statistic=p99_stat,  # moto has no percentiles: Average on the embedded target
+        errorRate=round(errors.percent, 3),
+        invocations=int(errors.invocations),
+        windowMinutes=minutes,
+        # the same words as the gates' evidence, status and the console ("60 plan min = 1 s")
+        window="last " + plan_span(minutes, ctx.clock.time_scale, win.real_seconds),
+    )
 
 
-def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
+def run(ctx: ActionContext, p: ValidateParams) -> ValidationSummary:
     entities = [entity_spec(ctx.runbook, n) for n in p.entities]
     resolver = build_resolver(ctx)
     index = open_index(ctx)
@@ -415,15 +458,20 @@ def run(ctx: ActionContext, p: ValidateParams) -> dict[str, Any]:
         "info" if ok else "error",
     )
     ctx.checkpoint(force=True)
-    summary = {
-        "recordCounts": record_counts,
-        "dataIntegrity": integrity,
-        "performance": _performance(ctx, p.performance_minutes),
-        "issues": issues,
-        "ok": ok,
-        "records_missing": issues["missing"],
-        "artifact": name,
-    }
+    performance = _performance(ctx, p.performance_minutes)
+    ctx.log(
+        f"performance over the {performance.window}: error rate {performance.errorRate:g}%, "
+        f"{performance.p99Statistic} {performance.p99ResponseTime:g} ms"
+    )
+    summary = ValidationSummary(
+        recordCounts=record_counts,
+        dataIntegrity=integrity,
+        performance=performance,
+        issues=dict(issues),
+        ok=ok,
+        records_missing=issues["missing"],
+        artifact=name,
+    )
     if p.require_acceptance and not ok:
         listed = ", ".join(f"{k}={v}" for k, v in bad.items()) or "record counts differ"
         raise NeedsAcceptance(
@@ -460,5 +508,6 @@ ACTIONS = (
         run,
         plan,
         "Counts, checksums, required fields, relations, sums, tenancy: source vs target",
+        summary=ValidationSummary,
     ),
 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.backup import backups_of
 from engine.context import ActionContext, Check, CheckResult
 
 
@@ -18,7 +17,7 @@ def evaluate(ctx: ActionContext, p: BackupsParams) -> CheckResult:
     state = ctx.journal.steps.get(p.step)
     if state is None or state.status != "done":
         return CheckResult(False, f"step {p.step} is not done")
-    backups: dict[str, Any] = state.cursors.get("backups", {})
+    backups = backups_of(ctx.journal, p.step)
     if not backups:
         return CheckResult(False, f"step {p.step} journaled no backups")
     ddb = ctx.client("dynamodb")
@@ -26,14 +25,14 @@ def evaluate(ctx: ActionContext, p: BackupsParams) -> CheckResult:
     arns: dict[str, str] = {}
     for table, entry in sorted(backups.items()):
         try:
-            status = ddb.describe_backup(BackupArn=entry["arn"])["BackupDescription"][
+            status = ddb.describe_backup(BackupArn=entry.arn)["BackupDescription"][
                 "BackupDetails"
             ]["BackupStatus"]
         except Exception as exc:  # a vanished backup is a failed check, not a crash
             status = f"unreadable ({type(exc).__name__})"
         if status != "AVAILABLE":
             bad.append(f"{table}: {status}")
-        arns[table] = entry["arn"]
+        arns[table] = entry.arn
     if bad:
         return CheckResult(
             False, f"{len(bad)} backup(s) not AVAILABLE: " + "; ".join(bad[:5]), {"arns": arns}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.analyze import AnalyzeSummary
+from engine.actions.validate import validation_of
 from engine.context import ActionContext, Check, CheckResult
+from engine.journal import StepState
+from engine.resume import summary_of
 
 QUARANTINE = "quarantine.jsonl"  # analyze_legacy's artifact
 
@@ -16,47 +18,50 @@ class StepParams(BaseModel):
     step: str
 
 
-def _summary(ctx: ActionContext, step: str) -> tuple[dict[str, Any] | None, str]:
+def _done(ctx: ActionContext, step: str) -> tuple[StepState | None, str]:
     state = ctx.journal.steps.get(step)
     if state is None or state.status != "done":
         status = state.status if state else "pending"
         return None, f"step {step} is not done ({status})"
-    return state.summary, ""
+    return state, ""
 
 
 def analysis_clean(ctx: ActionContext, p: StepParams) -> CheckResult:
-    summary, why = _summary(ctx, p.step)
-    if summary is None:
+    state, why = _done(ctx, p.step)
+    summary = summary_of(state, AnalyzeSummary, f"steps.{p.step}.summary") if state else None
+    if state is None:
         return CheckResult(False, why)
-    data = {
-        k: summary.get(k, 0)
-        for k in ("items", "orphans", "collisions", "malformed", "unfit_for_target", "unmapped")
-    }
-    artifacts = summary.get("artifacts", ["collisions.jsonl"])
-    where = f"{ctx.artifacts_dir}/{artifacts[0]}"
-    if summary.get("collisions", 0) or summary.get("unmapped", 0):
+    summary = summary or AnalyzeSummary()
+    data = summary.model_dump(
+        include={"items", "orphans", "collisions", "malformed", "unfit_for_target", "unmapped"}
+    )
+    where = f"{ctx.artifacts_dir}/{(summary.artifacts or ['collisions.jsonl'])[0]}"
+    if summary.collisions or summary.unmapped:
         return CheckResult(
             False,
-            f"{summary.get('collisions', 0)} colliding legacy items, "
-            f"{summary.get('unmapped', 0)} unmapped: resolve them (see {where})",
+            f"{summary.collisions} colliding legacy items, "
+            f"{summary.unmapped} unmapped: resolve them (see {where})",
             data,
         )
     detail = (
-        f"{data['items']} items analysed, no collisions; {data['orphans']} orphan user(s), "
-        f"{data['malformed']} malformed item(s) and {data['unfit_for_target']} the target "
+        f"{summary.items} items analysed, no collisions; {summary.orphans} orphan user(s), "
+        f"{summary.malformed} malformed item(s) and {summary.unfit_for_target} the target "
         f"cannot hold to quarantine (see {ctx.artifacts_dir}/{QUARANTINE})"
     )
     return CheckResult(True, detail, data)
 
 
 def validation_passed(ctx: ActionContext, p: StepParams) -> CheckResult:
-    summary, why = _summary(ctx, p.step)
-    if summary is None:
+    state, why = _done(ctx, p.step)
+    if state is None:
         return CheckResult(False, why)
-    issues = {k: v for k, v in summary.get("issues", {}).items() if v}
-    data = {"records_missing": summary.get("records_missing", -1), "issues": issues}
-    artifact = f"{ctx.artifacts_dir}/{summary.get('artifact', '')}"
-    if not summary.get("ok"):
+    summary = validation_of(state, f"steps.{p.step}.summary")
+    if summary is None:
+        return CheckResult(False, f"step {p.step} reported no validation", {})
+    issues = {k: v for k, v in summary.issues.items() if v}
+    data = {"records_missing": summary.records_missing, "issues": issues}
+    artifact = f"{ctx.artifacts_dir}/{summary.artifact}"
+    if not summary.ok:
         listed = ", ".join(f"{k}={v}" for k, v in sorted(issues.items())) or "counts differ"
         return CheckResult(False, f"validation of {p.step} failed: {listed} (see {artifact})", data)
     return CheckResult(True, f"validation of {p.step} passed (records missing: 0)", data)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics, simulator
+from engine.actions.monitoring import monitoring_of
 from engine.context import ActionContext, Check, CheckResult
 from engine.rehearsal import plan_seconds_between
 from engine.timetext import plan_span
@@ -157,8 +158,9 @@ def monitoring_ready(ctx: ActionContext, p: StepParams) -> CheckResult:
     if state is None or state.status != "done":
         return CheckResult(False, f"step {p.step} has not completed", {})
     cw = ctx.client("cloudwatch")
-    dashboard = state.cursors.get("dashboard", ctx.runbook.monitoring.dashboard)
-    alarms: list[str] = list(state.cursors.get("alarms", []))
+    made = monitoring_of(ctx.journal, p.step)
+    dashboard = (made.dashboard if made else None) or ctx.runbook.monitoring.dashboard
+    alarms = list(made.alarms) if made else []
     try:
         cw.get_dashboard(DashboardName=dashboard)
         has_dashboard = True
