@@ -19,15 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_badinput as cli_cases
 from tests.conftest import MINI_RUNBOOK
-from tests.test_badinput import (  # noqa: F401  (module fixtures: one server, one base run)
-    _fifo,
-    _lock_folder,
-    _tmpfs,
-    base_run,
-    endpoint,
-    snapshot,
-)
+from tests.test_badinput import _fifo, _lock_folder, _tmpfs, snapshot
+
+# the CLI suite's module fixtures, shared: one seeded moto server, one run waiting at its gate
+endpoint = cli_cases.endpoint
+base_run = cli_cases.base_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,7 +135,10 @@ LOGGED = {"lock-path-is-a-folder"}  # an OS error: the traceback is in the .log
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_console_bad_input_is_one_line_exit_2(
-    name: str, base_run: Path, endpoint: str, tmp_path: Path  # noqa: F811
+    name: str,
+    base_run: Path,
+    endpoint: str,
+    tmp_path: Path,
 ) -> None:
     breaks, extra, expect = CASES[name]
     folder = tmp_path / "state"
@@ -166,7 +167,7 @@ def _denied() -> tuple[str, ...]:
     return ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
 
 
-def test_console_permission_denied(base_run: Path, endpoint: str, tmp_path: Path) -> None:  # noqa: F811
+def test_console_permission_denied(base_run: Path, endpoint: str, tmp_path: Path) -> None:
     folder = tmp_path / "state"
     shutil.copytree(base_run, folder, symlinks=True)
     (folder / "j.toml").chmod(0o444)
@@ -185,7 +186,9 @@ def test_console_permission_denied(base_run: Path, endpoint: str, tmp_path: Path
 
 
 def test_console_read_only_folder_and_full_disk(
-    base_run: Path, endpoint: str, tmp_path: Path  # noqa: F811
+    base_run: Path,
+    endpoint: str,
+    tmp_path: Path,
 ) -> None:
     where = tmp_path / "disk"
     if os.geteuid() != 0 or not _tmpfs(where, "2m"):
