@@ -1,4 +1,4 @@
-"""Wall time and scaled, interruptible waits."""
+"""Wall time and scaled, interruptible waits that stand still while a detached engine is paused."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from collections.abc import Callable
 # Called at every batch boundary with the stop event (a detached engine's pause and pace):
 # it may wait, and returns early when a stop is requested.
 Boundary = Callable[[threading.Event], None]
+# Called inside waits with the stop event: returns at once unless the run is paused, else
+# when it is resumed or stopped (a detached engine's pause; no pacing here, waits write nothing).
+Hold = Callable[[threading.Event], None]
+
+POLL_SECONDS = 0.1  # a wait looks at the pause and the scale this often (a stop: at once)
 
 
 class Interrupted(Exception):
@@ -16,13 +21,15 @@ class Interrupted(Exception):
 
 
 class Clock:
-    """`time_scale` divides every wait, for rehearsals. `stop` interrupts waits at once."""
+    """`time_scale` divides every wait, for rehearsals. `stop` interrupts waits at once; while
+    `hold` holds (paused), a wait's time does not run: it goes on where it was on resume."""
 
     def __init__(
         self,
         time_scale: float | Callable[[], float] = 1.0,
         stop: threading.Event | None = None,
         boundary: Boundary | None = None,
+        hold: Hold | None = None,
     ) -> None:
         # a callable follows a rehearsal's clock as the operator changes it mid-step
         self._scale = time_scale if callable(time_scale) else (lambda: float(time_scale))
@@ -30,6 +37,7 @@ class Clock:
             raise ValueError("time scale must be positive")
         self.stop = stop or threading.Event()
         self.boundary = boundary
+        self.hold = hold
 
     @property
     def time_scale(self) -> float:
@@ -47,9 +55,27 @@ class Clock:
 
     def sleep_real(self, seconds: float) -> None:
         """Sleep wall seconds (polling a backup, backing off); never scaled."""
-        if self.stop.wait(max(0.0, seconds)):
-            raise Interrupted()
+        self._sleep(seconds, lambda: 1.0)
 
     def sleep_plan(self, plan_seconds: float) -> None:
-        """Sleep a duration of the plan's timeline, divided by the time scale."""
-        self.sleep_real(plan_seconds / self.time_scale)
+        """Sleep a duration of the plan's timeline, divided by the time scale (followed as it
+        changes mid-wait)."""
+        self._sleep(plan_seconds, self._scale)
+
+    def _sleep(self, amount: float, rate: Callable[[], float]) -> None:
+        """Let `amount` pass at `rate` units per wall second; paused time does not count."""
+        if self.hold is None and rate is not self._scale:  # wall time, nothing to follow
+            if self.stop.wait(max(0.0, amount)):
+                raise Interrupted()
+            return
+        left = amount
+        while left > 0:
+            if self.hold is not None:
+                self.hold(self.stop)  # paused: the wait stands still here until resumed
+            if self.stop.is_set():
+                raise Interrupted()
+            speed = rate()
+            began = time.monotonic()
+            if self.stop.wait(min(left / speed, POLL_SECONDS)):
+                raise Interrupted()
+            left -= (time.monotonic() - began) * speed

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
 from engine.checks import registry as check_registry
-from engine.clock import Boundary, Clock, Interrupted
+from engine.clock import Boundary, Clock, Hold, Interrupted
 from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
 from engine.drift import flag_drift, reopen_overwritten
 from engine.events import (
@@ -108,6 +108,7 @@ class Engine:
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
     # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
     boundary: Boundary | None = None
+    hold: Hold | None = None  # detach: waits stand still while paused
 
     def __post_init__(self) -> None:
         check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
@@ -326,7 +327,7 @@ class Engine:
             state=state,
             clients=self.clients,
             # follows set_time_scale; detach: pause and pace at each batch boundary
-            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary),
+            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary, self.hold),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,

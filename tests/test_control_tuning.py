@@ -168,3 +168,71 @@ def test_peer_check_admits_the_same_uid_only() -> None:
     assert peer_allowed(1000, own_uid=1000)
     assert not peer_allowed(1001, own_uid=1000)
     assert not peer_allowed(1000, own_uid=0)  # root's engine: only root
+
+
+def test_a_pause_holds_inside_a_wait_and_the_waits_time_stands_still() -> None:
+    """A watch window's tick (sleep_plan) paused mid-way: the thread is held (counted, so
+    the engine says `paused`), the wait does not end while paused, and once resumed it
+    still waits the rest of its time: paused time never counts as waited."""
+    tuning = Tuning()
+    stop = threading.Event()
+    clock = Clock(10.0, stop=stop, boundary=tuning.at_boundary, hold=tuning.in_wait)
+    waiting, done = threading.Event(), threading.Event()
+    took: list[float] = []
+
+    def body() -> None:
+        clock.check()  # the tick's boundary (admits it: counted as writing a batch)
+        waiting.set()
+        began = time.monotonic()
+        clock.sleep_plan(10.0)  # 1 s of wall time at x10
+        took.append(time.monotonic() - began)
+        done.set()
+
+    threading.Thread(target=body, daemon=True).start()
+    assert waiting.wait(5)
+    paused_at = time.monotonic()
+    tuning.pause()
+    _until(lambda: tuning.held)  # held inside the wait, not only at the next boundary
+    assert tuning.waiting == 1
+    window = paused_at + 1.5  # past the wait's own end: it must not end while paused
+    while time.monotonic() < window:
+        assert not done.is_set()
+    resumed_at = time.monotonic()
+    tuning.resume()
+    assert done.wait(5)
+    held_for = resumed_at - paused_at
+    assert took[0] >= 1.0 + held_for - 0.15  # the paused time was added, not counted
+    assert not tuning.held
+
+
+def test_a_stop_ends_a_paused_wait_and_a_wait_follows_the_clock() -> None:
+    tuning = Tuning()
+    stop = threading.Event()
+    scale = [1.0]
+    clock = Clock(lambda: scale[0], stop=stop, boundary=tuning.at_boundary, hold=tuning.in_wait)
+    tuning.pause()
+    outcome: list[str] = []
+
+    def body() -> None:
+        try:
+            clock.sleep_plan(3600.0)
+            outcome.append("slept")
+        except Interrupted:
+            outcome.append("interrupted")
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    _until(lambda: tuning.held)
+    stop.set()  # a stop wins over the pause
+    thread.join(2)
+    assert outcome == ["interrupted"]
+
+    # an hour of plan time at x1, then the operator moves the clock to x360000 mid-wait
+    stop.clear()
+    tuning.resume()
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    began = time.monotonic()
+    scale[0] = 360_000.0
+    thread.join(5)
+    assert outcome == ["interrupted", "slept"] and time.monotonic() - began < 1.0

@@ -279,3 +279,48 @@ def test_a_detach_that_cannot_start_says_why_with_the_usual_exit_code(capsys, tm
     assert code == 4 and out == ""
     assert err.startswith("runbook: journal is locked by") and len(err.splitlines()) == 1
     assert not socket_path(journal).exists()
+
+
+def watch_runbook(tmp_path: Path) -> Path:
+    """The detach runbook ending in a one-minute watch window (no triggers): at x20 its one
+    tick is a 3 s wait."""
+    extra = (
+        '\n[[steps]]\nid = "watch"\nphase = "phase1"\ntitle = "Watch a minute"\n'
+        'slot = "09:30-09:31"\naction = "watch_window"\nparams = { minutes = 1, triggers = [] }\n'
+    )
+    head, tail = RUNBOOK.read_text().split("[embedded]", 1)
+    path = tmp_path / "watch.toml"
+    path.write_text(head + extra + "\n[embedded]" + tail)
+    return path
+
+
+def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
+    """Paused in the middle of a watch window's wait: the engine says `paused` at once (not at
+    the tick's end), the window does not end while paused, and after `resume` it still
+    watches the rest of its minute: paused time is not counted as watched."""
+    book = watch_runbook(journal.parent)
+    args = ["--runbook", str(book), "--journal", str(journal)]
+    code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "20", *args)
+    assert code == 0, err
+    remote = RemoteEngine(socket_path(journal))
+
+    def state():
+        while True:
+            try:
+                return JournalStore(journal).load().steps.get("watch")
+            except Exception:  # mid-rename on the engine's save: read again
+                continue
+
+    until(lambda: (s := state()) is not None and s.status == "running", 60, "the window")
+    assert runbook(capsys, "pause", "--by", "al", *args)[0] == 0
+    paused_at = time.monotonic()
+    until(lambda: remote.status()["control"]["pause"] == "paused", 2, "held within the wait")
+    window = paused_at + 3.5  # past the window's own end (3 s of wall time at x20)
+    while time.monotonic() < window:
+        assert state().status == "running" and state().cursors["remaining_seconds"] == 60
+    held_for = time.monotonic() - paused_at
+    assert runbook(capsys, "resume", "--by", "al", *args)[0] == 0
+    until(lambda: state().status == "done", 15, "the window to end after the resume")
+    watched = (state().finished_at - state().started_at).total_seconds()  # to the second
+    assert watched >= 3.0 + held_for - 1.2, (watched, held_for)
+    assert state().summary["ticks"] == 1

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from engine.control.client import RemoteEngine, RemoteError
 from engine.control.driver import DetachedRun
@@ -42,7 +43,8 @@ from tui.app import RunbookApp
 from tui.console import hand_over
 from tui.driver import RemoteDriver
 from tui.screens.gate import GateScreen
-from tui.screens.prompts import TextPrompt, YesNo
+from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
+from tui.screens.throttle import ThrottleScreen
 from tui.widgets.table_progress import ProgressPanel
 
 
@@ -86,12 +88,64 @@ def shown_done(app: RunbookApp) -> int:
     return row.done if row is not None else 0
 
 
+def footer_keys(app: RunbookApp) -> dict[str, tuple[int, int]]:
+    """The footer's keys as drawn: key -> (first column, last column + 1)."""
+    from textual.widgets._footer import FooterKey
+
+    return {
+        k.key_display or k.key: (k.region.x, k.region.right)
+        for k in app.screen.query(FooterKey)
+        if k.region.width
+    }
+
+
+async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
+    """t opens the throttle box (footer and ? say so, at 80x24); a bad value is one line in
+    the box and nothing is sent; good values reach the engine, the journal and the status."""
+
+    def drawn() -> dict[str, tuple[int, int]] | None:  # the footer may be mid-recompose
+        keys = footer_keys(app)
+        return keys if {"t", "p", "q", "r"} <= set(keys) else None
+
+    keys = await until_shown(pilot, drawn, 5, "the footer drawn with r, p, t and q")
+    assert max(right for _, right in keys.values()) <= 80, str(
+        sorted(keys.items(), key=lambda kv: kv[1])
+    )
+    assert "t  Throttle: Detached engine: set writes in flight" in app.main.keys_text()
+    await pilot.press("t")
+    box = await until_shown(
+        pilot, lambda: app.screen if isinstance(app.screen, ThrottleScreen) else None, 5, "box"
+    )
+    assert box.query_one("#rate", Input).value == "20"  # what the engine applies now
+    await pilot.press(*"lots", "enter")
+    error = str(box.query_one("#throttle-error").render())
+    assert error.startswith("Not applied: writes in flight: a whole number") and "'lots'" in error
+    assert app.screen is box
+    assert RemoteEngine(socket_path(journal)).status()["control"]["throttle"]["in_flight"] is None
+    await pilot.press("ctrl+a", "ctrl+k", "4", "tab", "ctrl+a", "ctrl+k", *"0", "enter")
+    assert "items/s: a number above 0" in str(box.query_one("#throttle-error").render())
+    await pilot.press("ctrl+a", "ctrl+k", *"10", "enter")
+    await until_shown(pilot, lambda: app.screen is not box, 5, "the box to close")
+    applied = lambda: app.driver.throttle_state.get("in_flight") == 4  # noqa: E731
+    await until_shown(pilot, applied, 5, "the engine to apply it")
+    control = RemoteEngine(socket_path(journal)).status()["control"]["throttle"]
+    assert control["in_flight"] == 4 and control["rate"] == 10
+    await until_shown(
+        pilot,
+        lambda: "THROTTLED 10 items/s, 4 in flight" in status_of(app),
+        5,
+        "the status line",
+    )
+    audit = [a.what for a in JournalStore(journal).load().audit]
+    assert "throttle: rate 10 items/s, in-flight 4" in audit
+
+
 async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Path) -> None:
     pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "40", *common(journal))[0] == 0  # ~8 s of work
+    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0  # ~15 s of work
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
-    # attach: progress arrives from the socket; p pauses the engine; q leaves it running
+    # attach: progress arrives from the socket; t throttles; p pauses; q leaves it running
     app = attached_app(journal)
     assert isinstance(app.driver, RemoteDriver)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -100,9 +154,15 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
         await until_shown(pilot, lambda: shown_done(app) > first, 10, "progress to move")
         assert "RUNNING migrate-expenses" in status_of(app)
         assert app.main.check_action("faster", ()) is True  # the rehearsal clock: a socket cmd
+        await throttle_with_keys(pilot, app, journal)
         await pilot.press("p")
         await until_shown(pilot, lambda: app.driver.pause_state == "paused", 10, "the pause")
-        await until_shown(pilot, lambda: "PAUSED (paused)" in status_of(app), 5, "PAUSED shown")
+        await until_shown(
+            pilot,
+            lambda: "PAUSED: no writes, waits stand still" in status_of(app),
+            5,
+            "PAUSED shown",
+        )
         held = RemoteEngine(socket_path(journal)).status()["control"]["pause"]
         assert held == "paused"
         await pilot.press("q")
@@ -297,3 +357,78 @@ async def test_gate_and_ack_keys_drive_the_detached_engine(capsys, journal: Path
     assert saved.gates["gate-phase2"].ticks["team-ready"].by == "al"
     assert saved.steps["handover"].acked_by == "al"
     assert all(s.status == "done" for s in saved.steps.values())
+
+
+def two_destructive_steps(tmp_path: Path) -> Path:
+    """The detach runbook with two destructive steps after the migration (backups, marked
+    destructive so that the engine must ask before each)."""
+    extra = "".join(
+        f'\n[[steps]]\nid = "{sid}"\nphase = "phase1"\ntitle = "Destructive {sid}"\n'
+        f'slot = "09:30-09:40"\naction = "backup_tables"\ndestructive = true\n'
+        f'params = {{ tables = ["{TABLE}"], name_prefix = "{sid}" }}\n'
+        for sid in ("step-a", "step-b")
+    )
+    text = RUNBOOK.read_text()
+    head, tail = text.split("[embedded]", 1)
+    path = tmp_path / "two-destructive.toml"
+    path.write_text(head + extra + "\n[embedded]" + tail)
+    return path
+
+
+async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) -> None:
+    """A detached engine started without --yes stops at each destructive step. An attached
+    console confirms step-a (typed phase id): the engine runs step-a, then stops again at
+    step-b and the console asks again, as a local console does; step-b runs once confirmed."""
+    book = two_destructive_steps(journal.parent)
+    args = ["--runbook", str(book), "--journal", str(journal)]
+    code, _, err = runbook(capsys, "run", "--detach", "--operator", "al", *args)
+    assert code == 0, err
+    remote = RemoteEngine(socket_path(journal))
+    declined = lambda: (remote.status()["control"]["last"] or {}).get("status") == "declined"  # noqa: E731
+    until(declined, 60, "the engine to stop short of step-a")
+    assert remote.status()["control"]["activity"] == "idle"
+    saved = JournalStore(journal).load()
+    assert saved.steps[MIGRATE].status == "done" and "step-a" not in saved.steps
+    for wrong in ("mapping", "no-such-step"):  # only a destructive step can be confirmed
+        with pytest.raises(RemoteError, match="not a destructive step") as refused:
+            remote.resume("al", approve=wrong)
+        assert refused.value.code == 2
+
+    ws = Workspace(WorkspaceOptions(runbook=book, journal=journal, operator="al"))
+    app = RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
+        await pilot.press("r")
+        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 5, "the question")
+        assert "step-a" in str(app.screen.query_one(".dialog-text").render())
+        await pilot.press(*"phase1", "enter")
+        # step-a runs; the engine stands still before step-b and the console asks again
+        await until_shown(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TypedConfirm)
+                and "step-b" in str(app.screen.query_one(".dialog-text").render())
+            ),
+            60,
+            "the question for step-b",
+        )
+        saved = JournalStore(journal).load()
+        assert saved.steps["step-a"].status == "done"
+        assert "step-b" not in saved.steps or saved.steps["step-b"].status == "pending"
+        control = remote.status()["control"]
+        assert control["activity"] == "idle" and control["last"]["status"] == "declined"
+        assert "step-b was not confirmed" in control["last"]["message"]
+        assert control["consent"] is False and control["approved"] is None
+        # confirmed in turn, step-b runs and the engine finishes the run
+        await pilot.press(*"phase1", "enter")
+        await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
+        assert "ended: done" in app.engine_left
+        await pilot.press("q")
+    saved = JournalStore(journal).load()
+    assert saved.steps["step-b"].status == "done"
+    audit = [a.what for a in saved.audit if "confirmed destructive step" in a.what]
+    assert audit == [
+        "confirmed destructive step step-a (that step only)",
+        "confirmed destructive step step-b (that step only)",
+    ]
+    assert all(a.who == "al" for a in saved.audit if "confirmed destructive" in a.what)

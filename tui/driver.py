@@ -208,6 +208,7 @@ class RemoteDriver:
         self.pid = pid
         self.busy = False  # the engine works (a run or a rollback), as it last said
         self.pause_state: str | None = None  # "pausing" | "paused" | None
+        self.throttle_state: dict[str, Any] = {}  # rate, in_flight, text: as the engine said
         self.activity = "idle"
         self.idle = threading.Event()
         self.idle.set()
@@ -261,6 +262,7 @@ class RemoteDriver:
         was_busy, before = self.busy, self.activity
         self.activity = str(control.get("activity"))
         self.pause_state = control.get("pause")
+        self.throttle_state = dict(control.get("throttle") or {})
         self.busy = self.activity in WORKING
         (self.idle.clear if self.busy else self.idle.set)()
         if was_busy and not self.busy:  # a job ended: say how, as a local worker's end does
@@ -294,10 +296,10 @@ class RemoteDriver:
         threading.Thread(target=work, name=f"attach-{what}", daemon=True).start()
 
     def start_run(self, approved: str | None) -> None:
-        """Go on from where the engine stands (after a pause, a failure, a wait); consent to
-        the destructive step the operator has just confirmed (for the rest of this engine)."""
-        consent = approved is not None
-        self._send("resume", lambda: self.engine.resume(self.operator, consent=consent))
+        """Go on from where the engine stands (after a pause, a failure, a wait); `approved`:
+        the destructive step the operator has just confirmed, and that step only (the engine
+        stops and asks again at the next one, as a local engine does)."""
+        self._send("resume", lambda: self.engine.resume(self.operator, approve=approved))
 
     def start_rollback(self, phase: str) -> None:
         self._send("rollback", lambda: self.engine.rollback(phase, self.operator))
@@ -353,3 +355,8 @@ class RemoteDriver:
 
     def set_time_scale(self, scale: float) -> None:
         self._ask(lambda: self.engine.set_time_scale(scale, self.operator))
+
+    def throttle(self, **settings: int | float | None) -> str:
+        """`in_flight` and/or `rate` (None: the runbook's value / no limit); journaled by the
+        engine; what it now applies, in words."""
+        return str(self._ask(lambda: self.engine.throttle(self.operator, **settings)))

@@ -82,8 +82,12 @@ class RemoteEngine:
     def pause(self, by: str) -> str:
         return self.request("pause", by=by)["message"]
 
-    def resume(self, by: str, consent: bool = False) -> str:
-        return self.request("resume", by=by, consent=consent)["message"]
+    def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
+        """`consent`: every destructive step from now on; `approve`: only that one step."""
+        args: dict[str, Any] = {"consent": consent}
+        if approve is not None:
+            args["approve"] = approve
+        return self.request("resume", by=by, **args)["message"]
 
     def stop(self, by: str) -> str:
         return self.request("stop", by=by)["message"]

@@ -19,8 +19,8 @@ from typing import Any
 from engine.control import protocol
 from engine.control.fanout import Fanout
 from engine.control.tuning import Tuning
+from engine.runner import BadRequest, Engine, Outcome
 from engine.runner import CommandRefused as Refused
-from engine.runner import Engine, Outcome
 
 IDLE, RUNNING, ROLLING_BACK, STOPPING, STARTING = (
     "idle",
@@ -56,8 +56,10 @@ class DetachedRun:
         self.tuning = Tuning(getattr(engine, "write_throttle", None), self.publish_control)
         self.fanout = Fanout(engine)
         engine.boundary = self._boundary
+        engine.hold = self.tuning.in_wait  # a pause holds inside waits too
         engine.subscribe(self.fanout)
-        self._consent = consent
+        self._consent = consent  # `--yes` / `resume --yes`: every destructive step
+        self._approved: str | None = None  # the one destructive step an operator confirmed
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()  # guards activity and the queued run
         self._activity = STARTING
@@ -112,7 +114,8 @@ class DetachedRun:
         job.done.set()
         if outcome.status == "declined":
             self.engine.log(
-                "a destructive step waits for consent: `runbook resume --yes` to go on",
+                "a destructive step waits for consent: confirm it in an attached console (r), "
+                "or `runbook resume --yes` to go on",
                 "warning",
             )
         return outcome
@@ -132,11 +135,21 @@ class DetachedRun:
         def run() -> Outcome:
             with self._lock:
                 self._run_queued = False
-            return self.engine.run(
-                until=self.until, only=self.only, confirm=lambda _what, _token: self._consent
-            )
+            return self.engine.run(until=self.until, only=self.only, confirm=self._confirm)
 
         self._jobs.put(Job("run", run))
+
+    def _confirm(self, step_id: str, _token: str) -> bool:
+        """Whether the destructive step may run now: a blanket consent (`--yes`), or the
+        operator confirmed this very step; that confirmation is spent on it (the next
+        destructive step asks again, as the local console does)."""
+        with self._lock:
+            if self._consent:
+                return True
+            if self._approved == step_id:
+                self._approved = None
+                return True
+            return False
 
     # ---- what the operator sees ------------------------------------------------------------
 
@@ -151,6 +164,7 @@ class DetachedRun:
             "activity": STOPPING if self._stopping.is_set() else activity,
             "pause": pause,
             "consent": self._consent,
+            "approved": self._approved,
             "throttle": {
                 "rate": settings.rate,
                 "in_flight": settings.in_flight,
@@ -181,11 +195,21 @@ class DetachedRun:
         self._record(by, "paused the run at its next batch boundary")
         return "pausing at the next batch boundary (a checkpoint); `runbook resume` goes on"
 
-    def resume(self, by: str, consent: bool = False) -> str:
+    def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
+        """`consent`: every destructive step of this engine (`resume --yes`); `approve`: the
+        one destructive step the operator has just confirmed (an attached console)."""
+        if approve is not None:
+            step = next((s for s in self.engine.runbook.steps if s.id == approve), None)
+            if step is None or not step.destructive:
+                raise BadRequest(f"{approve!r} is not a destructive step of this runbook")
         resumed = self.tuning.resume()
         if consent and not self._consent:
             self._consent = True
             self._record(by, "consented to the destructive steps of this detached run")
+        if approve is not None and not self._consent:
+            with self._lock:
+                self._approved = approve
+            self._record(by, f"confirmed destructive step {approve} (that step only)")
         if resumed:
             self._record(by, "resumed the run")
         with self._lock:

@@ -161,7 +161,10 @@ class ControlServer:
         if cmd == "pause":
             return protocol.ok(d.pause(by), control=d.control_state())
         if cmd == "resume":
-            return protocol.ok(d.resume(by, bool(r.get("consent"))), control=d.control_state())
+            approve = r.get("approve")
+            approve = _text(approve, "approve") if approve is not None else None
+            said = d.resume(by, bool(r.get("consent")), approve)
+            return protocol.ok(said, control=d.control_state())
         if cmd == "stop":
             return protocol.ok(d.stop(by))
         if cmd == "throttle":

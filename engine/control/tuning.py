@@ -3,6 +3,8 @@
 `Tuning.at_boundary` is the engine's `Clock` boundary hook: every action calls `clock.check()`
 between batches (of at most 25 writes), so a pause holds the run at its next batch boundary,
 with everything before it checkpointed, and the pace spaces batches out. A stop always wins.
+`Tuning.in_wait` is its hold hook inside waits (watch windows, polls): a pause holds there too,
+and the wait's time (plan time, for a watch window) stands still until the resume.
 
 The throttle's setters are this one small interface:
 - `rate`: items per second, applied here: one batch (25 items) is admitted every 25/rate seconds
@@ -173,6 +175,23 @@ class Tuning:
                 if holding:
                     self._held -= 1
                     self._hold_changed()
+
+    def in_wait(self, stop: threading.Event) -> None:
+        """The engine's `Clock` hold hook, inside a wait (a watch window's tick, a poll): while
+        paused the thread stands here, counted as held, and the wait's time does not run."""
+        with self._cond:
+            if not self._paused or stop.is_set():
+                return
+            if self._writing.pop(threading.get_ident(), None) is not None:
+                self._cond.notify_all()  # a thread in a wait writes nothing
+            self._held += 1
+            try:
+                self._hold_changed()
+                while self._paused and not stop.is_set():
+                    self._cond.wait(POLL_SECONDS)
+            finally:
+                self._held -= 1
+                self._hold_changed()
 
     def _admit(self, me: int) -> bool:
         """Segments, then pace: True to let a batch go now, else waits a little (locked)."""

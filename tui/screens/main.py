@@ -27,6 +27,7 @@ from tui.screens.keys import KeysScreen, key_lines
 from tui.screens.log import LogScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.rollback import RollbackScreen, preview_text
+from tui.screens.throttle import ThrottleScreen
 from tui.widgets.banners import AlertBanner, StatusLine
 from tui.widgets.error_rate import ErrorRateStrip
 from tui.widgets.step_detail import StepDetail
@@ -37,14 +38,46 @@ if TYPE_CHECKING:
     from tui.app import RunbookApp
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+# a detached engine's pause: writes stop at a batch boundary, waits (watch windows, polls)
+# stand still, their plan time with them, until r resumes
+PAUSE_LINES = {
+    "pausing": " PAUSING: the batch under way finishes · r resumes ·",
+    "paused": " PAUSED: no writes, waits stand still · r resumes ·",
+}
+
+
+def throttle_note(throttle: dict) -> str:
+    """A detached engine's throttle, short, for the end of the status line ('' if none)."""
+    parts = []
+    if throttle.get("rate"):
+        parts.append(f"{throttle['rate']:g} items/s")
+    if throttle.get("in_flight"):
+        parts.append(f"{throttle['in_flight']} in flight")
+    return f" · THROTTLED {', '.join(parts)}" if parts else ""
 
 
 class MainScreen(Screen[None]):
     LOGS = Binding.Group("Logs")
+    # attached: p holds the run, t sets its pace (gh-ost's sense of throttle); one footer
+    # entry keeps every key visible at 80 columns
+    THROTTLE = Binding.Group("Throttle")
     BINDINGS = [
         Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
         Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
-        Binding("p", "pause", "Pause", tooltip="Detached engine: hold the run at its next batch"),
+        Binding(
+            "p",
+            "pause",
+            "Pause",
+            tooltip="Detached engine: hold the run at its next batch",
+            group=THROTTLE,
+        ),
+        Binding(
+            "t",
+            "throttle",
+            "Throttle",
+            tooltip="Detached engine: set writes in flight and items/s while it runs",
+            group=THROTTLE,
+        ),
         Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate (or the selected one)"),
         Binding("a", "ack", "Ack", tooltip="Acknowledge the manual step the run waits at"),
         Binding("b", "rollback", "Rollback", tooltip="Roll back the selected step's phase"),
@@ -170,9 +203,14 @@ class MainScreen(Screen[None]):
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")
         status = status_text(snapshot, app.read_only, driver.busy, app.holder)
+        if driver.remote and not app.read_only:  # after the state: it must stay in view
+            status += throttle_note(driver.throttle_state)  # type: ignore[union-attr]
         if driver.remote and driver.paused and not app.read_only:
-            status = f" PAUSED ({driver.pause_state}) at a batch boundary · r resumes ·" + status
+            status = PAUSE_LINES.get(driver.pause_state or "", PAUSE_LINES["pausing"]) + status
         self.query_one(StatusLine).update(status)
+        # attached, pause and throttle join the keys: the compact footer keeps all of them
+        # on 80 columns (a local console's footer stays as it was)
+        self.query_one(Footer).compact = driver.remote
         self.refresh_bindings()
 
     def _write_step_log(self) -> None:
@@ -287,7 +325,17 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.app
-        driving = ("run", "ack", "rollback", "stop", "faster", "slower", "pause", "detach")
+        driving = (
+            "run",
+            "ack",
+            "rollback",
+            "stop",
+            "faster",
+            "slower",
+            "pause",
+            "detach",
+            "throttle",
+        )
         if action in driving and app.read_only:
             return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
         if action == "detach":  # from a console that drives the engine itself, when idle
@@ -300,6 +348,8 @@ class MainScreen(Screen[None]):
             return app.driver.clock_changeable  # a real account stays at real time
         busy = app.driver.busy
         remote = app.driver.remote
+        if action == "throttle":  # a detached engine serves it; never a viewer
+            return remote and not app.view_only
         if action == "pause":  # only a detached engine pauses (a local one stops)
             return (True if busy and not app.driver.paused else None) if remote else False
         if action == "run":
@@ -392,6 +442,25 @@ class MainScreen(Screen[None]):
         if driver.remote and driver.busy and not self.app.read_only:
             driver.pause()  # type: ignore[union-attr]
             self.notify("pausing at the next batch boundary (a checkpoint); r resumes")
+
+    def action_throttle(self) -> None:
+        app = self.app
+        driver = app.driver
+        if not driver.remote or app.read_only or app.view_only:
+            return
+
+        def answered(settings: dict | None) -> None:
+            if settings is None:
+                return
+            try:
+                said = driver.throttle(**settings)  # type: ignore[union-attr]
+            except (CommandRefused, BadRequest, OSError) as exc:
+                self.notify(str(exc), title="throttle unchanged", severity="error", timeout=10)
+                return
+            self.notify(f"throttle: {said}")
+            self.refresh_view()
+
+        app.push_screen(ThrottleScreen(driver.throttle_state), answered)  # type: ignore[union-attr]
 
     def action_detach(self) -> None:
         app = self.app

@@ -1,0 +1,92 @@
+"""The throttle of a detached engine, as gh-ost's interactive commands: writes in flight and
+items per second, set while a migration runs. Keyboard only: tab moves, enter applies,
+escape leaves it as it was. A bad value is one line in the box; nothing is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+MAX_IN_FLIGHT = 1024  # far above any table's useful concurrency: a typo, not a wish
+OFF = ("", "off", "none", "-")
+
+
+class BadThrottle(ValueError):
+    """A value the engine would refuse; its message is the one line shown."""
+
+
+def parse_throttle(in_flight: str, rate: str) -> dict[str, int | float | None]:
+    """The two fields as the `throttle` command's settings; None = no limit (rate) or the
+    runbook's own value (in flight). Raises BadThrottle with one line for the operator."""
+    out: dict[str, int | float | None] = {}
+    text = in_flight.strip().lower()
+    if text in OFF:
+        out["in_flight"] = None
+    elif not text.isdigit() or not 1 <= int(text) <= MAX_IN_FLIGHT:
+        raise BadThrottle(
+            f"writes in flight: a whole number from 1 to {MAX_IN_FLIGHT}, or off "
+            f"(the runbook's value); not {in_flight.strip()!r}"
+        )
+    else:
+        out["in_flight"] = int(text)
+    text = rate.strip().lower().removesuffix("/s").strip()
+    if text in OFF:
+        out["rate"] = None
+        return out
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):  # NaN and inf refused too
+        raise BadThrottle(
+            f"items/s: a number above 0 (e.g. 200 or 12.5), or off (no limit); not {rate.strip()!r}"
+        )
+    out["rate"] = value
+    return out
+
+
+def shown(value: Any) -> str:
+    return "" if value in (None, 0) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class ThrottleScreen(ModalScreen[dict | None]):
+    """Dismisses with the settings to send, or None (escape)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: dict[str, Any]) -> None:
+        super().__init__()
+        self.current = current  # the engine's `control.throttle` as it last said
+
+    def compose(self) -> ComposeResult:
+        now = self.current.get("text") or "rate unlimited, in-flight as the runbook says"
+        with Vertical(classes="dialog", id="throttle"):
+            yield Static("Throttle the detached engine", classes="dialog-title")
+            yield Static(f"Now: {now}", id="throttle-now", classes="dialog-text")
+            yield Label("Writes in flight (1-1024; empty/off: the runbook's value)")
+            yield Input(shown(self.current.get("in_flight")), placeholder="off", id="in-flight")
+            yield Label("Items per second (empty/off: no limit)")
+            yield Input(shown(self.current.get("rate")), placeholder="off", id="rate")
+            yield Static("", id="throttle-error")
+            yield Label("tab next field · enter apply · esc cancel", classes="dialog-keys")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            settings = parse_throttle(
+                self.query_one("#in-flight", Input).value, self.query_one("#rate", Input).value
+            )
+        except BadThrottle as exc:
+            line = Text.assemble(("Not applied: ", "bold"), str(exc))  # no markup from input
+            self.query_one("#throttle-error", Static).update(line)
+            return
+        self.dismiss(settings)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
