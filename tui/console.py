@@ -47,11 +47,17 @@ def run_console(workspace: Any) -> int:
                     )
                 engine = workspace.open(create=True)
         except WorldGone as exc:
-            answer = input(
-                f"{exc}.\nStart a fresh rehearsal with a new journal "
-                "(the old journal is kept aside)? [y/N] "
-            )
+            try:
+                answer = input(
+                    f"{exc}.\nStart a fresh rehearsal with a new journal "
+                    "(the old journal is kept aside)? [y/N] "
+                )
+            except EOFError:  # end of input is no consent
+                print("\nrunbook: no answer (end of input): declined, nothing was changed",
+                      file=sys.stderr)  # fmt: skip
+                return 2
             if answer.strip().lower() != "y":
+                print("runbook: declined, nothing was changed", file=sys.stderr)
                 return 2
             workspace.options.fresh = True
             engine = workspace.open(create=True)

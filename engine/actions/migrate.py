@@ -508,7 +508,8 @@ class _Pipeline:
                 c.source_total,
                 in_flight=(t.in_flight, t.window),
             )
-            self.ctx.checkpoint()
+            # a page applied is on disk at once: a kill re-sends at most one page per segment
+            self.ctx.checkpoint(force=True)
 
 
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
