@@ -205,6 +205,7 @@ class RunMeta(BaseModel):
 
     def scale_steps(self) -> list[tuple[datetime, float, float]]:
         return [(c.at, c.from_scale, c.to_scale) for c in self.scale_changes]
+
     accepted_runbook_changes: list[str] = []
 
     @property

@@ -71,9 +71,11 @@ def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tm
     assert (legacy["done"], legacy["total"]) == (1, 1)
     gate = status["gates"][0]
     assert gate["decision"] == "GO" and gate["by"] == "al"
-    assert {
-        k: gate["items"][1][k] for k in ("id", "kind", "ok")
-    } == {"id": "team-ready", "kind": "manual", "ok": True}
+    assert {k: gate["items"][1][k] for k in ("id", "kind", "ok")} == {
+        "id": "team-ready",
+        "kind": "manual",
+        "ok": True,
+    }
     assert main(["ack", "handover", "--by", "bo", *common]) == 0
     assert "handover: acknowledged by bo" in capsys.readouterr().out
     with JournalLock(journal, "run"):

@@ -98,8 +98,21 @@ def rehearse(rb, common: list[str], capsys) -> None:
         capsys.readouterr()
         if main(["decide", gate.id, "--go", "--by", "rehearsal", *common]) != 0:
             overridden.append(f"{gate.id}: {capsys.readouterr().err.strip()}")
-            assert main(["decide", gate.id, "--go", "--by", "rehearsal", *common,
-                         "--override", "rehearsal"]) == 0
+            assert (
+                main(
+                    [
+                        "decide",
+                        gate.id,
+                        "--go",
+                        "--by",
+                        "rehearsal",
+                        *common,
+                        "--override",
+                        "rehearsal",
+                    ]
+                )
+                == 0
+            )
         decided.append(gate.id)
     else:
         pytest.fail("the rehearsal did not finish")

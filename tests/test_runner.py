@@ -204,8 +204,19 @@ def test_status_json_before_any_run_lists_every_step_pending(tmp_path, capsys) -
 
     from engine.cli import main
 
-    assert main(["status", "--json", "--runbook", str(MINI_RUNBOOK), "--journal",
-                 str(tmp_path / "none.toml")]) == 0
+    assert (
+        main(
+            [
+                "status",
+                "--json",
+                "--runbook",
+                str(MINI_RUNBOOK),
+                "--journal",
+                str(tmp_path / "none.toml"),
+            ]
+        )
+        == 0
+    )
     status = json.loads(capsys.readouterr().out)
     assert status["run"] is None and status["state"] == "READY"
     assert status["steps"] and {s["status"] for s in status["steps"]} == {"pending"}
@@ -225,12 +236,15 @@ def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> N
     # the old marker: a key among the step's cursors, no engine field
     text = engine.store.path.read_text()
     body = text.rpartition("# end of journal")[0]
-    body = body.replace("[steps.backup-tables.cursors]\n",
-                        "[steps.backup-tables.cursors]\nneeds_acceptance = true\n")
+    body = body.replace(
+        "[steps.backup-tables.cursors]\n",
+        "[steps.backup-tables.cursors]\nneeds_acceptance = true\n",
+    )
     body = body.replace("needs_acceptance = false\n", "")
     import hashlib
 
     from engine.journal import TRAILER
+
     engine.store.path.write_bytes(
         body.encode() + TRAILER % hashlib.sha256(body.encode()).hexdigest().encode()
     )

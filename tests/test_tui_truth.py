@@ -186,9 +186,7 @@ async def test_a_manual_steps_instructions_scroll_whole_at_80x24(tmp_path: Path)
             await pilot.press("down")
         for _ in range(100):
             await pilot.pause(0.02)
-            if detail.scroll_y == detail.max_scroll_y and "more" not in str(
-                detail.border_subtitle
-            ):
+            if detail.scroll_y == detail.max_scroll_y and "more" not in str(detail.border_subtitle):
                 break
         assert detail.scroll_y == detail.max_scroll_y
         shown = screen_text(app)
@@ -292,8 +290,9 @@ def test_scaled_windows_say_plan_time_and_real_time(make_ctx, world) -> None:
     assert plan_span(60, 1) == "60 min"
     check = next(c for c in CHECKS if c.name == "error_rate_below")
     ctx, _ = make_ctx("gate-phase4:performance-acceptable", world, time_scale=3600)
-    result = check.evaluate(ctx, check.params.model_validate({"max_percent": 1.0,
-                                                              "window_minutes": 60}))
+    result = check.evaluate(
+        ctx, check.params.model_validate({"max_percent": 1.0, "window_minutes": 60})
+    )
     assert "last 60 plan min = 1 s at x3600" in result.detail, result.detail
     assert "read as the last 2 min" in result.detail
 

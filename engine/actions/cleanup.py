@@ -405,9 +405,7 @@ def redeploy_stages(
         gw.update_stage(
             restApiId=api_id,
             stageName=stage,
-            patchOperations=[
-                {"op": "replace", "path": "/deploymentId", "value": deployment}
-            ],
+            patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment}],
         )
         done.append(stage)
         ctx.log(f"stage {stage} redeployed ({deployment})")

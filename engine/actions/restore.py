@@ -487,8 +487,7 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
     api_id = find_api(gw, archive["name"])
     if api_id is None:
         raise RuntimeError(
-            f"REST API {archive['name']!r} not found; restore it from "
-            f"{archive_path} (export) first"
+            f"REST API {archive['name']!r} not found; restore it from {archive_path} (export) first"
         )
     by_path = {r["path"]: r for r in archive["resources"]}
     for key in wanted:

@@ -25,9 +25,9 @@ def evaluate(ctx: ActionContext, p: BackupsParams) -> CheckResult:
     arns: dict[str, str] = {}
     for table, entry in sorted(backups.items()):
         try:
-            status = ddb.describe_backup(BackupArn=entry.arn)["BackupDescription"][
-                "BackupDetails"
-            ]["BackupStatus"]
+            status = ddb.describe_backup(BackupArn=entry.arn)["BackupDescription"]["BackupDetails"][
+                "BackupStatus"
+            ]
         except Exception as exc:  # a vanished backup is a failed check, not a crash
             status = f"unreadable ({type(exc).__name__})"
         if status != "AVAILABLE":
