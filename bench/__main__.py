@@ -104,7 +104,8 @@ def transact_side(conn: Connection, rb: Runbook, work: Path) -> tuple[int, float
 
     def segment(number: int) -> int:
         n = 0
-        for page, _ in dynamo.scan_pages(ddb, e.source, segment=number, total_segments=4):
+        pages = dynamo.scan_pages(ddb, e.source, segment=number, total_segments=4, page_size=1000)
+        for page, _ in pages:
             items = [to_company_scoped(e, i, COMPANY[i["userId"]], MIGRATION_TS) for i in page]
             for start in range(0, len(items), 100):
                 chunk = items[start : start + 100]
