@@ -80,15 +80,11 @@ class StepState(BaseModel):
     def cursors_as(self, model: type[M], where: str = "cursors") -> M:
         """The cursors as `model`, validated once; later calls return the same object, whose
         changes every journal save writes back (`sync_cursors`). A bad shape: JournalError."""
-        from engine.resume import dump, parse  # resume builds on this module
+        from engine.resume import parse  # resume builds on this module
 
-        live = self._live
-        if live is not None and self._owns_table():
-            if isinstance(live, model):
-                return live
-            data = dump(live)
-        else:
-            data = self.cursors
+        live, data = self._current(model)
+        if live is not None:
+            return live
         typed = parse(model, data, where)
         self._live, self._live_seen = typed, copy.deepcopy(self.cursors)
         return typed
@@ -96,16 +92,24 @@ class StepState(BaseModel):
     def read_cursors(self, model: type[M], where: str = "cursors") -> M:
         """Another module's read of the facts in `model` (a view: keys it does not name are
         left alone, and nothing is bound, so the owner's full state is never cut down)."""
-        from engine.resume import dump, parse
+        from engine.resume import parse
+
+        live, data = self._current(model)
+        if live is not None:
+            return live
+        return parse(model, {k: v for k, v in data.items() if k in model.model_fields}, where)
+
+    def _current(self, model: type[M]) -> tuple[M | None, dict[str, Any]]:
+        """The bound object when it is already a `model`, else the cursors as data (the bound
+        object's, unless the table was replaced or edited since it was bound)."""
+        from engine.resume import dump
 
         live = self._live
         if live is not None and self._owns_table():
             if isinstance(live, model):
-                return live
-            data = dump(live)
-        else:
-            data = self.cursors
-        return parse(model, {k: v for k, v in data.items() if k in model.model_fields}, where)
+                return live, {}
+            return None, dump(live)
+        return None, self.cursors
 
     def cursors_table(self) -> dict[str, Any]:
         """The cursors as the journal keeps them (tests, hand edits): the typed object is
