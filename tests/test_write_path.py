@@ -80,14 +80,22 @@ def build(aws: Any, runbook: Any) -> None:
             )
 
 
-class Concurrency:
-    """Observes how many PutItem requests are in flight at once (an observer only)."""
+def mapped(aws: Any, make_ctx: Any, runbook: Any) -> tuple[Any, Any]:
+    """The world built and the mapping step done: (the DynamoDB client, the mapping's ctx)."""
+    build(aws, runbook)
+    ctx, _ = make_ctx("mapping-document", aws)
+    run(ctx, "company_mapping", {"apply": True})
+    return aws.client("dynamodb"), ctx
 
-    def __init__(self, client: Any) -> None:
+
+class Concurrency:
+    """Observes how many requests of one operation are in flight at once (an observer only)."""
+
+    def __init__(self, client: Any, operation: str = "PutItem") -> None:
         self.now = self.peak = 0
         self.lock = threading.Lock()
-        client.meta.events.register("before-call.dynamodb.PutItem", self.start)
-        client.meta.events.register("after-call.dynamodb.PutItem", self.end)
+        client.meta.events.register(f"before-call.dynamodb.{operation}", self.start)
+        client.meta.events.register(f"after-call.dynamodb.{operation}", self.end)
 
     def start(self, **_: Any) -> None:
         with self.lock:
@@ -100,10 +108,7 @@ class Concurrency:
 
 
 def test_one_segment_keeps_many_writes_in_flight(aws, make_ctx, runbook):
-    build(aws, runbook)
-    ddb = aws.client("dynamodb")
-    ctx, _ = make_ctx("mapping-document", aws)
-    run(ctx, "company_mapping", {"apply": True})
+    ddb, ctx = mapped(aws, make_ctx, runbook)
     add_latency(ddb, 0.01)
     seen = Concurrency(ddb)  # registered first: counts after the delay
     mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
@@ -122,10 +127,7 @@ def test_one_segment_keeps_many_writes_in_flight(aws, make_ctx, runbook):
 
 
 def test_operator_limit_applies_during_the_run(aws, make_ctx, runbook):
-    build(aws, runbook)
-    ddb = aws.client("dynamodb")
-    ctx, _ = make_ctx("mapping-document", aws)
-    run(ctx, "company_mapping", {"apply": True})
+    ddb, ctx = mapped(aws, make_ctx, runbook)
     add_latency(ddb, 0.005)
     mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     seen = Concurrency(ddb)
@@ -178,10 +180,7 @@ def throttling(client: Any, every: int) -> list[int]:
 
 
 def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runbook):
-    build(aws, runbook)
-    ddb = aws.client("dynamodb")
-    ctx, _ = make_ctx("mapping-document", aws)
-    run(ctx, "company_mapping", {"apply": True})
+    ddb, ctx = mapped(aws, make_ctx, runbook)
     sent = throttling(ddb, every=40)
     mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 40, "in_flight": 16})
@@ -208,9 +207,7 @@ def test_progress_line_shows_rate_and_writes_in_flight() -> None:
 
 
 def test_migrate_window_is_k_per_segment(aws, make_ctx, runbook):
-    build(aws, runbook)
-    ctx, _ = make_ctx("mapping-document", aws)
-    run(ctx, "company_mapping", {"apply": True})
+    _, ctx = mapped(aws, make_ctx, runbook)
     mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     params = {"entity": "expenses", "segments": 3, "page_size": 50, "in_flight": 5}
     assert run(mctx, "migrate_entity", params)["migrated"] == N
@@ -218,19 +215,8 @@ def test_migrate_window_is_k_per_segment(aws, make_ctx, runbook):
     assert windows == {15}  # 5 per segment, 3 segments, one shared window
 
 
-class DeleteConcurrency(Concurrency):
-    def __init__(self, client: Any) -> None:  # DeleteItem, not PutItem
-        self.now = self.peak = 0
-        self.lock = threading.Lock()
-        client.meta.events.register("before-call.dynamodb.DeleteItem", self.start)
-        client.meta.events.register("after-call.dynamodb.DeleteItem", self.end)
-
-
 def test_rollback_deletes_run_concurrently_and_a_stop_keeps_the_count_exact(aws, make_ctx, runbook):
-    build(aws, runbook)
-    ddb = aws.client("dynamodb")
-    ctx, _ = make_ctx("mapping-document", aws)
-    run(ctx, "company_mapping", {"apply": True})
+    ddb, ctx = mapped(aws, make_ctx, runbook)
     mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     assert run(mctx, "migrate_entity", {"entity": "expenses"})["migrated"] == N
     # the application updated one migrated item during dual-write: the rollback keeps it
@@ -241,7 +227,7 @@ def test_rollback_deletes_run_concurrently_and_a_stop_keeps_the_count_exact(aws,
         ExpressionAttributeValues={":now": {"S": "2099-01-01T00:00:00Z"}},
     )
     add_latency(ddb, 0.005)
-    seen = DeleteConcurrency(ddb)
+    seen = Concurrency(ddb, "DeleteItem")
     rctx, _ = make_ctx("rollback-data#0", aws, journal=ctx.journal)
     deleted = [0]
 
