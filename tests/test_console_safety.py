@@ -146,6 +146,17 @@ async def type_text(pilot: Any, text: str) -> None:
         await pilot.press(char)
 
 
+async def roll_back(pilot: Any, app: RunbookApp, screens: Screens, confirm: str) -> None:
+    """`b` on the selected phase, the rollback screen read, the confirmation typed."""
+    await pilot.press("b")
+    await pilot.pause()
+    assert isinstance(app.screen, RollbackScreen)
+    screens.capture(app)
+    await type_text(pilot, confirm)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 def journal_of(engine: Engine) -> Any:
     return JournalStore(engine.store.path).load()
 
@@ -204,25 +215,13 @@ async def test_no_console_path_reaches_a_destructive_step_without_go_or_backup(
         await pilot.press("r")
         await settle(pilot)
         # the rollback of the gate's phase (destructive: typed), confirmed, then run again
-        await pilot.press("b")
-        await pilot.pause()
-        assert isinstance(app.screen, RollbackScreen)
-        screens.capture(app)
-        await type_text(pilot, "phase2")
-        await pilot.press("enter")
-        await settle(pilot)
+        await roll_back(pilot, app, screens, "phase2")
         await pilot.press("r")
         await settle(pilot)
         # the rollback of phase 1 (flags back), then through phase 1 again to the gate
         app.query_one("#timeline").select_ref(("step", "deprecate-legacy"))
         await pilot.pause()
-        await pilot.press("b")
-        await pilot.pause()
-        assert isinstance(app.screen, RollbackScreen)
-        screens.capture(app)
-        await type_text(pilot, "yes")
-        await pilot.press("enter")
-        await settle(pilot)
+        await roll_back(pilot, app, screens, "yes")
         assert journal_of(engine).rollbacks[-1].status == "done"
         app.query_one("#timeline").select_ref(None)  # type: ignore[arg-type]
         await to_the_gate(pilot, app, engine, screens)
