@@ -47,7 +47,7 @@ from bench.world import (
     seed,
 )
 from engine import dynamo
-from engine.actions.migrate import WRITE_CONDITION
+from engine.actions.migrate_write import WRITE_CONDITION
 from engine.model import Runbook
 from engine.target import Connection
 from engine.transforms import CREATED_BY, UPDATED_AT, to_company_scoped

@@ -9,6 +9,8 @@ it at start; tests that need it call it too).
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 AWS_ITEM_LIMIT_BYTES = 400 * 1024
@@ -37,4 +39,34 @@ def aws_item_size_limit(limit: int = AWS_ITEM_LIMIT_BYTES) -> bool:
         dict.__setitem__(self, key, value)
 
     limited.__setitem__ = __setitem__
+    return True
+
+
+def serial_transactions() -> bool:
+    """Make moto's TransactWriteItems isolated from concurrent writes, as AWS's are.
+
+    moto deep-copies the table at the start of a transaction (its rollback copy); a PutItem or
+    another transaction landing in that instant changes the dict being copied and fails the
+    request ("dictionary changed size during iteration"). One lock around moto's item writes
+    serialises them with transactions. False when this moto has no such backend."""
+    try:
+        from moto.dynamodb.models import DynamoDBBackend
+    except ImportError:
+        return False
+    if getattr(DynamoDBBackend, "_runbook_serial_writes", False):
+        return True
+    lock = threading.RLock()  # a transaction's own puts take it again
+
+    def serialised(method: Any) -> Any:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return locked
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        if hasattr(DynamoDBBackend, name):
+            setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._runbook_serial_writes = True  # type: ignore[attr-defined]
     return True

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine import dynamo
-from engine.actions.migrate import ledger_name
+from engine.actions.migrate_ledger import ledger_name
 from engine.checks import registry as checks
 from engine.seed import create_table
 from engine.target_fit import (

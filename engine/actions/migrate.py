@@ -13,36 +13,22 @@ A segment's key only advances once its page (and every page before it) is applie
 re-runs at most the unapplied pages; items the run wrote carry exactly the migration timestamp
 and are rewritten identically.
 
-Before any write each transformed item is checked against the target table as DescribeTable
-reports it (target_fit.why_unfit: key types and empty keys of the table and its indexes, 400 KB
-by DynamoDB's count); an item that fails, or whose write gets a ValidationException, is
-quarantined with the reason (committed at once: a resume never sends it again).
-
-Each write is a conditional PutItem:
-    attribute_not_exists(pk) OR (updatedAt <= :ts AND createdBy = :user)
-A failed condition is either an application write after the run began (same creator, later
-updatedAt: kept, `skipped_newer`) or a key owned by another user (collision, written by neither
-side). Keys the analysis found colliding are skipped before writing. Malformed items are
-quarantined with their reason.
-
-Per-item detail lives in `migrate-<entity>.sqlite` (idempotent across resumes) and is exported
-to `quarantine-<entity>.jsonl` and `collisions-<entity>.jsonl` at the end.
+How items are settled and written (conditional PutItem, or TransactWriteItems of up to 100 by
+the runbook's `write_path`) is in migrate_write.py; per-item detail (quarantine, collisions)
+in migrate_ledger.py.
 Summary: {entity, source_total, scanned, migrated, skipped_newer, collisions, quarantined,
 rejected_by_target (of the quarantined), segments, artifacts}.
 """
 
 from __future__ import annotations
 
-import json
 import queue
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,15 +37,14 @@ from engine import dynamo
 from engine.actions.analyze import (
     EntitiesParams,
     KeyIndex,
-    company_or_fail,
     entity_spec,
-    key_text,
     open_index,
     source_keys,
     target_keys,
     target_shape,
 )
 from engine.actions.mapping import build_resolver
+from engine.actions.migrate_ledger import Ledger, ledger_name
 from engine.actions.migrate_state import (
     EntityScans,
     MigrateCounts,
@@ -70,26 +55,21 @@ from engine.actions.migrate_state import (
     ResyncSummary,
     SegmentCursor,
 )
+from engine.actions.migrate_write import MAX_TRANSACT_ITEMS, ItemWriter
 from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
-from engine.target_fit import REASON_PREFIX, TargetShape, why_unfit
 from engine.transforms import (
     CREATED_BY,
     UPDATED_AT,
     classify_legacy,
     dedupe_by_key,
-    is_newer,
-    json_safe,
-    to_company_scoped,
     to_legacy,
 )
 
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
 BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
-WRITE_CONDITION = "attribute_not_exists(#pk) OR (#upd <= :ts AND #cb = :user)"
-TARGET_REJECTED = "target rejected the write: "  # a ValidationException the check did not foresee
 
 
 class MigrateParams(BaseModel):
@@ -104,181 +84,11 @@ class MigrateParams(BaseModel):
     # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
     # per segment, memory is bounded by this, not by the table, nor by item size
     page_size: int | None = Field(default=1000, ge=1)
-
-
-def ledger_name(entity: str) -> str:
-    return f"migrate-{entity}.sqlite"
-
-
-class Ledger:
-    """Per-item outcomes of one migrate step, keyed by source key (INSERT OR IGNORE: a page
-    re-run after a resume records nothing twice)."""
-
-    def __init__(self, path: Path, fresh: bool) -> None:
-        if fresh:
-            path.unlink(missing_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False)  # segment threads, locked
-        self.db.executescript(
-            """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
-            CREATE TABLE IF NOT EXISTS quarantine (skey TEXT PRIMARY KEY, reason TEXT,
-                item TEXT) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS collisions (skey TEXT PRIMARY KEY, company TEXT, id TEXT,
-                user TEXT, reason TEXT, existing TEXT, item TEXT) WITHOUT ROWID;
-            """
-        )
-
-    def quarantine(self, skey: str, reason: str, item: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO quarantine VALUES (?,?,?)",
-            (skey, reason, json.dumps(json_safe(item), sort_keys=True)),
-        )
-
-    def collision(
-        self,
-        skey: str,
-        company: str,
-        ident: str,
-        user: str,
-        reason: str,
-        existing: str,
-        item: dict[str, Any],
-    ) -> None:
-        """The legacy item is kept whole: after cleanup it exists nowhere else but a backup."""
-        self.db.execute(
-            "INSERT OR IGNORE INTO collisions VALUES (?,?,?,?,?,?,?)",
-            (
-                skey,
-                company,
-                ident,
-                user,
-                reason,
-                existing,
-                json.dumps(json_safe(item), sort_keys=True),
-            ),
-        )
-
-    def quarantine_reason(self, skey: str) -> str | None:
-        row = self.db.execute("SELECT reason FROM quarantine WHERE skey=?", (skey,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def is_quarantined(self, skey: str) -> bool:
-        return self.quarantine_reason(skey) is not None
-
-    def count(self, table: str) -> int:
-        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-    def count_rejected_by_target(self) -> int:
-        """Quarantined because the target table cannot hold them (check or ValidationException)."""
-        row = self.db.execute(
-            "SELECT COUNT(*) FROM quarantine WHERE reason LIKE ? OR reason LIKE ?",
-            (REASON_PREFIX + "%", TARGET_REJECTED + "%"),
-        ).fetchone()
-        return int(row[0])
-
-    def export(self, ctx: ActionContext, entity: str) -> list[str]:
-        q_name, c_name = f"quarantine-{entity}.jsonl", f"collisions-{entity}.jsonl"
-        with ctx.artifact(q_name).open("w") as fh:
-            for skey, reason, item in self.db.execute("SELECT * FROM quarantine ORDER BY 1"):
-                row = {"key": json.loads(skey), "reason": reason, "item": json.loads(item)}
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
-        with ctx.artifact(c_name).open("w") as fh:
-            for skey, company, ident, user, reason, existing, item in self.db.execute(
-                "SELECT * FROM collisions ORDER BY 1"
-            ):
-                row = {
-                    "key": json.loads(skey),
-                    "company": company,
-                    "id": ident,
-                    "user": user,
-                    "reason": reason,
-                    "existing_created_by": existing,
-                    "item": json.loads(item),
-                }
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
-        return [q_name, c_name]
-
-    def close(self) -> None:
-        self.db.commit()
-        self.db.close()
-
-
-def _write(
-    ctx: ActionContext,
-    e: EntitySpec,
-    item: dict[str, Any],
-    resolver: Any,
-    index: KeyIndex | None,
-    ledger: Ledger,
-    skeys: list[str],
-    lock: threading.Lock,
-    shape: TargetShape,
-) -> str:
-    """Migrate one legacy item; returns its outcome. `lock` guards the sqlite files."""
-    skey = key_text(item, skeys)
-    with lock:
-        if ledger.is_quarantined(skey):  # set aside by an earlier attempt: never sent again
-            return "quarantined"
-    reason = classify_legacy(e, item)
-    if reason is not None:
-        with lock:
-            ledger.quarantine(skey, reason, item)
-        return "quarantined"
-    user = item[e.user_attr]
-    company = company_or_fail(resolver, user, ctx)
-    ident = item[e.id_attr]
-    with lock:
-        known_collision = index is not None and index.is_collision(e.name, company, ident)
-        if known_collision:
-            reason, existing = index.collision_reason(e.name, company, ident)
-            ledger.collision(skey, company, ident, user, reason, existing, item)
-    if known_collision:
-        return "collision"
-    pk, sk = target_keys(ctx.runbook, e)
-    new = to_company_scoped(e, item, company, ctx.migration_ts)
-    unfit = why_unfit(shape, new)
-    if unfit is not None:
-        with lock:
-            ledger.quarantine(skey, unfit, item)
-        return "quarantined"
-    ddb = ctx.client("dynamodb")
-    for _attempt in range(3):
-        try:
-            written, old = dynamo.conditional_put(
-                ddb,
-                e.target,
-                new,
-                WRITE_CONDITION,
-                values={":ts": ctx.migration_ts, ":user": user},
-                names={"#pk": pk, "#upd": UPDATED_AT, "#cb": CREATED_BY},
-                clock=ctx.clock,
-                key={pk: new[pk], sk: new[sk]},
-            )
-        except ClientError as exc:
-            if dynamo.error_code(exc) != "ValidationException":
-                raise
-            message = exc.response.get("Error", {}).get("Message", "")
-            with lock:  # committed at once: a resume must not send this item again
-                ledger.quarantine(skey, TARGET_REJECTED + message, item)
-                ledger.db.commit()
-            return "quarantined"
-        if written:
-            return "migrated"
-        if old is None:
-            continue  # deleted between the check and the read-back: try again
-        if old.get(CREATED_BY) != user:
-            existing = str(old.get(CREATED_BY, ""))
-            with lock:
-                ledger.collision(
-                    skey, company, ident, user, "target-owned-by-other", existing, item
-                )
-            return "collision"
-        if is_newer(old.get(UPDATED_AT), ctx.migration_ts):
-            return "skipped_newer"
-        with lock:
-            ledger.collision(skey, company, ident, user, "target updatedAt unreadable", user, item)
-        return "collision"
-    raise RuntimeError(f"{e.target}: conditional put of {skey} kept failing without an item")
+    # "put": a conditional PutItem per item (1 WCU each); "transact": TransactWriteItems of
+    # up to `transact_size` conditional Puts (100-fold fewer requests, 2 WCU per item), for
+    # targets where the round trip is the limit (docs/performance.md)
+    write_path: Literal["put", "transact"] = "put"
+    transact_size: int = Field(default=MAX_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS)
 
 
 @dataclass
@@ -317,18 +127,19 @@ class _Pipeline:
     ) -> None:
         self.ctx, self.e, self.p = ctx, e, p
         self.cursors = ctx.cursors_as(MigrateCursors)  # shared: changed under self.lock
-        self.resolver, self.index, self.ledger = resolver, index, ledger
+        self.ledger = ledger
         self.ddb = ctx.client("dynamodb")
-        self.skeys = source_keys(ctx.runbook, e)
         shape = target_shape(self.ddb, e.target)
         if shape is None:
             raise RuntimeError(f"{e.target} does not exist: create it before migrating {e.name}")
-        self.shape = shape
         self.lock = threading.Lock()
         self.abort = threading.Event()
         self.errors: list[BaseException] = []
         pool_size = int(getattr(self.ddb.meta.config, "max_pool_connections", 10) or 10)
         self.throttle = ctx.throttle
+        self.writer = ItemWriter(
+            ctx, e, resolver, index, ledger, shape, self.lock, self.throttle.on_throttle
+        )
         self.throttle.configure(p.in_flight * self.concurrent_segments(), ceiling=pool_size)
         self.pool_size = pool_size
 
@@ -350,9 +161,10 @@ class _Pipeline:
         todo = [s for s in range(self.p.segments) if not segments[str(s)].done]
         if not todo:
             return
-        event = "needs-retry.dynamodb.PutItem"
+        events = ("needs-retry.dynamodb.PutItem", "needs-retry.dynamodb.TransactWriteItems")
         hook = f"migrate-throttle-{id(self)}"
-        self.ddb.meta.events.register_first(event, self._on_retry, unique_id=hook)
+        for event in events:
+            self.ddb.meta.events.register_first(event, self._on_retry, unique_id=hook + event)
         scanners = min(len(todo), self.p.max_workers or len(todo))
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
         try:
@@ -368,7 +180,8 @@ class _Pipeline:
         finally:
             # all writes are answered before the step ends; a stop drops the queued ones
             writers.shutdown(wait=True, cancel_futures=self.abort.is_set())
-            self.ddb.meta.events.unregister(event, unique_id=hook)
+            for event in events:
+                self.ddb.meta.events.unregister(event, unique_id=hook + event)
         if self.errors:  # a writer's failure, not the stop it caused the scanners
             raise self.errors[0]
 
@@ -427,17 +240,25 @@ class _Pipeline:
             with self.lock:
                 seg.pages.append(page)
             if not items:  # a filtered or empty last page still moves the cursor
-                self._item_done(seg, page, None)
+                self._items_done(seg, page, [])
                 continue
-            for n, item in enumerate(items):
-                if n % BOUNDARY_ITEMS == 0:
+            for chunk in self._chunks(items):
+                for _batch in range(0, len(chunk), BOUNDARY_ITEMS):
                     # a batch boundary: a detached engine's pause and pace act here (its
                     # boundary hook counts one batch of 25 per call); a stop unwinds
                     self.ctx.clock.check()
                 while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
                     self._check()
                 self._check_releasing()
-                writers.submit(self._write_one, seg, page, item)
+                writers.submit(self._write_chunk, seg, page, chunk)
+
+    def _chunks(self, items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """One request's items: one for PutItem, up to `transact_size` for a transaction."""
+        size = 1
+        if self.p.write_path == "transact" and self.writer.transactions.is_set():
+            size = self.p.transact_size
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
 
     def _check_releasing(self) -> None:
         try:
@@ -446,22 +267,15 @@ class _Pipeline:
             self.throttle.release()
             raise
 
-    def _write_one(self, seg: _Segment, page: _Page, item: dict[str, Any]) -> None:
-        outcome = None
+    def _write_chunk(self, seg: _Segment, page: _Page, chunk: list[dict[str, Any]]) -> None:
+        """One request in flight: a conditional PutItem, or a transaction of the chunk."""
         try:
             if self.abort.is_set() or self.ctx.clock.stop.is_set():
                 return  # the page stays unapplied: its cursor does not move
-            outcome = _write(
-                self.ctx,
-                self.e,
-                item,
-                self.resolver,
-                self.index,
-                self.ledger,
-                self.skeys,
-                self.lock,
-                self.shape,
-            )
+            if len(chunk) == 1 and self.p.write_path == "put":
+                outcomes = [self.writer.write(chunk[0])]
+            else:
+                outcomes = self.writer.write_chunk(chunk, self.p.transact_size)
             self.throttle.on_success()
         except Interrupted:
             return
@@ -474,14 +288,15 @@ class _Pipeline:
             return
         finally:
             self.throttle.release()
-        self._item_done(seg, page, outcome)
+        self._items_done(seg, page, outcomes)
 
-    def _item_done(self, seg: _Segment, page: _Page, outcome: str | None) -> None:
+    def _items_done(self, seg: _Segment, page: _Page, outcomes: list[str]) -> None:
         c = self.cursors
         with self.lock:
-            if outcome in page.counts:
-                page.counts[outcome] += 1
-            page.remaining -= 1
+            for outcome in outcomes:
+                if outcome in page.counts:
+                    page.counts[outcome] += 1
+            page.remaining -= max(1, len(outcomes))  # an empty page counts as one
             if page.remaining > 0:
                 return
             advanced = False
@@ -575,9 +390,14 @@ def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
         PlannedCall("dynamodb", "Scan", e.source, f"Select=COUNT, then {p.segments} segment(s)"),
         PlannedCall(
             "dynamodb",
-            "PutItem",
+            "TransactWriteItems" if p.write_path == "transact" else "PutItem",
             e.target,
-            "conditional: absent, or written by this run / older and same creator",
+            "conditional: absent, or written by this run / older and same creator"
+            + (
+                f"; {p.transact_size} per transaction, 2 WCU per item, PutItem after a cancel"
+                if p.write_path == "transact"
+                else ""
+            ),
         ),
     ]
 

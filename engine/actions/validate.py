@@ -44,7 +44,7 @@ from engine.actions.analyze import (
     target_shape,
 )
 from engine.actions.mapping import Resolver, build_resolver
-from engine.actions.migrate import Ledger, ledger_name
+from engine.actions.migrate_ledger import Ledger, ledger_name
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.journal import Journal, StepState
 from engine.model import EntitySpec, Runbook
