@@ -247,11 +247,14 @@ class _Pipeline:
             if not items:  # a filtered or empty last page still moves the cursor
                 self._items_done(seg, page, [])
                 continue
+            admitted = 0
             for chunk in self._chunks(items):
-                for _batch in range(0, len(chunk), BOUNDARY_ITEMS):
-                    # a batch boundary: a detached engine's pause and pace act here (its
-                    # boundary hook counts one batch of 25 per call); a stop unwinds
-                    self.ctx.clock.check()
+                for n in range(admitted, admitted + len(chunk)):
+                    if n % BOUNDARY_ITEMS == 0:
+                        # a batch boundary: a detached engine's pause and pace act here (its
+                        # boundary hook counts one batch of 25 per call); a stop unwinds
+                        self.ctx.clock.check()
+                admitted += len(chunk)
                 while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
                     self._check()
                 self._check_releasing()
