@@ -23,209 +23,31 @@ from engine.cli.codes import (
     EXIT_OK,
     OUTCOME_EXIT,
 )
+from engine.cli.driving import _driving, _workspace
+from engine.cli.outcome import _finish, _resume_hint, _target_flags
+from engine.cli.output import Printer, _err, _print, _silence_terminal
 from engine.cli.parser import build_parser
+from engine.cli.terminal import (
+    NeedsTerminal,
+    _install_stop_handlers,
+    _lost_terminal_stops,
+    make_confirm,
+)
 from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage
 from engine.control.locate import Found, find_engine
 from engine.control.paths import SocketPathTooLong
 from engine.detach import DetachFailed
 from engine.embedded import WorldGone
-from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
+from engine.events import LogLine, Progress
 from engine.files import UnsafePath, append_private
 from engine.journal import JournalError
 from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.lock import LockedError
 from engine.runner import BadRequest, CommandRefused, Engine, Outcome, plan_calls
 from engine.target import TargetError
-from engine.workspace import BadInput, NoRun, Workspace, WorkspaceOptions
-
-
-class NeedsTerminal(Exception):
-    """A prompt was needed, but there is no TTY and no --yes."""
-
-
-# ---- output ---------------------------------------------------------------------------------
-
-
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "ETA --:--"
-    seconds = int(seconds)
-    return f"ETA {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-class Printer:
-    """gh-ost-like status lines: one per table at most every second, plus log lines."""
-
-    def __init__(self, out: Callable[[str], None]) -> None:
-        self.out = out
-        self.last: dict[tuple[str, str], float] = {}
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, LogLine):
-            self.out(f"{event.level.upper():7} [{event.step_id or 'run'}] {event.message}")
-        elif isinstance(event, StepStarted):
-            verb = "resuming" if event.resumed else "starting"
-            self.out(f"==> {verb} {event.step_id}: {event.title} (attempt {event.attempt})")
-        elif isinstance(event, StepFinished):
-            tail = f": {event.error}" if event.error else ""
-            self.out(f"<== {event.step_id} {event.status}{tail}")
-        elif isinstance(event, Alert):
-            self.out(
-                f"!!! ALERT {event.trigger_id}: {event.message} "
-                f"(measured {event.measured:g}, threshold {event.threshold:g}); "
-                + (
-                    f"rolling back automatically: {event.proposed_rollback}"
-                    if event.auto_rollback
-                    else f"proposed rollback: {event.proposed_rollback}"
-                )
-            )
-        elif isinstance(event, Progress):
-            key = (event.step_id, event.table)
-            now = time.monotonic()
-            final = event.total is not None and event.done >= event.total
-            if not final and now - self.last.get(key, 0.0) < 1.0:
-                return
-            self.last[key] = now
-            total = f"{event.total:,}" if event.total is not None else "?"
-            flight = event.in_flight
-            pct = f" ({100 * event.done / event.total:.1f}%)" if event.total else ""
-            speed = (
-                "starting"
-                if event.rate is None
-                else f"{event.rate:,.0f} items/s {_fmt_eta(event.eta_seconds)}"
-            )
-            if flight:  # data steps: writes in flight / the throttle's window
-                speed += f" {flight[0]}/{flight[1]} in flight"
-            self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
-
-
-def _silence_terminal() -> None:
-    """The terminal is gone (EPIPE, EIO): later writes, and the flush at exit, go nowhere."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
-
-
-def _write(stream: Any, line: str) -> bool:
-    """Write one line; False (and silence) when the terminal went away. Never raises: an
-    output error must not fail a step."""
-    try:
-        print(line, file=stream, flush=True)
-        return True
-    except (OSError, ValueError):  # BrokenPipeError, EIO after a hang-up, a closed stream
-        _silence_terminal()
-        return False
-
-
-def _print(line: str) -> bool:
-    return _write(sys.stdout, line)
-
-
-def _err(line: str) -> bool:
-    return _write(sys.stderr, line)
-
-
-def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
-    """Printer output: when the terminal is lost the run checkpoints and stops (exit 130)."""
-
-    def out(line: str) -> None:
-        if not _print(line) and not engine.stop_requested:
-            engine.log("the terminal went away: checkpointing and stopping", "warning")
-            engine.request_stop()
-
-    return out
-
-
-def make_confirm(
-    assume_yes: bool, notes: Callable[[], tuple[str, ...]] | None = None
-) -> Callable[[str, str], bool]:
-    """`notes`: what the operator must know before consenting (incomplete archives)."""
-
-    def confirm(what: str, token: str) -> bool:
-        for note in notes() if notes else ():
-            _err(f"note: {note}")
-        if assume_yes:
-            return True
-        if not sys.stdin.isatty():
-            raise NeedsTerminal(
-                f"'{what}' needs confirmation; no terminal to ask on. Re-run with --yes to consent."
-            )
-        try:
-            answer = input(
-                f"{what} is destructive. Type {token} to confirm (anything else stops): "
-            )
-        except EOFError:  # end of input is no consent: declined, nothing was changed
-            raise NeedsTerminal(
-                f"no answer to the confirmation of '{what}' (end of input): declined, "
-                "nothing was changed"
-            ) from None
-        return answer.strip() == token
-
-    return confirm
-
-
-def _install_stop_handlers(engine: Engine) -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        # never raises (the terminal may be gone): a write error here would land in the action
-        engine.request_stop()
-        if signum == signal.SIGHUP:
-            _silence_terminal()
-        else:
-            _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
-
-
-def _resume_hint(args: argparse.Namespace) -> str:
-    parts = ["runbook", "run"]
-    for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
-        value = getattr(args, flag, None)
-        if value:
-            parts += [f"--{flag.replace('_', '-')}", str(value)]
-    return " ".join(parts)
-
-
-def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
-    if outcome.status == "interrupted":
-        _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
-    elif outcome.status in ("waiting", "paused") and outcome.waiting:
-        kind, node = outcome.waiting.kind, outcome.waiting.id
-        how = (
-            f"runbook decide {node} --go|--no-go --by NAME"
-            if kind == "gate"
-            else f"runbook ack {node} --by NAME"
-        )
-        _print(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
-    elif outcome.message:
-        (_err if outcome.status != "done" else _print)(outcome.message)
-    return OUTCOME_EXIT[outcome.status]
-
+from engine.workspace import BadInput, NoRun
 
 # ---- commands -------------------------------------------------------------------------------
-
-
-def _workspace(args: argparse.Namespace) -> Workspace:
-    cached = getattr(args, "_workspace", None)
-    if cached is not None:  # detach: the engine probe built it already
-        return cached
-    args._workspace = Workspace(
-        WorkspaceOptions(
-            runbook=args.runbook,
-            journal=args.journal,
-            endpoint_url=args.endpoint_url,
-            profile=args.profile,
-            region=args.region,
-            operator=args.operator,
-            time_scale=args.time_scale,
-            accept_runbook_change=args.accept_runbook_change,
-            mapping_overrides=args.mapping_overrides,
-            fresh=args.fresh,
-        )
-    )
-    return args._workspace
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -256,16 +78,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for problem in loaded.warnings:
         _print(problem.render())
     return EXIT_OK
-
-
-def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], int]) -> int:
-    ws = _workspace(args)
-    ws.acquire(operation)
-    try:
-        engine = ws.open(create=operation == "run")
-        return body(engine)
-    finally:
-        ws.release()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -445,10 +257,6 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 # ---- detach: a detached engine and its control socket ----------------------------------------
-
-
-def _target_flags(args: argparse.Namespace) -> str:
-    return _resume_hint(args).removeprefix("runbook run").strip()
 
 
 def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
