@@ -10,6 +10,7 @@ it at start; tests that need it call it too).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from typing import Any
 
@@ -42,18 +43,20 @@ def aws_item_size_limit(limit: int = AWS_ITEM_LIMIT_BYTES) -> bool:
     return True
 
 
-def serial_transactions() -> bool:
-    """Make moto's TransactWriteItems isolated from concurrent writes, as AWS's are.
+def aws_transactions() -> bool:
+    """Make moto's TransactWriteItems isolated and cheap, as AWS's are.
 
-    moto deep-copies the table at the start of a transaction (its rollback copy); a PutItem or
-    another transaction landing in that instant changes the dict being copied and fails the
-    request ("dictionary changed size during iteration"). One lock around moto's item writes
-    serialises them with transactions. False when this moto has no such backend."""
+    moto deep-copies every table a transaction touches (its rollback copy): O(table) per
+    transaction, and a write landing during the copy fails it ("dictionary changed size during
+    iteration"). Here one lock serialises moto's item writes with transactions, and a
+    transaction of Puts and ConditionChecks checks every condition first, then writes, undoing
+    its own writes if one is refused: O(transaction). Other transactions keep moto's path.
+    False when this moto has no such backend."""
     try:
         from moto.dynamodb.models import DynamoDBBackend
     except ImportError:
         return False
-    if getattr(DynamoDBBackend, "_runbook_serial_writes", False):
+    if getattr(DynamoDBBackend, "_runbook_transactions", False):
         return True
     lock = threading.RLock()  # a transaction's own puts take it again
 
@@ -65,8 +68,71 @@ def serial_transactions() -> bool:
 
         return locked
 
+    moto_transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        ops = [next(iter(entry.items())) for entry in transact_items if len(entry) == 1]
+        plain = len(ops) == len(transact_items) <= 100
+        if not plain or any(kind not in ("Put", "ConditionCheck") for kind, _ in ops):
+            return moto_transact(self, transact_items)
+        _checked_transaction(self, ops)
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        if hasattr(DynamoDBBackend, name):
-            setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
-    DynamoDBBackend._runbook_serial_writes = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._runbook_transactions = True  # type: ignore[attr-defined]
     return True
+
+
+def _op_key(backend: Any, kind: str, op: dict[str, Any]) -> dict[str, Any]:
+    if kind != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def _checked_transaction(backend: Any, ops: list[tuple[str, dict[str, Any]]]) -> None:
+    """Puts and ConditionChecks, all or nothing (the caller holds the write lock)."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TransactionCanceledException,
+    )
+
+    seen: set[tuple[str, str]] = set()
+    reasons: list[Any] = []
+    for kind, op in ops:
+        key = _op_key(backend, kind, op)
+        ident = (op["TableName"], json.dumps(key, sort_keys=True))
+        if ident in seen:
+            raise MultipleTransactionsException()
+        seen.add(ident)
+        current = backend.get_item(op["TableName"], key)
+        condition = op.get("ConditionExpression")
+        names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        if condition is None or get_filter_expression(condition, names, values).expr(current):
+            reasons.append((None, None, None))
+            continue
+        wanted = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        old = current.to_json()["Attributes"] if current is not None and wanted else None
+        reasons.append(("ConditionalCheckFailed", "The conditional request failed", old))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    applied: list[tuple[str, dict[str, Any], Any]] = []
+    try:
+        for kind, op in ops:
+            if kind == "Put":
+                key = _op_key(backend, kind, op)
+                before = backend.get_item(op["TableName"], key)
+                backend.put_item(op["TableName"], op["Item"])
+                applied.append((op["TableName"], key, before))
+    except Exception:
+        for table, key, before in reversed(applied):  # all or nothing
+            if before is None:
+                backend.delete_item(table, key)
+            else:
+                backend.put_item(table, before.to_json()["Attributes"])
+        raise

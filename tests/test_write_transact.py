@@ -17,7 +17,7 @@ from engine import dynamo
 from engine.actions.migrate_write import MAX_TRANSACT_BYTES, Prepared, split_transactions
 from engine.clock import Interrupted
 from engine.events import Progress
-from engine.moto_fidelity import serial_transactions
+from engine.moto_fidelity import aws_transactions
 from tests.test_actions_ops import run
 from tests.test_write_path import T_EXPENSES, N, mapped
 
@@ -26,7 +26,7 @@ from tests.test_write_path import T_EXPENSES, N, mapped
 def isolated_transactions() -> None:
     """moto's transactions race concurrent writes unless serialised (engine/moto_fidelity.py,
     as the embedded server runs it)."""
-    assert serial_transactions()
+    assert aws_transactions()
 
 
 TRANSACT = {"entity": "expenses", "write_path": "transact", "page_size": 150}
@@ -125,6 +125,8 @@ def test_transactions_carry_the_items_and_match_the_put_path(aws, make_ctx, runb
         item.pop("migratedAt", None)  # the two runs are a moment apart
     assert by_transaction == by_put
     assert any(isinstance(e, Progress) and e.in_flight for e in events)
+    said = [getattr(e, "message", "") for e in events]
+    assert any("TransactWriteItems of up to 100" in m and "2 WCU" in m for m in said)
 
 
 def mapped_again(aws: Any, make_ctx: Any, runbook: Any, ddb: Any) -> tuple[Any, Any]:

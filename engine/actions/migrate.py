@@ -165,6 +165,11 @@ class _Pipeline:
         hook = f"migrate-throttle-{id(self)}"
         for event in events:
             self.ddb.meta.events.register_first(event, self._on_retry, unique_id=hook + event)
+        if self.p.write_path == "transact":
+            self.ctx.log(
+                f"{self.e.target}: TransactWriteItems of up to {self.p.transact_size} "
+                "conditional Puts (2 WCU per item)"
+            )
         scanners = min(len(todo), self.p.max_workers or len(todo))
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
         try:
