@@ -1,0 +1,134 @@
+"""Commands for a detached engine, through its control socket: pause | resume | stop |
+throttle | watch, and a rollback it runs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from engine.cli.driving import _workspace
+from engine.cli.outcome import _finish, _resume_hint
+from engine.cli.output import Printer, _err, _print
+from engine.cli.remote import _by, _control_line, _need_remote
+from engine.cli.terminal import make_confirm
+from engine.control.client import RemoteEngine, WatchMessage
+from engine.events import LogLine, Progress
+from engine.runner import BadRequest, Outcome
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).pause(_by(args)))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _print(_need_remote(args).resume(_by(args), consent=args.yes))
+    return EXIT_OK
+
+
+STOP_WAIT_SECONDS = 30.0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.lock import is_locked
+
+    remote = _need_remote(args)
+    _print(remote.stop(_by(args)))
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    journal = _workspace(args).journal_path
+    while is_locked(journal) is not None:  # the engine lets go of the lock as it exits
+        if time.monotonic() > deadline:
+            _err(
+                f"runbook: the engine has not exited after {STOP_WAIT_SECONDS:g} s; it may be "
+                "blocked in a call (`runbook status` shows where)"
+            )
+            return EXIT_FAILED
+        time.sleep(0.1)  # polling the lock file: an observable condition with a deadline
+    _print(f"engine stopped; checkpoint saved. Resume with: {_resume_hint(args)} [--detach]")
+    return EXIT_OK
+
+
+def cmd_throttle(args: argparse.Namespace) -> int:
+    settings = {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+    if not settings:
+        raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
+    _print("throttle: " + _need_remote(args).throttle(_by(args), **settings))
+    return EXIT_OK
+
+
+def _remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
+    for step in remote.preview_rollback(args.phase):
+        _print(f"{step['title']}:")
+        for call in step["calls"]:
+            _print(f"    {call}")
+    if args.preview:
+        return EXIT_OK
+    rollback = _workspace(args).loaded.runbook.rollback_for(args.phase)
+    consent = make_confirm(args.yes)
+    if rollback is not None and rollback.destructive and not consent(rollback.title, args.phase):
+        declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
+        return _finish(declined, args)
+    status, message = remote.rollback(args.phase, args.by or _by(args))
+    return _finish(Outcome(status, message=message), args)  # type: ignore[arg-type]
+
+
+def _step_summary(status: dict[str, Any]) -> str:
+    steps = status.get("steps", [])
+    done = sum(1 for s in steps if s.get("status") == "done")
+    running = next((s["id"] for s in steps if s.get("status") == "running"), None)
+    waiting = status.get("waiting")
+    line = f"run: {done}/{len(steps)} steps done"
+    if running:
+        line += f"; running {running}"
+    if waiting:
+        line += f"; waiting at {waiting['kind']} {waiting['id']}"
+    return line
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A headless follower of a detached engine (the console attaches later the same way)."""
+    remote = _need_remote(args)
+    printer = Printer(_print)
+    shown: dict[str, str] = {}
+    ended: dict[str, str] = {}
+
+    def changed(kind: str, line: str) -> None:
+        if shown.get(kind) != line:
+            shown[kind] = line
+            _print(line)
+
+    def on(msg: WatchMessage) -> None:
+        data = msg.data
+        if msg.type == "progress":
+            printer(
+                Progress(
+                    data["step"],
+                    data["table"],
+                    data["done"],
+                    data["total"],
+                    data.get("rate") or 0.0,
+                    data.get("eta"),
+                )
+            )
+        elif msg.type == "log":
+            printer(LogLine(data["step"], data["level"], data["message"], data.get("at", "")))
+        elif msg.type == "control":
+            changed("control", _control_line(data))
+        elif msg.type in ("snapshot", "status"):
+            changed("status", _step_summary(data))
+        elif msg.type == "end":
+            ended.update(data)
+
+    subscription = remote.subscribe(on)
+    try:
+        subscription.ended.wait()
+    except KeyboardInterrupt:
+        subscription.close()
+        return EXIT_OK
+    if not ended:
+        _err("runbook: the engine went away without saying so; `runbook status` shows where")
+        return EXIT_BAD_INPUT
+    _print(f"engine ended: {ended.get('outcome')} {ended.get('message', '')}".rstrip())
+    return EXIT_OK

@@ -1,0 +1,77 @@
+"""`run --detach`: spawning the engine as its own process, and that process itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from typing import Any
+
+from engine.cli.codes import EXIT_OK, OUTCOME_EXIT
+from engine.cli.driving import _workspace
+from engine.cli.outcome import _target_flags
+from engine.cli.output import _err, _print
+from engine.detach import DetachFailed
+from engine.runner import Engine
+
+
+def _spawn_detached(args: argparse.Namespace) -> int:
+    from engine.detach import spawn
+
+    try:
+        started = spawn(args.argv)
+    except DetachFailed as exc:
+        for line in exc.lines:
+            _err(line)
+        return exc.code
+    flags = _target_flags(args)
+    _print(f"engine started: pid {started.pid}; it runs on without this terminal")
+    _print(f"  journal {started.journal}; log {started.log}")
+    _print(f"  control socket {started.socket} (you only)")
+    _print(f"  follow: runbook watch {flags}".rstrip())
+    _print(f"  control: runbook pause|resume|stop|throttle {flags}".rstrip())
+    return EXIT_OK
+
+
+def _run_detached_child(args: argparse.Namespace) -> int:
+    """The engine process itself (`run --detach` started it in its own session)."""
+    from engine.control.driver import DetachedRun
+    from engine.control.paths import socket_path
+    from engine.control.server import ControlServer
+    from engine.detach import signal_ready
+
+    ws = _workspace(args)
+    path = socket_path(ws.journal_path)
+
+    def body(engine: Engine) -> int:
+        driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
+        server = ControlServer(path, ws.journal_path, driver)
+        server.start()
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            driver.signal_stop()  # only sets events: safe in a signal handler
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose
+        engine.log(f"detached engine started (pid {os.getpid()}); control socket {path}")
+        signal_ready(
+            {
+                "pid": os.getpid(),
+                "socket": str(path),
+                "journal": str(ws.journal_path),
+                "log": str(engine.store.log_path),
+            }
+        )
+        try:
+            outcome = driver.serve()
+        finally:
+            server.close()
+        engine.log(f"detached engine exits: {outcome.status} {outcome.message}".rstrip())
+        return OUTCOME_EXIT[outcome.status]
+
+    ws.acquire("run --detach")
+    try:
+        return body(ws.open(create=True))
+    finally:
+        ws.release()

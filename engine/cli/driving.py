@@ -1,0 +1,40 @@
+"""The Workspace the flags name (built once per command), and driving it under the lock."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from engine.runner import Engine
+from engine.workspace import Workspace, WorkspaceOptions
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    cached = getattr(args, "_workspace", None)
+    if cached is not None:  # detach: the engine probe built it already
+        return cached
+    args._workspace = Workspace(
+        WorkspaceOptions(
+            runbook=args.runbook,
+            journal=args.journal,
+            endpoint_url=args.endpoint_url,
+            profile=args.profile,
+            region=args.region,
+            operator=args.operator,
+            time_scale=args.time_scale,
+            accept_runbook_change=args.accept_runbook_change,
+            mapping_overrides=args.mapping_overrides,
+            fresh=args.fresh,
+        )
+    )
+    return args._workspace
+
+
+def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], int]) -> int:
+    ws = _workspace(args)
+    ws.acquire(operation)
+    try:
+        engine = ws.open(create=operation == "run")
+        return body(engine)
+    finally:
+        ws.release()

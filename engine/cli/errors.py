@@ -1,0 +1,141 @@
+"""Errors told to the operator: one line each and an exit code; tracebacks go to a log file."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import time
+import traceback
+from pathlib import Path
+
+from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
+from engine.cli.output import _err
+from engine.cli.terminal import NeedsTerminal
+from engine.control.client import EngineGone, RemoteError
+from engine.control.paths import SocketPathTooLong
+from engine.embedded import WorldGone
+from engine.files import UnsafePath, append_private
+from engine.journal import JournalError
+from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
+from engine.lock import LockedError
+from engine.runner import BadRequest, CommandRefused
+from engine.target import TargetError
+from engine.workspace import BadInput, NoRun
+
+
+def _traceback_log(args: argparse.Namespace) -> Path | None:
+    """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
+    from engine.session import default_journal_path, state_dir
+    from engine.target import TargetSpec
+
+    journal = getattr(args, "journal", None)
+    if journal is None:
+        try:
+            runbook_id = load_runbook(args.runbook or default_runbook_path()).runbook.runbook.id
+            spec = TargetSpec(args.endpoint_url, args.profile, args.region)
+            journal = default_journal_path(runbook_id, spec.slug())
+        except Exception:
+            return state_dir() / "runbook-console.log"
+    return journal.with_name(journal.stem + ".log")
+
+
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    """One clear line for the operator; the traceback goes to the log, never to the screen."""
+    detail = "".join(traceback.format_exception(exc))
+    where = _traceback_log(args)
+    saved = ""
+    for path in (where, None):
+        try:
+            target = path or Path(os.environ.get("TMPDIR", "/tmp")) / "runbook-console-errors.log"
+            append_private(
+                target,
+                f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                f"runbook {args.command or 'console'}\n{detail}",
+            )
+            saved = f" (details in {target})"
+            break
+        except OSError:
+            continue
+    _err(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
+    return EXIT_BAD_INPUT
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted before the run began (nothing was started)"
+    if isinstance(exc, UnsafePath):
+        return str(exc)
+    if isinstance(exc, OSError):
+        what = {
+            errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted",
+            errno.EROFS: "read-only file system",
+            errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "disk quota exceeded",
+            errno.ENOTDIR: "a folder on the path is a file",
+            errno.EISDIR: "expected a file, found a folder",
+            errno.ENOENT: "no such file or folder",
+        }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        if exc.errno == errno.EEXIST and exc.filename and not Path(exc.filename).is_dir():
+            what = "a folder on the path is a file"
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{what}{where}"
+    name = type(exc).__name__
+    if name == "ProfileNotFound":
+        return f"{exc} (check --profile against ~/.aws/config)"
+    return f"{name}: {exc}"
+
+
+# what the operator can act on, told in one line: everything else is `_unexpected`
+KNOWN_ERRORS = (
+    RemoteError,
+    EngineGone,
+    SocketPathTooLong,
+    RunbookInvalid,
+    LockedError,
+    JournalError,
+    NoRun,
+    BadRequest,
+    BadInput,
+    TargetError,
+    NeedsTerminal,
+    WorldGone,
+    CommandRefused,
+)
+
+
+def _known(exc: Exception) -> int:
+    """Tell one of KNOWN_ERRORS (the first class that matches, in that order); its exit code."""
+    if isinstance(exc, RemoteError):  # the detached engine answered: its one line, its exit code
+        _err(f"runbook: {exc}")
+        return exc.code
+    if isinstance(exc, EngineGone):
+        _err(
+            f"runbook: the detached engine went away ({exc}); `runbook status` shows the "
+            "checkpoint, `runbook run` resumes"
+        )
+        return EXIT_BAD_INPUT
+    if isinstance(exc, SocketPathTooLong):
+        _err(f"runbook: {exc}")
+        return EXIT_BAD_INPUT
+    if isinstance(exc, RunbookInvalid):
+        for problem in exc.problems:
+            _err(problem.render())
+        return EXIT_BAD_INPUT
+    if isinstance(exc, LockedError):
+        _err(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
+        return EXIT_LOCKED
+    if isinstance(exc, (JournalError, NoRun, BadRequest, BadInput, TargetError, NeedsTerminal)):
+        _err(f"runbook: {exc}")
+        return EXIT_BAD_INPUT
+    if isinstance(exc, WorldGone):
+        _err(
+            f"runbook: {exc}. Start a fresh rehearsal with a new journal: runbook run --fresh "
+            "(the old journal is kept aside)."
+        )
+        return EXIT_BAD_INPUT
+    if isinstance(exc, CommandRefused):
+        _err(f"runbook: refused: {exc}")
+        return EXIT_FAILED
+    raise exc  # not one of KNOWN_ERRORS

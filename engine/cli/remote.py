@@ -1,0 +1,100 @@
+"""The detached engine of a journal: finding it (a stale socket is removed) and asking it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.cli.codes import EXIT_LOCKED
+from engine.cli.driving import _workspace
+from engine.cli.outcome import _resume_hint, _target_flags
+from engine.cli.output import _err
+from engine.control.client import EngineGone, RemoteEngine, RemoteError
+from engine.control.locate import Found, find_engine
+from engine.control.paths import SocketPathTooLong
+from engine.runner import BadRequest
+
+
+def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
+    pid = remote.ping()
+    flags = f" {_target_flags(args)}".rstrip()
+    return (
+        f"a detached engine (pid {pid}) runs this journal; follow it with `runbook watch{flags}`,"
+        f" stop it with `runbook stop{flags}`"
+    )
+
+
+def _probe(args: argparse.Namespace) -> None:
+    """Set args.remote to the live detached engine of this journal, or None. A socket left by a
+    dead engine is removed, and said so in one line."""
+    args.remote = None
+    # serve / view only read the journal: they neither talk to nor tidy up after an engine;
+    # the console (no command) looks: with an engine running it attaches
+    if args.command in ("check", "plan", "iam-policy", "serve", "view") or getattr(
+        args, "detached_child", False
+    ):
+        return
+    try:
+        found: Found = find_engine(_workspace(args).journal_path)
+    except SocketPathTooLong:
+        return  # no engine can listen there
+    if found.stale_pid is not None:
+        who = f" (pid {found.stale_pid})" if found.stale_pid else ""
+        _err(
+            f"runbook: the detached engine{who} is gone (its socket was left; removed); "
+            "the run resumes from its last checkpoint"
+            + (": resuming now" if args.command == "run" else f" with `{_resume_hint(args)}`")
+        )
+    args.remote = found.engine
+
+
+def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
+    """(control state, live RunSnapshot) of the detached engine, or (None, None)."""
+    from engine.snapshot import RunSnapshot
+
+    if getattr(args, "remote", None) is None:
+        return None, None
+    try:
+        answer = args.remote.status()
+    except (EngineGone, OSError, RemoteError):
+        return None, None
+    try:
+        live = RunSnapshot.model_validate(answer["snapshot"])
+    except ValueError:  # an engine of another version: the journal's view stands
+        live = None
+    return answer["control"], live
+
+
+def _control_line(control: dict[str, Any]) -> str:
+    pause = {"paused": ", PAUSED at a checkpoint", "pausing": ", pausing..."}.get(
+        control.get("pause") or "", ""
+    )
+    return (
+        f"engine: detached, pid {control['pid']}, {control['activity']}{pause}; "
+        f"throttle: {control['throttle']['text']}"
+    )
+
+
+def _by(args: argparse.Namespace) -> str:
+    from engine.session import operator_name
+
+    return args.by or operator_name(args.operator)
+
+
+def _need_remote(args: argparse.Namespace) -> RemoteEngine:
+    if getattr(args, "remote", None) is not None:
+        return args.remote
+    from engine.lock import is_locked
+
+    holder = is_locked(_workspace(args).journal_path)
+    if holder is not None:
+        raise RemoteError(
+            EXIT_LOCKED,
+            f"the run is driven in the foreground by {holder.describe()}, without a control "
+            "socket; act there (Ctrl-C stops it)",
+        )
+    raise BadRequest(
+        "no detached engine runs for this journal; start one with "
+        + f"`runbook run --detach {_target_flags(args)}".rstrip()
+        + "`"
+    )

@@ -1,0 +1,82 @@
+"""Flag value checks: a bad value is one line naming what is wrong (argparse adds the flag)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
+
+
+def _in_range(
+    text: str, kind: Callable[[str], Number], noun: str, ok: Callable[[Number], bool], must: str
+) -> Number:
+    """`text` as `kind`, or `not a <noun>: ...`; a value failing `ok` is `must be <must>, ...`."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {must}, not {text!r}")
+    return value
+
+
+def _time_scale(text: str) -> float:
+    """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait)."""
+    return _in_range(
+        text, float, "number", lambda v: math.isfinite(v) and v > 0, "a finite number above 0"
+    )
+
+
+def _name(text: str) -> str:
+    """--by: who did it; a blank name records nobody."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name who acts (not blank)")
+    return text
+
+
+def _percent(text: str) -> float:
+    """--error-rate: a percentage from 0 to 100."""
+    return _in_range(
+        text,
+        float,
+        "number",
+        lambda v: math.isfinite(v) and 0 <= v <= 100,
+        "a percentage from 0 to 100",
+    )
+
+
+def _limit_arg(kind: type[Number]) -> Callable[[str], Number | None]:
+    """A throttle value: a number above 0, or `off` (no limit / the runbook's value)."""
+
+    def parse(text: str) -> Number | None:
+        if text.strip().lower() == "off":
+            return None
+        return _in_range(
+            text, kind, kind.__name__, lambda v: math.isfinite(v) and v > 0, "above 0 (or off)"
+        )
+
+    return parse
+
+
+def _loopback_host(text: str) -> str:
+    """--host: loopback only (textual-serve has no authentication)."""
+    host = "127.0.0.1" if text == "localhost" else text
+    try:
+        ok = ipaddress.ip_address(host).is_loopback and ipaddress.ip_address(host).version == 4
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a loopback address: the served console has no authentication, so "
+            "it binds to 127.0.0.1 only (tunnel with ssh -L to share it)"
+        )
+    return host
+
+
+def _port(text: str) -> int:
+    """--port: a TCP port from 1 to 65535."""
+    return _in_range(text, int, "port number", lambda v: 1 <= v <= 65535, "a port from 1 to 65535")
