@@ -40,7 +40,13 @@ def main() -> None:
         def note(params: dict[str, Any], **_: Any) -> None:
             sink.write(params["Item"]["expenseId"]["S"] + "\n")
 
-        conn.client("dynamodb").meta.events.register("provide-client-params.dynamodb.PutItem", note)
+        def note_transaction(params: dict[str, Any], **_: Any) -> None:
+            for entry in params["TransactItems"]:
+                sink.write(entry["Put"]["Item"]["expenseId"]["S"] + "\n")
+
+        events = conn.client("dynamodb").meta.events
+        events.register("provide-client-params.dynamodb.PutItem", note)
+        events.register("provide-client-params.dynamodb.TransactWriteItems", note_transaction)
     params: dict[str, Any] = {"entity": "expenses", "segments": args.segments}
     if args.page_size:
         params["page_size"] = args.page_size

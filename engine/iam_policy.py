@@ -251,8 +251,15 @@ def _model(service: str) -> Any:
     return botocore.session.get_session().get_service_model(service)
 
 
+# IAM has no action for a transaction: each of its parts needs its own operation's permission
+# (AWS: "Using IAM with DynamoDB transactions"); the engine's transactions hold Puts only
+_ENCLOSED = {("dynamodb", "TransactWriteItems"): "dynamodb:PutItem"}
+
+
 def iam_action(service: str, operation: str) -> str:
     """The IAM action an API call needs (API Gateway authorises by HTTP verb)."""
+    if (service, operation) in _ENCLOSED:
+        return _ENCLOSED[service, operation]
     if service == "apigateway":
         return f"apigateway:{_model(service).operation_model(operation).http['method']}"
     prefix = {"monitoring": "cloudwatch"}.get(service, service)

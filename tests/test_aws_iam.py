@@ -68,6 +68,8 @@ def test_each_call_is_mapped_to_its_action_and_resource():
     assert iam_policy.iam_action("apigateway", "DeleteMethod") == "apigateway:DELETE"
     assert iam_policy.iam_action("apigateway", "UpdateStage") == "apigateway:PATCH"
     assert iam_policy.iam_action("dynamodb", "Scan") == "dynamodb:Scan"
+    # a transaction of Puts is authorised as PutItem on each table it writes
+    assert iam_policy.iam_action("dynamodb", "TransactWriteItems") == "dynamodb:PutItem"
     arns = iam_policy.resources_for_call(
         "apigateway",
         "DeleteMethod",

@@ -17,17 +17,8 @@ from engine import dynamo
 from engine.actions.migrate_write import MAX_TRANSACT_BYTES, Prepared, split_transactions
 from engine.clock import Interrupted
 from engine.events import Progress
-from engine.moto_fidelity import aws_transactions
 from tests.test_actions_ops import run
 from tests.test_write_path import T_EXPENSES, N, mapped
-
-
-@pytest.fixture(autouse=True)
-def isolated_transactions() -> None:
-    """moto's transactions race concurrent writes unless serialised (engine/moto_fidelity.py,
-    as the embedded server runs it)."""
-    assert aws_transactions()
-
 
 TRANSACT = {"entity": "expenses", "write_path": "transact", "page_size": 150}
 

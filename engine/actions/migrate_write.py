@@ -105,11 +105,12 @@ class ItemWriter:
                 self.ledger.collision(skey, company, ident, user, why, existing, item)
                 return "collision"
         new = to_company_scoped(self.e, item, company, self.ctx.migration_ts)
-        unfit = why_unfit(self.shape, new)
+        size = item_size(new)
+        unfit = why_unfit(self.shape, new, size)
         if unfit is not None:
             return self._quarantine(skey, unfit, item)
         key = (str(new[self.pk]), str(new[self.sk]))
-        return Prepared(skey, item, user, company, ident, new, key, item_size(new))
+        return Prepared(skey, item, user, company, ident, new, key, size)
 
     def _quarantine(self, skey: str, reason: str, item: dict[str, Any], now: bool = False) -> str:
         with self.lock:
