@@ -1,9 +1,11 @@
-"""One migrate step in its own process (peak RSS, journal bytes, SIGKILL and resume).
+"""One migrate step in its own process (peak RSS, journal bytes, SIGKILL and resume), with the
+runbook's parameters for migrate-expenses (its write path included).
 
     python -m bench.child URL WORKDIR [--page-size P] [--segments S] [--record FILE]
 
 Resumes the journal in WORKDIR when there is one. Prints one JSON line: peak RSS (KB), journal
-bytes, the step's summary. `--record` appends the expenseId of every PutItem sent to FILE.
+bytes, the step's summary. `--record` appends the expenseId of every item sent (PutItem or in a
+TransactWriteItems) to FILE.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def main() -> None:
         events = conn.client("dynamodb").meta.events
         events.register("provide-client-params.dynamodb.PutItem", note)
         events.register("provide-client-params.dynamodb.TransactWriteItems", note_transaction)
-    params: dict[str, Any] = {"entity": "expenses", "segments": args.segments}
+    # the step as the runbook runs it (its write path too), sized by the flags
+    params: dict[str, Any] = {**rb.step("migrate-expenses").params, "segments": args.segments}
     if args.page_size:
         params["page_size"] = args.page_size
     summary = run_action(rb, conn, store, journal, "migrate-expenses", "migrate_entity", params)
