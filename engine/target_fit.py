@@ -139,8 +139,10 @@ def item_size(item: Mapping[str, Any]) -> int:
     return sum(len(str(k).encode("utf-8")) + value_size(v) for k, v in item.items())
 
 
-def why_unfit(shape: TargetShape, item: Mapping[str, Any], size: int | None = None) -> str | None:
-    """Why the target table would reject the item, or None when it fits (`size`: the item's
+def why_unfit(
+    shape: TargetShape, item: Mapping[str, Any], item_bytes: int | None = None
+) -> str | None:
+    """Why the target table would reject the item, or None when it fits (`item_bytes`: its
     size when the caller has counted it already)."""
     for key in shape.keys:
         if key.name not in item:
@@ -163,7 +165,7 @@ def why_unfit(shape: TargetShape, item: Mapping[str, Any], size: int | None = No
                     f"{REASON_PREFIX}{key.name} is {size:,} bytes; the {key.role} holds at most "
                     f"{key.max_bytes:,}"
                 )
-    size = item_size(item) if size is None else size
+    size = item_size(item) if item_bytes is None else item_bytes
     if size > MAX_ITEM_BYTES:
         return (
             f"{REASON_PREFIX}item size {size:,} bytes by DynamoDB's count; the limit is "

@@ -261,3 +261,32 @@ def test_the_plan_names_the_transaction_and_its_cost(runbook):
     assert plan_migrate(runbook, MigrateParams(entity="expenses"))[-1].operation == "PutItem"
     with pytest.raises(ValueError):
         MigrateParams(entity="expenses", write_path="transact", transact_size=101)
+
+
+def test_a_stop_cuts_the_per_item_fallback_short(aws, make_ctx, runbook):
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    refusing = [True]
+    refuse = answer_transactions(
+        ddb,
+        lambda n, r: (
+            {"__type": "com.amazon.coral.validate#ValidationException"} if refusing[0] else None
+        ),
+    )
+    mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    puts = [0, 0]  # before the stop, after it
+
+    def count_and_stop(**_: Any) -> None:
+        puts[mctx.clock.stop.is_set()] += 1
+        if puts[0] == 30:
+            mctx.clock.stop.set()  # the operator's stop, while items go one by one
+
+    ddb.meta.events.register("before-call.dynamodb.PutItem", count_and_stop)
+    with pytest.raises(Interrupted):
+        run(mctx, "migrate_entity", {**TRANSACT, "in_flight": 2})
+    ddb.meta.events.unregister("before-call.dynamodb.PutItem", count_and_stop)
+    assert refuse[0] <= 2 and puts[1] <= 2  # each writer stops before its next item
+    assert mctx.journal.step("migrate-expenses").cursors["counts"]["scanned"] == 0
+    again, _ = make_ctx("migrate-expenses", aws, journal=mctx.journal)
+    refusing[0] = False  # the target takes them again
+    m = run(again, "migrate_entity", TRANSACT)
+    assert m["migrated"] == N and len(target_items(ddb)) == N

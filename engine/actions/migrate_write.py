@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from engine import dynamo
 from engine.actions.analyze import KeyIndex, company_or_fail, key_text, source_keys, target_keys
 from engine.actions.migrate_ledger import TARGET_REJECTED, Ledger
+from engine.clock import Interrupted
 from engine.context import ActionContext
 from engine.model import EntitySpec
 from engine.target_fit import TargetShape, item_size, why_unfit
@@ -269,7 +270,14 @@ class ItemWriter:
         return retry
 
     def _puts(self, items: list[tuple[int, Prepared]]) -> list[tuple[int, str]]:
-        return [(n, self.put(prep)) for n, prep in items]
+        """Items alone, one after another: a stop is honoured between them (up to 100 round
+        trips), and the chunk's page stays unapplied."""
+        out = []
+        for n, prep in items:
+            if self.ctx.clock.stop.is_set():
+                raise Interrupted()
+            out.append((n, self.put(prep)))
+        return out
 
     def _no_transactions(self) -> None:
         if self.transactions.is_set():
