@@ -45,6 +45,7 @@ from bench.world import (
     seed,
 )
 from engine import dynamo
+from engine.actions.migrate import MigrateParams
 from engine.model import Runbook
 from engine.target import Connection
 from engine.transforms import to_company_scoped
@@ -57,11 +58,14 @@ KILL_PAGE = 500
 
 
 def engine(write_path: str) -> Side:
-    """migrate_entity as the runbook runs it (4 segments), by one of its write paths."""
+    """migrate_entity as the runbook runs it (its step's parameters), by one of its write
+    paths: "put" with the per-item default of 16 PutItems in flight per segment."""
 
     def side(conn: Connection, rb: Runbook, work: Path) -> tuple[int, float]:
         store, journal = prepared_journal(rb, conn, work)
-        params = {"entity": "expenses", "segments": 4, "write_path": write_path}
+        params = {**rb.step("migrate-expenses").params, "write_path": write_path}
+        if write_path == "put":
+            params["in_flight"] = MigrateParams.model_fields["in_flight"].default
         t0 = time.perf_counter()
         s = run_action(rb, conn, store, journal, "migrate-expenses", "migrate_entity", params)
         return int(s["migrated"]), time.perf_counter() - t0

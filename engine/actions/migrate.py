@@ -77,9 +77,10 @@ class MigrateParams(BaseModel):
     entity: str
     segments: int = Field(default=1, ge=1, le=64)
     max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
-    # conditional writes in flight per segment scanned at once (K); the step shares one window
-    # of K x segments, so an uneven split still fills it; the operator may set the window
-    # during a run (Engine.write_throttle.set_limit); capped by the HTTP pool
+    # write requests in flight per segment scanned at once (K): PutItems, or transactions of
+    # up to `transact_size` items; the step shares one window of K x segments, so an uneven
+    # split still fills it; the operator may set the window during a run
+    # (Engine.write_throttle.set_limit); capped by the HTTP pool
     in_flight: int = Field(default=16, ge=1, le=256)
     # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
     # per segment, memory is bounded by this, not by the table, nor by item size
