@@ -233,8 +233,9 @@ def child(url: str, work: Path, *extra: str) -> dict[str, Any]:
         [sys.executable, "-m", "bench.child", url, str(work), *extra],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode != 0:  # the child's own error, not only its exit status
+        raise RuntimeError(f"bench.child failed ({out.returncode}): {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
