@@ -1,4 +1,5 @@
-"""The resume state and summaries of the data actions in engine/actions/migrate.py."""
+"""The resume state and summaries of the data actions in engine/actions/migrate.py and
+migrate_rollback.py."""
 
 from __future__ import annotations
 
