@@ -16,6 +16,15 @@ SIZES = [(80, 24), (120, 40)]
 EXPENSES = "construction-expenses-multi-table-expenses"
 
 
+async def until(pilot, condition, rounds: int = 200) -> None:
+    """Let the app process its messages until `condition` holds (a failed wait fails the test)."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await pilot.pause()
+    raise AssertionError("the app never reached the state the snapshot needs")
+
+
 def steady_cursor(pilot) -> None:
     """An input's cursor blinks on a timer: a snapshot must not depend on when it is taken."""
     from textual.widgets import Input
@@ -118,9 +127,19 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size) -> None:
     engine = states.mini_gate(tmp_path)
 
     async def open_rollback(pilot) -> None:
-        await pilot.pause()
-        pilot.app.main.query_one("#timeline").select_ref(("step", "handover"))
-        await pilot.pause()
+        main = pilot.app.main
+        await until(pilot, lambda: main.ready)
+        timeline = main.query_one("#timeline")
+
+        def cursor_on(ref: tuple[str, str]) -> bool:
+            node = timeline.cursor_node
+            return node is not None and tuple(node.data or ()) == ref
+
+        # the screen first puts the cursor on what waits now (after its first refresh): only
+        # then may the operator browse, or the follow would move the cursor back
+        await until(pilot, lambda: cursor_on(("gate", "gate-phase2")))
+        timeline.select_ref(("step", "handover"))
+        await until(pilot, lambda: main.selected is not None and cursor_on(("step", "handover")))
         await pilot.press("b")
         await pilot.pause()
         steady_cursor(pilot)
