@@ -40,6 +40,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # moto's item size check is process-wide; a test that moves it to AWS's limit must not
+    # leak that into the next test on this worker (order differs between runs under xdist)
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
+    monkeypatch.setattr(LimitedSizeDict, "__setitem__", LimitedSizeDict.__setitem__)
 
 
 @pytest.fixture(scope="session")
