@@ -60,10 +60,16 @@ _RETRIES = Config(
 # robust: seconds, not minutes. Every call these services answer is a short control- or
 # data-plane call (no long polls); a hung endpoint is abandoned and retried, never waited on.
 _TIMEOUTS = {"dynamodb": (3, 10), "lambda": (3, 15), "sts": (3, 10)}  # (connect, read)
+# a loopback moto server shares this machine's cores with the migration, and its Scan sorts the
+# whole table for every page: a slow answer there is load, not a hung endpoint, and a retry
+# only adds to the load (a 100k-item table timed out at 10 s)
+LOOPBACK_READ_TIMEOUT = 120
 
 
-def client_config(service: str) -> Config:
+def client_config(service: str, read_timeout: float | None = None) -> Config:
     connect, read = _TIMEOUTS.get(service, (3, 15))
+    if read_timeout is not None:
+        read = read_timeout
     return _RETRIES.merge(
         Config(
             connect_timeout=connect,
@@ -125,6 +131,7 @@ class Connection:
     session: Any
     region: str
     endpoint_url: str | None = None
+    read_timeout: float | None = None  # None: each service's own (see _TIMEOUTS)
     _clients: dict[str, Any] = field(default_factory=dict)
     # the retry backoff of every client waits on this (the engine's stop, see stop_retries_on)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -132,7 +139,9 @@ class Connection:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             client = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=client_config(service)
+                service,
+                endpoint_url=self.endpoint_url,
+                config=client_config(service, self.read_timeout),
             )
             interruptible_retries(client, lambda: self._stop)
             self._clients[service] = name_resources(client)  # robust: errors name the resource
@@ -149,14 +158,16 @@ class Connection:
 
     def resource(self, service: str) -> Any:
         return self.session.resource(
-            service, endpoint_url=self.endpoint_url, config=client_config(service)
+            service,
+            endpoint_url=self.endpoint_url,
+            config=client_config(service, self.read_timeout),
         )
 
 
 def local_connection(endpoint_url: str, region: str) -> Connection:
     """A loopback moto server: dummy credentials, never the operator's real ones."""
     session = boto3.Session(region_name=region, **DUMMY_CREDENTIALS)
-    return Connection(session, region, endpoint_url)
+    return Connection(session, region, endpoint_url, read_timeout=LOOPBACK_READ_TIMEOUT)
 
 
 def connect(spec: TargetSpec, default_region: str) -> Connection:

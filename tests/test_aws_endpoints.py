@@ -113,3 +113,16 @@ def test_any_service_left_on_aws_is_a_real_account(monkeypatch):
     assert found["dynamodb"] == "http://127.0.0.1:8000"
     assert found["lambda"] == "https://lambda.eu-west-1.amazonaws.com"
     assert TargetSpec().kind == "embedded"  # no flags: the local world, whatever is configured
+
+
+def test_a_loopback_moto_server_is_given_time_a_real_account_is_not() -> None:
+    """A loopback moto shares the machine with the migration (its Scan sorts the whole table per
+    page): a slow answer is load, and abandoning it only adds a retry. AWS keeps 10 s."""
+    from engine.target import LOOPBACK_READ_TIMEOUT
+
+    local = local_connection("http://127.0.0.1:1", "us-east-1")
+    assert local.client("dynamodb").meta.config.read_timeout == LOOPBACK_READ_TIMEOUT >= 60
+    assert local.resource("dynamodb").meta.client.meta.config.read_timeout == LOOPBACK_READ_TIMEOUT
+    real = connect(TargetSpec(region="eu-west-1"), "us-east-1")
+    assert real.client("dynamodb").meta.config.read_timeout == 10
+    assert real.client("lambda").meta.config.read_timeout == 15
