@@ -103,6 +103,7 @@ def test_transactions_carry_the_items_and_match_the_put_path(aws, make_ctx, runb
     m = run(mctx, "migrate_entity", TRANSACT)
     assert m["migrated"] == N and m["scanned"] == N and m["collisions"] == 0
     assert calls.count.get("PutItem", 0) == 0
+    assert m["write_path"] == "transact" and m["written_alone"] == 0
     # pages of 150: a transaction of 100, then one of 50 per page
     assert sorted(calls.sizes) == sorted([100, 50] * (N // 150) + [100] * ((N % 150) // 100))
     by_transaction = target_items(ddb)
@@ -190,6 +191,7 @@ def test_a_target_without_transactions_falls_back_to_put(aws, make_ctx, runbook)
     assert m["migrated"] == N
     assert 1 <= sent[0] <= 4  # once per chunk already in flight, then item by item
     assert calls.count["PutItem"] == N
+    assert m["write_path"] == "put"  # as taken, not as asked: the summary says which ran
     assert any("no TransactWriteItems" in getattr(e, "message", "") for e in events)
     assert len(target_items(ddb)) == N
 
@@ -213,6 +215,7 @@ def test_a_request_the_target_rejects_is_written_item_by_item(aws, make_ctx, run
     m = run(mctx, "migrate_entity", TRANSACT)
     assert m["migrated"] == N and m["quarantined"] == 0
     assert calls.count["PutItem"] == rejected[0]  # the rejected transaction's items, alone
+    assert m["written_alone"] == rejected[0] and m["write_path"] == "transact"
     assert len(target_items(ddb)) == N
 
 
@@ -232,6 +235,7 @@ def test_a_stop_mid_run_resumes_with_exact_counts(aws, make_ctx, runbook):
     ddb.meta.events.unregister("after-call.dynamodb.TransactWriteItems", stop_after_two)
     saved = mctx.journal.step("migrate-expenses").cursors["counts"]
     assert saved["migrated"] == saved["scanned"] == 150  # the applied page, not the one cut
+    assert saved["written_alone"] == 0
     again, _ = make_ctx("migrate-expenses", aws, journal=mctx.journal)
     m = run(again, "migrate_entity", TRANSACT)
     assert m["migrated"] == N and m["scanned"] == N

@@ -8,7 +8,7 @@ one shared window of K x segments, AIMD on throttling, changeable during a run) 
 conditional writes in flight whatever each segment holds (docs/performance.md).
 Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
-     "counts": {"scanned", "migrated", "skipped_newer"}}
+     "counts": {"scanned", "migrated", "skipped_newer", "written_alone"}}
 A segment's key only advances once its page (and every page before it) is applied, so a resume
 re-runs at most the unapplied pages; items the run wrote carry exactly the migration timestamp
 and are rewritten identically.
@@ -17,7 +17,8 @@ How items are settled and written (conditional PutItem, or TransactWriteItems of
 the runbook's `write_path`) is in migrate_write.py; per-item detail (quarantine, collisions)
 in migrate_ledger.py.
 Summary: {entity, source_total, scanned, migrated, skipped_newer, collisions, quarantined,
-rejected_by_target (of the quarantined), segments, artifacts}.
+rejected_by_target (of the quarantined), segments, write_path (as taken), written_alone (of the
+migrated: by PutItem after a transaction failed), artifacts}.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class _Page:
     size: int
     last_key: dict[str, Any] | None
     remaining: int
-    counts: dict[str, int] = field(default_factory=lambda: {"migrated": 0, "skipped_newer": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"migrated": 0, "skipped_newer": 0, "written_alone": 0}
+    )
 
 
 @dataclass
@@ -232,7 +235,7 @@ class _Pipeline:
             with self.lock:
                 seg.pages.append(page)
             if not items:  # a filtered or empty last page still moves the cursor
-                self._items_done(seg, page, [])
+                self._items_done(seg, page, [], 0)
                 continue
             admitted = 0
             for chunk in self._chunks(items):
@@ -262,15 +265,19 @@ class _Pipeline:
             self.throttle.release()
             raise
 
+    def write_path(self) -> str:
+        """The path the writes took: "transact" falls back to "put" where the target has none."""
+        return self.p.write_path if self.writer.transactions.is_set() else "put"
+
     def _write_chunk(self, seg: _Segment, page: _Page, chunk: list[dict[str, Any]]) -> None:
         """One request in flight: a conditional PutItem, or a transaction of the chunk."""
         try:
             if self.abort.is_set() or self.ctx.clock.stop.is_set():
                 return  # the page stays unapplied: its cursor does not move
             if len(chunk) == 1 and self.p.write_path == "put":
-                outcomes = [self.writer.write(chunk[0])]
+                outcomes, alone = [self.writer.write(chunk[0])], 0
             else:
-                outcomes = self.writer.write_chunk(chunk, self.p.transact_size)
+                outcomes, alone = self.writer.write_chunk(chunk, self.p.transact_size)
             self.throttle.on_success()
         except Interrupted:
             return
@@ -283,11 +290,12 @@ class _Pipeline:
             return
         finally:
             self.throttle.release()
-        self._items_done(seg, page, outcomes)
+        self._items_done(seg, page, outcomes, alone)
 
-    def _items_done(self, seg: _Segment, page: _Page, outcomes: list[str]) -> None:
+    def _items_done(self, seg: _Segment, page: _Page, outcomes: list[str], alone: int) -> None:
         c = self.cursors
         with self.lock:
+            page.counts["written_alone"] += alone
             for outcome in outcomes:
                 if outcome in page.counts:
                     page.counts[outcome] += 1
@@ -302,6 +310,7 @@ class _Pipeline:
                 counts.scanned += done.size
                 counts.migrated += done.counts["migrated"]
                 counts.skipped_newer += done.counts["skipped_newer"]
+                counts.written_alone += done.counts["written_alone"]
                 state = c.segments[str(seg.number)]
                 if done.last_key:
                     state.key = done.last_key
@@ -346,7 +355,8 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh)
     ctx.progress(e.source, counts.scanned, total)
     try:
-        _Pipeline(ctx, e, p, resolver, index, ledger).run_all()
+        pipeline = _Pipeline(ctx, e, p, resolver, index, ledger)
+        pipeline.run_all()
         artifacts = ledger.export(ctx, e.name)
         quarantined = ledger.count("quarantine")
         rejected = ledger.count_rejected_by_target()
@@ -373,6 +383,8 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "quarantined": quarantined,
         "rejected_by_target": rejected,  # of the quarantined: the target table cannot hold them
         "segments": p.segments,
+        "write_path": pipeline.write_path(),
+        "written_alone": counts.written_alone,  # of the migrated: sent by PutItem after a cancel
         "artifacts": artifacts,
     }
 

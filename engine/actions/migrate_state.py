@@ -21,6 +21,7 @@ class MigrateCounts(Record):
     scanned: int = 0
     migrated: int = 0
     skipped_newer: int = 0
+    written_alone: int = 0  # items a failed transaction sent back to PutItem
 
 
 class MigrateCursors(Cursors):

@@ -180,8 +180,9 @@ class ItemWriter:
 
     # --- the "transact" path ---------------------------------------------------------------
 
-    def write_chunk(self, items: list[dict[str, Any]], transact_size: int) -> list[str]:
-        """Migrate items as transactions of up to `transact_size`; outcomes in item order."""
+    def write_chunk(self, items: list[dict[str, Any]], transact_size: int) -> tuple[list[str], int]:
+        """Migrate items as transactions of up to `transact_size`: the outcomes in item order,
+        and how many items had to be written alone (PutItem) after a transaction failed."""
         outcomes: list[str] = [""] * len(items)
         prepared: list[tuple[int, Prepared]] = []
         for n, item in enumerate(items):
@@ -190,10 +191,13 @@ class ItemWriter:
                 outcomes[n] = got
             else:
                 prepared.append((n, got))
+        written_alone = 0
         for group in split_transactions(prepared, transact_size):
-            for n, outcome in self._transact(group):
+            results, alone = self._transact(group)
+            written_alone += alone
+            for n, outcome in results:
                 outcomes[n] = outcome
-        return outcomes
+        return outcomes, written_alone
 
     def _put_entry(self, prep: Prepared) -> dict[str, Any]:
         names, values = self._names_values(prep)
@@ -208,9 +212,10 @@ class ItemWriter:
             }
         }
 
-    def _transact(self, group: list[tuple[int, Prepared]]) -> list[tuple[int, str]]:
+    def _transact(self, group: list[tuple[int, Prepared]]) -> tuple[list[tuple[int, str]], int]:
         """One chunk as transactions: retried while only throttled (with backoff) or cancelled
-        by items that were fine (at most TRANSACT_ROUNDS); the rest is written alone."""
+        by items that were fine (at most TRANSACT_ROUNDS); the rest is written alone. Returns
+        the outcomes and how many were written alone."""
         settled: list[tuple[int, str]] = []
         alone: list[tuple[int, Prepared]] = []
         pending, cancelled, throttled = group, 0, 0
@@ -221,7 +226,8 @@ class ItemWriter:
                     self.ddb.transact_write_items,
                     TransactItems=[self._put_entry(p) for _, p in pending],
                 )
-                return settled + [(n, "migrated") for n, _ in pending] + self._puts(alone)
+                done = [(n, "migrated") for n, _ in pending]
+                return settled + done + self._puts(alone), len(alone)
             except ClientError as exc:
                 code = dynamo.error_code(exc)
                 if code == "UnknownOperationException":
@@ -245,7 +251,7 @@ class ItemWriter:
                 cancelled += 1
                 if cancelled >= TRANSACT_ROUNDS:
                     break
-        return settled + self._puts(pending + alone)
+        return settled + self._puts(pending + alone), len(pending) + len(alone)
 
     def _settle_cancelled(
         self,
