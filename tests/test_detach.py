@@ -109,6 +109,20 @@ def start_detached(capsys, journal: Path) -> int:
     return pid
 
 
+def waits_at(journal: Path) -> str | None:
+    waiting = RemoteEngine(socket_path(journal)).status()["snapshot"].get("waiting") or {}
+    return waiting.get("id")
+
+
+def announced(capsys, journal: Path, args: list[str]) -> None:
+    """Acknowledge the manual step the engine waits at before the migration: a test sets the
+    throttle before it, so no item moves unthrottled however fast the machine is."""
+    until(lambda: waits_at(journal) == "announce", 60, "the engine to wait at `announce`")
+    assert step(journal, MIGRATE) == ("pending", 0)
+    code, out, err = runbook(capsys, "ack", "announce", "--by", "al", *args)
+    assert code == 0 and "the detached engine continues" in out, err
+
+
 def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys, journal):
     """Started in tmux; the tmux server is killed (SIGHUP to everything in that terminal); the
     engine, in its own session, goes on; `stop` checkpoints it; a new one finishes the step."""
@@ -132,6 +146,7 @@ def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys
         pid = int(re.search(r"engine started: pid (\d+)", text).group(1))
         # slow it down so it is surely mid-step when the terminal goes
         assert runbook(capsys, "throttle", "--rate", "40", *args)[0] == 0
+        announced(capsys, journal, args)
         until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
         panes = [*tmux, "list-panes", "-t", "war-room", "-F", "#{pane_pid}"]
         shell_pid = int(subprocess.run(panes, capture_output=True, text=True).stdout.split()[0])
@@ -169,6 +184,7 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     pid = start_detached(capsys, journal)
     args = common(journal)
     assert runbook(capsys, "throttle", "--rate", "100", *args)[0] == 0
+    announced(capsys, journal, args)
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
     # a watcher sees progress within 1 s of the engine announcing it
@@ -303,6 +319,7 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "20", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
+    announced(capsys, journal, args)
 
     def state():
         while True:
