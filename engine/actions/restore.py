@@ -1,6 +1,6 @@
 """Rollback of Phase 5: tables from their final backups, functions and routes from archives.
 
-Each restore reads what the delete step journaled (see engine/actions/cleanup.py) and is
+Each restore reads what the delete step journaled (see engine/actions/cleanup_*.py) and is
 resumable: resources already back count as restored.
 
 Cursors / summaries:
@@ -21,20 +21,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.backup import backups_of
-from engine.actions.cleanup import (
-    _rehearsal,
-    _safe,
-    _wait_table,
-    find_api,
-    redeploy_stages,
-    resources_by_path,
-)
+from engine.actions.cleanup_common import is_rehearsal, safe_name
+from engine.actions.cleanup_routes import find_api, redeploy_stages, resources_by_path
 from engine.actions.cleanup_state import (
     StagesCursors,
     function_deletions_of,
     route_deletions_of,
     table_deletions_of,
 )
+from engine.actions.cleanup_tables import wait_table
 from engine.actions.flags import retry_conflicts
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import Runbook
@@ -115,7 +110,7 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
             ddb.restore_table_from_backup(TargetTableName=table, BackupArn=arns[table])
             ctx.log(f"{table}: restoring from {arns[table]}")
             ctx.checkpoint(force=True)
-        _wait_table(ctx, ddb, table, gone=False)
+        wait_table(ctx, ddb, table, gone=False)
         _restore_table_settings(ctx, ddb, table, folder, table in protected)
         restored.append(table)
         ctx.progress("tables", index + 1, len(deleted))
@@ -141,14 +136,14 @@ def _retry(ctx: ActionContext, what: str, call: Any, retry_on: tuple[type[Except
 
 def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> None:
     """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again."""
-    _wait_table(ctx, ddb, table, gone=False)
+    wait_table(ctx, ddb, table, gone=False)
     _retry(
         ctx,
         f"{table}: update table",
         lambda: ddb.update_table(TableName=table, **kwargs),
         (ddb.exceptions.ResourceInUseException,),
     )
-    _wait_table(ctx, ddb, table, gone=False)
+    wait_table(ctx, ddb, table, gone=False)
 
 
 def _restore_table_settings(
@@ -160,7 +155,7 @@ def _restore_table_settings(
     desc = ddb.describe_table(TableName=table)["Table"]
     if protect and not desc.get("DeletionProtectionEnabled"):
         _update_table(ctx, ddb, table, DeletionProtectionEnabled=True)
-    path = folder / f"{_safe(table)}.table.json"
+    path = folder / f"{safe_name(table)}.table.json"
     if not path.exists():
         ctx.log(f"{table}: no settings archive; tags, TTL, stream and PITR not restored", "warning")
         return
@@ -270,7 +265,7 @@ def _create_kwargs(
         kwargs["Code"] = {"ZipFile": (folder / code["file"]).read_bytes()}
     elif code.get("image_uri"):
         kwargs["Code"] = {"ImageUri": code["image_uri"]}
-    elif _rehearsal(ctx):
+    elif is_rehearsal(ctx):
         kwargs["Code"] = {"ZipFile": handler_zip()}
         kwargs["Handler"] = "index.handler"
         if fn not in placeholder:
@@ -340,7 +335,7 @@ def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any
 
 def _restore_log_group(ctx: ActionContext, group: str, folder: Path) -> None:
     logs = ctx.client("logs")
-    path = folder / f"{_safe(group)}.loggroup.json"
+    path = folder / f"{safe_name(group)}.loggroup.json"
     record = json.loads(path.read_text()) if path.exists() else {"log_group": {}}
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=group)
@@ -368,7 +363,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         ctx.clock.check()
         if fn in restored:
             continue
-        path = folder / f"{_safe(fn)}.json"
+        path = folder / f"{safe_name(fn)}.json"
         if not path.exists():
             raise RuntimeError(f"{fn}: no archive at {path}; cannot restore")
         record = json.loads(path.read_text())
