@@ -79,7 +79,7 @@ class Invocations:
 
 def api_integrations(gw: Any, api_id: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, path, integration) for every method of the REST API that has one."""
-    from engine.actions.cleanup import resources_by_path
+    from engine.actions.cleanup_routes import resources_by_path
 
     out = []
     for path, res in sorted(resources_by_path(gw, api_id).items()):

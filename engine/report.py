@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.actions.backup import backups_of
 from engine.actions.cleanup_state import DeleteFunctionsSummary, DeleteTablesSummary
-from engine.actions.traffic import worst_error_rates
+from engine.actions.traffic_watch import worst_error_rates
 from engine.actions.validate import ValidationSummary, last_validation
 from engine.journal import StepState
 from engine.model import CostModel, Runbook

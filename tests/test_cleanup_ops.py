@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import simulator
-from engine.actions.cleanup import Refused
+from engine.actions.cleanup_common import Refused
 from engine.checks import registry as checks
 from engine.seed import LAMBDA_ROLE
 from tests.test_actions_ops import SECRET, run, step_params

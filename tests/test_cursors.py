@@ -25,7 +25,8 @@ from engine.actions.cleanup_state import (
 )
 from engine.actions.flags import flag_changes_of
 from engine.actions.migrate_state import EntityScans, MigrateCursors, ResyncCursors
-from engine.actions.traffic import ShiftCursors, worst_error_rates
+from engine.actions.traffic_shift import ShiftCursors
+from engine.actions.traffic_watch import worst_error_rates
 from engine.actions.validate import last_validation
 from engine.journal import Journal, JournalError, JournalStore, StepState
 from engine.model import Runbook

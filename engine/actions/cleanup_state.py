@@ -1,4 +1,4 @@
-"""The resume state and summaries of the Phase 5 deletions (engine/actions/cleanup.py), and the
+"""The resume state and summaries of the Phase 5 deletions (engine/actions/cleanup_*.py), and the
 typed reads the restores, the snapshot and the report make of them."""
 
 from __future__ import annotations

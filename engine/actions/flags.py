@@ -143,7 +143,7 @@ def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
 
 def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:
     """How the runbook's API and the account's event sources invoke `functions`."""
-    from engine.actions.cleanup import find_api
+    from engine.actions.cleanup_routes import find_api
 
     api = ctx.runbook.inventory.api
     integrations: list[invocations.Integration] = []

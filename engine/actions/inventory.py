@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine import dynamo, invocations
-from engine.actions.cleanup import find_api, resources_by_path
+from engine.actions.cleanup_routes import find_api, resources_by_path
 from engine.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.model import ApiSpec, Runbook
 from engine.resume import Summary

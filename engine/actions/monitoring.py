@@ -252,7 +252,7 @@ class CleanupSummary(Summary):
 
 
 def run_cleanup(ctx: ActionContext, p: CleanupParams) -> CleanupSummary:
-    from engine.actions.cleanup import require_go
+    from engine.actions.cleanup_common import require_go
 
     require_go(ctx)
     rb = ctx.runbook
