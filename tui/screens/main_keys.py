@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 if TYPE_CHECKING:
     from tui.app import RunbookApp
@@ -13,7 +13,7 @@ LOGS = Binding.Group("Logs")
 # attached: p holds the run, t sets its pace (gh-ost's sense of throttle); one footer
 # entry keeps every key visible at 80 columns
 THROTTLE = Binding.Group("Throttle")
-MAIN_BINDINGS = [
+MAIN_BINDINGS: list[BindingType] = [
     Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
     Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
     Binding(
