@@ -4,7 +4,8 @@ moto refuses an item above 405,000 bytes by its own count; AWS accepts up to 400
 (409,600 bytes) by DynamoDB's rules. A real account can therefore hold a legacy item of, say,
 409,000 bytes that passes the limit only once company-scoped; moto could not even hold it.
 `aws_item_size_limit()` moves moto's limit to AWS's, in this process (the embedded server calls
-it at start; tests that need it call it too).
+it at start; tests that need it call it too). `aws_transactions()` and `aws_scan_pages()` make
+transactions and Scan pages cost what they cost on AWS (the embedded server and the suite).
 """
 
 from __future__ import annotations
@@ -81,6 +82,74 @@ def aws_transactions() -> bool:
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend._runbook_transactions = True  # type: ignore[attr-defined]
+    return True
+
+
+def aws_scan_pages() -> bool:
+    """Make a moto Scan page cost about a page, as AWS's does, not a walk of the whole table.
+
+    For every Scan page moto sorts all items of the table, then walks them from the first to
+    the page's start key: seconds per page at 100,000 items, starving the writes that share its
+    core (a page timed out). Here the sorted order and each key's place in it are kept per
+    table, rebuilt only after a put or delete (an update changes an item in place, never its
+    key), and a page starts its walk at its start key. False when this moto has no such table."""
+    try:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+        from moto.dynamodb.models.table import Table
+    except ImportError:
+        return False
+    if getattr(Table, "_runbook_sorted_order", False):
+        return True
+    moto_all_items, moto_scan = Table.all_items, Table.scan
+    scanning = threading.local()  # the start key of the Scan this thread is answering
+
+    def changes_order(method: Any) -> Any:
+        @functools.wraps(method)
+        def bump(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            finally:  # after the write: a sort that raced it is stored under the old version
+                self._runbook_version = getattr(self, "_runbook_version", 0) + 1
+
+        return bump
+
+    def ordered(self: Any) -> tuple[list[Any], dict[Any, int]]:
+        version = getattr(self, "_runbook_version", 0)
+        cached = getattr(self, "_runbook_order", None)
+        if cached is None or cached[0] != version or cached[1] is not self.items:
+            items = moto_all_items(self)
+            places = {(i.hash_key, i.range_key): n for n, i in enumerate(items)}
+            cached = (version, self.items, items, places)
+            self._runbook_order = cached  # a write during the sort bumps the version: rebuilt
+        return cached[2], cached[3]
+
+    def all_items(self: Any) -> list[Any]:
+        items, places = ordered(self)
+        start_key = getattr(scanning, "start_key", None)
+        if getattr(scanning, "table", None) is self and start_key:
+            try:
+                hash_value = DynamoType(start_key[self.hash_key_attr])
+                range_attr = self.range_key_attr
+                range_value = DynamoType(start_key[range_attr]) if range_attr else None
+                place = places.get((hash_value, range_value))
+            except (KeyError, TypeError):
+                place = None  # moto's own walk reports a malformed key
+            if place is not None:  # moto skips the start key itself, as before
+                return items[place:]
+        return list(items)
+
+    def scan(self: Any, filters: Any, limit: Any, exclusive_start_key: Any, *a: Any, **k: Any):
+        scanning.table, scanning.start_key = self, exclusive_start_key
+        try:
+            return moto_scan(self, filters, limit, exclusive_start_key, *a, **k)
+        finally:
+            scanning.table = scanning.start_key = None
+
+    Table.put_item = changes_order(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = changes_order(Table.delete_item)  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]
+    Table._runbook_sorted_order = True  # type: ignore[attr-defined]
     return True
 
 

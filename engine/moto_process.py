@@ -19,10 +19,11 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    from engine.moto_fidelity import aws_item_size_limit, aws_transactions
+    from engine.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
 
     aws_item_size_limit()
     aws_transactions()
+    aws_scan_pages()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

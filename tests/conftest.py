@@ -17,15 +17,16 @@ from engine.context import ActionContext
 from engine.journal import Journal, JournalStore, RunMeta, Target
 from engine.loader import default_runbook_path
 from engine.model import Runbook
-from engine.moto_fidelity import aws_transactions
+from engine.moto_fidelity import aws_scan_pages, aws_transactions
 from engine.seed import seed_world
 from engine.target import DUMMY_CREDENTIALS, Connection
 
 if TYPE_CHECKING:
     from engine.runner import Engine
 
-# every in-process moto of the suite answers TransactWriteItems as the embedded server does
+# every in-process moto of the suite answers TransactWriteItems and Scan as the embedded server does
 aws_transactions()
+aws_scan_pages()
 
 MIGRATION_TS = "2024-12-01T10:00:00Z"
 
