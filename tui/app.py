@@ -28,7 +28,7 @@ from engine.snapshot import RunSnapshot
 from tui.driver import EngineDriver, Follower, RemoteDriver
 from tui.logbook import LogEntry, read_new, read_tail
 from tui.messages import ControlChanged, EngineEvent, EngineLeft, SnapshotEvent, WorkEnded, wrap
-from tui.screens.keys import KeysScreen, key_lines
+from tui.screens.keys import KeysScreen, key_lines, key_rows
 from tui.screens.log import LogScreen
 from tui.screens.main import MIN_HEIGHT, MIN_WIDTH, MainScreen
 from tui.screens.resume import ResumeScreen, resume_summary
@@ -294,13 +294,7 @@ class RunbookApp(App[int]):
             return
         # the keys of what the operator looks at: the gate screen's, the log's
         owner = self.screen
-        rows = []
-        for binding in owner.BINDINGS:
-            if not hasattr(binding, "action") or binding.action == "toggle_keys":
-                continue
-            key = binding.key.replace("question_mark", "?").replace(",", " ")
-            what = binding.tooltip or binding.description
-            rows.append((key, binding.description, what, owner.check_action(binding.action, ())))
+        rows = key_rows(owner.BINDINGS, lambda action: owner.check_action(action, ()))
         self.push_screen(KeysScreen(key_lines(rows)))
 
     # ---- ways out -------------------------------------------------------------------------------

@@ -73,3 +73,21 @@ def next_gate_line(snapshot: RunSnapshot) -> str | None:
         return None
     gate = snapshot.gate(snapshot.next_gate)
     return f"next gate {gate.id}: {gate.met}/{len(gate.items)} met · g opens it"
+
+
+# a detached engine's pause: writes stop at a batch boundary, waits (watch windows, polls)
+# stand still, their plan time with them, until r resumes
+PAUSE_LINES = {
+    "pausing": " PAUSING: the batch under way finishes · r resumes ·",
+    "paused": " PAUSED: no writes, waits stand still · r resumes ·",
+}
+
+
+def throttle_note(throttle: dict) -> str:
+    """A detached engine's throttle, short, for the end of the status line ('' if none)."""
+    parts = []
+    if throttle.get("rate"):
+        parts.append(f"{throttle['rate']:g} items/s")
+    if throttle.get("in_flight"):
+        parts.append(f"{throttle['in_flight']} in flight")
+    return f" · THROTTLED {', '.join(parts)}" if parts else ""

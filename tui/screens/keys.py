@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -24,6 +26,21 @@ def key_lines(rows: list[tuple[str, str, str, bool | None]]) -> str:
         lines.append(f"{key:>5}  {name}: {what}{state}")
     lines += [f"{key:>5}  {what}" for key, what in NAVIGATION]
     return "\n".join(lines)
+
+
+def key_rows(
+    bindings: Iterable[Binding | object], available: Callable[[str], bool | None]
+) -> list[tuple[str, str, str, bool | None]]:
+    """A screen's bindings as rows for key_lines (? itself left out); available(action) says
+    whether the key works now."""
+    rows = []
+    for binding in bindings:
+        if not isinstance(binding, Binding) or binding.action.endswith("toggle_keys"):
+            continue
+        key = binding.key.replace("question_mark", "?").replace(",", " ")
+        what = binding.tooltip or binding.description
+        rows.append((key, binding.description, what, available(binding.action)))
+    return rows
 
 
 MORE = "↓/pgdn: more keys below · "

@@ -1,7 +1,8 @@
-"""The main screen: timeline, detail, progress, error rate, step log, status line; its keys.
+"""The main screen: timeline, detail, progress, error rate, step log, status line.
 
-It renders the run's snapshot (`RunbookApp.snapshot`) and nothing else of the engine's state;
-its commands go to the engine through the app's driver.
+It composes the widgets, renders the run's snapshot (`RunbookApp.snapshot`) and nothing else of
+the engine's state, and routes the engine's events to them. Its keys are in main_keys.py, what
+they do (commands to the engine through the app's driver) in main_commands.py.
 """
 
 from __future__ import annotations
@@ -10,24 +11,19 @@ from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
 
 from engine.events import Alert, LogLine, MetricSample, Progress, StepStarted, as_log_line
-from engine.rehearsal import clock_label, next_scale
-from engine.runner import BadRequest, CommandRefused, Outcome
+from engine.runner import Outcome
 from engine.snapshot import AlertView, NodeRef, RunSnapshot, RunState
-from tui.lines import next_gate_line, status_text, topbar_text
+from tui.lines import PAUSE_LINES, next_gate_line, status_text, throttle_note, topbar_text
 from tui.logbook import LogEntry, entry_of, render_entry
 from tui.messages import EngineEvent, WorkEnded
-from tui.screens.gate import GateScreen
-from tui.screens.keys import KeysScreen, key_lines
-from tui.screens.log import LogScreen
-from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
-from tui.screens.rollback import RollbackScreen, preview_text
-from tui.screens.throttle import ThrottleScreen
+from tui.screens.keys import KeysScreen, key_lines, key_rows
+from tui.screens.main_commands import MainCommands
+from tui.screens.main_keys import MAIN_BINDINGS, main_key_state
 from tui.widgets.banners import AlertBanner, StatusLine
 from tui.widgets.error_rate import ErrorRateStrip
 from tui.widgets.step_detail import StepDetail
@@ -38,66 +34,10 @@ if TYPE_CHECKING:
     from tui.app import RunbookApp
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-# a detached engine's pause: writes stop at a batch boundary, waits (watch windows, polls)
-# stand still, their plan time with them, until r resumes
-PAUSE_LINES = {
-    "pausing": " PAUSING: the batch under way finishes · r resumes ·",
-    "paused": " PAUSED: no writes, waits stand still · r resumes ·",
-}
 
 
-def throttle_note(throttle: dict) -> str:
-    """A detached engine's throttle, short, for the end of the status line ('' if none)."""
-    parts = []
-    if throttle.get("rate"):
-        parts.append(f"{throttle['rate']:g} items/s")
-    if throttle.get("in_flight"):
-        parts.append(f"{throttle['in_flight']} in flight")
-    return f" · THROTTLED {', '.join(parts)}" if parts else ""
-
-
-class MainScreen(Screen[None]):
-    LOGS = Binding.Group("Logs")
-    # attached: p holds the run, t sets its pace (gh-ost's sense of throttle); one footer
-    # entry keeps every key visible at 80 columns
-    THROTTLE = Binding.Group("Throttle")
-    BINDINGS = [
-        Binding("r", "run", "Run/resume", tooltip="Run steps until a gate or manual step"),
-        Binding("s", "stop", "Stop", tooltip="Checkpoint and stop after the current batch"),
-        Binding(
-            "p",
-            "pause",
-            "Pause",
-            tooltip="Detached engine: hold the run at its next batch",
-            group=THROTTLE,
-        ),
-        Binding(
-            "t",
-            "throttle",
-            "Throttle",
-            tooltip="Detached engine: set writes in flight and items/s while it runs",
-            group=THROTTLE,
-        ),
-        Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate (or the selected one)"),
-        Binding("a", "ack", "Ack", tooltip="Acknowledge the manual step the run waits at"),
-        Binding("b", "rollback", "Rollback", tooltip="Roll back the selected step's phase"),
-        Binding("l", "log", "Run log", tooltip="The whole run's log, full screen", group=LOGS),
-        Binding(
-            "L", "step_log", "Step log", tooltip="The selected step's log, full screen", group=LOGS
-        ),
-        Binding(
-            "D",
-            "detach",
-            "Detach",
-            tooltip="Hand the run to a background engine that outlives this console",
-            show=False,  # in ? (the footer keeps q visible at 80 columns)
-        ),
-        Binding("x", "dismiss_alert", "Hide alert", tooltip="Hide the alert banner", show=False),
-        Binding("plus", "faster", "Faster", tooltip="Rehearsal clock one step faster", show=False),
-        Binding("minus", "slower", "Slower", tooltip="Rehearsal clock one step slower", show=False),
-        Binding("question_mark", "app.toggle_keys", "Keys", tooltip="Every key with what it does"),
-        Binding("q", "app.quit_console", "Quit"),
-    ]
+class MainScreen(MainCommands, Screen[None]):
+    BINDINGS = MAIN_BINDINGS
 
     app: RunbookApp
 
@@ -321,288 +261,17 @@ class MainScreen(Screen[None]):
         if self.selected is None and ref:
             self.query_one(Timeline).select_ref(ref.as_tuple())
 
-    # ---- commands --------------------------------------------------------------------------------
+    # ---- keys ------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.app
-        driving = (
-            "run",
-            "ack",
-            "rollback",
-            "stop",
-            "faster",
-            "slower",
-            "pause",
-            "detach",
-            "throttle",
-        )
-        if action in driving and app.read_only:
-            return False  # hidden, not just dimmed: a viewer has no such keys (and NO_COLOR)
-        if action == "detach":  # from a console that drives the engine itself, when idle
-            if app.handoff is None or app.driver.remote:
-                return False
-            return None if app.driver.busy else True
-        if action in ("faster", "slower") and app.handing_over:
-            return None
-        if action in ("faster", "slower"):
-            return app.driver.clock_changeable  # a real account stays at real time
-        busy = app.driver.busy
-        remote = app.driver.remote
-        if action == "throttle":  # a detached engine serves it; never a viewer
-            return remote and not app.view_only
-        if action == "pause":  # only a detached engine pauses (a local one stops)
-            return (True if busy and not app.driver.paused else None) if remote else False
-        if action == "run":
-            return None if busy and not app.driver.paused else True
-        if action == "stop":  # a detached engine can be stopped while it waits, too
-            return True if busy or remote else None
-        if action == "ack":
-            waiting = self.snapshot.waiting
-            return True if waiting and waiting.kind == "step" and not busy else None
-        if action == "rollback":
-            return None if busy else True
-        return True
-
-    def action_faster(self) -> None:
-        self._change_clock(faster=True)
-
-    def action_slower(self) -> None:
-        self._change_clock(faster=False)
-
-    def _change_clock(self, faster: bool) -> None:
-        driver = self.app.driver
-        if self.app.read_only or not driver.clock_changeable:
-            return
-        ladder = self.app.engine.runbook.rehearsal.scales
-        run = self.snapshot.run
-        current = run.time_scale if run else self.app.engine.options.time_scale
-        scale = next_scale(current, ladder, faster)
-        if scale == current:
-            self.notify(f"the clock is already at its {'fastest' if faster else 'slowest'}")
-            return
-        try:
-            driver.set_time_scale(scale)  # journaled, then a snapshot
-        except (CommandRefused, BadRequest, OSError) as exc:
-            self.notify(str(exc), title="clock unchanged", severity="error", timeout=10)
-            return
-        self.notify(f"clock: {clock_label(scale)}")
-
-    def action_run(self) -> None:
-        """Run until a human is needed. A destructive step is confirmed (typed) before the
-        worker starts, so the engine thread never waits on the screen."""
-        app = self.app
-        if app.read_only or (app.driver.busy and not app.driver.paused):
-            return
-        if app.driver.paused:  # a detached engine held at a batch boundary: let it go on
-            self._start_run(approved=None)
-            return
-        node = self.snapshot.next_node
-        step = self.snapshot.step(node.id) if node and node.kind == "step" else None
-        if step is not None and step.destructive:
-            gate = app.engine.runbook.step(step.id).requires_gate or "-"
-            details = (
-                f"{step.id}: {step.title}\nRequires gate {gate} (GO). "
-                "Resources are archived beside the journal before deletion; what cannot be "
-                "archived is logged and listed in the report."
-            )
-            if self.snapshot.archive_gaps:
-                gaps = self.snapshot.archive_gaps
-                details += f"\nArchive incomplete ({len(gaps)}): " + "; ".join(gaps[:3])
-                details += " …" if len(gaps) > 3 else ""
-
-            def answered(ok: bool | None) -> None:
-                if ok:
-                    self._start_run(approved=step.id)
-                else:
-                    self.notify(f"{step.id} not confirmed; nothing was changed")
-
-            self.app.push_screen(
-                TypedConfirm(f"Destructive step in {step.phase}", details, step.phase), answered
-            )
-            return
-        self._start_run(approved=None)
-
-    def _start_run(self, approved: str | None) -> None:
-        self.query_one(AlertBanner).clear()
-        self.alerts_seen = len(self.snapshot.alerts)
-        self.app.driver.start_run(approved)
-        self.refresh_view()
-
-    def action_stop(self) -> None:
-        driver = self.app.driver
-        if driver.remote and not self.app.read_only:
-            driver.stop()
-            self.notify("stopping the detached engine: the batch finishes, a checkpoint, it exits")
-        elif driver.busy:
-            driver.stop()
-            self.notify("stopping: the current batch finishes, then a checkpoint")
-
-    def action_pause(self) -> None:
-        driver = self.app.driver
-        if driver.remote and driver.busy and not self.app.read_only:
-            driver.pause()  # type: ignore[union-attr]
-            self.notify("pausing at the next batch boundary (a checkpoint); r resumes")
-
-    def action_throttle(self) -> None:
-        app = self.app
-        driver = app.driver
-        if not driver.remote or app.read_only or app.view_only:
-            return
-
-        def answered(settings: dict | None) -> None:
-            if settings is None:
-                return
-            try:
-                said = driver.throttle(**settings)  # type: ignore[union-attr]
-            except (CommandRefused, BadRequest, OSError) as exc:
-                self.notify(str(exc), title="throttle unchanged", severity="error", timeout=10)
-                return
-            self.notify(f"throttle: {said}")
-            self.refresh_view()
-
-        app.push_screen(ThrottleScreen(driver.throttle_state), answered)  # type: ignore[union-attr]
-
-    def action_detach(self) -> None:
-        app = self.app
-        if app.handoff is None or app.driver.remote or app.driver.busy or app.read_only:
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify("starting a detached engine on this journal…")
-                app.hand_over()
-
-        app.push_screen(
-            YesNo(
-                "Hand the run to a background engine? It goes on without this console and this "
-                "terminal; the console attaches to it (q then leaves it running). Destructive "
-                "steps still ask you first."
-            ),
-            answered,
-        )
-
-    def action_gate(self) -> None:
-        snapshot = self.snapshot
-        if self.selected and self.selected.kind == "gate":
-            gate_id: str | None = self.selected.id
-        elif snapshot.waiting and snapshot.waiting.kind == "gate":
-            gate_id = snapshot.waiting.id
-        else:
-            gate_id = snapshot.next_gate
-        if gate_id is None:
-            self.notify("no gate ahead")
-            return
-        busy = self.app.driver.busy
-        why = "a step is running; decide when the run waits here" if busy else ""
-        self.app.push_screen(
-            GateScreen(gate_id, read_only=self.app.read_only or busy, why_read_only=why),
-            lambda _: self._after_gate(),
-        )
-
-    def _after_gate(self) -> None:
-        """A decision moves the run on: the view, its step log and the cursor follow."""
-        self.selected = None
-        self.refresh_view()
-        self._write_step_log()
-        self._follow_current()
-
-    def action_ack(self) -> None:
-        waiting = self.snapshot.waiting
-        if not waiting or waiting.kind != "step":
-            self.notify("the run is not waiting at a manual step")
-            return
-        step = self.snapshot.step(waiting.id)
-        driver = self.app.driver
-
-        def answered(note: str | None) -> None:
-            if note is None:
-                return
-            try:  # the engine is idle: the ack key is offered only then
-                driver.ack(step.id, note=note)
-            except (CommandRefused, BadRequest, OSError) as exc:
-                self.notify(str(exc), title="not acknowledged", severity="error", timeout=10)
-                return
-            self.notify(f"{step.id} acknowledged; r continues the run")
-
-        if step.kind == "manual":
-            prompt = TextPrompt(
-                f"Acknowledge: {step.title}", f"{step.instructions}\nOptional note, then enter."
-            )
-        else:  # findings to accept: say what, and ask why
-            prompt = TextPrompt(
-                f"Accept the findings of {step.id}",
-                f"{step.error}\nr instead runs it again. Type why these are accepted (recorded).",
-                required=True,
-            )
-        self.app.push_screen(prompt, answered)
-
-    def _rollback_phase(self) -> str | None:
-        rb = self.app.engine.runbook
-        banner = self.query_one(AlertBanner)
-        proposed_id = self.snapshot.proposed_rollback if banner.shown else None
-        proposed = next((r for r in rb.rollbacks if r.id == proposed_id), None)
-        if proposed is not None:  # the phase whose rollback is the one proposed
-            own = [p for p in proposed.phases if (r := rb.rollback_for(p)) and r is proposed]
-            return (own or proposed.phases or [None])[0]
-        ref = self.shown_ref()
-        if ref and ref.kind == "step":
-            return rb.step(ref.id).phase
-        if ref and ref.kind == "gate":
-            gate = rb.gate(ref.id)
-            return gate.before_phase or gate.after_phase
-        return None
-
-    def action_rollback(self) -> None:
-        phase = self._rollback_phase()
-        engine = self.app.engine
-        rollback = engine.runbook.rollback_for(phase) if phase else None
-        if phase is None or rollback is None:
-            self.notify(f"no rollback is defined for {phase or 'this selection'}")
-            return
-        try:
-            preview = preview_text(self.app.driver.preview_rollback(phase))
-        except (CommandRefused, BadRequest, OSError) as exc:
-            self.notify(str(exc), title="no rollback preview", severity="error", timeout=10)
-            return
-
-        def confirmed(ok: bool | None) -> None:
-            if ok:
-                self.app.driver.start_rollback(phase)
-                self.refresh_view()
-
-        self.app.push_screen(RollbackScreen(phase, rollback, preview), confirmed)
-
-    def action_log(self) -> None:
-        self.app.push_screen(LogScreen(self.app.log_entries))
-
-    def action_step_log(self) -> None:
-        ref = self.shown_ref()
-        self.app.push_screen(LogScreen(self.app.log_entries, step=ref.id if ref else "run"))
-
-    def action_dismiss_alert(self) -> None:
-        self.query_one(AlertBanner).clear()
+        return main_key_state(action, self.app)
 
     def keys_text(self) -> str:
-        rows = []
-        for binding in self.BINDINGS:
-            if not isinstance(binding, Binding) or binding.action.endswith("toggle_keys"):
-                continue
-            key = binding.key.replace("question_mark", "?").replace(",", " ")
-            what = binding.tooltip or binding.description
-            action = binding.action.removeprefix("app.")
-            available = True if action == "quit_console" else self.check_action(action, ())
-            rows.append((key, binding.description, what, available))
-        return key_lines(rows)
+        def available(action: str) -> bool | None:
+            action = action.removeprefix("app.")
+            return True if action == "quit_console" else self.check_action(action, ())
 
-    def ask_quit(self) -> None:
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.stop_then_exit()
-
-        if not isinstance(self.app.screen, YesNo):
-            self.app.push_screen(
-                YesNo("A step is running. Stop it at a checkpoint and quit?"), answered
-            )
+        return key_lines(key_rows(self.BINDINGS, available))
 
     def show_keys(self) -> None:
         self.app.push_screen(KeysScreen(self.keys_text()))
