@@ -100,27 +100,13 @@ def common(journal: Path) -> list[str]:
     return ["--runbook", str(RUNBOOK), "--journal", str(journal)]
 
 
-def start_detached(capsys, journal: Path) -> int:
-    code, out, err = runbook(capsys, "run", "--detach", "--yes", *common(journal))
+def start_detached(capsys, journal: Path, *flags: str) -> int:
+    code, out, err = runbook(capsys, "run", "--detach", "--yes", *flags, *common(journal))
     assert code == 0, err
     assert "control socket" in out
     pid = int(re.search(r"engine started: pid (\d+)", out).group(1))
     assert alive(pid) and is_locked(journal) is not None
     return pid
-
-
-def waits_at(journal: Path) -> str | None:
-    waiting = RemoteEngine(socket_path(journal)).status()["snapshot"].get("waiting") or {}
-    return waiting.get("id")
-
-
-def announced(capsys, journal: Path, args: list[str]) -> None:
-    """Acknowledge the manual step the engine waits at before the migration: a test sets the
-    throttle before it, so no item moves unthrottled however fast the machine is."""
-    until(lambda: waits_at(journal) == "announce", 60, "the engine to wait at `announce`")
-    assert step(journal, MIGRATE) == ("pending", 0)
-    code, out, err = runbook(capsys, "ack", "announce", "--by", "al", *args)
-    assert code == 0 and "the detached engine continues" in out, err
 
 
 def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys, journal):
@@ -132,7 +118,8 @@ def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys
     out = journal.with_name("terminal.out")
     server = f"detach-{os.getpid()}"
     command = (
-        f"{shlex.quote(sys.executable)} -m engine.cli run --detach --yes "
+        # started throttled: surely mid-step when the terminal goes, however fast the machine
+        f"{shlex.quote(sys.executable)} -m engine.cli run --detach --yes --rate 40 "
         f"{' '.join(shlex.quote(a) for a in args)} > {out} 2>&1; "
         f"echo rc=$? >> {out}; cat"  # the terminal stays open until it is killed
     )
@@ -144,9 +131,6 @@ def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys
         text = out.read_text()
         assert "rc=0" in text, text
         pid = int(re.search(r"engine started: pid (\d+)", text).group(1))
-        # slow it down so it is surely mid-step when the terminal goes
-        assert runbook(capsys, "throttle", "--rate", "40", *args)[0] == 0
-        announced(capsys, journal, args)
         until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
         panes = [*tmux, "list-panes", "-t", "war-room", "-F", "#{pane_pid}"]
         shell_pid = int(subprocess.run(panes, capture_output=True, text=True).stdout.split()[0])
@@ -181,10 +165,9 @@ def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys
 
 
 def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal: Path):
-    pid = start_detached(capsys, journal)
+    pid = start_detached(capsys, journal, "--rate", "100")  # no item moves unthrottled
     args = common(journal)
-    assert runbook(capsys, "throttle", "--rate", "100", *args)[0] == 0
-    announced(capsys, journal, args)
+    assert RemoteEngine(socket_path(journal)).status()["control"]["throttle"]["rate"] == 100
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
     # a watcher sees progress within 1 s of the engine announcing it
@@ -287,6 +270,15 @@ def test_another_user_is_refused(aws, tmp_path: Path):
     assert not sock.exists()
 
 
+def test_start_throttled_needs_detach(capsys, tmp_path: Path):
+    """`run --rate` without --detach: one line, exit 2, nothing started or written."""
+    journal = tmp_path / "j.toml"
+    code, out, err = runbook(capsys, "run", "--yes", "--rate", "5", *common(journal))
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "add --detach" in err
+    assert not journal.exists() and not socket_path(journal).exists()
+
+
 def test_a_detach_that_cannot_start_says_why_with_the_usual_exit_code(capsys, tmp_path: Path):
     """The child's error before READY reaches the operator: one line, exit 4 for a lock."""
     journal = tmp_path / "j.toml"
@@ -319,7 +311,6 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "20", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
-    announced(capsys, journal, args)
 
     def state():
         while True:

@@ -141,8 +141,7 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
 
 
 async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Path) -> None:
-    pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0  # ~15 s of work
+    pid = start_detached(capsys, journal, "--rate", "20")  # ~15 s of work
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
     # attach: progress arrives from the socket; t throttles; p pauses; q leaves it running
@@ -275,8 +274,7 @@ async def test_plain_runbook_attaches_and_a_dead_engine_is_said(capsys, journal:
     """In a real terminal (tmux), `runbook attach` and `runbook` open the attached console and
     leave the engine running; then the engine dies (SIGKILL, no goodbye on the stream): an
     attached console says so in one line and follows the journal read-only."""
-    pid = start_detached(capsys, journal)
-    assert runbook(capsys, "throttle", "--rate", "20", *common(journal))[0] == 0
+    pid = start_detached(capsys, journal, "--rate", "20")
     if shutil.which("tmux") is not None:
         consoles_in_a_terminal(journal, pid)
     app = attached_app(journal)

@@ -50,8 +50,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def throttle_settings(args: argparse.Namespace) -> dict[str, float | int | None]:
+    """The throttle flags the operator gave (an absent flag changes nothing)."""
+    return {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+
+
 def cmd_throttle(args: argparse.Namespace) -> int:
-    settings = {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+    settings = throttle_settings(args)
     if not settings:
         raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
     _print("throttle: " + _need_remote(args).throttle(_by(args), **settings))

@@ -8,9 +8,11 @@ import signal
 from typing import Any
 
 from engine.cli.codes import EXIT_OK, OUTCOME_EXIT
+from engine.cli.detached_commands import throttle_settings
 from engine.cli.driving import _workspace
 from engine.cli.outcome import _target_flags
 from engine.cli.output import _err, _print
+from engine.cli.remote import _by
 from engine.detach import DetachFailed
 from engine.runner import Engine
 
@@ -45,6 +47,9 @@ def _run_detached_child(args: argparse.Namespace) -> int:
 
     def body(engine: Engine) -> int:
         driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
+        settings = throttle_settings(args)
+        if settings:  # before the first step: no item moves unthrottled
+            engine.log(f"started throttled: {driver.throttle(_by(args), **settings)}")
         server = ControlServer(path, ws.journal_path, driver)
         server.start()
 

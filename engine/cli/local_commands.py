@@ -7,7 +7,7 @@ import argparse
 import json
 
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
-from engine.cli.detached_commands import _remote_rollback
+from engine.cli.detached_commands import _remote_rollback, throttle_settings
 from engine.cli.detached_run import _run_detached_child, _spawn_detached
 from engine.cli.driving import _driving, _workspace
 from engine.cli.outcome import _finish
@@ -61,6 +61,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_detached_child(args)
     if args.detach:
         return _spawn_detached(args)
+    if throttle_settings(args):
+        raise BadRequest(
+            "--rate, --in-flight and --segments start a detached engine throttled: add "
+            "--detach (a foreground run has no throttle; a detached one takes `runbook throttle` "
+            "and the attached console's `t`)"
+        )
 
     def body(engine: Engine) -> int:
         from engine.rehearsal import clock_label, plan_wait_seconds

@@ -79,28 +79,33 @@ def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         if name == "resume":
             p.add_argument("--yes", action="store_true", help="consent to destructive steps")
     p = add("throttle", "detached engine: change the write rate / in-flight / segments live")
+    throttle_flags(p)
+    p.add_argument("--by", type=_name, help=by_help)
+    add("watch", "follow a detached engine live: progress, log, state (read-only)")
+    add("attach", "open the console on a detached engine (its keys become its commands)")
+
+
+def throttle_flags(p: argparse.ArgumentParser, when: str = "") -> None:
+    """--rate / --in-flight / --segments, as `throttle` takes them (absent unless given)."""
     p.add_argument(
         "--rate",
         type=_limit_arg(float),
         default=argparse.SUPPRESS,
-        help="items per second at most, or off",
+        help=f"{when}items per second at most, or off",
     )
     p.add_argument(
         "--in-flight",
         dest="in_flight",
         type=_limit_arg(int),
         default=argparse.SUPPRESS,
-        help="concurrent writes, or off (the runbook's)",
+        help=f"{when}concurrent writes, or off (the runbook's)",
     )
     p.add_argument(
         "--segments",
         type=_limit_arg(int),
         default=argparse.SUPPRESS,
-        help="parallel-scan segments writing at once, or off",
+        help=f"{when}parallel-scan segments writing at once, or off",
     )
-    p.add_argument("--by", type=_name, help=by_help)
-    add("watch", "follow a detached engine live: progress, log, state (read-only)")
-    add("attach", "open the console on a detached engine (its keys become its commands)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the engine as its own process (it outlives this terminal); control it with "
         "pause | resume | stop | throttle | watch",
     )
+    throttle_flags(p, "with --detach, start throttled: ")
     p.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     _control_commands(add)
     p = add("status", "where the run stands")

@@ -78,7 +78,7 @@ def _control_line(control: dict[str, Any]) -> str:
 def _by(args: argparse.Namespace) -> str:
     from engine.session import operator_name
 
-    return args.by or operator_name(args.operator)
+    return getattr(args, "by", None) or operator_name(args.operator)  # `run` has no --by
 
 
 def _need_remote(args: argparse.Namespace) -> RemoteEngine:
