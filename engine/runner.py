@@ -1,4 +1,5 @@
-"""The Engine: walks the runbook, runs actions, records gates, and emits events.
+"""The Engine: walks the runbook, runs actions, and emits events; its gate commands
+(engine/runner_gates.py) and rollbacks (engine/runner_rollback.py) are mixins it inherits.
 
 Both the CLI and the TUI drive this class; neither holds migration logic of its own.
 """
@@ -12,14 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
-from engine.checks import registry as check_registry
 from engine.clock import Boundary, Clock, Hold, Interrupted
-from engine.context import ActionContext, NeedsAcceptance, PlannedCall, RollBackNow
-from engine.drift import flag_drift, reopen_overwritten
+from engine.context import ActionContext, NeedsAcceptance, RollBackNow
+from engine.drift import flag_drift
 from engine.events import (
     Alert,
     Event,
@@ -34,17 +34,18 @@ from engine.events import (
 )
 from engine.files import append_private
 from engine.journal import (
-    Evidence,
     Journal,
     JournalStore,
-    RollbackRecord,
     StepState,
-    Tick,
     now,
     utcnow,
 )
-from engine.model import Gate, Runbook, Step
+from engine.model import Runbook, Step
+from engine.outcome import BadRequest, CommandRefused, Confirm, Outcome
+from engine.plan import Node, plan_calls
 from engine.resume import check_resume_state
+from engine.runner_gates import GateCommands
+from engine.runner_rollback import RollbackCommands
 from engine.snapshot import (
     NodeRef,
     Rates,
@@ -59,27 +60,7 @@ from engine.snapshot import (
 from engine.target import Connection
 from engine.throttle import WriteThrottle
 
-Node = tuple[Literal["gate", "step"], str]
-# (what: a step id or rollback title, token the operator must type: the phase id) -> consent
-Confirm = Callable[[str, str], bool]
-
-
-class CommandRefused(Exception):
-    """A command the engine will not carry out as asked (exit 1). (Not to be confused with an
-    action's own refusal to delete, which fails its step.)"""
-
-
-class BadRequest(Exception):
-    """A command that names something that does not exist, or is malformed (exit 2)."""
-
-
-@dataclass
-class Outcome:
-    # paused: stopped short of a destructive step that was not approved beforehand
-    status: Literal["done", "waiting", "failed", "interrupted", "declined", "paused"]
-    waiting: NodeRef | None = None
-    failed_step: str | None = None
-    message: str = ""
+__all__ = ["BadRequest", "CommandRefused", "Engine", "EngineOptions", "Outcome", "plan_calls"]
 
 
 @dataclass
@@ -92,7 +73,7 @@ class EngineOptions:
 
 
 @dataclass
-class Engine:
+class Engine(GateCommands, RollbackCommands):
     runbook: Runbook
     journal: Journal
     store: JournalStore
@@ -407,283 +388,8 @@ class Engine:
         self.log(f"{step.id} failed: {error}", "error", step.id)
         self.emit(StepFinished(step.id, "failed", {}, error))
 
-    # ---- gates ----------------------------------------------------------------------------
-
-    def evaluate_gate(self, gate_id: str) -> dict[str, Evidence]:
-        """Evaluate automatic items against the live target (recorded with the time, so every
-        view, a read-only one too, shows the latest evidence); manual items by their ticks."""
-        gate = self._gate(gate_id)
-        state = self.journal.gate(gate_id)
-        out: dict[str, Evidence] = {}
-        measured: dict[str, Evidence] = {}
-        for item in gate.items:
-            if item.kind == "manual":
-                tick = state.ticks.get(item.id)
-                detail = f"ticked by {tick.by} at {tick.at}" if tick else "not ticked"
-                out[item.id] = Evidence(ok=tick is not None, detail=detail)
-                continue
-            check = check_registry()[item.check or ""]
-            ctx = self._context(f"{gate_id}:{item.id}", StepState())
-            try:
-                result = check.evaluate(ctx, check.params.model_validate(item.params))
-                evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
-            except Exception as exc:  # a check that cannot run is a failing check
-                evidence = Evidence(ok=False, detail=f"check error: {exc}")
-            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.clock_now()})
-        if measured:
-            with self._io_lock:
-                state.evidence = {**state.evidence, **measured}
-                self.save()
-        return out
-
-    def _gate(self, gate_id: str) -> Gate:
-        try:
-            return self.runbook.gate(gate_id)
-        except StopIteration:
-            raise BadRequest(f"no gate {gate_id!r} in this runbook") from None
-
-    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        gate = self._gate(gate_id)
-        item = next((i for i in gate.items if i.id == item_id), None)
-        if item is None:
-            raise BadRequest(f"gate {gate_id} has no item {item_id!r}")
-        if item.kind != "manual":
-            raise CommandRefused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
-        with self._io_lock:
-            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
-            self.journal.add_audit(
-                by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else "")
-            )
-            self.save()
-        self.log(f"{by} ticked {gate_id}/{item_id}", step_id=gate_id)
-
-    def untick(self, gate_id: str, item_id: str, by: str) -> None:
-        self._gate(gate_id)
-        with self._io_lock:
-            if self.journal.gate(gate_id).ticks.pop(item_id, None) is None:
-                return
-            self.journal.add_audit(by, f"unticked {gate_id}/{item_id}")
-            self.save()
-        self.log(f"{by} unticked {gate_id}/{item_id}", step_id=gate_id)
-
-    def ack(self, step_id: str, by: str, note: str = "") -> None:
-        try:
-            step = self.runbook.step(step_id)
-        except StopIteration:
-            raise BadRequest(f"no step {step_id!r} in this runbook") from None
-        state = self.journal.step(step_id)
-        if step.kind != "manual" and not awaits_acceptance(state):
-            raise CommandRefused(
-                f"{step_id} is not a manual step and has no findings to accept; "
-                "`runbook run` executes it"
-            )
-        if (waiting := self.waiting()) != NodeRef.step(step_id):  # robust: no early ack
-            raise CommandRefused(
-                f"{step_id} can be acknowledged only while the run waits at it; "
-                f"it waits at {waiting or 'nothing'}"
-            )
-        with self._io_lock:
-            state.acked_by, state.acked_at, state.ack_note = by, now(), note or None
-            self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
-            self.save()
-        self.log(f"{by} acknowledged {step_id}", step_id=step_id)
-
-    def decide(
-        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
-    ) -> dict[str, Evidence]:
-        self._gate(gate_id)
-        waiting = self.waiting()
-        if waiting != NodeRef.gate(gate_id):
-            at = str(waiting) if waiting else "no gate"
-            raise CommandRefused(
-                f"only the gate the run waits at can be decided; the run waits at {at}"
-            )
-        if not go and not note.strip():
-            raise BadRequest("a NO-GO needs a note saying why")
-        evidence = self.evaluate_gate(gate_id)
-        state = self.journal.gate(gate_id)
-        failing = [item for item, ev in evidence.items() if not ev.ok]
-        if go and failing and not (override and override.strip()):
-            self.journal.add_audit(by, f"GO refused at {gate_id}: failing {', '.join(failing)}")
-            self.save()
-            raise CommandRefused(
-                f"GO refused at {gate_id}: "
-                + "; ".join(f"{item}: {evidence[item].detail}" for item in failing)
-                + ". Fix them, or decide with an override reason."
-            )
-        state.decision = "GO" if go else "NO-GO"
-        state.by, state.at, state.note = by, now(), note
-        state.override = override if go and failing else None
-        what = f"decided {state.decision} at {gate_id}"
-        if state.override:
-            what += f" with override ({state.override}) of {', '.join(failing)}"
-        self.journal.add_audit(by, what + (f": {note}" if note else ""))
-        self.save()
-        level = "warning" if state.override or not go else "info"
-        self.log(f"{by} {what}", level, step_id=gate_id)
-        return evidence
-
-    # ---- rollbacks ------------------------------------------------------------------------
-
-    def preview_rollback(self, phase_id: str) -> list[tuple[str, list[PlannedCall]]]:
-        rollback = self.runbook.rollback_for(phase_id)
-        if rollback is None:
-            raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
-        actions = action_registry()
-        return [
-            (
-                rs.title or rs.action,
-                actions[rs.action].plan(
-                    self.runbook, actions[rs.action].params.model_validate(rs.params)
-                ),
-            )
-            for rs in rollback.steps
-        ]
-
-    def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
-        rollback = self.runbook.rollback_for(phase_id)
-        if rollback is None:
-            raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
-        if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
-            return Outcome("declined", message="rollback not confirmed; nothing was changed")
-        self._stop.clear()
-        self._active = True
-        try:
-            return self._rollback(phase_id, by)
-        finally:
-            self._active = False
-            self._publish(self.snapshot())
-
-    def _rollback(self, phase_id: str, by: str) -> Outcome:
-        rollback = self.runbook.rollback_for(phase_id)
-        assert rollback is not None
-        record = next(
-            (r for r in self.journal.rollbacks if r.id == rollback.id and r.status != "done"), None
-        )
-        if record is None:
-            # a rollback done before starts over: its earlier step states are history
-            for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
-                del self.journal.rollback_steps[key]
-            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
-            self.journal.rollbacks.append(record)
-        record.status = "running"
-        self.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
-        self.save()
-        self.log(f"{by} started rollback {rollback.id}: {rollback.title}", "warning")
-        actions = action_registry()
-        while record.step_index < len(rollback.steps):
-            rstep = rollback.steps[record.step_index]
-            key = f"{rollback.id}#{record.step_index}"
-            state = self.journal.rollback_steps.setdefault(key, StepState())
-            state.status, state.attempts = "running", state.attempts + 1
-            state.started_at = state.started_at or now()
-            self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
-            action = actions[rstep.action]
-            try:
-                rparams = action.params.model_validate(rstep.params)
-                body = partial(action.run, self._context(key, state), rparams)
-                result = run_abandonable(body, self._stop)  # robust
-                state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
-            except Interrupted:
-                self.save()
-                self.emit(StepFinished(key, "interrupted", {}))
-                return Outcome("interrupted", message=f"rollback {rollback.id} interrupted")
-            except Exception as exc:  # a failed rollback step stays resumable
-                state.status = "failed"
-                record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-                self.journal.add_audit(by, f"rollback {rollback.id} failed: {record.error}")
-                self.save()
-                self.log(f"rollback step {key} failed: {record.error}", "error", key)
-                self.emit(StepFinished(key, "failed", {}, record.error))
-                return Outcome("failed", failed_step=key, message=record.error)
-            state.status, state.finished_at = "done", now()
-            record.summary[key] = rstep.action
-            record.step_index += 1
-            self.save()
-            self.emit(StepFinished(key, "done", state.summary))
-        self._mark_rolled_back(rollback.phases, rollback.undoes, by)
-        record.status, record.finished_at = "done", now()
-        self.journal.add_audit(by, f"rollback {rollback.id} done")
-        self.save()
-        self.log(
-            f"rollback {rollback.id} done; gates before {', '.join(rollback.phases)} "
-            "must be decided again",
-            "warning",
-        )
-        return Outcome("done", message=f"rollback {rollback.id} done")
-
-    def _mark_rolled_back(self, phases: list[str], undoes: list[str], by: str) -> None:
-        """Rolled-back steps run again from scratch on the next run (their resume state is
-        cleared: what they applied was undone). Gates before those phases, and every decided
-        gate after the first rolled-back step, must be decided again: their evidence is stale."""
-        sequence = self.sequence()
-        first: int | None = None
-        for step in self.runbook.steps:
-            state = self.journal.steps.get(step.id)
-            wanted = step.phase in phases or step.id in undoes
-            if wanted and state and state.status in ("done", "failed", "running"):
-                self.journal.add_audit(
-                    by, f"step {step.id} rolled back (was {state.status}: {state.summary})"[:300]
-                )
-                self.journal.steps[step.id] = StepState(
-                    status="rolled_back", attempts=state.attempts
-                )
-                index = sequence.index(("step", step.id))
-                first = index if first is None else min(first, index)
-        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
-        later: set[str] = set()
-        if first is not None:
-            later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}
-        for gate in self.runbook.gates:
-            state = self.journal.gates.get(gate.id)
-            if (gate.before_phase in phases or gate.id in later) and state and state.decision:
-                self.journal.add_audit(
-                    by, f"gate {gate.id} reopened by rollback (was {state.decision} by {state.by})"
-                )
-                for item_id, tick in state.ticks.items():  # the audit keeps the old ticks
-                    self.journal.add_audit(
-                        by, f"tick {gate.id}/{item_id} by {tick.by} at {tick.at} cleared (rollback)"
-                    )
-                state.decision = state.by = state.at = state.override = None
-                state.note = ""
-                state.ticks = {}
-                state.evidence = {}  # stale: evaluated again before the next decision
-
     # ---- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """The `runbook status --json` contract: the snapshot, serialised."""
         return self.snapshot().model_dump(mode="json")
-
-
-def plan_calls(runbook: Runbook) -> list[tuple[Node, list[PlannedCall]]]:
-    """`runbook plan`: every node with the calls it would make. No I/O at all."""
-    actions = action_registry()
-    out: list[tuple[Node, list[PlannedCall]]] = []
-    for kind, node_id in runbook.sequence():
-        if kind == "gate":
-            gate = runbook.gate(node_id)
-            out.append(
-                (
-                    (kind, node_id),
-                    [
-                        PlannedCall("gate", item.check or "operator tick", item.id, item.text)
-                        for item in gate.items
-                    ],
-                )
-            )
-            continue
-        step = runbook.step(node_id)
-        if step.kind == "manual":
-            out.append(
-                (
-                    (kind, node_id),
-                    [PlannedCall("operator", "acknowledge", step.id, step.instructions[:60])],
-                )
-            )
-            continue
-        action = actions[step.action or ""]
-        out.append(
-            ((kind, node_id), action.plan(runbook, action.params.model_validate(step.params)))
-        )
-    return out
