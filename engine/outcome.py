@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.snapshot import NodeRef
+from engine.snapshot_views import NodeRef
 
 # (what: a step id or rollback title, token the operator must type: the phase id) -> consent
 Confirm = Callable[[str, str], bool]
