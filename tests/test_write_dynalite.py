@@ -19,7 +19,7 @@ import pytest
 
 from engine import dynamo
 from engine.actions.mapping import build_resolver
-from engine.actions.validate import Problems, _validate_source
+from engine.actions.validate_compare import Problems, _validate_source
 from engine.seed import create_table
 from engine.target import Connection, local_connection
 from tests.test_actions_ops import run
