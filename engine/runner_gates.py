@@ -1,41 +1,20 @@
 """The Engine's gate and acknowledgement commands: evaluate, tick, untick, ack, decide.
 
-A mixin of `engine.runner.Engine` (a dataclass): it defines no fields; the engine supplies the
-state below (declared for the type checker only).
+A mixin of `engine.runner.Engine`: no fields (engine/runner_base.py).
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 from engine.checks import registry as check_registry
 from engine.journal import Evidence, StepState, Tick, now
 from engine.model import Gate
 from engine.outcome import BadRequest, CommandRefused
+from engine.runner_base import EngineBase
 from engine.snapshot import NodeRef, awaits_acceptance
 
-if TYPE_CHECKING:
-    from engine.context import ActionContext
-    from engine.journal import Journal
-    from engine.model import Runbook
 
-
-class GateCommands:
+class GateCommands(EngineBase):
     """Decisions a human makes while the run waits: every one journaled and audited."""
-
-    if TYPE_CHECKING:
-        runbook: Runbook
-        journal: Journal
-        _io_lock: threading.RLock
-        clock_now: Callable[[], datetime]
-
-        def save(self) -> None: ...
-        def log(self, message: str, level: str = "info", step_id: str | None = None) -> None: ...
-        def waiting(self) -> NodeRef | None: ...
-        def _context(self, step_id: str, state: StepState) -> ActionContext: ...
 
     def evaluate_gate(self, gate_id: str) -> dict[str, Evidence]:
         """Evaluate automatic items against the live target (recorded with the time, so every

@@ -1,14 +1,11 @@
 """The Engine's rollbacks: preview, run (resumable, step by step), then mark what they undid.
 
-A mixin of `engine.runner.Engine` (a dataclass): it defines no fields; the engine supplies the
-state below (declared for the type checker only).
+A mixin of `engine.runner.Engine`: no fields (engine/runner_base.py).
 """
 
 from __future__ import annotations
 
-import threading
 from functools import partial
-from typing import TYPE_CHECKING
 
 from engine.abandon import run_abandonable
 from engine.actions import registry as action_registry
@@ -18,32 +15,11 @@ from engine.drift import reopen_overwritten
 from engine.events import StepFinished, StepStarted
 from engine.journal import RollbackRecord, StepState, now
 from engine.outcome import BadRequest, Confirm, Outcome
-
-if TYPE_CHECKING:
-    from engine.context import ActionContext
-    from engine.events import Event
-    from engine.journal import Journal
-    from engine.model import Runbook
-    from engine.plan import Node
-    from engine.snapshot import RunSnapshot
+from engine.runner_base import EngineBase
 
 
-class RollbackCommands:
+class RollbackCommands(EngineBase):
     """Undo a phase with the runbook's `[[rollbacks]]`; gates before it are decided again."""
-
-    if TYPE_CHECKING:
-        runbook: Runbook
-        journal: Journal
-        _stop: threading.Event
-        _active: bool
-
-        def save(self) -> None: ...
-        def log(self, message: str, level: str = "info", step_id: str | None = None) -> None: ...
-        def emit(self, event: Event) -> None: ...
-        def sequence(self) -> list[Node]: ...
-        def snapshot(self) -> RunSnapshot: ...
-        def _publish(self, snapshot: RunSnapshot) -> None: ...
-        def _context(self, step_id: str, state: StepState) -> ActionContext: ...
 
     def preview_rollback(self, phase_id: str) -> list[tuple[str, list[PlannedCall]]]:
         rollback = self.runbook.rollback_for(phase_id)
