@@ -7,6 +7,7 @@ reader (they raise only their own one-line errors)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -358,39 +359,56 @@ def test_eof_at_the_prompt_is_declined(base_run: Path, endpoint: str, tmp_path: 
     assert "Traceback" not in err and snapshot(folder) == before
 
 
-def _moto_servers() -> set[int]:
+def servers_of(state: Path) -> set[int]:
+    """Embedded moto servers started for this XDG_STATE_HOME (other tests, on the other
+    worker too, start their own)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmd = (entry / "cmdline").read_bytes()
+                env = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if b"engine.moto_process" in cmd:
+            if b"engine.moto_process" in cmd and f"XDG_STATE_HOME={state}".encode() in env:
                 found.add(int(entry.name))
     return found
+
+
+def interrupt_during_start(state: Path, interrupt: Callable[[], None]) -> None:
+    """Ctrl-C while the embedded world starts, however fast the machine: its server is frozen
+    (SIGSTOP) as soon as it exists, so the start cannot finish before the interrupt lands;
+    then it is let go, to be cleaned up."""
+    deadline = time.monotonic() + 30
+    while not servers_of(state) and time.monotonic() < deadline:
+        time.sleep(0.02)  # poll for the observable condition: the server process exists
+    servers = servers_of(state)
+    assert servers, "the embedded server never started"
+    for pid in servers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        interrupt()
+    finally:
+        for pid in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) -> None:
     state = tmp_path / "xdg"
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
-    before = _moto_servers()
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "--runbook", str(MINI_RUNBOOK), "--yes"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (_moto_servers() - before) and time.monotonic() < deadline:
-        time.sleep(0.02)  # poll for the observable condition: the server process exists
-    assert _moto_servers() - before, "the embedded server never started"
-    proc.send_signal(signal.SIGINT)
+    interrupt_during_start(state, lambda: proc.send_signal(signal.SIGINT))
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2, err
     assert err.count("\n") == 1 and "interrupted before the run began" in err, err
     assert "Traceback" not in err
     deadline = time.monotonic() + 10
-    while _moto_servers() - before and time.monotonic() < deadline:
+    while servers_of(state) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not (_moto_servers() - before), "a moto server was left behind"
+    assert not servers_of(state), "a moto server was left behind"
     assert not list(state.rglob("*.toml"))  # no journal, no world record

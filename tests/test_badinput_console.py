@@ -21,7 +21,14 @@ import pytest
 
 from tests import test_badinput as cli_cases
 from tests.conftest import MINI_RUNBOOK
-from tests.test_badinput import _fifo, _lock_folder, _tmpfs, snapshot
+from tests.test_badinput import (
+    _fifo,
+    _lock_folder,
+    _tmpfs,
+    interrupt_during_start,
+    servers_of,
+    snapshot,
+)
 
 # the CLI suite's module fixtures, shared: one seeded moto server, one run waiting at its gate
 endpoint = cli_cases.endpoint
@@ -81,21 +88,6 @@ class Terminal:
     @property
     def text(self) -> str:
         return self.out.decode(errors="replace")
-
-
-def _servers_of(state: Path) -> set[int]:
-    """Embedded moto servers started for this XDG_STATE_HOME (other tests start their own)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes()
-                env = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if b"engine.moto_process" in cmd and f"XDG_STATE_HOME={state}".encode() in env:
-                found.add(int(entry.name))
-    return found
 
 
 def _lines(text: str) -> list[str]:
@@ -229,20 +221,17 @@ def test_console_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) 
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
     term = Terminal(["--runbook", str(MINI_RUNBOOK)], env)
     assert term.read_until(lambda text: "Starting the embedded" in text, 30), term.text
-    deadline = time.monotonic() + 30
-    while not _servers_of(state) and time.monotonic() < deadline:
-        time.sleep(0.02)  # poll for the observable condition: the server process exists
-    assert _servers_of(state), "the embedded server never started"
-    os.killpg(term.proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
+    # Ctrl-C reaches the terminal's process group
+    interrupt_during_start(state, lambda: os.killpg(term.proc.pid, signal.SIGINT))
     code, shown = term.finish()
     assert code == 2, shown
     lines = _lines(shown)
     assert len(lines) == 2 and "interrupted before the run began" in lines[1], shown
     assert "Traceback" not in shown
     deadline = time.monotonic() + 10
-    while _servers_of(state) and time.monotonic() < deadline:
+    while servers_of(state) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _servers_of(state), "a moto server was left behind"
+    assert not servers_of(state), "a moto server was left behind"
     assert not list(state.rglob("*.toml"))
 
 
@@ -266,7 +255,7 @@ def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> Non
     assert record is not None
     os.kill(record.pid, signal.SIGKILL)  # the world is gone (as after a reboot)
     deadline = time.monotonic() + 10
-    while record.pid in _servers_of(state) and time.monotonic() < deadline:
+    while record.pid in servers_of(state) and time.monotonic() < deadline:
         time.sleep(0.02)
     before = snapshot(folder)
     term = Terminal(["--runbook", str(MINI_RUNBOOK), "--journal", str(journal)], env)
