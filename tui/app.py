@@ -32,6 +32,7 @@ from tui.screens.keys import KeysScreen, key_lines, key_rows
 from tui.screens.log import LogScreen
 from tui.screens.main import MIN_HEIGHT, MIN_WIDTH, MainScreen
 from tui.screens.resume import ResumeScreen, resume_summary
+from tui.textual_patches import toasts_always_expire
 
 Now = Callable[[], datetime]
 
@@ -65,6 +66,7 @@ class RunbookApp(App[int]):
         """`remote`: attach to that detached engine. `engine` is then a read-only one over the
         journal (the runbook, the operator, the log's path); commands go through the socket.
         `handoff`: lets go of the journal and starts a detached engine on it (the D key)."""
+        toasts_always_expire()  # a Textual race would otherwise freeze the console
         super().__init__()
         self.engine = engine
         self.read_only = read_only
