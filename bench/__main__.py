@@ -45,7 +45,7 @@ from bench.world import (
     seed,
 )
 from engine import dynamo
-from engine.actions.migrate import MigrateParams
+from engine.actions.migrate import PUT_IN_FLIGHT
 from engine.model import Runbook
 from engine.target import Connection
 from engine.transforms import to_company_scoped
@@ -58,14 +58,14 @@ KILL_PAGE = 500
 
 
 def engine(write_path: str) -> Side:
-    """migrate_entity as the runbook runs it (its step's parameters), by one of its write
-    paths: "put" with the per-item default of 16 PutItems in flight per segment."""
+    """migrate_entity as the runbook runs it (its step's parameters: transactions), or by its
+    other write path, "put", with that path's default of 16 PutItems in flight per segment."""
 
     def side(conn: Connection, rb: Runbook, work: Path) -> tuple[int, float]:
         store, journal = prepared_journal(rb, conn, work)
         params = {**rb.step("migrate-expenses").params, "write_path": write_path}
         if write_path == "put":
-            params["in_flight"] = MigrateParams.model_fields["in_flight"].default
+            params["in_flight"] = PUT_IN_FLIGHT
         t0 = time.perf_counter()
         s = run_action(rb, conn, store, journal, "migrate-expenses", "migrate_entity", params)
         return int(s["migrated"]), time.perf_counter() - t0
@@ -195,7 +195,10 @@ def throughput(
         server.stop()
     med = {k: statistics.median(v) for k, v in rates.items()}
     req = {k: statistics.median(v) for k, v in requests.items()}
-    for side, label in (("transact", "engine (transact)"), ("engine", "engine (put)")):
+    # the targets judge the engine as it ships (transact); the put path is printed alongside
+    # for comparison (docs/performance.md: its client-CPU ceiling)
+    paths = (("transact", "engine (transact)", True), ("engine", "put path, for comparison", False))
+    for side, label, judged in paths:
         rows = [  # figure, ours, baseline, target
             ("0 ms, vs per-item PutItem loop", (side, 0.0), ("per_item", 0.0), ">=0.9x"),
             ("0 ms, vs batch writer", (side, 0.0), ("batch", 0.0), ""),
@@ -206,19 +209,22 @@ def throughput(
         ]
         for figure, ours, base, target in rows:
             table.add(
-                f"{label} items/s, {figure}", med[(*ours, "moto")], med[(*base, "moto")], target
+                f"{label} items/s, {figure}",
+                med[(*ours, "moto")],
+                med[(*base, "moto")],
+                target if judged else "",
             )
     model = "LATENCY MODEL, 20 ms, writes answered in the client"
     replayed = f"{model}, reads replayed:"
     model_rows = [
         (f"{model}, reads from moto: engine (transact) vs batch writer", "transact", "model", ""),
-        (f"{model}, reads from moto: engine (put) vs batch writer", "engine", "model", ""),
+        (f"{model}, reads from moto: put path vs batch writer", "engine", "model", ""),
         (f"{replayed} engine (transact) vs batch writer", "transact", "replay", ">=1.5x"),
-        (f"{replayed} engine (put) vs batch writer", "engine", "replay", ">=1.5x"),
+        (f"{replayed} put path, for comparison, vs batch writer", "engine", "replay", ""),
     ]
     for figure, ours_side, mode, target in model_rows:
         table.add(figure, med[ours_side, 0.02, mode], med["batch", 0.02, mode], target)
-    for ours, name in (("transact", "engine (transact)"), ("engine", "engine (put)")):
+    for ours, name in (("transact", "engine (transact)"), ("engine", "put path")):
         for other, label in (("batch", "batch writer"), ("per_item", "per-item loop")):
             table.add(
                 f"HTTP requests per 1,000 items: {name} vs {label}", req[ours], req[other], ""

@@ -114,8 +114,16 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
 EVERY_KIND = ["throttle", "500", "503", "refused", "timeout", "slow", "slow", "throttle"]
 
 
+# transactions of 10 on pages of 50, so the transact path sends as many requests to fault
+PATHS = {
+    "put": {"write_path": "put"},
+    "transact": {"write_path": "transact", "transact_size": 10, "page_size": 50},
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_migration_survives_every_fault_kind(
-    aws, make_ctx, runbook, faults: Faults, monkeypatch: pytest.MonkeyPatch
+    aws, make_ctx, runbook, faults: Faults, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     import tests.test_actions_data as data
 
@@ -128,7 +136,7 @@ def test_migration_survives_every_fault_kind(
     # a fault every 4th DynamoDB request of the migration, each kind in turn
     faults.arm({4 * (n + 1): kind for n, kind in enumerate(EVERY_KIND * 3)})
     mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
-    m = run(mctx, "migrate_entity", {"entity": "expenses"})
+    m = run(mctx, "migrate_entity", {"entity": "expenses", **PATHS[path]})
     assert {k.split(":")[0] for k in faults.injected} >= set(EVERY_KIND) - {"unprocessed"}
     assert m["scanned"] == m["source_total"] == expected["source"]
     assert m["migrated"] == expected["migrated"]

@@ -448,3 +448,18 @@ async def test_findings_are_accepted_with_a_reason_from_the_console(engine: Engi
     done = journal_of(engine).steps["backup-tables"]
     assert done.status == "done" and done.summary["accepted_by"] == "alice"
     assert done.ack_note == "known gap"
+
+
+async def test_engine_events_after_the_screens_are_gone_are_dropped(engine: Engine) -> None:
+    """An engine thread may post while the console closes (CI saw IndexError in the handler):
+    once the screens are gone, events and resizes are dropped, not raised."""
+    from textual.geometry import Size
+
+    from tui.messages import wrap
+
+    app = RunbookApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+    assert not app.screen_stack
+    app._on_engine_event(wrap(Alert("error-rate", "Error rate > 1%", 5.2, 1.0, None, None)))
+    app._check_size(Size(40, 10))

@@ -11,6 +11,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from engine import dynamo
 from engine.actions.migrate_ledger import ledger_name
 from engine.checks import registry as checks
@@ -185,17 +187,23 @@ REJECTED = UNFIT | {"exp-moto-limit"}  # plus the one only the write finds
 
 
 def record_puts(ddb: Any) -> list[str]:
-    """expenseIds of every PutItem the client sends (an observer, the call goes on)."""
+    """expenseIds of every item the client sends, by PutItem or inside a TransactWriteItems
+    (an observer, the call goes on)."""
     sent: list[str] = []
 
     def note(params: dict[str, Any], **_: Any) -> None:
         sent.append(params["Item"]["expenseId"]["S"])
 
+    def note_each(params: dict[str, Any], **_: Any) -> None:
+        sent.extend(x["Put"]["Item"]["expenseId"]["S"] for x in params["TransactItems"])
+
     ddb.meta.events.register("provide-client-params.dynamodb.PutItem", note)
+    ddb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems", note_each)
     return sent
 
 
-def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook):
+@pytest.mark.parametrize("write_path", ["put", "transact"])
+def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook, write_path):
     build(aws, runbook)
     ddb = aws.client("dynamodb")
     e = next(x for x in runbook.entities if x.name == "expenses")
@@ -226,11 +234,13 @@ def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook):
 
     mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     sent = record_puts(ddb)
-    m = run(mctx, "migrate_entity", {"entity": "expenses", "segments": 2})
+    params = {"entity": "expenses", "segments": 2, "write_path": write_path}
+    m = run(mctx, "migrate_entity", params)
     assert m["scanned"] == m["source_total"] == 64
     assert m["migrated"] == 60 and m["quarantined"] == 4 and m["rejected_by_target"] == 4
     assert not UNFIT & set(sent)  # checked before any write
-    assert sent.count("exp-moto-limit") == 1  # sent once, rejected by the table, set aside
+    # rejected by the table, then set aside; a refused transaction is retried item by item
+    assert sent.count("exp-moto-limit") == (1 if write_path == "put" else 2)
     q = [json.loads(x) for x in mctx.artifact("quarantine-expenses.jsonl").read_text().splitlines()]
     reasons = {r["key"]["expenseId"]: r["reason"] for r in q}
     assert set(reasons) == REJECTED
@@ -246,7 +256,7 @@ def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook):
     state.cursors["counts"] = {"scanned": 0, "migrated": 0, "skipped_newer": 0}
     sent.clear()
     rctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
-    m2 = run(rctx, "migrate_entity", {"entity": "expenses", "segments": 2})
+    m2 = run(rctx, "migrate_entity", params)
     assert "exp-moto-limit" not in sent and len(sent) == 60, (m2, len(sent), sorted(sent)[:5])
     assert m2["quarantined"] == 4 and m2["migrated"] == 60
     assert rctx.artifact(ledger_name("expenses")).exists()

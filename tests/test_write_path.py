@@ -24,6 +24,8 @@ T_EXPENSES = "construction-expenses-company-expenses"
 MEMBERS = "construction-expenses-company-users"
 N = 400
 
+PUT = {"write_path": "put"}  # these tests count PutItems (transactions: test_write_transact.py)
+
 
 def test_throttle_halves_on_throttling_and_grows_back() -> None:
     t = WriteThrottle()
@@ -115,7 +117,7 @@ def test_one_segment_keeps_many_writes_in_flight(aws, make_ctx, runbook):
     m = run(
         mctx,
         "migrate_entity",
-        {"entity": "expenses", "segments": 1, "page_size": 50, "in_flight": 12},
+        {"entity": "expenses", "segments": 1, "page_size": 50, "in_flight": 12, **PUT},
     )
     assert m["migrated"] == N and m["scanned"] == N
     assert 6 <= seen.peak <= 12  # one segment, yet many writes at once, never above the limit
@@ -146,7 +148,7 @@ def test_operator_limit_applies_during_the_run(aws, make_ctx, runbook):
             seen.peak = seen.now  # writes admitted before the change are answered by now
 
     mctx.emit = emit
-    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 50})
+    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 50, **PUT})
     assert m["migrated"] == N
     assert before[0] > 2 and 1 <= seen.peak <= 2
     late = [e.in_flight for e in events if isinstance(e, Progress) and e.in_flight][-1]
@@ -183,7 +185,7 @@ def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runboo
     ddb, ctx = mapped(aws, make_ctx, runbook)
     sent = throttling(ddb, every=40)
     mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
-    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 40, "in_flight": 16})
+    m = run(mctx, "migrate_entity", {"entity": "expenses", "page_size": 40, "in_flight": 16, **PUT})
     assert m["migrated"] == N and m["scanned"] == N and m["quarantined"] == 0
     assert sent[0] > N  # the throttled attempts were retried
     assert mctx.throttle.state().throttled >= (sent[0] // 40) - 1

@@ -160,6 +160,8 @@ class RunbookApp(App[int]):
 
     def _check_size(self, size: Size | None = None) -> None:
         size = size or self.size
+        if not self.screen_stack:
+            return  # closing
         # the main screen, even while a modal is on top of it
         self.main.set_too_small(size.width < MIN_WIDTH or size.height < MIN_HEIGHT)
 
@@ -169,8 +171,8 @@ class RunbookApp(App[int]):
     def _on_engine_event(self, message: EngineEvent) -> None:
         if isinstance(message, SnapshotEvent):
             self.snapshot = message.snapshot  # the screens watch it
-        elif message.forwarded:
-            return
+        elif message.forwarded or not self.screen_stack:
+            return  # handled; or the app is closing and its screens are gone
         else:  # the main screen's queue: handled once it is composed, in order
             self.main.post_message(wrap(message.event, forwarded=True))
 
@@ -268,6 +270,8 @@ class RunbookApp(App[int]):
 
     def add_log_entry(self, entry: LogEntry) -> None:
         self.log_entries.append(entry)
+        if not self.screen_stack:
+            return  # closing: the entry is kept, no screen is left to show it
         self.main.add_entry(entry)
         if isinstance(self.screen, LogScreen):
             self.screen.add_entry(entry)

@@ -3,9 +3,10 @@ migrate_rollback.py.
 
 migrate_entity: parallel-scan segments are read in threads (`max_workers` caps them), each with
 its own resume cursor, reading its next page while the current one is written; they feed one
-pool of writer threads, and the step's WriteThrottle (`in_flight` K per segment, default 16:
-one shared window of K x segments, AIMD on throttling, changeable during a run) bounds the
-conditional writes in flight whatever each segment holds (docs/performance.md).
+pool of writer threads, and the step's WriteThrottle (`in_flight` K requests per segment:
+2 transactions or 16 PutItems by default; one shared window of K x segments, AIMD on
+throttling, changeable during a run) bounds the conditional writes in flight whatever each
+segment holds (docs/performance.md).
 Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer", "written_alone"}}
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import dynamo
 from engine.actions.analyze import (
@@ -54,6 +55,8 @@ from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
 
+TRANSACT_IN_FLIGHT = 2  # transactions per segment: 200 items each in flight
+PUT_IN_FLIGHT = 16  # PutItems per segment
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
 BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
@@ -68,15 +71,24 @@ class MigrateParams(BaseModel):
     # up to `transact_size` items; the step shares one window of K x segments, so an uneven
     # split still fills it; the operator may set the window during a run
     # (Engine.write_throttle.set_limit); capped by the HTTP pool
-    in_flight: int = Field(default=16, ge=1, le=256)
+    in_flight: int = Field(default=TRANSACT_IN_FLIGHT, ge=1, le=256)
     # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
     # per segment, memory is bounded by this, not by the table, nor by item size
     page_size: int | None = Field(default=1000, ge=1)
-    # "put": a conditional PutItem per item (1 WCU each); "transact": TransactWriteItems of
-    # up to `transact_size` conditional Puts (100-fold fewer requests, 2 WCU per item), for
-    # targets where the round trip is the limit (docs/performance.md)
-    write_path: Literal["put", "transact"] = "put"
+    # "transact" (chosen by measurement): TransactWriteItems of up to `transact_size`
+    # conditional Puts, 100-fold fewer requests, 2 WCU per item; "put": a conditional PutItem
+    # per item, 1 WCU, for hot partitions on provisioned capacity (docs/performance.md)
+    write_path: Literal["put", "transact"] = "transact"
     transact_size: int = Field(default=MAX_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _window_of_the_path(cls, data: Any) -> Any:
+        """Unless the runbook sets `in_flight`, the path's own: a PutItem carries one item,
+        so it needs more requests in flight than a transaction of 100."""
+        if isinstance(data, dict) and "in_flight" not in data and data.get("write_path") == "put":
+            return {**data, "in_flight": PUT_IN_FLIGHT}
+        return data
 
 
 @dataclass
