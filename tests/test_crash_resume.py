@@ -10,9 +10,8 @@ in flight). A kill point is used once, so the run always moves on. After every k
 parses; at the end every DynamoDB item of the crashed world equals the reference item for item
 (the run's own timestamp aside). Every item write is counted per key, so the writes the crashed
 run repeated are known exactly and charged to the kill before them: a migration re-sends at most
-the page each segment's cursor had not passed plus the writes in flight from the page read
-ahead (two pages per segment; the cursor of every applied page is on disk), any other step at
-most one batch.
+the one page each segment's cursor had not passed (the cursor of every applied page is on disk,
+and the page read ahead is not written before that), any other step at most one batch.
 
 It tests behaviour only (what the target holds, how many writes reached it), so it does not
 depend on how an action writes."""
@@ -35,7 +34,7 @@ from typing import Any
 import pytest
 
 from engine import dynamo
-from engine.actions.migrate import PAGES_AHEAD, MigrateParams
+from engine.actions.migrate import MigrateParams
 from engine.cli import main
 from engine.journal import JournalStore
 from engine.loader import default_runbook_path, load_runbook
@@ -363,14 +362,14 @@ def _items(url: str, env: dict[str, str], ts: str) -> dict[str, list[str]]:
 
 def rewrite_bound(rb: Any, label: str) -> int:
     """Items one kill at `label` may make the run write again. A migration: per segment, the
-    page its cursor has not passed (the cursor moves only past applied pages, and is on disk
-    before the next page's writes are answered) plus the writes in flight from the page read
-    ahead: PAGES_AHEAD pages per segment at most. Any other step: the batch it was writing."""
+    one page its cursor has not passed (the cursor moves only past applied pages and is on
+    disk at once; the page read ahead is not written before that). Any other step: the batch
+    it was writing."""
     step_id = label.split(":")[1]
     step = None if "#" in step_id else rb.step(step_id)
     if step is not None and step.action == "migrate_entity":
         p = MigrateParams.model_validate(step.params)
-        return p.segments * PAGES_AHEAD * (p.page_size or PAGE_SIZE)
+        return p.segments * (p.page_size or PAGE_SIZE)
     return BATCH
 
 

@@ -15,6 +15,7 @@ from bench.latency import add_latency
 from engine import dynamo
 from engine.clock import Interrupted
 from engine.events import Progress
+from engine.journal import JournalStore
 from engine.seed import create_table
 from engine.throttle import WriteThrottle
 from tests.test_actions_ops import run
@@ -206,6 +207,31 @@ def test_progress_line_shows_rate_and_writes_in_flight() -> None:
     assert "in flight" not in lines[1]
     assert progress_text(500, 1000, 250.0, 2.0, in_flight=(12, 16)).endswith("12/16w")
     assert "w" not in progress_text(500, 1000, 250.0, 2.0).split("ETA")[1]
+
+
+def test_the_page_read_ahead_waits_until_the_cursor_passed_the_one_before(
+    aws, make_ctx, runbook, tmp_path
+):
+    """What a kill may find written past the cursor on disk is at most one page: at every write
+    sent, the items sent minus the items the journal's cursor has passed stay within a page,
+    though the window (16) would let the next page's writes start earlier."""
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    add_latency(ddb, 0.005)  # many writes in flight at once
+    mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    store = JournalStore(tmp_path / "journal.toml")
+    sent, ahead, lock = [0], [0], threading.Lock()
+
+    def on_send(**_: Any) -> None:
+        with lock:
+            sent[0] += 1
+            cursors = store.load().steps["migrate-expenses"].cursors if store.exists() else {}
+            passed = cursors.get("counts", {}).get("scanned", 0)
+            ahead[0] = max(ahead[0], sent[0] - passed)
+
+    ddb.meta.events.register("before-call.dynamodb.PutItem", on_send)
+    params = {"entity": "expenses", "segments": 1, "page_size": 50, "in_flight": 16, **PUT}
+    assert run(mctx, "migrate_entity", params)["migrated"] == N
+    assert 40 < ahead[0] <= 50  # a page's writes run concurrently, the next page's wait
 
 
 def test_migrate_window_is_k_per_segment(aws, make_ctx, runbook):

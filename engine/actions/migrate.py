@@ -10,9 +10,9 @@ segment holds (docs/performance.md).
 Cursors (journal, small):
     {"source_total": n, "segments": {"0": {"key": <LastEvaluatedKey>, "done": bool}, ...},
      "counts": {"scanned", "migrated", "skipped_newer", "written_alone"}}
-A segment's key only advances once its page (and every page before it) is applied, so a resume
-re-runs at most the unapplied pages; items the run wrote carry exactly the migration timestamp
-and are rewritten identically.
+A segment's key only advances once its page (and every page before it) is applied, and a page's
+writes start only once the page before it is applied, so a resume re-runs at most one page per
+segment; items the run wrote carry exactly the migration timestamp and are rewritten identically.
 
 How items are settled and written (conditional PutItem, or TransactWriteItems of up to 100 by
 the runbook's `write_path`) is in migrate_write.py; per-item detail (quarantine, collisions)
@@ -101,6 +101,7 @@ class _Page:
     counts: dict[str, int] = field(
         default_factory=lambda: {"migrated": 0, "skipped_newer": 0, "written_alone": 0}
     )
+    applied: threading.Event = field(default_factory=threading.Event)  # its cursor is on disk
 
 
 @dataclass
@@ -242,8 +243,14 @@ class _Pipeline:
             raise Interrupted()
 
     def run_segment(self, seg: _Segment, writers: ThreadPoolExecutor) -> None:
+        previous: _Page | None = None
         for items, last_key in self._pages(seg):
-            page = _Page(len(items), last_key, max(1, len(items)))
+            # the next page is read ahead, but its writes wait until this one is applied (its
+            # cursor on disk): a kill then re-writes at most one page per segment; the window
+            # stays full with the other segments' writes
+            while previous is not None and not previous.applied.wait(STOP_POLL_SECONDS):
+                self._check()
+            page = previous = _Page(len(items), last_key, max(1, len(items)))
             with self.lock:
                 seg.pages.append(page)
             if not items:  # a filtered or empty last page still moves the cursor
@@ -314,9 +321,10 @@ class _Pipeline:
             page.remaining -= max(1, len(outcomes))  # an empty page counts as one
             if page.remaining > 0:
                 return
-            advanced = False
+            applied: list[_Page] = []
             while seg.pages and seg.pages[0].remaining <= 0:
                 done = seg.pages.popleft()
+                applied.append(done)
                 seg.slots.release()
                 counts = c.counts
                 counts.scanned += done.size
@@ -328,8 +336,7 @@ class _Pipeline:
                     state.key = done.last_key
                 else:
                     state.key, state.done = None, True
-                advanced = True
-            if not advanced:
+            if not applied:
                 return
             self.ledger.db.commit()  # the ledger first, then the cursor that relies on it
             t = self.throttle.state()
@@ -341,6 +348,8 @@ class _Pipeline:
             )
             # a page applied is on disk at once: a kill re-sends at most one page per segment
             self.ctx.checkpoint(force=True)
+            for done in applied:
+                done.applied.set()  # its segment's next page may now be written
 
 
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
