@@ -55,7 +55,7 @@ from engine.clock import Interrupted
 from engine.context import Action, ActionContext, PlannedCall
 from engine.model import EntitySpec, Runbook
 
-TRANSACT_IN_FLIGHT = 2  # transactions per segment: 200 items each in flight
+TRANSACT_IN_FLIGHT = 2  # transactions per segment: up to 200 items in flight
 PUT_IN_FLIGHT = 16  # PutItems per segment
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
