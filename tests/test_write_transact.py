@@ -14,9 +14,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from engine import dynamo
+from engine.actions import migrate_write
 from engine.actions.migrate_write import MAX_TRANSACT_BYTES, Prepared, split_transactions
 from engine.clock import Interrupted
-from engine.events import Progress
+from engine.events import LogLine, Progress
+from engine.journal import Target
 from tests.test_actions_ops import run
 from tests.test_write_path import T_EXPENSES, N, mapped
 
@@ -300,3 +302,24 @@ def test_a_stop_cuts_the_per_item_fallback_short(aws, make_ctx, runbook):
     refusing[0] = False  # the target takes them again
     m = run(again, "migrate_entity", TRANSACT)
     assert m["migrated"] == N and len(target_items(ddb)) == N
+
+
+@pytest.mark.parametrize("kind", ["endpoint", "embedded"])
+def test_slow_transactions_on_an_emulator_are_explained_once(aws, make_ctx, runbook, kind):
+    """A stock moto server copies the table per item of a transaction: on an emulator endpoint a
+    slow transaction is explained once, with what to do; the embedded world (patched moto) and
+    AWS never get the advice."""
+    _, ctx = mapped(aws, make_ctx, runbook)
+    ctx.journal.run.target = Target(kind=kind, identity="http://127.0.0.1:5000", region="us-east-1")
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    with pytest.MonkeyPatch.context() as patch:  # every transaction counts as slow
+        patch.setattr(migrate_write, "SLOW_TRANSACTION_SECONDS", 0.0)
+        summary = run(mctx, "migrate_entity", TRANSACT)
+    assert summary["migrated"] == N
+    told = [e.message for e in events if isinstance(e, LogLine) and "write_path" in e.message]
+    if kind == "endpoint":
+        assert len(told) == 1, told
+        assert 'write_path = "put" on step migrate-expenses' in told[0]
+        assert "embedded world" in told[0]
+    else:
+        assert told == []

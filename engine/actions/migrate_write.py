@@ -22,6 +22,7 @@ kept, `skipped_newer`) or a key owned by another user (a collision, written by n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,9 @@ RETRY_REASONS = frozenset(
     {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 THROTTLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+# a transaction AWS answers in well under a second; on an emulator this slow, each costs more
+# than the table (a stock moto server deep-copies every touched table once per item)
+SLOW_TRANSACTION_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class ItemWriter:
         self.ddb = ctx.client("dynamodb")
         self.transactions = threading.Event()  # set while the target takes transactions
         self.transactions.set()
+        self.slow_told = threading.Event()  # the slow-emulator advice is logged once a step
 
     # --- settling ------------------------------------------------------------------------
 
@@ -221,11 +226,13 @@ class ItemWriter:
         pending, cancelled, throttled = group, 0, 0
         while pending and self.transactions.is_set():
             try:
+                started = time.monotonic()
                 dynamo.call_with_retry(
                     self.ctx.clock,
                     self.ddb.transact_write_items,
                     TransactItems=[self._put_entry(p) for _, p in pending],
                 )
+                self._tell_if_slow(time.monotonic() - started, len(pending))
                 done = [(n, "migrated") for n, _ in pending]
                 return settled + done + self._puts(alone), len(alone)
             except ClientError as exc:
@@ -284,6 +291,22 @@ class ItemWriter:
                 raise Interrupted()
             out.append((n, self.put(prep)))
         return out
+
+    def _tell_if_slow(self, seconds: float, items: int) -> None:
+        """Once a step, on an emulator endpoint (never AWS, never the embedded world): a slow
+        transaction, and what to do about it."""
+        if seconds < SLOW_TRANSACTION_SECONDS or self.ctx.journal.run.target.kind != "endpoint":
+            return
+        if self.slow_told.is_set():
+            return
+        self.slow_told.set()
+        self.ctx.log(
+            f"{self.e.target}: a transaction of {items} items took {seconds:.0f} s on this "
+            "endpoint; an emulator such as a stock moto server copies the table for every item "
+            f"of a transaction. Rehearse on the embedded world (no flags), or set write_path = "
+            f'"put" on step {self.ctx.step_id} in the runbook',
+            "warning",
+        )
 
     def _no_transactions(self) -> None:
         if self.transactions.is_set():
