@@ -216,6 +216,7 @@ class Engine(GateCommands, RollbackCommands):
             if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
                 self.log(drift, "error")
                 return Outcome("waiting", message=drift)
+            self._reopen_unsound()
             if only is not None:
                 return self._run_only(only, confirm)
             return self._run(until, confirm, pause_before_destructive, approved)
@@ -264,6 +265,25 @@ class Engine(GateCommands, RollbackCommands):
             if until == node_id:
                 return Outcome("done", message=f"reached {node_id} (--until)")
         return Outcome("done", message="every step is done")
+
+    def _reopen_unsound(self) -> None:
+        """A step marked done on a premise its action now rejects (a short scan, say) runs
+        again: journaled, logged, its cursors cleared (its writes are idempotent)."""
+        reopened = False
+        for step in self.runbook.steps:
+            state = self.journal.steps.get(step.id)
+            action = action_registry().get(step.action or "")
+            if state is None or state.status != "done" or action is None or not action.unsound:
+                continue
+            why = action.unsound(state.summary)
+            if why is None:
+                continue
+            state.status, state.cursors, state.summary = "pending", {}, {}
+            self.journal.add_audit(self.options.operator, f"reopened {step.id}: {why}")
+            self.log(f"{step.id} was marked done, but {why}: reopened", "warning", step.id)
+            reopened = True
+        if reopened:
+            self.save()
 
     def _run_only(self, step_id: str, confirm: Confirm | None) -> Outcome:
         sequence = self.sequence()
