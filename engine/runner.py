@@ -43,6 +43,7 @@ from engine.journal import (
 from engine.model import Runbook, Step
 from engine.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.plan import Node, plan_calls
+from engine.rehearsal import MAX_TIME_SCALE
 from engine.resume import check_resume_state
 from engine.runner_gates import GateCommands
 from engine.runner_rollback import RollbackCommands
@@ -139,8 +140,8 @@ class Engine(GateCommands, RollbackCommands):
         so plan time is counted per stretch. A real account stays at real time."""
         if self.options.real_account:
             raise CommandRefused("a real account runs at real time; the clock stays as it is")
-        if not math.isfinite(scale) or scale <= 0:
-            raise BadRequest("the time scale must be a finite number above 0")
+        if not math.isfinite(scale) or not 0 < scale <= MAX_TIME_SCALE:
+            raise BadRequest(f"the time scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
         before = self.options.time_scale  # the clock in effect
         if scale == before:
             return
