@@ -8,8 +8,9 @@ from typing import Literal
 
 from engine.snapshot_views import NodeRef
 
-# (what: a step id or rollback title, token the operator must type: the phase id) -> consent
-Confirm = Callable[[str, str], bool]
+# (what: a step id or rollback title, token the operator must type: the phase id) -> consent;
+# None: asked, not answered yet (a detached engine waiting for an attached console)
+Confirm = Callable[[str, str], bool | None]
 
 
 class CommandRefused(Exception):

@@ -13,7 +13,7 @@ from engine.journal import StepState
 from engine.model import CostModel, Runbook
 from engine.resume import summary_of
 from engine.runner import Engine
-from engine.snapshot import AlertView, alerts_of, archive_gaps
+from engine.snapshot import AlertView, ItemView, alerts_of, archive_gaps
 from engine.status_text import when
 
 Measure = float | int | None
@@ -132,6 +132,32 @@ def _meets(target: str, value: Measure) -> str:
         return "see value"
 
 
+def markdown_list(value: dict[str, Any], depth: int = 0) -> list[str]:
+    """Nested mappings as nested Markdown bullets (`- checksum: yes`), never a dict dump."""
+    lines = []
+    for key, item in sorted(value.items()):
+        indent = "  " * depth
+        if isinstance(item, dict) and item:
+            lines.append(f"{indent}- {key}:")
+            lines += markdown_list(item, depth + 1)
+        elif isinstance(item, bool):
+            lines.append(f"{indent}- {key}: {'yes' if item else 'no'}")
+        elif isinstance(item, list):
+            lines.append(f"{indent}- {key}: {', '.join(map(str, item)) or 'none'}")
+        else:
+            lines.append(f"{indent}- {key}: {item if item != {} else 'none'}")
+    return lines
+
+
+def _item_line(item: ItemView) -> str:
+    """`[x] Text: ticked by alice at 2024-12-01 10:00 (note)`: the audit of who met what."""
+    mark = {True: "x", False: " ", None: "?"}[item.ok]
+    if item.kind == "manual":  # detail: "ticked by alice", or "not ticked"
+        return f"[{mark}] {item.text}: {item.detail}" + (f" at {when(item.at)}" if item.at else "")
+    checked = f" (checked {when(item.at)})" if item.at else ""
+    return f"[{mark}] {item.text}: {item.detail or 'not evaluated'}{checked}"
+
+
 def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     rb, journal = engine.runbook, engine.journal
     run = journal.run
@@ -179,7 +205,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     if validation:
         lines += ["", f"## Validation ({validation[0]})", ""]
         shown = validation[1].model_dump(mode="json", exclude_none=True)
-        lines += [f"- {k}: {v}" for k, v in sorted(shown.items())]
+        lines += markdown_list(shown)
     lines += [
         "",
         "## Steps",
@@ -195,21 +221,13 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             f"| {when(state.finished_at) if state.finished_at else ''} |"
         )
     lines += ["", "## Gates", ""]
-    for gate in rb.gates:
-        state = journal.gates.get(gate.id)
+    for gate in engine.snapshot().gates:  # the run's state as every view shows it
         decision = (
-            f"{state.decision} by {state.by} at {when(state.at)}"
-            if state and state.decision
-            else "undecided"
+            f"{gate.decision} by {gate.by} at {when(gate.at)}" if gate.decision else ("undecided")
         )
-        lines.append(
-            f"- **{gate.title}**: {decision}"
-            + (f" (override: {state.override})" if state and state.override else "")
-        )
-        for item in gate.items:
-            ev = state.evidence.get(item.id) if state else None
-            mark = "x" if ev and ev.ok else " "
-            lines.append(f"  - [{mark}] {item.text}" + (f": {ev.detail}" if ev else ""))
+        override = f" (override: {gate.override})" if gate.override else ""
+        lines.append(f"- **{gate.title}**: {decision}{override}")
+        lines += [f"  - {_item_line(item)}" for item in gate.items]
     backups = [
         (table, entry.name)
         for step in rb.steps

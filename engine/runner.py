@@ -316,7 +316,11 @@ class Engine(GateCommands, RollbackCommands):
         if step.requires_gate and self.journal.gate(step.requires_gate).decision != "GO":
             self._fail(step, state, f"refused: gate {step.requires_gate} is not GO")
             return Outcome("failed", failed_step=step.id, message=state.error or "")
-        if step.destructive and confirm is not None and not confirm(step.id, step.phase):
+        answer = confirm(step.id, step.phase) if step.destructive and confirm else True
+        if answer is None:  # asked, not answered yet: nobody declined anything
+            self.log(f"{step.id}: waiting for confirmation; nothing was changed", "info", step.id)
+            return Outcome("declined", message=f"{step.id} waits for confirmation")
+        if not answer:
             self.log(f"{step.id}: not confirmed; nothing was changed", "warning", step.id)
             return Outcome("declined", message=f"{step.id} was not confirmed")
         return self._execute(step, state)

@@ -65,3 +65,30 @@ async def test_the_confirmation_before_a_deletion_names_incomplete_archives(
         shown = "\n".join(strip.text for strip in confirm._compositor.render_strips())
         flat = " ".join(shown.split())
         assert "Archive incomplete (1): fn-b: code package not archived" in flat, shown
+
+
+def test_the_report_shows_who_ticked_each_manual_item_and_when(tmp_path: Path) -> None:
+    """Issue 20, item 3: the audit record shows the ticks `status` counts, not empty boxes."""
+    engine = states.fresh(tmp_path)
+    engine.tick("pre-migration-approval", "cto", by="alice", note="signed on paper")
+    report = render_report(engine, None)
+    gate = report.split("**Pre-Migration Approval**", 1)[1].split("- **", 1)[0]
+    cto = next(line for line in gate.splitlines() if "CTO Approval" in line)
+    assert cto.startswith("  - [x] CTO Approval: ticked by alice at 20"), cto
+    assert "[ ] Product Owner Approval: not ticked" in gate
+
+
+def test_the_validation_is_readable_markdown_not_a_dict_dump(tmp_path: Path) -> None:
+    """Issue 20, item 20."""
+    engine = states.fresh(tmp_path)
+    states.full_until(engine.runbook, engine.journal, "capture-baseline")
+    engine.journal.steps["validate-migration"].summary = {
+        "ok": True,
+        "records_missing": 0,
+        "dataIntegrity": {"checksum": True, "relationships": True},
+        "recordCounts": {"expenses": {"source": 7, "target": 7, "match": True}},
+    }
+    report = render_report(engine, None)
+    assert "{'" not in report and "True" not in report
+    assert "- dataIntegrity:\n  - checksum: yes\n  - relationships: yes" in report
+    assert "- recordCounts:\n  - expenses:\n    - match: yes\n    - source: 7" in report

@@ -387,6 +387,8 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
     assert remote.status()["control"]["activity"] == "idle"
     saved = JournalStore(journal).load()
     assert saved.steps[MIGRATE].status == "done" and "step-a" not in saved.steps
+    log = journal.with_name(journal.stem + ".log").read_text()  # nobody has answered yet
+    assert "step-a: waiting for confirmation" in log and "not confirmed" not in log
     for wrong in ("mapping", "no-such-step"):  # only a destructive step can be confirmed
         with pytest.raises(RemoteError, match="not a destructive step") as refused:
             remote.resume("al", approve=wrong)
@@ -415,7 +417,7 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
         assert "step-b" not in saved.steps or saved.steps["step-b"].status == "pending"
         control = remote.status()["control"]
         assert control["activity"] == "idle" and control["last"]["status"] == "declined"
-        assert "step-b was not confirmed" in control["last"]["message"]
+        assert "step-b waits for confirmation" in control["last"]["message"]
         assert control["consent"] is False and control["approved"] is None
         # confirmed in turn, step-b runs and the engine finishes the run
         await pilot.press(*"phase1", "enter")

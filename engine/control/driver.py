@@ -139,17 +139,17 @@ class DetachedRun:
 
         self._jobs.put(Job("run", run))
 
-    def _confirm(self, step_id: str, _token: str) -> bool:
+    def _confirm(self, step_id: str, _token: str) -> bool | None:
         """Whether the destructive step may run now: a blanket consent (`--yes`), or the
         operator confirmed this very step; that confirmation is spent on it (the next
-        destructive step asks again, as the local console does)."""
+        destructive step asks again, as the local console does). None: not answered yet."""
         with self._lock:
             if self._consent:
                 return True
             if self._approved == step_id:
                 self._approved = None
                 return True
-            return False
+            return None
 
     # ---- what the operator sees ------------------------------------------------------------
 
