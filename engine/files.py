@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -59,10 +60,28 @@ def append_private(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def ensure_private_file(path: Path) -> Path:
-    """Create `path` empty as 0600 if missing; refuse a symlink or a special file there."""
-    os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
-    return path
+def append_owned(path: Path, text: str) -> None:
+    """Append to a 0600 file in a 0700 folder that this user owns, never into one somebody
+    else made first (a shared /tmp: a file created 0666 by another user would leak the run)."""
+    folder = private_dir(path.parent)
+    uid = os.getuid()
+    info = os.lstat(folder)
+    if info.st_uid != uid or info.st_mode & 0o077:
+        raise UnsafePath(f"{folder} is not a private folder of this user; not writing there")
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != uid or info.st_mode & 0o077:
+            raise UnsafePath(f"{path} is not a private file of this user; not writing there")
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def private_error_log() -> Path:
+    """The last place a traceback can go when the journal's folder cannot be written: a
+    per-user folder in the temporary directory (`runbook-console-<uid>/errors.log`)."""
+    return Path(tempfile.gettempdir()) / f"runbook-console-{os.getuid()}" / "errors.log"
 
 
 def no_symlink(path: Path) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.embedded import WorldGone, reconnect, record_path_for, start_world, stop_world
+from engine.files import no_symlink
 from engine.journal import Journal, JournalError, JournalStore, Target
 from engine.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.lock import JournalLock
@@ -79,6 +80,7 @@ class Workspace:
 
     def acquire(self, operation: str) -> None:
         """Take the one-driver lock; raises LockedError naming the holder."""
+        no_symlink(self.store.log_path)  # checked before acting: a refusal must mean "nothing done"
         self.lock = JournalLock(self.journal_path, operation)
         self.lock.acquire()
         self.store.lock_held = self.lock.still_held

@@ -468,3 +468,23 @@ def test_a_rollback_of_a_phase_not_reached_is_refused(base_run: Path, endpoint: 
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and "phase phase2 has not been reached" in proc.stderr
     assert snapshot(folder) == before
+
+
+def test_a_log_that_is_a_symlink_is_refused_before_anything_is_done(
+    base_run: Path, endpoint: str, tmp_path: Path
+) -> None:
+    """Issue 20, item 9: `tick` refused over a symlinked .log did journal the tick; now the
+    files are checked before acting, so the refusal is true: nothing changed."""
+    folder = tmp_path / "state"
+    shutil.copytree(base_run, folder, symlinks=True)
+    log = folder / "j.log"
+    elsewhere = tmp_path / "elsewhere.log"
+    elsewhere.write_text("")
+    log.unlink(missing_ok=True)
+    log.symlink_to(elsewhere)
+    before = snapshot(folder)
+    proc = cli("tick", "gate-phase2", "team-ready", "--by", "al", "--runbook", str(MINI_RUNBOOK),
+               "--endpoint-url", endpoint, "--journal", str(folder / "j.toml"))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "is a symlink; refusing to follow it" in proc.stderr
+    assert snapshot(folder) == before and elsewhere.read_text() == ""

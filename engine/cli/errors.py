@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import time
 import traceback
 from pathlib import Path
@@ -15,7 +14,7 @@ from engine.cli.terminal import NeedsTerminal
 from engine.control.client import EngineGone, RemoteError
 from engine.control.paths import SocketPathTooLong
 from engine.embedded import WorldGone
-from engine.files import UnsafePath, append_private
+from engine.files import UnsafePath, append_owned, append_private, private_error_log
 from engine.journal import JournalError
 from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.lock import LockedError
@@ -43,16 +42,13 @@ def _traceback_log(args: argparse.Namespace) -> Path | None:
 def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
     """One clear line for the operator; the traceback goes to the log, never to the screen."""
     detail = "".join(traceback.format_exception(exc))
-    where = _traceback_log(args)
     saved = ""
-    for path in (where, None):
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entry = f"--- {stamp} runbook {args.command or 'console'}\n{detail}"
+    for target, write in ((_traceback_log(args), append_private),
+                          (private_error_log(), append_owned)):  # fmt: skip
         try:
-            target = path or Path(os.environ.get("TMPDIR", "/tmp")) / "runbook-console-errors.log"
-            append_private(
-                target,
-                f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
-                f"runbook {args.command or 'console'}\n{detail}",
-            )
+            write(target, entry)
             saved = f" (details in {target})"
             break
         except OSError:
