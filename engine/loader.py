@@ -106,6 +106,14 @@ def load_runbook(path: Path) -> LoadedRunbook:
         line = int(match.group(1)) if match else None
         problem = Problem(severity="error", path="(toml)", message=str(exc), line=line, file=file)
         raise RunbookInvalid([problem]) from exc
+    except RecursionError:  # tomllib recurses once per level of nesting
+        problem = Problem(
+            severity="error",
+            path="(toml)",
+            message="arrays or tables nested too deeply to read (a runbook needs a few levels)",
+            file=file,
+        )
+        raise RunbookInvalid([problem]) from None
 
     locator = _Locator(text)
     try:

@@ -35,7 +35,7 @@ def _progress(step: StepView) -> str:
     return ", ".join(parts)
 
 
-def _gate_lines(gate: GateView) -> list[str]:
+def gate_lines(gate: GateView) -> list[str]:
     lines = []
     unticked = [i for i in gate.items if i.kind == "manual" and not i.ok]
     failing = [i for i in gate.items if i.kind == "auto" and i.ok is False]
@@ -55,6 +55,25 @@ def _gate_lines(gate: GateView) -> list[str]:
         )
     else:
         lines.append(f"  next: runbook decide {gate.id} --go --by NAME")
+    return lines
+
+
+def _alert_lines(snapshot: RunSnapshot) -> list[str]:
+    """Each alert that fired: what, its value against the threshold, and the rollback that
+    followed (its state), so the text says why steps read "rolled_back"."""
+    lines = []
+    for alert in snapshot.alerts:
+        where = f" during {alert.step}" if alert.step else ""
+        lines.append(
+            f"ALERT {when(alert.at)} {alert.trigger}: {alert.measured:g} against a threshold of "
+            f"{alert.threshold:g}{where}"
+        )
+        ran = [r for r in snapshot.rollbacks if r.id == alert.rollback]
+        if ran:
+            how = "automatic" if alert.auto_rollback else "by " + ran[-1].by
+            lines.append(f"  rollback {alert.rollback} ({how}): {ran[-1].status}")
+        elif alert.rollback:
+            lines.append(f"  proposed rollback {alert.rollback}: not run")
     return lines
 
 
@@ -79,7 +98,7 @@ def render_status(snapshot: RunSnapshot) -> list[str]:
     if state is RunState.WAITING_GATE and waiting:
         gate = snapshot.gate(waiting.id)
         out.append(f"waiting at gate {gate.id}: {gate.title}")
-        out += _gate_lines(gate)
+        out += gate_lines(gate)
     elif state is RunState.WAITING_ACK and waiting:
         step = snapshot.step(waiting.id)
         if step.needs_acceptance:
@@ -101,6 +120,7 @@ def render_status(snapshot: RunSnapshot) -> list[str]:
         out.append(f"next: {snapshot.next_node} (`runbook run`)")
     elif state is RunState.DONE:
         out.append("every step is done; `runbook report` audits the run")
+    out += _alert_lines(snapshot)
     if snapshot.proposed_rollback:
         out.append(f"ALERT: proposed rollback {snapshot.proposed_rollback}")
     if snapshot.next_destructive:

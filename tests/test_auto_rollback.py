@@ -13,6 +13,7 @@ from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.runner import Engine
 from engine.simulator import set_error_rate
 from engine.snapshot import NodeRef
+from engine.status_text import render_status
 from engine.target import Connection
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import advance, flag
@@ -54,6 +55,12 @@ def test_errors_during_read_shift_50_roll_the_reads_back_without_a_key(
         assert flag(aws, fn, "DUAL_WRITE_ENABLED") == "true", fn  # only the reads went back
     snap = engine.snapshot()
     assert snap.alerts[-1].auto_rollback and snap.proposed_rollback is None
+    # issue 20, item 14: the text status says why steps read "rolled_back"
+    text = "\n".join(render_status(snap))
+    assert "waiting at gate gate-phase4" in text
+    assert "ALERT " in text and "error-rate: " in text and "during read-shift-50" in text
+    assert "against a threshold of 1" in text
+    assert "  rollback rollback-reads (automatic): done" in text
 
 
 def _runbook_with(tmp_path: Path, old: str, new: str) -> Path:

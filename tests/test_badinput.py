@@ -144,6 +144,15 @@ CASES: dict[str, Case] = {
     "time-scale-word": Case((*RUN, "--time-scale", "fast"), "not a number"),
     "by-blank": Case(("tick", "gate-phase2", "team-ready", "--by", "", *AT), "not blank"),
     "by-spaces": Case(("ack", "handover", "--by", "   ", *AT), "not blank"),
+    "override-blank": Case(
+        ("decide", "gate-phase2", "--go", "--by", "al", "--override", "", *AT),
+        "--override: must give the reason (not blank)",
+    ),
+    "runbook-nested-too-deep": Case(
+        ("check", "--runbook", "{runbook}"),
+        "nested too deeply to read",
+        runbook_text=MINI_TEXT + "deep = " + "[" * 5000 + "]" * 5000 + "\n",
+    ),
     "only-with-until": Case(
         (*RUN, "--only", "final-backups", "--until", "handover"), "cannot be combined"
     ),

@@ -239,3 +239,20 @@ def test_operator_name_without_user_variables_is_the_login(monkeypatch) -> None:
     monkeypatch.delenv("LOGNAME", raising=False)
     assert operator_name() == pwd.getpwuid(os.getuid()).pw_name
     assert operator_name("alice") == "alice"
+
+
+def test_run_stopping_at_a_gate_gives_the_commands_that_answer_it(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Issue 20, item 15: with an item unticked, `decide --go` would be refused; the exit line
+    gives the tick commands first, as `status` does."""
+    from engine.loader import load_runbook
+
+    seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
+    common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(tmp_path / "j.toml")]
+    proc = runbook_cli("run", *common, "--yes")
+    assert proc.returncode == 3, proc.stderr
+    said = proc.stdout.split("waiting at gate gate-phase2", 1)[1]
+    assert "runbook tick gate-phase2 team-ready --by NAME" in said
+    assert "then: runbook decide gate-phase2 --go --by NAME" in said
+    assert said.index("runbook tick") < said.index("runbook decide")

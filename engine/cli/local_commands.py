@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
         )
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps))
-        return _finish(outcome, args)
+        return _finish(outcome, args, engine.snapshot())
 
     return _driving(args, "run", body)
 

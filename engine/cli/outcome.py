@@ -7,6 +7,8 @@ import argparse
 from engine.cli.codes import OUTCOME_EXIT
 from engine.cli.output import _err, _print
 from engine.runner import Outcome
+from engine.snapshot import RunSnapshot
+from engine.status_text import gate_lines
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
@@ -19,17 +21,22 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
+def _finish(outcome: Outcome, args: argparse.Namespace, snapshot: RunSnapshot | None = None) -> int:
     if outcome.status == "interrupted":
         _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
     elif outcome.status in ("waiting", "paused") and outcome.waiting:
         kind, node = outcome.waiting.kind, outcome.waiting.id
-        how = (
-            f"runbook decide {node} --go|--no-go --by NAME"
-            if kind == "gate"
-            else f"runbook ack {node} --by NAME"
-        )
-        _print(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
+        if kind == "gate" and snapshot is not None:  # the commands that answer it, as status
+            _print(f"waiting at gate {node}: {outcome.message}. Next:")
+            for line in gate_lines(snapshot.gate(node)):
+                _print(line)
+        else:
+            how = (
+                f"runbook decide {node} --go|--no-go --by NAME"
+                if kind == "gate"
+                else f"runbook ack {node} --by NAME"
+            )
+            _print(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
     elif outcome.message:
         (_err if outcome.status != "done" else _print)(outcome.message)
     return OUTCOME_EXIT[outcome.status]

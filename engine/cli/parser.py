@@ -17,6 +17,7 @@ from engine.cli.values import (
     _percent,
     _port,
     _read_timeout,
+    _reason,
     _region,
     _time_scale,
 )
@@ -179,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-go", action="store_true")
     p.add_argument("--by", required=True, type=_name)
     p.add_argument("--note", default="")
-    p.add_argument("--override", help="reason to GO although an automatic check fails")
+    p.add_argument(
+        "--override", type=_reason, help="reason to GO although an automatic check fails"
+    )
     p = add("rollback", "run the plan's rollback for a phase")
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")

@@ -93,6 +93,13 @@ def _name(text: str) -> str:
     return text
 
 
+def _reason(text: str) -> str:
+    """--override: why an unmet item is overridden; a blank reason explains nothing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must give the reason (not blank)")
+    return text
+
+
 def _percent(text: str) -> float:
     """--error-rate: a percentage from 0 to 100."""
     return _in_range(
