@@ -6,9 +6,9 @@ import threading
 import time
 from collections.abc import Callable
 
-# Called at every batch boundary with the stop event (a detached engine's pause and pace):
-# it may wait, and returns early when a stop is requested.
-Boundary = Callable[[threading.Event], None]
+# Called at every boundary with the stop event and the items about to be written (a detached
+# engine's pause, and its pace for writes only): it may wait, and returns early on a stop.
+Boundary = Callable[[threading.Event, int], None]
 # Called inside waits with the stop event: returns at once unless the run is paused, else
 # when it is resumed or stopped (a detached engine's pause; no pacing here, waits write nothing).
 Hold = Callable[[threading.Event], None]
@@ -46,10 +46,11 @@ class Clock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def check(self) -> None:
-        """Between batches: wait while paused or paced (`boundary`), unwind on a stop."""
+    def check(self, writes: int = 0) -> None:
+        """Between batches: wait while paused, unwind on a stop. `writes`: the items the next
+        batch writes, paced by an operator's rate; flags, polls and reads pass 0 (unpaced)."""
         if self.boundary is not None:
-            self.boundary(self.stop)
+            self.boundary(self.stop, writes)
         if self.stop.is_set():
             raise Interrupted()
 

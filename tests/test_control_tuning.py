@@ -27,7 +27,7 @@ def _batches(clock: Clock, passed: list[float], stop_after: int | None = None) -
     def body() -> None:
         try:
             while stop_after is None or len(passed) < stop_after:
-                clock.check()
+                clock.check(BATCH_ITEMS)
                 passed.append(time.monotonic())
         except Interrupted:
             passed.append(-1.0)
@@ -59,10 +59,10 @@ def test_paused_only_once_every_writer_finished_the_batch_it_began() -> None:
     writing, finish = threading.Event(), threading.Event()
 
     def segment_mid_batch() -> None:
-        clock.check()  # let through before the pause: it writes its batch
+        clock.check(BATCH_ITEMS)  # let through before the pause: it writes its batch
         writing.set()
         finish.wait(5)
-        clock.check()  # back at the boundary: held
+        clock.check(BATCH_ITEMS)  # back at the boundary: held
 
     first = threading.Thread(target=segment_mid_batch, daemon=True)
     first.start()
@@ -114,6 +114,35 @@ def test_rate_spaces_batches_and_a_change_applies_at_once() -> None:
     assert len(slow) == 1 and tuning.settings.rate is None
 
 
+def test_the_rate_paces_writes_only_never_flags_polls_or_reads() -> None:
+    """Issue 20, item 11: at 2 items/s four flag updates took 38 s; what writes no item passes
+    a boundary at once, and a pause still holds it."""
+    tuning = Tuning()
+    tuning.set_throttle(rate=2.0, segments=1)
+    stop = threading.Event()
+    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    started = time.monotonic()
+    for _ in range(200):
+        clock.check()  # a flag update, a poll, a scan page read
+    assert time.monotonic() - started < 1.0
+    clock.check(2)  # the first write batch goes at once; the next is due a second later
+    passed: list[float] = []
+    writes = threading.Thread(target=lambda: (clock.check(2), passed.append(1.0)), daemon=True)
+    writes.start()
+    writes.join(0.3)
+    assert passed == []  # paced
+    tuning.pause()
+    reader: list[float] = []
+    held = threading.Thread(target=lambda: (clock.check(), reader.append(1.0)), daemon=True)
+    held.start()
+    _until(lambda: tuning.waiting >= 1)
+    assert reader == []  # a pause holds what writes nothing too
+    tuning.resume()
+    held.join(5)
+    writes.join(5)
+    assert reader == [1.0] and passed == [1.0]
+
+
 def test_segments_limits_the_threads_writing_at_once() -> None:
     tuning = Tuning()
     tuning.set_throttle(segments=1)
@@ -122,10 +151,10 @@ def test_segments_limits_the_threads_writing_at_once() -> None:
     writing, finish = threading.Event(), threading.Event()
 
     def first_segment() -> None:
-        clock.check()  # let through: writes its batch until told
+        clock.check(BATCH_ITEMS)  # let through: writes its batch until told
         writing.set()
         finish.wait(5)
-        clock.check()  # back at a boundary: its slot is free (then it waits its turn)
+        clock.check(BATCH_ITEMS)  # back at a boundary: its slot is free (then it waits its turn)
 
     first = threading.Thread(target=first_segment, daemon=True)
     first.start()
@@ -181,7 +210,7 @@ def test_a_pause_holds_inside_a_wait_and_the_waits_time_stands_still() -> None:
     took: list[float] = []
 
     def body() -> None:
-        clock.check()  # the tick's boundary (admits it: counted as writing a batch)
+        clock.check()  # the tick's boundary (writes nothing: paused only, never paced)
         waiting.set()
         began = time.monotonic()
         clock.sleep_plan(10.0)  # 1 s of wall time at x10

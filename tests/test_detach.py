@@ -332,3 +332,25 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     watched = (state().finished_at - state().started_at).total_seconds()  # to the second
     assert watched >= 3.0 + held_for - 1.2, (watched, held_for)
     assert state().summary["ticks"] == 1
+
+
+def test_stop_while_the_engine_waits_at_a_gate_says_stopped(capsys, tmp_path: Path) -> None:
+    """Issue 20, item 10: at a gate the engine's loop is idle, so it exits at once on `stop`,
+    before its answer could be sent; `stop` waits for it to be gone and says "stopped", exit 0."""
+    journal = tmp_path / "gate.toml"
+    args = ["--runbook", str(MINI_RUNBOOK), "--journal", str(journal)]
+    try:
+        code, out, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "1000", *args)
+        assert code == 0, err
+        pid = int(re.search(r"engine started: pid (\d+)", out).group(1))
+        remote = RemoteEngine(socket_path(journal))
+        at_gate = lambda: (remote.status()["control"]["last"] or {}).get("status") == "waiting"  # noqa: E731
+        until(at_gate, 60, "the engine to wait at gate-phase2")
+        code, stdout, err = runbook(capsys, "stop", "--by", "al", *args)
+        assert code == 0, err
+        assert "engine stopped; checkpoint saved" in stdout and err == ""
+        until(lambda: not alive(pid), 10, "the engine to exit")
+    finally:
+        for pid in _engine_pids(journal):
+            os.kill(pid, signal.SIGKILL)
+        stop_world(record_path_for(journal))

@@ -262,7 +262,7 @@ class _Pipeline:
                     if n % BOUNDARY_ITEMS == 0:
                         # a batch boundary: a detached engine's pause and pace act here (its
                         # boundary hook counts one batch of 25 per call); a stop unwinds
-                        self.ctx.clock.check()
+                        self.ctx.clock.check(BOUNDARY_ITEMS)
                 admitted += len(chunk)
                 while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
                     self._check()

@@ -102,7 +102,7 @@ def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
                 # between chunks keeps the count exact (the re-scan skips deleted items)
                 state = ctx.cursors_as(EntityScans).entity(e.name)
                 for start in range(0, len(page), p.in_flight):
-                    ctx.clock.check()
+                    ctx.clock.check(min(p.in_flight, len(page) - start))
                     chunk = page[start : start + p.in_flight]
                     state.count += sum(pool.map(delete_one, chunk))
                 return 0
@@ -157,6 +157,7 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
                 unique = dedupe_by_key(items, source_keys(ctx.runbook, e))
                 duplicates += len(items) - len(unique)
                 c.skipped, c.duplicate_keys = skipped, duplicates
+                ctx.clock.check(len(unique))  # the operator's rate paces these writes
                 return dynamo.batch_write(ddb, e.source, dynamo.put_requests(unique), ctx.clock)
 
             if not dynamo.table_exists(ddb, e.target):

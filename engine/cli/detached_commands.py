@@ -13,7 +13,7 @@ from engine.cli.outcome import _finish, _resume_hint
 from engine.cli.output import Printer, _err, _print
 from engine.cli.remote import _by, _control_line, _need_remote
 from engine.cli.terminal import make_confirm
-from engine.control.client import RemoteEngine, WatchMessage
+from engine.control.client import EngineGone, RemoteEngine, WatchMessage
 from engine.events import LogLine, Progress
 from engine.runner import BadRequest, Outcome
 
@@ -35,7 +35,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from engine.lock import is_locked
 
     remote = _need_remote(args)
-    _print(remote.stop(_by(args)))
+    try:
+        _print(remote.stop(_by(args)))
+    except EngineGone:  # an idle engine (at a gate) exits before its answer can be sent
+        _print("stopping: the engine is exiting")
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     journal = _workspace(args).journal_path
     while is_locked(journal) is not None:  # the engine lets go of the lock as it exits

@@ -69,8 +69,8 @@ class DetachedRun:
 
     # ---- the engine's main thread --------------------------------------------------------------
 
-    def _boundary(self, stop: threading.Event) -> None:
-        self.tuning.at_boundary(stop)
+    def _boundary(self, stop: threading.Event, writes: int) -> None:
+        self.tuning.at_boundary(stop, writes)
         if self._stopping.is_set():  # a stop that came while run() was starting (it clears it)
             stop.set()
 

@@ -1,14 +1,16 @@
 """The live knobs an operator turns on a running engine: pause, and the throttle.
 
 `Tuning.at_boundary` is the engine's `Clock` boundary hook: every action calls `clock.check()`
-between batches (of at most 25 writes), so a pause holds the run at its next batch boundary,
-with everything before it checkpointed, and the pace spaces batches out. A stop always wins.
+between batches, so a pause holds the run at its next boundary, with everything before it
+checkpointed. A batch of writes says how many items it writes (`clock.check(writes)`): only
+those are paced and counted against `segments`; flags, waits, polls and reads are not (a rate
+of 2 items/s must not make four flag updates take 38 s). A stop always wins.
 `Tuning.in_wait` is its hold hook inside waits (watch windows, polls): a pause holds there too,
 and the wait's time (plan time, for a watch window) stands still until the resume.
 
 The throttle's setters are this one small interface:
-- `rate`: items per second, applied here: one batch (25 items) is admitted every 25/rate seconds
-  across all threads of the step (parallel-scan segments included).
+- `rate`: items written per second, applied here: a batch of n items is admitted n/rate seconds
+  after the one before, across all threads of the step (parallel-scan segments included).
 - `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
   `clear_limit()`, engine/throttle.py) when this build has one, else recorded only.
 - `segments`: how many threads may be writing a batch at once (parallel-scan segments at
@@ -151,7 +153,7 @@ class Tuning:
 
     # ---- the engine's side: the Clock boundary hook ----------------------------------------
 
-    def at_boundary(self, stop: threading.Event) -> None:
+    def at_boundary(self, stop: threading.Event, writes: int = 0) -> None:
         me = threading.get_ident()
         with self._cond:
             if self._writing.pop(me, None) is not None:  # its batch is done: a slot is free
@@ -168,7 +170,9 @@ class Tuning:
                     if holding:
                         self._held, holding = self._held - 1, False
                         self._hold_changed()
-                    if self._admit(me):
+                    if not writes:  # nothing written next: pause only, never paced
+                        return
+                    if self._admit(me, writes):
                         self._writing[me] = time.monotonic()
                         return
             finally:
@@ -193,7 +197,7 @@ class Tuning:
                 self._held -= 1
                 self._hold_changed()
 
-    def _admit(self, me: int) -> bool:
+    def _admit(self, me: int, writes: int) -> bool:
         """Segments, then pace: True to let a batch go now, else waits a little (locked)."""
         limit = self._settings.segments
         if limit and self._writers(exclude=me) >= limit:
@@ -203,7 +207,7 @@ class Tuning:
         if not rate:
             return True
         now = time.monotonic()
-        due = self._last_batch + BATCH_ITEMS / rate
+        due = self._last_batch + writes / rate
         if now >= due:
             self._last_batch = now
             return True
