@@ -432,3 +432,33 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
         "confirmed destructive step step-b (that step only)",
     ]
     assert all(a.who == "al" for a in saved.audit if "confirmed destructive" in a.what)
+
+
+async def test_a_dialog_closes_when_its_step_is_confirmed_elsewhere(capsys, journal: Path):
+    """Issue 20, item 12: the console asks about step-a; meanwhile `runbook resume --yes`
+    consents from another terminal and the engine runs on. The question is settled: the dialog
+    closes and says why, instead of waiting for a phase typed into nothing."""
+    book = two_destructive_steps(journal.parent)
+    args = ["--runbook", str(book), "--journal", str(journal)]
+    code, _, err = runbook(capsys, "run", "--detach", "--operator", "al", *args)
+    assert code == 0, err
+    remote = RemoteEngine(socket_path(journal))
+    declined = lambda: (remote.status()["control"]["last"] or {}).get("status") == "declined"  # noqa: E731
+    until(declined, 60, "the engine to stop short of step-a")
+    ws = Workspace(WorkspaceOptions(runbook=book, journal=journal, operator="al"))
+    app = RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
+        await pilot.press("r")
+        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 5, "the question")
+        remote.resume("bo", consent=True)  # another terminal answers for every step
+        await until_shown(
+            pilot, lambda: not isinstance(app.screen, TypedConfirm), 60, "the dialog to close"
+        )
+        said = "step-a was confirmed elsewhere"
+        told = lambda: any(said in n.message for n in app._notifications)  # noqa: E731
+        await until_shown(pilot, told, 10, "the console to say why the dialog closed")
+        await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
+        await pilot.press("q")
+    saved = JournalStore(journal).load()
+    assert saved.steps["step-a"].status == saved.steps["step-b"].status == "done"

@@ -24,6 +24,7 @@ from tui.messages import EngineEvent, WorkEnded
 from tui.screens.keys import KeysScreen, key_lines, key_rows
 from tui.screens.main_commands import MainCommands
 from tui.screens.main_keys import MAIN_BINDINGS, main_key_state
+from tui.screens.prompts import TypedConfirm
 from tui.widgets.banners import AlertBanner, StatusLine
 from tui.widgets.error_rate import ErrorRateStrip
 from tui.widgets.step_detail import StepDetail
@@ -109,7 +110,19 @@ class MainScreen(MainCommands, Screen[None]):
                 self.query_one(AlertBanner).show_alert(snapshot.alerts[-1])
         if self.query_one(AlertBanner).shown and snapshot.state is RunState.DONE:
             self.query_one(AlertBanner).clear()
+        self._close_settled_dialog(snapshot)
         self.refresh_view()
+
+    def _close_settled_dialog(self, snapshot: RunSnapshot) -> None:
+        """A confirmation whose step already runs or is done (consent given elsewhere) asks
+        nothing any more: close it, and say why."""
+        dialog = self.app.screen
+        if not isinstance(dialog, TypedConfirm) or dialog.step is None:
+            return
+        status = snapshot.step(dialog.step).status
+        if status in ("running", "done"):
+            dialog.dismiss(None)
+            self.notify(f"{dialog.step} was confirmed elsewhere ({status}); the dialog closed")
 
     def refresh_view(self) -> None:
         snapshot = self.snapshot

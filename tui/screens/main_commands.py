@@ -94,12 +94,13 @@ class MainCommands(_Screen):
             def answered(ok: bool | None) -> None:
                 if ok:
                     self._start_run(approved=step.id)
-                else:
+                elif ok is False:
                     self.notify(f"{step.id} not confirmed; nothing was changed")
 
-            self.app.push_screen(
-                TypedConfirm(f"Destructive step in {step.phase}", details, step.phase), answered
+            dialog = TypedConfirm(
+                f"Destructive step in {step.phase}", details, step.phase, step=step.id
             )
+            self.app.push_screen(dialog, answered)
             return
         self._start_run(approved=None)
 

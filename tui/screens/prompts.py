@@ -58,16 +58,19 @@ class TextPrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class TypedConfirm(ModalScreen[bool]):
-    """Destructive work: the operator types the id to confirm. Anything else does nothing."""
+class TypedConfirm(ModalScreen[bool | None]):
+    """Destructive work: the operator types the id to confirm. Anything else does nothing.
+    `step`: the step it asks about; once that step runs or is done (confirmed elsewhere, say by
+    `runbook resume --yes`), the main screen closes the dialog with None: nothing to answer."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, details: str, token: str) -> None:
+    def __init__(self, title: str, details: str, token: str, step: str | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.details = details
         self.token = token
+        self.step = step
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog danger"):
