@@ -4,6 +4,7 @@ same cases as the CLI's (tests/test_badinput.py), through the console's own entr
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -264,3 +265,48 @@ def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> Non
     assert len(answer) == 1 and "declined" in answer[0], shown
     assert "Traceback" not in shown
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("follower", ["read-only", "attached"])
+def test_a_following_console_leaves_quietly_when_its_terminal_hangs_up(
+    base_run: Path, endpoint: str, tmp_path: Path, follower: str
+) -> None:
+    """Issue 20, item 13: a console that does not drive (read-only beside another driver, or
+    attached to a detached engine) loses its terminal (SSH dropped: the terminal is gone, then
+    SIGHUP). It leaves like the driving console does: no Textual traceback in the .log."""
+    from engine.control.client import EngineGone, RemoteEngine
+    from engine.control.paths import socket_path
+    from engine.lock import JournalLock, is_locked
+
+    folder = tmp_path / "state"
+    shutil.copytree(base_run, folder, symlinks=True)
+    journal = folder / "j.toml"
+    at = ["--runbook", str(MINI_RUNBOOK), "--endpoint-url", endpoint, "--journal", str(journal)]
+    driver = JournalLock(journal, "run")
+    if follower == "read-only":
+        driver.acquire()  # somebody else drives
+        argv, shown = at, "READ-ONLY"
+    else:
+        started = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--detach", *at],
+                                 cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        argv, shown = ["attach", *at], "ATTACHED"
+    log_before = (folder / "j.log").read_text()
+    try:
+        term = Terminal(argv)
+        assert term.read_until(lambda text: shown in text, 60), term.text[-500:]
+        os.close(term.leader)  # the terminal is gone: every write to it fails
+        term.proc.send_signal(signal.SIGHUP)
+        code = term.proc.wait(timeout=30)
+    finally:
+        if follower == "read-only":
+            driver.release()
+        else:
+            with contextlib.suppress(EngineGone):  # an idle engine exits before it answers
+                RemoteEngine(socket_path(journal)).stop("test")
+            deadline = time.monotonic() + 30
+            while is_locked(journal) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)  # the engine lets go of the lock as it exits
+    new = (folder / "j.log").read_text()[len(log_before) :]
+    assert "Traceback" not in new and "OSError" not in new, new[-2000:]
+    assert code in (0, 129, 130), code

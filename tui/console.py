@@ -13,6 +13,19 @@ from typing import Any
 from tui.app import RunbookApp
 
 HANGUP_GRACE_SECONDS = 3.0  # for Textual to shut down after the engine checkpointed
+EXIT_HUNG_UP = 129  # 128 + SIGHUP: the terminal went away
+
+
+def _run_app(app: RunbookApp, hung_up: threading.Event) -> int:
+    """app.run(); after a hang-up, Textual's last writes to the vanished terminal fail (EIO):
+    that is the hang-up itself, not an error to log."""
+    try:
+        app.run()
+    except OSError:
+        if not hung_up.is_set():
+            raise
+        return EXIT_HUNG_UP
+    return app.return_code or 0
 
 
 def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
@@ -69,10 +82,11 @@ def run_console(workspace: Any) -> int:
             handoff=None if holder is not None else lambda: hand_over(workspace),
         )
 
-        exited = threading.Event()
+        exited, hung_up = threading.Event(), threading.Event()
 
         def on_signal(signum: int, frame: object) -> None:
             # Textual ignores SIGHUP; without this the engine thread would die mid-batch.
+            hung_up.set()
             engine.request_stop()  # thread-safe: the action checkpoints at its next check
             loop = app.ui_loop
             if loop is not None and not loop.is_closed():
@@ -83,7 +97,7 @@ def run_console(workspace: Any) -> int:
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
         try:
-            app.run()
+            code = _run_app(app, hung_up)
         finally:
             exited.set()
             for sig, handler in previous.items():
@@ -91,7 +105,7 @@ def run_console(workspace: Any) -> int:
             engine.request_stop()  # the local engine (a detached one runs on)
             if not app.driver.remote:
                 app.idle.wait(5)  # the engine thread checkpoints before the process ends
-        return app.return_code or 0
+        return code
     except (JournalError, NoRun) as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return 2
@@ -152,7 +166,7 @@ def run_attached(workspace: Any, remote: Any) -> int:
         print(f"runbook: the detached engine went away ({exc}); `runbook` resumes", file=sys.stderr)
         return 2
 
-    exited = threading.Event()
+    exited, hung_up = threading.Event(), threading.Event()
 
     def leave_if_stuck() -> None:
         # Textual's shutdown can hang writing to a terminal that is gone; nothing of the run
@@ -161,6 +175,7 @@ def run_attached(workspace: Any, remote: Any) -> int:
             os._exit(130)
 
     def on_signal(signum: int, frame: object) -> None:
+        hung_up.set()
         loop = app.ui_loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(app.hangup)
@@ -168,9 +183,8 @@ def run_attached(workspace: Any, remote: Any) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
     try:
-        app.run()
+        return _run_app(app, hung_up)
     finally:
         exited.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return app.return_code or 0
