@@ -47,17 +47,23 @@ class RollBackNow(Exception):
 class RateMeter:
     """Items per second over a sliding window, and the ETA that follows."""
 
+    # a rate over less than this says nothing: a resumed step's first pages land within
+    # milliseconds of each other (20,510/s was shown), so wait until the span means something
+    MIN_SPAN_SECONDS = 1.0
+
     def __init__(self, window_seconds: float = 10.0) -> None:
         self.window = window_seconds
         self.samples: deque[tuple[float, int]] = deque()
 
     def add(self, now: float, done: int) -> float | None:
-        """Items per second; None until two samples apart in time say anything (starting)."""
+        """Items per second; None until the samples span MIN_SPAN_SECONDS (starting)."""
         self.samples.append((now, done))
         while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
             self.samples.popleft()
         t0, d0 = self.samples[0]
-        return (done - d0) / (now - t0) if now > t0 else None
+        if now - t0 < self.MIN_SPAN_SECONDS:
+            return None
+        return (done - d0) / (now - t0)
 
 
 def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:

@@ -74,11 +74,15 @@ def step(journal: Path, step_id: str) -> tuple[str, int]:
     return (state.status, progress.done if progress else 0)
 
 
-def live_done(remote: RemoteEngine) -> int:
-    """Items done in the migrate step, as the running engine itself says (its snapshot)."""
+def live_table(remote: RemoteEngine) -> dict:
+    """The migrate step's table progress, as the running engine itself says (its snapshot)."""
     snapshot = remote.status()["snapshot"]
     step_view = next(s for s in snapshot["steps"] if s["id"] == MIGRATE)
-    return next(t["done"] for t in step_view["progress"] if t["table"] == TABLE)
+    return next(t for t in step_view["progress"] if t["table"] == TABLE)
+
+
+def live_done(remote: RemoteEngine) -> int:
+    return live_table(remote)["done"]
 
 
 @pytest.fixture
@@ -181,6 +185,9 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     lags = [received - data["at"] for received, data in progress()]
     assert max(lags) < 1.0, lags
     assert any(m.type == "snapshot" for _, m in seen) and any(m.type == "control" for _, m in seen)
+
+    # a rate once its samples span long enough to mean something (engine/context.py)
+    until(lambda: live_table(remote)["rate"] is not None, 10, "a live items/s")
 
     # pause: the run stands at a checkpoint boundary; progress stops; status says so
     code, out, _ = runbook(capsys, "pause", "--by", "al", *args)
