@@ -307,3 +307,24 @@ def test_status_text_has_no_python_reprs(engine: Engine) -> None:
     for repr_ in ("None", "{'", "[]", "=7/None"):
         assert repr_ not in text, repr_
     assert engine.waiting() == NodeRef.gate("gate-phase2")
+
+
+async def test_a_late_progress_event_leaves_no_bar_under_a_manual_step(tmp_path: Path) -> None:
+    """Issue 20, item 18: the run moved on to a manual step; a progress event of the step before
+    it, still queued, must not put that step's bar under the manual step's detail."""
+    from engine.events import Progress
+    from tui.widgets.table_progress import ProgressPanel
+
+    engine = states.fresh(tmp_path)
+    states.full_until(engine.runbook, engine.journal, "final-preparation")
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.main.shown_ref() == NodeRef.step("final-preparation")
+        engine.emit(Progress("analyze-data-volume", "legacy", 7, 7, 100.0, 0.0))
+        await pilot.pause()
+        panel = app.main.query_one(ProgressPanel)
+        assert panel.rows == {} and panel.step_id in (None, "final-preparation")
+        engine.emit(Progress("final-preparation", "legacy", 1, 2, None, None))  # in view: shown
+        await pilot.pause()
+        assert list(panel.rows) == ["legacy"]

@@ -185,7 +185,9 @@ class MainScreen(MainCommands, Screen[None]):
         event = message.event
         if isinstance(event, Progress):
             panel = self.query_one(ProgressPanel)
-            if self.selected is None or self.selected == NodeRef.step(event.step_id):
+            # only the step in view: a late event of a finished step must not leave its bar
+            # under the manual step the run has moved on to
+            if self.shown_ref() == NodeRef.step(event.step_id):
                 panel.show_step(event.step_id)
                 panel.set_progress(
                     event.table,
