@@ -365,7 +365,7 @@ async def test_viewer_sees_new_alerts_and_a_driver_that_left(engine: Engine) -> 
         await pilot.pause()
         assert banner.has_class("visible")  # the alert reaches whoever watches
         topbar = str(viewer.query_one("#topbar").render())
-        assert "no console drives now" in topbar  # nobody holds the lock in this test
+        assert "nobody drives: q, then runbook" in topbar  # nobody holds the lock in this test
 
 
 async def test_greeting_after_a_trigger_offers_the_rollback_first(engine: Engine) -> None:
@@ -463,3 +463,58 @@ async def test_engine_events_after_the_screens_are_gone_are_dropped(engine: Engi
     assert not app.screen_stack
     app._on_engine_event(wrap(Alert("error-rate", "Error rate > 1%", 5.2, 1.0, None, None)))
     app._check_size(Size(40, 10))
+
+
+def test_the_top_bar_keeps_who_you_are_at_any_clock_and_80_columns(engine: Engine) -> None:
+    """Issue 20, items 16 and 19: the fastest clock and a long target: the operator's name and
+    the mode stay whole; the target, then the runbook id, are what a narrow bar leaves out."""
+    from tui.lines import topbar_text
+
+    engine.set_time_scale(10_000_000, by="al")
+    snap = engine.snapshot()
+    bar = topbar_text(snap, "margaret.hamilton", False, None, width=80)
+    assert len(bar) <= 80 and "DRIVING · margaret.hamilton" in bar and "x10000000" in bar
+    alone = topbar_text(snap, "al", True, None, width=80)  # read-only, nobody drives
+    assert len(alone) <= 80 and alone.endswith("nobody drives: q, then runbook")
+    wide = topbar_text(snap, "al", False, None, width=200)
+    assert "world-mini" in wide  # room enough: the target is shown
+
+
+async def test_a_viewer_greeting_follows_the_run_and_offers_no_keys_it_lacks(
+    engine: Engine,
+) -> None:
+    """Issue 20, item 16: a viewer's greeting said the run waits at a step while its status
+    line had moved on to the gate; and its detail pane offered r, which it does not have."""
+    from engine.journal import StepState
+    from tui.screens.resume import ResumeScreen
+
+    driver = JournalStore(engine.store.path)
+    journal = engine.journal.model_copy(deep=True)
+    journal.steps["backup-tables"] = StepState(status="running", attempts=1)  # its driver left
+    driver.save(journal)
+
+    def follow(eng: Engine) -> None:
+        eng.journal = driver.load()
+
+    follow(engine)  # the viewer opens on the journal as the driver left it
+    viewer = RunbookApp(engine, read_only=True, holder=None, follow=follow)
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        viewer.follow_driver()
+        await pilot.pause()
+        assert isinstance(viewer.screen, ResumeScreen)
+        assert "backup-tables was interrupted" in str(
+            viewer.screen.query_one("#greeting-text").render()
+        )
+        journal.steps["backup-tables"] = StepState(status="done", attempts=2)
+        driver.save(journal)  # the driver finished it meanwhile: the run now waits at the gate
+        viewer.follow_driver()
+        await pilot.pause()
+        said = str(viewer.screen.query_one("#greeting-text").render())
+        assert "The run waits at gate gate-phase2" in said and "interrupted" not in said, said
+        await pilot.press("escape")
+        journal.steps["backup-tables"] = StepState(status="running", attempts=2)
+        driver.save(journal)
+        viewer.follow_driver()
+        await pilot.pause()
+        detail = str(viewer.main.query_one("#detail-text").render())
+        assert "`runbook` resumes it" in detail and "r resumes" not in detail, detail

@@ -16,23 +16,38 @@ def topbar_text(
     holder: Holder | None,
     view_only: bool = False,
     driving: str = "DRIVING",
+    width: int | None = None,
 ) -> str:
     """view_only: a watcher (`runbook serve`) who cannot drive from here whoever does.
-    `driving`: how this console drives (DRIVING, or ATTACHED to a detached engine)."""
+    `driving`: how this console drives (DRIVING, or ATTACHED to a detached engine).
+
+    What matters most comes first, so that a narrow terminal cuts the least: the clock, who
+    drives and who you are, then the runbook and the target. Given `width`, the parts that do
+    not fit are left out whole (the target, then the runbook), never cut mid-word."""
     run = snapshot.run
-    where = f"{run.target['kind']} {run.target['identity']}" if run else "no run yet"
     clock = clock_label(run.time_scale) if run else ""  # always: REHEARSAL xN or REAL TIME
-    parts = [run.runbook_id if run else "", where]
     if view_only:
         driver = f"driven by {holder.user}@{holder.host}" if holder else "no console drives now"
-        parts = ["VIEW ONLY", driver, *parts]
+        first = ["VIEW ONLY", driver]
     elif read_only and holder is None:
-        parts = ["READ-ONLY", f"you: {operator}", "no console drives now: quit, then runbook"]
+        first = ["READ-ONLY", f"you: {operator}", "nobody drives: q, then runbook"]
     elif read_only and holder is not None:
-        parts = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}", *parts]
+        first = ["READ-ONLY", f"driven by {holder.user}@{holder.host}", f"you: {operator}"]
     else:
-        parts = [*parts, operator, driving]
-    return " " + " · ".join(p for p in [clock, *parts] if p)
+        first = [driving, operator]
+    optional = (
+        [run.runbook_id, f"{run.target['kind']} {run.target['identity']}"]
+        if run
+        else ["no run yet"]
+    )
+    parts = [p for p in [clock, *first, *optional] if p]
+    while width is not None and len(_joined(parts)) > width and len(parts) > len(first) + 1:
+        parts.pop()  # the least important part left: the target, then the runbook
+    return _joined(parts)
+
+
+def _joined(parts: list[str]) -> str:
+    return " " + " · ".join(parts)
 
 
 def status_text(

@@ -133,7 +133,12 @@ class MainScreen(MainCommands, Screen[None]):
         runbook = self.app.engine.runbook
         if ref and ref.kind == "step":
             view = snapshot.step(ref.id)
-            detail.show_step(view, runbook.phase(view.phase).title, next_gate_line(snapshot))
+            detail.show_step(
+                view,
+                runbook.phase(view.phase).title,
+                next_gate_line(snapshot),
+                can_run=bool(self.check_action("run", ())),
+            )
             panel.show(view)
         elif ref and ref.kind == "gate":
             detail.show_gate(snapshot.gate(ref.id), snapshot.waiting == ref)
@@ -152,6 +157,7 @@ class MainScreen(MainCommands, Screen[None]):
                 app.holder,
                 view_only=app.view_only,
                 driving=attached,
+                width=self.query_one("#topbar").size.width or None,
             )
         )
         self.query_one("#topbar").set_class(app.read_only, "read-only")

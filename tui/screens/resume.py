@@ -87,9 +87,17 @@ class ResumeScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Welcome back", classes="dialog-title")
-            yield Static(self.summary, classes="dialog-text")
+            yield Static(self.summary, classes="dialog-text", id="greeting-text")
             keys = [f"{k} {text}" for k, text in self.offers().items()]
             yield Label(" · ".join([*keys, "esc look first"]), classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        if self.read_only:  # a viewer's run moves on under the greeting: it follows
+            self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def _follow(self, snapshot: RunSnapshot) -> None:
+        self.summary = resume_summary(snapshot, self.read_only)
+        self.query_one("#greeting-text", Static).update(self.summary)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "choose":

@@ -15,7 +15,10 @@ from tui.format import STATUS_GLYPH, slot_vs_actual, stamp
 MORE_HINT = "↓ more: tab here, then ↓/pgdn"
 
 
-def step_text(view: StepView, phase_title: str, next_gate: str | None) -> Text:
+def step_text(
+    view: StepView, phase_title: str, next_gate: str | None, can_run: bool = True
+) -> Text:
+    """`can_run`: this console may press r (a read-only one says which command resumes)."""
     text = Text()
     text.append(f"{STATUS_GLYPH[view.status]} {view.title}\n", style="bold")
     kind = "manual step" if view.kind == "manual" else f"action {view.action}"
@@ -25,7 +28,8 @@ def step_text(view: StepView, phase_title: str, next_gate: str | None) -> Text:
     text.append(f"{view.status.upper().replace('_', ' ')}  attempt {view.attempts}  ")
     text.append(slot_vs_actual(view.slot, view.started_at, view.finished_at, view.status) + "\n")
     if view.status == "interrupted":
-        text.append(f"stopped at its checkpoint of {stamp(view.checkpoint_at)}; r resumes\n")
+        how = "r resumes" if can_run else "`runbook` resumes it"
+        text.append(f"stopped at its checkpoint of {stamp(view.checkpoint_at)}; {how}\n")
     if view.error:
         text.append(f"error: {view.error}\n", style="bold red")
     if view.kind == "manual":
@@ -84,8 +88,14 @@ class StepDetail(VerticalScroll):
         super().watch_scroll_y(old, new)
         self._hint()
 
-    def show_step(self, view: StepView, phase_title: str, next_gate: str | None = None) -> None:
-        self.update(step_text(view, phase_title, next_gate))
+    def show_step(
+        self,
+        view: StepView,
+        phase_title: str,
+        next_gate: str | None = None,
+        can_run: bool = True,
+    ) -> None:
+        self.update(step_text(view, phase_title, next_gate, can_run))
 
     def show_gate(self, view: GateView, waiting: bool) -> None:
         self.update(gate_text(view, waiting))
