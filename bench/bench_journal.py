@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tomli_w
 
-from engine.journal import Journal, JournalStore, RunMeta, TableProgress, Target, _strip_none
+from engine.state.journal import Journal, JournalStore, RunMeta, TableProgress, Target, _strip_none
 
 
 def journal_with_steps(steps: int) -> Journal:

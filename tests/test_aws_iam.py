@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from engine import iam_policy
+from engine.aws import iam_policy
 from engine.cli import main
 
 ACCOUNT = "111122223333"

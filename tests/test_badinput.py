@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import TRAILER
+from engine.state.journal import TRAILER
 from tests.conftest import MINI_RUNBOOK, fresh_moto_server
 
 MINI_TEXT = MINI_RUNBOOK.read_text()
@@ -44,9 +44,9 @@ def cli(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from engine.loader import load_runbook
-    from engine.seed import seed_world
-    from engine.target import local_connection
+    from engine.aws.target import local_connection
+    from engine.plan.loader import load_runbook
+    from engine.rehearsal.seed import seed_world
 
     with fresh_moto_server() as url:
         seed_world(local_connection(url, "us-east-1"), load_runbook(MINI_RUNBOOK).runbook, "w-bad")
@@ -370,7 +370,8 @@ def servers_of(state: Path) -> set[int]:
                 env = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if b"engine.moto_process" in cmd and f"XDG_STATE_HOME={state}".encode() in env:
+            in_state = f"XDG_STATE_HOME={state}".encode() in env
+            if b"engine.rehearsal.moto_process" in cmd and in_state:
                 found.add(int(entry.name))
     return found
 

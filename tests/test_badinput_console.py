@@ -238,7 +238,7 @@ def test_console_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) 
 def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> None:
     """The embedded world of a journal is gone: the console asks whether to start a fresh one;
     end of input there is a 'no' (one line, exit 2, the journal and its record untouched)."""
-    from engine.embedded import read_record, record_path_for
+    from engine.rehearsal.embedded import read_record, record_path_for
 
     state = tmp_path / "xdg"
     env = {**os.environ, "XDG_STATE_HOME": str(state)}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine import simulator
-from engine.actions.cleanup_common import Refused
+from engine.actions.cleanup.common import Refused
 from engine.checks import registry as checks
-from engine.seed import LAMBDA_ROLE
+from engine.rehearsal import simulator
+from engine.rehearsal.seed import LAMBDA_ROLE
 from tests.test_actions_ops import SECRET, run, step_params
 
 GATE = "gate-phase5"
@@ -27,7 +27,7 @@ def go(journal: Any) -> None:
 
 
 def final_backups(conn: Any, journal: Any, tables: list[str]) -> None:
-    """What the backup step journals (format of engine/actions/backup.py)."""
+    """What the backup step journals (format of engine/actions/prepare/backup.py)."""
     ddb = conn.client("dynamodb")
     backups = {}
     for t in tables:

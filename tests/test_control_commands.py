@@ -13,8 +13,8 @@ from engine.control.client import RemoteEngine
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
-from engine.events import LogLine, SnapshotChanged
-from engine.snapshot import RunSnapshot
+from engine.core.events import LogLine, SnapshotChanged
+from engine.run.snapshot import RunSnapshot
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import TRAILER, JournalError, JournalStore, TableProgress
+from engine.state.journal import TRAILER, JournalError, JournalStore, TableProgress
 from tests.conftest import new_journal
 
 

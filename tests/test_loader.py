@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
+from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
 from tests.conftest import MINI_RUNBOOK
 
 

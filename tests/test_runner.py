@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from engine.events import Progress, SnapshotChanged, StepStarted
-from engine.journal import JournalStore
-from engine.loader import load_runbook
-from engine.runner import BadRequest, CommandRefused, Engine, EngineOptions
-from engine.seed import seed_world
-from engine.session import new_journal
-from engine.snapshot import NodeRef
-from engine.target import Connection, TargetSpec, identify
+from engine.aws.target import Connection, TargetSpec, identify
+from engine.core.events import Progress, SnapshotChanged, StepStarted
+from engine.plan.loader import load_runbook
+from engine.rehearsal.seed import seed_world
+from engine.run.engine import BadRequest, CommandRefused, Engine, EngineOptions
+from engine.run.snapshot import NodeRef
+from engine.session.journals import new_journal
+from engine.state.journal import JournalStore
 from tests.conftest import MINI_RUNBOOK
 
 
@@ -243,7 +243,7 @@ def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> N
     body = body.replace("needs_acceptance = false\n", "")
     import hashlib
 
-    from engine.journal import TRAILER
+    from engine.state.journal import TRAILER
 
     engine.store.path.write_bytes(
         body.encode() + TRAILER % hashlib.sha256(body.encode()).hexdigest().encode()
@@ -262,7 +262,7 @@ def test_a_snapshot_is_immutable_and_survives_json_to_another_process(mini, aws,
     """Watchers in other processes receive the snapshot as JSON: it comes back equal."""
     from pydantic import ValidationError
 
-    from engine.snapshot import RunSnapshot
+    from engine.run.snapshot import RunSnapshot
 
     engine = make_engine(mini, aws, tmp_path / "j.toml")
     engine.run()

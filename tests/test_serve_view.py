@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Footer
 
+from engine.aws.target import Connection
 from engine.cli import build_parser
-from engine.journal import JournalStore
-from engine.lock import JournalLock, lock_path_for
-from engine.runner import Engine
-from engine.target import Connection
-from engine.workspace import Workspace, WorkspaceOptions
+from engine.run.engine import Engine
+from engine.session.workspace import Workspace, WorkspaceOptions
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock, lock_path_for
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.mapping import build_resolver
-from engine.actions.validate_compare import Problems, _validate_source
-from engine.seed import create_table
-from engine.target import Connection, local_connection
+from engine.actions.analyze.mapping import build_resolver
+from engine.actions.validate.compare import Problems, _validate_source
+from engine.aws import dynamo
+from engine.aws.target import Connection, local_connection
+from engine.rehearsal.seed import create_table
 from tests.test_actions_ops import run
 
 EXPENSES = "construction-expenses-multi-table-expenses"

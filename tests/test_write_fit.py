@@ -1,7 +1,7 @@
 """Items the target cannot hold are set aside, never abort a step (issue 8, item 1), and the
 legacy re-sync never sends one key twice in a batch (issue 8, item 3).
 
-Pure checks of engine/target_fit.py first, then the data actions against moto, including the
+Pure checks of engine/aws/target_fit.py first, then the data actions against moto, including the
 cases moto hides: it writes a number into a GSI key declared S, and it stores an item whose
 company-scoped copy is over 400 KB by DynamoDB's count."""
 
@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.migrate_ledger import ledger_name
-from engine.checks import registry as checks
-from engine.seed import create_table
-from engine.target_fit import (
+from engine.actions.migrate.ledger import ledger_name
+from engine.aws import dynamo
+from engine.aws.target_fit import (
     MAX_ITEM_BYTES,
     REASON_PREFIX,
     item_size,
@@ -26,7 +24,9 @@ from engine.target_fit import (
     value_size,
     why_unfit,
 )
-from engine.transforms import dedupe_by_key, to_company_scoped
+from engine.checks import registry as checks
+from engine.rehearsal.seed import create_table
+from engine.runbook.transforms import dedupe_by_key, to_company_scoped
 from tests.conftest import MIGRATION_TS
 from tests.test_actions_ops import run
 

@@ -12,12 +12,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from bench.latency import add_latency
-from engine import dynamo
-from engine.clock import Interrupted
-from engine.events import Progress
-from engine.journal import JournalStore
-from engine.seed import create_table
-from engine.throttle import WriteThrottle
+from engine.aws import dynamo
+from engine.core.clock import Interrupted
+from engine.core.events import Progress
+from engine.core.throttle import WriteThrottle
+from engine.rehearsal.seed import create_table
+from engine.state.journal import JournalStore
 from tests.test_actions_ops import run
 
 EXPENSES = "construction-expenses-multi-table-expenses"

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.journal import (
+from engine.plan.loader import default_runbook_path
+from engine.run.engine import Engine, EngineOptions
+from engine.runbook.model import Runbook
+from engine.state.journal import (
     Evidence,
     Journal,
     JournalStore,
@@ -17,10 +20,7 @@ from engine.journal import (
     Target,
     Tick,
 )
-from engine.loader import default_runbook_path
-from engine.lock import Holder
-from engine.model import Runbook
-from engine.runner import Engine, EngineOptions
+from engine.state.lock import Holder
 from tests.conftest import MINI_RUNBOOK
 
 T0 = "2024-12-01T09:00:00Z"

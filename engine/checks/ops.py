@@ -1,6 +1,6 @@
 """Automatic gate items on live metrics and on the journal.
 
-Metric windows are given in plan minutes and divided by the time scale (engine/metrics.py).
+Metric windows are given in plan minutes and divided by the time scale (engine/aws/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import metrics, simulator
-from engine.actions.monitoring import monitoring_of
-from engine.context import ActionContext, Check, CheckResult
-from engine.rehearsal import plan_seconds_between
-from engine.timetext import plan_span
+from engine.actions.prepare.monitoring import monitoring_of
+from engine.aws import metrics
+from engine.core.context import ActionContext, Check, CheckResult
+from engine.core.timetext import plan_span
+from engine.rehearsal import simulator
+from engine.rehearsal.clock import plan_seconds_between
 
 
 class _P(BaseModel):
@@ -38,7 +39,7 @@ def _dims(dims: dict[str, str]) -> str:
 
 
 def _span(win: metrics.Window, ctx: ActionContext) -> str:
-    """Plan time and real time said the same way everywhere (engine/timetext.py)."""
+    """Plan time and real time said the same way everywhere (engine/core/timetext.py)."""
     return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
 
 
@@ -90,7 +91,7 @@ class ErrorCountParams(_P):
 
 
 def _functions(ctx: ActionContext, selectors: list[str] | None) -> list[str]:
-    from engine.actions.flags import resolve_functions
+    from engine.actions.traffic.flags import resolve_functions
 
     return resolve_functions(ctx.runbook, selectors)
 

@@ -14,8 +14,8 @@ from engine.cli.output import Printer, _err, _print
 from engine.cli.remote import _by, _control_line, _need_remote
 from engine.cli.terminal import make_confirm
 from engine.control.client import RemoteEngine, WatchMessage
-from engine.events import LogLine, Progress
-from engine.runner import BadRequest, Outcome
+from engine.core.events import LogLine, Progress
+from engine.run.engine import BadRequest, Outcome
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ STOP_WAIT_SECONDS = 30.0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from engine.lock import is_locked
+    from engine.state.lock import is_locked
 
     remote = _need_remote(args)
     _print(remote.stop(_by(args)))

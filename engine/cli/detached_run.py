@@ -13,12 +13,12 @@ from engine.cli.driving import _workspace
 from engine.cli.outcome import _target_flags
 from engine.cli.output import _err, _print
 from engine.cli.remote import _by
-from engine.detach import DetachFailed
-from engine.runner import Engine
+from engine.run.engine import Engine
+from engine.session.detach import DetachFailed
 
 
 def _spawn_detached(args: argparse.Namespace) -> int:
-    from engine.detach import spawn
+    from engine.session.detach import spawn
 
     try:
         started = spawn(args.argv)
@@ -40,7 +40,7 @@ def _run_detached_child(args: argparse.Namespace) -> int:
     from engine.control.driver import DetachedRun
     from engine.control.paths import socket_path
     from engine.control.server import ControlServer
-    from engine.detach import signal_ready
+    from engine.session.detach import signal_ready
 
     ws = _workspace(args)
     path = socket_path(ws.journal_path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from engine.runner import Engine
-from engine.workspace import Workspace, WorkspaceOptions
+from engine.run.engine import Engine
+from engine.session.workspace import Workspace, WorkspaceOptions
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:

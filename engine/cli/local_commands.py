@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
 from engine.cli.detached_commands import _remote_rollback, throttle_settings
 from engine.cli.detached_run import _run_detached_child, _spawn_detached
@@ -15,11 +16,10 @@ from engine.cli.output import Printer, _err, _print
 from engine.cli.remote import _control_line, _detached_line, _engine_view
 from engine.cli.terminal import _install_stop_handlers, _lost_terminal_stops, make_confirm
 from engine.control.client import RemoteError
-from engine.embedded import WorldGone
-from engine.loader import default_runbook_path, load_runbook
-from engine.runner import BadRequest, Engine, plan_calls
-from engine.target import TargetError
-from engine.workspace import NoRun
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.embedded import WorldGone
+from engine.run.engine import BadRequest, Engine, plan_calls
+from engine.session.workspace import NoRun
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
     def body(engine: Engine) -> int:
-        from engine.rehearsal import clock_label, plan_wait_seconds
+        from engine.rehearsal.clock import clock_label, plan_wait_seconds
 
         scale = engine.journal.run.time_scale
         waits = plan_wait_seconds(engine.runbook) / scale / 60.0
@@ -87,9 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
-    from engine.lock import is_locked
-    from engine.snapshot import empty_snapshot
-    from engine.status_text import render_status
+    from engine.run.snapshot import empty_snapshot
+    from engine.run.status_text import render_status
+    from engine.state.lock import is_locked
 
     ws = _workspace(args)
     try:
@@ -191,7 +191,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.report import render_report
+    from engine.run.report import render_report
 
     ws = _workspace(args)
     engine = ws.open_read_only()
@@ -206,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
-    from engine.iam_policy import render
+    from engine.aws.iam_policy import render
 
     rb = load_runbook(args.runbook or default_runbook_path()).runbook
     print(render(rb, args.account, args.region))
@@ -214,7 +214,7 @@ def cmd_iam_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from engine.simulator import set_error_rate
+    from engine.rehearsal.simulator import set_error_rate
 
     ws = _workspace(args)
     if not ws.is_embedded:

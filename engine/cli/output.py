@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
+from engine.core.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT
 from engine.cli.values import _limit_arg, _loopback_host, _name, _percent, _port, _time_scale
-from engine.detach import CHILD_FLAG
+from engine.session.detach import CHILD_FLAG
 
 
 class _Parser(argparse.ArgumentParser):

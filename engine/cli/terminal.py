@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.cli.output import _err, _print, _silence_terminal
-from engine.runner import Engine
+from engine.run.engine import Engine
 
 
 class NeedsTerminal(Exception):

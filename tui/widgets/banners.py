@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from engine.snapshot import AlertView
+from engine.run.snapshot import AlertView
 
 
 class AlertBanner(Static):
