@@ -20,6 +20,7 @@ from engine.core.clock import Clock
 from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.seed import create_table
+from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal, JournalStore, RunMeta, Target
 
@@ -157,7 +158,7 @@ def run_action(
         artifacts_dir=store.artifacts_dir,
         emit=emit or (lambda _event: None),
         save=lambda: store.save(journal),
-        is_embedded=True,
+        world=EMBEDDED,
         operator="bench",
     )
     journal.step(step_id).status = "running"

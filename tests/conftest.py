@@ -18,6 +18,7 @@ from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path
 from engine.rehearsal.moto_fidelity import aws_scan_pages, aws_transactions
 from engine.rehearsal.seed import seed_world
+from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal, JournalStore, RunMeta, Target
 
@@ -105,7 +106,7 @@ def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionCont
             artifacts_dir=store.artifacts_dir,
             emit=events.append,
             save=lambda: store.save(journal),
-            is_embedded=True,
+            world=EMBEDDED,
             operator="tester",
         )
         return ctx, events
@@ -172,5 +173,5 @@ def seeded_engine(
         journal,
         JournalStore(journal_path),
         aws.client,
-        EngineOptions(operator="alice", time_scale=time_scale, is_embedded=True),
+        EngineOptions(operator="alice", time_scale=time_scale, world=EMBEDDED),
     )

@@ -9,10 +9,11 @@ import pytest
 
 from engine.aws import dynamo
 from engine.aws.target import Connection
+from engine.core.outcome import CommandRefused
+from engine.core.views import NodeRef
 from engine.plan.loader import default_runbook_path
-from engine.run.engine import CommandRefused, Engine
+from engine.run.engine import Engine
 from engine.run.report import render_report
-from engine.run.snapshot import NodeRef
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import OK, advance
 

@@ -20,7 +20,7 @@ import tomli_w
 
 from engine.aws import iam_policy
 from engine.aws.target import Connection
-from engine.cli import main
+from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.plan.loader import RunbookInvalid, load_runbook
-from engine.state.journal import TRAILER, JournalError, JournalStore
+from engine.state.errors import JournalError
+from engine.state.journal import TRAILER, JournalStore
 from tests.conftest import MIGRATION_TS, MINI_RUNBOOK, new_journal
 
 MINI = MINI_RUNBOOK.read_bytes()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.aws.target import local_connection
-from engine.cli import main
+from engine.cli.app import main
 from engine.rehearsal.embedded import read_record, record_path_for, stop_world
 from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock

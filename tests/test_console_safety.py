@@ -18,8 +18,8 @@ from rich.console import Console
 from textual.widgets import OptionList, RichLog, Static
 
 from engine.aws.target import Connection
+from engine.core.views import NodeRef
 from engine.run.engine import Engine
-from engine.run.snapshot import NodeRef
 from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp

@@ -36,7 +36,7 @@ import pytest
 from engine.actions.migrate.entity import MigrateParams
 from engine.aws import dynamo
 from engine.aws.target import local_connection
-from engine.cli import main
+from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.seed import seed_world
 from engine.state.journal import JournalStore

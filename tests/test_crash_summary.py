@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from engine.aws.target import local_connection
-from engine.cli import main
+from engine.cli.app import main
 from engine.plan.loader import load_runbook
 from engine.rehearsal.seed import seed_world
 from engine.state.journal import JournalStore

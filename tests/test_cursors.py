@@ -28,9 +28,11 @@ from engine.actions.traffic.flags import flag_changes_of
 from engine.actions.traffic.shift import ShiftCursors
 from engine.actions.traffic.watch import worst_error_rates
 from engine.actions.validate.migration import last_validation
+from engine.run.resume_check import check_resume_state
 from engine.runbook.model import Runbook
-from engine.state.journal import Journal, JournalError, JournalStore, StepState
-from engine.state.resume import Cursors, check_resume_state, dump
+from engine.state.errors import JournalError
+from engine.state.journal import Journal, JournalStore, StepState
+from engine.state.records import Cursors, dump
 from tests.conftest import MINI_RUNBOOK, new_journal
 
 AT = "2026-11-30T10:00:00Z"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.app import main
 from engine.control.client import RemoteEngine, WatchMessage
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path

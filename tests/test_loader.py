@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.app import main
 from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
 from tests.conftest import MINI_RUNBOOK
 

@@ -58,7 +58,8 @@ def test_a_deleted_lock_file_stops_the_holder_from_writing(tmp_path) -> None:
     """Deleting the lock file lets a second process lock a new file; the first notices before
     its next journal write and stops, so two drivers never write one journal."""
     from engine.plan.loader import default_runbook_path, load_runbook
-    from engine.state.journal import JournalError, JournalStore
+    from engine.state.errors import JournalError
+    from engine.state.journal import JournalStore
     from tests.conftest import new_journal
 
     journal_path = tmp_path / "j.toml"

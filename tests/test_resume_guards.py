@@ -89,8 +89,8 @@ def test_rollback_reopens_later_flag_steps_and_drift_waits_for_a_human(
 def test_a_manual_step_is_acknowledged_only_while_the_run_waits_at_it(
     aws: Connection, tmp_path: Path
 ) -> None:
-    from engine.run.engine import CommandRefused
-    from engine.run.snapshot import NodeRef
+    from engine.core.outcome import CommandRefused
+    from engine.core.views import NodeRef
     from tests.conftest import MINI_RUNBOOK
 
     engine = seeded_engine(aws, tmp_path / "m.toml", MINI_RUNBOOK, "world-ack", time_scale=1000)

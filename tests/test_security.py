@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from engine.aws.target import Connection
-from engine.cli import main
+from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.state.journal import JournalStore

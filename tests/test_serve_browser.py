@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.app import main
 from engine.state.lock import lock_path_for
 from tests.browser import Browser, find_chromium
 from tests.conftest import MINI_RUNBOOK, seed_endpoint

@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Footer
 
 from engine.aws.target import Connection
-from engine.cli import build_parser
+from engine.cli.parser import build_parser
 from engine.run.engine import Engine
 from engine.session.workspace import Workspace, WorkspaceOptions
 from engine.state.journal import JournalStore

@@ -21,8 +21,8 @@ from engine.control.client import RemoteEngine, RemoteError
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
+from engine.core.views import RunState
 from engine.rehearsal.embedded import record_path_for, stop_world
-from engine.run.snapshot import RunState
 from engine.session.workspace import Workspace, WorkspaceOptions
 from engine.state.journal import JournalStore
 from engine.state.lock import is_locked

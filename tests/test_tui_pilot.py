@@ -9,8 +9,8 @@ import pytest
 
 from engine.aws.target import Connection
 from engine.core.events import Alert
+from engine.core.views import NodeRef
 from engine.run.engine import Engine
-from engine.run.snapshot import NodeRef
 from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.conftest import MINI_RUNBOOK, seeded_engine

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine.aws.target import Connection
+from engine.core.views import NodeRef
 from engine.plan.loader import default_runbook_path
 from engine.rehearsal.simulator import set_error_rate
 from engine.run.engine import Engine
-from engine.run.snapshot import NodeRef
 from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp

@@ -197,7 +197,7 @@ def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runboo
 
 
 def test_progress_line_shows_rate_and_writes_in_flight() -> None:
-    from engine.cli import Printer
+    from engine.cli.output import Printer
     from tui.format import progress_text
 
     lines: list[str] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.plan.loader import default_runbook_path
+from engine.rehearsal.world import EMBEDDED
 from engine.run.engine import Engine, EngineOptions
 from engine.runbook.model import Runbook
 from engine.state.journal import (
@@ -55,7 +56,7 @@ def engine_for(rb: Runbook, journal: Journal, tmp: Path) -> Engine:
         journal,
         JournalStore(tmp / "journal.toml"),
         no_network,
-        EngineOptions(operator="alice", time_scale=1.0, is_embedded=True),
+        EngineOptions(operator="alice", time_scale=1.0, world=EMBEDDED),
         clock_now=lambda: datetime(2024, 12, 1, 9, 45, tzinfo=UTC),
     )
 

@@ -22,8 +22,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from engine.control.client import RemoteEngine
+from engine.core.views import RunSnapshot
 from engine.run.engine import Engine
-from engine.run.snapshot import RunSnapshot
 from engine.state.lock import Holder
 from tui.driver import EngineDriver, Follower, RemoteDriver
 from tui.logbook import LogEntry, read_new, read_tail

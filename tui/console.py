@@ -26,8 +26,9 @@ def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
 
 def run_console(workspace: Any) -> int:
     """Open the run for driving (or read-only when another process drives it) and show it."""
-    from engine.session.workspace import NoRun, WorldGone
-    from engine.state.journal import JournalError
+    from engine.rehearsal.embedded import WorldGone
+    from engine.session.workspace import NoRun
+    from engine.state.errors import JournalError
     from engine.state.lock import LockedError
 
     holder = None

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage, as_event
 from engine.core.context import RateMeter, eta_seconds
 from engine.core.events import Event, LogLine, SnapshotChanged
-from engine.run.engine import CommandRefused, Engine, Outcome
-from engine.run.snapshot import RunSnapshot
+from engine.core.outcome import CommandRefused, Outcome
+from engine.core.views import RunSnapshot
+from engine.run.engine import Engine
 from engine.state.lock import Holder, is_locked
 from tui.messages import ControlChanged, EngineLeft, WorkEnded, wrap
 

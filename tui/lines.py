@@ -4,8 +4,8 @@ The status line always ends with what to press next; notifications are kept clea
 
 from __future__ import annotations
 
+from engine.core.views import RunSnapshot, RunState
 from engine.rehearsal.clock import clock_label
-from engine.run.snapshot import RunSnapshot, RunState
 from engine.state.lock import Holder
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from engine.core.events import Event, Progress, SnapshotChanged
-from engine.run.snapshot import RunSnapshot
+from engine.core.views import RunSnapshot
 
 
 class EngineEvent(Message):

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.aws.apigateway import resources_by_path
+
 _FUNCTION_ARN = re.compile(
     r"arn:aws[\w-]*:lambda:[\w-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qual>[^/]+))?"
 )
@@ -79,7 +81,6 @@ class Invocations:
 
 def api_integrations(gw: Any, api_id: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, path, integration) for every method of the REST API that has one."""
-    from engine.actions.cleanup.routes import resources_by_path
 
     out = []
     for path, res in sorted(resources_by_path(gw, api_id).items()):

@@ -48,10 +48,10 @@ def window(plan_minutes: float, time_scale: float, now: datetime | None = None) 
     )
 
 
-def latency_statistic(rb: Runbook, is_embedded: bool) -> str:
+def latency_statistic(rb: Runbook, percentiles: bool) -> str:
     """p99 on AWS; moto has no percentile statistics, so the embedded world uses Average."""
     mon = rb.monitoring
-    return mon.latency_statistic_embedded if is_embedded else mon.latency_statistic_aws
+    return mon.latency_statistic_aws if percentiles else mon.latency_statistic_embedded
 
 
 def _fn_metric(name: str, fn: str) -> dict[str, Any]:

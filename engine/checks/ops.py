@@ -11,11 +11,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.actions.prepare.monitoring import monitoring_of
+from engine.actions.traffic.flags import resolve_functions
 from engine.aws import metrics
+from engine.core.clock import plan_seconds_between
 from engine.core.context import ActionContext, Check, CheckResult
 from engine.core.timetext import plan_span
-from engine.rehearsal import simulator
-from engine.rehearsal.clock import plan_seconds_between
 
 
 class _P(BaseModel):
@@ -28,9 +28,8 @@ def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
     Real traffic never stops between a watch window and a gate; the simulator only runs when
     ticked, so an embedded check ticks it once (nothing is published while no flag is set).
     """
-    if ctx.is_embedded:
-        period = float(ctx.runbook.monitoring.period_seconds)
-        simulator.publish_tick(ctx.clients, ctx.runbook, min(minutes * 60.0, period))
+    period = float(ctx.runbook.monitoring.period_seconds)
+    ctx.world.tick(ctx.clients, ctx.runbook, min(minutes * 60.0, period))
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
@@ -91,7 +90,6 @@ class ErrorCountParams(_P):
 
 
 def _functions(ctx: ActionContext, selectors: list[str] | None) -> list[str]:
-    from engine.actions.traffic.flags import resolve_functions
 
     return resolve_functions(ctx.runbook, selectors)
 

@@ -15,7 +15,8 @@ from engine.cli.remote import _by, _control_line, _need_remote
 from engine.cli.terminal import make_confirm
 from engine.control.client import RemoteEngine, WatchMessage
 from engine.core.events import LogLine, Progress
-from engine.run.engine import BadRequest, Outcome
+from engine.core.outcome import BadRequest, Outcome
+from engine.state.lock import is_locked
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -32,7 +33,6 @@ STOP_WAIT_SECONDS = 30.0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from engine.state.lock import is_locked
 
     remote = _need_remote(args)
     _print(remote.stop(_by(args)))

@@ -13,12 +13,14 @@ from engine.cli.driving import _workspace
 from engine.cli.outcome import _target_flags
 from engine.cli.output import _err, _print
 from engine.cli.remote import _by
+from engine.control.driver import DetachedRun
+from engine.control.paths import socket_path
+from engine.control.server import ControlServer
 from engine.run.engine import Engine
-from engine.session.detach import DetachFailed
+from engine.session.detach import DetachFailed, signal_ready, spawn
 
 
 def _spawn_detached(args: argparse.Namespace) -> int:
-    from engine.session.detach import spawn
 
     try:
         started = spawn(args.argv)
@@ -37,10 +39,6 @@ def _spawn_detached(args: argparse.Namespace) -> int:
 
 def _run_detached_child(args: argparse.Namespace) -> int:
     """The engine process itself (`run --detach` started it in its own session)."""
-    from engine.control.driver import DetachedRun
-    from engine.control.paths import socket_path
-    from engine.control.server import ControlServer
-    from engine.session.detach import signal_ready
 
     ws = _workspace(args)
     path = socket_path(ws.journal_path)

@@ -9,25 +9,24 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.aws.target import TargetError
+from engine.aws.target import TargetError, TargetSpec
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
 from engine.cli.output import _err
 from engine.cli.terminal import NeedsTerminal
 from engine.control.client import EngineGone, RemoteError
 from engine.control.paths import SocketPathTooLong
+from engine.core.outcome import BadRequest, CommandRefused
 from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.rehearsal.embedded import WorldGone
-from engine.run.engine import BadRequest, CommandRefused
+from engine.session.journals import default_journal_path, state_dir
 from engine.session.workspace import BadInput, NoRun
+from engine.state.errors import JournalError
 from engine.state.files import UnsafePath, append_private
-from engine.state.journal import JournalError
 from engine.state.lock import LockedError
 
 
 def _traceback_log(args: argparse.Namespace) -> Path | None:
     """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
-    from engine.aws.target import TargetSpec
-    from engine.session.journals import default_journal_path, state_dir
 
     journal = getattr(args, "journal", None)
     if journal is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.aws import iam_policy
 from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
 from engine.cli.detached_commands import _remote_rollback, throttle_settings
@@ -16,10 +17,18 @@ from engine.cli.output import Printer, _err, _print
 from engine.cli.remote import _control_line, _detached_line, _engine_view
 from engine.cli.terminal import _install_stop_handlers, _lost_terminal_stops, make_confirm
 from engine.control.client import RemoteError
+from engine.core.outcome import BadRequest
+from engine.plan.calls import plan_calls
 from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.clock import clock_label, plan_wait_seconds
 from engine.rehearsal.embedded import WorldGone
-from engine.run.engine import BadRequest, Engine, plan_calls
+from engine.rehearsal.simulator import set_error_rate
+from engine.run.engine import Engine
+from engine.run.report import render_report
+from engine.run.snapshot import empty_snapshot
+from engine.run.status_text import render_status
 from engine.session.workspace import NoRun
+from engine.state.lock import is_locked
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -69,7 +78,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
     def body(engine: Engine) -> int:
-        from engine.rehearsal.clock import clock_label, plan_wait_seconds
 
         scale = engine.journal.run.time_scale
         waits = plan_wait_seconds(engine.runbook) / scale / 60.0
@@ -87,9 +95,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
-    from engine.run.snapshot import empty_snapshot
-    from engine.run.status_text import render_status
-    from engine.state.lock import is_locked
 
     ws = _workspace(args)
     try:
@@ -191,7 +196,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.run.report import render_report
 
     ws = _workspace(args)
     engine = ws.open_read_only()
@@ -206,15 +210,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
-    from engine.aws.iam_policy import render
 
     rb = load_runbook(args.runbook or default_runbook_path()).runbook
-    print(render(rb, args.account, args.region))
+    print(iam_policy.render(rb, args.account, args.region))
     return EXIT_OK
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from engine.rehearsal.simulator import set_error_rate
 
     ws = _workspace(args)
     if not ws.is_embedded:

@@ -6,7 +6,7 @@ import argparse
 
 from engine.cli.codes import OUTCOME_EXIT
 from engine.cli.output import _err, _print
-from engine.run.engine import Outcome
+from engine.core.outcome import Outcome
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

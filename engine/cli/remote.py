@@ -12,7 +12,10 @@ from engine.cli.output import _err
 from engine.control.client import EngineGone, RemoteEngine, RemoteError
 from engine.control.locate import Found, find_engine
 from engine.control.paths import SocketPathTooLong
-from engine.run.engine import BadRequest
+from engine.core.outcome import BadRequest
+from engine.core.views import RunSnapshot
+from engine.session.journals import operator_name
+from engine.state.lock import is_locked
 
 
 def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
@@ -50,7 +53,6 @@ def _probe(args: argparse.Namespace) -> None:
 
 def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
     """(control state, live RunSnapshot) of the detached engine, or (None, None)."""
-    from engine.run.snapshot import RunSnapshot
 
     if getattr(args, "remote", None) is None:
         return None, None
@@ -76,7 +78,6 @@ def _control_line(control: dict[str, Any]) -> str:
 
 
 def _by(args: argparse.Namespace) -> str:
-    from engine.session.journals import operator_name
 
     return getattr(args, "by", None) or operator_name(args.operator)  # `run` has no --by
 
@@ -84,7 +85,6 @@ def _by(args: argparse.Namespace) -> str:
 def _need_remote(args: argparse.Namespace) -> RemoteEngine:
     if getattr(args, "remote", None) is not None:
         return args.remote
-    from engine.state.lock import is_locked
 
     holder = is_locked(_workspace(args).journal_path)
     if holder is not None:

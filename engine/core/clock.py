@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 # Called at every batch boundary with the stop event (a detached engine's pause and pace):
 # it may wait, and returns early when a stop is requested.
@@ -79,3 +80,27 @@ class Clock:
             if self.stop.wait(min(left / speed, POLL_SECONDS)):
                 raise Interrupted()
             left -= (time.monotonic() - began) * speed
+
+
+ScaleStep = tuple[datetime, float, float]  # when, from scale, to scale
+
+
+def plan_seconds_between(
+    changes: Sequence[ScaleStep], current: float, start: datetime, end: datetime
+) -> float:
+    """Plan time that passed between two wall times, each stretch at the scale it ran at."""
+    if end <= start:
+        return 0.0
+    if not changes:
+        return (end - start).total_seconds() * current
+    scale = changes[0][1]
+    total, t = 0.0, start
+    for at, _, to_scale in changes:
+        if at <= t:
+            scale = to_scale
+            continue
+        if at >= end:
+            break
+        total += (at - t).total_seconds() * scale
+        t, scale = at, to_scale
+    return total + (end - t).total_seconds() * scale

@@ -14,11 +14,12 @@ from pydantic import BaseModel, ValidationError
 from engine.core.clock import Clock
 from engine.core.events import Event, Level, LogLine, Progress
 from engine.core.throttle import WriteThrottle
+from engine.core.world import REAL_ACCOUNT, World
 from engine.runbook.model import Runbook
 from engine.state.files import inside, no_symlink, private_dir
 from engine.state.journal import Journal, StepState, TableProgress, utcnow
 from engine.state.journal import now as journal_now
-from engine.state.resume import Cursors, NoCursors, Summary, dump
+from engine.state.records import Cursors, NoCursors, Summary, dump
 
 CHECKPOINT_EVERY_SECONDS = 1.0
 C = TypeVar("C", bound=Cursors)
@@ -77,7 +78,7 @@ class ActionContext:
     artifacts_dir: Path
     emit: Callable[[Event], None]
     save: Callable[[], None]  # persists the journal atomically
-    is_embedded: bool = False
+    world: World = REAL_ACCOUNT  # what a rehearsal simulates or stands in with
     operator: str = ""
     mapping_overrides: Path | None = None  # --mapping-overrides, else beside the journal
     throttle: WriteThrottle = field(default_factory=WriteThrottle)  # writes in flight

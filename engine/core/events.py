@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from engine.core.textsafe import escape_control
 
 if TYPE_CHECKING:
-    from engine.run.snapshot import RunSnapshot
+    from engine.core.views import RunSnapshot
 
 Level = Literal["debug", "info", "warning", "error"]
 

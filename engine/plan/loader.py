@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.actions import registry as actions
+from engine.checks import registry as checks
 from engine.runbook.model import Problem, Runbook, auto_rollback_for
 
 DEFAULT_RUNBOOK = "company-scoped-migration.toml"
@@ -140,9 +142,6 @@ Finding = tuple[str, tuple[Any, ...], str]
 
 def cross_check(rb: Runbook) -> list[Finding]:
     """Semantic problems pydantic cannot see: references, names, params, plan discrepancies."""
-    from engine.actions import registry as actions
-    from engine.checks import registry as checks
-
     out: list[Finding] = []
     phase_ids = {p.id for p in rb.phases}
     day_ids = {d.id for d in rb.days}

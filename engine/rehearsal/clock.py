@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
 
+from engine.actions import registry as actions
+from engine.checks import registry as checks
 from engine.runbook.model import Runbook
-
-ScaleStep = tuple[datetime, float, float]  # when, from scale, to scale
 
 
 def plan_wait_seconds(runbook: Runbook) -> float:
     """Every wait of the plan, in plan seconds: watch windows of steps and soaks at gates."""
-    from engine.actions import registry as actions
-    from engine.checks import registry as checks
-
     total = 0.0
     found_actions, found_checks = actions(), checks()
     for step in runbook.steps:
@@ -51,27 +47,6 @@ def next_scale(current: float, ladder: Sequence[float], faster: bool) -> float:
     if faster:
         return next((r for r in rungs if r > current), rungs[-1] if rungs else current)
     return next((r for r in reversed(rungs) if r < current), rungs[0] if rungs else current)
-
-
-def plan_seconds_between(
-    changes: Sequence[ScaleStep], current: float, start: datetime, end: datetime
-) -> float:
-    """Plan time that passed between two wall times, each stretch at the scale it ran at."""
-    if end <= start:
-        return 0.0
-    if not changes:
-        return (end - start).total_seconds() * current
-    scale = changes[0][1]
-    total, t = 0.0, start
-    for at, _, to_scale in changes:
-        if at <= t:
-            scale = to_scale
-            continue
-        if at >= end:
-            break
-        total += (at - t).total_seconds() * scale
-        t, scale = at, to_scale
-    return total + (end - t).total_seconds() * scale
 
 
 def clock_label(scale: float) -> str:

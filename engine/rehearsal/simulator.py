@@ -6,7 +6,8 @@ Duration into AWS/Lambda, and the dual-write success/failure counts into the run
 namespace while DUAL_WRITE_ENABLED is on. Two knobs live in SSM so the CLI can turn them from
 another process during a rehearsal: the injected error rate (percent) and a latency factor.
 
-Never used against real AWS: callers check `ctx.is_embedded` (AWS rejects AWS/* namespaces).
+Never used against real AWS: only the embedded world (engine/rehearsal/world.py) ticks it
+(AWS rejects AWS/* namespaces).
 """
 
 from __future__ import annotations

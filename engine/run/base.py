@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine.core.context import ActionContext
     from engine.core.events import Event
+    from engine.core.views import NodeRef, RunSnapshot
     from engine.plan.calls import Node
-    from engine.run.snapshot import NodeRef, RunSnapshot
     from engine.runbook.model import Runbook
     from engine.state.journal import Journal, StepState
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.actions.traffic.flags import flag_changes_of
+from engine.actions.traffic.flags import flag_changes_of, resolve_functions
 from engine.runbook.model import Runbook, Step
 from engine.state.journal import Journal, StepState
 
@@ -35,7 +35,6 @@ def flag_values(rb: Runbook, step: Step) -> dict[str, str]:
 
 
 def _functions(rb: Runbook, step: Step) -> list[str]:
-    from engine.actions.traffic.flags import resolve_functions
 
     selectors = step.params.get("functions")
     return resolve_functions(rb, list(selectors) if selectors is not None else None)

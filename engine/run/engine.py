@@ -34,14 +34,15 @@ from engine.core.events import (
 )
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.core.throttle import WriteThrottle
-from engine.plan.calls import Node, plan_calls
+from engine.core.views import NodeRef, RunSnapshot
+from engine.core.world import REAL_ACCOUNT, World
+from engine.plan.calls import Node
 from engine.run.drift import flag_drift
 from engine.run.gates import GateCommands
+from engine.run.resume_check import check_resume_state
 from engine.run.rollback import RollbackCommands
 from engine.run.snapshot import (
-    NodeRef,
     Rates,
-    RunSnapshot,
     awaits_acceptance,
     build_snapshot,
     next_destructive,
@@ -58,16 +59,13 @@ from engine.state.journal import (
     now,
     utcnow,
 )
-from engine.state.resume import check_resume_state
-
-__all__ = ["BadRequest", "CommandRefused", "Engine", "EngineOptions", "Outcome", "plan_calls"]
 
 
 @dataclass
 class EngineOptions:
     operator: str
     time_scale: float = 1.0
-    is_embedded: bool = False
+    world: World = REAL_ACCOUNT  # a rehearsal plugs its own in (engine/rehearsal/world.py)
     real_account: bool = False  # a real AWS account: its clock is never scaled
     mapping_overrides: Path | None = None
 
@@ -312,7 +310,7 @@ class Engine(GateCommands, RollbackCommands):
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,
             save=self.save,
-            is_embedded=self.options.is_embedded,
+            world=self.options.world,
             operator=self.options.operator,
             mapping_overrides=self.options.mapping_overrides,
             throttle=self.write_throttle,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from engine.checks import registry as check_registry
 from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.views import NodeRef
 from engine.run.base import EngineBase
-from engine.run.snapshot import NodeRef, awaits_acceptance
+from engine.run.snapshot import awaits_acceptance
 from engine.runbook.model import Gate
 from engine.state.journal import Evidence, StepState, Tick, now
 

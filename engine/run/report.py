@@ -9,8 +9,10 @@ from engine.actions.cleanup.state import DeleteFunctionsSummary, DeleteTablesSum
 from engine.actions.prepare.backup import backups_of
 from engine.actions.traffic.watch import worst_error_rates
 from engine.actions.validate.migration import ValidationSummary, last_validation
+from engine.core.views import AlertView
+from engine.plan.loader import cross_check
 from engine.run.engine import Engine
-from engine.run.snapshot import AlertView, alerts_of, archive_gaps
+from engine.run.snapshot import alerts_of, archive_gaps
 from engine.run.status_text import when
 from engine.runbook.model import CostModel, Runbook
 from engine.state.journal import StepState
@@ -266,6 +268,5 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
 
 
 def engine_warnings(rb: Runbook) -> list[str]:
-    from engine.plan.loader import cross_check
 
     return [msg for sev, _, msg in cross_check(rb) if sev == "warning"]

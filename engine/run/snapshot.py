@@ -13,7 +13,7 @@ import copy
 from datetime import UTC, datetime
 
 from engine.actions.cleanup.state import code_missing_of
-from engine.core.views import (  # callers import these from here too
+from engine.core.views import (
     AlertView,
     GateView,
     ItemView,
@@ -26,7 +26,7 @@ from engine.core.views import (  # callers import these from here too
     TableView,
 )
 from engine.runbook.model import GateItem, Runbook
-from engine.state.journal import Evidence, GateState, Journal, StepState
+from engine.state.journal import Evidence, GateState, Journal, RunMeta, StepState, Target
 
 # ---- where the run stands (the one place) ------------------------------------------------------
 
@@ -328,7 +328,6 @@ def build_snapshot(
 
 def empty_snapshot(runbook: Runbook, journal_path: str = "") -> RunSnapshot:
     """Before any run: every step pending, no journal."""
-    from engine.state.journal import RunMeta, Target
 
     journal = Journal(
         run=RunMeta(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.run.snapshot import GateView, RunSnapshot, RunState, StepView, parse_ts
+from engine.core.views import GateView, RunSnapshot, RunState, StepView
+from engine.run.snapshot import parse_ts
 
 GLYPH = {
     "pending": "·",

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.plan.loader import LoadedRunbook
-from engine.state.journal import Journal, JournalError, JournalStore, RunMeta, Target, utcnow
+from engine.state.errors import JournalError
+from engine.state.journal import Journal, JournalStore, RunMeta, Target, utcnow
 
 
 def state_dir() -> Path:

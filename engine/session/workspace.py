@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.aws.target import Connection, TargetError, TargetSpec, connect, identify
+from engine.core.world import REAL_ACCOUNT, World
 from engine.plan.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.rehearsal.clock import default_scale
 from engine.rehearsal.embedded import WorldGone, reconnect, record_path_for, start_world, stop_world
+from engine.rehearsal.world import EMBEDDED, STAND_IN
 from engine.run.engine import Engine, EngineOptions
 from engine.session.journals import (
     archive_journal,
@@ -19,7 +21,8 @@ from engine.session.journals import (
     new_journal,
     operator_name,
 )
-from engine.state.journal import Journal, JournalError, JournalStore, Target
+from engine.state.errors import JournalError
+from engine.state.journal import Journal, JournalStore, Target
 from engine.state.lock import JournalLock
 from engine.state.mapping_record import MappingChanged, refuse_if_changed
 
@@ -73,6 +76,11 @@ class Workspace:
     @property
     def is_embedded(self) -> bool:
         return self.spec.kind == "embedded"
+
+    @property
+    def world(self) -> World:
+        """What actions may simulate or stand in with on this target (nothing on AWS)."""
+        return {"embedded": EMBEDDED, "endpoint": STAND_IN}.get(self.spec.kind, REAL_ACCOUNT)
 
     def acquire(self, operation: str) -> None:
         """Take the one-driver lock; raises LockedError naming the holder."""
@@ -137,7 +145,7 @@ class Workspace:
             options=EngineOptions(
                 operator=self.operator,
                 time_scale=journal.run.time_scale,
-                is_embedded=self.is_embedded,
+                world=self.world,
                 real_account=self.spec.kind == "aws",
                 mapping_overrides=self.options.mapping_overrides,
             ),
@@ -196,4 +204,3 @@ class Workspace:
         engine.journal = self.store.load()
 
 
-__all__ = ["BadInput", "JournalError", "NoRun", "Workspace", "WorkspaceOptions", "WorldGone"]

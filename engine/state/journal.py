@@ -19,17 +19,15 @@ from typing import Any, Literal, TypeVar
 import tomli_w
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
+from engine.state.errors import JournalError
 from engine.state.files import DIR_MODE, read_regular
+from engine.state.records import dump, parse
 
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
 
 StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
 M = TypeVar("M", bound=BaseModel)
-
-
-class JournalError(Exception):
-    """The journal cannot be used as it is (corrupt, wrong target, changed runbook)."""
 
 
 def utcnow() -> str:
@@ -56,7 +54,7 @@ class StepState(BaseModel):
     summary: dict[str, Any] = {}
     progress: dict[str, TableProgress] = {}
     # Action-specific resume state: cursors, ARNs, versions. Must stay small. Kept as a TOML
-    # table; the action declares its model (engine/state/resume.py), works on `cursors_as(model)`.
+    # table; the action declares its model (engine/state/records.py), works on `cursors_as(model)`.
     cursors: dict[str, Any] = {}
     error: str | None = None
     acked_by: str | None = None
@@ -80,7 +78,6 @@ class StepState(BaseModel):
     def cursors_as(self, model: type[M], where: str = "cursors") -> M:
         """The cursors as `model`, validated once; later calls return the same object, whose
         changes every journal save writes back (`sync_cursors`). A bad shape: JournalError."""
-        from engine.state.resume import parse  # resume builds on this module
 
         live, data = self._current(model)
         if live is not None:
@@ -92,7 +89,6 @@ class StepState(BaseModel):
     def read_cursors(self, model: type[M], where: str = "cursors") -> M:
         """Another module's read of the facts in `model` (a view: keys it does not name are
         left alone, and nothing is bound, so the owner's full state is never cut down)."""
-        from engine.state.resume import parse
 
         live, data = self._current(model)
         if live is not None:
@@ -102,7 +98,6 @@ class StepState(BaseModel):
     def _current(self, model: type[M]) -> tuple[M | None, dict[str, Any]]:
         """The bound object when it is already a `model`, else the cursors as data (the bound
         object's, unless the table was replaced or edited since it was bound)."""
-        from engine.state.resume import dump
 
         live = self._live
         if live is not None and self._owns_table():
@@ -120,7 +115,6 @@ class StepState(BaseModel):
 
     def sync_cursors(self) -> None:
         """Write the typed cursors in use back into the TOML table (before every save)."""
-        from engine.state.resume import dump
 
         if self._live is not None and self._owns_table():
             self.cursors = dump(self._live)

@@ -12,8 +12,9 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from engine.run.engine import BadRequest, CommandRefused, Engine
-from engine.run.snapshot import GateView, ItemView, NodeRef
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.views import GateView, ItemView, NodeRef
+from engine.run.engine import Engine
 from engine.runbook.model import Gate
 from tui.format import stamp
 from tui.screens.prompts import TextPrompt

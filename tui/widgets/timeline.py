@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.run.snapshot import NodeRef, RunSnapshot
+from engine.core.views import NodeRef, RunSnapshot
 from engine.runbook.model import Runbook
 from tui.format import GATE_GLYPH, STATUS_GLYPH, fit_middle, hhmm
 

@@ -48,7 +48,8 @@ from engine.runbook.transforms import (
     orphan_company_id,
     to_company_scoped,
 )
-from engine.state.resume import Cursors, Summary, cursors_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import cursors_of
 
 INDEX_ARTIFACT = "analysis-index.sqlite"
 COLLISIONS_ARTIFACT = "collisions.jsonl"

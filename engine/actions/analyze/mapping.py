@@ -19,7 +19,8 @@ from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import MappingSpec, Runbook
 from engine.runbook.transforms import orphan_company_id, orphan_company_name
 from engine.state.mapping_record import overrides_for_step, read_override_file
-from engine.state.resume import Cursors, Summary, cursors_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import cursors_of
 
 MAPPING_ARTIFACT = "mapping.jsonl"
 CONFLICTS_ARTIFACT = "mapping-conflicts.jsonl"

@@ -16,22 +16,6 @@ from typing import Any
 from engine.core.context import ActionContext
 
 
-class Refused(RuntimeError):
-    """A destructive action's precondition does not hold; nothing was deleted."""
-
-
-def require_go(ctx: ActionContext) -> str:
-    """The step's required gate must be GO; a destructive step without one is refused."""
-    step = next((s for s in ctx.runbook.steps if s.id == ctx.step_id), None)
-    gate_id = step.requires_gate if step else None
-    if not gate_id:
-        raise Refused(f"{ctx.step_id}: a deletion needs a step with requires_gate; refused")
-    if not ctx.gate_is_go(gate_id):
-        decision = ctx.journal.gate(gate_id).decision or "undecided"
-        raise Refused(f"{ctx.step_id}: gate {gate_id} is {decision}, not GO; nothing deleted")
-    return gate_id
-
-
 def archive_dir(ctx: ActionContext, step_id: str | None = None) -> Path:
     """The step's archive folder beside the journal, created if missing."""
     path = ctx.artifact(f"archive-{step_id or ctx.step_id}")
@@ -55,4 +39,4 @@ def write_json(path: Path, data: Any) -> None:
 
 def is_rehearsal(ctx: ActionContext) -> bool:
     """The embedded world or an --endpoint-url target: not AWS."""
-    return ctx.is_embedded or ctx.journal.run.target.kind != "aws"
+    return ctx.journal.run.target.kind != "aws"

@@ -20,14 +20,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.common import (
-    archive_dir,
-    is_rehearsal,
-    require_go,
-    safe_name,
-    write_json,
-)
+from engine.actions.cleanup.common import archive_dir, is_rehearsal, safe_name, write_json
 from engine.actions.cleanup.state import DeleteFunctionsCursors, DeleteFunctionsSummary
+from engine.actions.destructive import require_go
 from engine.actions.traffic.flags import resolve_functions
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook

@@ -15,14 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.common import (
-    archive_dir,
-    require_go,
-    safe_name,
-    strip_metadata,
-    write_json,
-)
+from engine.actions.cleanup.common import archive_dir, safe_name, strip_metadata, write_json
 from engine.actions.cleanup.state import DeleteRoutesCursors, DeleteRoutesSummary, StagesCursors
+from engine.actions.destructive import require_go
+from engine.aws.apigateway import find_api, resources_by_path
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 
@@ -30,22 +26,6 @@ from engine.runbook.model import Runbook
 class DeleteRoutesParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     routes: list[str] | None = None  # paths; default: the routes with deprecate = true
-
-
-def find_api(gw: Any, name: str) -> str | None:
-    for page in gw.get_paginator("get_rest_apis").paginate():
-        for api in page.get("items", []):
-            if api["name"] == name:
-                return api["id"]
-    return None
-
-
-def resources_by_path(gw: Any, api_id: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for page in gw.get_paginator("get_resources").paginate(restApiId=api_id):
-        for r in page.get("items", []):
-            out[r["path"]] = r
-    return out
 
 
 def dump_api(gw: Any, api_id: str) -> list[dict[str, Any]]:

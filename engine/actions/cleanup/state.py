@@ -4,7 +4,8 @@ typed reads the restores, the snapshot and the report make of them."""
 from __future__ import annotations
 
 from engine.state.journal import Journal
-from engine.state.resume import Cursors, Summary, cursors_of, summary_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import cursors_of, summary_of
 
 
 class StagesCursors(Cursors):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from engine.state.resume import Cursors, Record, Summary
+from engine.state.records import Cursors, Record, Summary
 
 
 class SegmentCursor(Record):

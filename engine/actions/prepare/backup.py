@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
-from engine.state.resume import Cursors, Record, Summary, cursors_of
+from engine.state.records import Cursors, Record, Summary
+from engine.state.resume import cursors_of
 
 POLL_SECONDS = 2.0
 MAX_WAIT_SECONDS = 3600.0

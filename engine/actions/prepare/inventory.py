@@ -30,11 +30,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.routes import find_api, resources_by_path
 from engine.aws import dynamo, invocations
+from engine.aws.apigateway import find_api, resources_by_path
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.runbook.model import ApiSpec, Runbook
-from engine.state.resume import Summary
+from engine.state.records import Summary
 
 
 class InventoryParams(BaseModel):

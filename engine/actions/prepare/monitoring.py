@@ -14,12 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.actions.destructive import require_go
 from engine.actions.traffic.flags import resolve_functions
 from engine.aws.metrics import LAMBDA_NAMESPACE
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
-from engine.state.resume import Cursors, Summary, cursors_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import cursors_of
 
 
 def alarm_name(rb: Runbook, fn: str) -> str:
@@ -252,7 +254,6 @@ class CleanupSummary(Summary):
 
 
 def run_cleanup(ctx: ActionContext, p: CleanupParams) -> CleanupSummary:
-    from engine.actions.cleanup.common import require_go
 
     require_go(ctx)
     rb = ctx.runbook

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.common import is_rehearsal, safe_name
+from engine.actions.cleanup.common import safe_name
 from engine.actions.cleanup.state import function_deletions_of
 from engine.actions.restore.common import MAX_SETTLE_SECONDS, archive_folder
 from engine.actions.traffic.flags import retry_conflicts
 from engine.core.context import Action, ActionContext, PlannedCall
-from engine.rehearsal.seed import handler_zip
 from engine.runbook.model import Runbook
-from engine.state.resume import Cursors, Summary
+from engine.state.records import Cursors, Summary
 
 
 class RestoreFunctionsCursors(Cursors):
@@ -85,8 +84,8 @@ def _create_kwargs(
         kwargs["Code"] = {"ZipFile": (folder / code["file"]).read_bytes()}
     elif code.get("image_uri"):
         kwargs["Code"] = {"ImageUri": code["image_uri"]}
-    elif is_rehearsal(ctx):
-        kwargs["Code"] = {"ZipFile": handler_zip()}
+    elif (placeholder_zip := ctx.world.placeholder_code()) is not None:
+        kwargs["Code"] = {"ZipFile": placeholder_zip}
         kwargs["Handler"] = "index.handler"
         if fn not in placeholder:
             placeholder.append(fn)

@@ -12,12 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.routes import find_api, redeploy_stages, resources_by_path
+from engine.actions.cleanup.routes import redeploy_stages
 from engine.actions.cleanup.state import StagesCursors, route_deletions_of
 from engine.actions.restore.common import archive_folder
+from engine.aws.apigateway import find_api, resources_by_path
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
-from engine.state.resume import Summary
+from engine.state.records import Summary
 
 
 class RestoreRoutesCursors(StagesCursors):

@@ -19,7 +19,7 @@ from engine.actions.prepare.backup import backups_of
 from engine.actions.restore.common import archive_folder, retry_not_yet
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
-from engine.state.resume import Cursors, Summary
+from engine.state.records import Cursors, Summary
 
 
 class RestoreTablesCursors(Cursors):

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.aws import metrics
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.core.events import MetricSample
-from engine.rehearsal import simulator
 from engine.runbook.model import Runbook
-from engine.state.resume import Cursors, Summary, cursors_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import cursors_of
 
 
 class BaselineCursors(Cursors):
@@ -46,11 +46,10 @@ class BaselineParams(BaseModel):
 
 def run_baseline(ctx: ActionContext, p: BaselineParams) -> BaselineSummary:
     rb = ctx.runbook
-    stat = metrics.latency_statistic(rb, ctx.is_embedded)
+    stat = metrics.latency_statistic(rb, ctx.world.percentiles)
     c = ctx.cursors_as(BaselineCursors)
     if c.baseline is None:
-        if ctx.is_embedded:
-            simulator.publish_tick(ctx.clients, rb, rb.monitoring.period_seconds)
+        ctx.world.tick(ctx.clients, rb, rb.monitoring.period_seconds)
         # the period every watch tick will use, so both sides are the same measure
         period = metrics.latency_period(rb, ctx.clock.time_scale)
         win = metrics.with_period(metrics.window(p.minutes, ctx.clock.time_scale), period)

@@ -31,10 +31,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.aws import invocations
+from engine.aws.apigateway import find_api
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
-from engine.state.resume import Cursors, Record, Summary, cursors_of
+from engine.state.records import Cursors, Record, Summary
+from engine.state.resume import cursors_of
 
 POLL_SECONDS = 1.0
 MAX_UPDATE_WAIT_SECONDS = 300.0
@@ -143,7 +145,6 @@ def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
 
 def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:
     """How the runbook's API and the account's event sources invoke `functions`."""
-    from engine.actions.cleanup.routes import find_api
 
     api = ctx.runbook.inventory.api
     integrations: list[invocations.Integration] = []

@@ -12,7 +12,7 @@ from engine.aws import dynamo
 from engine.core.context import ActionContext
 from engine.runbook.model import EntitySpec
 from engine.runbook.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
-from engine.state.resume import Record
+from engine.state.records import Record
 
 SAMPLE_SEGMENTS = 8  # a sample starts at a random segment of the legacy table
 METADATA_ATTRS = frozenset(

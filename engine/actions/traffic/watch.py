@@ -25,10 +25,10 @@ from engine.actions.traffic.sample import SampleCounts, sample_consistency
 from engine.aws import metrics
 from engine.core.context import Action, ActionContext, PlannedCall, RollBackNow
 from engine.core.events import Alert, MetricSample
-from engine.rehearsal import simulator
 from engine.runbook.model import Runbook, Trigger, auto_rollback_for
 from engine.state.journal import Journal, utcnow
-from engine.state.resume import Cursors, Summary, summary_of
+from engine.state.records import Cursors, Summary
+from engine.state.resume import summary_of
 
 TICK_PLAN_SECONDS = 60.0
 MIN_REAL_TICK_SECONDS = 0.2  # at high time scales a tick covers more plan time
@@ -160,7 +160,7 @@ def evaluate_triggers(
         # the baseline's own statistic and period: a p99 is only comparable with a p99 of
         # the same period
         base, stat, period = find_baseline(ctx)
-        stat = stat or metrics.latency_statistic(rb, ctx.is_embedded)
+        stat = stat or metrics.latency_statistic(rb, ctx.world.percentiles)
         period = period or metrics.latency_period(rb, ctx.clock.time_scale)
         now = metrics.latency(cw, functions, stat, metrics.with_period(win, period))
         if now:
@@ -221,8 +221,7 @@ def watch(
         ctx.clock.check()
         step = min(tick, c.remaining_seconds)
         ctx.clock.sleep_plan(step)
-        if ctx.is_embedded:
-            simulator.publish_tick(ctx.clients, ctx.runbook, step)
+        ctx.world.tick(ctx.clients, ctx.runbook, step)
         every = max(1, math.ceil(SAMPLE_EVERY_PLAN_SECONDS / tick))
         sample = c.ticks % every == 0 or c.remaining_seconds - step <= 0
         seen = evaluate_triggers(ctx, triggers, sample, missing_is_inconsistent, auto_rollback, c)

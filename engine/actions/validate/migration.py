@@ -28,7 +28,8 @@ from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedC
 from engine.core.timetext import plan_span
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal, StepState
-from engine.state.resume import Summary, summary_of
+from engine.state.records import Summary
+from engine.state.resume import summary_of
 
 NOT_BLOCKING = ("skipped_newer",)
 
@@ -87,7 +88,7 @@ def _performance(ctx: ActionContext, minutes: float) -> Performance:
     win = metrics.window(minutes, ctx.clock.time_scale)
     functions = rb.flags.functions
     avg = metrics.latency(cw, functions, "Average", win)
-    p99_stat = metrics.latency_statistic(rb, ctx.is_embedded)
+    p99_stat = metrics.latency_statistic(rb, ctx.world.percentiles)
     p99 = metrics.latency(cw, functions, p99_stat, win)
     errors = metrics.error_rate(cw, functions, win)
     return Performance(
