@@ -408,14 +408,14 @@ def test_a_table_changed_by_hand_wins_over_the_typed_object(runbook: Runbook) ->
 
 def test_validation_names_its_window_in_plan_and_real_time(world: Any, make_ctx: Any) -> None:
     """The performance block says its window the way gates, status and the console do."""
-    from engine.actions.validate.migration import _performance
+    from engine.actions.validate.migration import measure_performance
 
     ctx, _ = make_ctx("final-validation", world, time_scale=3600)
-    performance = _performance(ctx, 60)
+    performance = measure_performance(ctx, 60)
     assert performance.windowMinutes == 60
     assert performance.window.startswith("last 60 plan min = 1 s at x3600"), performance.window
     ctx1, _ = make_ctx("final-validation", world, time_scale=1)
-    assert _performance(ctx1, 60).window == "last 60 min"
+    assert measure_performance(ctx1, 60).window == "last 60 min"
 
 
 def test_a_summary_unlike_its_model_fails_the_step_naming_the_field() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.aws.target import TargetError, TargetSpec
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
-from engine.cli.output import _err
+from engine.cli.output import say_error
 from engine.cli.terminal import NeedsTerminal
 from engine.control.client import EngineGone, RemoteError
 from engine.control.paths import SocketPathTooLong
@@ -39,7 +39,7 @@ def _traceback_log(args: argparse.Namespace) -> Path | None:
     return journal.with_name(journal.stem + ".log")
 
 
-def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+def unexpected_error_exit(args: argparse.Namespace, exc: BaseException) -> int:
     """One clear line for the operator; the traceback goes to the log, never to the screen."""
     detail = "".join(traceback.format_exception(exc))
     where = _traceback_log(args)
@@ -56,7 +56,7 @@ def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
             break
         except OSError:
             continue
-    _err(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
+    say_error(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
     return EXIT_BAD_INPUT
 
 
@@ -86,7 +86,7 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {exc}"
 
 
-# what the operator can act on, told in one line: everything else is `_unexpected`
+# what the operator can act on, told in one line: everything else is `unexpected_error_exit`
 KNOWN_ERRORS = (
     RemoteError,
     EngineGone,
@@ -104,37 +104,37 @@ KNOWN_ERRORS = (
 )
 
 
-def _known(exc: Exception) -> int:
+def known_error_exit(exc: Exception) -> int:
     """Tell one of KNOWN_ERRORS (the first class that matches, in that order); its exit code."""
     if isinstance(exc, RemoteError):  # the detached engine answered: its one line, its exit code
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return exc.code
     if isinstance(exc, EngineGone):
-        _err(
+        say_error(
             f"runbook: the detached engine went away ({exc}); `runbook status` shows the "
             "checkpoint, `runbook run` resumes"
         )
         return EXIT_BAD_INPUT
     if isinstance(exc, SocketPathTooLong):
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, RunbookInvalid):
         for problem in exc.problems:
-            _err(problem.render())
+            say_error(problem.render())
         return EXIT_BAD_INPUT
     if isinstance(exc, LockedError):
-        _err(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
+        say_error(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
         return EXIT_LOCKED
     if isinstance(exc, (JournalError, NoRun, BadRequest, BadInput, TargetError, NeedsTerminal)):
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, WorldGone):
-        _err(
+        say_error(
             f"runbook: {exc}. Start a fresh rehearsal with a new journal: runbook run --fresh "
             "(the old journal is kept aside)."
         )
         return EXIT_BAD_INPUT
     if isinstance(exc, CommandRefused):
-        _err(f"runbook: refused: {exc}")
+        say_error(f"runbook: refused: {exc}")
         return EXIT_FAILED
     raise exc  # not one of KNOWN_ERRORS

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from engine.cli.codes import OUTCOME_EXIT
-from engine.cli.output import _err, _print
+from engine.cli.output import say, say_error
 from engine.core.outcome import Outcome
 
 
-def _resume_hint(args: argparse.Namespace) -> str:
+def resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
     for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
         value = getattr(args, flag, None)
@@ -18,9 +18,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
+def finish_outcome(outcome: Outcome, args: argparse.Namespace) -> int:
     if outcome.status == "interrupted":
-        _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
+        say_error(f"interrupted; checkpoint saved. Resume with: {resume_hint(args)}")
     elif outcome.status in ("waiting", "paused") and outcome.waiting:
         kind, node = outcome.waiting.kind, outcome.waiting.id
         how = (
@@ -28,11 +28,11 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
             if kind == "gate"
             else f"runbook ack {node} --by NAME"
         )
-        _print(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
+        say(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
     elif outcome.message:
-        (_err if outcome.status != "done" else _print)(outcome.message)
+        (say_error if outcome.status != "done" else say)(outcome.message)
     return OUTCOME_EXIT[outcome.status]
 
 
-def _target_flags(args: argparse.Namespace) -> str:
-    return _resume_hint(args).removeprefix("runbook run").strip()
+def target_flags(args: argparse.Namespace) -> str:
+    return resume_hint(args).removeprefix("runbook run").strip()

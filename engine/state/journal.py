@@ -240,12 +240,12 @@ class Journal(BaseModel):
         del self.audit[:-AUDIT_LIMIT]
 
 
-def _strip_none(value: Any) -> Any:
+def strip_none(value: Any) -> Any:
     """TOML has no null: drop None values recursively."""
     if isinstance(value, dict):
-        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+        return {k: strip_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_strip_none(v) for v in value if v is not None]
+        return [strip_none(v) for v in value if v is not None]
     return value
 
 
@@ -337,6 +337,6 @@ class JournalStore:
                 "held it; stopping so that two drivers never write one journal"
             )
         journal.sync_cursors()
-        data = _strip_none(journal.model_dump(mode="json"))
+        data = strip_none(journal.model_dump(mode="json"))
         body = tomli_w.dumps(data).encode("utf-8")
         atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())

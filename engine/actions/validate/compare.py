@@ -127,7 +127,7 @@ def _check_relations(
                 )
 
 
-def _validate_source(
+def validate_source(
     ctx: ActionContext,
     e: EntitySpec,
     resolver: Resolver,
@@ -290,7 +290,7 @@ def _compare(
     return found
 
 
-def _validate_target(
+def validate_target(
     ctx: ActionContext, e: EntitySpec, resolver: Resolver, problems: Problems, db: Any
 ) -> None:
     """The run's items in the target: each in the company its creator maps to; no duplicates."""

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from engine.actions.analyze.legacy import EntitiesParams, entity_spec, open_index
 from engine.actions.analyze.mapping import build_resolver
-from engine.actions.validate.compare import Problems, _validate_source, _validate_target
+from engine.actions.validate.compare import Problems, validate_source, validate_target
 from engine.aws import metrics
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.core.timetext import plan_span
@@ -80,7 +80,7 @@ class ValidateParams(EntitiesParams):
     require_acceptance: bool = False
 
 
-def _performance(ctx: ActionContext, minutes: float) -> Performance:
+def measure_performance(ctx: ActionContext, minutes: float) -> Performance:
     """The plan's `performance` block, from CloudWatch over the last `minutes` (informational:
     the gates judge error rate and latency with their own checks)."""
     rb = ctx.runbook
@@ -117,10 +117,10 @@ def run(ctx: ActionContext, p: ValidateParams) -> ValidationSummary:
         with ctx.artifact(name).open("w") as fh:
             problems = Problems(fh)
             for e in entities:
-                record_counts[e.name] = _validate_source(
+                record_counts[e.name] = validate_source(
                     ctx, e, resolver, index, problems, p.segments
                 )
-                _validate_target(ctx, e, resolver, problems, db)
+                validate_target(ctx, e, resolver, problems, db)
                 ctx.checkpoint()
     finally:
         db.close()
@@ -148,7 +148,7 @@ def run(ctx: ActionContext, p: ValidateParams) -> ValidationSummary:
         "info" if ok else "error",
     )
     ctx.checkpoint(force=True)
-    performance = _performance(ctx, p.performance_minutes)
+    performance = measure_performance(ctx, p.performance_minutes)
     ctx.log(
         f"performance over the {performance.window}: error rate {performance.errorRate:g}%, "
         f"{performance.p99Statistic} {performance.p99ResponseTime:g} ms"
