@@ -153,12 +153,6 @@ def table_exists(client: Any, table: str) -> bool:
         raise
 
 
-def key_schema(client: Any, table: str) -> list[str]:
-    """Key attribute names, hash first."""
-    desc = client.describe_table(TableName=table)["Table"]["KeySchema"]
-    return [k["AttributeName"] for k in sorted(desc, key=lambda k: k["KeyType"] != "HASH")]
-
-
 def batch_write(
     client: Any,
     table: str,

@@ -59,12 +59,6 @@ def append_private(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def ensure_private_file(path: Path) -> Path:
-    """Create `path` empty as 0600 if missing; refuse a symlink or a special file there."""
-    os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
-    return path
-
-
 def no_symlink(path: Path) -> Path:
     """`path`, refusing it when a symlink sits there (files are then created by their users
     under the process umask 077 the CLI sets)."""

@@ -18,7 +18,7 @@ from engine.aws import dynamo
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import MappingSpec, Runbook
 from engine.runbook.transforms import orphan_company_id, orphan_company_name
-from engine.state.mapping_record import overrides_for_step, read_override_file
+from engine.state.mapping_record import overrides_for_step
 from engine.state.records import Cursors, Summary
 from engine.state.resume import cursors_of
 
@@ -60,10 +60,6 @@ def company_key(rb: Runbook) -> str:
     m = _spec(rb)
     spec = next((t for t in rb.inventory.tables if t.name == m.companies_table), None)
     return spec.partition_key if spec else m.company_attr
-
-
-def read_overrides(path: Path) -> dict[str, str]:
-    return read_override_file(path)[1] if path.exists() else {}
 
 
 def read_memberships(ctx: ActionContext) -> dict[str, set[str]]:
