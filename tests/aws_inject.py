@@ -7,6 +7,7 @@ rewrites a field of moto's answer ('after-call'); everything else is moto's real
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -47,3 +48,35 @@ def rewrite_answer(
 
     client.meta.events.register(f"after-call.{service}.{operation}", handler)
     return calls
+
+
+def refuse_item(client: Any, attribute: str, value: str, message: str) -> list[str]:
+    """DynamoDB refuses the item whose `attribute` is the string `value` with a
+    ValidationException: alone in a PutItem, and inside a TransactWriteItems, which AWS then
+    refuses whole. This models a limit the engine's own checks do not know (moto holds the
+    item); returns the operations refused."""
+    refused: list[str] = []
+    body = {
+        "Error": {"Code": "ValidationException", "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+    def carries(item: dict[str, Any]) -> bool:
+        return item.get(attribute) == {"S": value}
+
+    def on_put(params: Any, **_: Any) -> Any:
+        if carries(json.loads(params["body"])["Item"]):
+            refused.append("PutItem")
+            return AWSResponse("https://injected", 400, {}, None), body
+        return None
+
+    def on_transaction(params: Any, **_: Any) -> Any:
+        ops = json.loads(params["body"])["TransactItems"]
+        if any(carries(op.get("Put", {}).get("Item", {})) for op in ops):
+            refused.append("TransactWriteItems")
+            return AWSResponse("https://injected", 400, {}, None), body
+        return None
+
+    client.meta.events.register("before-call.dynamodb.PutItem", on_put)
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", on_transaction)
+    return refused

@@ -16,7 +16,7 @@ from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.clock import Clock
 from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path
-from engine.rehearsal.moto_fidelity import aws_scan_pages, aws_transactions
+from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
@@ -25,7 +25,9 @@ from engine.state.journal import Journal, JournalStore, RunMeta, Target
 if TYPE_CHECKING:
     from engine.run.engine import Engine
 
-# every in-process moto of the suite answers TransactWriteItems and Scan as the embedded server does
+# every in-process moto of the suite answers as the embedded server does: items refused where
+# DynamoDB refuses them, TransactWriteItems and Scan at AWS's cost
+aws_item_size_limit()
 aws_transactions()
 aws_scan_pages()
 
@@ -42,11 +44,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # moto's item size check is process-wide; a test that moves it to AWS's limit must not
-    # leak that into the next test on this worker (order differs between runs under xdist)
-    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
-
-    monkeypatch.setattr(LimitedSizeDict, "__setitem__", LimitedSizeDict.__setitem__)
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,7 @@ COMPANY = "construction-expenses-company-expenses"
 
 
 @pytest.fixture
-def real_world(runbook, monkeypatch):
-    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
-
-    # moto's check is process-wide: put it back after this test
-    monkeypatch.setattr(LimitedSizeDict, "__setitem__", LimitedSizeDict.__setitem__)
+def real_world(runbook):
     with mock_aws():
         assert aws_item_size_limit()  # as the embedded server does at start
         session = boto3.Session(region_name="us-east-1", **DUMMY_CREDENTIALS)

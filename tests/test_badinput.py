@@ -7,7 +7,6 @@ reader (they raise only their own one-line errors)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -19,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,57 +359,66 @@ def test_eof_at_the_prompt_is_declined(base_run: Path, endpoint: str, tmp_path: 
     assert "Traceback" not in err and snapshot(folder) == before
 
 
-def servers_of(state: Path) -> set[int]:
-    """Embedded moto servers started for this XDG_STATE_HOME (other tests, on the other
-    worker too, start their own)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes()
-                env = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            in_state = f"XDG_STATE_HOME={state}".encode() in env
-            if b"engine.rehearsal.moto_process" in cmd and in_state:
-                found.add(int(entry.name))
-    return found
+HELD_SERVER = """\
+import os, threading
+if b"engine.rehearsal.moto_process" in open("/proc/self/cmdline", "rb").read():
+    marker = os.environ["RUNBOOK_TEST_HELD_SERVER"]
+    with open(marker + ".tmp", "w") as out:
+        out.write(str(os.getpid()))
+    os.rename(marker + ".tmp", marker)
+    threading.Event().wait()  # never serves: the start waits until it is interrupted
+"""
 
 
-def interrupt_during_start(state: Path, interrupt: Callable[[], None]) -> None:
-    """Ctrl-C while the embedded world starts, however fast the machine: its server is frozen
-    (SIGSTOP) as soon as it exists, so the start cannot finish before the interrupt lands;
-    then it is let go, to be cleaned up."""
-    deadline = time.monotonic() + 30
-    while not servers_of(state) and time.monotonic() < deadline:
-        time.sleep(0.02)  # poll for the observable condition: the server process exists
-    servers = servers_of(state)
-    assert servers, "the embedded server never started"
-    for pid in servers:
-        os.kill(pid, signal.SIGSTOP)
+def held_start(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose embedded moto server starts, says so (its pid in the returned
+    marker file) and never serves: the world's start cannot finish, however fast or loaded the
+    machine, so a Ctrl-C always lands during it."""
+    hook = tmp_path / "held-server"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HELD_SERVER)
+    marker = tmp_path / "held-server.pid"
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(tmp_path / "xdg"),
+        "PYTHONPATH": path,
+        "RUNBOOK_TEST_HELD_SERVER": str(marker),
+    }
+    return env, marker
+
+
+def held_server_pid(marker: Path, proc: subprocess.Popen[Any]) -> int:
+    """The held server's pid, once it has started (the driver's start waits on it)."""
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the condition stays true once met: no race with the start
+        assert proc.poll() is None, "the command ended before its server started"
+        assert time.monotonic() < deadline, "the embedded server never started"
+        time.sleep(0.02)
+    return int(marker.read_text())
+
+
+def is_gone(pid: int) -> bool:
+    """The driver kills and reaps its server: its pid is free (or not a moto server)."""
     try:
-        interrupt()
-    finally:
-        for pid in servers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"engine.rehearsal.moto_process" not in cmd
 
 
 def test_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) -> None:
-    state = tmp_path / "xdg"
-    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    env, marker = held_start(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "--runbook", str(MINI_RUNBOOK), "--yes"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    interrupt_during_start(state, lambda: proc.send_signal(signal.SIGINT))
-    _out, err = proc.communicate(timeout=30)
+    server = held_server_pid(marker, proc)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert err.count("\n") == 1 and "interrupted before the run began" in err, err
     assert "Traceback" not in err
-    deadline = time.monotonic() + 10
-    while servers_of(state) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not servers_of(state), "a moto server was left behind"
-    assert not list(state.rglob("*.toml"))  # no journal, no world record
+    assert is_gone(server), "a moto server was left behind"
+    assert not list((tmp_path / "xdg").rglob("*.toml"))  # no journal, no world record

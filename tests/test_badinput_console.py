@@ -25,8 +25,9 @@ from tests.test_badinput import (
     _fifo,
     _lock_folder,
     _tmpfs,
-    interrupt_during_start,
-    servers_of,
+    held_server_pid,
+    held_start,
+    is_gone,
     snapshot,
 )
 
@@ -217,22 +218,18 @@ def test_console_read_only_folder_and_full_disk(
 def test_console_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) -> None:
     """The console starts the embedded world itself; Ctrl-C while it starts: one line, exit 2,
     no moto server left, no journal."""
-    state = tmp_path / "xdg"
-    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    env, marker = held_start(tmp_path)
     term = Terminal(["--runbook", str(MINI_RUNBOOK)], env)
-    assert term.read_until(lambda text: "Starting the embedded" in text, 30), term.text
-    # Ctrl-C reaches the terminal's process group
-    interrupt_during_start(state, lambda: os.killpg(term.proc.pid, signal.SIGINT))
+    server = held_server_pid(marker, term.proc)
+    os.killpg(term.proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
     code, shown = term.finish()
     assert code == 2, shown
     lines = _lines(shown)
+    assert "Starting the embedded" in lines[0], shown
     assert len(lines) == 2 and "interrupted before the run began" in lines[1], shown
     assert "Traceback" not in shown
-    deadline = time.monotonic() + 10
-    while servers_of(state) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not servers_of(state), "a moto server was left behind"
-    assert not list(state.rglob("*.toml"))
+    assert is_gone(server), "a moto server was left behind"
+    assert not list((tmp_path / "xdg").rglob("*.toml"))
 
 
 def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> None:
@@ -255,7 +252,7 @@ def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> Non
     assert record is not None
     os.kill(record.pid, signal.SIGKILL)  # the world is gone (as after a reboot)
     deadline = time.monotonic() + 10
-    while record.pid in servers_of(state) and time.monotonic() < deadline:
+    while not is_gone(record.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     before = snapshot(folder)
     term = Terminal(["--runbook", str(MINI_RUNBOOK), "--journal", str(journal)], env)

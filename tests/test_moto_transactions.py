@@ -17,13 +17,8 @@ TABLE = "t"
 
 
 @pytest.fixture
-def ddb(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
-
-    # moto's size check is process-wide: put it back after this test, or a later test on
-    # this worker (test_write_fit's moto-limit item) sees AWS's limit instead of moto's
-    monkeypatch.setattr(LimitedSizeDict, "__setitem__", LimitedSizeDict.__setitem__)
-    assert aws_transactions() and aws_item_size_limit()
+def ddb(aws: Any) -> Any:
+    assert aws_transactions() and aws_item_size_limit()  # as conftest, and the embedded server
     client = aws.client("dynamodb")
     client.create_table(
         TableName=TABLE,

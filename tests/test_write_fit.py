@@ -2,8 +2,10 @@
 legacy re-sync never sends one key twice in a batch (issue 8, item 3).
 
 Pure checks of engine/aws/target_fit.py first, then the data actions against moto, including the
-cases moto hides: it writes a number into a GSI key declared S, and it stores an item whose
-company-scoped copy is over 400 KB by DynamoDB's count."""
+cases moto hides: it writes a number into a GSI key declared S. Every legacy item is one AWS
+could hold (at most 400 KB by DynamoDB's count; the suite's moto refuses where DynamoDB does:
+engine/rehearsal/moto_fidelity.py); one passes the limit only once company-scoped. A refusal
+the checks cannot foresee is AWS's answer injected for one item (tests/aws_inject.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from engine.aws.target_fit import (
 from engine.checks import registry as checks
 from engine.rehearsal.seed import create_table
 from engine.runbook.transforms import dedupe_by_key, to_company_scoped
+from tests.aws_inject import refuse_item
 from tests.conftest import MIGRATION_TS
 from tests.test_actions_ops import run
 
@@ -127,33 +130,21 @@ def test_dedupe_by_key_keeps_the_latest_copy() -> None:
 
 
 def big_legacy_expense() -> dict[str, Any]:
-    """A legacy expense just under 400 KB that is over it once company-scoped. moto's own size
-    count leaves out list overheads and counts a number as its digits, so it stores both."""
+    """A legacy expense 20 bytes under 400 KB by DynamoDB's count (so the legacy table holds
+    it, on AWS as in the suite's moto) that is over it once company-scoped."""
     base = {
         "userId": "user-01",
         "expenseId": "exp-big",
         "amount": Decimal(1),
         "date": "2024-01-01",
-        "readings": [Decimal(1)] * 2500,  # 3 bytes each for DynamoDB, 1 for moto
+        "readings": [Decimal(1)] * 2500,  # 3 bytes each by DynamoDB's count
         "notes": "",
     }
     base["notes"] = "n" * (MAX_ITEM_BYTES - 20 - item_size(base))
     return base
 
 
-def moto_limit_expense() -> dict[str, Any]:
-    """Under moto's own limit (405,000 bytes) as a legacy item, over it once company-scoped, yet
-    under 400 KB by DynamoDB's count: the check passes and the write gets a ValidationException
-    the check did not foresee (on AWS, a limit the check does not model would do the same)."""
-    base = {
-        "userId": "user-02",
-        "expenseId": "exp-moto-limit",
-        "amount": Decimal(1),
-        "date": "2024-01-01",
-        "blob": "",
-    }
-    base["blob"] = "x" * (404_990 - item_size(base))
-    return base
+UNFORESEEN = "exp-unforeseen"  # an ordinary item that the target refuses (refuse_item)
 
 
 def build(aws: Any, runbook: Any) -> None:
@@ -178,12 +169,13 @@ def build(aws: Any, runbook: Any) -> None:
         base = {"userId": "user-00", "amount": Decimal(3), "date": "2024-03-03"}
         w.put_item(Item={**base, "expenseId": "exp-inv-number", "invoiceNum": Decimal(1234)})
         w.put_item(Item={**base, "expenseId": "exp-inv-empty", "invoiceNum": ""})
+        w.put_item(Item={**base, "userId": "user-02", "expenseId": UNFORESEEN, "invoiceNum": "I"})
     ddb.put_item(TableName=EXPENSES, Item=dynamo.to_dynamo(big_legacy_expense()))
-    ddb.put_item(TableName=EXPENSES, Item=dynamo.to_dynamo(moto_limit_expense()))
+    assert item_size(big_legacy_expense()) <= MAX_ITEM_BYTES  # a world AWS could hold
 
 
 UNFIT = {"exp-inv-number", "exp-inv-empty", "exp-big"}  # the check sees these
-REJECTED = UNFIT | {"exp-moto-limit"}  # plus the one only the write finds
+REJECTED = UNFIT | {UNFORESEEN}  # plus the one only the write finds
 
 
 def record_puts(ddb: Any) -> list[str]:
@@ -234,17 +226,19 @@ def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook, writ
 
     mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     sent = record_puts(ddb)
+    refused = refuse_item(ddb, "expenseId", UNFORESEEN, "Item size has exceeded the maximum")
     params = {"entity": "expenses", "segments": 2, "write_path": write_path}
     m = run(mctx, "migrate_entity", params)
     assert m["scanned"] == m["source_total"] == 64
     assert m["migrated"] == 60 and m["quarantined"] == 4 and m["rejected_by_target"] == 4
     assert not UNFIT & set(sent)  # checked before any write
     # rejected by the table, then set aside; a refused transaction is retried item by item
-    assert sent.count("exp-moto-limit") == (1 if write_path == "put" else 2)
+    assert sent.count(UNFORESEEN) == (1 if write_path == "put" else 2)
+    assert refused == (["PutItem"] if write_path == "put" else ["TransactWriteItems", "PutItem"])
     q = [json.loads(x) for x in mctx.artifact("quarantine-expenses.jsonl").read_text().splitlines()]
     reasons = {r["key"]["expenseId"]: r["reason"] for r in q}
     assert set(reasons) == REJECTED
-    assert reasons["exp-moto-limit"].startswith("target rejected the write: ")
+    assert reasons[UNFORESEEN].startswith("target rejected the write: ")
     assert q[0]["item"]  # the legacy item itself is kept
     landed = {i["expenseId"] for p, _ in dynamo.scan_pages(ddb, T_EXPENSES) for i in p}
     assert len(landed) == 60 and not landed & REJECTED
@@ -257,7 +251,7 @@ def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook, writ
     sent.clear()
     rctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     m2 = run(rctx, "migrate_entity", params)
-    assert "exp-moto-limit" not in sent and len(sent) == 60, (m2, len(sent), sorted(sent)[:5])
+    assert UNFORESEEN not in sent and len(sent) == 60, (m2, len(sent), sorted(sent)[:5])
     assert m2["quarantined"] == 4 and m2["migrated"] == 60
     assert rctx.artifact(ledger_name("expenses")).exists()
 
@@ -271,7 +265,7 @@ def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook, writ
         "match": True,
     }
     problems = vctx.artifact(v["artifact"]).read_text()
-    assert "exp-moto-limit" in problems and "target rejected the write" in problems
+    assert UNFORESEEN in problems and "target rejected the write" in problems
 
 
 def test_resync_sends_each_legacy_key_once_per_batch(aws, make_ctx, runbook):

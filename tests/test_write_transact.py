@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from engine.actions import migrate_write
 from engine.actions.migrate.write import MAX_TRANSACT_BYTES, Prepared, split_transactions
 from engine.aws import dynamo
 from engine.core.clock import Interrupted
-from engine.core.events import Progress
+from engine.core.events import LogLine, Progress
+from engine.state.journal import Target
+from tests.aws_inject import fail_first
 from tests.test_actions_ops import run
 from tests.test_write_path import T_EXPENSES, N, mapped
 
@@ -300,3 +303,45 @@ def test_a_stop_cuts_the_per_item_fallback_short(aws, make_ctx, runbook):
     refusing[0] = False  # the target takes them again
     m = run(again, "migrate_entity", TRANSACT)
     assert m["migrated"] == N and len(target_items(ddb)) == N
+
+
+@pytest.mark.parametrize("kind", ["endpoint", "embedded"])
+def test_slow_transactions_on_an_emulator_switch_the_step_to_put(aws, make_ctx, runbook, kind):
+    """A stock moto server copies the table per item of a transaction: on an emulator endpoint
+    the first slow transaction switches the step to conditional PutItem, said once with what to
+    do; the embedded world (patched moto) and AWS keep transactions and get no advice."""
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    ctx.journal.run.target = Target(kind=kind, identity="http://127.0.0.1:5000", region="us-east-1")
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    calls = Calls(ddb)
+    with pytest.MonkeyPatch.context() as patch:  # every transaction counts as slow
+        patch.setattr(migrate_write, "SLOW_TRANSACTION_SECONDS", 0.0)
+        summary = run(mctx, "migrate_entity", {**TRANSACT, "segments": 1, "in_flight": 1})
+    assert summary["migrated"] == N
+    assert target_items(ddb).keys() == {f"exp-{n:04d}" for n in range(N)}
+    told = [e.message for e in events if isinstance(e, LogLine) and "write_path" in e.message]
+    if kind == "endpoint":
+        assert len(told) == 1, told
+        assert "took 0 s on this endpoint" in told[0] and "embedded world" in told[0]
+        assert 'write_path = "put" on step migrate-expenses' in told[0]
+        assert calls.count["TransactWriteItems"] == 1
+        assert calls.count["PutItem"] == N - calls.sizes[0]
+        assert summary["write_path"] == "put"
+    else:
+        assert told == []
+        assert "PutItem" not in calls.count and summary["write_path"] == "transact"
+
+
+def test_a_server_error_on_an_emulator_switches_the_step_to_put(aws, make_ctx, runbook):
+    """A stock moto server can fail a transaction under concurrent writes (HTTP 500): on an
+    emulator the step goes on item by item, nothing lost."""
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    ctx.journal.run.target = Target(kind="endpoint", identity="http://10.0.0.2", region="us-east-1")
+    mctx, events = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    failed = fail_first(ddb, "TransactWriteItems", "InternalServerError", 100, status=500)
+    summary = run(mctx, "migrate_entity", {**TRANSACT, "segments": 1, "in_flight": 1})
+    assert summary["migrated"] == N and summary["write_path"] == "put"
+    assert target_items(ddb).keys() == {f"exp-{n:04d}" for n in range(N)}
+    assert 1 <= len(failed) <= dynamo.MAX_ATTEMPTS  # one request, retried; then no more
+    told = [e.message for e in events if isinstance(e, LogLine) and "HTTP 500" in e.message]
+    assert len(told) == 1 and "write_path" in told[0]

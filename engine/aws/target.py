@@ -10,7 +10,9 @@ always passes its loopback URL explicitly, so no configuration can send it anywh
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,23 @@ _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", 
 def is_aws_endpoint(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return any(host.endswith(suffix) for suffix in _AWS_HOSTS)
+
+
+def is_local_endpoint(url: str) -> bool:
+    """An endpoint on this machine or a private network (loopback, RFC 1918, link-local, ULA):
+    an emulator, not AWS. A host name counts when every address it resolves to is local."""
+    host = urlparse(url).hostname or ""
+    if not host or is_aws_endpoint(url):
+        return False
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return False  # unresolvable: connecting reports it
+        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in found}
+    return bool(addresses) and all(a.is_loopback or a.is_private for a in addresses)
 
 
 def configured_endpoints(profile: str | None, region: str) -> dict[str, str]:
@@ -64,6 +83,8 @@ _TIMEOUTS = {"dynamodb": (3, 10), "lambda": (3, 15), "sts": (3, 10)}  # (connect
 # whole table for every page: a slow answer there is load, not a hung endpoint, and a retry
 # only adds to the load (a 100k-item table timed out at 10 s)
 LOOPBACK_READ_TIMEOUT = 120
+# --read-timeout: a slow remote emulator may need longer; AWS answers in seconds
+READ_TIMEOUT_RANGE = (1.0, 3600.0)
 
 
 def client_config(service: str, read_timeout: float | None = None) -> Config:
@@ -90,6 +111,7 @@ class TargetSpec:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
+    read_timeout: float | None = None  # --read-timeout; None: by where the endpoints are
 
     @property
     def kind(self) -> str:
@@ -104,6 +126,16 @@ class TargetSpec:
         if self.endpoint_url:
             return dict.fromkeys(SERVICES, self.endpoint_url)
         return configured_endpoints(self.profile, self.region or "us-east-1")
+
+    def client_read_timeout(self) -> float | None:
+        """The operator's --read-timeout, else the loopback one for an emulator on this machine
+        or a private network (it shares cores with the migration: a slow answer is load, not a
+        hung endpoint), else None: each service's own, for AWS."""
+        if self.read_timeout is not None:
+            return self.read_timeout
+        if self.kind == "endpoint" and all(map(is_local_endpoint, self.endpoints().values())):
+            return LOOPBACK_READ_TIMEOUT
+        return None
 
     def emulated(self) -> bool:
         """Without --endpoint-url: every service configured away from AWS (emulators)."""
@@ -180,9 +212,9 @@ def connect(spec: TargetSpec, default_region: str) -> Connection:
                 profile_name=spec.profile, region_name=region, **DUMMY_CREDENTIALS
             )
         # endpoint_url None: botocore's endpoint configuration (env, profile) applies
-        return Connection(session, region, spec.endpoint_url)
+        return Connection(session, region, spec.endpoint_url, spec.client_read_timeout())
     session = boto3.Session(profile_name=spec.profile, region_name=region)
-    return Connection(session, region)
+    return Connection(session, region, read_timeout=spec.client_read_timeout())
 
 
 def identify(spec: TargetSpec, conn: Connection, embedded_world: str | None = None) -> Target:

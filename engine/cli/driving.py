@@ -25,6 +25,7 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
             accept_runbook_change=args.accept_runbook_change,
             mapping_overrides=args.mapping_overrides,
             fresh=args.fresh,
+            read_timeout=args.read_timeout,
         )
     )
     return args._workspace

@@ -11,7 +11,8 @@ from engine.core.outcome import Outcome
 
 def resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
-    for flag in ("runbook", "journal", "endpoint_url", "profile", "region", "mapping_overrides"):
+    flags = ("runbook", "journal", "endpoint_url", "profile", "region", "read_timeout")
+    for flag in (*flags, "mapping_overrides"):
         value = getattr(args, flag, None)
         if value:
             parts += [f"--{flag.replace('_', '-')}", str(value)]

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT
-from engine.cli.values import _limit_arg, _loopback_host, _name, _percent, _port, _time_scale
+from engine.cli.values import (
+    _limit_arg,
+    _loopback_host,
+    _name,
+    _percent,
+    _port,
+    _read_timeout,
+    _time_scale,
+)
 from engine.session.detach import CHILD_FLAG
 
 
@@ -36,6 +44,14 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument("--profile", default=default, help="AWS profile: drive a real account")
     parser.add_argument("--region", default=default, help="AWS region: drive a real account")
+    parser.add_argument(
+        "--read-timeout",
+        type=_read_timeout,
+        default=default,
+        metavar="SECONDS",
+        help="how long each AWS call may take to answer (default: each service's own on AWS, "
+        "120 s for an endpoint on this machine or a private network); for a slow emulator",
+    )
     parser.add_argument(
         "--operator", default=default, help="your name for the journal (default: $USER)"
     )

@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+from engine.aws.target import READ_TIMEOUT_RANGE
+
 Number = TypeVar("Number", int, float)
 
 
@@ -28,6 +30,18 @@ def _time_scale(text: str) -> float:
     """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait)."""
     return _in_range(
         text, float, "number", lambda v: math.isfinite(v) and v > 0, "a finite number above 0"
+    )
+
+
+def _read_timeout(text: str) -> float:
+    """--read-timeout: seconds a client waits for an answer, 1 to 3600."""
+    low, high = READ_TIMEOUT_RANGE
+    return _in_range(
+        text,
+        float,
+        "number of seconds",
+        lambda v: math.isfinite(v) and low <= v <= high,
+        f"from {low:g} to {high:g} seconds",
     )
 
 

@@ -111,7 +111,7 @@ def start_world(
     )
     log.close()
     try:  # robust: a Ctrl-C (or any failure) before the record is written leaves no server
-        return _seed_and_record(proc, port, record_path, runbook, scale)
+        return _seed_and_record(proc, port, record_path, runbook, scale, log_path)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -119,7 +119,12 @@ def start_world(
 
 
 def _seed_and_record(
-    proc: subprocess.Popen[bytes], port: int, record_path: Path, runbook: Runbook, scale: int
+    proc: subprocess.Popen[bytes],
+    port: int,
+    record_path: Path,
+    runbook: Runbook,
+    scale: int,
+    log_path: Path,
 ) -> tuple[Connection, WorldRecord]:
     url = f"http://127.0.0.1:{port}"
     region = runbook.runbook.region
@@ -132,7 +137,11 @@ def _seed_and_record(
         except Exception:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"the embedded moto server did not start on {url}") from None
+                said = _last_line(log_path)
+                raise RuntimeError(
+                    f"the embedded moto server did not start on {url}"
+                    + (f": {said}" if said else "")
+                ) from None
             time.sleep(0.1)
     world_id = f"world-{uuid.uuid4().hex[:12]}"
     shape = WorldShape.from_config(dict(runbook.embedded.get("world", {})))
@@ -142,6 +151,15 @@ def _seed_and_record(
     )
     atomic_write(record_path, tomli_w.dumps(asdict(record)).encode())
     return conn, record
+
+
+def _last_line(log_path: Path) -> str:
+    """The server's last words (a moto that the fidelity patches do not fit says which)."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def stop_world(record_path: Path) -> None:

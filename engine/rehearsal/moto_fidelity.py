@@ -1,15 +1,18 @@
 """Bring the moto world closer to AWS where a rehearsal depends on it.
 
-moto refuses an item above 405,000 bytes by its own count; AWS accepts up to 400 KB
-(409,600 bytes) by DynamoDB's rules. A real account can therefore hold a legacy item of, say,
-409,000 bytes that passes the limit only once company-scoped; moto could not even hold it.
-`aws_item_size_limit()` moves moto's limit to AWS's, in this process (the embedded server calls
-it at start; tests that need it call it too). `aws_transactions()` and `aws_scan_pages()` make
-transactions and Scan pages cost what they cost on AWS (the embedded server and the suite).
+moto refuses an item above 405,000 bytes by its own count, which leaves out list and map
+overheads; AWS refuses one above 400 KB (409,600 bytes) by DynamoDB's rules. A real account can
+hold a legacy item of 409,000 bytes that passes the limit only once company-scoped; moto could
+not even hold it. `aws_item_size_limit()` makes moto count and refuse as DynamoDB does, in this
+process (the embedded server and the suite call it at start). `aws_transactions()` and
+`aws_scan_pages()` make transactions and Scan pages cost what they cost on AWS (the embedded
+server and the suite). Each patch relies on moto's internals as pinned in requirements.lock;
+engine/rehearsal/moto_contract.py checks them, and refuses a moto that changed (docs/moto.md).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import threading
@@ -18,8 +21,22 @@ from typing import Any
 AWS_ITEM_LIMIT_BYTES = 400 * 1024
 
 
+def aws_item_size(value: Any) -> int:
+    """A moto DynamoType's size as DynamoDB counts it: moto's own count for scalars and sets
+    (numbers by significant digits, checked by engine/rehearsal/moto_contract.py), plus what moto
+    leaves out: 3 bytes per list or map and 1 per element, and binary by its bytes, not base64."""
+    if value.is_list():
+        return 3 + sum(1 + aws_item_size(v) for v in value.value)
+    if value.is_map():
+        return 3 + sum(1 + len(k.encode()) + aws_item_size(v) for k, v in value.value.items())
+    if value.type == "B" and isinstance(value.value, str):
+        return len(base64.b64decode(value.value))
+    return int(value.size())
+
+
 def aws_item_size_limit(limit: int = AWS_ITEM_LIMIT_BYTES) -> bool:
-    """Patch moto's item size check to `limit`; False when this moto has no such check."""
+    """Make moto refuse an item exactly where DynamoDB does: over `limit` (400 KB) by
+    DynamoDB's count. False when this moto has no such check."""
     try:
         from moto.dynamodb.exceptions import ItemSizeTooLarge
         from moto.dynamodb.models import dynamo_type
@@ -28,19 +45,24 @@ def aws_item_size_limit(limit: int = AWS_ITEM_LIMIT_BYTES) -> bool:
     limited = getattr(dynamo_type, "LimitedSizeDict", None)
     if limited is None:
         return False
+    if getattr(limited, "_runbook_limit", None) == limit:
+        return True
     dynamo_cls = dynamo_type.DynamoType
-    bytesize = dynamo_type.bytesize
 
     def _size(value: Any) -> int:
-        return value.size() if type(value) is dynamo_cls else bytesize(str(value))
+        if type(value) is dynamo_cls:
+            return aws_item_size(value)
+        return len(str(value).encode())
 
+    @functools.wraps(limited.__setitem__)  # moto's own stays reachable (engine/moto_contract)
     def __setitem__(self: dict[str, Any], key: str, value: Any) -> None:
-        current = sum(bytesize(k) + _size(v) for k, v in self.items() if k != key)
-        if current + bytesize(key) + _size(value) > limit:
+        current = sum(len(k.encode()) + _size(v) for k, v in self.items() if k != key)
+        if current + len(key.encode()) + _size(value) > limit:
             raise ItemSizeTooLarge
         dict.__setitem__(self, key, value)
 
     limited.__setitem__ = __setitem__
+    limited._runbook_limit = limit
     return True
 
 
@@ -71,6 +93,7 @@ def aws_transactions() -> bool:
 
     moto_transact = DynamoDBBackend.transact_write_items
 
+    @functools.wraps(moto_transact)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         ops = [next(iter(entry.items())) for entry in transact_items if len(entry) == 1]
         plain = len(ops) == len(transact_items) <= 100
@@ -123,6 +146,7 @@ def aws_scan_pages() -> bool:
             self._runbook_order = cached  # a write during the sort bumps the version: rebuilt
         return cached[2], cached[3]
 
+    @functools.wraps(moto_all_items)
     def all_items(self: Any) -> list[Any]:
         items, places = ordered(self)
         start_key = getattr(scanning, "start_key", None)
@@ -138,6 +162,7 @@ def aws_scan_pages() -> bool:
                 return items[place:]
         return list(items)
 
+    @functools.wraps(moto_scan)
     def scan(self: Any, filters: Any, limit: Any, exclusive_start_key: Any, *a: Any, **k: Any):
         scanning.table, scanning.start_key = self, exclusive_start_key
         try:

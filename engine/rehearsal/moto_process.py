@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 
 
@@ -19,8 +20,14 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
+    from engine.rehearsal.moto_contract import MotoChanged, check_moto
     from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
 
+    try:  # never a rehearsal on a moto the fidelity patches do not fit
+        check_moto()
+    except MotoChanged as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(3)
     aws_item_size_limit()
     aws_transactions()
     aws_scan_pages()

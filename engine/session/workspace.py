@@ -47,6 +47,7 @@ class WorkspaceOptions:
     accept_runbook_change: bool = False
     mapping_overrides: Path | None = None
     fresh: bool = False
+    read_timeout: float | None = None
 
 
 def _no_clients(service: str) -> Any:
@@ -57,7 +58,9 @@ class Workspace:
     def __init__(self, options: WorkspaceOptions) -> None:
         self.options = options
         self.loaded: LoadedRunbook = load_runbook(options.runbook or default_runbook_path())
-        self.spec = TargetSpec(options.endpoint_url, options.profile, options.region)
+        self.spec = TargetSpec(
+            options.endpoint_url, options.profile, options.region, options.read_timeout
+        )
         if self.spec.kind == "aws" and options.time_scale not in (None, 1.0):
             raise TargetError(
                 "--time-scale is for rehearsals; it is refused against a real account"

@@ -22,6 +22,7 @@ kept, `skipped_newer`) or a key owned by another user (a collision, written by n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,15 @@ RETRY_REASONS = frozenset(
     {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 THROTTLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+# a transaction AWS answers in well under a second; on an emulator this slow, each costs more
+# than the table (a stock moto server deep-copies every touched table once per item)
+SLOW_TRANSACTION_SECONDS = 5.0
+EMULATOR_ADVICE = (
+    "an emulator such as a stock moto server copies every touched table once per item of a "
+    "transaction, and can fail one under concurrent writes; this step now writes item by item "
+    "(conditional PutItem). Rehearse on the embedded world (no flags), or set "
+    'write_path = "put" on step {step} in the runbook to start that way'
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,9 @@ class ItemWriter:
         self.ddb = ctx.client("dynamodb")
         self.transactions = threading.Event()  # set while the target takes transactions
         self.transactions.set()
+        # an emulator endpoint (neither AWS nor the embedded world): transactions may be too
+        # slow or fail there, and the step then writes item by item
+        self.emulator = ctx.journal.run.target.kind == "endpoint"
 
     # --- settling ------------------------------------------------------------------------
 
@@ -233,17 +246,27 @@ class ItemWriter:
         pending, cancelled, throttled = group, 0, 0
         while pending and self.transactions.is_set():
             try:
+                started = time.monotonic()
                 dynamo.call_with_retry(
                     self.ctx.clock,
                     self.ddb.transact_write_items,
                     TransactItems=[self._put_entry(p) for _, p in pending],
                 )
+                seconds = time.monotonic() - started
+                if self.emulator and seconds >= SLOW_TRANSACTION_SECONDS:
+                    self._stop_transactions(
+                        f"a transaction of {len(pending)} items took {seconds:.0f} s"
+                    )
                 done = [(n, "migrated") for n, _ in pending]
                 return settled + done + self._puts(alone), len(alone)
             except ClientError as exc:
                 code = dynamo.error_code(exc)
                 if code == "UnknownOperationException":
-                    self._no_transactions()
+                    self._stop_transactions("the target has no TransactWriteItems", advice=False)
+                    break
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if self.emulator and status >= 500:
+                    self._stop_transactions(f"TransactWriteItems failed with HTTP {status}")
                     break
                 if code == "ValidationException":
                     break  # the request as a whole: written alone, each item tells which
@@ -297,14 +320,16 @@ class ItemWriter:
             out.append((n, self.put(prep)))
         return out
 
-    def _no_transactions(self) -> None:
+    def _stop_transactions(self, why: str, advice: bool = True) -> None:
+        """The rest of the step writes item by item; said once, with what to do."""
         if self.transactions.is_set():
             self.transactions.clear()
-            self.ctx.log(
-                f"{self.e.target}: the target has no TransactWriteItems; writing item by item "
-                "(conditional PutItem)",
-                "warning",
+            said = (
+                EMULATOR_ADVICE.format(step=self.ctx.step_id)
+                if advice
+                else ("writing item by item (conditional PutItem)")
             )
+            self.ctx.log(f"{self.e.target}: {why} on this endpoint; {said}", "warning")
 
 
 def split_transactions(
