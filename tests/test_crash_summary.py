@@ -39,7 +39,7 @@ def client(self, service):
     return made
 
 target.Connection.client = client
-from engine.cli import main
+from engine.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from engine.actions import migrate_write
+from engine.actions.migrate import write as migrate_write
 from engine.actions.migrate.write import MAX_TRANSACT_BYTES, Prepared, split_transactions
 from engine.aws import dynamo
 from engine.core.clock import Interrupted
