@@ -121,6 +121,11 @@ def _fifo(journal: Path) -> None:
     os.mkfifo(journal)
 
 
+def _bad_overrides(journal: Path) -> None:
+    """The operator's overrides file beside the journal, not TOML."""
+    journal.with_name("j.mapping-overrides.toml").write_text("[users\nuser-01 = comp-a\n")
+
+
 def _lock_folder(journal: Path) -> None:
     lock = journal.with_name(journal.name + ".lock")
     lock.unlink(missing_ok=True)
@@ -132,10 +137,10 @@ STATUS = ("status", "--runbook", "{runbook}", "--journal", "{journal}")
 AT = ("--runbook", "{runbook}", "--endpoint-url", "{endpoint}", "--journal", "{journal}")
 
 CASES: dict[str, Case] = {
-    "time-scale-nan": Case((*RUN, "--time-scale", "nan"), "finite number above 0"),
-    "time-scale-inf": Case((*RUN, "--time-scale", "inf"), "finite number above 0"),
-    "time-scale-zero": Case((*RUN, "--time-scale", "0"), "finite number above 0"),
-    "time-scale-negative": Case((*RUN, "--time-scale=-5"), "finite number above 0"),
+    "time-scale-nan": Case((*RUN, "--time-scale", "nan"), "above 0 and at most 10,000,000"),
+    "time-scale-inf": Case((*RUN, "--time-scale", "inf"), "above 0 and at most 10,000,000"),
+    "time-scale-zero": Case((*RUN, "--time-scale", "0"), "above 0 and at most 10,000,000"),
+    "time-scale-negative": Case((*RUN, "--time-scale=-5"), "above 0 and at most 10,000,000"),
     "time-scale-word": Case((*RUN, "--time-scale", "fast"), "not a number"),
     "by-blank": Case(("tick", "gate-phase2", "team-ready", "--by", "", *AT), "not blank"),
     "by-spaces": Case(("ack", "handover", "--by", "   ", *AT), "not blank"),
@@ -152,6 +157,10 @@ CASES: dict[str, Case] = {
     "unknown-option": Case((*RUN, "--bogus"), "unrecognized arguments"),
     "mapping-overrides-missing": Case(
         (*RUN, "--mapping-overrides", "/nonexistent/overrides.toml"), "no such file"
+    ),
+    # issue 20, item 5: refused before inventory, backups and monitoring run, not at the mapping
+    "mapping-overrides-not-toml": Case(
+        RUN, "j.mapping-overrides.toml: not a valid TOML overrides file", prepare=_bad_overrides
     ),
     "decide-unknown-gate": Case(("decide", "nope", "--go", "--by", "al", *AT), "no gate 'nope'"),
     "tick-unknown-item": Case(("tick", "gate-phase2", "nope", "--by", "al", *AT), "no item"),
@@ -220,6 +229,26 @@ CASES: dict[str, Case] = {
         "a folder on the path is a file",
     ),
     "lock-path-is-a-folder": Case(RUN, "is a folder", prepare=_lock_folder),
+    # issue 20, item 6: a bad target is refused before anything is written
+    "endpoint-garbage": Case(
+        ("run", "--runbook", "{runbook}", "--endpoint-url", "garbage", "--journal", "{journal}"),
+        "not an http(s) endpoint URL: 'garbage'",
+    ),
+    "endpoint-ftp": Case(
+        ("run", "--runbook", "{runbook}", "--endpoint-url", "ftp://h/", "--journal", "{journal}"),
+        "not an http(s) endpoint URL: 'ftp://h/'",
+    ),
+    "region-garbage": Case(
+        ("run", "--runbook", "{runbook}", "--region", "mars-1", "--journal", "{journal}"),
+        "not an AWS region: 'mars-1'",
+    ),
+    "time-scale-huge": Case(
+        (*RUN, "--time-scale", "1e300"), "must be above 0 and at most 10,000,000, not '1e300'"
+    ),
+    "iam-policy-account": Case(
+        ("iam-policy", "--runbook", "{runbook}", "--account", "abc"),
+        "not an AWS account id (12 digits, or *): 'abc'",
+    ),
     "unknown-profile": Case(
         (
             "run",
@@ -342,6 +371,10 @@ def test_eof_at_the_prompt_is_declined(base_run: Path, endpoint: str, tmp_path: 
 
     folder = tmp_path / "state"
     shutil.copytree(base_run, folder, symlinks=True)
+    at = ("--runbook", str(MINI_RUNBOOK), "--endpoint-url", endpoint, "--journal",
+          str(folder / "j.toml"))  # fmt: skip
+    for argv in (("tick", "gate-phase2", "team-ready"), ("decide", "gate-phase2", "--go")):
+        assert cli(*argv, "--by", "al", *at).returncode == 0  # phase 2 reached: a rollback asks
     before = snapshot(folder)
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
@@ -422,3 +455,16 @@ def test_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert is_gone(server), "a moto server was left behind"
     assert not list((tmp_path / "xdg").rglob("*.toml"))  # no journal, no world record
+
+
+def test_a_rollback_of_a_phase_not_reached_is_refused(base_run: Path, endpoint: str, tmp_path):
+    """Issue 20, item 4: the run waits before phase 2; rolling phase 2 back runs nothing,
+    journals nothing, and says why (exit 1: refused)."""
+    folder = tmp_path / "state"
+    shutil.copytree(base_run, folder, symlinks=True)
+    before = snapshot(folder)
+    proc = cli("rollback", "phase2", "--yes", "--by", "al", "--runbook", str(MINI_RUNBOOK),
+               "--endpoint-url", endpoint, "--journal", str(folder / "j.toml"))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "phase phase2 has not been reached" in proc.stderr
+    assert snapshot(folder) == before

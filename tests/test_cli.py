@@ -130,6 +130,8 @@ def test_no_tty_prompt_without_yes_exits_2(moto_endpoint: str, tmp_path: Path) -
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(tmp_path / "j.toml")]
     assert runbook_cli("run", *common, "--until", "backup-tables").returncode == 0
+    assert runbook_cli("tick", "gate-phase2", "team-ready", "--by", "al", *common).returncode == 0
+    assert runbook_cli("decide", "gate-phase2", "--go", "--by", "al", *common).returncode == 0
     proc = runbook_cli("rollback", "phase2", *common)
     assert proc.returncode == 2, proc.stderr
     assert "--yes" in proc.stderr

@@ -143,6 +143,28 @@ def count_items(client: Any, table: str, clock: Clock | None = None, **extra: An
             clock.check()
 
 
+class ShortScan(Exception):
+    """The scan read fewer items than the table held at the start, and the table did not
+    shrink as much meanwhile: a page was lost somewhere. The step is not done."""
+
+
+def check_scan_arithmetic(
+    entity: str, counted: int, scanned: int, now: Callable[[], int]
+) -> str | None:
+    """Why a finished scan cannot be trusted, or None. Short of the start count is explained
+    only by the table holding no more than was scanned now (the application deleted items)."""
+    if scanned >= counted:
+        return None
+    held = now()
+    if held <= scanned:
+        return None
+    return (
+        f"{entity}: scanned {scanned:,} items, but {counted:,} were counted at the start and "
+        f"the table still holds {held:,}: {counted - scanned:,} were never read (an answer "
+        "lost on the way?)"
+    )
+
+
 def table_exists(client: Any, table: str) -> bool:
     try:
         client.describe_table(TableName=table)

@@ -19,9 +19,13 @@ def _remember(params: Any = None, context: Any = None, **_: Any) -> None:
         if params.get(key):
             context[_KEY] = f"{key}={params[key]}"
             return
-    tables = params.get("RequestItems") or params.get("TransactItems")
+    tables = params.get("RequestItems")
     if isinstance(tables, dict) and tables:
         context[_KEY] = f"TableName={','.join(sorted(tables))}"
+    ops = params.get("TransactItems")
+    if isinstance(ops, list) and ops:  # [{"Put": {"TableName": ...}}, {"ConditionCheck": ...}]
+        names = {op.get("TableName") for entry in ops for op in entry.values()}
+        context[_KEY] = f"TableName={','.join(sorted(n for n in names if n))}"
 
 
 def _name_in_error(parsed: Any = None, context: Any = None, **_: Any) -> None:

@@ -5,17 +5,24 @@ adaptive mode), so a stop during a throttling storm would wait out the backoff. 
 client's standard retry handler is rebuilt as botocore builds it and wrapped: its decision
 and delay are kept, and the delay is waited on the stop event; a stop raises Interrupted
 (the attempt's error is not reported as the step's failure).
+
+An answer cut short (engine/aws/complete_responses.py) is retried here too, as a dropped
+connection would be: botocore's own checker does not know it.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from botocore.retries import standard
 
+from engine.aws.complete_responses import is_incomplete
 from engine.core.clock import Interrupted
+
+MAX_BACKOFF_SECONDS = 20.0  # botocore's standard mode caps its backoff here too
 
 
 def interruptible_retries(client: Any, stop: Callable[[], threading.Event]) -> Any:
@@ -33,6 +40,8 @@ def interruptible_retries(client: Any, stop: Callable[[], threading.Event]) -> A
 
     def needs_retry(**kwargs: Any) -> Any:
         delay = handler.needs_retry(**kwargs)
+        if delay is None:
+            delay = _incomplete_delay(kwargs, max_attempts or standard.DEFAULT_MAX_ATTEMPTS)
         if not delay:
             return delay  # no retry (None/False), or retry at once (0)
         if stop().wait(delay):
@@ -41,3 +50,13 @@ def interruptible_retries(client: Any, stop: Callable[[], threading.Event]) -> A
 
     client.meta.events.register(event, needs_retry, unique_id=unique_id)
     return client
+
+
+def _incomplete_delay(kwargs: dict[str, Any], max_attempts: int) -> float | None:
+    """A jittered backoff for an answer cut short, while attempts remain; else None."""
+    response = kwargs.get("response")
+    parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
+    attempts = int(kwargs.get("attempts", 1))
+    if not is_incomplete(parsed) or attempts >= max_attempts:
+        return None
+    return random.uniform(0, min(MAX_BACKOFF_SECONDS, 2**attempts))

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
+from engine.aws.complete_responses import complete_responses
 from engine.aws.resource_errors import name_resources
 from engine.aws.retries import interruptible_retries
 from engine.state.journal import Target
@@ -176,6 +177,7 @@ class Connection:
                 config=client_config(service, self.read_timeout),
             )
             interruptible_retries(client, lambda: self._stop)
+            complete_responses(client)  # robust: an answer cut short is an error, never empty
             self._clients[service] = name_resources(client)  # robust: errors name the resource
         return self._clients[service]
 

@@ -9,12 +9,15 @@ from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT
 from engine.cli.values import (
+    _account,
+    _endpoint_url,
     _limit_arg,
     _loopback_host,
     _name,
     _percent,
     _port,
     _read_timeout,
+    _region,
     _time_scale,
 )
 from engine.session.detach import CHILD_FLAG
@@ -40,10 +43,15 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
         help="journal path (default: under $XDG_STATE_HOME/runbook-console)",
     )
     parser.add_argument(
-        "--endpoint-url", default=default, help="drive this endpoint (e.g. a moto server)"
+        "--endpoint-url",
+        type=_endpoint_url,
+        default=default,
+        help="drive this endpoint (e.g. a moto server)",
     )
     parser.add_argument("--profile", default=default, help="AWS profile: drive a real account")
-    parser.add_argument("--region", default=default, help="AWS region: drive a real account")
+    parser.add_argument(
+        "--region", type=_region, default=default, help="AWS region: drive a real account"
+    )
     parser.add_argument(
         "--read-timeout",
         type=_read_timeout,
@@ -179,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
     p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
-    p.add_argument("--account", default="*", help="account id for the ARNs (default: *)")
+    p.add_argument(
+        "--account", type=_account, default="*", help="account id for the ARNs (default: *)"
+    )
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
     p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
     _serve_commands(sub)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import re
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlparse
 
 from engine.aws.target import READ_TIMEOUT_RANGE
+from engine.core.clock import MAX_TIME_SCALE
 
 Number = TypeVar("Number", int, float)
 
@@ -27,10 +30,48 @@ def _in_range(
 
 
 def _time_scale(text: str) -> float:
-    """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait)."""
+    """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait),
+    at most MAX_TIME_SCALE (a 300-digit scale is no clock anyone can read)."""
     return _in_range(
-        text, float, "number", lambda v: math.isfinite(v) and v > 0, "a finite number above 0"
+        text,
+        float,
+        "number",
+        lambda v: math.isfinite(v) and 0 < v <= MAX_TIME_SCALE,
+        f"above 0 and at most {MAX_TIME_SCALE:,.0f}",
     )
+
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, us-gov-west-1, ap-southeast-2
+
+
+def _region(text: str) -> str:
+    """--region: an AWS region name, as AWS spells them."""
+    if not REGION.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"not an AWS region: {text!r} (for example us-east-1 or eu-west-2)"
+        )
+    return text
+
+
+def _endpoint_url(text: str) -> str:
+    """--endpoint-url: an http(s) URL with a host (botocore would take garbage and fail late)."""
+    url = urlparse(text)
+    try:
+        port_ok = url.port is None or 0 < url.port < 65536
+    except ValueError:
+        port_ok = False
+    if url.scheme not in ("http", "https") or not url.hostname or not port_ok:
+        raise argparse.ArgumentTypeError(
+            f"not an http(s) endpoint URL: {text!r} (for example http://127.0.0.1:5000)"
+        )
+    return text
+
+
+def _account(text: str) -> str:
+    """iam-policy --account: a 12-digit AWS account id, or * for any."""
+    if text != "*" and not re.fullmatch(r"\d{12}", text):
+        raise argparse.ArgumentTypeError(f"not an AWS account id (12 digits, or *): {text!r}")
+    return text
 
 
 def _read_timeout(text: str) -> float:

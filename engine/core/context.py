@@ -177,6 +177,9 @@ class Action:
     waits: Callable[[Any], float] | None = None
     cursors: type[Cursors] = NoCursors  # the shape of its resume state
     summary: type[Summary] = Summary  # the shape of what it reports
+    # why a summary it once reported done cannot be trusted (an older version marked it done
+    # on a short scan, say): `run` reopens such a step. None: every done summary stands.
+    unsound: Callable[[dict[str, Any]], str | None] | None = None
 
     def summary_dict(self, result: Summary | dict[str, Any], where: str) -> dict[str, Any]:
         """What `run` returned, checked against the declared summary, as the journal keeps it.

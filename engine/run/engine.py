@@ -18,7 +18,7 @@ from typing import Any
 from engine.actions import registry as action_registry
 from engine.aws.target import Connection
 from engine.core.abandon import run_abandonable
-from engine.core.clock import Boundary, Clock, Hold, Interrupted
+from engine.core.clock import MAX_TIME_SCALE, Boundary, Clock, Hold, Interrupted
 from engine.core.context import ActionContext, NeedsAcceptance, RollBackNow
 from engine.core.events import (
     Alert,
@@ -137,8 +137,8 @@ class Engine(GateCommands, RollbackCommands):
         so plan time is counted per stretch. A real account stays at real time."""
         if self.options.real_account:
             raise CommandRefused("a real account runs at real time; the clock stays as it is")
-        if not math.isfinite(scale) or scale <= 0:
-            raise BadRequest("the time scale must be a finite number above 0")
+        if not math.isfinite(scale) or not 0 < scale <= MAX_TIME_SCALE:
+            raise BadRequest(f"the time scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
         before = self.options.time_scale  # the clock in effect
         if scale == before:
             return
@@ -214,6 +214,7 @@ class Engine(GateCommands, RollbackCommands):
             if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
                 self.log(drift, "error")
                 return Outcome("waiting", message=drift)
+            self._reopen_unsound()
             if only is not None:
                 return self._run_only(only, confirm)
             return self._run(until, confirm, pause_before_destructive, approved)
@@ -262,6 +263,25 @@ class Engine(GateCommands, RollbackCommands):
             if until == node_id:
                 return Outcome("done", message=f"reached {node_id} (--until)")
         return Outcome("done", message="every step is done")
+
+    def _reopen_unsound(self) -> None:
+        """A step marked done on a premise its action now rejects (a short scan, say) runs
+        again: journaled, logged, its cursors cleared (its writes are idempotent)."""
+        reopened = False
+        for step in self.runbook.steps:
+            state = self.journal.steps.get(step.id)
+            action = action_registry().get(step.action or "")
+            if state is None or state.status != "done" or action is None or not action.unsound:
+                continue
+            why = action.unsound(state.summary)
+            if why is None:
+                continue
+            state.status, state.cursors, state.summary = "pending", {}, {}
+            self.journal.add_audit(self.options.operator, f"reopened {step.id}: {why}")
+            self.log(f"{step.id} was marked done, but {why}: reopened", "warning", step.id)
+            reopened = True
+        if reopened:
+            self.save()
 
     def _run_only(self, step_id: str, confirm: Confirm | None) -> Outcome:
         sequence = self.sequence()

@@ -12,9 +12,10 @@ from engine.core.abandon import run_abandonable
 from engine.core.clock import Interrupted
 from engine.core.context import PlannedCall
 from engine.core.events import StepFinished, StepStarted
-from engine.core.outcome import BadRequest, Confirm, Outcome
+from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.run.base import EngineBase
 from engine.run.drift import reopen_overwritten
+from engine.runbook.model import Rollback
 from engine.state.journal import RollbackRecord, StepState, now
 
 
@@ -40,6 +41,11 @@ class RollbackCommands(EngineBase):
         rollback = self.runbook.rollback_for(phase_id)
         if rollback is None:
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
+        if not self._reached(rollback):
+            raise CommandRefused(
+                f"phase {phase_id} has not been reached: its gate is not GO and no step it "
+                "undoes has run, so there is nothing to roll back; nothing was changed"
+            )
         if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
             return Outcome("declined", message="rollback not confirmed; nothing was changed")
         self._stop.clear()
@@ -49,6 +55,20 @@ class RollbackCommands(EngineBase):
         finally:
             self._active = False
             self._publish(self.snapshot())
+
+    def _reached(self, rollback: Rollback) -> bool:
+        """The run reached what the rollback undoes: a gate before its phases is GO, a step it
+        undoes ran (done, failed or still running), or this rollback is unfinished."""
+        for gate in self.runbook.gates:
+            state = self.journal.gates.get(gate.id)
+            if gate.before_phase in rollback.phases and state and state.decision == "GO":
+                return True
+        for step in self.runbook.steps:
+            state = self.journal.steps.get(step.id)
+            wanted = step.phase in rollback.phases or step.id in rollback.undoes
+            if wanted and state and state.status in ("done", "failed", "running"):
+                return True
+        return any(r.id == rollback.id and r.status != "done" for r in self.journal.rollbacks)
 
     def _rollback(self, phase_id: str, by: str) -> Outcome:
         rollback = self.runbook.rollback_for(phase_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.aws.target import Connection, TargetError, TargetSpec, connect, identify
+from engine.core.clock import MAX_TIME_SCALE
 from engine.core.world import REAL_ACCOUNT, World
 from engine.plan.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.rehearsal.clock import default_scale
@@ -24,7 +25,7 @@ from engine.session.journals import (
 from engine.state.errors import JournalError
 from engine.state.journal import Journal, JournalStore, Target
 from engine.state.lock import JournalLock
-from engine.state.mapping_record import MappingChanged, refuse_if_changed
+from engine.state.mapping_record import MappingChanged, read_override_file, refuse_if_changed
 
 
 class NoRun(Exception):
@@ -120,13 +121,27 @@ class Workspace:
         conn = connect(self.spec, self.loaded.runbook.runbook.region)
         return conn, identify(self.spec, conn)
 
+    def overrides_path(self) -> Path:
+        """--mapping-overrides, else the file beside the journal (if the operator wrote one)."""
+        default = self.journal_path.with_name(self.journal_path.stem + ".mapping-overrides.toml")
+        return self.options.mapping_overrides or default
+
+    def _check_overrides_file(self) -> None:
+        """An overrides file that is not TOML of [users] is refused before anything runs (an
+        inventory and backups first, then a raw error at the mapping step, helps nobody)."""
+        path = self.overrides_path()
+        if path.is_file():
+            try:
+                read_override_file(path)
+            except ValueError as exc:
+                raise BadInput(str(exc)) from None
+
     def _check_mapping(self, journal: Journal) -> None:
         """Refuse an override file that differs from the mapping the run already wrote with."""
         explicit = self.options.mapping_overrides
-        default = self.journal_path.with_name(self.journal_path.stem + ".mapping-overrides.toml")
         try:
             refuse_if_changed(
-                journal, self.loaded.runbook, explicit or default, explicit is not None
+                journal, self.loaded.runbook, self.overrides_path(), explicit is not None
             )
         except (MappingChanged, ValueError) as exc:
             raise BadInput(str(exc)) from None
@@ -136,8 +151,8 @@ class Workspace:
     def _engine(self, journal: Journal, clients: Any) -> Engine:
         scale = self.options.time_scale
         if scale is not None and scale != journal.run.time_scale:
-            if not math.isfinite(scale) or scale <= 0:
-                raise BadInput("--time-scale must be a finite number above 0")
+            if not math.isfinite(scale) or not 0 < scale <= MAX_TIME_SCALE:
+                raise BadInput(f"--time-scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
             journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
             journal.run.change_scale(scale, self.operator)
         return Engine(
@@ -156,6 +171,7 @@ class Workspace:
 
     def open(self, create: bool = True) -> Engine:
         """A driving engine (hold the lock first). Creates the run when `create`."""
+        self._check_overrides_file()
         if self.options.fresh:
             archived = archive_journal(self.store)
             if archived:

@@ -320,6 +320,11 @@ def _analyze_entity(
                 elif is_newer(old.get(UPDATED_AT), ctx.migration_ts):
                     counts["newer_in_target"] += 1
         ctx.progress(e.source, counts["items"], total)
+    short = dynamo.check_scan_arithmetic(
+        e.name, total, counts["items"], lambda: dynamo.count_items(ddb, e.source, clock=ctx.clock)
+    )
+    if short:
+        raise dynamo.ShortScan(f"{short}. `runbook run` analyzes again")
     return counts
 
 

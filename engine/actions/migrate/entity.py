@@ -389,6 +389,12 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         ledger.close()
         if index is not None:
             index.close()
+    held = dynamo.count_items(ddb, e.source, clock=ctx.clock) if counts.scanned < total else None
+    short = dynamo.check_scan_arithmetic(e.name, total, counts.scanned, lambda: held or 0)
+    if short:
+        c.segments = {}  # the next run is a fresh pass: conditional writes keep it idempotent
+        ctx.checkpoint(force=True)
+        raise dynamo.ShortScan(f"{short}. Nothing was marked done; `runbook run` scans again")
     ctx.checkpoint(force=True)
     if collisions:
         ctx.log(f"{collisions} {e.name} collisions not written: see {artifacts[1]}", "warning")
@@ -407,7 +413,21 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "write_path": pipeline.write_path(),
         "written_alone": counts.written_alone,  # of the migrated: sent by PutItem after a cancel
         "artifacts": artifacts,
+        # the table shrank while it was scanned (the application deleted items): why `scanned`
+        # may fall short of `source_total`
+        **({"shrank_meanwhile": total - held} if held is not None else {}),
     }
+
+
+def unsound_migration(summary: dict[str, Any]) -> str | None:
+    """A migration marked done although it read fewer items than it counted, with no
+    shrinking table to explain it (versions before the scan arithmetic was checked)."""
+    counted, scanned = summary.get("source_total"), summary.get("scanned")
+    if not isinstance(counted, int) or not isinstance(scanned, int) or scanned >= counted:
+        return None
+    if "shrank_meanwhile" in summary:
+        return None
+    return f"it scanned {scanned:,} of the {counted:,} items it counted, unexplained"
 
 
 def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
@@ -439,5 +459,6 @@ ACTIONS = (
         "Copy one legacy entity table into its company-scoped twin, resumable per segment",
         cursors=MigrateCursors,
         summary=MigrateSummary,
+        unsound=unsound_migration,
     ),
 )

@@ -1,0 +1,121 @@
+"""Answers broken on the way (issue 20, item 1): a 200 whose body is cut short, a connection
+closed mid-body, a 200 whose body is not JSON. Each is retried as a dropped connection, never
+read as an empty answer: the data steps end with the same target as an unbroken run, and an
+answer that stays broken fails the step, naming the call and the table, with nothing marked
+done. The faults come from a loopback proxy in front of a real moto server
+(tests/support/faulty_proxy.py), so botocore and urllib3 see them as they would on a network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.actions import registry
+from engine.aws import dynamo
+from engine.aws.dynamo import check_scan_arithmetic
+from engine.aws.target import local_connection
+from tests.conftest import seed_endpoint
+from tests.support.faulty_proxy import FaultyProxy, Plan, nth
+
+LEGACY = "construction-expenses-multi-table-expenses"
+TARGET = "construction-expenses-company-expenses"
+FAULTS = ("truncate", "close", "not-json")
+
+
+def run(ctx: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    action = registry()[name]
+    ctx.state.status = "running"
+    summary = action.summary_dict(action.run(ctx, action.params.model_validate(params)), name)
+    ctx.state.status, ctx.state.summary = "done", summary
+    return summary
+
+
+@pytest.fixture
+def seeded(moto_endpoint: str, runbook: Any) -> str:
+    conn = seed_endpoint(moto_endpoint, runbook)
+    ddb = conn.client("dynamodb")
+    with conn.resource("dynamodb").Table(LEGACY).batch_writer() as w:  # more pages per segment
+        for n in range(60):
+            user, ident = f"user-0{n % 3}", f"exp-x{n:03d}"
+            w.put_item(Item={"userId": user, "expenseId": ident, "amount": n, "date": "2024"})
+    assert dynamo.count_items(ddb, LEGACY) >= 60
+    return moto_endpoint
+
+
+def ids(conn: Any, table: str) -> set[str]:
+    ddb = conn.client("dynamodb")
+    return {i["expenseId"] for page, _ in dynamo.scan_pages(ddb, table) for i in page}
+
+
+def legacy_ids(conn: Any) -> set[str]:
+    return ids(conn, LEGACY)
+
+
+def mapped(conn: Any, make_ctx: Any) -> Any:
+    ctx, _ = make_ctx("mapping-document", conn)
+    run(ctx, "company_mapping", {"apply": True})
+    return ctx
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_scan_page_is_read_again_and_nothing_is_lost(seeded, make_ctx, fault) -> None:
+    plan = Plan(fault, nth("Scan", 1, 3, 6))  # the count's answer, then pages of the segments
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        ctx = mapped(conn, make_ctx)
+        mctx, _ = make_ctx("migrate-expenses", conn, journal=ctx.journal)
+        params = {"entity": "expenses", "segments": 2, "page_size": 7}
+        summary = run(mctx, "migrate_entity", params)
+    assert plan.broken == ["Scan"] * 3
+    assert summary["scanned"] == summary["source_total"] == len(legacy_ids(conn))
+    assert legacy_ids(conn) <= ids(conn, TARGET)  # beside what the application wrote there
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_table_description_is_read_again(seeded, make_ctx, fault) -> None:
+    """DescribeTable without `Table` was a bare KeyError: 'Table' in the next migration."""
+    plan = Plan(fault, nth("DescribeTable", 0, 1))
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        ctx = mapped(conn, make_ctx)
+        mctx, _ = make_ctx("migrate-projects", conn, journal=ctx.journal)
+        summary = run(mctx, "migrate_entity", {"entity": "projects"})
+    assert plan.broken == ["DescribeTable", "DescribeTable"]
+    assert summary["migrated"] == summary["source_total"] >= 1
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_count_is_counted_again(seeded, make_ctx, fault) -> None:
+    plan = Plan(fault, nth("Scan", 0))
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        ctx = mapped(conn, make_ctx)
+        actx, _ = make_ctx("analyze-data-volume", conn, journal=ctx.journal)
+        summary = run(actx, "analyze_legacy", {"entities": ["expenses"]})
+    assert summary["items"] == len(legacy_ids(conn)), summary
+    assert plan.broken == ["Scan"]
+
+
+def test_an_answer_that_stays_broken_fails_naming_the_call_and_table(seeded, make_ctx) -> None:
+    plan = Plan("truncate", lambda op, n: op == "Scan")
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        ctx, _ = make_ctx("migrate-expenses", conn)
+        with pytest.raises(Exception) as failed:
+            run(ctx, "migrate_entity", {"entity": "expenses"})
+    said = str(failed.value)
+    assert "IncompleteResponse" in said and "Scan" in said and f"TableName={LEGACY}" in said
+    assert "cut short" in said
+    assert ctx.state.status != "done"
+
+
+def test_scan_arithmetic() -> None:
+    assert check_scan_arithmetic("e", 7, 7, lambda: 99) is None
+    assert check_scan_arithmetic("e", 7, 9, lambda: 99) is None  # the application added items
+    assert check_scan_arithmetic("e", 7, 5, lambda: 5) is None  # ... or deleted two
+    said = check_scan_arithmetic("e", 7, 0, lambda: 7)
+    assert said == (
+        "e: scanned 0 items, but 7 were counted at the start and the table still holds 7: "
+        "7 were never read (an answer lost on the way?)"
+    )

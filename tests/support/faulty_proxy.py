@@ -1,0 +1,102 @@
+"""A loopback HTTP proxy in front of a moto server that breaks chosen answers the way a network
+or a broken middlebox does: a 200 whose body is cut short (its length adjusted, so only the
+JSON is wrong), a connection closed mid-body, or a 200 whose body is not JSON. Everything else
+passes through unchanged. The engine is pointed at the proxy with --endpoint-url (or a
+Connection), so the real client stack (botocore, urllib3) sees the fault."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import urlparse
+
+Fault = Literal["truncate", "close", "not-json"]
+
+
+@dataclass
+class Plan:
+    """Which answers break: `pick(operation, n)` is asked for the n-th (0-based) answer of each
+    operation (X-Amz-Target's name, e.g. "Scan"; the path for REST services)."""
+
+    fault: Fault
+    pick: Callable[[str, int], bool]
+    seen: dict[str, int] = field(default_factory=dict)
+    broken: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def decide(self, operation: str) -> bool:
+        with self.lock:
+            n = self.seen.get(operation, 0)
+            self.seen[operation] = n + 1
+            hit = self.pick(operation, n)
+            if hit:
+                self.broken.append(operation)
+            return hit
+
+
+def nth(operation: str, *numbers: int) -> Callable[[str, int], bool]:
+    """Break these answers (0-based) of one operation."""
+    return lambda op, n: op == operation and n in numbers
+
+
+class FaultyProxy:
+    def __init__(self, upstream: str, plan: Plan) -> None:
+        target = urlparse(upstream)
+        host, port = target.hostname or "127.0.0.1", target.port or 80
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: object) -> None:  # quiet
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream_conn = http.client.HTTPConnection(host, port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                upstream_conn.request(self.command, self.path, body, headers)
+                answer = upstream_conn.getresponse()
+                payload = answer.read()
+                upstream_conn.close()
+                operation = (self.headers.get("X-Amz-Target") or self.path).split(".")[-1]
+                broken = 200 <= answer.status < 300 and proxy.plan.decide(operation)
+                fault = proxy.plan.fault if broken else None
+                if fault == "truncate":
+                    payload = payload[: len(payload) // 2]
+                elif fault == "not-json":
+                    payload = b"<html><body>502 Bad Gateway (upstream reset)</body></html>"
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                if fault == "close":
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _forward
+
+        self.plan = plan
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
