@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine import cli
+from engine.cli.app import main as cli_main
+from engine.cli.codes import EXIT_BAD_INPUT
+from engine.cli.detached_commands import cmd_watch
+from engine.cli.driving import open_workspace
+from engine.cli.output import say_error
+from engine.cli.remote import need_remote
 
 
 def console(args: argparse.Namespace) -> int:
@@ -15,25 +20,25 @@ def console(args: argparse.Namespace) -> int:
     if args.command in ("serve", "view"):  # the read-only console for browsers (tui/serve.py)
         return served_console(args)
     if args.command == "attach":
-        cli._need_remote(args)  # none runs: one line, exit 2
+        need_remote(args)  # none runs: one line, exit 2
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            return cli.cmd_watch(args)
+            return cmd_watch(args)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        cli._err(
+        say_error(
             "runbook: the console needs a terminal (no TTY here). Use the headless commands: "
             "runbook run | status | decide | ack | tick | rollback | report"
         )
-        return cli.EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT
     try:
         from tui.console import run_console
     except ImportError:
-        cli._err("runbook: the console is not available in this build; use the headless commands")
-        return cli.EXIT_BAD_INPUT
+        say_error("runbook: the console is not available in this build; use the headless commands")
+        return EXIT_BAD_INPUT
     if getattr(args, "remote", None) is not None:  # a detached engine runs: attach to it
         from tui.console import run_attached
 
-        return run_attached(cli._workspace(args), args.remote)
-    return run_console(cli._workspace(args))
+        return run_attached(open_workspace(args), args.remote)
+    return run_console(open_workspace(args))
 
 
 def served_console(args: argparse.Namespace) -> int:
@@ -41,15 +46,15 @@ def served_console(args: argparse.Namespace) -> int:
         from tui.serve import serve
         from tui.view import run_view
     except ImportError as exc:
-        cli._err(f"runbook: {args.command} is not available in this build ({exc})")
-        return cli.EXIT_BAD_INPUT
+        say_error(f"runbook: {args.command} is not available in this build ({exc})")
+        return EXIT_BAD_INPUT
     if args.command == "serve":
-        return serve(args, cli._workspace(args))
-    return run_view(cli._workspace(args))
+        return serve(args, open_workspace(args))
+    return run_view(open_workspace(args))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, console=console)
+    return cli_main(argv, console=console)
 
 
 if __name__ == "__main__":

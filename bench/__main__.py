@@ -44,11 +44,11 @@ from bench.world import (
     runbook,
     seed,
 )
-from engine import dynamo
-from engine.actions.migrate import PUT_IN_FLIGHT
-from engine.model import Runbook
-from engine.target import Connection
-from engine.transforms import to_company_scoped
+from engine.actions.migrate.entity import PUT_IN_FLIGHT
+from engine.aws import dynamo
+from engine.aws.target import Connection
+from engine.runbook.model import Runbook
+from engine.runbook.transforms import to_company_scoped
 
 Side = Callable[[Connection, Runbook, Path], tuple[int, float]]
 KILL_PAGE = 500

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tomli_w
 
-from engine.journal import Journal, JournalStore, RunMeta, TableProgress, Target, _strip_none
+from engine.state.journal import Journal, JournalStore, RunMeta, TableProgress, Target, strip_none
 
 
 def journal_with_steps(steps: int) -> Journal:
@@ -49,7 +49,7 @@ def main() -> None:
         for steps in (30, 300):
             journal = journal_with_steps(steps)
             store = JournalStore(Path(tmp) / f"j{steps}.toml")
-            data = tomli_w.dumps(_strip_none(journal.model_dump(mode="json"))).encode()
+            data = tomli_w.dumps(strip_none(journal.model_dump(mode="json"))).encode()
             plain = Path(tmp) / f"plain{steps}.toml"
             baseline = median_seconds(lambda p=plain, d=data: p.write_bytes(d))
             atomic = median_seconds(lambda s=store, j=journal: s.save(j))

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.world import prepared_journal, run_action, runbook
-from engine.journal import JournalStore
-from engine.target import local_connection
+from engine.aws.target import local_connection
+from engine.state.journal import JournalStore
 
 
 def main() -> None:

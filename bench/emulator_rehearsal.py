@@ -27,9 +27,9 @@ from typing import Any
 
 import tomli_w
 
-from engine.loader import default_runbook_path, load_runbook
-from engine.seed import seed_world
-from engine.target import local_connection
+from engine.aws.target import local_connection
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.seed import seed_world
 
 DATA_STEPS = ("migrate-expenses", "migrate-projects", "migrate-contractors", "migrate-works",
               "validate-migration")  # fmt: skip

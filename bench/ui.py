@@ -26,16 +26,16 @@ TICK = 0.02
 
 
 def _engine(url: str, workdir: Path) -> Any:
-    from engine import session
-    from engine.journal import JournalStore, Target
-    from engine.loader import default_runbook_path, load_runbook
-    from engine.runner import Engine, EngineOptions
-    from engine.target import local_connection
+    from engine.aws.target import local_connection
+    from engine.plan.loader import default_runbook_path, load_runbook
+    from engine.run.engine import Engine, EngineOptions
+    from engine.session import journals
+    from engine.state.journal import JournalStore, Target
 
     loaded = load_runbook(default_runbook_path())
     conn = local_connection(url, "us-east-1")
     target = Target(kind="endpoint", identity=url, region="us-east-1", endpoint_url=url)
-    journal = session.new_journal(loaded, target, "bench")
+    journal = journals.new_journal(loaded, target, "bench")
     store = JournalStore(workdir / "journal.toml")
     return Engine(loaded.runbook, journal, store, conn.client, EngineOptions(operator="bench"))
 

@@ -13,15 +13,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine import dynamo
 from engine.actions import registry
-from engine.clock import Clock
-from engine.context import ActionContext
-from engine.journal import Journal, JournalStore, RunMeta, Target
-from engine.loader import default_runbook_path, load_runbook
-from engine.model import Runbook
-from engine.seed import create_table
-from engine.target import Connection, local_connection
+from engine.aws import dynamo
+from engine.aws.target import Connection, local_connection
+from engine.core.clock import Clock
+from engine.core.context import ActionContext
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.seed import create_table
+from engine.rehearsal.world import EMBEDDED
+from engine.runbook.model import Runbook
+from engine.state.journal import Journal, JournalStore, RunMeta, Target
 
 MIGRATION_TS = "2026-11-29T00:00:00Z"
 USERS = [f"user-{n}" for n in range(7)]  # the plan's legacy users: few, so segments are uneven
@@ -37,7 +38,7 @@ def tables(rb: Runbook) -> dict[str, Any]:
 
 
 class MotoServer:
-    """`python -m engine.moto_process` on a free loopback port (as the console runs it)."""
+    """`python -m engine.rehearsal.moto_process` on a free loopback port, as the console runs it."""
 
     def __init__(self) -> None:
         with socket.socket() as sock:
@@ -45,7 +46,7 @@ class MotoServer:
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.moto_process", "--port", str(self.port)],
+            [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -157,7 +158,7 @@ def run_action(
         artifacts_dir=store.artifacts_dir,
         emit=emit or (lambda _event: None),
         save=lambda: store.save(journal),
-        is_embedded=True,
+        world=EMBEDDED,
         operator="bench",
     )
     journal.step(step_id).status = "running"

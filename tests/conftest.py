@@ -12,17 +12,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from engine.clock import Clock
-from engine.context import ActionContext
-from engine.journal import Journal, JournalStore, RunMeta, Target
-from engine.loader import default_runbook_path
-from engine.model import Runbook
-from engine.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
-from engine.seed import seed_world
-from engine.target import DUMMY_CREDENTIALS, Connection
+from engine.aws.target import DUMMY_CREDENTIALS, Connection
+from engine.core.clock import Clock
+from engine.core.context import ActionContext
+from engine.plan.loader import default_runbook_path
+from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
+from engine.rehearsal.seed import seed_world
+from engine.rehearsal.world import EMBEDDED
+from engine.runbook.model import Runbook
+from engine.state.journal import Journal, JournalStore, RunMeta, Target
 
 if TYPE_CHECKING:
-    from engine.runner import Engine
+    from engine.run.engine import Engine
 
 # every in-process moto of the suite answers as the embedded server does: items refused where
 # DynamoDB refuses them, TransactWriteItems and Scan at AWS's cost
@@ -102,7 +103,7 @@ def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionCont
             artifacts_dir=store.artifacts_dir,
             emit=events.append,
             save=lambda: store.save(journal),
-            is_embedded=True,
+            world=EMBEDDED,
             operator="tester",
         )
         return ctx, events
@@ -145,7 +146,7 @@ def moto_endpoint(runbook: Runbook) -> Iterator[str]:
 
 
 def seed_endpoint(endpoint: str, rb: Runbook) -> Connection:
-    from engine.target import local_connection
+    from engine.aws.target import local_connection
 
     conn = local_connection(endpoint, "us-east-1")
     seed_world(conn, rb, "world-endpoint")
@@ -156,18 +157,18 @@ def seeded_engine(
     aws: Connection, journal_path: Path, runbook_path: Path, world_id: str, time_scale: float
 ) -> Engine:
     """An Engine on a freshly seeded moto world, driven by alice, as the console would open it."""
-    from engine import session
-    from engine.loader import load_runbook
-    from engine.runner import Engine, EngineOptions
-    from engine.target import TargetSpec, identify
+    from engine.aws.target import TargetSpec, identify
+    from engine.plan.loader import load_runbook
+    from engine.run.engine import Engine, EngineOptions
+    from engine.session import journals
 
     loaded = load_runbook(runbook_path)
     seed_world(aws, loaded.runbook, world_id)
-    journal = session.new_journal(loaded, identify(TargetSpec(), aws, world_id), "alice")
+    journal = journals.new_journal(loaded, identify(TargetSpec(), aws, world_id), "alice")
     return Engine(
         loaded.runbook,
         journal,
         JournalStore(journal_path),
         aws.client,
-        EngineOptions(operator="alice", time_scale=time_scale, is_embedded=True),
+        EngineOptions(operator="alice", time_scale=time_scale, world=EMBEDDED),
     )

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import dynamo
-from engine.loader import default_runbook_path
-from engine.report import render_report
-from engine.runner import CommandRefused, Engine
-from engine.snapshot import NodeRef
-from engine.target import Connection
+from engine.aws import dynamo
+from engine.aws.target import Connection
+from engine.core.outcome import CommandRefused
+from engine.core.views import NodeRef
+from engine.plan.loader import default_runbook_path
+from engine.run.engine import Engine
+from engine.run.report import render_report
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import OK, advance
 

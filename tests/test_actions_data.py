@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.mapping import MappingConflict
+from engine.actions.analyze.mapping import MappingConflict
+from engine.aws import dynamo
 from engine.checks import registry as checks
-from engine.clock import Interrupted
-from engine.events import Progress
-from engine.seed import create_table
-from engine.transforms import orphan_company_id
+from engine.core.clock import Interrupted
+from engine.core.events import Progress
+from engine.rehearsal.seed import create_table
+from engine.runbook.transforms import orphan_company_id
 from tests.conftest import MIGRATION_TS
 from tests.test_actions_ops import run
 

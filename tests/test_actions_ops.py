@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import tomli_w
 
-from engine import simulator
 from engine.actions import registry
-from engine.actions.traffic_watch import WATCH_PROGRESS, TriggerFired
-from engine.clock import Interrupted
-from engine.events import Alert, MetricSample, Progress
+from engine.actions.traffic.watch import WATCH_PROGRESS, TriggerFired
+from engine.core.clock import Interrupted
+from engine.core.events import Alert, MetricSample, Progress
+from engine.rehearsal import simulator
 
 SECRET = "s3cr3t-not-a-flag"
 
@@ -229,7 +229,7 @@ def test_watch_stop_is_honoured_quickly(world, make_ctx, runbook):
 def test_consistency_sample_maps_users_like_the_migration(world, make_ctx, runbook):
     """The sampler resolves a user through the mapping overrides (not the first membership),
     and a sample covers a small table whatever random segment it starts at."""
-    from engine.actions.traffic_sample import sample_consistency
+    from engine.actions.traffic.sample import sample_consistency
 
     ent = runbook.entity("expenses")
     ddb = world.client("dynamodb")
@@ -252,7 +252,7 @@ def test_consistency_sample_maps_users_like_the_migration(world, make_ctx, runbo
 def test_consistency_sample_ignores_set_order_and_reported_exclusions(world, make_ctx, runbook):
     """String sets in another wire order are the same set; an application's newer twin and a
     malformed legacy item were reported by the migration and are not inconsistencies."""
-    from engine.actions.traffic_sample import sample_consistency
+    from engine.actions.traffic.sample import sample_consistency
 
     ent = runbook.entity("expenses")
     ddb = world.client("dynamodb")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import JournalStore
-from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
-from engine.runner import Engine
-from engine.simulator import set_error_rate
-from engine.snapshot import NodeRef
-from engine.status_text import render_status
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.views import NodeRef
+from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
+from engine.rehearsal.simulator import set_error_rate
+from engine.run.engine import Engine
+from engine.run.status_text import render_status
+from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import advance, flag
 
@@ -105,7 +105,7 @@ def test_a_step_can_turn_a_triggers_auto_rollback_off(tmp_path: Path) -> None:
         "params = { percent = 10, watch_minutes = 55, auto_rollback = false }",
     )
     rb = load_runbook(path).runbook
-    from engine.model import auto_rollback_for
+    from engine.runbook.model import auto_rollback_for
 
     trigger = next(t for t in rb.triggers if t.id == "error-rate")
     assert auto_rollback_for(rb, "phase4", trigger, False) == (False, None)

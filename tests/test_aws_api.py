@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.context import NeedsAcceptance
-from engine.model import RouteSpec
+from engine.core.context import NeedsAcceptance
+from engine.runbook.model import RouteSpec
 from tests.test_actions_ops import run
 from tests.test_cleanup_ops import go
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.seed import seed_world
-from engine.target import TargetSpec, connect, identify, local_connection
+from engine.aws.target import TargetSpec, connect, identify, local_connection
+from engine.rehearsal.seed import seed_world
 from tests.test_actions_ops import run
 
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_CONFIG_FILE")
@@ -23,7 +23,7 @@ def _moto_server() -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.moto_process", "--port", str(port)],
+        [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -118,7 +118,7 @@ def test_any_service_left_on_aws_is_a_real_account(monkeypatch):
 def test_a_loopback_moto_server_is_given_time_a_real_account_is_not() -> None:
     """A loopback moto shares the machine with the migration (its Scan sorts the whole table per
     page): a slow answer is load, and abandoning it only adds a retry. AWS keeps 10 s."""
-    from engine.target import LOOPBACK_READ_TIMEOUT
+    from engine.aws.target import LOOPBACK_READ_TIMEOUT
 
     local = local_connection("http://127.0.0.1:1", "us-east-1")
     assert local.client("dynamodb").meta.config.read_timeout == LOOPBACK_READ_TIMEOUT >= 60

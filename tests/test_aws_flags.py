@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.context import NeedsAcceptance
-from engine.invocations import parse_function_arn, qualifier_kind
-from engine.seed import WorldShape, seed_world
+from engine.aws.invocations import parse_function_arn, qualifier_kind
+from engine.core.context import NeedsAcceptance
+from engine.rehearsal.seed import WorldShape, seed_world
 from tests.aws_inject import fail_first, rewrite_answer
 from tests.test_actions_ops import SECRET, run, step_params
 
@@ -168,7 +168,7 @@ def test_inventory_reports_invocations_and_waits_on_a_fixed_version(aliased, mak
 
 def test_inventory_needs_acceptance_through_the_engine(aws, tmp_path, runbook):
     """The run waits at the Day-1 inventory; `ack` accepts it and the run goes on."""
-    from engine.loader import default_runbook_path
+    from engine.plan.loader import default_runbook_path
     from tests.conftest import seeded_engine
 
     engine = seeded_engine(aws, tmp_path / "j.toml", default_runbook_path(), "w-acc", 1000.0)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from engine import iam_policy
-from engine.cli import main
+from engine.aws import iam_policy
+from engine.cli.app import main
 
 ACCOUNT = "111122223333"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.core.world import REAL_ACCOUNT
 from tests.test_actions_ops import run, step_params
 from tests.test_cleanup_ops import check
 
@@ -35,7 +36,7 @@ def _publish(conn: Any, ok: float, failed: float, dims: list[dict[str, str]]) ->
 def test_dual_write_counts_are_read_as_the_runbook_names_them(world, make_ctx, runbook):
     rb = _custom(runbook)
     ctx, _ = make_ctx("gate", world, rb=rb)
-    ctx.is_embedded = False  # the application publishes, not the simulator
+    ctx.world = REAL_ACCOUNT  # the application publishes, not the simulator
     params = {"min_percent": 99.9, "window_minutes": 300}
     r = check(ctx, "dual_write_success_rate", params)
     assert not r.ok and r.detail.startswith("no data") and r.data["no_data"]
@@ -106,7 +107,7 @@ def test_latency_baseline_and_watch_use_one_statistic_and_period(world, make_ctx
 
 def test_a_watch_without_datapoints_says_no_data(world, make_ctx, runbook):
     ctx, _ = make_ctx("monitor-dual-write", world, time_scale=20000.0)
-    ctx.is_embedded = False  # nobody publishes anything
+    ctx.world = REAL_ACCOUNT  # nobody publishes anything
     s = run(ctx, "watch_window", {"minutes": 120, "triggers": ["error-rate", "latency"]})
     assert s["no_data"] == {"error_rate": s["ticks"], "latency_increase": s["ticks"]}
     assert s["worst"] == {} and "max_error_rate_percent" not in s

@@ -1,7 +1,7 @@
 """Issue 8, "Done when": a headless rehearsal on a real-shaped account, and the IAM policy
 checked against every AWS call that rehearsal makes (item 7).
 
-The world (engine/seed.py WorldShape, chosen by the runbook's `[embedded.world]`):
+The world (engine/rehearsal/seed.py WorldShape, chosen by the runbook's `[embedded.world]`):
 - the company functions are invoked by the API through an alias `live`;
 - (real-shaped) legacy expenses whose invoiceNum is a number or empty while the company
   expenses table has an invoiceNum GSI of type S, and one legacy item that passes 400 KB once
@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import tomli_w
 
-from engine import embedded, iam_policy
-from engine.cli import main
-from engine.embedded import reconnect, record_path_for, stop_world
-from engine.loader import default_runbook_path, load_runbook
-from engine.target import Connection
+from engine.aws import iam_policy
+from engine.aws.target import Connection
+from engine.cli.app import main
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal import embedded
+from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from tests.test_rehearsal import TIME_SCALE, status
 
 ACCOUNT = "123456789012"  # moto's

@@ -1,4 +1,4 @@
-"""The real-shaped rehearsal world (engine/seed.py WorldShape) and moto's item size limit."""
+"""The real-shaped rehearsal world (engine/rehearsal/seed.py WorldShape), moto's item size limit."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from engine import dynamo
-from engine.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size_limit
-from engine.seed import WorldShape, item_size, seed_world
-from engine.target import DUMMY_CREDENTIALS, Connection
-from engine.transforms import to_company_scoped
+from engine.aws import dynamo
+from engine.aws.target import DUMMY_CREDENTIALS, Connection
+from engine.rehearsal.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size_limit
+from engine.rehearsal.seed import WorldShape, item_size, seed_world
+from engine.runbook.transforms import to_company_scoped
 
 LEGACY = "construction-expenses-multi-table-expenses"
 COMPANY = "construction-expenses-company-expenses"

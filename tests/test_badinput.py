@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from engine.journal import TRAILER
+from engine.state.journal import TRAILER
 from tests.conftest import MINI_RUNBOOK, fresh_moto_server
 
 MINI_TEXT = MINI_RUNBOOK.read_text()
@@ -44,9 +44,9 @@ def cli(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from engine.loader import load_runbook
-    from engine.seed import seed_world
-    from engine.target import local_connection
+    from engine.aws.target import local_connection
+    from engine.plan.loader import load_runbook
+    from engine.rehearsal.seed import seed_world
 
     with fresh_moto_server() as url:
         seed_world(local_connection(url, "us-east-1"), load_runbook(MINI_RUNBOOK).runbook, "w-bad")
@@ -403,7 +403,7 @@ def test_eof_at_the_prompt_is_declined(base_run: Path, endpoint: str, tmp_path: 
 
 HELD_SERVER = """\
 import os, threading
-if b"engine.moto_process" in open("/proc/self/cmdline", "rb").read():
+if b"engine.rehearsal.moto_process" in open("/proc/self/cmdline", "rb").read():
     marker = os.environ["RUNBOOK_TEST_HELD_SERVER"]
     with open(marker + ".tmp", "w") as out:
         out.write(str(os.getpid()))
@@ -446,7 +446,7 @@ def is_gone(pid: int) -> bool:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"engine.moto_process" not in cmd
+    return b"engine.rehearsal.moto_process" not in cmd
 
 
 def test_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) -> None:

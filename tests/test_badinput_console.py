@@ -236,7 +236,7 @@ def test_console_ctrl_c_during_the_first_start_leaves_no_server(tmp_path: Path) 
 def test_console_eof_at_the_world_gone_prompt_is_declined(tmp_path: Path) -> None:
     """The embedded world of a journal is gone: the console asks whether to start a fresh one;
     end of input there is a 'no' (one line, exit 2, the journal and its record untouched)."""
-    from engine.embedded import read_record, record_path_for
+    from engine.rehearsal.embedded import read_record, record_path_for
 
     state = tmp_path / "xdg"
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
@@ -276,7 +276,7 @@ def test_a_following_console_leaves_quietly_when_its_terminal_hangs_up(
     SIGHUP). It leaves like the driving console does: no Textual traceback in the .log."""
     from engine.control.client import EngineGone, RemoteEngine
     from engine.control.paths import socket_path
-    from engine.lock import JournalLock, is_locked
+    from engine.state.lock import JournalLock, is_locked
 
     folder = tmp_path / "state"
     shutil.copytree(base_run, folder, symlinks=True)

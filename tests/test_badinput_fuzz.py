@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.journal import TRAILER, JournalError, JournalStore
-from engine.loader import RunbookInvalid, load_runbook
+from engine.plan.loader import RunbookInvalid, load_runbook
+from engine.state.errors import JournalError
+from engine.state.journal import TRAILER, JournalStore
 from tests.conftest import MIGRATION_TS, MINI_RUNBOOK, new_journal
 
 MINI = MINI_RUNBOOK.read_bytes()
@@ -59,7 +60,7 @@ def test_runbook_loader_raises_only_its_own_error(raw: bytes, tmp_path: Path) ->
 
 
 def _journal_bytes(tmp_path: Path) -> bytes:
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     rb = load_runbook(MINI_RUNBOOK).runbook
     journal = new_journal(rb, MIGRATION_TS)

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine import simulator
-from engine.actions.cleanup_common import Refused
+from engine.actions.destructive import Refused
 from engine.checks import registry as checks
-from engine.seed import LAMBDA_ROLE
+from engine.core.world import REAL_ACCOUNT
+from engine.rehearsal import simulator
+from engine.rehearsal.seed import LAMBDA_ROLE
 from tests.test_actions_ops import SECRET, run, step_params
 
 GATE = "gate-phase5"
@@ -27,7 +28,7 @@ def go(journal: Any) -> None:
 
 
 def final_backups(conn: Any, journal: Any, tables: list[str]) -> None:
-    """What the backup step journals (format of engine/actions/backup.py)."""
+    """What the backup step journals (format of engine/actions/prepare/backup.py)."""
     ddb = conn.client("dynamodb")
     backups = {}
     for t in tables:
@@ -212,7 +213,7 @@ def test_monitoring_create_check_and_cleanup(world, make_ctx, runbook):
 
 def test_metric_checks(world, make_ctx, runbook):
     ctx, _ = make_ctx("gate", world, time_scale=1000.0)
-    ctx.is_embedded = False  # exact counts: only the ticks published below
+    ctx.world = REAL_ACCOUNT  # exact counts: only the ticks published below
     r = check(ctx, "dual_write_success_rate", {"min_percent": 99.9, "window_minutes": 300})
     assert not r.ok and "no dual-write data points" in r.detail
     r = check(ctx, "error_rate_below", {"max_percent": 1.0, "window_minutes": 60})

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.embedded import read_record, record_path_for, stop_world
-from engine.journal import JournalStore
-from engine.lock import JournalLock
-from engine.target import local_connection
+from engine.aws.target import local_connection
+from engine.cli.app import main
+from engine.rehearsal.embedded import read_record, record_path_for, stop_world
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock
 from tests.conftest import MINI_RUNBOOK, seed_endpoint
 
 MINI = ["--runbook", str(MINI_RUNBOOK)]
@@ -43,7 +43,7 @@ def test_plan_lists_calls_and_writes_nothing(tmp_path: Path, capsys) -> None:
 
 
 def test_endpoint_run_exit_codes_and_status_json(moto_endpoint: str, runbook, tmp_path, capsys):
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     journal = tmp_path / "j.toml"
@@ -103,7 +103,7 @@ def test_bad_input_exits_2(tmp_path: Path, capsys) -> None:
 
 
 def test_runbook_change_needs_acceptance(moto_endpoint: str, tmp_path: Path, capsys) -> None:
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     changed = tmp_path / "rb.toml"
@@ -125,7 +125,7 @@ def test_runbook_change_needs_acceptance(moto_endpoint: str, tmp_path: Path, cap
 
 def test_no_tty_prompt_without_yes_exits_2(moto_endpoint: str, tmp_path: Path) -> None:
     """A destructive rollback would prompt; with no TTY and no --yes it must not hang."""
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(tmp_path / "j.toml")]
@@ -212,7 +212,7 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
         proc = runbook_cli("run", *MINI, env=env)
         assert proc.returncode == 2
         assert "is gone" in proc.stderr and "--fresh" in proc.stderr
-        from engine.journal import utcnow
+        from engine.state.journal import utcnow
 
         fresh_from = utcnow()
         fresh = runbook_cli("run", *MINI, "--fresh", "--until", "backup-tables", env=env)
@@ -233,7 +233,7 @@ def test_world_gone_is_said_plainly(tmp_path: Path) -> None:
 def test_operator_name_without_user_variables_is_the_login(monkeypatch) -> None:
     import pwd
 
-    from engine.session import operator_name
+    from engine.session.journals import operator_name
 
     monkeypatch.delenv("USER", raising=False)
     monkeypatch.delenv("LOGNAME", raising=False)
@@ -246,7 +246,7 @@ def test_run_stopping_at_a_gate_gives_the_commands_that_answer_it(
 ) -> None:
     """Issue 20, item 15: with an item unticked, `decide --go` would be refused; the exit line
     gives the tick commands first, as `status` does."""
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     common = [*MINI, "--endpoint-url", moto_endpoint, "--journal", str(tmp_path / "j.toml")]

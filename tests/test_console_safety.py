@@ -17,10 +17,10 @@ import pytest
 from rich.console import Console
 from textual.widgets import OptionList, RichLog, Static
 
-from engine.journal import JournalStore
-from engine.runner import Engine
-from engine.snapshot import NodeRef
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.views import NodeRef
+from engine.run.engine import Engine
+from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen

@@ -8,13 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-from engine.cli import main
+from engine.cli.app import main
 from engine.control.client import RemoteEngine
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
-from engine.events import LogLine, SnapshotChanged
-from engine.snapshot import RunSnapshot
+from engine.core.events import LogLine, SnapshotChanged
+from engine.core.views import RunSnapshot
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 
 

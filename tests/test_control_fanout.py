@@ -10,7 +10,7 @@ import time
 
 from engine.control import fanout
 from engine.control.fanout import Fanout, Watcher
-from engine.events import LogLine, Progress
+from engine.core.events import LogLine, Progress
 
 
 class _NoEngine:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from engine.clock import Clock, Interrupted
 from engine.control.peer import peer_allowed
 from engine.control.tuning import BATCH_ITEMS, Tuning
+from engine.core.clock import Clock, Interrupted
 
 
 def _until(condition, seconds: float = 5.0) -> None:

@@ -33,13 +33,13 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.migrate import MigrateParams
-from engine.cli import main
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path, load_runbook
-from engine.seed import seed_world
-from engine.target import local_connection
+from engine.actions.migrate.entity import MigrateParams
+from engine.aws import dynamo
+from engine.aws.target import local_connection
+from engine.cli.app import main
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.seed import seed_world
+from engine.state.journal import JournalStore
 from tests.conftest import fresh_moto_server
 
 # The plan's legacy entity tables hold 10 items; x 500 = 5,000 with RUNBOOK_CRASH_FULL=1 (every
@@ -145,7 +145,7 @@ World = tuple[str, "WriteCounter", dict[str, dict[str, str]], Path]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     import boto3
 
-    from engine.target import Connection
+    from engine.aws.target import Connection
 
     rb_path = small_pages_runbook(tmp_path_factory.mktemp("runbook"))
     with fresh_moto_server() as url:

@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.cli import main
-from engine.journal import JournalStore
-from engine.loader import load_runbook
-from engine.seed import seed_world
-from engine.target import local_connection
+from engine.aws.target import local_connection
+from engine.cli.app import main
+from engine.plan.loader import load_runbook
+from engine.rehearsal.seed import seed_world
+from engine.state.journal import JournalStore
 from tests.conftest import fresh_moto_server
 
 RUNBOOK = Path(__file__).parent / "data" / "console-safety-runbook.toml"
@@ -25,7 +25,7 @@ TIME_SCALE = "1000000"
 # the function is gone from the target, the step has not checkpointed it yet
 KILL_AFTER_DELETE = """
 import os, signal, sys
-from engine import target
+from engine.aws import target
 original = target.Connection.client
 hooked = set()
 
@@ -39,7 +39,7 @@ def client(self, service):
     return made
 
 target.Connection.client = client
-from engine.cli import main
+from engine.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 

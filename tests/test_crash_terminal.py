@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import JournalStore
-from engine.lock import is_locked
+from engine.state.journal import JournalStore
+from engine.state.lock import is_locked
 from tests.conftest import MINI_RUNBOOK, seed_endpoint
 
 PYTHON = shlex.quote(sys.executable)
@@ -56,7 +56,7 @@ def _second_run_finishes(runbook: Path, endpoint: str, journal: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_killing_the_tmux_session_interrupts_the_step(moto_endpoint: str, tmp_path: Path) -> None:
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     runbook = _slow_mini(tmp_path)
     seed_endpoint(moto_endpoint, load_runbook(runbook).runbook)
@@ -84,7 +84,7 @@ def test_killing_the_tmux_session_interrupts_the_step(moto_endpoint: str, tmp_pa
 
 def test_a_closed_stdout_interrupts_the_run(moto_endpoint: str, tmp_path: Path) -> None:
     """`runbook run --yes | head -1`: the pipe closes under the run; exit 130, step resumable."""
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     runbook = _slow_mini(tmp_path)
     seed_endpoint(moto_endpoint, load_runbook(runbook).runbook)
@@ -102,7 +102,7 @@ def test_a_closed_stdout_interrupts_the_run(moto_endpoint: str, tmp_path: Path) 
 
 
 def test_plan_and_status_into_head_end_quietly(moto_endpoint: str, tmp_path: Path) -> None:
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     journal = tmp_path / "j.toml"

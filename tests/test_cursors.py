@@ -16,21 +16,23 @@ import pytest
 import tomli_w
 
 from engine.actions import registry
-from engine.actions.backup import BackupCursors, BackupRecord, backups_of
-from engine.actions.cleanup_state import (
+from engine.actions.cleanup.state import (
     code_missing_of,
     function_deletions_of,
     route_deletions_of,
     table_deletions_of,
 )
-from engine.actions.flags import flag_changes_of
-from engine.actions.migrate_state import EntityScans, MigrateCursors, ResyncCursors
-from engine.actions.traffic_shift import ShiftCursors
-from engine.actions.traffic_watch import worst_error_rates
-from engine.actions.validate import last_validation
-from engine.journal import Journal, JournalError, JournalStore, StepState
-from engine.model import Runbook
-from engine.resume import Cursors, check_resume_state, dump
+from engine.actions.migrate.state import EntityScans, MigrateCursors, ResyncCursors
+from engine.actions.prepare.backup import BackupCursors, BackupRecord, backups_of
+from engine.actions.traffic.flags import flag_changes_of
+from engine.actions.traffic.shift import ShiftCursors
+from engine.actions.traffic.watch import worst_error_rates
+from engine.actions.validate.migration import last_validation
+from engine.run.resume_check import check_resume_state
+from engine.runbook.model import Runbook
+from engine.state.errors import JournalError
+from engine.state.journal import Journal, JournalStore, StepState
+from engine.state.records import Cursors, dump
 from tests.conftest import MINI_RUNBOOK, new_journal
 
 AT = "2026-11-30T10:00:00Z"
@@ -222,7 +224,7 @@ def _store(tmp_path: Path, data: dict[str, Any]) -> JournalStore:
     """Write `data` the way the journal store does (TOML plus its closing checksum line)."""
     import hashlib
 
-    from engine.journal import TRAILER
+    from engine.state.journal import TRAILER
 
     body = tomli_w.dumps(data).encode()
     path = tmp_path / "journal.toml"
@@ -363,7 +365,7 @@ def test_a_broken_cursor_is_one_clear_line(
 
 def test_a_broken_cursor_through_the_cli_is_exit_2(tmp_path: Path) -> None:
     """`runbook status` on a hand-edited journal: exit 2, one line naming the field."""
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     mini = load_runbook(MINI_RUNBOOK).runbook
     journal = new_journal(mini)
@@ -406,14 +408,14 @@ def test_a_table_changed_by_hand_wins_over_the_typed_object(runbook: Runbook) ->
 
 def test_validation_names_its_window_in_plan_and_real_time(world: Any, make_ctx: Any) -> None:
     """The performance block says its window the way gates, status and the console do."""
-    from engine.actions.validate import _performance
+    from engine.actions.validate.migration import measure_performance
 
     ctx, _ = make_ctx("final-validation", world, time_scale=3600)
-    performance = _performance(ctx, 60)
+    performance = measure_performance(ctx, 60)
     assert performance.windowMinutes == 60
     assert performance.window.startswith("last 60 plan min = 1 s at x3600"), performance.window
     ctx1, _ = make_ctx("final-validation", world, time_scale=1)
-    assert _performance(ctx1, 60).window == "last 60 min"
+    assert measure_performance(ctx1, 60).window == "last 60 min"
 
 
 def test_a_summary_unlike_its_model_fails_the_step_naming_the_field() -> None:

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.app import main
 from engine.control.client import RemoteEngine, WatchMessage
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
-from engine.detach import CHILD_FLAG
-from engine.embedded import record_path_for, stop_world
-from engine.journal import JournalStore
-from engine.lock import JournalLock, is_locked
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.session.detach import CHILD_FLAG
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock, is_locked
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 
 RUNBOOK = Path(__file__).parent / "data" / "detach-runbook.toml"

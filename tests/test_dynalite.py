@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from engine.seed import seed_world
-from engine.target import TargetSpec, connect
+from engine.aws.target import TargetSpec, connect
+from engine.rehearsal.seed import seed_world
 from tests.test_actions_ops import run, step_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,8 +123,8 @@ def _count(ddb: Any, table: str) -> int:
 
 
 def test_tables_start_creating_and_the_seed_waits(dynalite, runbook):
-    from engine.seed import create_table, wait_tables_active
-    from engine.target import local_connection
+    from engine.aws.target import local_connection
+    from engine.rehearsal.seed import create_table, wait_tables_active
 
     ddb = local_connection(dynalite, "us-east-1").client("dynamodb")
     spec = runbook.inventory.tables[5]  # company expenses, with its GSI

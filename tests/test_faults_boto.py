@@ -17,9 +17,9 @@ import botocore.exceptions as be
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from engine import dynamo
-from engine.runner import Engine
-from engine.target import Connection
+from engine.aws import dynamo
+from engine.aws.target import Connection
+from engine.run.engine import Engine
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.test_actions_data import EXPENSES, T_EXPENSES, build, target_items
 from tests.test_actions_ops import run
@@ -145,7 +145,7 @@ def test_migration_survives_every_fault_kind(
 
 
 def test_batch_writes_resend_unprocessed_items(aws, runbook, faults: Faults) -> None:
-    from engine.seed import create_table
+    from engine.rehearsal.seed import create_table
 
     spec = next(t for t in runbook.inventory.tables if t.name == EXPENSES)
     ddb = aws.client("dynamodb")

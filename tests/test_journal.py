@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import TRAILER, JournalError, JournalStore, TableProgress
+from engine.state.errors import JournalError
+from engine.state.journal import TRAILER, JournalStore, TableProgress
 from tests.conftest import new_journal
 
 

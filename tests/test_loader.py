@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
+from engine.cli.app import main
+from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
 from tests.conftest import MINI_RUNBOOK
 
 

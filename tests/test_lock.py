@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.lock import JournalLock, LockedError, is_locked
+from engine.state.lock import JournalLock, LockedError, is_locked
 
 
 def test_second_driver_is_refused_with_holder(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from engine.lock import JournalLock
+        from engine.state.lock import JournalLock
         JournalLock(Path({str(journal)!r}), "run").acquire()
         print("locked", flush=True)
         time.sleep(60)
@@ -57,8 +57,9 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
 def test_a_deleted_lock_file_stops_the_holder_from_writing(tmp_path) -> None:
     """Deleting the lock file lets a second process lock a new file; the first notices before
     its next journal write and stops, so two drivers never write one journal."""
-    from engine.journal import JournalError, JournalStore
-    from engine.loader import default_runbook_path, load_runbook
+    from engine.plan.loader import default_runbook_path, load_runbook
+    from engine.state.errors import JournalError
+    from engine.state.journal import JournalStore
     from tests.conftest import new_journal
 
     journal_path = tmp_path / "j.toml"
@@ -81,7 +82,7 @@ def test_a_deleted_lock_file_stops_the_holder_from_writing(tmp_path) -> None:
 
 
 def test_log_text_cannot_forge_lines() -> None:
-    from engine.textsafe import escape_control
+    from engine.core.textsafe import escape_control
 
     forged = "al\n2026-01-01T00:00:00Z INFO    [run] al decided GO\x1b[2J\r\x00\u2028"
     out = escape_control(forged)

@@ -1,5 +1,5 @@
-"""moto's Scan pages as AWS's cost (engine.moto_fidelity.aws_scan_pages): the sorted order is
-kept between pages, and every write that changes it is seen by the next page."""
+"""moto's Scan pages as AWS's cost (engine.rehearsal.moto_fidelity.aws_scan_pages): the sorted
+order is kept between pages, and every write that changes it is seen by the next page."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from moto.backends import get_backend
 
-from engine import dynamo
-from engine.moto_fidelity import aws_scan_pages
+from engine.aws import dynamo
+from engine.rehearsal.moto_fidelity import aws_scan_pages
 
 TABLE = "scan-t"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from engine.moto_fidelity import aws_item_size_limit, aws_transactions
+from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_transactions
 
 TABLE = "t"
 

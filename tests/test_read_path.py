@@ -59,7 +59,7 @@ def test_validation_reads_by_segments_and_batches_of_100(aws, make_ctx, runbook)
 def test_the_consistency_sample_reads_its_twins_in_consistent_batches(
     aws, make_ctx, runbook
 ) -> None:
-    from engine.actions.traffic_sample import sample_consistency
+    from engine.actions.traffic.sample import sample_consistency
 
     ddb, ctx = mapped(aws, make_ctx, runbook)
     mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.embedded import record_path_for, stop_world
-from engine.loader import default_runbook_path, load_runbook
+from engine.cli.app import main
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.embedded import record_path_for, stop_world
 
 TIME_SCALE = "1000000"  # a 24 h soak takes 0.09 s
 
@@ -39,7 +39,7 @@ def console_view(journal: Path) -> tuple[str, str]:
     """The console on the same journal: its status line and detail pane (Pilot, headless)."""
     import asyncio
 
-    from engine.workspace import Workspace, WorkspaceOptions
+    from engine.session.workspace import Workspace, WorkspaceOptions
     from tui.app import RunbookApp
 
     engine = Workspace(WorkspaceOptions(journal=journal)).open_read_only()
@@ -148,7 +148,7 @@ def test_readme_headless_example_works_as_written(tmp_path: Path, capsys) -> Non
     """Every command of the README's example succeeds (run stops at a human: exit 3), and
     `status` in between says what the run waits for, with the commands that answer it."""
     commands = readme_headless_example()
-    from engine.workspace import Workspace, WorkspaceOptions
+    from engine.session.workspace import Workspace, WorkspaceOptions
 
     journal = Workspace(WorkspaceOptions()).journal_path  # where the README's commands write
     expected = {"run": 3, "status": 0, "tick": 0, "decide": 0, "report": 0}

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.loader import default_runbook_path, load_runbook
-from engine.rehearsal import (
-    clock_label,
-    default_scale,
-    next_scale,
-    plan_seconds_between,
-    plan_wait_seconds,
-)
-from engine.runner import CommandRefused, Engine
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.clock import plan_seconds_between
+from engine.core.outcome import CommandRefused
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.clock import clock_label, default_scale, next_scale, plan_wait_seconds
+from engine.run.engine import Engine
 from tests.conftest import seeded_engine
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -55,9 +51,9 @@ def test_plan_time_is_counted_at_the_scale_each_stretch_ran_at() -> None:
 
 
 def test_a_new_embedded_run_starts_on_the_rehearsal_clock(tmp_path: Path, capsys) -> None:
-    from engine.cli import main
-    from engine.embedded import record_path_for, stop_world
-    from engine.journal import JournalStore
+    from engine.cli.app import main
+    from engine.rehearsal.embedded import record_path_for, stop_world
+    from engine.state.journal import JournalStore
 
     journal = tmp_path / "j.toml"
     try:
@@ -77,7 +73,7 @@ def engine(aws: Connection, tmp_path: Path) -> Engine:
 
 
 def test_changing_the_scale_is_journaled_and_reaches_a_running_clock(engine: Engine) -> None:
-    from engine.journal import JournalStore
+    from engine.state.journal import JournalStore
 
     clock = engine._context("x", engine.journal.step("inventory")).clock
     assert clock.time_scale == 1200

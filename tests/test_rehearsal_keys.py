@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.embedded import record_path_for, stop_world
-from engine.loader import default_runbook_path, load_runbook
-from engine.model import Runbook
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.runbook.model import Runbook
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.report import render_report
+from engine.run.report import render_report
 from tests import tui_states as states
 
 

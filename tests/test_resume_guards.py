@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.loader import default_runbook_path
-from engine.mapping_record import MappingChanged, overrides_for_step, refuse_if_changed
-from engine.runner import Engine
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.plan.loader import default_runbook_path
+from engine.run.engine import Engine
+from engine.state.mapping_record import MappingChanged, overrides_for_step, refuse_if_changed
 from tests.conftest import seeded_engine
 from tests.test_rollback_rerun import OK, advance, flag
 
@@ -89,8 +89,8 @@ def test_rollback_reopens_later_flag_steps_and_drift_waits_for_a_human(
 def test_a_manual_step_is_acknowledged_only_while_the_run_waits_at_it(
     aws: Connection, tmp_path: Path
 ) -> None:
-    from engine.runner import CommandRefused
-    from engine.snapshot import NodeRef
+    from engine.core.outcome import CommandRefused
+    from engine.core.views import NodeRef
     from tests.conftest import MINI_RUNBOOK
 
     engine = seeded_engine(aws, tmp_path / "m.toml", MINI_RUNBOOK, "world-ack", time_scale=1000)

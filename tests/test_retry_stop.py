@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from engine import session
-from engine.clock import Interrupted
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path, load_runbook
-from engine.runner import Engine, EngineOptions
-from engine.target import TargetSpec, identify
+from engine.aws.target import TargetSpec, identify
+from engine.core.clock import Interrupted
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.run.engine import Engine, EngineOptions
+from engine.session import journals
+from engine.state.journal import JournalStore
 from tests.test_write_path import throttling
 
 TABLE = "retry-stop"
@@ -90,7 +90,7 @@ def _catch(outcome: list[BaseException], ddb: Any) -> None:
 
 def test_the_engine_stop_reaches_the_clients(aws, tmp_path: Path) -> None:
     loaded = load_runbook(default_runbook_path())
-    journal = session.new_journal(loaded, identify(TargetSpec(), aws, "w"), "alice")
+    journal = journals.new_journal(loaded, identify(TargetSpec(), aws, "w"), "alice")
     store = JournalStore(tmp_path / "journal.toml")
     engine = Engine(loaded.runbook, journal, store, aws.client, EngineOptions(operator="alice"))
     ddb = aws.client("dynamodb")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import dynamo
-from engine.loader import default_runbook_path
-from engine.runner import Engine
-from engine.target import Connection
+from engine.aws import dynamo
+from engine.aws.target import Connection
+from engine.plan.loader import default_runbook_path
+from engine.run.engine import Engine
 from tests.conftest import seeded_engine
 
 OK = lambda what, token: True  # noqa: E731 - consent in a test

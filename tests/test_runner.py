@@ -7,14 +7,16 @@ from typing import Any
 
 import pytest
 
-from engine.events import Progress, SnapshotChanged, StepStarted
-from engine.journal import JournalStore
-from engine.loader import load_runbook
-from engine.runner import BadRequest, CommandRefused, Engine, EngineOptions
-from engine.seed import seed_world
-from engine.session import new_journal
-from engine.snapshot import NodeRef
-from engine.target import Connection, TargetSpec, identify
+from engine.aws.target import Connection, TargetSpec, identify
+from engine.core.events import Progress, SnapshotChanged, StepStarted
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.views import NodeRef
+from engine.plan.loader import load_runbook
+from engine.rehearsal.seed import seed_world
+from engine.rehearsal.world import EMBEDDED
+from engine.run.engine import Engine, EngineOptions
+from engine.session.journals import new_journal
+from engine.state.journal import JournalStore
 from tests.conftest import MINI_RUNBOOK
 
 
@@ -35,7 +37,7 @@ def make_engine(loaded, aws: Connection, path: Path, journal=None) -> Engine:
         journal,
         store,
         aws.client,
-        EngineOptions(operator="alice", time_scale=1000, is_embedded=True),
+        EngineOptions(operator="alice", time_scale=1000, world=EMBEDDED),
     )
 
 
@@ -202,7 +204,7 @@ def test_destructive_rollback_needs_consent_and_reopens_the_gate(mini, aws, tmp_
 def test_status_json_before_any_run_lists_every_step_pending(tmp_path, capsys) -> None:
     import json
 
-    from engine.cli import main
+    from engine.cli.app import main
 
     assert (
         main(
@@ -243,7 +245,7 @@ def test_a_journal_of_the_previous_version_still_loads(mini, aws, tmp_path) -> N
     body = body.replace("needs_acceptance = false\n", "")
     import hashlib
 
-    from engine.journal import TRAILER
+    from engine.state.journal import TRAILER
 
     engine.store.path.write_bytes(
         body.encode() + TRAILER % hashlib.sha256(body.encode()).hexdigest().encode()
@@ -262,7 +264,7 @@ def test_a_snapshot_is_immutable_and_survives_json_to_another_process(mini, aws,
     """Watchers in other processes receive the snapshot as JSON: it comes back equal."""
     from pydantic import ValidationError
 
-    from engine.snapshot import RunSnapshot
+    from engine.core.views import RunSnapshot
 
     engine = make_engine(mini, aws, tmp_path / "j.toml")
     engine.run()

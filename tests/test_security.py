@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
-from engine.embedded import record_path_for, stop_world
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path, load_runbook
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.cli.app import main
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.state.journal import JournalStore
 
 SECRET_FN = "PLANTED-fn-secret-4b1d9e"
 SECRET_AWS = "PLANTED-aws-secret-77c0aa"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.lock import lock_path_for
+from engine.cli.app import main
+from engine.state.lock import lock_path_for
 from tests.browser import Browser, find_chromium
 from tests.conftest import MINI_RUNBOOK, seed_endpoint
 
@@ -95,7 +95,7 @@ def _footer(screen: str) -> str:
 async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
     moto_endpoint: str, tmp_path: Path
 ) -> None:
-    from engine.loader import load_runbook
+    from engine.plan.loader import load_runbook
 
     chromium = _chromium()
     started = time.monotonic()

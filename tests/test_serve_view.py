@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Footer
 
-from engine.cli import build_parser
-from engine.journal import JournalStore
-from engine.lock import JournalLock, lock_path_for
-from engine.runner import Engine
-from engine.target import Connection
-from engine.workspace import Workspace, WorkspaceOptions
+from engine.aws.target import Connection
+from engine.cli.parser import build_parser
+from engine.run.engine import Engine
+from engine.session.workspace import Workspace, WorkspaceOptions
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock, lock_path_for
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -55,7 +55,7 @@ def _run_to(aws: Connection, journal: Path, where: str) -> Engine:
     return engine
 
 
-def _workspace(journal: Path) -> Workspace:
+def open_workspace(journal: Path) -> Workspace:
     # an endpoint that is never contacted: the view opens the journal only
     return Workspace(
         WorkspaceOptions(runbook=MINI_RUNBOOK, journal=journal, endpoint_url="http://127.0.0.1:9")
@@ -99,7 +99,7 @@ async def test_view_only_console_offers_no_acting_key(
     real_flock = fcntl.flock
     monkeypatch.setattr(fcntl, "flock", lambda *a: (flocks.append(a), real_flock(*a))[1])
 
-    app = view_app(_workspace(journal))
+    app = view_app(open_workspace(journal))
     assert isinstance(app, ViewOnlyApp) and app.read_only
     assert isinstance(app.engine.store, ReadOnlyStore)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -142,7 +142,7 @@ async def test_view_follows_a_driver_without_taking_the_lock(
 ) -> None:
     journal = tmp_path / "j.toml"
     _run_to(aws, journal, "gate")
-    app = view_app(_workspace(journal))
+    app = view_app(open_workspace(journal))
     assert app.holder is None
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -192,7 +192,7 @@ def test_serve_refuses_a_non_loopback_host_and_passes_the_target_on(tmp_path: Pa
         ]
     )
     assert (args.port, args.host) == (8123, "127.0.0.1")
-    command = view_command(args, _workspace(tmp_path / "j.toml"))
+    command = view_command(args, open_workspace(tmp_path / "j.toml"))
     assert " view --runbook " in command
     assert f"--journal {tmp_path / 'j.toml'}" in command
     assert "--endpoint-url http://127.0.0.1:4566" in command
@@ -210,7 +210,7 @@ async def test_a_key_added_later_is_not_offered_in_the_view(
     engine = _run_to(aws, journal, "gate")
     pressed: list[str] = []
     monkeypatch.setattr(RunbookApp, "action_probe", lambda self: pressed.append("f6"), False)
-    app = view_app(_workspace(journal)) if view_only else RunbookApp(engine, greet=False)
+    app = view_app(open_workspace(journal)) if view_only else RunbookApp(engine, greet=False)
     app.bind("f6", "probe", description="A new command")
     async with app.run_test(size=(80, 24)) as pilot:
         await _footer_drawn(pilot)

@@ -1,11 +1,11 @@
-"""Pure transforms and classifiers (engine/transforms.py): no I/O."""
+"""Pure transforms and classifiers (engine/runbook/transforms.py): no I/O."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.model import EntitySpec
-from engine.transforms import (
+from engine.runbook.model import EntitySpec
+from engine.runbook.transforms import (
     canonical_json,
     checksum_exclusions,
     classify_legacy,
@@ -111,7 +111,7 @@ def test_checksum_follows_the_entitys_own_tenant_attribute_names() -> None:
 
 
 def test_an_orphan_keeps_its_reason_after_its_company_exists() -> None:
-    from engine.actions.mapping import Resolver
+    from engine.actions.analyze.mapping import Resolver
 
     company = orphan_company_id("comp-migrated-", "u-orphan")
     before = Resolver("comp-migrated-", {}, {})

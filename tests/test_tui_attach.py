@@ -21,11 +21,11 @@ from engine.control.client import RemoteEngine, RemoteError
 from engine.control.driver import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
-from engine.embedded import record_path_for, stop_world
-from engine.journal import JournalStore
-from engine.lock import is_locked
-from engine.snapshot import RunState
-from engine.workspace import Workspace, WorkspaceOptions
+from engine.core.views import RunState
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.session.workspace import Workspace, WorkspaceOptions
+from engine.state.journal import JournalStore
+from engine.state.lock import is_locked
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.test_detach import (
     MIGRATE,

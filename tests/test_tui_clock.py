@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.plan.loader import default_runbook_path
+from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp
 

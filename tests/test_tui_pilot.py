@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Alert
-from engine.journal import JournalStore
-from engine.lock import JournalLock
-from engine.runner import Engine
-from engine.snapshot import NodeRef
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.events import Alert
+from engine.core.views import NodeRef
+from engine.run.engine import Engine
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tests.tui_states import HOLDER
 from tui.app import RunbookApp
@@ -155,7 +155,7 @@ async def test_quit_while_running_asks_then_checkpoints(engine: Engine) -> None:
     operator has answered: no race between the keys and the run."""
     import threading
 
-    from engine.events import SnapshotChanged
+    from engine.core.events import SnapshotChanged
 
     reached, release = threading.Event(), threading.Event()
 
@@ -248,7 +248,7 @@ async def test_read_only_viewer_derives_rate_and_eta_from_checkpoints(engine: En
     checkpoints written by the driver."""
     from textual.clock import MockClock
 
-    from engine.journal import TableProgress
+    from engine.state.journal import TableProgress
     from tui.widgets.table_progress import ProgressPanel
 
     driver = JournalStore(engine.store.path)
@@ -485,7 +485,7 @@ async def test_a_viewer_greeting_follows_the_run_and_offers_no_keys_it_lacks(
 ) -> None:
     """Issue 20, item 16: a viewer's greeting said the run waits at a step while its status
     line had moved on to the gate; and its detail pane offered r, which it does not have."""
-    from engine.journal import StepState
+    from engine.state.journal import StepState
     from tui.screens.resume import ResumeScreen
 
     driver = JournalStore(engine.store.path)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import JournalStore
-from engine.loader import default_runbook_path
-from engine.runner import Engine
-from engine.simulator import set_error_rate
-from engine.snapshot import NodeRef
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.views import NodeRef
+from engine.plan.loader import default_runbook_path
+from engine.rehearsal.simulator import set_error_rate
+from engine.run.engine import Engine
+from engine.state.journal import JournalStore
 from tests.conftest import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from textual.clock import MockClock
 
-from engine.events import MetricSample, Progress
-from engine.journal import TableProgress
+from engine.core.events import MetricSample, Progress
+from engine.state.journal import TableProgress
 from tests import tui_states as states
 from tui.app import RunbookApp
 

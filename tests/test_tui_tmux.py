@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.embedded import record_path_for, stop_world
-from engine.lock import is_locked
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.state.lock import is_locked
 from tests.conftest import MINI_RUNBOOK
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import LogLine, SnapshotChanged
-from engine.journal import JournalStore
-from engine.lock import JournalLock
-from engine.runner import Engine
-from engine.snapshot import NodeRef
-from engine.target import Connection
+from engine.aws.target import Connection
+from engine.core.events import LogLine, SnapshotChanged
+from engine.core.views import NodeRef
+from engine.run.engine import Engine
+from engine.state.journal import JournalStore
+from engine.state.lock import JournalLock
 from tests import tui_states as states
 from tests.conftest import MINI_RUNBOOK, seeded_engine
 from tui.app import RunbookApp
@@ -262,7 +262,7 @@ async def test_a_gate_or_manual_steps_log_pane_shows_only_its_own_lines(engine: 
 async def test_a_watch_steps_first_tick_says_starting(engine: Engine) -> None:
     """The first progress of a watch window (as ActionContext.progress sends it, with one
     sample no rate yet) reads "starting", never 0/s ETA --:--."""
-    from engine.journal import StepState
+    from engine.state.journal import StepState
 
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -284,7 +284,7 @@ def test_scaled_windows_say_plan_time_and_real_time(make_ctx, world) -> None:
     """Evidence of a metric window at x3600: "60 plan min = 1 s at x3600", and the real
     window read when CloudWatch's shortest is longer; the same words at every scale."""
     from engine.checks.ops import CHECKS
-    from engine.timetext import plan_span
+    from engine.core.timetext import plan_span
 
     assert plan_span(60, 3600) == "60 plan min = 1 s at x3600"
     assert plan_span(60, 1) == "60 min"
@@ -298,7 +298,7 @@ def test_scaled_windows_say_plan_time_and_real_time(make_ctx, world) -> None:
 
 
 def test_status_text_has_no_python_reprs(engine: Engine) -> None:
-    from engine.status_text import render_status
+    from engine.run.status_text import render_status
 
     engine.run()
     text = "\n".join(render_status(engine.snapshot()))
@@ -312,7 +312,7 @@ def test_status_text_has_no_python_reprs(engine: Engine) -> None:
 async def test_a_late_progress_event_leaves_no_bar_under_a_manual_step(tmp_path: Path) -> None:
     """Issue 20, item 18: the run moved on to a manual step; a progress event of the step before
     it, still queued, must not put that step's bar under the manual step's detail."""
-    from engine.events import Progress
+    from engine.core.events import Progress
     from tui.widgets.table_progress import ProgressPanel
 
     engine = states.fresh(tmp_path)

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.mapping import build_resolver
-from engine.actions.validate_compare import Problems, _validate_source
-from engine.seed import create_table
-from engine.target import Connection, local_connection
+from engine.actions.analyze.mapping import build_resolver
+from engine.actions.validate.compare import Problems, validate_source
+from engine.aws import dynamo
+from engine.aws.target import Connection, local_connection
+from engine.rehearsal.seed import create_table
 from tests.test_actions_ops import run
 
 EXPENSES = "construction-expenses-multi-table-expenses"
@@ -135,7 +135,7 @@ def test_concurrent_conditional_writes_on_dynalite(dynalite, make_ctx, runbook, 
     e = next(x for x in runbook.entities if x.name == "expenses")
     with vctx.artifact("problems.jsonl").open("w") as fh:
         problems = Problems(fh)
-        counts = _validate_source(vctx, e, build_resolver(vctx), None, problems, segments=3)
+        counts = validate_source(vctx, e, build_resolver(vctx), None, problems, segments=3)
     assert counts == {"source": 121, "target": 119, "not_migrated": 2, "match": True}
     assert problems.counts["quarantined"] == 1 and problems.counts["missing"] == 0
     assert problems.counts["collisions"] == 1 and problems.counts["skipped_newer"] == 1

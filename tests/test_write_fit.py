@@ -1,11 +1,11 @@
 """Items the target cannot hold are set aside, never abort a step (issue 8, item 1), and the
 legacy re-sync never sends one key twice in a batch (issue 8, item 3).
 
-Pure checks of engine/target_fit.py first, then the data actions against moto, including the
+Pure checks of engine/aws/target_fit.py first, then the data actions against moto, including the
 cases moto hides: it writes a number into a GSI key declared S. Every legacy item is one AWS
-could hold (at most 400 KB by DynamoDB's count; the suite's moto refuses where DynamoDB does,
-engine/moto_fidelity.py); one passes the limit only once company-scoped. A refusal the checks
-cannot foresee is AWS's answer injected for one item (tests/aws_inject.py)."""
+could hold (at most 400 KB by DynamoDB's count; the suite's moto refuses where DynamoDB does:
+engine/rehearsal/moto_fidelity.py); one passes the limit only once company-scoped. A refusal
+the checks cannot foresee is AWS's answer injected for one item (tests/aws_inject.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
-from engine.actions.migrate_ledger import ledger_name
-from engine.checks import registry as checks
-from engine.seed import create_table
-from engine.target_fit import (
+from engine.actions.migrate.ledger import ledger_name
+from engine.aws import dynamo
+from engine.aws.target_fit import (
     MAX_ITEM_BYTES,
     REASON_PREFIX,
     item_size,
@@ -28,7 +26,9 @@ from engine.target_fit import (
     value_size,
     why_unfit,
 )
-from engine.transforms import dedupe_by_key, to_company_scoped
+from engine.checks import registry as checks
+from engine.rehearsal.seed import create_table
+from engine.runbook.transforms import dedupe_by_key, to_company_scoped
 from tests.aws_inject import refuse_item
 from tests.conftest import MIGRATION_TS
 from tests.test_actions_ops import run

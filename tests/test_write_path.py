@@ -12,12 +12,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from bench.latency import add_latency
-from engine import dynamo
-from engine.clock import Interrupted
-from engine.events import Progress
-from engine.journal import JournalStore
-from engine.seed import create_table
-from engine.throttle import WriteThrottle
+from engine.aws import dynamo
+from engine.core.clock import Interrupted
+from engine.core.events import Progress
+from engine.core.throttle import WriteThrottle
+from engine.rehearsal.seed import create_table
+from engine.state.journal import JournalStore
 from tests.test_actions_ops import run
 
 EXPENSES = "construction-expenses-multi-table-expenses"
@@ -197,7 +197,7 @@ def test_throttling_halves_in_flight_and_counts_stay_exact(aws, make_ctx, runboo
 
 
 def test_progress_line_shows_rate_and_writes_in_flight() -> None:
-    from engine.cli import Printer
+    from engine.cli.output import Printer
     from tui.format import progress_text
 
     lines: list[str] = []

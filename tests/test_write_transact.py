@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from engine import dynamo
-from engine.actions import migrate_write
-from engine.actions.migrate_write import MAX_TRANSACT_BYTES, Prepared, split_transactions
-from engine.clock import Interrupted
-from engine.events import LogLine, Progress
-from engine.journal import Target
+from engine.actions.migrate import write as migrate_write
+from engine.actions.migrate.write import MAX_TRANSACT_BYTES, Prepared, split_transactions
+from engine.aws import dynamo
+from engine.core.clock import Interrupted
+from engine.core.events import LogLine, Progress
+from engine.state.journal import Target
 from tests.aws_inject import fail_first
 from tests.test_actions_ops import run
 from tests.test_write_path import T_EXPENSES, N, mapped
@@ -261,7 +261,7 @@ def test_transactions_split_by_count_size_and_repeated_keys() -> None:
 
 
 def test_the_plan_names_the_transaction_and_its_cost(runbook):
-    from engine.actions.migrate import MigrateParams, plan_migrate
+    from engine.actions.migrate.entity import MigrateParams, plan_migrate
 
     calls = plan_migrate(runbook, MigrateParams(entity="expenses", write_path="transact"))
     assert calls[-1].operation == "TransactWriteItems" and "2 WCU" in calls[-1].note

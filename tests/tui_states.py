@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.journal import (
+from engine.plan.loader import default_runbook_path
+from engine.rehearsal.world import EMBEDDED
+from engine.run.engine import Engine, EngineOptions
+from engine.runbook.model import Runbook
+from engine.state.journal import (
     Evidence,
     Journal,
     JournalStore,
@@ -17,10 +21,7 @@ from engine.journal import (
     Target,
     Tick,
 )
-from engine.loader import default_runbook_path
-from engine.lock import Holder
-from engine.model import Runbook
-from engine.runner import Engine, EngineOptions
+from engine.state.lock import Holder
 from tests.conftest import MINI_RUNBOOK
 
 T0 = "2024-12-01T09:00:00Z"
@@ -55,7 +56,7 @@ def engine_for(rb: Runbook, journal: Journal, tmp: Path) -> Engine:
         journal,
         JournalStore(tmp / "journal.toml"),
         no_network,
-        EngineOptions(operator="alice", time_scale=1.0, is_embedded=True),
+        EngineOptions(operator="alice", time_scale=1.0, world=EMBEDDED),
         clock_now=lambda: datetime(2024, 12, 1, 9, 45, tzinfo=UTC),
     )
 

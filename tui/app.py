@@ -22,9 +22,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from engine.control.client import RemoteEngine
-from engine.lock import Holder
-from engine.runner import Engine
-from engine.snapshot import RunSnapshot
+from engine.core.views import RunSnapshot
+from engine.run.engine import Engine
+from engine.state.lock import Holder
 from tui.driver import EngineDriver, Follower, RemoteDriver
 from tui.logbook import LogEntry, read_new, read_tail
 from tui.messages import ControlChanged, EngineEvent, EngineLeft, SnapshotEvent, WorkEnded, wrap

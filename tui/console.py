@@ -39,9 +39,10 @@ def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
 
 def run_console(workspace: Any) -> int:
     """Open the run for driving (or read-only when another process drives it) and show it."""
-    from engine.journal import JournalError
-    from engine.lock import LockedError
-    from engine.workspace import NoRun, WorldGone
+    from engine.rehearsal.embedded import WorldGone
+    from engine.session.workspace import NoRun
+    from engine.state.errors import JournalError
+    from engine.state.lock import LockedError
 
     holder = None
     try:
@@ -139,8 +140,8 @@ def hand_over(workspace: Any) -> Any:
     from pathlib import Path
 
     from engine.control.client import RemoteEngine
-    from engine.detach import DetachFailed, spawn
-    from engine.lock import LockedError
+    from engine.session.detach import DetachFailed, spawn
+    from engine.state.lock import LockedError
 
     workspace.release()
     try:

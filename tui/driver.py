@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.context import RateMeter, eta_seconds
 from engine.control.client import EngineGone, RemoteEngine, RemoteError, WatchMessage, as_event
-from engine.events import Event, LogLine, SnapshotChanged
-from engine.lock import Holder, is_locked
-from engine.runner import CommandRefused, Engine, Outcome
-from engine.snapshot import RunSnapshot
+from engine.core.context import RateMeter, eta_seconds
+from engine.core.events import Event, LogLine, SnapshotChanged
+from engine.core.outcome import CommandRefused, Outcome
+from engine.core.views import RunSnapshot
+from engine.run.engine import Engine
+from engine.state.lock import Holder, is_locked
 from tui.messages import ControlChanged, EngineLeft, WorkEnded, wrap
 
 if TYPE_CHECKING:

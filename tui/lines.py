@@ -4,9 +4,9 @@ The status line always ends with what to press next; notifications are kept clea
 
 from __future__ import annotations
 
-from engine.lock import Holder
-from engine.rehearsal import clock_label
-from engine.snapshot import RunSnapshot, RunState
+from engine.core.views import RunSnapshot, RunState
+from engine.rehearsal.clock import clock_label
+from engine.state.lock import Holder
 
 
 def topbar_text(

@@ -1,5 +1,5 @@
 """Log lines as the console keeps them: from engine events and from the log file's tail (read
-with the engine's own reader, `engine.events.parse_log_line`)."""
+with the engine's own reader, `engine.core.events.parse_log_line`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from engine.events import LogLine, parse_log_line
+from engine.core.events import LogLine, parse_log_line
 
 LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 

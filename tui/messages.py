@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from engine.events import Event, Progress, SnapshotChanged
-from engine.snapshot import RunSnapshot
+from engine.core.events import Event, Progress, SnapshotChanged
+from engine.core.views import RunSnapshot
 
 
 class EngineEvent(Message):

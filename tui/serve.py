@@ -66,7 +66,7 @@ def view_command(args: argparse.Namespace, workspace: Any) -> str:
 
 
 def _refuse_acting_flags(args: argparse.Namespace) -> None:
-    from engine.workspace import BadInput
+    from engine.session.workspace import BadInput
 
     given = [flag for name, flag in ACTING_FLAGS.items() if getattr(args, name, None)]
     if given:
@@ -77,7 +77,7 @@ def _refuse_acting_flags(args: argparse.Namespace) -> None:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    from engine.workspace import BadInput
+    from engine.session.workspace import BadInput
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # as the server will: a port whose last connections linger in TIME_WAIT is free

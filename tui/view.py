@@ -20,8 +20,8 @@ from typing import Any
 
 from textual import events
 
-from engine.journal import Journal, JournalStore
-from engine.lock import Holder, lock_path_for, read_holder
+from engine.state.journal import Journal, JournalStore
+from engine.state.lock import Holder, lock_path_for, read_holder
 from tui.app import RunbookApp
 from tui.driver import Follower
 

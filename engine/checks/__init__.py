@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from engine.context import Check
-from engine.registry import discover
+from engine.core.context import Check
+from engine.core.registry import discover
 
 
 @cache

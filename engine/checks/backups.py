@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.backup import backups_of
-from engine.context import ActionContext, Check, CheckResult
+from engine.actions.prepare.backup import backups_of
+from engine.core.context import ActionContext, Check, CheckResult
 
 
 class BackupsParams(BaseModel):

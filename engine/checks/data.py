@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.analyze import AnalyzeSummary
-from engine.actions.validate import validation_of
-from engine.context import ActionContext, Check, CheckResult
-from engine.journal import StepState
-from engine.resume import summary_of
+from engine.actions.analyze.legacy import AnalyzeSummary
+from engine.actions.validate.migration import validation_of
+from engine.core.context import ActionContext, Check, CheckResult
+from engine.state.journal import StepState
+from engine.state.resume import summary_of
 
 QUARANTINE = "quarantine.jsonl"  # analyze_legacy's artifact
 

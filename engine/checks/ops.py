@@ -1,6 +1,6 @@
 """Automatic gate items on live metrics and on the journal.
 
-Metric windows are given in plan minutes and divided by the time scale (engine/metrics.py).
+Metric windows are given in plan minutes and divided by the time scale (engine/aws/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import metrics, simulator
-from engine.actions.monitoring import monitoring_of
-from engine.context import ActionContext, Check, CheckResult
-from engine.rehearsal import plan_seconds_between
-from engine.timetext import plan_span
+from engine.actions.prepare.monitoring import monitoring_of
+from engine.actions.traffic.flags import resolve_functions
+from engine.aws import metrics
+from engine.core.clock import plan_seconds_between
+from engine.core.context import ActionContext, Check, CheckResult
+from engine.core.timetext import plan_span
 
 
 class _P(BaseModel):
@@ -27,9 +28,8 @@ def _window(ctx: ActionContext, minutes: float) -> metrics.Window:
     Real traffic never stops between a watch window and a gate; the simulator only runs when
     ticked, so an embedded check ticks it once (nothing is published while no flag is set).
     """
-    if ctx.is_embedded:
-        period = float(ctx.runbook.monitoring.period_seconds)
-        simulator.publish_tick(ctx.clients, ctx.runbook, min(minutes * 60.0, period))
+    period = float(ctx.runbook.monitoring.period_seconds)
+    ctx.world.tick(ctx.clients, ctx.runbook, min(minutes * 60.0, period))
     return metrics.window(minutes, ctx.clock.time_scale)
 
 
@@ -38,7 +38,7 @@ def _dims(dims: dict[str, str]) -> str:
 
 
 def _span(win: metrics.Window, ctx: ActionContext) -> str:
-    """Plan time and real time said the same way everywhere (engine/timetext.py)."""
+    """Plan time and real time said the same way everywhere (engine/core/timetext.py)."""
     return "last " + plan_span(win.plan_minutes, ctx.clock.time_scale, win.real_seconds)
 
 
@@ -90,7 +90,6 @@ class ErrorCountParams(_P):
 
 
 def _functions(ctx: ActionContext, selectors: list[str] | None) -> list[str]:
-    from engine.actions.flags import resolve_functions
 
     return resolve_functions(ctx.runbook, selectors)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from engine.cli.codes import EXIT_INTERRUPTED, EXIT_OK
 from engine.cli.detached_commands import cmd_pause, cmd_resume, cmd_stop, cmd_throttle, cmd_watch
-from engine.cli.errors import KNOWN_ERRORS, _known, _unexpected
+from engine.cli.errors import KNOWN_ERRORS, known_error_exit, unexpected_error_exit
 from engine.cli.local_commands import (
     cmd_ack,
     cmd_check,
@@ -27,9 +27,9 @@ from engine.cli.local_commands import (
     cmd_status,
     cmd_tick,
 )
-from engine.cli.output import _silence_terminal
+from engine.cli.output import silence_terminal
 from engine.cli.parser import build_parser
-from engine.cli.remote import _probe
+from engine.cli.remote import probe_engine
 
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     None: cmd_console,
@@ -77,7 +77,7 @@ def main(
     try:
         args = build_parser().parse_args(argv)
     except BrokenPipeError:  # --help | head
-        _silence_terminal()
+        silence_terminal()
         return EXIT_OK
     args.argv = list(sys.argv[1:] if argv is None else argv)  # detach: the child's arguments
     try:
@@ -86,19 +86,19 @@ def main(
             _leave_abandoned_calls()
         return code
     except BrokenPipeError:  # `runbook plan | head`: the reader has all it wants
-        _silence_terminal()
+        silence_terminal()
         return EXIT_OK
     except (KeyboardInterrupt, Exception) as exc:  # no traceback ever reaches the operator
-        return _unexpected(args, exc)
+        return unexpected_error_exit(args, exc)
 
 
 def _main(
     args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
 ) -> int:
     try:
-        _probe(args)
+        probe_engine(args)
         if args.command in CONSOLE_COMMANDS and console is not None:
             return console(args)  # the console lives above the engine (runbook_entry)
         return COMMANDS[args.command](args)
     except KNOWN_ERRORS as exc:
-        return _known(exc)
+        return known_error_exit(exc)

@@ -8,23 +8,24 @@ import time
 from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from engine.cli.driving import _workspace
-from engine.cli.outcome import _finish, _resume_hint
-from engine.cli.output import Printer, _err, _print
-from engine.cli.remote import _by, _control_line, _need_remote
+from engine.cli.driving import open_workspace
+from engine.cli.outcome import finish_outcome, resume_hint
+from engine.cli.output import Printer, say, say_error
+from engine.cli.remote import control_line, need_remote, operator_of
 from engine.cli.terminal import make_confirm
 from engine.control.client import EngineGone, RemoteEngine, WatchMessage
-from engine.events import LogLine, Progress
-from engine.runner import BadRequest, Outcome
+from engine.core.events import LogLine, Progress
+from engine.core.outcome import BadRequest, Outcome
+from engine.state.lock import is_locked
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    _print(_need_remote(args).pause(_by(args)))
+    say(need_remote(args).pause(operator_of(args)))
     return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    _print(_need_remote(args).resume(_by(args), consent=args.yes))
+    say(need_remote(args).resume(operator_of(args), consent=args.yes))
     return EXIT_OK
 
 
@@ -32,24 +33,23 @@ STOP_WAIT_SECONDS = 30.0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from engine.lock import is_locked
 
-    remote = _need_remote(args)
+    remote = need_remote(args)
     try:
-        _print(remote.stop(_by(args)))
+        say(remote.stop(operator_of(args)))
     except EngineGone:  # an idle engine (at a gate) exits before its answer can be sent
-        _print("stopping: the engine is exiting")
+        say("stopping: the engine is exiting")
     deadline = time.monotonic() + STOP_WAIT_SECONDS
-    journal = _workspace(args).journal_path
+    journal = open_workspace(args).journal_path
     while is_locked(journal) is not None:  # the engine lets go of the lock as it exits
         if time.monotonic() > deadline:
-            _err(
+            say_error(
                 f"runbook: the engine has not exited after {STOP_WAIT_SECONDS:g} s; it may be "
                 "blocked in a call (`runbook status` shows where)"
             )
             return EXIT_FAILED
         time.sleep(0.1)  # polling the lock file: an observable condition with a deadline
-    _print(f"engine stopped; checkpoint saved. Resume with: {_resume_hint(args)} [--detach]")
+    say(f"engine stopped; checkpoint saved. Resume with: {resume_hint(args)} [--detach]")
     return EXIT_OK
 
 
@@ -62,24 +62,24 @@ def cmd_throttle(args: argparse.Namespace) -> int:
     settings = throttle_settings(args)
     if not settings:
         raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
-    _print("throttle: " + _need_remote(args).throttle(_by(args), **settings))
+    say("throttle: " + need_remote(args).throttle(operator_of(args), **settings))
     return EXIT_OK
 
 
-def _remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
+def remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
     for step in remote.preview_rollback(args.phase):
-        _print(f"{step['title']}:")
+        say(f"{step['title']}:")
         for call in step["calls"]:
-            _print(f"    {call}")
+            say(f"    {call}")
     if args.preview:
         return EXIT_OK
-    rollback = _workspace(args).loaded.runbook.rollback_for(args.phase)
+    rollback = open_workspace(args).loaded.runbook.rollback_for(args.phase)
     consent = make_confirm(args.yes)
     if rollback is not None and rollback.destructive and not consent(rollback.title, args.phase):
         declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
-        return _finish(declined, args)
-    status, message = remote.rollback(args.phase, args.by or _by(args))
-    return _finish(Outcome(status, message=message), args)  # type: ignore[arg-type]
+        return finish_outcome(declined, args)
+    status, message = remote.rollback(args.phase, args.by or operator_of(args))
+    return finish_outcome(Outcome(status, message=message), args)  # type: ignore[arg-type]
 
 
 def _step_summary(status: dict[str, Any]) -> str:
@@ -97,15 +97,15 @@ def _step_summary(status: dict[str, Any]) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """A headless follower of a detached engine (the console attaches later the same way)."""
-    remote = _need_remote(args)
-    printer = Printer(_print)
+    remote = need_remote(args)
+    printer = Printer(say)
     shown: dict[str, str] = {}
     ended: dict[str, str] = {}
 
     def changed(kind: str, line: str) -> None:
         if shown.get(kind) != line:
             shown[kind] = line
-            _print(line)
+            say(line)
 
     def on(msg: WatchMessage) -> None:
         data = msg.data
@@ -123,7 +123,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         elif msg.type == "log":
             printer(LogLine(data["step"], data["level"], data["message"], data.get("at", "")))
         elif msg.type == "control":
-            changed("control", _control_line(data))
+            changed("control", control_line(data))
         elif msg.type in ("snapshot", "status"):
             changed("status", _step_summary(data))
         elif msg.type == "end":
@@ -136,7 +136,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         subscription.close()
         return EXIT_OK
     if not ended:
-        _err("runbook: the engine went away without saying so; `runbook status` shows where")
+        say_error("runbook: the engine went away without saying so; `runbook status` shows where")
         return EXIT_BAD_INPUT
-    _print(f"engine ended: {ended.get('outcome')} {ended.get('message', '')}".rstrip())
+    say(f"engine ended: {ended.get('outcome')} {ended.get('message', '')}".rstrip())
     return EXIT_OK

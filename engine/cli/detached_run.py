@@ -9,47 +9,45 @@ from typing import Any
 
 from engine.cli.codes import EXIT_OK, OUTCOME_EXIT
 from engine.cli.detached_commands import throttle_settings
-from engine.cli.driving import _workspace
-from engine.cli.outcome import _target_flags
-from engine.cli.output import _err, _print
-from engine.cli.remote import _by
-from engine.detach import DetachFailed
-from engine.runner import Engine
+from engine.cli.driving import open_workspace
+from engine.cli.outcome import target_flags
+from engine.cli.output import say, say_error
+from engine.cli.remote import operator_of
+from engine.control.driver import DetachedRun
+from engine.control.paths import socket_path
+from engine.control.server import ControlServer
+from engine.run.engine import Engine
+from engine.session.detach import DetachFailed, signal_ready, spawn
 
 
-def _spawn_detached(args: argparse.Namespace) -> int:
-    from engine.detach import spawn
+def spawn_detached(args: argparse.Namespace) -> int:
 
     try:
         started = spawn(args.argv)
     except DetachFailed as exc:
         for line in exc.lines:
-            _err(line)
+            say_error(line)
         return exc.code
-    flags = _target_flags(args)
-    _print(f"engine started: pid {started.pid}; it runs on without this terminal")
-    _print(f"  journal {started.journal}; log {started.log}")
-    _print(f"  control socket {started.socket} (you only)")
-    _print(f"  follow: runbook watch {flags}".rstrip())
-    _print(f"  control: runbook pause|resume|stop|throttle {flags}".rstrip())
+    flags = target_flags(args)
+    say(f"engine started: pid {started.pid}; it runs on without this terminal")
+    say(f"  journal {started.journal}; log {started.log}")
+    say(f"  control socket {started.socket} (you only)")
+    say(f"  follow: runbook watch {flags}".rstrip())
+    say(f"  control: runbook pause|resume|stop|throttle {flags}".rstrip())
     return EXIT_OK
 
 
-def _run_detached_child(args: argparse.Namespace) -> int:
+def run_detached_child(args: argparse.Namespace) -> int:
     """The engine process itself (`run --detach` started it in its own session)."""
-    from engine.control.driver import DetachedRun
-    from engine.control.paths import socket_path
-    from engine.control.server import ControlServer
-    from engine.detach import signal_ready
 
-    ws = _workspace(args)
+    ws = open_workspace(args)
     path = socket_path(ws.journal_path)
 
     def body(engine: Engine) -> int:
         driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
         settings = throttle_settings(args)
         if settings:  # before the first step: no item moves unthrottled
-            engine.log(f"started throttled: {driver.throttle(_by(args), **settings)}")
+            engine.log(f"started throttled: {driver.throttle(operator_of(args), **settings)}")
         server = ControlServer(path, ws.journal_path, driver)
         server.start()
 

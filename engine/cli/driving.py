@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from engine.runner import Engine
-from engine.workspace import Workspace, WorkspaceOptions
+from engine.run.engine import Engine
+from engine.session.workspace import Workspace, WorkspaceOptions
 
 
-def _workspace(args: argparse.Namespace) -> Workspace:
-    cached = getattr(args, "_workspace", None)
+def open_workspace(args: argparse.Namespace) -> Workspace:
+    cached = getattr(args, "open_workspace", None)
     if cached is not None:  # detach: the engine probe built it already
         return cached
     args._workspace = Workspace(
@@ -31,8 +31,8 @@ def _workspace(args: argparse.Namespace) -> Workspace:
     return args._workspace
 
 
-def _driving(args: argparse.Namespace, operation: str, body: Callable[[Engine], int]) -> int:
-    ws = _workspace(args)
+def drive_engine(args: argparse.Namespace, operation: str, body: Callable[[Engine], int]) -> int:
+    ws = open_workspace(args)
     ws.acquire(operation)
     try:
         engine = ws.open(create=operation == "run")

@@ -8,25 +8,24 @@ import time
 import traceback
 from pathlib import Path
 
+from engine.aws.target import TargetError, TargetSpec
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
-from engine.cli.output import _err
+from engine.cli.output import say_error
 from engine.cli.terminal import NeedsTerminal
 from engine.control.client import EngineGone, RemoteError
 from engine.control.paths import SocketPathTooLong
-from engine.embedded import WorldGone
-from engine.files import UnsafePath, append_owned, append_private, private_error_log
-from engine.journal import JournalError
-from engine.loader import RunbookInvalid, default_runbook_path, load_runbook
-from engine.lock import LockedError
-from engine.runner import BadRequest, CommandRefused
-from engine.target import TargetError
-from engine.workspace import BadInput, NoRun
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
+from engine.rehearsal.embedded import WorldGone
+from engine.session.journals import default_journal_path, state_dir
+from engine.session.workspace import BadInput, NoRun
+from engine.state.errors import JournalError
+from engine.state.files import UnsafePath, append_owned, append_private, private_error_log
+from engine.state.lock import LockedError
 
 
 def _traceback_log(args: argparse.Namespace) -> Path | None:
     """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
-    from engine.session import default_journal_path, state_dir
-    from engine.target import TargetSpec
 
     journal = getattr(args, "journal", None)
     if journal is None:
@@ -39,7 +38,7 @@ def _traceback_log(args: argparse.Namespace) -> Path | None:
     return journal.with_name(journal.stem + ".log")
 
 
-def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+def unexpected_error_exit(args: argparse.Namespace, exc: BaseException) -> int:
     """One clear line for the operator; the traceback goes to the log, never to the screen."""
     detail = "".join(traceback.format_exception(exc))
     saved = ""
@@ -53,7 +52,7 @@ def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
             break
         except OSError:
             continue
-    _err(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
+    say_error(f"runbook: {_describe(exc)}; the journal was left untouched{saved}")
     return EXIT_BAD_INPUT
 
 
@@ -83,7 +82,7 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {exc}"
 
 
-# what the operator can act on, told in one line: everything else is `_unexpected`
+# what the operator can act on, told in one line: everything else is `unexpected_error_exit`
 KNOWN_ERRORS = (
     RemoteError,
     EngineGone,
@@ -101,37 +100,37 @@ KNOWN_ERRORS = (
 )
 
 
-def _known(exc: Exception) -> int:
+def known_error_exit(exc: Exception) -> int:
     """Tell one of KNOWN_ERRORS (the first class that matches, in that order); its exit code."""
     if isinstance(exc, RemoteError):  # the detached engine answered: its one line, its exit code
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return exc.code
     if isinstance(exc, EngineGone):
-        _err(
+        say_error(
             f"runbook: the detached engine went away ({exc}); `runbook status` shows the "
             "checkpoint, `runbook run` resumes"
         )
         return EXIT_BAD_INPUT
     if isinstance(exc, SocketPathTooLong):
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, RunbookInvalid):
         for problem in exc.problems:
-            _err(problem.render())
+            say_error(problem.render())
         return EXIT_BAD_INPUT
     if isinstance(exc, LockedError):
-        _err(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
+        say_error(f"runbook: {exc}. Only one driver per journal; ask them, or wait.")
         return EXIT_LOCKED
     if isinstance(exc, (JournalError, NoRun, BadRequest, BadInput, TargetError, NeedsTerminal)):
-        _err(f"runbook: {exc}")
+        say_error(f"runbook: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, WorldGone):
-        _err(
+        say_error(
             f"runbook: {exc}. Start a fresh rehearsal with a new journal: runbook run --fresh "
             "(the old journal is kept aside)."
         )
         return EXIT_BAD_INPUT
     if isinstance(exc, CommandRefused):
-        _err(f"runbook: refused: {exc}")
+        say_error(f"runbook: refused: {exc}")
         return EXIT_FAILED
     raise exc  # not one of KNOWN_ERRORS

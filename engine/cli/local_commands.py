@@ -6,28 +6,37 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.aws import iam_policy
+from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
-from engine.cli.detached_commands import _remote_rollback, throttle_settings
-from engine.cli.detached_run import _run_detached_child, _spawn_detached
-from engine.cli.driving import _driving, _workspace
-from engine.cli.outcome import _finish
-from engine.cli.output import Printer, _err, _print
-from engine.cli.remote import _control_line, _detached_line, _engine_view
-from engine.cli.terminal import _install_stop_handlers, _lost_terminal_stops, make_confirm
+from engine.cli.detached_commands import remote_rollback, throttle_settings
+from engine.cli.detached_run import run_detached_child, spawn_detached
+from engine.cli.driving import drive_engine, open_workspace
+from engine.cli.outcome import finish_outcome
+from engine.cli.output import Printer, say, say_error
+from engine.cli.remote import control_line, detached_line, engine_view
+from engine.cli.terminal import install_stop_handlers, lost_terminal_stops, make_confirm
 from engine.control.client import RemoteError
-from engine.embedded import WorldGone
-from engine.loader import default_runbook_path, load_runbook
-from engine.runner import BadRequest, Engine, plan_calls
-from engine.target import TargetError
-from engine.workspace import NoRun
+from engine.core.outcome import BadRequest
+from engine.plan.calls import plan_calls
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.rehearsal.clock import clock_label, plan_wait_seconds
+from engine.rehearsal.embedded import WorldGone
+from engine.rehearsal.simulator import set_error_rate
+from engine.run.engine import Engine
+from engine.run.report import render_report
+from engine.run.snapshot import empty_snapshot
+from engine.run.status_text import render_status
+from engine.session.workspace import NoRun
+from engine.state.lock import is_locked
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     loaded = load_runbook(args.runbook or default_runbook_path())
     for problem in loaded.warnings:
-        _print(problem.render())
+        say(problem.render())
     rb = loaded.runbook
-    _print(
+    say(
         f"{loaded.path}: ok: {len(rb.steps)} steps, {len(rb.gates)} gates, "
         f"{len(rb.rollbacks)} rollbacks, {len(loaded.warnings)} warning(s)"
     )
@@ -39,16 +48,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     rb = loaded.runbook
     for (kind, node_id), calls in plan_calls(rb):
         if kind == "gate":
-            _print(f"\nGATE {node_id}: {rb.gate(node_id).title}")
+            say(f"\nGATE {node_id}: {rb.gate(node_id).title}")
         else:
             step = rb.step(node_id)
             day = rb.day(rb.phase(step.phase).day)
             flag = " [destructive]" if step.destructive else ""
-            _print(f"\n{day.id} {step.slot} {step.phase} {node_id}: {step.title}{flag}")
+            say(f"\n{day.id} {step.slot} {step.phase} {node_id}: {step.title}{flag}")
         for call in calls:
-            _print(f"    {call.render()}")
+            say(f"    {call.render()}")
     for problem in loaded.warnings:
-        _print(problem.render())
+        say(problem.render())
     return EXIT_OK
 
 
@@ -56,11 +65,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.only and args.until:
         raise BadRequest("--only runs one step; it cannot be combined with --until")
     if getattr(args, "remote", None) is not None:
-        raise RemoteError(EXIT_LOCKED, _detached_line(args, args.remote))
+        raise RemoteError(EXIT_LOCKED, detached_line(args, args.remote))
     if args.detached_child:
-        return _run_detached_child(args)
+        return run_detached_child(args)
     if args.detach:
-        return _spawn_detached(args)
+        return spawn_detached(args)
     if throttle_settings(args):
         raise BadRequest(
             "--rate, --in-flight and --segments start a detached engine throttled: add "
@@ -69,29 +78,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
     def body(engine: Engine) -> int:
-        from engine.rehearsal import clock_label, plan_wait_seconds
 
         scale = engine.journal.run.time_scale
         waits = plan_wait_seconds(engine.runbook) / scale / 60.0
-        _print(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
-        engine.subscribe(Printer(_lost_terminal_stops(engine)))
-        _install_stop_handlers(engine)
+        say(f"clock: {clock_label(scale)} (the plan's waits take about {waits:,.0f} min)")
+        engine.subscribe(Printer(lost_terminal_stops(engine)))
+        install_stop_handlers(engine)
         gaps = lambda: tuple(  # noqa: E731 - read when a deletion asks, not before
             f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
         )
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps))
-        return _finish(outcome, args, engine.snapshot())
+        return finish_outcome(outcome, args, engine.snapshot())
 
-    return _driving(args, "run", body)
+    return drive_engine(args, "run", body)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
-    from engine.lock import is_locked
-    from engine.snapshot import empty_snapshot
-    from engine.status_text import render_status
 
-    ws = _workspace(args)
+    ws = open_workspace(args)
     try:
         engine = ws.open_read_only()
     except NoRun:  # before any run: every step pending
@@ -103,49 +108,49 @@ def cmd_status(args: argparse.Namespace) -> int:
             driver=f"{holder.user}@{holder.host}" if holder else None,
             active=holder is not None and running,
         )
-    control, live = _engine_view(args)  # detach: a detached engine's own state, if one runs
+    control, live = engine_view(args)  # detach: a detached engine's own state, if one runs
     if live is not None:  # its live snapshot: running, with items/s and ETA
         snapshot = live
     if args.json:
         if control is None:
-            _print(snapshot.model_dump_json(indent=2))
+            say(snapshot.model_dump_json(indent=2))
         else:
             data = {**json.loads(snapshot.model_dump_json()), "engine": control}
-            _print(json.dumps(data, indent=2))
+            say(json.dumps(data, indent=2))
         return EXIT_OK
     if control is not None:
-        _print(_control_line(control))
+        say(control_line(control))
     for line in render_status(snapshot):
-        _print(line)
+        say(line)
     return EXIT_OK
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
     if getattr(args, "remote", None) is not None:
         args.remote.tick(args.gate, args.item, args.by, args.note)
-        _print(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
+        say(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
         return EXIT_OK
 
     def body(engine: Engine) -> int:
         engine.tick(args.gate, args.item, args.by, args.note)
-        _print(f"{args.gate}/{args.item}: ticked by {args.by}")
+        say(f"{args.gate}/{args.item}: ticked by {args.by}")
         return EXIT_OK
 
-    return _driving(args, "tick", body)
+    return drive_engine(args, "tick", body)
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
     if getattr(args, "remote", None) is not None:
         args.remote.ack(args.step, args.by, args.note)
-        _print(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
+        say(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
         return EXIT_OK
 
     def body(engine: Engine) -> int:
         engine.ack(args.step, args.by, args.note)
-        _print(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
+        say(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
         return EXIT_OK
 
-    return _driving(args, "ack", body)
+    return drive_engine(args, "ack", body)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -154,8 +159,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
         )
         for item, ev in evidence.items():
-            _print(f"  [{'x' if ev['ok'] else ' '}] {item}: {ev['detail']}")
-        _print(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
+            say(f"  [{'x' if ev['ok'] else ' '}] {item}: {ev['detail']}")
+        say(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
         return EXIT_OK
 
     def body(engine: Engine) -> int:
@@ -163,72 +168,71 @@ def cmd_decide(args: argparse.Namespace) -> int:
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
         )
         for item, ev in evidence.items():
-            _print(f"  [{'x' if ev.ok else ' '}] {item}: {ev.detail}")
-        _print(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
+            say(f"  [{'x' if ev.ok else ' '}] {item}: {ev.detail}")
+        say(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
         return EXIT_OK
 
-    return _driving(args, "decide", body)
+    return drive_engine(args, "decide", body)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     if getattr(args, "remote", None) is not None:
-        return _remote_rollback(args, args.remote)
+        return remote_rollback(args, args.remote)
 
     def body(engine: Engine) -> int:
         for title, calls in engine.preview_rollback(args.phase):
-            _print(f"{title}:")
+            say(f"{title}:")
             for call in calls:
-                _print(f"    {call.render()}")
+                say(f"    {call.render()}")
         if args.preview:
             return EXIT_OK
-        engine.subscribe(Printer(_lost_terminal_stops(engine)))
-        _install_stop_handlers(engine)
+        engine.subscribe(Printer(lost_terminal_stops(engine)))
+        install_stop_handlers(engine)
         by = args.by or engine.options.operator
         outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
-        return _finish(outcome, args)
+        return finish_outcome(outcome, args)
 
-    return _driving(args, "rollback", body)
+    return drive_engine(args, "rollback", body)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.report import render_report
 
-    ws = _workspace(args)
+    ws = open_workspace(args)
     engine = ws.open_read_only()
     try:
         live = ws.open_read_only(connected=True)
         clients = live.clients
     except (WorldGone, TargetError) as exc:
-        _err(f"note: target not reachable ({exc}); the report uses the journal only")
+        say_error(f"note: target not reachable ({exc}); the report uses the journal only")
         clients = None
-    _print(render_report(engine, clients))
+    say(render_report(engine, clients))
     return EXIT_OK
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
-    from engine.iam_policy import render
 
     rb = load_runbook(args.runbook or default_runbook_path()).runbook
-    print(render(rb, args.account, args.region))
+    print(iam_policy.render(rb, args.account, args.region))
     return EXIT_OK
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from engine.simulator import set_error_rate
 
-    ws = _workspace(args)
+    ws = open_workspace(args)
     if not ws.is_embedded:
         raise BadRequest("simulate drives the embedded rehearsal world only")
     engine = ws.open_read_only(connected=True)
     set_error_rate(engine.clients, args.error_rate)
-    _print(f"simulated traffic now fails {args.error_rate:g}% of calls")
+    say(f"simulated traffic now fails {args.error_rate:g}% of calls")
     return EXIT_OK
 
 
 def cmd_console(args: argparse.Namespace) -> int:
     """Without a command the console opens; it lives above the engine (`runbook_entry`)."""
     if args.command is not None:  # serve / view: the console's, through the `runbook` command
-        _err(f"runbook: {args.command} belongs to the console; run it as `runbook {args.command}`")
+        say_error(
+            f"runbook: {args.command} belongs to the console; run it as `runbook {args.command}`"
+        )
         return EXIT_BAD_INPUT
-    _err("runbook: the console opens with the `runbook` command (no sub-command); see --help")
+    say_error("runbook: the console opens with the `runbook` command (no sub-command); see --help")
     return EXIT_BAD_INPUT

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from engine.cli.codes import OUTCOME_EXIT
-from engine.cli.output import _err, _print
-from engine.runner import Outcome
-from engine.snapshot import RunSnapshot
-from engine.status_text import gate_lines
+from engine.cli.output import say, say_error
+from engine.core.outcome import Outcome
+from engine.core.views import RunSnapshot
+from engine.run.status_text import gate_lines
 
 
-def _resume_hint(args: argparse.Namespace) -> str:
+def resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
     flags = ("runbook", "journal", "endpoint_url", "profile", "region", "read_timeout")
     for flag in (*flags, "mapping_overrides"):
@@ -21,26 +21,28 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(outcome: Outcome, args: argparse.Namespace, snapshot: RunSnapshot | None = None) -> int:
+def finish_outcome(
+    outcome: Outcome, args: argparse.Namespace, snapshot: RunSnapshot | None = None
+) -> int:
     if outcome.status == "interrupted":
-        _err(f"interrupted; checkpoint saved. Resume with: {_resume_hint(args)}")
+        say_error(f"interrupted; checkpoint saved. Resume with: {resume_hint(args)}")
     elif outcome.status in ("waiting", "paused") and outcome.waiting:
         kind, node = outcome.waiting.kind, outcome.waiting.id
         if kind == "gate" and snapshot is not None:  # the commands that answer it, as status
-            _print(f"waiting at gate {node}: {outcome.message}. Next:")
+            say(f"waiting at gate {node}: {outcome.message}. Next:")
             for line in gate_lines(snapshot.gate(node)):
-                _print(line)
+                say(line)
         else:
             how = (
                 f"runbook decide {node} --go|--no-go --by NAME"
                 if kind == "gate"
                 else f"runbook ack {node} --by NAME"
             )
-            _print(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
+            say(f"waiting at {kind} {node}: {outcome.message}. Next: {how}")
     elif outcome.message:
-        (_err if outcome.status != "done" else _print)(outcome.message)
+        (say_error if outcome.status != "done" else say)(outcome.message)
     return OUTCOME_EXIT[outcome.status]
 
 
-def _target_flags(args: argparse.Namespace) -> str:
-    return _resume_hint(args).removeprefix("runbook run").strip()
+def target_flags(args: argparse.Namespace) -> str:
+    return resume_hint(args).removeprefix("runbook run").strip()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
+from engine.core.events import Alert, Event, LogLine, Progress, StepFinished, StepStarted
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -65,7 +65,7 @@ class Printer:
             self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 
-def _silence_terminal() -> None:
+def silence_terminal() -> None:
     """The terminal is gone (EPIPE, EIO): later writes, and the flush at exit, go nowhere."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
@@ -81,13 +81,13 @@ def _write(stream: Any, line: str) -> bool:
         print(line, file=stream, flush=True)
         return True
     except (OSError, ValueError):  # BrokenPipeError, EIO after a hang-up, a closed stream
-        _silence_terminal()
+        silence_terminal()
         return False
 
 
-def _print(line: str) -> bool:
+def say(line: str) -> bool:
     return _write(sys.stdout, line)
 
 
-def _err(line: str) -> bool:
+def say_error(line: str) -> bool:
     return _write(sys.stderr, line)

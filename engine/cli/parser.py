@@ -21,7 +21,7 @@ from engine.cli.values import (
     _region,
     _time_scale,
 )
-from engine.detach import CHILD_FLAG
+from engine.session.detach import CHILD_FLAG
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,25 +6,28 @@ import argparse
 from typing import Any
 
 from engine.cli.codes import EXIT_LOCKED
-from engine.cli.driving import _workspace
-from engine.cli.outcome import _resume_hint, _target_flags
-from engine.cli.output import _err
+from engine.cli.driving import open_workspace
+from engine.cli.outcome import resume_hint, target_flags
+from engine.cli.output import say_error
 from engine.control.client import EngineGone, RemoteEngine, RemoteError
 from engine.control.locate import Found, find_engine
 from engine.control.paths import SocketPathTooLong
-from engine.runner import BadRequest
+from engine.core.outcome import BadRequest
+from engine.core.views import RunSnapshot
+from engine.session.journals import operator_name
+from engine.state.lock import is_locked
 
 
-def _detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
+def detached_line(args: argparse.Namespace, remote: RemoteEngine) -> str:
     pid = remote.ping()
-    flags = f" {_target_flags(args)}".rstrip()
+    flags = f" {target_flags(args)}".rstrip()
     return (
         f"a detached engine (pid {pid}) runs this journal; follow it with `runbook watch{flags}`,"
         f" stop it with `runbook stop{flags}`"
     )
 
 
-def _probe(args: argparse.Namespace) -> None:
+def probe_engine(args: argparse.Namespace) -> None:
     """Set args.remote to the live detached engine of this journal, or None. A socket left by a
     dead engine is removed, and said so in one line."""
     args.remote = None
@@ -35,22 +38,21 @@ def _probe(args: argparse.Namespace) -> None:
     ):
         return
     try:
-        found: Found = find_engine(_workspace(args).journal_path)
+        found: Found = find_engine(open_workspace(args).journal_path)
     except SocketPathTooLong:
         return  # no engine can listen there
     if found.stale_pid is not None:
         who = f" (pid {found.stale_pid})" if found.stale_pid else ""
-        _err(
+        say_error(
             f"runbook: the detached engine{who} is gone (its socket was left; removed); "
             "the run resumes from its last checkpoint"
-            + (": resuming now" if args.command == "run" else f" with `{_resume_hint(args)}`")
+            + (": resuming now" if args.command == "run" else f" with `{resume_hint(args)}`")
         )
     args.remote = found.engine
 
 
-def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
+def engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
     """(control state, live RunSnapshot) of the detached engine, or (None, None)."""
-    from engine.snapshot import RunSnapshot
 
     if getattr(args, "remote", None) is None:
         return None, None
@@ -65,7 +67,7 @@ def _engine_view(args: argparse.Namespace) -> tuple[dict[str, Any] | None, Any]:
     return answer["control"], live
 
 
-def _control_line(control: dict[str, Any]) -> str:
+def control_line(control: dict[str, Any]) -> str:
     pause = {"paused": ", PAUSED at a checkpoint", "pausing": ", pausing..."}.get(
         control.get("pause") or "", ""
     )
@@ -75,18 +77,16 @@ def _control_line(control: dict[str, Any]) -> str:
     )
 
 
-def _by(args: argparse.Namespace) -> str:
-    from engine.session import operator_name
+def operator_of(args: argparse.Namespace) -> str:
 
     return getattr(args, "by", None) or operator_name(args.operator)  # `run` has no --by
 
 
-def _need_remote(args: argparse.Namespace) -> RemoteEngine:
+def need_remote(args: argparse.Namespace) -> RemoteEngine:
     if getattr(args, "remote", None) is not None:
         return args.remote
-    from engine.lock import is_locked
 
-    holder = is_locked(_workspace(args).journal_path)
+    holder = is_locked(open_workspace(args).journal_path)
     if holder is not None:
         raise RemoteError(
             EXIT_LOCKED,
@@ -95,6 +95,6 @@ def _need_remote(args: argparse.Namespace) -> RemoteEngine:
         )
     raise BadRequest(
         "no detached engine runs for this journal; start one with "
-        + f"`runbook run --detach {_target_flags(args)}".rstrip()
+        + f"`runbook run --detach {target_flags(args)}".rstrip()
         + "`"
     )

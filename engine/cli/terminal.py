@@ -7,19 +7,19 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from engine.cli.output import _err, _print, _silence_terminal
-from engine.runner import Engine
+from engine.cli.output import say, say_error, silence_terminal
+from engine.run.engine import Engine
 
 
 class NeedsTerminal(Exception):
     """A prompt was needed, but there is no TTY and no --yes."""
 
 
-def _lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
+def lost_terminal_stops(engine: Engine) -> Callable[[str], None]:
     """Printer output: when the terminal is lost the run checkpoints and stops (exit 130)."""
 
     def out(line: str) -> None:
-        if not _print(line) and not engine.stop_requested:
+        if not say(line) and not engine.stop_requested:
             engine.log("the terminal went away: checkpointing and stopping", "warning")
             engine.request_stop()
 
@@ -33,7 +33,7 @@ def make_confirm(
 
     def confirm(what: str, token: str) -> bool:
         for note in notes() if notes else ():
-            _err(f"note: {note}")
+            say_error(f"note: {note}")
         if assume_yes:
             return True
         if not sys.stdin.isatty():
@@ -54,14 +54,14 @@ def make_confirm(
     return confirm
 
 
-def _install_stop_handlers(engine: Engine) -> None:
+def install_stop_handlers(engine: Engine) -> None:
     def handler(signum: int, _frame: Any) -> None:
         # never raises (the terminal may be gone): a write error here would land in the action
         engine.request_stop()
         if signum == signal.SIGHUP:
-            _silence_terminal()
+            silence_terminal()
         else:
-            _err(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
+            say_error(f"received {signal.Signals(signum).name}: checkpointing and stopping...")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)

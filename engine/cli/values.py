@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from engine.rehearsal import MAX_TIME_SCALE
-from engine.target import READ_TIMEOUT_RANGE
+from engine.aws.target import READ_TIMEOUT_RANGE
+from engine.core.clock import MAX_TIME_SCALE
 
 Number = TypeVar("Number", int, float)
 

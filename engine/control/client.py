@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.control import protocol
-from engine.events import Event, LogLine, Progress, SnapshotChanged, Subscriber
+from engine.core.events import Event, LogLine, Progress, SnapshotChanged, Subscriber
+from engine.core.views import RunSnapshot
 
 CONNECT_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 30.0  # a decide evaluates the gate's checks against the target: allow for it
@@ -155,7 +156,6 @@ class RemoteEngine:
 def as_event(msg: WatchMessage) -> Event | None:
     """A watcher message as the event a local Engine would have sent its subscribers (so a
     console subscribes to a RemoteEngine as it does to an Engine); None for control/end."""
-    from engine.snapshot import RunSnapshot
 
     data = msg.data
     if msg.type == "snapshot":

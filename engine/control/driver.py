@@ -19,8 +19,9 @@ from typing import Any
 from engine.control import protocol
 from engine.control.fanout import Fanout
 from engine.control.tuning import Tuning
-from engine.runner import BadRequest, Engine, Outcome
-from engine.runner import CommandRefused as Refused
+from engine.core.outcome import BadRequest, Outcome
+from engine.core.outcome import CommandRefused as Refused
+from engine.run.engine import Engine
 
 IDLE, RUNNING, ROLLING_BACK, STOPPING, STARTING = (
     "idle",

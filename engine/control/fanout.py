@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any
 
 from engine.control import protocol
-from engine.events import (
+from engine.core.events import (
     LogLine,
     Progress,
     SnapshotChanged,
@@ -25,7 +25,7 @@ from engine.events import (
     StepStarted,
     as_log_line,
 )
-from engine.journal import utcnow
+from engine.state.journal import utcnow
 
 PROGRESS_PER_SECOND = 4
 LOG_BACKLOG = 200

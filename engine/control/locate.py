@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.control.client import EngineGone, RemoteEngine
 from engine.control.paths import remove_stale, socket_path
-from engine.lock import is_locked, lock_path_for, read_holder
+from engine.state.lock import is_locked, lock_path_for, read_holder
 
 
 @dataclass(frozen=True)

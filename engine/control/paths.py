@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from engine.files import DIR_MODE, UnsafePath, private_dir
+from engine.state.files import DIR_MODE, UnsafePath, private_dir
 
 SOCKET_NAME = "engine.sock"
 SOCKET_MODE = 0o600

@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-from engine.events import LogLine, Progress
+from engine.core.events import LogLine, Progress
 
 MAX_LINE = 64 * 1024  # a request is small; a longer line is refused, never buffered forever
 

@@ -18,8 +18,8 @@ from engine.control.driver import DetachedRun, Refused
 from engine.control.fanout import Watcher
 from engine.control.paths import SOCKET_MODE, prepare_dir, remove_stale
 from engine.control.peer import peer_allowed, peer_credentials
-from engine.journal import JournalError
-from engine.runner import BadRequest
+from engine.core.outcome import BadRequest
+from engine.state.errors import JournalError
 
 BACKLOG = 16
 

@@ -12,7 +12,7 @@ The throttle's setters are this one small interface:
 - `rate`: items written per second, applied here: a batch of n items is admitted n/rate seconds
   after the one before, across all threads of the step (parallel-scan segments included).
 - `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
-  `clear_limit()`, engine/throttle.py) when this build has one, else recorded only.
+  `clear_limit()`, engine/core/throttle.py) when this build has one, else recorded only.
 - `segments`: how many threads may be writing a batch at once (parallel-scan segments at
   work), applied here: a thread let through a boundary counts until it comes back to one (or
   for BATCH_GONE_SECONDS, once it left the loop). The scan keeps its segment count (it is part

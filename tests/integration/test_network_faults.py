@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from engine import dynamo
 from engine.actions import registry
-from engine.dynamo import check_scan_arithmetic
-from engine.target import local_connection
+from engine.aws import dynamo
+from engine.aws.dynamo import check_scan_arithmetic
+from engine.aws.target import local_connection
 from tests.conftest import seed_endpoint
 from tests.support.faulty_proxy import FaultyProxy, Plan, nth
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.actions.migrate import unsound_migration
-from engine.loader import default_runbook_path
+from engine.actions.migrate.entity import unsound_migration
+from engine.plan.loader import default_runbook_path
 from tests.conftest import seeded_engine
 
 SHORT = {"entity": "expenses", "source_total": 7, "scanned": 0, "migrated": 0}

@@ -12,9 +12,10 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from engine.model import Gate
-from engine.runner import BadRequest, CommandRefused, Engine
-from engine.snapshot import GateView, ItemView, NodeRef
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.views import GateView, ItemView, NodeRef
+from engine.run.engine import Engine
+from engine.runbook.model import Gate
 from tui.format import stamp
 from tui.screens.prompts import TextPrompt
 

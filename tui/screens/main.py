@@ -15,9 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
 
-from engine.events import Alert, LogLine, MetricSample, Progress, StepStarted, as_log_line
-from engine.runner import Outcome
-from engine.snapshot import AlertView, NodeRef, RunSnapshot, RunState
+from engine.core.events import Alert, LogLine, MetricSample, Progress, StepStarted, as_log_line
+from engine.core.outcome import Outcome
+from engine.core.views import AlertView, NodeRef, RunSnapshot, RunState
 from tui.lines import PAUSE_LINES, next_gate_line, status_text, throttle_note, topbar_text
 from tui.logbook import LogEntry, entry_of, render_entry
 from tui.messages import EngineEvent, WorkEnded

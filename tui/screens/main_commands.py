@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.rehearsal import clock_label, next_scale
-from engine.runner import BadRequest, CommandRefused
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.rehearsal.clock import clock_label, next_scale
 from tui.screens.gate import GateScreen
 from tui.screens.log import LogScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
@@ -20,7 +20,7 @@ from tui.widgets.banners import AlertBanner
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from engine.snapshot import NodeRef, RunSnapshot
+    from engine.core.views import NodeRef, RunSnapshot
     from tui.app import RunbookApp
 
     _Screen = Screen[None]

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from engine.snapshot import RunSnapshot
+from engine.core.views import RunSnapshot
 from tui.format import stamp
 
 

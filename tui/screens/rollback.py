@@ -8,7 +8,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from engine.model import Rollback
+from engine.runbook.model import Rollback
 
 
 def preview_text(preview: list[tuple[str, list[str]]]) -> str:

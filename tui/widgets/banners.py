@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from engine.snapshot import AlertView
+from engine.core.views import AlertView
 
 
 class AlertBanner(Static):

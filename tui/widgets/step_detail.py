@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.events import summary_text
-from engine.snapshot import GateView, StepView
+from engine.core.events import summary_text
+from engine.core.views import GateView, StepView
 from tui.format import STATUS_GLYPH, slot_vs_actual, stamp
 
 MORE_HINT = "↓ more: tab here, then ↓/pgdn"

@@ -7,7 +7,7 @@ from textual.clock import Clock
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, ProgressBar
 
-from engine.snapshot import StepView
+from engine.core.views import StepView
 from tui.format import progress_text
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.model import Runbook
-from engine.snapshot import NodeRef, RunSnapshot
+from engine.core.views import NodeRef, RunSnapshot
+from engine.runbook.model import Runbook
 from tui.format import GATE_GLYPH, STATUS_GLYPH, fit_middle, hhmm
 
 TreeRef = tuple[str, str]  # ("step" | "gate" | "phase" | "day", id)

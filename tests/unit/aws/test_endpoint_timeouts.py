@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.target import LOOPBACK_READ_TIMEOUT, TargetSpec, connect, is_local_endpoint
+from engine.aws.target import LOOPBACK_READ_TIMEOUT, TargetSpec, connect, is_local_endpoint
 
 REPO = Path(__file__).resolve().parents[3]
 MINI_RUNBOOK = REPO / "tests" / "data" / "mini-runbook.toml"

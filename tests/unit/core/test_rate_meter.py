@@ -3,7 +3,7 @@ short to mean anything (issue 20, item 18: 20,510/s just after a resume)."""
 
 from __future__ import annotations
 
-from engine.context import RateMeter, eta_seconds
+from engine.core.context import RateMeter, eta_seconds
 
 
 def test_a_resume_burst_shows_no_rate_until_the_span_means_something() -> None:

@@ -1,6 +1,6 @@
 """moto is pinned (requirements.lock), and an upgrade that changes what the fidelity patches
-rely on fails here, one line naming the moto version and the function (engine/moto_contract.py),
-never as a wrong rehearsal."""
+rely on fails here, one line naming the moto version and the function
+(engine/rehearsal/moto_contract.py), never as a wrong rehearsal."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import pytest
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
-from engine.moto_contract import RELIED, MotoChanged, check_moto, moto_version, problem_with
-from engine.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size, aws_item_size_limit
+from engine.rehearsal.moto_contract import (
+    RELIED,
+    MotoChanged,
+    check_moto,
+    moto_version,
+    problem_with,
+)
+from engine.rehearsal.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size, aws_item_size_limit
 
 
 @pytest.mark.parametrize("relied", RELIED, ids=lambda r: r.path)
@@ -56,7 +62,7 @@ def test_the_embedded_server_refuses_a_moto_that_changed(tmp_path) -> None:
     )
     env = {"PYTHONPATH": f"{tmp_path}:.", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "engine.moto_process", "--port", "1"],
+        [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", "1"],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,1 @@
+"""Reading the legacy data: analyze_legacy and the userId -> companyId mapping."""

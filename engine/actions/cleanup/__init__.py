@@ -1,0 +1,1 @@
+"""Phase 5 deletions (functions, API routes, tables), archived first."""

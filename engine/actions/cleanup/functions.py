@@ -1,0 +1,198 @@
+"""delete_functions: archive, then delete deprecated Lambda functions (and their log groups).
+
+Function environments are not written to the archive: they may hold secrets, so they go to an
+SSM SecureString in the target account (`/runbook-console/archive/functions/<name>/environment`),
+and the local archive keeps only the variable names.
+
+cursors `deleted` (names this step deleted), `already_absent`, `log_groups_deleted`,
+`code_missing` (functions whose code package could not be fetched), `archive_dir`; summary
+{deleted, already_absent, log_groups_deleted, code_missing}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.actions.cleanup.common import archive_dir, is_rehearsal, safe_name, write_json
+from engine.actions.cleanup.state import DeleteFunctionsCursors, DeleteFunctionsSummary
+from engine.actions.destructive import require_go
+from engine.actions.traffic.flags import resolve_functions
+from engine.core.context import Action, ActionContext, PlannedCall
+from engine.runbook.model import Runbook
+
+ENV_PARAMETER = "/runbook-console/archive/functions/{name}/environment"
+
+
+class DeleteFunctionsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    functions: list[str]
+    delete_log_groups: bool = False
+
+
+def fetch_code(ctx: ActionContext, location: str) -> tuple[bytes | None, str]:
+    """The code package behind get_function's presigned URL, or (None, reason)."""
+    if not location:
+        return None, "get_function returned no code location"
+    if is_rehearsal(ctx):
+        # moto's location names an S3 object it never stores, and no network is assumed:
+        # ask the target's own S3 API, then give up honestly.
+        url = urlparse(location)
+        bucket = url.netloc.split(".s3")[0]
+        try:
+            obj = ctx.client("s3").get_object(Bucket=bucket, Key=url.path.lstrip("/"))
+            return obj["Body"].read(), ""
+        except Exception as exc:
+            return None, f"code location not retrievable on this target ({type(exc).__name__})"
+    try:
+        with urllib.request.urlopen(location, timeout=60) as resp:
+            return resp.read(), ""
+    except Exception as exc:
+        return None, f"code download failed: {type(exc).__name__}: {exc}"
+
+
+def _policy(lam: Any, fn: str) -> dict[str, Any]:
+    try:
+        return json.loads(lam.get_policy(FunctionName=fn)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return {}
+
+
+def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any]:
+    """Configuration (env names only), code, policy, tags; env values to SSM SecureString."""
+    lam = ctx.client("lambda")
+    got = lam.get_function(FunctionName=fn)
+    config = dict(got["Configuration"])
+    variables = dict((config.pop("Environment", None) or {}).get("Variables", {}) or {})
+    env_param = ENV_PARAMETER.format(name=fn)
+    if variables:
+        value = json.dumps(variables)
+        ctx.client("ssm").put_parameter(
+            Name=env_param,
+            Value=value,
+            Type="SecureString",
+            Overwrite=True,
+            Tier="Standard" if len(value) <= 4096 else "Advanced",
+            Description=f"runbook-console archive of {fn}'s environment",
+        )
+    code, reason = fetch_code(ctx, got.get("Code", {}).get("Location", ""))
+    if code is not None:
+        (folder / f"{safe_name(fn)}.zip").write_bytes(code)
+    record = {
+        "configuration": config,
+        "environment_names": sorted(variables),
+        "environment_parameter": env_param if variables else "",
+        "code": {
+            "retrieved": code is not None,
+            "file": f"{safe_name(fn)}.zip" if code else "",
+            "reason": reason,
+            "image_uri": got.get("Code", {}).get("ImageUri", ""),
+        },
+        "tags": got.get("Tags", {}),
+        "policy": _policy(lam, fn),
+        "concurrency": got.get("Concurrency", {}),
+    }
+    write_json(folder / f"{safe_name(fn)}.json", record)
+    return record
+
+
+def archive_log_group(ctx: ActionContext, group: str, folder: Path) -> bool:
+    logs = ctx.client("logs")
+    found = [
+        g
+        for g in logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        if g["logGroupName"] == group
+    ]
+    if not found:
+        return False
+    filters = logs.describe_metric_filters(logGroupName=group).get("metricFilters", [])
+    write_json(
+        folder / f"{safe_name(group)}.loggroup.json",
+        {"log_group": found[0], "metric_filters": filters, "note": "log events are not archived"},
+    )
+    return True
+
+
+def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> DeleteFunctionsSummary:
+    require_go(ctx)
+    lam = ctx.client("lambda")
+    logs = ctx.client("logs")
+    folder = archive_dir(ctx)
+    c = ctx.cursors_as(DeleteFunctionsCursors)
+    c.archive_dir = folder.name
+    deleted, absent = c.deleted, c.already_absent
+    groups_deleted, code_missing = c.log_groups_deleted, c.code_missing
+    functions = resolve_functions(ctx.runbook, p.functions)
+    for index, fn in enumerate(functions):
+        ctx.clock.check()
+        group = ctx.runbook.inventory.log_group_prefix + fn
+        if fn not in deleted and fn not in absent:
+            try:
+                lam.get_function(FunctionName=fn)
+                exists = True
+            except lam.exceptions.ResourceNotFoundException:
+                exists = False
+            if not exists:
+                # gone: by us before a crash (its archive is there) or before this run
+                (deleted if (folder / f"{safe_name(fn)}.json").exists() else absent).append(fn)
+            else:
+                record = archive_function(ctx, fn, folder)
+                if p.delete_log_groups:
+                    archive_log_group(ctx, group, folder)
+                if not record["code"]["retrieved"] and fn not in code_missing:
+                    code_missing.append(fn)
+                    ctx.log(
+                        f"{fn}: code package not archived: {record['code']['reason']}", "warning"
+                    )
+                    ctx.checkpoint(force=True)  # robust: a kill before the delete keeps it
+                with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+                    lam.delete_function(FunctionName=fn)
+                deleted.append(fn)
+                ctx.log(f"deleted function {fn} (archived in {folder.name})")
+            ctx.checkpoint(force=True)
+        if p.delete_log_groups and group not in groups_deleted:
+            if not (folder / f"{safe_name(group)}.loggroup.json").exists():
+                archive_log_group(ctx, group, folder)
+            try:
+                logs.delete_log_group(logGroupName=group)
+                ctx.log(f"deleted log group {group}")
+            except logs.exceptions.ResourceNotFoundException:
+                pass
+            groups_deleted.append(group)
+            ctx.checkpoint(force=True)
+        ctx.progress("functions", index + 1, len(functions))
+    return DeleteFunctionsSummary(
+        deleted=list(deleted),
+        already_absent=list(absent),
+        log_groups_deleted=len(groups_deleted),
+        code_missing=list(code_missing),
+    )
+
+
+def plan_delete_functions(rb: Runbook, p: DeleteFunctionsParams) -> list[PlannedCall]:
+    calls = []
+    for fn in resolve_functions(rb, p.functions):
+        calls.append(PlannedCall("lambda", "GetFunction", fn, "archive config + code"))
+        calls.append(PlannedCall("lambda", "DeleteFunction", fn))
+        if p.delete_log_groups:
+            calls.append(PlannedCall("logs", "DeleteLogGroup", rb.inventory.log_group_prefix + fn))
+    return calls
+
+
+ACTIONS = (
+    Action(
+        "delete_functions",
+        DeleteFunctionsParams,
+        run_delete_functions,
+        plan_delete_functions,
+        "Archive, then delete Lambda functions (and log groups)",
+        cursors=DeleteFunctionsCursors,
+        summary=DeleteFunctionsSummary,
+    ),
+)

@@ -1,0 +1,1 @@
+"""migrate_entity, how it writes, its per-item ledger, resume state and inverses."""

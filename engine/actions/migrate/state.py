@@ -1,0 +1,84 @@
+"""The resume state and summaries of the data actions in engine/actions/migrate/entity.py and
+migrate_rollback.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict
+
+from engine.state.records import Cursors, Record, Summary
+
+
+class SegmentCursor(Record):
+    """One parallel-scan segment: the key after its last applied page, or done."""
+
+    key: dict[str, Any] | None = None  # LastEvaluatedKey, low-level attribute values
+    done: bool = False
+
+
+class MigrateCounts(Record):
+    scanned: int = 0
+    migrated: int = 0
+    skipped_newer: int = 0
+    written_alone: int = 0  # items a failed transaction sent back to PutItem
+
+
+class MigrateCursors(Cursors):
+    total_segments: int | None = None
+    segments: dict[str, SegmentCursor] = {}  # segment number (as text) -> its cursor
+    counts: MigrateCounts = MigrateCounts()
+    source_total: int = 0
+
+
+class MigrateSummary(Summary):
+    entity: str = ""
+    source_total: int = 0
+    scanned: int = 0
+    migrated: int = 0
+    skipped_newer: int = 0
+    collisions: int = 0
+    quarantined: int = 0
+    rejected_by_target: int = 0  # of the quarantined: the target table cannot hold them
+    segments: int = 0
+    artifacts: list[str] = []
+
+
+class EntityScan(Record):
+    """A resumable filtered scan of one entity's table, and what it applied."""
+
+    key: dict[str, Any] | None = None
+    done: bool = False
+    count: int = 0
+
+
+class EntityScans(Cursors):
+    """One EntityScan per entity, keyed by the entity's name (as journals have always kept it)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, EntityScan]
+
+    def entity(self, name: str) -> EntityScan:
+        extra = self.__pydantic_extra__
+        assert extra is not None  # extra="allow"
+        return extra.setdefault(name, EntityScan())
+
+    def count(self, name: str) -> int:
+        return self.entity(name).count
+
+
+class RemoveMigratedSummary(Summary):
+    removed: int = 0
+    entities: dict[str, int] = {}
+
+
+class ResyncCursors(EntityScans):
+    skipped: int = 0
+    duplicate_keys: int = 0
+
+
+class ResyncSummary(Summary):
+    resynced: int = 0
+    entities: dict[str, int] = {}
+    skipped: int = 0
+    duplicate_keys: int = 0

@@ -1,0 +1,1 @@
+"""Phase 1 actions: the inventory diff, backups, monitoring (dashboard and alarms)."""

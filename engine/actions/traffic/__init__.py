@@ -1,0 +1,1 @@
+"""Feature flags, reads shifted, the latency baseline, watch windows, the consistency sampler."""

@@ -1,0 +1,1 @@
+"""validate_migration and its comparison of source and target."""

@@ -1,0 +1,91 @@
+"""A 200 whose body is cut short is an error, never an empty answer.
+
+botocore parses a JSON body it cannot read as `{"message": <body>}` and raises nothing, so a
+Scan page cut short mid-response looks like the last, empty page (AWS's DynamoDB responses carry
+`x-amz-crc32`, which botocore checks; emulators and proxies do not). Here, before botocore
+parses a successful answer of a JSON-protocol service, the body must be a JSON object holding
+the fields its operation always returns; otherwise the answer is turned into an
+`IncompleteResponse` error, which the engine's retry handler (engine/aws/retries.py) retries like
+a dropped connection and which, once retries are exhausted, names the call and the resource.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+INCOMPLETE = "IncompleteResponse"
+JSON_PROTOCOLS = ("json",)  # every answer is a JSON object; rest-json may be empty (204)
+# what AWS always returns on success, per operation (from the service models and AWS's docs):
+# an answer without these cannot be told apart from "nothing there"
+ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("dynamodb", "Scan"): ("Count", "ScannedCount"),
+    ("dynamodb", "Query"): ("Count", "ScannedCount"),
+    ("dynamodb", "DescribeTable"): ("Table",),
+    ("dynamodb", "BatchGetItem"): ("Responses", "UnprocessedKeys"),
+    ("dynamodb", "BatchWriteItem"): ("UnprocessedItems",),
+    ("dynamodb", "DescribeContinuousBackups"): ("ContinuousBackupsDescription",),
+    ("dynamodb", "CreateBackup"): ("BackupDetails",),
+    ("dynamodb", "DescribeBackup"): ("BackupDescription",),
+    ("dynamodb", "ListTables"): ("TableNames",),
+    ("cloudwatch", "GetMetricData"): ("MetricDataResults",),
+    ("logs", "DescribeLogGroups"): ("logGroups",),
+    ("ssm", "GetParameter"): ("Parameter",),
+}
+
+
+def missing_fields(service: str, operation: Any, body: bytes) -> str | None:
+    """Why a successful answer cannot be the whole answer, or None when it can."""
+    if operation.output_shape is None or not operation.output_shape.members:
+        return None  # an operation that answers nothing: an empty body is the answer
+    try:
+        parsed = json.loads(body.decode("utf-8")) if body else None
+    except (UnicodeDecodeError, ValueError):
+        return f"the body is not JSON ({len(body)} bytes; cut short?)"
+    if not isinstance(parsed, dict):
+        return f"the body is not a JSON object ({len(body)} bytes)"
+    absent = [f for f in ALWAYS_RETURNED.get((service, operation.name), ()) if f not in parsed]
+    if absent:
+        return f"the answer lacks {', '.join(absent)}, which {operation.name} always returns"
+    return None
+
+
+def _check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+    service = operation_model.service_model
+    if service.resolved_protocol not in JSON_PROTOCOLS:
+        return
+    if not 200 <= int(response_dict.get("status_code", 0)) < 300:
+        return
+    if operation_model.has_streaming_output:
+        return
+    why = missing_fields(service.service_name, operation_model, response_dict.get("body", b""))
+    if why is None:
+        return
+    response_dict["status_code"] = 500  # parsed as an error: never as an empty answer
+    response_dict["body"] = json.dumps(
+        {"__type": INCOMPLETE, "message": f"incomplete answer to {operation_model.name}: {why}"}
+    ).encode()
+
+
+def _raise_incomplete(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+    """botocore raises on the HTTP status, which was 200: raise for it, once retries are
+    exhausted (after-call comes after the last attempt)."""
+    if is_incomplete(parsed) and 200 <= http_response.status_code < 300:
+        raise ClientError(parsed, model.name)
+
+
+def is_incomplete(parsed: Any) -> bool:
+    """The parsed answer is one `complete_responses` turned into an error."""
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    return isinstance(error, dict) and error.get("Code") == INCOMPLETE
+
+
+def complete_responses(client: Any) -> Any:
+    """Register the check on a boto3 client; returns it."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parse.{service}", _check)
+    # last: the error names its resource first (engine/aws/resource_errors.py)
+    client.meta.events.register_last("after-call", _raise_incomplete)
+    return client

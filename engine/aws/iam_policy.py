@@ -1,0 +1,353 @@
+"""The least-privilege IAM policy a runbook needs (`runbook iam-policy`).
+
+Every AWS operation the registered actions and checks call is granted here, scoped to the
+runbook's tables, functions, log groups, dashboard, alarms and archive parameters where IAM
+has resource-level permissions, and to "*" only where it has none (List*, GetMetricData,
+DescribeLogGroups, DescribeAlarms). `resources_for_call` names the ARNs one call touches, and
+`allows` evaluates a policy for it: the test that records every call of a full rehearsal on
+moto uses both, so a new call without a grant fails it.
+
+Calls made only in the embedded rehearsal world (the traffic simulator, the world id, code
+fetched from moto's S3) are listed in REHEARSAL_ONLY and are not granted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import botocore.session
+
+from engine.runbook.model import Runbook
+
+ARCHIVE_PARAMETERS = "/runbook-console/archive/*"
+
+# service, operation -> why it is not in the policy (never called against a real account)
+REHEARSAL_ONLY: dict[tuple[str, str], str] = {
+    ("cloudwatch", "PutMetricData"): "the embedded traffic simulator publishes metrics",
+    ("ssm", "GetParameter:/runbook-console/simulator/"): "simulator knobs",
+    ("ssm", "PutParameter:/runbook-console/simulator/"): "simulator knobs",
+    ("ssm", "GetParameter:/runbook-console/world-id"): "the embedded world's identity",
+    ("s3", "GetObject"): "moto's code location (on AWS the presigned URL needs no grant)",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    sid: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    condition: dict[str, Any] | None = None
+
+    def statement(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Sid": self.sid,
+            "Effect": "Allow",
+            "Action": sorted(set(self.actions)),
+            "Resource": sorted(set(self.resources)) if self.resources != ("*",) else "*",
+        }
+        if self.condition:
+            out["Condition"] = self.condition
+        return out
+
+
+_TABLE_READ = (
+    "DescribeTable",
+    "Scan",
+    "Query",
+    "GetItem",
+    "BatchGetItem",
+    "ConditionCheckItem",
+    "DescribeContinuousBackups",
+    "DescribeTimeToLive",
+    "ListTagsOfResource",
+    "CreateBackup",
+    "DescribeBackup",
+    "UpdateContinuousBackups",
+)
+_TABLE_WRITE = ("PutItem", "BatchWriteItem", "DeleteItem", "UpdateItem")
+_TABLE_DELETE_RESTORE = (
+    "DeleteTable",
+    "UpdateTable",
+    "RestoreTableFromBackup",
+    "TagResource",
+    "UpdateTimeToLive",
+)
+_FLAG_FUNCTION = (
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "UpdateFunctionConfiguration",
+    "PublishVersion",
+    "GetAlias",
+    "UpdateAlias",
+    "ListVersionsByFunction",
+)
+_DEPRECATED_FUNCTION = (
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "GetPolicy",
+    "DeleteFunction",
+    "CreateFunction",
+    "AddPermission",
+    "PutFunctionConcurrency",
+    "TagResource",
+)
+_LOG_GROUP = (
+    "DeleteLogGroup",
+    "CreateLogGroup",
+    "PutRetentionPolicy",
+    "DescribeMetricFilters",
+    "DeleteMetricFilter",
+    "PutMetricFilter",
+)
+
+
+def _table_arns(region: str, account: str, names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        base = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+        out += [base, f"{base}/*"]  # /index/..., /backup/..., /stream/...
+    return out
+
+
+def _function_arns(region: str, account: str, names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        base = f"arn:aws:lambda:{region}:{account}:function:{name}"
+        out += [base, f"{base}:*"]  # versions and aliases
+    return out
+
+
+def _log_group_arns(region: str, account: str, names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        base = f"arn:aws:logs:{region}:{account}:log-group:{name}"
+        out += [base, f"{base}:*"]
+    return out
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[Grant]:
+    region = region or rb.runbook.region
+    inv = rb.inventory
+    all_tables = [t.name for t in inv.tables]
+    deprecated_tables = inv.select_tables("@deprecated")
+    written = [e.source for e in rb.entities] + [e.target for e in rb.entities]
+    if rb.mapping is not None:
+        written += [rb.mapping.companies_table, rb.mapping.company_users_table]
+    flag_functions = list(rb.flags.functions)
+    deprecated_functions = inv.select_functions("@deprecated")
+    deprecated_groups = [inv.log_group_prefix + f for f in deprecated_functions]
+    mon = rb.monitoring
+    out = [
+        Grant(
+            "ListAndDescribeWithoutResourceLevelPermissions",
+            (
+                "dynamodb:ListTables",
+                "dynamodb:ListBackups",
+                "lambda:ListFunctions",
+                "lambda:ListEventSourceMappings",
+                "logs:DescribeLogGroups",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:GetMetricData",
+                "cloudwatch:GetMetricStatistics",
+                "sts:GetCallerIdentity",
+            ),
+            ("*",),
+        ),
+        Grant(
+            "ReadAndBackUpTheRunbooksTables",
+            tuple(f"dynamodb:{a}" for a in _TABLE_READ),
+            tuple(_table_arns(region, account, all_tables)),
+        ),
+        Grant(
+            "WriteTheMigratedTablesAndRollbacks",
+            tuple(f"dynamodb:{a}" for a in _TABLE_WRITE),
+            tuple(_table_arns(region, account, _dedupe(written + deprecated_tables))),
+        ),
+        Grant(
+            "DeleteAndRestoreTheDeprecatedTables",
+            tuple(f"dynamodb:{a}" for a in _TABLE_DELETE_RESTORE),
+            tuple(_table_arns(region, account, deprecated_tables)),
+        ),
+        Grant(
+            "SetFlagsOnTheFlaggedFunctions",
+            tuple(f"lambda:{a}" for a in _FLAG_FUNCTION),
+            tuple(_function_arns(region, account, flag_functions)),
+        ),
+        Grant(
+            "ArchiveDeleteAndRestoreTheDeprecatedFunctions",
+            tuple(f"lambda:{a}" for a in _DEPRECATED_FUNCTION),
+            tuple(_function_arns(region, account, deprecated_functions)),
+        ),
+        Grant(
+            "PassTheArchivedRoleToRestoredFunctions",
+            ("iam:PassRole",),
+            (f"arn:aws:iam::{account}:role/*",),
+            {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        ),
+        Grant(
+            "DeprecatedFunctionsLogGroups",
+            tuple(f"logs:{a}" for a in _LOG_GROUP),
+            tuple(_log_group_arns(region, account, deprecated_groups)),
+        ),
+        Grant(
+            "MigrationDashboard",
+            ("cloudwatch:PutDashboard", "cloudwatch:GetDashboard"),
+            (f"arn:aws:cloudwatch::{account}:dashboard/{mon.dashboard}",),
+        ),
+        Grant(
+            "MigrationAlarmsAndOldAlarmsOfDeprecatedFunctions",
+            ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"),
+            (f"arn:aws:cloudwatch:{region}:{account}:alarm:*",),
+        ),
+        Grant(
+            "ArchiveOfDeletedFunctionsEnvironments",
+            ("ssm:PutParameter", "ssm:GetParameter"),
+            (f"arn:aws:ssm:{region}:{account}:parameter{ARCHIVE_PARAMETERS}",),
+        ),
+    ]
+    if inv.api is not None:
+        api = f"arn:aws:apigateway:{region}::/restapis"
+        out.append(
+            Grant(
+                "TheRunbooksRestApi",
+                (
+                    "apigateway:GET",
+                    "apigateway:PUT",
+                    "apigateway:POST",
+                    "apigateway:PATCH",
+                    "apigateway:DELETE",
+                ),
+                (api, f"{api}/*"),
+            )
+        )
+    return out
+
+
+def build_policy(rb: Runbook, account: str = "*", region: str | None = None) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [g.statement() for g in grants(rb, account, region)],
+    }
+
+
+def render(rb: Runbook, account: str = "*", region: str | None = None) -> str:
+    return json.dumps(build_policy(rb, account, region), indent=2)
+
+
+# --- what one call touches --------------------------------------------------------------------
+
+
+@cache
+def _model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
+# IAM has no action for a transaction: each of its parts needs its own operation's permission
+# (AWS: "Using IAM with DynamoDB transactions"); the engine's transactions hold Puts only
+_ENCLOSED = {("dynamodb", "TransactWriteItems"): "dynamodb:PutItem"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action an API call needs (API Gateway authorises by HTTP verb)."""
+    if (service, operation) in _ENCLOSED:
+        return _ENCLOSED[service, operation]
+    if service == "apigateway":
+        return f"apigateway:{_model(service).operation_model(operation).http['method']}"
+    prefix = {"monitoring": "cloudwatch"}.get(service, service)
+    return f"{prefix}:{operation}"
+
+
+def _apigateway_path(operation: str, params: dict[str, Any]) -> str:
+    op = _model("apigateway").operation_model(operation)
+    uri = op.http["requestUri"].split("?")[0]
+    members = op.input_shape.members if op.input_shape else {}
+    by_location = {
+        m.serialization.get("name", name): params.get(name) for name, m in members.items()
+    }
+    return re.sub(r"\{([^}+]+)\+?\}", lambda m: str(by_location.get(m[1]) or "*"), uri)
+
+
+def _function_arn(region: str, account: str, name: str, qualifier: str | None) -> str:
+    if name.startswith("arn:"):
+        return name
+    if ":" in name:
+        name, qualifier = name.split(":", 1)
+    arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def resources_for_call(
+    service: str, operation: str, params: dict[str, Any], region: str, account: str
+) -> list[str]:
+    """The resource ARNs IAM evaluates for one call ("*" when it has no resource level)."""
+    if service == "dynamodb":
+        table = f"arn:aws:dynamodb:{region}:{account}:table/"
+        out = []
+        if "TableName" in params:
+            out.append(table + params["TableName"])
+            if params.get("IndexName"):
+                out[-1] += f"/index/{params['IndexName']}"
+        if "TargetTableName" in params:
+            out.append(table + params["TargetTableName"])
+        for key in ("BackupArn", "ResourceArn"):
+            if key in params:
+                out.append(params[key])
+        out += [table + t for t in params.get("RequestItems", {})]
+        for entry in params.get("TransactItems", []):
+            out += [table + op["TableName"] for op in entry.values() if "TableName" in op]
+        return out or ["*"]
+    if service == "lambda":
+        if "FunctionName" not in params:
+            return ["*"]
+        return [_function_arn(region, account, params["FunctionName"], params.get("Qualifier"))]
+    if service == "logs":
+        if "logGroupName" in params:
+            return [f"arn:aws:logs:{region}:{account}:log-group:{params['logGroupName']}"]
+        return ["*"]
+    if service in ("cloudwatch", "monitoring"):
+        if "DashboardName" in params:
+            return [f"arn:aws:cloudwatch::{account}:dashboard/{params['DashboardName']}"]
+        names = params.get("AlarmNames") or ([params["AlarmName"]] if "AlarmName" in params else [])
+        if names and operation != "DescribeAlarms":
+            return [f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}" for n in names]
+        return ["*"]
+    if service == "ssm" and "Name" in params:
+        return [f"arn:aws:ssm:{region}:{account}:parameter{params['Name']}"]
+    if service == "apigateway":
+        return [f"arn:aws:apigateway:{region}::{_apigateway_path(operation, params)}"]
+    if service == "s3" and "Bucket" in params:
+        return [f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"]
+    return ["*"]
+
+
+def allows(policy: dict[str, Any], action: str, resource: str) -> bool:
+    """Whether an Allow statement matches (IAM wildcards; conditions taken as met)."""
+    for st in policy["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
+            fnmatch.fnmatchcase(resource, r) for r in resources
+        ):
+            return True
+    return False
+
+
+def rehearsal_only(service: str, operation: str, params: dict[str, Any]) -> str | None:
+    """Why a call is not in the policy (made only in the embedded world), or None."""
+    if (service, operation) in REHEARSAL_ONLY:
+        return REHEARSAL_ONLY[(service, operation)]
+    name = str(params.get("Name", ""))
+    for (svc, key), why in REHEARSAL_ONLY.items():
+        op, _, prefix = key.partition(":")
+        if svc == service and op == operation and prefix and name.startswith(prefix):
+            return why
+    return None

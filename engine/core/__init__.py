@@ -1,0 +1,2 @@
+"""What an action or a check sees while it runs: context, events, clock, throttle, outcomes,
+snapshot views."""

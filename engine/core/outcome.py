@@ -1,0 +1,31 @@
+"""What an engine command returns (`Outcome`) or refuses with (`CommandRefused`, `BadRequest`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.core.views import NodeRef
+
+# (what: a step id or rollback title, token the operator must type: the phase id) -> consent;
+# None: asked, not answered yet (a detached engine waiting for an attached console)
+Confirm = Callable[[str, str], bool | None]
+
+
+class CommandRefused(Exception):
+    """A command the engine will not carry out as asked (exit 1). (Not to be confused with an
+    action's own refusal to delete, which fails its step.)"""
+
+
+class BadRequest(Exception):
+    """A command that names something that does not exist, or is malformed (exit 2)."""
+
+
+@dataclass
+class Outcome:
+    # paused: stopped short of a destructive step that was not approved beforehand
+    status: Literal["done", "waiting", "failed", "interrupted", "declined", "paused"]
+    waiting: NodeRef | None = None
+    failed_step: str | None = None
+    message: str = ""

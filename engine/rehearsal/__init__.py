@@ -1,0 +1,1 @@
+"""The rehearsal world: moto in its own process, seeded, simulated traffic, the rehearsal clock."""

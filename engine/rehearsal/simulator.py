@@ -1,0 +1,163 @@
+"""Embedded-only traffic simulator: plausible Lambda and dual-write metrics while flags are on.
+
+moto synthesises no AWS/* metrics, so in the rehearsal world watch windows and gate checks
+would see nothing. Each `publish_tick` puts, per flagged function, Invocations / Errors /
+Duration into AWS/Lambda, and the dual-write success/failure counts into the runbook's custom
+namespace while DUAL_WRITE_ENABLED is on. Two knobs live in SSM so the CLI can turn them from
+another process during a rehearsal: the injected error rate (percent) and a latency factor.
+
+Never used against real AWS: only the embedded world (engine/rehearsal/world.py) ticks it
+(AWS rejects AWS/* namespaces).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.aws.metrics import LAMBDA_NAMESPACE, dual_write_metric
+from engine.runbook.model import Runbook
+
+ERROR_RATE_PARAMETER = "/runbook-console/simulator/error-rate"
+LATENCY_FACTOR_PARAMETER = "/runbook-console/simulator/latency-factor"
+INVOCATIONS_PER_MINUTE = 600  # per function
+WRITE_SHARE = 0.4  # share of invocations that write (and so dual-write)
+BASE_LATENCY_MS = 80.0
+COMPANY_READ_LATENCY_FACTOR = 0.95  # company-scoped reads are a query, not a scan
+
+ClientFactory = Callable[[str], Any]
+
+
+def _put(clients: ClientFactory, name: str, value: float) -> None:
+    clients("ssm").put_parameter(Name=name, Value=repr(float(value)), Type="String", Overwrite=True)
+
+
+def _get(clients: ClientFactory, name: str, default: float) -> float:
+    ssm = clients("ssm")
+    try:
+        return float(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return default
+
+
+def set_error_rate(clients: ClientFactory, percent: float) -> None:
+    """Inject `percent` % errors into every simulated function (0 turns injection off)."""
+    if not 0 <= percent <= 100:
+        raise ValueError("error rate must be between 0 and 100 percent")
+    _put(clients, ERROR_RATE_PARAMETER, percent)
+
+
+def get_error_rate(clients: ClientFactory) -> float:
+    return _get(clients, ERROR_RATE_PARAMETER, 0.0)
+
+
+def set_latency_factor(clients: ClientFactory, factor: float) -> None:
+    """Multiply simulated Duration by `factor` (1.0 = normal; 1.5 trips a +20% trigger)."""
+    if factor <= 0:
+        raise ValueError("latency factor must be positive")
+    _put(clients, LATENCY_FACTOR_PARAMETER, factor)
+
+
+def get_latency_factor(clients: ClientFactory) -> float:
+    return _get(clients, LATENCY_FACTOR_PARAMETER, 1.0)
+
+
+def _is_on(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes", "on")
+
+
+def _base_latency(fn: str) -> float:
+    """A stable per-function latency, 80-120 ms."""
+    return BASE_LATENCY_MS + zlib.crc32(fn.encode()) % 40
+
+
+def publish_tick(
+    clients: ClientFactory,
+    rb: Runbook,
+    plan_seconds: float = 60.0,
+    functions: list[str] | None = None,
+) -> dict[str, float]:
+    """Publish one tick of traffic for `plan_seconds` of plan time; returns what was published.
+
+    A function is "flagged" when any of the runbook's flag variables is set on it. Flag values
+    are read; no other environment variable is looked at.
+    """
+    lam = clients("lambda")
+    cw = clients("cloudwatch")
+    flags = rb.flags
+    error_pct = get_error_rate(clients)
+    factor = get_latency_factor(clients)
+    minutes = max(plan_seconds, 1.0) / 60.0
+    now = datetime.now(UTC)
+    lambda_data: list[dict[str, Any]] = []
+    writes = 0.0
+    failed_writes = 0.0
+    total_inv = 0.0
+    total_err = 0.0
+    for fn in functions if functions is not None else flags.functions:
+        try:
+            env = lam.get_function_configuration(FunctionName=fn).get("Environment", {})
+        except lam.exceptions.ResourceNotFoundException:
+            continue
+        variables = env.get("Variables", {})
+        if not any(name in variables for name in flags.names()):
+            continue
+        invocations = round(INVOCATIONS_PER_MINUTE * minutes)
+        errors = round(invocations * error_pct / 100.0)
+        latency = _base_latency(fn) * factor
+        if _is_on(variables.get(flags.read_company_scoped)):
+            share = float(variables.get(flags.read_percent, "100") or 0) / 100.0
+            latency *= 1 - share * (1 - COMPANY_READ_LATENCY_FACTOR)
+        dims = [{"Name": "FunctionName", "Value": fn}]
+        lambda_data += [
+            {
+                "MetricName": "Invocations",
+                "Dimensions": dims,
+                "Value": invocations,
+                "Unit": "Count",
+                "Timestamp": now,
+            },
+            {
+                "MetricName": "Errors",
+                "Dimensions": dims,
+                "Value": errors,
+                "Unit": "Count",
+                "Timestamp": now,
+            },
+            {
+                "MetricName": "Duration",
+                "Dimensions": dims,
+                "Value": round(latency, 2),
+                "Unit": "Milliseconds",
+                "Timestamp": now,
+            },
+        ]
+        total_inv += invocations
+        total_err += errors
+        if _is_on(variables.get(flags.dual_write)):
+            w = round(invocations * WRITE_SHARE)
+            writes += w
+            failed_writes += round(w * error_pct / 100.0)
+    for i in range(0, len(lambda_data), 500):
+        cw.put_metric_data(Namespace=LAMBDA_NAMESPACE, MetricData=lambda_data[i : i + 500])
+    if writes:
+        mon = rb.monitoring
+        data = []
+        for name, value in (
+            (mon.dual_write_success_metric, writes - failed_writes),
+            (mon.dual_write_failure_metric, failed_writes),
+        ):
+            metric = dual_write_metric(mon, name)  # as the application publishes it
+            datum = {"MetricName": name, "Value": value, "Unit": "Count", "Timestamp": now}
+            if "Dimensions" in metric:
+                datum["Dimensions"] = metric["Dimensions"]
+            data.append(datum)
+        cw.put_metric_data(Namespace=mon.namespace, MetricData=data)
+    return {
+        "invocations": total_inv,
+        "errors": total_err,
+        "writes": writes,
+        "failed_writes": failed_writes,
+    }

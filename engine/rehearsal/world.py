@@ -1,0 +1,32 @@
+"""The rehearsal's side of the `World` seam (engine/core/world.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.core.world import RealAccount
+from engine.rehearsal import simulator
+from engine.rehearsal.seed import handler_zip
+from engine.runbook.model import Runbook
+
+
+class StandIn(RealAccount):
+    """A target that stands in for AWS (--endpoint-url: a moto server, dynalite): nothing is
+    simulated, and a function whose code was not archived is restored with a stub handler."""
+
+    def placeholder_code(self) -> bytes | None:
+        return handler_zip()
+
+
+class Embedded(StandIn):
+    """The embedded moto world: simulated traffic as plan time passes, averages for latency."""
+
+    percentiles = False
+
+    def tick(self, clients: Callable[[str], Any], runbook: Runbook, plan_seconds: float) -> None:
+        simulator.publish_tick(clients, runbook, plan_seconds)
+
+
+EMBEDDED = Embedded()
+STAND_IN = StandIn()

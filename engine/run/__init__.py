@@ -1,0 +1,1 @@
+"""The Engine: runs steps, gates and rollbacks over a journal; the run snapshot views render."""

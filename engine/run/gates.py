@@ -1,0 +1,132 @@
+"""The Engine's gate and acknowledgement commands: evaluate, tick, untick, ack, decide.
+
+A mixin of `engine.run.engine.Engine`: no fields (engine/run/base.py).
+"""
+
+from __future__ import annotations
+
+from engine.checks import registry as check_registry
+from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.views import NodeRef
+from engine.run.base import EngineBase
+from engine.run.snapshot import awaits_acceptance
+from engine.runbook.model import Gate
+from engine.state.journal import Evidence, StepState, Tick, now
+
+
+class GateCommands(EngineBase):
+    """Decisions a human makes while the run waits: every one journaled and audited."""
+
+    def evaluate_gate(self, gate_id: str) -> dict[str, Evidence]:
+        """Evaluate automatic items against the live target (recorded with the time, so every
+        view, a read-only one too, shows the latest evidence); manual items by their ticks."""
+        gate = self._gate(gate_id)
+        state = self.journal.gate(gate_id)
+        out: dict[str, Evidence] = {}
+        measured: dict[str, Evidence] = {}
+        for item in gate.items:
+            if item.kind == "manual":
+                tick = state.ticks.get(item.id)
+                detail = f"ticked by {tick.by} at {tick.at}" if tick else "not ticked"
+                out[item.id] = Evidence(ok=tick is not None, detail=detail)
+                continue
+            check = check_registry()[item.check or ""]
+            ctx = self._context(f"{gate_id}:{item.id}", StepState())
+            try:
+                result = check.evaluate(ctx, check.params.model_validate(item.params))
+                evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
+            except Exception as exc:  # a check that cannot run is a failing check
+                evidence = Evidence(ok=False, detail=f"check error: {exc}")
+            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.clock_now()})
+        if measured:
+            with self._io_lock:
+                state.evidence = {**state.evidence, **measured}
+                self.save()
+        return out
+
+    def _gate(self, gate_id: str) -> Gate:
+        try:
+            return self.runbook.gate(gate_id)
+        except StopIteration:
+            raise BadRequest(f"no gate {gate_id!r} in this runbook") from None
+
+    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
+        gate = self._gate(gate_id)
+        item = next((i for i in gate.items if i.id == item_id), None)
+        if item is None:
+            raise BadRequest(f"gate {gate_id} has no item {item_id!r}")
+        if item.kind != "manual":
+            raise CommandRefused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
+        with self._io_lock:
+            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
+            self.journal.add_audit(
+                by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else "")
+            )
+            self.save()
+        self.log(f"{by} ticked {gate_id}/{item_id}", step_id=gate_id)
+
+    def untick(self, gate_id: str, item_id: str, by: str) -> None:
+        self._gate(gate_id)
+        with self._io_lock:
+            if self.journal.gate(gate_id).ticks.pop(item_id, None) is None:
+                return
+            self.journal.add_audit(by, f"unticked {gate_id}/{item_id}")
+            self.save()
+        self.log(f"{by} unticked {gate_id}/{item_id}", step_id=gate_id)
+
+    def ack(self, step_id: str, by: str, note: str = "") -> None:
+        try:
+            step = self.runbook.step(step_id)
+        except StopIteration:
+            raise BadRequest(f"no step {step_id!r} in this runbook") from None
+        state = self.journal.step(step_id)
+        if step.kind != "manual" and not awaits_acceptance(state):
+            raise CommandRefused(
+                f"{step_id} is not a manual step and has no findings to accept; "
+                "`runbook run` executes it"
+            )
+        if (waiting := self.waiting()) != NodeRef.step(step_id):  # robust: no early ack
+            raise CommandRefused(
+                f"{step_id} can be acknowledged only while the run waits at it; "
+                f"it waits at {waiting or 'nothing'}"
+            )
+        with self._io_lock:
+            state.acked_by, state.acked_at, state.ack_note = by, now(), note or None
+            self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
+            self.save()
+        self.log(f"{by} acknowledged {step_id}", step_id=step_id)
+
+    def decide(
+        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+    ) -> dict[str, Evidence]:
+        self._gate(gate_id)
+        waiting = self.waiting()
+        if waiting != NodeRef.gate(gate_id):
+            at = str(waiting) if waiting else "no gate"
+            raise CommandRefused(
+                f"only the gate the run waits at can be decided; the run waits at {at}"
+            )
+        if not go and not note.strip():
+            raise BadRequest("a NO-GO needs a note saying why")
+        evidence = self.evaluate_gate(gate_id)
+        state = self.journal.gate(gate_id)
+        failing = [item for item, ev in evidence.items() if not ev.ok]
+        if go and failing and not (override and override.strip()):
+            self.journal.add_audit(by, f"GO refused at {gate_id}: failing {', '.join(failing)}")
+            self.save()
+            raise CommandRefused(
+                f"GO refused at {gate_id}: "
+                + "; ".join(f"{item}: {evidence[item].detail}" for item in failing)
+                + ". Fix them, or decide with an override reason."
+            )
+        state.decision = "GO" if go else "NO-GO"
+        state.by, state.at, state.note = by, now(), note
+        state.override = override if go and failing else None
+        what = f"decided {state.decision} at {gate_id}"
+        if state.override:
+            what += f" with override ({state.override}) of {', '.join(failing)}"
+        self.journal.add_audit(by, what + (f": {note}" if note else ""))
+        self.save()
+        level = "warning" if state.override or not go else "info"
+        self.log(f"{by} {what}", level, step_id=gate_id)
+        return evidence

@@ -1,0 +1,166 @@
+"""The Engine's rollbacks: preview, run (resumable, step by step), then mark what they undid.
+
+A mixin of `engine.run.engine.Engine`: no fields (engine/run/base.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from engine.actions import registry as action_registry
+from engine.core.abandon import run_abandonable
+from engine.core.clock import Interrupted
+from engine.core.context import PlannedCall
+from engine.core.events import StepFinished, StepStarted
+from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
+from engine.run.base import EngineBase
+from engine.run.drift import reopen_overwritten
+from engine.runbook.model import Rollback
+from engine.state.journal import RollbackRecord, StepState, now
+
+
+class RollbackCommands(EngineBase):
+    """Undo a phase with the runbook's `[[rollbacks]]`; gates before it are decided again."""
+
+    def preview_rollback(self, phase_id: str) -> list[tuple[str, list[PlannedCall]]]:
+        rollback = self.runbook.rollback_for(phase_id)
+        if rollback is None:
+            raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
+        actions = action_registry()
+        return [
+            (
+                rs.title or rs.action,
+                actions[rs.action].plan(
+                    self.runbook, actions[rs.action].params.model_validate(rs.params)
+                ),
+            )
+            for rs in rollback.steps
+        ]
+
+    def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
+        rollback = self.runbook.rollback_for(phase_id)
+        if rollback is None:
+            raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
+        if not self._reached(rollback):
+            raise CommandRefused(
+                f"phase {phase_id} has not been reached: its gate is not GO and no step it "
+                "undoes has run, so there is nothing to roll back; nothing was changed"
+            )
+        if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
+            return Outcome("declined", message="rollback not confirmed; nothing was changed")
+        self._stop.clear()
+        self._active = True
+        try:
+            return self._rollback(phase_id, by)
+        finally:
+            self._active = False
+            self._publish(self.snapshot())
+
+    def _reached(self, rollback: Rollback) -> bool:
+        """The run reached what the rollback undoes: a gate before its phases is GO, a step it
+        undoes ran (done, failed or still running), or this rollback is unfinished."""
+        for gate in self.runbook.gates:
+            state = self.journal.gates.get(gate.id)
+            if gate.before_phase in rollback.phases and state and state.decision == "GO":
+                return True
+        for step in self.runbook.steps:
+            state = self.journal.steps.get(step.id)
+            wanted = step.phase in rollback.phases or step.id in rollback.undoes
+            if wanted and state and state.status in ("done", "failed", "running"):
+                return True
+        return any(r.id == rollback.id and r.status != "done" for r in self.journal.rollbacks)
+
+    def _rollback(self, phase_id: str, by: str) -> Outcome:
+        rollback = self.runbook.rollback_for(phase_id)
+        assert rollback is not None
+        record = next(
+            (r for r in self.journal.rollbacks if r.id == rollback.id and r.status != "done"), None
+        )
+        if record is None:
+            # a rollback done before starts over: its earlier step states are history
+            for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
+                del self.journal.rollback_steps[key]
+            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
+            self.journal.rollbacks.append(record)
+        record.status = "running"
+        self.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
+        self.save()
+        self.log(f"{by} started rollback {rollback.id}: {rollback.title}", "warning")
+        actions = action_registry()
+        while record.step_index < len(rollback.steps):
+            rstep = rollback.steps[record.step_index]
+            key = f"{rollback.id}#{record.step_index}"
+            state = self.journal.rollback_steps.setdefault(key, StepState())
+            state.status, state.attempts = "running", state.attempts + 1
+            state.started_at = state.started_at or now()
+            self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
+            action = actions[rstep.action]
+            try:
+                rparams = action.params.model_validate(rstep.params)
+                body = partial(action.run, self._context(key, state), rparams)
+                result = run_abandonable(body, self._stop)  # robust
+                state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
+            except Interrupted:
+                self.save()
+                self.emit(StepFinished(key, "interrupted", {}))
+                return Outcome("interrupted", message=f"rollback {rollback.id} interrupted")
+            except Exception as exc:  # a failed rollback step stays resumable
+                state.status = "failed"
+                record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+                self.journal.add_audit(by, f"rollback {rollback.id} failed: {record.error}")
+                self.save()
+                self.log(f"rollback step {key} failed: {record.error}", "error", key)
+                self.emit(StepFinished(key, "failed", {}, record.error))
+                return Outcome("failed", failed_step=key, message=record.error)
+            state.status, state.finished_at = "done", now()
+            record.summary[key] = rstep.action
+            record.step_index += 1
+            self.save()
+            self.emit(StepFinished(key, "done", state.summary))
+        self._mark_rolled_back(rollback.phases, rollback.undoes, by)
+        record.status, record.finished_at = "done", now()
+        self.journal.add_audit(by, f"rollback {rollback.id} done")
+        self.save()
+        self.log(
+            f"rollback {rollback.id} done; gates before {', '.join(rollback.phases)} "
+            "must be decided again",
+            "warning",
+        )
+        return Outcome("done", message=f"rollback {rollback.id} done")
+
+    def _mark_rolled_back(self, phases: list[str], undoes: list[str], by: str) -> None:
+        """Rolled-back steps run again from scratch on the next run (their resume state is
+        cleared: what they applied was undone). Gates before those phases, and every decided
+        gate after the first rolled-back step, must be decided again: their evidence is stale."""
+        sequence = self.sequence()
+        first: int | None = None
+        for step in self.runbook.steps:
+            state = self.journal.steps.get(step.id)
+            wanted = step.phase in phases or step.id in undoes
+            if wanted and state and state.status in ("done", "failed", "running"):
+                self.journal.add_audit(
+                    by, f"step {step.id} rolled back (was {state.status}: {state.summary})"[:300]
+                )
+                self.journal.steps[step.id] = StepState(
+                    status="rolled_back", attempts=state.attempts
+                )
+                index = sequence.index(("step", step.id))
+                first = index if first is None else min(first, index)
+        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
+        later: set[str] = set()
+        if first is not None:
+            later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}
+        for gate in self.runbook.gates:
+            state = self.journal.gates.get(gate.id)
+            if (gate.before_phase in phases or gate.id in later) and state and state.decision:
+                self.journal.add_audit(
+                    by, f"gate {gate.id} reopened by rollback (was {state.decision} by {state.by})"
+                )
+                for item_id, tick in state.ticks.items():  # the audit keeps the old ticks
+                    self.journal.add_audit(
+                        by, f"tick {gate.id}/{item_id} by {tick.by} at {tick.at} cleared (rollback)"
+                    )
+                state.decision = state.by = state.at = state.override = None
+                state.note = ""
+                state.ticks = {}
+                state.evidence = {}  # stale: evaluated again before the next decision

@@ -1,0 +1,1 @@
+"""The runbook as data: its pydantic model and the pure item transforms it configures."""
