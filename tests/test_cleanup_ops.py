@@ -260,6 +260,10 @@ def test_journal_checks(world, make_ctx, runbook):
     state.finished_at = finished.strftime("%Y-%m-%dT%H:%M:%SZ")
     r = check(ctx, "elapsed_since_step", {"step": "read-shift-100", "hours": 24})
     assert not r.ok and r.data["elapsed_hours"] == pytest.approx(16.67, abs=0.1)
+    # issue 20, item 17: when it will be met on the wall clock (7.3 plan h left = 4.4 min)
+    met_at = datetime.strptime(r.data["met_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert (met_at - datetime.now(UTC)).total_seconds() == pytest.approx(264, abs=10)
+    assert f"met at {met_at:%H:%M}Z (in 4." in r.detail and " min)" in r.detail
     state.finished_at = (finished - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert check(ctx, "elapsed_since_step", {"step": "read-shift-100", "hours": 24}).ok
 

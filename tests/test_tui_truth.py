@@ -328,3 +328,51 @@ async def test_a_late_progress_event_leaves_no_bar_under_a_manual_step(tmp_path:
         engine.emit(Progress("final-preparation", "legacy", 1, 2, None, None))  # in view: shown
         await pilot.pause()
         assert list(panel.rows) == ["legacy"]
+
+
+async def wait_for_screen(pilot, kind: type) -> object:
+    """The app's screen once it is a `kind` (an observable condition, with a deadline)."""
+    for _ in range(200):
+        if isinstance(pilot.app.screen, kind):
+            return pilot.app.screen
+        await pilot.pause(0.05)
+    raise AssertionError(f"no {kind.__name__} shown")
+
+
+async def test_on_the_gate_screen_toasts_never_cover_the_verdict(tmp_path: Path) -> None:
+    """Issue 20, item 17: "o = GO▌…" hid "n = NO-GO"; the verdict is the last row above the
+    footer, which the toasts keep clear of."""
+    engine = states.fresh(tmp_path)
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("g")
+        gate = await wait_for_screen(pilot, GateScreen)
+        for n in range(3):
+            app.notify(f"note {n}: long enough to take two lines of a toast " * 2, timeout=120)
+        for _ in range(400):  # until the toasts are laid out (slow on a loaded machine)
+            await pilot.pause(0.05)
+            toasts = list(app.screen.query("Toast"))
+            if len(toasts) == 3 and all(t.region.height for t in toasts):
+                break
+        verdict = gate.query_one("#gate-verdict").region
+        assert len(toasts) == 3 and verdict.height
+        for toast in toasts:
+            assert not toast.region.overlaps(verdict), (toast.region, verdict)
+
+
+async def test_the_gate_screen_measures_again_at_the_pace_of_the_clock(tmp_path: Path) -> None:
+    """Issue 20, item 17: at a fast rehearsal clock, evidence went stale until `e`; it is
+    measured again every 30 plan seconds (no sooner than 5 s after the last), without a key."""
+    engine = states.fresh(tmp_path)
+    engine.set_time_scale(3600, by="al")  # 30 plan s = 8 ms: every 5 s
+    app = RunbookApp(engine, greet=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        gate = await wait_for_screen(pilot, GateScreen)
+        seen: set[float] = set()
+        for _ in range(600):  # until three evaluations ended, the screen asking for each
+            seen.add(gate.evaluated_at)
+            if len(seen - {0.0}) >= 3:
+                break
+            await pilot.pause(0.05)
+        assert len(seen - {0.0}) >= 3, seen

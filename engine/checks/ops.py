@@ -5,7 +5,7 @@ Metric windows are given in plan minutes and divided by the time scale (engine/a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,7 @@ from engine.actions.traffic.flags import resolve_functions
 from engine.aws import metrics
 from engine.core.clock import plan_seconds_between
 from engine.core.context import ActionContext, Check, CheckResult
-from engine.core.timetext import plan_span
+from engine.core.timetext import plan_span, real_text
 
 
 class _P(BaseModel):
@@ -206,16 +206,21 @@ def elapsed_since_step(ctx: ActionContext, p: ElapsedParams) -> CheckResult:
     plan_hours = plan_seconds_between(steps, ctx.clock.time_scale, since, now) / 3600.0
     ok = plan_hours >= p.hours
     scale = f" (x{ctx.clock.time_scale:g} time scale)" if ctx.clock.time_scale != 1 else ""
-    return CheckResult(
-        ok,
+    data: dict[str, object] = {
+        "elapsed_hours": round(plan_hours, 3),
+        "required_hours": p.hours,
+        "finished_at": state.finished_at,
+    }
+    detail = (
         f"{plan_hours:.1f} h since {p.step} finished{scale}; "
-        f"{'>=' if ok else '<'} {p.hours:g} h required",
-        {
-            "elapsed_hours": round(plan_hours, 3),
-            "required_hours": p.hours,
-            "finished_at": state.finished_at,
-        },
+        f"{'>=' if ok else '<'} {p.hours:g} h required"
     )
+    if not ok:  # when, on the wall clock, at the clock's pace now
+        wall = (p.hours - plan_hours) * 3600.0 / ctx.clock.time_scale
+        met_at = now + timedelta(seconds=wall)
+        data["met_at"] = met_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        detail += f"; met at {met_at:%H:%M}Z (in {real_text(wall)})"
+    return CheckResult(ok, detail, data)
 
 
 def steps_done(ctx: ActionContext, p: _P) -> CheckResult:

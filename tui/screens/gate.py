@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +21,13 @@ from engine.runbook.model import Gate
 from tui.format import stamp
 from tui.screens.prompts import TextPrompt
 
-RECHECK_SECONDS = 30.0  # automatic items are evaluated again while the run waits here
+# automatic items are evaluated again while the run waits here: every 30 s of plan time (a
+# fast rehearsal clock moves a soak or a metric window on in seconds), counted from the end
+# of the last evaluation and never sooner than a few seconds, so the keys (GO waits for an
+# evaluation to end) stay usable however slow the target answers
+RECHECK_PLAN_SECONDS = 30.0
+RECHECK_MIN_SECONDS = 5.0
+RECHECK_TICK_SECONDS = 1.0
 
 
 def short(value: object, width: int = 56) -> str:
@@ -70,6 +78,7 @@ class GateScreen(Screen[None]):
         self.read_only = read_only
         self.why_read_only = why_read_only or "another console drives this run"
         self.evaluating = False
+        self.evaluated_at = 0.0  # monotonic time the last evaluation ended
 
     def compose(self) -> ComposeResult:
         with Vertical(id="gate-body"):
@@ -86,9 +95,14 @@ class GateScreen(Screen[None]):
         if not self.read_only:
             self.action_evaluate()
             # live: a metric can cross its threshold while the operator reads the list
-            self.set_interval(RECHECK_SECONDS, self._recheck)
+            self.set_interval(RECHECK_TICK_SECONDS, self._recheck)
 
     def _recheck(self) -> None:
+        run = self.app.snapshot.run  # type: ignore[attr-defined]
+        scale = run.time_scale if run else 1.0
+        due = self.evaluated_at + max(RECHECK_MIN_SECONDS, RECHECK_PLAN_SECONDS / scale)
+        if time.monotonic() < due:
+            return
         if self.waiting_here and not self.evaluating and self.is_current:
             self.action_evaluate()
 
@@ -240,6 +254,7 @@ class GateScreen(Screen[None]):
         ):
             return
         self.evaluating = False
+        self.evaluated_at = time.monotonic()
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.error}", severity="error", timeout=10)
             if event.worker.name == "decide":  # refused: show what the engine just measured
