@@ -7,6 +7,7 @@ sent, as DynamoDB would answer."""
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -322,7 +323,7 @@ def test_slow_transactions_on_an_emulator_switch_the_step_to_put(aws, make_ctx, 
     told = [e.message for e in events if isinstance(e, LogLine) and "write_path" in e.message]
     if kind == "endpoint":
         assert len(told) == 1, told
-        assert "took 0 s on this endpoint" in told[0] and "embedded world" in told[0]
+        assert re.search(r"took \d+ s on this endpoint", told[0]) and "embedded world" in told[0]
         assert 'write_path = "put" on step migrate-expenses' in told[0]
         assert calls.count["TransactWriteItems"] == 1
         assert calls.count["PutItem"] == N - calls.sizes[0]

@@ -122,7 +122,10 @@ class MainScreen(MainCommands, Screen[None]):
         status = snapshot.step(dialog.step).status
         if status in ("running", "done"):
             dialog.dismiss(None)
-            self.notify(f"{dialog.step} was confirmed elsewhere ({status}); the dialog closed")
+            self.notify(
+                f"{dialog.step} was confirmed elsewhere ({status}); the dialog closed",
+                timeout=20,  # the operator was typing into it: time to read why it went
+            )
 
     def refresh_view(self) -> None:
         snapshot = self.snapshot
