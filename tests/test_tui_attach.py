@@ -107,7 +107,7 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
         keys = footer_keys(app)
         return keys if {"t", "p", "q", "r"} <= set(keys) else None
 
-    keys = await until_shown(pilot, drawn, 5, "the footer drawn with r, p, t and q")
+    keys = await until_shown(pilot, drawn, 30, "the footer drawn with r, p, t and q")
     assert max(right for _, right in keys.values()) <= 80, str(
         sorted(keys.items(), key=lambda kv: kv[1])
     )
@@ -127,9 +127,9 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     await pilot.press("ctrl+a", "ctrl+k", "4", "tab", "ctrl+a", "ctrl+k", *"0", "enter")
     assert "items/s: a number above 0" in str(box.query_one("#throttle-error").render())
     await pilot.press("ctrl+a", "ctrl+k", *"10", "enter")
-    await until_shown(pilot, lambda: app.screen is not box, 5, "the box to close")
+    await until_shown(pilot, lambda: app.screen is not box, 30, "the box to close")
     applied = lambda: app.driver.throttle_state.get("in_flight") == 4  # noqa: E731
-    await until_shown(pilot, applied, 5, "the engine to apply it")
+    await until_shown(pilot, applied, 30, "the engine to apply it")
     control = RemoteEngine(socket_path(journal)).status()["control"]["throttle"]
     assert control["in_flight"] == 4 and control["rate"] == 10
     await until_shown(
@@ -167,7 +167,7 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
         held = RemoteEngine(socket_path(journal)).status()["control"]["pause"]
         assert held == "paused"
         await pilot.press("q")
-        await until_shown(pilot, lambda: not app.is_running, 5, "the console to quit")
+        await until_shown(pilot, lambda: not app.is_running, 30, "the console to quit")
     assert alive(pid) and is_locked(journal) is not None  # quitting never stops the engine
     assert "runs on" in app.farewell() and str(pid) in app.farewell()
     audit = " ".join(a.what for a in JournalStore(journal).load().audit)
@@ -207,7 +207,7 @@ async def test_d_hands_the_run_to_a_detached_engine_and_attaches(journal: Path) 
         async with app.run_test(size=(80, 24)) as pilot:
             assert not app.driver.remote and app.main.check_action("detach", ()) is True
             await pilot.press("D")
-            await until_shown(pilot, lambda: isinstance(app.screen, YesNo), 5, "the question")
+            await until_shown(pilot, lambda: isinstance(app.screen, YesNo), 30, "the question")
             await pilot.press("y")
             await until_shown(pilot, lambda: app.driver.remote, 60, "the console to attach")
             pid = app.driver.pid  # type: ignore[union-attr]
@@ -347,7 +347,7 @@ async def test_gate_and_ack_keys_drive_the_detached_engine(capsys, journal: Path
             pilot, lambda: "WAITING at step handover" in status_of(app), 30, "the manual step"
         )
         await pilot.press("a")
-        await until_shown(pilot, lambda: isinstance(app.screen, TextPrompt), 5, "the prompt")
+        await until_shown(pilot, lambda: isinstance(app.screen, TextPrompt), 30, "the prompt")
         await pilot.press("enter")
         await until_shown(pilot, lambda: app.engine_left, 30, "the engine to finish")
         assert "ended: done" in app.engine_left
@@ -401,7 +401,7 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
     async with app.run_test(size=(80, 24)) as pilot:
         await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
         await pilot.press("r")
-        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 5, "the question")
+        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 30, "the question")
         assert "step-a" in str(app.screen.query_one(".dialog-text").render())
         await pilot.press(*"phase1", "enter")
         # step-a runs; the engine stands still before step-b and the console asks again
@@ -452,7 +452,7 @@ async def test_a_dialog_closes_when_its_step_is_confirmed_elsewhere(capsys, jour
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
         await pilot.press("r")
-        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 5, "the question")
+        await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 30, "the question")
         remote.resume("bo", consent=True)  # another terminal answers for every step
         await until_shown(
             pilot, lambda: not isinstance(app.screen, TypedConfirm), 60, "the dialog to close"

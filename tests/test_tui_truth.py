@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,14 @@ async def test_notifications_never_cover_the_status_line(engine: Engine) -> None
         assert "r runs" in screen_text(app).splitlines()[status.y]
 
 
+async def until_true(pilot, condition, seconds: float = 30.0) -> None:
+    """Let the app run until `condition()` holds or `seconds` pass (a loaded machine lays out
+    slowly); the caller asserts what it needs."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.02)
+
+
 async def test_a_manual_steps_instructions_scroll_whole_at_80x24(tmp_path: Path) -> None:
     engine = states.fresh(tmp_path)
     step = engine.runbook.step("final-preparation")
@@ -174,20 +183,21 @@ async def test_a_manual_steps_instructions_scroll_whole_at_80x24(tmp_path: Path)
     async with app.run_test(size=(80, 24)) as pilot:
         app.main.query_one("#timeline").select_ref(("step", "final-preparation"))
         detail = app.main.query_one("#detail")
-        for _ in range(100):  # until the new text is laid out (a deadline, not a sleep)
-            await pilot.pause(0.02)
-            if detail.max_scroll_y > 0 and "more" in str(detail.border_subtitle):
-                break
+        await until_true(  # the new text laid out (a deadline, not a sleep)
+            pilot, lambda: detail.max_scroll_y > 0 and "more" in str(detail.border_subtitle)
+        )
         assert detail.max_scroll_y > 0  # it does not fit: it scrolls…
         assert "more" in str(detail.border_subtitle)  # …and says so
         await pilot.press("tab")  # focus the detail pane
         assert app.focused is detail
         for _ in range(10):
             await pilot.press("down")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if detail.scroll_y == detail.max_scroll_y and "more" not in str(detail.border_subtitle):
-                break
+        await until_true(
+            pilot,
+            lambda: (
+                detail.scroll_y == detail.max_scroll_y and "more" not in str(detail.border_subtitle)
+            ),
+        )
         assert detail.scroll_y == detail.max_scroll_y
         shown = screen_text(app)
         assert " ".join(last_words).rstrip(".") in " ".join(shown.split()), shown
@@ -376,3 +386,49 @@ async def test_the_gate_screen_measures_again_at_the_pace_of_the_clock(tmp_path:
                 break
             await pilot.pause(0.05)
         assert len(seen - {0.0}) >= 3, seen
+
+
+async def test_a_viewers_log_pane_shows_the_lines_of_the_step_its_title_names(
+    tmp_path: Path,
+) -> None:
+    """Issue 20, item 16: an attached or read-only console learns that the run moved on from
+    snapshots, not from a StepStarted; its log pane was titled for one step and showed the
+    next one's lines. Title and lines follow what is in view together."""
+    from engine.core.events import LogLine, format_log_line
+    from engine.state.files import append_private
+    from engine.state.journal import StepState
+
+    engine = states.fresh(tmp_path)
+    driver = JournalStore(engine.store.path)
+    journal = engine.journal.model_copy(deep=True)
+    states.full_until(engine.runbook, journal, "inventory")  # the first gate is GO
+    journal.steps["inventory"] = StepState(status="running", attempts=1)
+    driver.save(journal)
+    log = engine.store.log_path
+
+    def line(step: str, text: str) -> None:
+        append_private(
+            log, format_log_line(LogLine(step, "info", text, ""), "2024-12-01T10:00:00Z") + "\n"
+        )
+
+    line("inventory", "counting tables")
+
+    def follow(eng: Engine) -> None:
+        eng.journal = driver.load()
+
+    follow(engine)
+    viewer = RunbookApp(engine, read_only=True, holder=states.HOLDER, greet=False, follow=follow)
+    async with viewer.run_test(size=(80, 24)) as pilot:
+        viewer.follow_driver()
+        await pilot.pause()
+        pane = viewer.main.query_one("#steplog")
+        assert pane.border_title == "log · inventory"
+        journal.steps["inventory"] = StepState(status="done", attempts=1)
+        journal.steps["backup-tables"] = StepState(status="running", attempts=1)
+        driver.save(journal)
+        line("backup-tables", "creating backups")
+        viewer.follow_driver()
+        await pilot.pause()
+        shown = "\n".join(strip.text for strip in pane.lines)
+        assert pane.border_title == "log · backup-tables", pane.border_title
+        assert "creating backups" in shown and "counting tables" not in shown, shown

@@ -112,6 +112,7 @@ class MainScreen(MainCommands, Screen[None]):
             self.query_one(AlertBanner).clear()
         self._close_settled_dialog(snapshot)
         self.refresh_view()
+        self._sync_step_log()
 
     def _close_settled_dialog(self, snapshot: RunSnapshot) -> None:
         """A confirmation whose step already runs or is done (consent given elsewhere) asks
@@ -179,8 +180,7 @@ class MainScreen(MainCommands, Screen[None]):
         """The pane shows the lines of the step or gate in view, and only those."""
         log = self.query_one("#steplog", RichLog)
         log.clear()
-        ref = self.shown_ref()
-        owner = ref.id if ref else "run"
+        owner = self._log_owner()
         log.border_title = f"log · {owner}"
         for entry in self.app.log_entries:
             if entry.step == owner:
@@ -234,10 +234,24 @@ class MainScreen(MainCommands, Screen[None]):
             self._write_step_log()
             self._follow_current(NodeRef.step(event.step_id))
 
+    def _log_owner(self) -> str:
+        ref = self.shown_ref()
+        return ref.id if ref else "run"
+
+    def _sync_step_log(self) -> bool:
+        """What is in view moved on without a StepStarted here (an attached or read-only
+        console learns it from snapshots): the pane follows, title and lines together.
+        True when it was written anew (from every entry the app holds)."""
+        if self.query_one("#steplog", RichLog).border_title == f"log · {self._log_owner()}":
+            return False
+        self._write_step_log()
+        return True
+
     def add_entry(self, entry: LogEntry) -> None:
         """A new log line: into the pane when it belongs to what is in view."""
-        ref = self.shown_ref()
-        if entry.step == (ref.id if ref else "run"):
+        if self._sync_step_log():  # never a line of one step under another step's title
+            return  # written anew, this entry with the others
+        if entry.step == self._log_owner():
             self.query_one("#steplog", RichLog).write(render_entry(entry))
 
     def work_ended(self, message: WorkEnded) -> None:
