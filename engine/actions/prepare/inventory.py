@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.aws import dynamo, invocations
 from engine.aws.apigateway import find_api, resources_by_path
+from engine.aws.environment import sealed_environment
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.runbook.model import ApiSpec, Runbook
 from engine.state.records import Summary
@@ -149,6 +150,7 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     found = invocations.discover(lam, integrations, flagged)
     described = {fn: found.describe(fn) for fn in flagged}
     needs = list(out["api_problems"]) + _invocation_problems(found, flagged)
+    needs += _sealed_environments(ctx, lam, inv, live_functions)
     for fn in flagged:
         if not described[fn]:
             ctx.log(f"{fn}: not invoked by the API or an event source mapping", "warning")
@@ -208,6 +210,26 @@ def _invocation_problems(found: invocations.Invocations, functions: list[str]) -
             problems.append(
                 f"{fn} is invoked with {kind.removeprefix('unknown:')} "
                 f"({', '.join(sources[:3])}): cannot tell whether flags reach it"
+            )
+    return problems
+
+
+def _sealed_environments(ctx: ActionContext, lam: Any, inv: Any, live: set[str]) -> list[str]:
+    """Flag functions (their environment is rewritten) and deprecated ones (archived, then
+    deleted) whose environment is under a customer KMS key or could not be read."""
+    touched = [f for f in ctx.runbook.flags.functions if f in live]
+    touched += [
+        f.name for f in inv.functions if f.deprecate and f.name in live and f.name not in touched
+    ]
+    problems = []
+    for fn in touched:
+        ctx.clock.check()
+        reason = sealed_environment(lam.get_function_configuration(FunctionName=fn))
+        if reason:
+            problems.append(
+                f"{fn}: {reason}: flags are merged into and archives keep every variable only "
+                "while the runbook's role can decrypt it (it never writes a flags-only "
+                "environment nor archives an empty one); check the key's policy, then accept"
             )
     return problems
 

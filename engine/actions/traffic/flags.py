@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.aws import invocations
 from engine.aws.apigateway import find_api
+from engine.aws.environment import EnvironmentSealed, read_environment, sealed_environment
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
@@ -68,9 +69,13 @@ def check_flag_names(rb: Runbook, names: list[str]) -> None:
         )
 
 
+class ChangedMeanwhile(RuntimeError):
+    """A function changed between the read and the write of its environment (a deploy):
+    nothing was written."""
+
+
 def _env(lam: Any, fn: str) -> dict[str, str]:
-    conf = lam.get_function_configuration(FunctionName=fn)
-    return dict(conf.get("Environment", {}).get("Variables", {}) or {})
+    return read_environment(lam.get_function_configuration(FunctionName=fn), fn)
 
 
 def _wait_updated(ctx: ActionContext, lam: Any, fn: str) -> None:
@@ -98,7 +103,13 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
     """
     lam = ctx.client("lambda")
     _wait_updated(ctx, lam, fn)
-    current = _env(lam, fn)
+    conf = lam.get_function_configuration(FunctionName=fn)
+    current = read_environment(conf, fn)
+    if conf.get("KMSKeyArn") and not current:
+        raise EnvironmentSealed(
+            f"{fn}: {sealed_environment(conf)} and no variable could be read; nothing written "
+            "(a flags-only environment would wipe every other variable)"
+        )
     merged = dict(current)
     for name, value in changes.items():
         if value is ABSENT:
@@ -107,14 +118,26 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
             merged[name] = value
     if merged == current:
         return False
-    retry_conflicts(
-        ctx,
-        lam,
-        f"{fn}: update configuration",
-        lambda: lam.update_function_configuration(
-            FunctionName=fn, Environment={"Variables": merged}
-        ),
-    )
+    update: dict[str, Any] = {"FunctionName": fn, "Environment": {"Variables": merged}}
+    if conf.get("RevisionId"):  # AWS always returns one; a stand-in emulator may not
+        update["RevisionId"] = conf["RevisionId"]
+    else:
+        ctx.log(
+            f"{fn}: the target returned no RevisionId; a concurrent deploy goes unseen", "warning"
+        )
+    try:
+        retry_conflicts(
+            ctx,
+            lam,
+            f"{fn}: update configuration",
+            lambda: lam.update_function_configuration(**update),
+        )
+    except lam.exceptions.PreconditionFailedException as exc:
+        raise ChangedMeanwhile(
+            f"{fn}: changed between reading and writing its environment (a deploy?): nothing "
+            "written, the deploy's configuration stands; run the step again to merge the flags "
+            f"into it ({exc})"
+        ) from exc
     _wait_updated(ctx, lam, fn)
     return True
 
