@@ -318,6 +318,36 @@ def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
+def journaled_flag(ctx: ActionContext, name: str) -> str | None:
+    """The value the journal says flag `name` was last given: by the set_flags step of the
+    runbook, or the restore_flags rollback step, that started last (a started step may have
+    changed some functions already). None when no step set it (or put it back to absent)."""
+    rb, journal = ctx.runbook, ctx.journal
+    changes: list[tuple[Any, str | None]] = []
+    setters: dict[str, str] = {}
+    for step in rb.steps:
+        if step.action == "set_flags" and name in (step.params.get("values") or {}):
+            setters[step.id] = str(step.params["values"][name])
+            state = journal.steps.get(step.id)
+            if state is not None and state.started_at is not None:
+                changes.append((state.started_at, setters[step.id]))
+    for rollback in rb.rollbacks:
+        for index, rstep in enumerate(rollback.steps):
+            state = journal.rollback_steps.get(f"{rollback.id}#{index}")
+            if rstep.action != "restore_flags" or state is None or state.started_at is None:
+                continue
+            undone = [s for s in rstep.params.get("steps", []) if s in setters]
+            if not undone:
+                continue
+            # back to the value before the earliest of them (its journaled prior)
+            first = min(undone, key=lambda s: [st.id for st in rb.steps].index(s))
+            priors = [e.prior.get(name) for e in flag_changes_of(journal, first).values()]
+            changes.append((state.started_at, next((v for v in priors if v is not None), None)))
+    if not changes:
+        return None
+    return max(changes, key=lambda c: c[0])[1]
+
+
 # --- set_flags ------------------------------------------------------------------------------
 
 
