@@ -9,12 +9,13 @@ import pytest
 
 from engine.core.context import NeedsAcceptance
 from engine.runbook.model import RouteSpec
+from tests.support.worlds import prod_api
 from tests.test_actions_ops import run
 from tests.test_cleanup_ops import go
 
 
 def api_id(conn: Any) -> str:
-    return conn.client("apigateway").get_rest_apis()["items"][0]["id"]
+    return prod_api(conn)
 
 
 def resource(gw: Any, api: str, path: str) -> dict[str, Any]:

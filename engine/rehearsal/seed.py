@@ -40,6 +40,9 @@ class WorldShape:
     oversize_item: one legacy item just under 400 KB that passes it once company-scoped.
     stack_tags: every table and function carries the `aws:cloudformation:*` tags CloudFormation
         sets on a stack's resources (users cannot assign them), besides a user tag (default).
+    staging_api: the account also holds a staging stack of the API: the same name, its routes
+        and integrations, deployed to this stage only (default "staging"); a run must resolve
+        the runbook's API by its stage and never touch this one.
     """
 
     alias: str | None = None
@@ -47,6 +50,7 @@ class WorldShape:
     odd_index_keys: bool = False
     oversize_item: bool = False
     stack_tags: bool = True
+    staging_api: str | None = "staging"  # a second API of the same name, in this stage only
 
     @classmethod
     def real_shaped(cls) -> WorldShape:
@@ -57,7 +61,14 @@ class WorldShape:
         """From a runbook's `[embedded.world]` table (unknown keys are an error)."""
         if config.get("real_shaped"):
             return cls.real_shaped()
-        known = {"alias", "alias_groups", "odd_index_keys", "oversize_item", "stack_tags"}
+        known = {
+            "alias",
+            "alias_groups",
+            "odd_index_keys",
+            "oversize_item",
+            "stack_tags",
+            "staging_api",
+        }
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(f"[embedded.world]: unknown keys {', '.join(unknown)}")
@@ -396,9 +407,17 @@ def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
 
 def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
     api = runbook.inventory.api
-    aliased = set(aliased_functions(runbook, shape))
     if api is None:
         return
+    if shape.staging_api and shape.staging_api != api.stage:
+        _seed_one_api(session, runbook, shape, shape.staging_api)  # the older stack
+    _seed_one_api(session, runbook, shape, api.stage)
+
+
+def _seed_one_api(session: Any, runbook: Runbook, shape: WorldShape, stage: str) -> None:
+    api = runbook.inventory.api
+    assert api is not None
+    aliased = set(aliased_functions(runbook, shape))
     gw = session.client("apigateway")
     lam = session.client("lambda")
     rest = gw.create_rest_api(name=api.name)
@@ -441,4 +460,4 @@ def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
                     integrationHttpMethod="POST",
                     uri=uri,
                 )
-    gw.create_deployment(restApiId=rest["id"], stageName=api.stage)
+    gw.create_deployment(restApiId=rest["id"], stageName=stage)

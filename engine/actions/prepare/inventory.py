@@ -30,8 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.api_identity import api_id_of
 from engine.aws import dynamo, invocations
-from engine.aws.apigateway import find_api, resources_by_path
+from engine.aws.apigateway import ApiNotResolved, apis_named, resources_by_path
 from engine.aws.environment import sealed_environment
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.runbook.model import ApiSpec, Runbook
@@ -130,12 +131,17 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     integrations: list[invocations.Integration] = []
     if inv.api is not None:
         gw = ctx.client("apigateway")
-        api_id = find_api(gw, inv.api.name)
-        live_routes: set[str] = set()
-        if api_id is None:
+        api_id = None
+        try:
+            api_id = api_id_of(ctx)  # resolved by name and stage (or pinned), journaled
+        except ApiNotResolved as exc:
+            named = apis_named(gw, inv.api.name)
+            if inv.api.id or ctx.journal.api_id or any(inv.api.stage in c.stages for c in named):
+                raise  # more than one, or not the pinned one: never a guess
             out["missing"].append(f"api {inv.api.name}")
-            out["api_problems"].append(f"REST API {inv.api.name} not found")
-        else:
+            out["api_problems"].append(f"REST API {inv.api.name} not found: {exc}")
+        live_routes: set[str] = set()
+        if api_id is not None:
             for path, res in resources_by_path(gw, api_id).items():
                 live_routes |= {f"{m} {path}" for m in res.get("resourceMethods", {}) or {}}
             integrations = invocations.api_integrations(gw, api_id)

@@ -30,8 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.api_identity import api_id_of
 from engine.aws import invocations
-from engine.aws.apigateway import find_api
 from engine.aws.environment import EnvironmentSealed, read_environment, sealed_environment
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
@@ -169,13 +169,10 @@ def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
 def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:
     """How the runbook's API and the account's event sources invoke `functions`."""
 
-    api = ctx.runbook.inventory.api
     integrations: list[invocations.Integration] = []
-    if api is not None:
-        gw = ctx.client("apigateway")
-        api_id = find_api(gw, api.name)
-        if api_id is not None:
-            integrations = invocations.api_integrations(gw, api_id)
+    api_id = api_id_of(ctx)  # the journaled id: never another API of the same name
+    if api_id is not None:
+        integrations = invocations.api_integrations(ctx.client("apigateway"), api_id)
     return invocations.discover(ctx.client("lambda"), integrations, functions)
 
 
