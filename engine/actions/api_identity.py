@@ -1,7 +1,12 @@
 """The runbook's REST API by identity: resolved once, on Day 1 (the inventory), by its name and
 the stage the runbook names, or the id the runbook pins (engine/aws/apigateway.resolve_api),
 then journaled (`Journal.api_id`). Every later step and rollback uses the journaled id, never a
-lookup by name: a staging stack of the same name is never touched."""
+lookup by name: a staging stack of the same name is never touched.
+
+The other lookups by name (issue 19, audited): a DynamoDB table, a Lambda function, a log group,
+an SSM parameter and a CloudWatch alarm are each unique by name within an account and region,
+so their name is their identity there; each is matched exactly (DescribeLogGroups' prefix
+filter is followed by an exact comparison), never by the first of a prefix or a pattern."""
 
 from __future__ import annotations
 
