@@ -16,7 +16,12 @@ from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.clock import Clock
 from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path
-from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
+from engine.rehearsal.moto_fidelity import (
+    aws_item_size_limit,
+    aws_lambda_rules,
+    aws_scan_pages,
+    aws_transactions,
+)
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 aws_item_size_limit()
 aws_transactions()
 aws_scan_pages()
+aws_lambda_rules()
 
 MIGRATION_TS = "2024-12-01T10:00:00Z"
 

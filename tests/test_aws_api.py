@@ -9,12 +9,13 @@ import pytest
 
 from engine.core.context import NeedsAcceptance
 from engine.runbook.model import RouteSpec
+from tests.support.worlds import prod_api
 from tests.test_actions_ops import run
 from tests.test_cleanup_ops import go
 
 
 def api_id(conn: Any) -> str:
-    return conn.client("apigateway").get_rest_apis()["items"][0]["id"]
+    return prod_api(conn)
 
 
 def resource(gw: Any, api: str, path: str) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def test_inventory_checks_stage_and_integrations_on_day_one(world, make_ctx):
     company = resource(gw, api, "/company/works")
     gw.delete_integration(restApiId=api, resourceId=company["id"], httpMethod="PUT")
     gw.delete_method(restApiId=api, resourceId=company["id"], httpMethod="DELETE")
-    ctx2, _ = make_ctx("inventory", world)
+    ctx2, _ = make_ctx("inventory", world, journal=ctx.journal)  # the API journaled on Day 1
     with pytest.raises(NeedsAcceptance) as info:
         run(ctx2, "inventory_diff", {})
     found = info.value.summary["needs_acceptance"]
@@ -60,6 +61,7 @@ def test_delete_routes_keeps_shared_methods_and_redeploys_existing_stages(world,
         update={"inventory": runbook.inventory.model_copy(update={"api": api_spec})}
     )
     ctx, _ = make_ctx("delete-legacy-routes", world, rb=rb)
+    ctx.journal.api_id = api  # as Day 1 journaled it, while prod still existed
     go(ctx.journal)
     s = run(ctx, "delete_api_routes", {})
     assert "PUT /expenses/{id}" not in s["deleted_routes"]

@@ -24,6 +24,7 @@ from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
+from tests.support.worlds import prod_api
 from tests.test_rehearsal import TIME_SCALE, status
 
 ACCOUNT = "123456789012"  # moto's
@@ -127,7 +128,7 @@ def assert_flags_reach_live(conn: Connection, rb: Any) -> None:
 
 def assert_routes(conn: Connection, rb: Any, journal_steps: dict[str, Any]) -> None:
     gw = conn.client("apigateway")
-    api = gw.get_rest_apis()["items"][0]["id"]
+    api = prod_api(conn)
     methods = {
         r["path"]: set(r.get("resourceMethods") or {})
         for r in gw.get_resources(restApiId=api)["items"]

@@ -23,7 +23,7 @@ def _delete(world: Any, make_ctx: Any, runbook: Any, tables: list[str]) -> Any:
 def test_restore_waits_active_retries_pitr_and_reapplies_tags_ttl_stream(world, make_ctx, runbook):
     ddb = world.client("dynamodb")
     arn = ddb.describe_table(TableName=TABLE)["Table"]["TableArn"]
-    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "expenses"}])
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "platform"}])
     ddb.update_time_to_live(
         TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
     )
@@ -38,7 +38,9 @@ def test_restore_waits_active_retries_pitr_and_reapplies_tags_ttl_stream(world, 
     archive = json.loads(
         ctx.artifact(f"{ctx.cursors['archive_dir']}/{TABLE}.table.json").read_text()
     )
-    assert archive["tags"] == [{"Key": "team", "Value": "expenses"}]
+    # the archive keeps every tag as found, CloudFormation's aws: tags included (issue 19.2)
+    assert {"Key": "owner", "Value": "platform"} in archive["tags"]
+    assert any(t["Key"].startswith("aws:cloudformation:") for t in archive["tags"])
     assert archive["stream"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
 
     # AWS: the restored table is CREATING for a while, and PITR is refused at first
@@ -68,7 +70,10 @@ def test_restore_waits_active_retries_pitr_and_reapplies_tags_ttl_stream(world, 
         "StreamEnabled": True,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
-    assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == archive["tags"]
+    # users cannot assign aws: tags: the restore gives back the user's, less those
+    restored_tags = ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"]
+    assert restored_tags == [t for t in archive["tags"] if not t["Key"].startswith("aws:")]
+    assert {t["Key"] for t in restored_tags} == {"team", "owner"}
     ttl = ddb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expiresAt"
     pitr = ddb.describe_continuous_backups(TableName=TABLE)["ContinuousBackupsDescription"]

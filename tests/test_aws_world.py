@@ -12,6 +12,7 @@ from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.rehearsal.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size_limit
 from engine.rehearsal.seed import WorldShape, item_size, seed_world
 from engine.runbook.transforms import to_company_scoped
+from tests.support.worlds import prod_api
 
 LEGACY = "construction-expenses-multi-table-expenses"
 COMPANY = "construction-expenses-company-expenses"
@@ -51,7 +52,7 @@ def test_real_shaped_world(real_world, runbook):
 
     lam = real_world.client("lambda")
     gw = real_world.client("apigateway")
-    api = gw.get_rest_apis()["items"][0]["id"]
+    api = prod_api(real_world)
     for fn in runbook.inventory.select_functions("@group:company"):
         assert lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"] == "1"
     res = next(r for r in gw.get_resources(restApiId=api)["items"] if r["path"] == "/company/works")

@@ -13,6 +13,7 @@ from engine.checks import registry as checks
 from engine.core.world import REAL_ACCOUNT
 from engine.rehearsal import simulator
 from engine.rehearsal.seed import LAMBDA_ROLE
+from tests.support.worlds import prod_api
 from tests.test_actions_ops import SECRET, run, step_params
 
 GATE = "gate-phase5"
@@ -135,7 +136,7 @@ def _methods(gw: Any, api_id: str) -> dict[str, dict[str, Any]]:
 
 def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     gw = world.client("apigateway")
-    api_id = gw.get_rest_apis()["items"][0]["id"]
+    api_id = prod_api(world)
     before = _methods(gw, api_id)
     legacy = {
         f"{m} {r.path}" for r in runbook.inventory.api.routes if r.deprecate for m in r.methods

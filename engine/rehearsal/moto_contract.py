@@ -151,6 +151,20 @@ RELIED: tuple[Relied, ...] = (
         _probe_cancellation,
     ),
     Relied("moto.dynamodb.exceptions:MultipleTransactionsException", ""),
+    Relied("moto.awslambda.responses:LambdaResponse.create_function", "self"),
+    Relied("moto.awslambda.responses:LambdaResponse.tag_resource", "self"),
+    Relied("moto.awslambda.models:LambdaFunction.get_configuration", "self, on_create"),
+    Relied("moto.awslambda.models:LambdaFunction.update_configuration", "self, config_updates"),
+    Relied("moto.awslambda.models:LambdaFunction.update_function_code", "self, updated_spec"),
+    Relied(
+        "moto.awslambda.models:LambdaBackend.update_function_configuration",
+        "self, function_name, qualifier, body",
+    ),
+    Relied(
+        "moto.awslambda.models:LambdaBackend.get_function", "self, function_name_or_arn, qualifier"
+    ),
+    Relied("moto.awslambda.exceptions:InvalidParameterValueException", "message"),
+    Relied("moto.awslambda.exceptions:PreconditionFailedException", "message"),
 )
 
 

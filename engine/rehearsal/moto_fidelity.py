@@ -6,8 +6,10 @@ hold a legacy item of 409,000 bytes that passes the limit only once company-scop
 not even hold it. `aws_item_size_limit()` makes moto count and refuse as DynamoDB does, in this
 process (the embedded server and the suite call it at start). `aws_transactions()` and
 `aws_scan_pages()` make transactions and Scan pages cost what they cost on AWS (the embedded
-server and the suite). Each patch relies on moto's internals as pinned in requirements.lock;
-engine/rehearsal/moto_contract.py checks them, and refuses a moto that changed (docs/moto.md).
+server and the suite). `aws_lambda_rules()` makes Lambda refuse reserved `aws:` tags and keep a
+RevisionId per function, refusing a stale one, as AWS does. Each patch relies on moto's
+internals as pinned in requirements.lock; engine/rehearsal/moto_contract.py checks them, and
+refuses a moto that changed (docs/moto.md).
 """
 
 from __future__ import annotations
@@ -175,6 +177,92 @@ def aws_scan_pages() -> bool:
     Table.all_items = all_items  # type: ignore[method-assign]
     Table.scan = scan  # type: ignore[method-assign]
     Table._runbook_sorted_order = True  # type: ignore[attr-defined]
+    return True
+
+
+STACK_HEADER = "x-runbook-rehearsal-stack"  # the seed standing in for CloudFormation
+RESERVED_TAG_MESSAGE = (
+    "Invalid tag key. Customers cannot set tag keys starting with aws: (case insensitive)"
+)
+
+
+def aws_lambda_rules() -> bool:
+    """Make moto's Lambda refuse what AWS refuses, where a rollback depends on it.
+
+    - Tag keys starting with `aws:` (any case) are reserved: CreateFunction and TagResource
+      refuse them (InvalidParameterValueException), unless the request carries STACK_HEADER,
+      which only the rehearsal seed sends in place of CloudFormation (which sets them on AWS).
+    - A function has a RevisionId that changes with each configuration or code update;
+      GetFunction(Configuration) returns it, and UpdateFunctionConfiguration with another one
+      fails with PreconditionFailedException (moto returns none and accepts any).
+    False when this moto has no such classes."""
+    try:
+        from moto.awslambda.exceptions import (
+            InvalidParameterValueException,
+            PreconditionFailedException,
+        )
+        from moto.awslambda.models import LambdaBackend, LambdaFunction
+        from moto.awslambda.responses import LambdaResponse
+    except ImportError:
+        return False
+    if getattr(LambdaResponse, "_runbook_lambda_rules", False):
+        return True
+    import uuid
+
+    def refuse_reserved(method: Any) -> Any:
+        @functools.wraps(method)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            tags = json.loads(self.body or "{}").get("Tags") or {}
+            headers = self.headers or {}  # werkzeug's: case-insensitive
+            stack = bool(headers.get(STACK_HEADER) or headers.get(STACK_HEADER.title()))
+            if not stack and any(str(k).lower().startswith("aws:") for k in tags):
+                raise InvalidParameterValueException(RESERVED_TAG_MESSAGE)
+            return method(self, *args, **kwargs)
+
+        return checked
+
+    def revision(fn: Any) -> str:
+        if getattr(fn, "_runbook_revision", None) is None:
+            fn._runbook_revision = str(uuid.uuid4())
+        return str(fn._runbook_revision)
+
+    def revised(method: Any) -> Any:
+        @functools.wraps(method)
+        def bump(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self._runbook_revision = str(uuid.uuid4())
+            return method(self, *args, **kwargs)
+
+        return bump
+
+    moto_configuration = LambdaFunction.get_configuration
+
+    @functools.wraps(moto_configuration)
+    def get_configuration(self: Any, on_create: bool = False) -> dict[str, Any]:
+        config = moto_configuration(self, on_create)
+        config["RevisionId"] = revision(self)
+        return config
+
+    moto_update = LambdaBackend.update_function_configuration
+
+    @functools.wraps(moto_update)
+    def update_function_configuration(
+        self: Any, function_name: str, qualifier: str, body: dict[str, Any]
+    ) -> Any:
+        wanted = body.get("RevisionId")
+        if wanted and wanted != revision(self.get_function(function_name, qualifier)):
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
+        return moto_update(self, function_name, qualifier, body)
+
+    LambdaResponse.create_function = refuse_reserved(LambdaResponse.create_function)  # type: ignore[method-assign]
+    LambdaResponse.tag_resource = refuse_reserved(LambdaResponse.tag_resource)  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = revised(LambdaFunction.update_configuration)  # type: ignore[method-assign]
+    LambdaFunction.update_function_code = revised(LambdaFunction.update_function_code)  # type: ignore[method-assign]
+    LambdaBackend.update_function_configuration = update_function_configuration  # type: ignore[method-assign]
+    LambdaResponse._runbook_lambda_rules = True  # type: ignore[attr-defined]
     return True
 
 

@@ -21,7 +21,12 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from engine.rehearsal.moto_contract import MotoChanged, check_moto
-    from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
+    from engine.rehearsal.moto_fidelity import (
+        aws_item_size_limit,
+        aws_lambda_rules,
+        aws_scan_pages,
+        aws_transactions,
+    )
 
     try:  # never a rehearsal on a moto the fidelity patches do not fit
         check_moto()
@@ -31,6 +36,7 @@ def main() -> None:
     aws_item_size_limit()
     aws_transactions()
     aws_scan_pages()
+    aws_lambda_rules()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -6,6 +6,7 @@ to shape plausible items for a key schema.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from engine.rehearsal.moto_fidelity import STACK_HEADER
 from engine.runbook.model import EntitySpec, Runbook, TableSpec
 
 WORLD_ID_PARAMETER = "/runbook-console/world-id"
@@ -36,12 +38,19 @@ class WorldShape:
         attribute, valid for most, but one a number and one an empty string (the target index
         is of type S: AWS rejects both; moto writes the number).
     oversize_item: one legacy item just under 400 KB that passes it once company-scoped.
+    stack_tags: every table and function carries the `aws:cloudformation:*` tags CloudFormation
+        sets on a stack's resources (users cannot assign them), besides a user tag (default).
+    staging_api: the account also holds a staging stack of the API: the same name, its routes
+        and integrations, deployed to this stage only (default "staging"); a run must resolve
+        the runbook's API by its stage and never touch this one.
     """
 
     alias: str | None = None
     alias_groups: tuple[str, ...] = ("company",)
     odd_index_keys: bool = False
     oversize_item: bool = False
+    stack_tags: bool = True
+    staging_api: str | None = "staging"  # a second API of the same name, in this stage only
 
     @classmethod
     def real_shaped(cls) -> WorldShape:
@@ -52,7 +61,14 @@ class WorldShape:
         """From a runbook's `[embedded.world]` table (unknown keys are an error)."""
         if config.get("real_shaped"):
             return cls.real_shaped()
-        known = {"alias", "alias_groups", "odd_index_keys", "oversize_item"}
+        known = {
+            "alias",
+            "alias_groups",
+            "odd_index_keys",
+            "oversize_item",
+            "stack_tags",
+            "staging_api",
+        }
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(f"[embedded.world]: unknown keys {', '.join(unknown)}")
@@ -60,6 +76,37 @@ class WorldShape:
         if "alias_groups" in values:
             values["alias_groups"] = tuple(values["alias_groups"])
         return cls(**values)
+
+
+STACK_NAME = "construction-expenses-prod"
+USER_TAGS = {"team": "expenses"}
+
+
+def stack_tags(logical_id: str) -> dict[str, str]:
+    """The tags CloudFormation puts on a stack resource, and the world's user tag."""
+    arn = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK_NAME}/0f1e2d3c"
+    return {
+        "aws:cloudformation:stack-name": STACK_NAME,
+        "aws:cloudformation:stack-id": arn,
+        "aws:cloudformation:logical-id": "".join(p.title() for p in logical_id.split("-")),
+        **USER_TAGS,
+    }
+
+
+@contextlib.contextmanager
+def as_stack(client: Any) -> Iterator[Any]:
+    """While open, the client's requests carry the header with which moto's fidelity layer lets
+    reserved `aws:` tags through: the seed stands in for CloudFormation. The client may be the
+    engine's own (a Connection caches clients), so the header goes when the block ends."""
+
+    def mark(request: Any, **_: Any) -> None:
+        request.headers[STACK_HEADER] = "cloudformation"
+
+    client.meta.events.register("before-sign", mark, unique_id="runbook-rehearsal-stack")
+    try:
+        yield client
+    finally:
+        client.meta.events.unregister("before-sign", unique_id="runbook-rehearsal-stack")
 
 
 def attribute_size(value: Any) -> int:
@@ -278,6 +325,11 @@ def seed_tables(
     for spec in runbook.inventory.tables:
         create_table(ddb, spec)
     wait_tables_active(ddb, [t.name for t in runbook.inventory.tables])
+    if shape.stack_tags:
+        for spec in runbook.inventory.tables:
+            arn = ddb.describe_table(TableName=spec.name)["Table"]["TableArn"]
+            tags = [{"Key": k, "Value": v} for k, v in stack_tags(spec.name).items()]
+            ddb.tag_resource(ResourceArn=arn, Tags=tags)
     counts: dict[str, int] = {}
     for spec in runbook.inventory.tables:
         if spec.name in by_source:
@@ -335,14 +387,16 @@ def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
         env = dict(base_env)
         if fn.table:
             env["TABLE_NAME"] = fn.table
-        lam.create_function(
-            FunctionName=fn.name,
-            Runtime="python3.12",
-            Role=role,
-            Handler="index.handler",
-            Code={"ZipFile": code},
-            Environment={"Variables": env},
-        )
+        with as_stack(lam):
+            lam.create_function(
+                FunctionName=fn.name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="index.handler",
+                Code={"ZipFile": code},
+                Environment={"Variables": env},
+                **({"Tags": stack_tags(fn.name)} if shape.stack_tags else {}),
+            )
     for name in aliased_functions(runbook, shape):
         lam.get_waiter("function_active_v2").wait(FunctionName=name)
         version = lam.publish_version(FunctionName=name, Description="seeded release")["Version"]
@@ -353,9 +407,17 @@ def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
 
 def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
     api = runbook.inventory.api
-    aliased = set(aliased_functions(runbook, shape))
     if api is None:
         return
+    if shape.staging_api and shape.staging_api != api.stage:
+        _seed_one_api(session, runbook, shape, shape.staging_api)  # the older stack
+    _seed_one_api(session, runbook, shape, api.stage)
+
+
+def _seed_one_api(session: Any, runbook: Runbook, shape: WorldShape, stage: str) -> None:
+    api = runbook.inventory.api
+    assert api is not None
+    aliased = set(aliased_functions(runbook, shape))
     gw = session.client("apigateway")
     lam = session.client("lambda")
     rest = gw.create_rest_api(name=api.name)
@@ -398,4 +460,4 @@ def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
                     integrationHttpMethod="POST",
                     uri=uri,
                 )
-    gw.create_deployment(restApiId=rest["id"], stageName=api.stage)
+    gw.create_deployment(restApiId=rest["id"], stageName=stage)

@@ -204,6 +204,21 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         issues = validation[1].issues
         held = ", ".join(f"{k} {issues.get(k, 0)}" for k in NOT_MIGRATED)
         lines += ["", f"Records not migrated: {held} (artifacts beside the journal list them)."]
+    conflicts = {
+        step.id: int(state.summary.get("conflicts", 0))
+        for step in rb.steps
+        if step.action == "migrate_entity"
+        and (state := journal.steps.get(step.id)) is not None
+        and state.summary
+    }
+    if conflicts:
+        lines += [
+            "",
+            "Migration writes that met an application write in flight (TransactionConflict, "
+            f"retried with backoff): {sum(conflicts.values())} ("
+            + ", ".join(f"{k} {v}" for k, v in conflicts.items())
+            + ").",
+        ]
     if validation:
         lines += ["", f"## Validation ({validation[0]})", ""]
         shown = validation[1].model_dump(mode="json", exclude_none=True)

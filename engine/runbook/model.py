@@ -49,6 +49,9 @@ class RouteSpec(Strict):
 class ApiSpec(Strict):
     name: str
     stage: str = "prod"
+    # REST API names are not unique: pin the API's id when more than one of this name has
+    # `stage` (Day 1 refuses to guess, and lists them)
+    id: str | None = None
     routes: list[RouteSpec] = []
 
 

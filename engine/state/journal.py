@@ -222,6 +222,9 @@ class Journal(BaseModel):
     alerts: list[dict[str, Any]] = []
     # The user->company mapping in effect, journaled at first use (engine/state/mapping_record.py).
     mapping: dict[str, Any] = {}
+    # The runbook's REST API by identity, resolved once (Day 1) by name and stage or pinned
+    # (engine/actions/api_identity.py); every later step and rollback uses this id.
+    api_id: str | None = None
     audit: list[AuditEntry] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:

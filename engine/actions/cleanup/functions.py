@@ -24,6 +24,7 @@ from engine.actions.cleanup.common import archive_dir, is_rehearsal, safe_name, 
 from engine.actions.cleanup.state import DeleteFunctionsCursors, DeleteFunctionsSummary
 from engine.actions.destructive import require_go
 from engine.actions.traffic.flags import resolve_functions
+from engine.aws.environment import EnvironmentSealed, read_environment
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 
@@ -69,10 +70,15 @@ def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any
     lam = ctx.client("lambda")
     got = lam.get_function(FunctionName=fn)
     config = dict(got["Configuration"])
-    variables = dict((config.pop("Environment", None) or {}).get("Variables", {}) or {})
+    try:  # never an empty archive of an environment that could not be read
+        variables = read_environment(config, fn)
+    except EnvironmentSealed as exc:
+        raise EnvironmentSealed(f"{exc}; {fn} not archived, not deleted") from exc
+    config.pop("Environment", None)
     env_param = ENV_PARAMETER.format(name=fn)
     if variables:
         value = json.dumps(variables)
+        secure: dict[str, Any] = {"KeyId": config["KMSKeyArn"]} if config.get("KMSKeyArn") else {}
         ctx.client("ssm").put_parameter(
             Name=env_param,
             Value=value,
@@ -80,6 +86,7 @@ def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any
             Overwrite=True,
             Tier="Standard" if len(value) <= 4096 else "Advanced",
             Description=f"runbook-console archive of {fn}'s environment",
+            **secure,  # a customer key's environment stays under that key
         )
     code, reason = fetch_code(ctx, got.get("Code", {}).get("Location", ""))
     if code is not None:

@@ -1,6 +1,6 @@
 """delete_api_routes: archive the REST API, delete the deprecated routes, redeploy its stages;
-with the API Gateway reads the restore, the inventory and the flags use (find_api,
-resources_by_path, redeploy_stages).
+with the API Gateway reads the restore, the inventory and the flags use (resources_by_path,
+redeploy_stages). The API is the one journaled on Day 1 (engine/actions/api_identity.py).
 
 cursors `api_id`, `archive` (file name in archive_dir), `archive_dir`, `deleted_routes`
 (["GET /expenses", ...]), `deleted_resources` (paths), `deployment_id`, `stages_redeployed`;
@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.api_identity import api_id_of
 from engine.actions.cleanup.common import archive_dir, safe_name, strip_metadata, write_json
 from engine.actions.cleanup.state import DeleteRoutesCursors, DeleteRoutesSummary, StagesCursors
 from engine.actions.destructive import require_go
-from engine.aws.apigateway import find_api, resources_by_path
+from engine.aws.apigateway import resources_by_path
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 
@@ -71,7 +72,7 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> DeleteRoutes
     c = ctx.cursors_as(DeleteRoutesCursors)
     folder = archive_dir(ctx)
     c.archive_dir = folder.name
-    api_id = c.api_id or find_api(gw, api.name)
+    api_id = c.api_id or api_id_of(ctx)  # the id journaled on Day 1
     if api_id is None:
         raise RuntimeError(f"REST API {api.name!r} not found")
     c.api_id = api_id

@@ -50,6 +50,7 @@ from engine.actions.migrate.state import (
     SegmentCursor,
 )
 from engine.actions.migrate.write import MAX_TRANSACT_ITEMS, ItemWriter
+from engine.actions.traffic.flags import journaled_flag
 from engine.aws import dynamo
 from engine.core.clock import Interrupted
 from engine.core.context import Action, ActionContext, PlannedCall
@@ -60,6 +61,7 @@ PUT_IN_FLIGHT = 16  # PutItems per segment
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
 BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
+DUAL_WRITE_TRANSACT_ITEMS = 10  # transact_size_dual_write's default: few items held at once
 
 
 class MigrateParams(BaseModel):
@@ -80,6 +82,12 @@ class MigrateParams(BaseModel):
     # per item, 1 WCU, for hot partitions on provisioned capacity (docs/performance.md)
     write_path: Literal["put", "transact"] = "transact"
     transact_size: int = Field(default=MAX_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS)
+    # while the application dual-writes (the runbook's dual-write flag last set "true"), an
+    # application write to an item inside one of these transactions fails for the application
+    # (TransactionConflictException): transactions are then at most this many items
+    transact_size_dual_write: int = Field(
+        default=DUAL_WRITE_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -141,10 +149,26 @@ class _Pipeline:
         pool_size = int(getattr(self.ddb.meta.config, "max_pool_connections", 10) or 10)
         self.throttle = ctx.throttle
         self.writer = ItemWriter(
-            ctx, e, resolver, index, ledger, shape, self.lock, self.throttle.on_throttle
+            ctx,
+            e,
+            resolver,
+            index,
+            ledger,
+            shape,
+            self.lock,
+            self.throttle.on_throttle,
+            self._on_conflict,
         )
+        self.transact_size = p.transact_size
+        dual = journaled_flag(ctx, ctx.runbook.flags.dual_write)
+        if p.write_path == "transact" and str(dual).lower() == "true":
+            self.transact_size = min(p.transact_size, p.transact_size_dual_write)
         self.throttle.configure(p.in_flight * self.concurrent_segments(), ceiling=pool_size)
         self.pool_size = pool_size
+
+    def _on_conflict(self, items: int) -> None:
+        with self.lock:
+            self.cursors.counts.conflicts += items
 
     def concurrent_segments(self) -> int:
         todo = sum(not s.done for s in self.cursors.segments.values())
@@ -169,9 +193,14 @@ class _Pipeline:
         for event in events:
             self.ddb.meta.events.register_first(event, self._on_retry, unique_id=hook + event)
         if self.p.write_path == "transact":
+            dual = (
+                f" (dual-write is on: transact_size_dual_write, not {self.p.transact_size})"
+                if self.transact_size < self.p.transact_size
+                else ""
+            )
             self.ctx.log(
-                f"{self.e.target}: TransactWriteItems of up to {self.p.transact_size} "
-                "conditional Puts (2 WCU per item)"
+                f"{self.e.target}: TransactWriteItems of up to {self.transact_size} "
+                f"conditional Puts (2 WCU per item){dual}"
             )
         scanners = min(len(todo), self.p.max_workers or len(todo))
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
@@ -273,7 +302,7 @@ class _Pipeline:
         """One request's items: one for PutItem, up to `transact_size` for a transaction."""
         size = 1
         if self.p.write_path == "transact" and self.writer.transactions.is_set():
-            size = self.p.transact_size
+            size = self.transact_size
         for start in range(0, len(items), size):
             yield items[start : start + size]
 
@@ -296,7 +325,7 @@ class _Pipeline:
             if len(chunk) == 1 and self.p.write_path == "put":
                 outcomes, alone = [self.writer.write(chunk[0])], 0
             else:
-                outcomes, alone = self.writer.write_chunk(chunk, self.p.transact_size)
+                outcomes, alone = self.writer.write_chunk(chunk, self.transact_size)
             self.throttle.on_success()
         except Interrupted:
             return
@@ -412,6 +441,8 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "segments": p.segments,
         "write_path": pipeline.write_path(),
         "written_alone": counts.written_alone,  # of the migrated: sent by PutItem after a cancel
+        "transact_size": pipeline.transact_size,  # as taken (smaller while dual-write is on)
+        "conflicts": counts.conflicts,  # writes that met an application write in flight
         "artifacts": artifacts,
         # the table shrank while it was scanned (the application deleted items): why `scanned`
         # may fall short of `source_total`

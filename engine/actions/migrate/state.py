@@ -22,6 +22,7 @@ class MigrateCounts(Record):
     migrated: int = 0
     skipped_newer: int = 0
     written_alone: int = 0  # items a failed transaction sent back to PutItem
+    conflicts: int = 0  # writes that met a TransactionConflict (an application write), retried
 
 
 class MigrateCursors(Cursors):

@@ -15,12 +15,16 @@ conditionally by the runbook's `write_path`:
 
 The condition, both ways:
     attribute_not_exists(pk) OR (updatedAt <= :ts AND createdBy = :user)
+A TransactionConflict (the application writes an item inside a request in flight) waits a
+jittered backoff and is tried again, on both paths, and is counted (`conflicts`).
+
 A failed condition is an application write after the run began (same creator, later updatedAt:
 kept, `skipped_newer`) or a key owned by another user (a collision, written by neither side).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +64,16 @@ RETRY_REASONS = frozenset(
     {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 THROTTLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+# An item inside another request in flight (the application's write, or its transaction):
+# PutItem fails with TransactionConflictException (neither botocore nor THROTTLE_CODES retries
+# it), a transaction is cancelled with the reason TransactionConflict. Both wait a jittered
+# backoff and try again; a transaction after CONFLICT_ROUNDS such rounds goes item by item,
+# a PutItem after CONFLICT_ATTEMPTS fails the step (RetriesExhausted).
+CONFLICT_CODE = "TransactionConflictException"
+CONFLICT_REASON = "TransactionConflict"
+CONFLICT_ROUNDS = 4
+CONFLICT_ATTEMPTS = 10
+CONFLICT_BASE_SECONDS = 0.1
 # a transaction AWS answers in well under a second; on an emulator this slow, each costs more
 # than the table (a stock moto server deep-copies every touched table once per item)
 SLOW_TRANSACTION_SECONDS = 5.0
@@ -98,9 +112,11 @@ class ItemWriter:
         shape: TargetShape,
         lock: threading.Lock,
         on_throttle: Callable[[], None],
+        on_conflict: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.ctx, self.e, self.resolver, self.index = ctx, e, resolver, index
         self.ledger, self.shape, self.lock, self.on_throttle = ledger, shape, lock, on_throttle
+        self.on_conflict = on_conflict  # items that met a TransactionConflict (counted)
         self.skeys = source_keys(ctx.runbook, e)
         self.pk, self.sk = target_keys(ctx.runbook, e)
         self.ddb = ctx.client("dynamodb")
@@ -176,9 +192,15 @@ class ItemWriter:
         names = {"#pk": self.pk, "#upd": UPDATED_AT, "#cb": CREATED_BY}
         return names, {":ts": self.ctx.migration_ts, ":user": prep.user}
 
+    def _conflict_wait(self, rounds: int) -> None:
+        """A jittered backoff before another try after a TransactionConflict."""
+        cap = CONFLICT_BASE_SECONDS * 2 ** min(rounds, 6)
+        self.ctx.clock.sleep_real(random.uniform(cap / 2, cap))
+
     def put(self, prep: Prepared) -> str:
         names, values = self._names_values(prep)
-        for _attempt in range(PUT_ATTEMPTS):
+        attempts = conflicts = 0
+        while attempts < PUT_ATTEMPTS:
             try:
                 written, old = dynamo.conditional_put(
                     self.ddb,
@@ -191,9 +213,21 @@ class ItemWriter:
                     key={self.pk: prep.new[self.pk], self.sk: prep.new[self.sk]},
                 )
             except ClientError as exc:
-                if dynamo.error_code(exc) != "ValidationException":
+                code = dynamo.error_code(exc)
+                if code == CONFLICT_CODE:
+                    conflicts += 1
+                    self.on_conflict(1)
+                    if conflicts >= CONFLICT_ATTEMPTS:
+                        raise dynamo.RetriesExhausted(
+                            f"{self.e.target}: {prep.skey} met {conflicts} transaction "
+                            "conflicts in a row (an application write keeps the item busy)"
+                        ) from exc
+                    self._conflict_wait(conflicts)
+                    continue
+                if code != "ValidationException":
                     raise
                 return self._rejected(prep, exc)
+            attempts += 1
             if written:
                 return "migrated"
             outcome = self.settle_failed(prep, old)
@@ -243,7 +277,7 @@ class ItemWriter:
         the outcomes and how many were written alone."""
         settled: list[tuple[int, str]] = []
         alone: list[tuple[int, Prepared]] = []
-        pending, cancelled, throttled = group, 0, 0
+        pending, cancelled, throttled, conflicted = group, 0, 0, 0
         while pending and self.transactions.is_set():
             try:
                 started = time.monotonic()
@@ -276,12 +310,19 @@ class ItemWriter:
                 if len(reasons) != len(pending):
                     break
             pending = self._settle_cancelled(pending, reasons, settled, alone)
-            if any(str(r.get("Code")) in THROTTLE_REASONS for r in reasons):
+            codes = [str(r.get("Code")) for r in reasons]
+            if any(code in THROTTLE_REASONS for code in codes):
                 throttled += 1
                 if throttled >= dynamo.MAX_ATTEMPTS:
                     raise dynamo.RetriesExhausted(f"{self.e.target}: transactions kept throttled")
                 self.on_throttle()
                 self.ctx.clock.sleep_real(dynamo.backoff_seconds(throttled))
+            elif CONFLICT_REASON in codes:
+                self.on_conflict(codes.count(CONFLICT_REASON))
+                conflicted += 1
+                if conflicted >= CONFLICT_ROUNDS:
+                    break  # item by item: each PutItem retries its own conflicts
+                self._conflict_wait(conflicted)
             else:
                 cancelled += 1
                 if cancelled >= TRANSACT_ROUNDS:

@@ -30,8 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.api_identity import api_id_of
 from engine.aws import dynamo, invocations
-from engine.aws.apigateway import find_api, resources_by_path
+from engine.aws.apigateway import ApiNotResolved, apis_named, resources_by_path
+from engine.aws.environment import sealed_environment
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.runbook.model import ApiSpec, Runbook
 from engine.state.records import Summary
@@ -129,12 +131,17 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     integrations: list[invocations.Integration] = []
     if inv.api is not None:
         gw = ctx.client("apigateway")
-        api_id = find_api(gw, inv.api.name)
-        live_routes: set[str] = set()
-        if api_id is None:
+        api_id = None
+        try:
+            api_id = api_id_of(ctx)  # resolved by name and stage (or pinned), journaled
+        except ApiNotResolved as exc:
+            named = apis_named(gw, inv.api.name)
+            if inv.api.id or ctx.journal.api_id or any(inv.api.stage in c.stages for c in named):
+                raise  # more than one, or not the pinned one: never a guess
             out["missing"].append(f"api {inv.api.name}")
-            out["api_problems"].append(f"REST API {inv.api.name} not found")
-        else:
+            out["api_problems"].append(f"REST API {inv.api.name} not found: {exc}")
+        live_routes: set[str] = set()
+        if api_id is not None:
             for path, res in resources_by_path(gw, api_id).items():
                 live_routes |= {f"{m} {path}" for m in res.get("resourceMethods", {}) or {}}
             integrations = invocations.api_integrations(gw, api_id)
@@ -149,6 +156,7 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     found = invocations.discover(lam, integrations, flagged)
     described = {fn: found.describe(fn) for fn in flagged}
     needs = list(out["api_problems"]) + _invocation_problems(found, flagged)
+    needs += _sealed_environments(ctx, lam, inv, live_functions)
     for fn in flagged:
         if not described[fn]:
             ctx.log(f"{fn}: not invoked by the API or an event source mapping", "warning")
@@ -208,6 +216,26 @@ def _invocation_problems(found: invocations.Invocations, functions: list[str]) -
             problems.append(
                 f"{fn} is invoked with {kind.removeprefix('unknown:')} "
                 f"({', '.join(sources[:3])}): cannot tell whether flags reach it"
+            )
+    return problems
+
+
+def _sealed_environments(ctx: ActionContext, lam: Any, inv: Any, live: set[str]) -> list[str]:
+    """Flag functions (their environment is rewritten) and deprecated ones (archived, then
+    deleted) whose environment is under a customer KMS key or could not be read."""
+    touched = [f for f in ctx.runbook.flags.functions if f in live]
+    touched += [
+        f.name for f in inv.functions if f.deprecate and f.name in live and f.name not in touched
+    ]
+    problems = []
+    for fn in touched:
+        ctx.clock.check()
+        reason = sealed_environment(lam.get_function_configuration(FunctionName=fn))
+        if reason:
+            problems.append(
+                f"{fn}: {reason}: flags are merged into and archives keep every variable only "
+                "while the runbook's role can decrypt it (it never writes a flags-only "
+                "environment nor archives an empty one); check the key's policy, then accept"
             )
     return problems
 

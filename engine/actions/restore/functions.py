@@ -18,6 +18,7 @@ from engine.actions.cleanup.common import safe_name
 from engine.actions.cleanup.state import function_deletions_of
 from engine.actions.restore.common import MAX_SETTLE_SECONDS, archive_folder
 from engine.actions.traffic.flags import retry_conflicts
+from engine.aws.tags import user_tags
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.records import Cursors, Summary
@@ -49,6 +50,7 @@ _CONFIG_KEYS = (
     "Description",
     "PackageType",
     "Architectures",
+    "KMSKeyArn",
 )
 
 
@@ -72,8 +74,11 @@ def _create_kwargs(
         kwargs["TracingConfig"] = {"Mode": conf["TracingConfig"]["Mode"]}
     if (conf.get("EphemeralStorage") or {}).get("Size"):
         kwargs["EphemeralStorage"] = {"Size": conf["EphemeralStorage"]["Size"]}
-    if record.get("tags"):
-        kwargs["Tags"] = record["tags"]
+    tags, reserved = user_tags(record.get("tags"))
+    if tags:
+        kwargs["Tags"] = tags
+    if reserved:
+        ctx.log(f"{fn}: tags {', '.join(reserved)} are set by AWS (CloudFormation), not restored")
     if record.get("environment_parameter"):
         value = ctx.client("ssm").get_parameter(
             Name=record["environment_parameter"], WithDecryption=True

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from engine.actions.cleanup.routes import redeploy_stages
 from engine.actions.cleanup.state import StagesCursors, route_deletions_of
 from engine.actions.restore.common import archive_folder
-from engine.aws.apigateway import find_api, resources_by_path
+from engine.aws.apigateway import resources_by_path
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.records import Summary
@@ -95,11 +95,16 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
         raise RuntimeError(f"{p.delete_step} journaled no API archive; cannot restore its routes")
     archive_path = folder / deletions.archive
     archive = json.loads(archive_path.read_text())
-    api_id = find_api(gw, archive["name"])
-    if api_id is None:
+    api_id = deletions.api_id or archive.get("api_id")  # the API the delete step changed
+    if not api_id:
+        raise RuntimeError(f"{p.delete_step} journaled no API id; cannot restore its routes")
+    try:
+        gw.get_rest_api(restApiId=api_id)
+    except gw.exceptions.NotFoundException as exc:
         raise RuntimeError(
-            f"REST API {archive['name']!r} not found; restore it from {archive_path} (export) first"
-        )
+            f"REST API {archive['name']!r} ({api_id}) not found; restore it from {archive_path} "
+            "(export) first"
+        ) from exc
     by_path = {r["path"]: r for r in archive["resources"]}
     for key in wanted:
         ctx.clock.check()

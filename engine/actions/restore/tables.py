@@ -17,6 +17,7 @@ from engine.actions.cleanup.state import table_deletions_of
 from engine.actions.cleanup.tables import wait_table
 from engine.actions.prepare.backup import backups_of
 from engine.actions.restore.common import archive_folder, retry_not_yet
+from engine.aws.tags import user_tag_list
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.records import Cursors, Summary
@@ -102,8 +103,13 @@ def _restore_table_settings(
         spec = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         _update_table(ctx, ddb, table, StreamSpecification=spec)
         ctx.log(f"{table}: stream re-enabled ({stream['StreamViewType']})")
-    if record.get("tags"):
-        ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=record["tags"])
+    tags, reserved = user_tag_list(record.get("tags"))
+    if tags:
+        ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=tags)
+    if reserved:
+        ctx.log(
+            f"{table}: tags {', '.join(reserved)} are set by AWS (CloudFormation), not restored"
+        )
     ttl = record.get("ttl", {}).get("TimeToLiveDescription", {})
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
         live_ttl = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})

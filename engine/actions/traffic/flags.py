@@ -30,8 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.actions.api_identity import api_id_of
 from engine.aws import invocations
-from engine.aws.apigateway import find_api
+from engine.aws.environment import EnvironmentSealed, read_environment, sealed_environment
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
@@ -68,9 +69,13 @@ def check_flag_names(rb: Runbook, names: list[str]) -> None:
         )
 
 
+class ChangedMeanwhile(RuntimeError):
+    """A function changed between the read and the write of its environment (a deploy):
+    nothing was written."""
+
+
 def _env(lam: Any, fn: str) -> dict[str, str]:
-    conf = lam.get_function_configuration(FunctionName=fn)
-    return dict(conf.get("Environment", {}).get("Variables", {}) or {})
+    return read_environment(lam.get_function_configuration(FunctionName=fn), fn)
 
 
 def _wait_updated(ctx: ActionContext, lam: Any, fn: str) -> None:
@@ -98,7 +103,13 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
     """
     lam = ctx.client("lambda")
     _wait_updated(ctx, lam, fn)
-    current = _env(lam, fn)
+    conf = lam.get_function_configuration(FunctionName=fn)
+    current = read_environment(conf, fn)
+    if conf.get("KMSKeyArn") and not current:
+        raise EnvironmentSealed(
+            f"{fn}: {sealed_environment(conf)} and no variable could be read; nothing written "
+            "(a flags-only environment would wipe every other variable)"
+        )
     merged = dict(current)
     for name, value in changes.items():
         if value is ABSENT:
@@ -107,14 +118,26 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
             merged[name] = value
     if merged == current:
         return False
-    retry_conflicts(
-        ctx,
-        lam,
-        f"{fn}: update configuration",
-        lambda: lam.update_function_configuration(
-            FunctionName=fn, Environment={"Variables": merged}
-        ),
-    )
+    update: dict[str, Any] = {"FunctionName": fn, "Environment": {"Variables": merged}}
+    if conf.get("RevisionId"):  # AWS always returns one; a stand-in emulator may not
+        update["RevisionId"] = conf["RevisionId"]
+    else:
+        ctx.log(
+            f"{fn}: the target returned no RevisionId; a concurrent deploy goes unseen", "warning"
+        )
+    try:
+        retry_conflicts(
+            ctx,
+            lam,
+            f"{fn}: update configuration",
+            lambda: lam.update_function_configuration(**update),
+        )
+    except lam.exceptions.PreconditionFailedException as exc:
+        raise ChangedMeanwhile(
+            f"{fn}: changed between reading and writing its environment (a deploy?): nothing "
+            "written, the deploy's configuration stands; run the step again to merge the flags "
+            f"into it ({exc})"
+        ) from exc
     _wait_updated(ctx, lam, fn)
     return True
 
@@ -146,13 +169,10 @@ def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
 def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:
     """How the runbook's API and the account's event sources invoke `functions`."""
 
-    api = ctx.runbook.inventory.api
     integrations: list[invocations.Integration] = []
-    if api is not None:
-        gw = ctx.client("apigateway")
-        api_id = find_api(gw, api.name)
-        if api_id is not None:
-            integrations = invocations.api_integrations(gw, api_id)
+    api_id = api_id_of(ctx)  # the journaled id: never another API of the same name
+    if api_id is not None:
+        integrations = invocations.api_integrations(ctx.client("apigateway"), api_id)
     return invocations.discover(ctx.client("lambda"), integrations, functions)
 
 
@@ -293,6 +313,36 @@ def apply_flags(
 
 def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def journaled_flag(ctx: ActionContext, name: str) -> str | None:
+    """The value the journal says flag `name` was last given: by the set_flags step of the
+    runbook, or the restore_flags rollback step, that started last (a started step may have
+    changed some functions already). None when no step set it (or put it back to absent)."""
+    rb, journal = ctx.runbook, ctx.journal
+    changes: list[tuple[Any, str | None]] = []
+    setters: dict[str, str] = {}
+    for step in rb.steps:
+        if step.action == "set_flags" and name in (step.params.get("values") or {}):
+            setters[step.id] = str(step.params["values"][name])
+            state = journal.steps.get(step.id)
+            if state is not None and state.started_at is not None:
+                changes.append((state.started_at, setters[step.id]))
+    for rollback in rb.rollbacks:
+        for index, rstep in enumerate(rollback.steps):
+            state = journal.rollback_steps.get(f"{rollback.id}#{index}")
+            if rstep.action != "restore_flags" or state is None or state.started_at is None:
+                continue
+            undone = [s for s in rstep.params.get("steps", []) if s in setters]
+            if not undone:
+                continue
+            # back to the value before the earliest of them (its journaled prior)
+            first = min(undone, key=lambda s: [st.id for st in rb.steps].index(s))
+            priors = [e.prior.get(name) for e in flag_changes_of(journal, first).values()]
+            changes.append((state.started_at, next((v for v in priors if v is not None), None)))
+    if not changes:
+        return None
+    return max(changes, key=lambda c: c[0])[1]
 
 
 # --- set_flags ------------------------------------------------------------------------------
