@@ -167,3 +167,63 @@ async def test_served_console_in_chromium_shows_the_run_and_offers_no_action(
     assert f"http://127.0.0.1:{port}/" in out.read_text()
     marks["done"] = time.monotonic() - started
     print(" · ".join(f"{name} {at:.1f} s" for name, at in marks.items()))  # pytest -s
+
+
+EVIL_PAGE = """<!doctype html><title>waiting</title><script>
+const ws = new WebSocket("ws://127.0.0.1:PORT/ws");
+ws.onopen = () => { document.title = "opened"; };
+ws.onerror = () => { document.title = "refused"; };
+ws.onclose = () => { if (document.title === "waiting") document.title = "refused"; };
+</script>"""
+
+
+async def test_another_site_cannot_read_the_served_console(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Issue 20, item 7: a page from any other origin (here another local port) that opens
+    the console's websocket is refused; the console's own page still connects."""
+    import http.server
+    import threading
+
+    from engine.plan.loader import load_runbook
+
+    chromium = _chromium()
+    seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
+    journal = tmp_path / "j.toml"
+    target = ["--runbook", str(MINI_RUNBOOK), "--endpoint-url", moto_endpoint]
+    target += ["--journal", str(journal)]
+    assert main(["run", *target, "--yes", "--time-scale", "100"]) == 3
+    port = _free_port()
+    site = tmp_path / "evil"
+    site.mkdir()
+    (site / "index.html").write_text(EVIL_PAGE.replace("PORT", str(port)))
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(site))  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    out = tmp_path / "serve.out"
+    with out.open("w") as sink:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "runbook_entry", "serve", *target, "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_listening(serve, port, out)
+        async with Browser(chromium) as browser:
+            await browser.open(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
+            title = "waiting"
+            deadline = time.monotonic() + 30
+            while title == "waiting" and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # polling the page's own verdict, with a deadline
+                result = await browser.call(
+                    "Runtime.evaluate", expression="document.title", returnByValue=True
+                )
+                title = result["result"].get("value")
+            assert title == "refused", title
+            await browser.open(f"http://127.0.0.1:{port}/")  # the console's own page
+            await browser.wait_for_screen(lambda s: "gate-phase2" in s)
+        await asyncio.to_thread(_stop, serve)
+        _wait_no_view_of(journal)
+    finally:
+        _stop(serve)
+        evil.shutdown()

@@ -232,3 +232,16 @@ def test_serve_says_what_is_wrong_in_one_line(tmp_path: Path, capsys) -> None:
     assert runbook_entry.main(["--time-scale", "5", "serve", *target]) == 2
     assert "--time-scale would change it" in capsys.readouterr().err
     assert not (tmp_path / "none.toml").exists()
+
+
+def test_only_the_servers_own_origin_may_open_its_websocket() -> None:
+    """Issue 20, item 7: the Host the browser asked for is the origin it may come from, which
+    covers `ssh -L 9000:127.0.0.1:8000` (page and socket both localhost:9000)."""
+    from tui.serve import same_origin
+
+    assert same_origin("http://127.0.0.1:8000", "127.0.0.1:8000")
+    assert same_origin("http://localhost:9000", "localhost:9000")  # through an ssh tunnel
+    assert same_origin(None, "127.0.0.1:8000")  # no browser page: nothing to forge
+    assert not same_origin("http://evil.example.com", "127.0.0.1:8000")
+    assert not same_origin("http://127.0.0.1:8001", "127.0.0.1:8000")  # another local site
+    assert not same_origin("null", "127.0.0.1:8000")  # a sandboxed or file: page

@@ -13,6 +13,18 @@ import shlex
 import socket
 import sys
 from typing import Any
+from urllib.parse import urlparse
+
+
+def same_origin(origin: str | None, host: str) -> bool:
+    """A browser's websocket from a page of this server (Origin names the Host it asked for):
+    through `ssh -L` too, where both are the tunnel's localhost:PORT. Without an Origin the
+    client is no browser page (nothing another site could make a browser send)."""
+    if origin is None:
+        return True
+    parsed = urlparse(origin)
+    return parsed.scheme in ("http", "https") and parsed.netloc.lower() == host.lower()
+
 
 # flags that change the run: a watcher has no business with them
 ACTING_FLAGS = {"fresh": "--fresh", "time_scale": "--time-scale"}
@@ -20,6 +32,7 @@ PASSED_FLAGS = ("endpoint_url", "profile", "region", "operator")
 
 
 def _server_class() -> type:
+    from aiohttp import web
     from textual_serve.server import Server
 
     class ViewServer(Server):
@@ -31,6 +44,9 @@ def _server_class() -> type:
             self.sessions: set[asyncio.Task[Any]] = set()
 
         async def handle_websocket(self, request: Any) -> Any:
+            if not same_origin(request.headers.get("Origin"), request.host):
+                # any page the operator opens could otherwise read the run
+                return web.Response(status=403, text="cross-origin websocket refused\n")
             task = asyncio.current_task()
             assert task is not None
             self.sessions.add(task)
