@@ -17,7 +17,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 INCOMPLETE = "IncompleteResponse"
-JSON_PROTOCOLS = ("json",)  # every answer is a JSON object; rest-json may be empty (204)
+# json: every answer is a JSON object. rest-json may answer with headers or nothing (204), so
+# there only the operations listed below are checked
+JSON_PROTOCOLS = ("json", "rest-json")
 # what AWS always returns on success, per operation (from the service models and AWS's docs):
 # an answer without these cannot be told apart from "nothing there"
 ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
@@ -33,6 +35,12 @@ ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
     ("cloudwatch", "GetMetricData"): ("MetricDataResults",),
     ("logs", "DescribeLogGroups"): ("logGroups",),
     ("ssm", "GetParameter"): ("Parameter",),
+    # a flags merge reads the environment it keeps: an answer cut short must never read as
+    # "no variables" (a flags-only environment would wipe the others)
+    ("lambda", "GetFunctionConfiguration"): ("FunctionName",),
+    ("lambda", "GetFunction"): ("Configuration",),
+    ("lambda", "ListFunctions"): ("Functions",),
+    ("lambda", "GetAlias"): ("FunctionVersion",),
 }
 
 
@@ -59,6 +67,9 @@ def _check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> Non
     if not 200 <= int(response_dict.get("status_code", 0)) < 300:
         return
     if operation_model.has_streaming_output:
+        return
+    listed = (service.service_name, operation_model.name) in ALWAYS_RETURNED
+    if service.resolved_protocol == "rest-json" and not listed:
         return
     why = missing_fields(service.service_name, operation_model, response_dict.get("body", b""))
     if why is None:

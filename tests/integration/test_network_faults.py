@@ -119,3 +119,29 @@ def test_scan_arithmetic() -> None:
         "e: scanned 0 items, but 7 were counted at the start and the table still holds 7: "
         "7 were never read (an answer lost on the way?)"
     )
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_function_configuration_never_reads_as_no_variables(
+    seeded, make_ctx, runbook, fault
+) -> None:
+    """A flags merge keeps every other variable it reads; an answer cut short must not read as
+    an empty environment (the merge would then wipe them)."""
+    # each function's first two reads of its configuration (the proxy counts per path)
+    configuration = lambda op, n: op.endswith("/configuration") and n < 2  # noqa: E731
+    plan = Plan(fault, configuration)
+    fns = runbook.flags.functions
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        lam = conn.client("lambda")
+        before = {fn: lam.get_function_configuration(FunctionName=fn)["Environment"] for fn in fns}
+        plan.seen.clear()  # the reads above went through; break the step's own first reads
+        plan.broken.clear()
+        ctx, _ = make_ctx("deploy-feature-flags", conn)
+        run(ctx, "set_flags", dict(runbook.step("deploy-feature-flags").params))
+        after = {fn: lam.get_function_configuration(FunctionName=fn)["Environment"] for fn in fns}
+    assert len(plan.broken) == 2 * len(fns), plan.broken
+    for fn in fns:
+        kept = {k: after[fn]["Variables"].get(k) for k in before[fn]["Variables"]}
+        assert kept == before[fn]["Variables"], fn  # nothing wiped
+        assert after[fn]["Variables"]["DUAL_WRITE_ENABLED"] == "false"
