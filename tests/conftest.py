@@ -3,7 +3,6 @@ each test gets the marker of its tier from its folder (unit, integration, e2e, t
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from moto import mock_aws
 from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.clock import Clock
 from engine.core.context import ActionContext
-from engine.plan.loader import default_runbook_path
+from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.moto_fidelity import aws_item_size_limit, aws_scan_pages, aws_transactions
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
@@ -58,8 +57,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def runbook() -> Runbook:
-    with default_runbook_path().open("rb") as fh:
-        return Runbook.model_validate(tomllib.load(fh))
+    return load_runbook(default_runbook_path()).runbook  # params bound, as the engine gets it
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.plan.loader import default_runbook_path
+from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.world import EMBEDDED
 from engine.run.engine import Engine, EngineOptions
 from engine.runbook.model import Runbook
@@ -29,8 +28,7 @@ HOLDER = Holder("bob", "bastion-1", 4242, "2024-12-02T13:02:00Z", "console")
 
 
 def load(path: Path) -> Runbook:
-    with path.open("rb") as fh:
-        return Runbook.model_validate(tomllib.load(fh))
+    return load_runbook(path).runbook
 
 
 def no_network(service: str) -> Any:
