@@ -112,6 +112,8 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     assert max(right for _, right in keys.values()) <= 80, str(
         sorted(keys.items(), key=lambda kv: kv[1])
     )
+    footer = [strip.text for strip in app.screen._compositor.render_strips()][-1]
+    assert "Throttleg" not in footer and "Throttle g" in footer, footer  # issue 20, item 16
     assert "t  Throttle: Detached engine: set writes in flight" in app.main.keys_text()
     await pilot.press("t")
     box = await until_shown(
