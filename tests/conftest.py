@@ -1,12 +1,11 @@
-"""Shared fixtures: the bundled runbook, a seeded moto world (mock_aws), and action contexts."""
+"""Shared fixtures: the bundled runbook, a seeded moto world (mock_aws), and action contexts;
+each test gets the marker of its tier from its folder (unit, integration, e2e, tui)."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import pytest
@@ -15,7 +14,7 @@ from moto import mock_aws
 from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.clock import Clock
 from engine.core.context import ActionContext
-from engine.plan.loader import default_runbook_path
+from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.moto_fidelity import (
     aws_item_size_limit,
     aws_lambda_rules,
@@ -25,10 +24,8 @@ from engine.rehearsal.moto_fidelity import (
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
-from engine.state.journal import Journal, JournalStore, RunMeta, Target
-
-if TYPE_CHECKING:
-    from engine.run.engine import Engine
+from engine.state.journal import Journal, JournalStore
+from tests.support.world import fresh_moto_server, new_journal
 
 # every in-process moto of the suite answers as the embedded server does: items refused where
 # DynamoDB refuses them, TransactWriteItems and Scan at AWS's cost
@@ -37,7 +34,19 @@ aws_transactions()
 aws_scan_pages()
 aws_lambda_rules()
 
-MIGRATION_TS = "2024-12-01T10:00:00Z"
+TIERS = ("unit", "integration", "e2e", "tui")  # the folders under tests/, one marker each
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, from the folder it sits in (`pytest -m "not e2e"`)."""
+    for item in items:
+        try:
+            folder = Path(item.path).resolve().relative_to(HERE).parts[0]
+        except ValueError:
+            continue
+        if folder in TIERS:
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +63,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def runbook() -> Runbook:
-    with default_runbook_path().open("rb") as fh:
-        return Runbook.model_validate(tomllib.load(fh))
+    return load_runbook(default_runbook_path()).runbook  # params bound, as the engine gets it
 
 
 @pytest.fixture
@@ -71,18 +79,6 @@ def world(aws: Connection, runbook: Runbook) -> Connection:
     """The plan's inventory, seeded."""
     seed_world(aws, runbook, "world-test")
     return aws
-
-
-def new_journal(runbook: Runbook, migration_ts: str = MIGRATION_TS) -> Journal:
-    run = RunMeta(
-        runbook_id=runbook.runbook.id,
-        runbook_sha256="0" * 64,
-        operator="tester",
-        target=Target(kind="embedded", identity="world-test", region="us-east-1"),
-        started_at=migration_ts,
-        migration_ts=migration_ts,
-    )
-    return Journal(run=run)
 
 
 @pytest.fixture
@@ -117,64 +113,8 @@ def make_ctx(tmp_path: Path, runbook: Runbook) -> Callable[..., tuple[ActionCont
     return build
 
 
-MINI_RUNBOOK = Path(__file__).parent / "data" / "mini-runbook.toml"
-
-
-@contextmanager
-def fresh_moto_server() -> Iterator[str]:
-    """A moto server on loopback (its own thread) with an empty world; yields its URL."""
-    import logging
-    import socket
-    import urllib.request
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    # moto's backends are per process: start every test from an empty world
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    try:
-        yield url
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def moto_endpoint(runbook: Runbook) -> Iterator[str]:
     """A moto server on loopback (its own thread), for CLI runs with --endpoint-url."""
     with fresh_moto_server() as url:
         yield url
-
-
-def seed_endpoint(endpoint: str, rb: Runbook) -> Connection:
-    from engine.aws.target import local_connection
-
-    conn = local_connection(endpoint, "us-east-1")
-    seed_world(conn, rb, "world-endpoint")
-    return conn
-
-
-def seeded_engine(
-    aws: Connection, journal_path: Path, runbook_path: Path, world_id: str, time_scale: float
-) -> Engine:
-    """An Engine on a freshly seeded moto world, driven by alice, as the console would open it."""
-    from engine.aws.target import TargetSpec, identify
-    from engine.plan.loader import load_runbook
-    from engine.run.engine import Engine, EngineOptions
-    from engine.session import journals
-
-    loaded = load_runbook(runbook_path)
-    seed_world(aws, loaded.runbook, world_id)
-    journal = journals.new_journal(loaded, identify(TargetSpec(), aws, world_id), "alice")
-    return Engine(
-        loaded.runbook,
-        journal,
-        JournalStore(journal_path),
-        aws.client,
-        EngineOptions(operator="alice", time_scale=time_scale, world=EMBEDDED),
-    )

@@ -38,7 +38,5 @@ def plan_calls(runbook: Runbook) -> list[tuple[Node, list[PlannedCall]]]:
             )
             continue
         action = actions[step.action or ""]
-        out.append(
-            ((kind, node_id), action.plan(runbook, action.params.model_validate(step.params)))
-        )
+        out.append(((kind, node_id), action.plan(runbook, step.bound)))
     return out

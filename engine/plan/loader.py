@@ -12,11 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.actions import registry as actions
 from engine.checks import registry as checks
-from engine.runbook.model import Problem, Runbook, auto_rollback_for
+from engine.runbook.model import Bound, Problem, RollbackStep, Runbook, Step, auto_rollback_for
 
 DEFAULT_RUNBOOK = "company-scoped-migration.toml"
 _SLOT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
@@ -185,7 +185,7 @@ def cross_check(rb: Runbook) -> list[Finding]:
             continue
         if step.destructive and not step.requires_gate:
             out.append(("warning", (*at, "requires_gate"), "destructive step not tied to a gate"))
-        out += _check_action(rb, at, step.action, step.params, actions())
+        out += _check_action(at, step, actions())
 
     for i, gate in enumerate(rb.gates):
         at = ("gates", i)
@@ -203,10 +203,7 @@ def cross_check(rb: Runbook) -> list[Finding]:
             if check is None:
                 out.append(("error", (*item_at, "check"), f"unknown check {item.check!r}"))
                 continue
-            try:
-                check.params.model_validate(item.params)
-            except ValidationError as exc:
-                out += [("error", (*item_at, "params"), _msg(e)) for e in exc.errors()]
+            out += _bind(item, check.params, (*item_at, "params"))
 
     for i, rollback in enumerate(rb.rollbacks):
         at = ("rollbacks", i)
@@ -217,7 +214,7 @@ def cross_check(rb: Runbook) -> list[Finding]:
             if step_id not in step_ids:
                 out.append(("error", (*at, "undoes"), f"unknown step {step_id!r}"))
         for j, rstep in enumerate(rollback.steps):
-            out += _check_action(rb, (*at, "steps", j), rstep.action, rstep.params, actions())
+            out += _check_action((*at, "steps", j), rstep, actions())
 
     for i, entity in enumerate(rb.entities):
         for attr, target in entity.relations.items():
@@ -374,17 +371,23 @@ def _msg(err: Any) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def _check_action(
-    rb: Runbook, at: tuple[Any, ...], name: str | None, params: dict[str, Any], actions: Any
-) -> list[Finding]:
-    action = actions.get(name or "")
+def _check_action(at: tuple[Any, ...], node: Step | RollbackStep, actions: Any) -> list[Finding]:
+    action = actions.get(node.action or "")
     if action is None:
         known = ", ".join(sorted(actions))
-        return [("error", (*at, "action"), f"unknown action {name!r} (known: {known})")]
+        return [("error", (*at, "action"), f"unknown action {node.action!r} (known: {known})")]
+    return _bind(node, action.params, (*at, "params"))
+
+
+def _bind(node: Bound, model: type[BaseModel], at: tuple[Any, ...]) -> list[Finding]:
+    """The one place params are validated: the result is bound to the node (`node.bound`).
+    A node bound already (a runbook checked again, for the report) is not validated again."""
+    if node.is_bound:
+        return []
     try:
-        action.params.model_validate(params)
+        node.bind(model.model_validate(node.params))
     except ValidationError as exc:
-        return [("error", (*at, "params"), _msg(e)) for e in exc.errors()]
+        return [("error", at, _msg(e)) for e in exc.errors()]
     return []
 
 

@@ -21,12 +21,12 @@ def plan_wait_seconds(runbook: Runbook) -> float:
     for step in runbook.steps:
         action = found_actions.get(step.action or "")
         if action is not None and action.waits is not None:
-            total += action.waits(action.params.model_validate(step.params))
+            total += action.waits(step.bound)
     for gate in runbook.gates:
         for item in gate.items:
             check = found_checks.get(item.check or "")
             if check is not None and check.waits is not None:
-                total += check.waits(check.params.model_validate(item.params))
+                total += check.waits(item.bound)
     return total
 
 

@@ -357,7 +357,7 @@ class Engine(GateCommands, RollbackCommands):
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
         ctx = self._context(step.id, state)
         try:
-            body = partial(action.run, ctx, action.params.model_validate(step.params))
+            body = partial(action.run, ctx, step.bound)
             result = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
             summary = action.summary_dict(result, f"steps.{step.id}.summary")
         except Interrupted:

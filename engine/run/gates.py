@@ -33,7 +33,7 @@ class GateCommands(EngineBase):
             check = check_registry()[item.check or ""]
             ctx = self._context(f"{gate_id}:{item.id}", StepState())
             try:
-                result = check.evaluate(ctx, check.params.model_validate(item.params))
+                result = check.evaluate(ctx, item.bound)
                 evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
             except Exception as exc:  # a check that cannot run is a failing check
                 evidence = Evidence(ok=False, detail=f"check error: {exc}")

@@ -30,9 +30,7 @@ class RollbackCommands(EngineBase):
         return [
             (
                 rs.title or rs.action,
-                actions[rs.action].plan(
-                    self.runbook, actions[rs.action].params.model_validate(rs.params)
-                ),
+                actions[rs.action].plan(self.runbook, rs.bound),
             )
             for rs in rollback.steps
         ]
@@ -96,8 +94,7 @@ class RollbackCommands(EngineBase):
             self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                rparams = action.params.model_validate(rstep.params)
-                body = partial(action.run, self._context(key, state), rparams)
+                body = partial(action.run, self._context(key, state), rstep.bound)
                 result = run_abandonable(body, self._stop)  # robust
                 state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
             except Interrupted:

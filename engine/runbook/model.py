@@ -5,9 +5,10 @@ Structure only; semantic cross-checks (missing phases, unknown actions) live in 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
 
 StepKind = Literal["action", "manual", "wait"]
 # Ids name files (artifacts, archives) and appear in commands: one path component, no spaces.
@@ -17,6 +18,34 @@ SafeId = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bound(Strict):
+    """A node with `params` for an action or a check: the loader validates them once against
+    that model and binds the result here; the engine reads `bound`, never the raw table."""
+
+    _bound: BaseModel | None = PrivateAttr(default=None)
+
+    @property
+    def bound(self) -> Any:
+        """The params as the model of its action or check (set by `engine.plan.loader`)."""
+        if self._bound is None:
+            raise LookupError("its params were not bound: load the runbook with load_runbook")
+        return self._bound
+
+    @property
+    def is_bound(self) -> bool:
+        return self._bound is not None
+
+    def bind(self, params: BaseModel) -> None:
+        self._bound = params
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with other params is unbound: the loader's binding was for these."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and "params" in update:
+            copy._bound = None
+        return copy
 
 
 class TableSpec(Strict):
@@ -160,7 +189,7 @@ class Phase(Strict):
     description: str = ""
 
 
-class Step(Strict):
+class Step(Bound):
     id: SafeId
     phase: str
     title: str
@@ -181,7 +210,7 @@ class Step(Strict):
         return self.slot.split("-")[1]
 
 
-class GateItem(Strict):
+class GateItem(Bound):
     id: SafeId
     text: str
     kind: Literal["auto", "manual"]
@@ -197,7 +226,7 @@ class Gate(Strict):
     items: list[GateItem]
 
 
-class RollbackStep(Strict):
+class RollbackStep(Bound):
     action: str
     params: dict[str, Any] = {}
     title: str = ""

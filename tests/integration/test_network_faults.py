@@ -15,8 +15,8 @@ from engine.actions import registry
 from engine.aws import dynamo
 from engine.aws.dynamo import check_scan_arithmetic
 from engine.aws.target import local_connection
-from tests.conftest import seed_endpoint
 from tests.support.faulty_proxy import FaultyProxy, Plan, nth
+from tests.support.world import seed_endpoint
 
 LEGACY = "construction-expenses-multi-table-expenses"
 TARGET = "construction-expenses-company-expenses"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.actions.migrate.entity import unsound_migration
 from engine.plan.loader import default_runbook_path
-from tests.conftest import seeded_engine
+from tests.support.world import seeded_engine
 
 SHORT = {"entity": "expenses", "source_total": 7, "scanned": 0, "migrated": 0}
 SOUND = {"entity": "projects", "source_total": 1, "scanned": 1, "migrated": 1}

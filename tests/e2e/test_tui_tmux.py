@@ -1,0 +1,131 @@
+"""The console in a real terminal: tmux at 80x24, keys sent, the screen read back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.state.lock import is_locked
+from tests.support.paths import MINI_RUNBOOK
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    ).stdout
+
+
+def wait_for(session: str, text: str, timeout: float = 40.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} never appeared; screen was:\n{screen}")
+
+
+def test_console_starts_shows_timeline_and_quits(tmp_path: Path) -> None:
+    session = f"runbook-test-{os.getpid()}"
+    state = tmp_path / "state"
+    journal = state / "runbook-console" / "mini--embedded.toml"
+    command = (
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
+        f"--runbook {MINI_RUNBOOK}; echo EXITED=$?; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+    )
+    try:
+        screen = wait_for(session, "Run/resume")
+        assert "GATE gate-phase2" in screen and "Day 1" in screen
+        assert "READY · next step backup-tables" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)
+        wait_for(session, "WAITING at gate gate-phase2")
+        assert "✔ 09:00 backup-tables" in capture(session)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        wait_for(session, "EXITED=0")
+        assert is_locked(journal) is None
+        # again on the same journal: the greeting; then the terminal goes away (SIGHUP)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
+            check=True,
+        )
+        screen = wait_for(session, "Welcome back")
+        assert "Run started by" in screen and "gate gate-phase2" in screen
+        assert is_locked(journal) is not None
+        subprocess.run(["tmux", "kill-session", "-t", session], check=True)
+        deadline = time.monotonic() + 10
+        while is_locked(journal) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert is_locked(journal) is None  # the console left and let go of the journal
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        stop_world(record_path_for(journal))
+
+
+def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
+    """SIGHUP while backup-tables runs: the step is left `running` at a checkpoint, the lock
+    is let go, and the next console greets with the interrupted step and finishes it."""
+    import tomllib
+
+    runbook = tmp_path / "slow.toml"
+    text = MINI_RUNBOOK.read_text()
+    assert "pause_seconds = 0.4" in text
+    runbook.write_text(text.replace("pause_seconds = 0.4", "pause_seconds = 2"))
+    session = f"runbook-hup-{os.getpid()}"
+    state = tmp_path / "state"
+    journal = state / "runbook-console" / "mini--embedded.toml"
+    command = (
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
+        f"--runbook {runbook} --accept-runbook-change; sleep 30"
+    )
+
+    def start() -> None:
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
+            check=True,
+        )
+
+    def step_state() -> dict:
+        steps = tomllib.loads(journal.read_text()).get("steps", {})
+        return steps.get("backup-tables", {})
+
+    start()
+    try:
+        wait_for(session, "Run/resume")
+        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)
+        deadline = time.monotonic() + 20
+        while not step_state().get("cursors", {}).get("backups") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert step_state()["status"] == "running"
+        subprocess.run(["tmux", "kill-session", "-t", session], check=True)  # SIGHUP
+        deadline = time.monotonic() + 10
+        while is_locked(journal) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert is_locked(journal) is None
+        left = step_state()
+        assert left["status"] == "running" and left.get("checkpoint_at")
+        assert 0 < len(left["cursors"]["backups"]) < 3  # stopped between tables
+        start()
+        screen = wait_for(session, "Welcome back")
+        assert "Step backup-tables was interrupted" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)  # resume
+        wait_for(session, "WAITING at gate gate-phase2")
+        done = step_state()
+        assert done["status"] == "done" and done["attempts"] == 2
+        assert len(done["cursors"]["backups"]) == 3
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        stop_world(record_path_for(journal))

@@ -1,0 +1,118 @@
+"""Issue 8, item 5: metrics as they exist on a real account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.core.world import REAL_ACCOUNT
+from tests.support.actions import check, run, step_params
+
+
+def _custom(runbook: Any) -> Any:
+    mon = runbook.monitoring.model_copy(
+        update={
+            "namespace": "ConstructionExpenses/App",
+            "dual_write_success_metric": "dualWriteOk",
+            "dual_write_failure_metric": "dualWriteFailed",
+            "dual_write_dimensions": {"Service": "expenses", "Stage": "prod"},
+        }
+    )
+    return runbook.model_copy(update={"monitoring": mon})
+
+
+def _publish(conn: Any, ok: float, failed: float, dims: list[dict[str, str]]) -> None:
+    now = datetime.now(UTC)
+    conn.client("cloudwatch").put_metric_data(
+        Namespace="ConstructionExpenses/App",
+        MetricData=[
+            {"MetricName": name, "Value": value, "Dimensions": dims, "Timestamp": now}
+            for name, value in (("dualWriteOk", ok), ("dualWriteFailed", failed))
+        ],
+    )
+
+
+def test_dual_write_counts_are_read_as_the_runbook_names_them(world, make_ctx, runbook):
+    rb = _custom(runbook)
+    ctx, _ = make_ctx("gate", world, rb=rb)
+    ctx.world = REAL_ACCOUNT  # the application publishes, not the simulator
+    params = {"min_percent": 99.9, "window_minutes": 300}
+    r = check(ctx, "dual_write_success_rate", params)
+    assert not r.ok and r.detail.startswith("no data") and r.data["no_data"]
+    assert "dualWriteOk/dualWriteFailed Service=expenses,Stage=prod" in r.detail
+    # the same names without the dimensions are other metrics on CloudWatch
+    _publish(world, 5000, 0, [])
+    assert check(ctx, "dual_write_success_rate", params).detail.startswith("no data")
+    dims = [{"Name": "Service", "Value": "expenses"}, {"Name": "Stage", "Value": "prod"}]
+    _publish(world, 9990, 10, dims)
+    r = check(ctx, "dual_write_success_rate", params)
+    assert not r.ok and r.data["percent"] == 99.9 and r.data["success"] == 9990
+    _publish(world, 100000, 0, dims)
+    assert check(ctx, "dual_write_success_rate", params).ok
+
+    # the monitoring step's alarm and dashboard watch the same metric
+    mctx, _ = make_ctx("monitoring", world, rb=rb)
+    run(mctx, "create_monitoring", step_params(rb, "monitoring"))
+    alarm = world.client("cloudwatch").describe_alarms(
+        AlarmNames=[f"{rb.monitoring.alarm_prefix}dual-write-failures"]
+    )["MetricAlarms"][0]
+    assert alarm["Namespace"] == "ConstructionExpenses/App"
+    assert alarm["MetricName"] == "dualWriteFailed"
+    assert sorted(d["Name"] for d in alarm["Dimensions"]) == ["Service", "Stage"]
+
+
+def test_simulator_publishes_what_the_runbook_reads(world, make_ctx, runbook):
+    """The embedded world publishes with the runbook's names and dimensions."""
+    assert runbook.monitoring.dual_write_dimensions  # the bundled runbook names them
+    ctx, _ = make_ctx("enable-dual-write", world)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    r = check(ctx, "dual_write_success_rate", {"min_percent": 99.9, "window_minutes": 300})
+    assert r.ok and r.data["success"] > 0, r.detail
+
+
+def _duration_queries(cw: Any) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        for q in params.get("MetricDataQueries", []):
+            stat = q.get("MetricStat", {})
+            if stat.get("Metric", {}).get("MetricName") == "Duration":
+                seen.append((stat["Stat"], stat["Period"]))
+
+    cw.meta.events.register("provide-client-params.cloudwatch.GetMetricData", hook)
+    return seen
+
+
+def test_latency_baseline_and_watch_use_one_statistic_and_period(world, make_ctx, runbook):
+    scale = 20000.0
+    ctx, _ = make_ctx("enable-dual-write", world, time_scale=scale)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    queries = _duration_queries(world.client("cloudwatch"))
+    bctx, _ = make_ctx("capture-baseline", world, journal=ctx.journal, time_scale=scale)
+    # a long baseline window alone would get coarser periods than a watch tick's window
+    run(bctx, "capture_baseline", {"minutes": 30 * 24 * 60})
+    baseline = list(queries)
+    wctx, _ = make_ctx("read-shift-10", world, journal=ctx.journal, time_scale=scale)
+    s = run(wctx, "shift_reads", {"percent": 10, "watch_minutes": 120, "triggers": ["latency"]})
+    watch = queries[len(baseline) :]
+    assert baseline and watch
+    assert (
+        {q for q in baseline}
+        == {q for q in watch}
+        == {(bctx.cursors["statistic"], bctx.cursors["period_seconds"])}
+    )
+    assert "latency_increase" in s["worst"] and "no_data" not in s
+
+
+def test_a_watch_without_datapoints_says_no_data(world, make_ctx, runbook):
+    ctx, _ = make_ctx("monitor-dual-write", world, time_scale=20000.0)
+    ctx.world = REAL_ACCOUNT  # nobody publishes anything
+    s = run(ctx, "watch_window", {"minutes": 120, "triggers": ["error-rate", "latency"]})
+    assert s["no_data"] == {"error_rate": s["ticks"], "latency_increase": s["ticks"]}
+    assert s["worst"] == {} and "max_error_rate_percent" not in s
+    for name, params in (
+        ("error_rate_below", {"max_percent": 1.0, "window_minutes": 60}),
+        ("error_count_zero", {"window_minutes": 720}),
+    ):
+        r = check(ctx, name, params)
+        assert not r.ok and r.detail.startswith("no data") and r.data["no_data"]
