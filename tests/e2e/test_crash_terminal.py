@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.plan.loader import load_runbook
 from engine.state.journal import JournalStore
 from engine.state.lock import is_locked
 from tests.support.paths import MINI_RUNBOOK
+from tests.support.terminal import Terminal
 from tests.support.world import seed_endpoint
 
 PYTHON = shlex.quote(sys.executable)
@@ -57,22 +59,19 @@ def _second_run_finishes(runbook: Path, endpoint: str, journal: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_killing_the_tmux_session_interrupts_the_step(moto_endpoint: str, tmp_path: Path) -> None:
-    from engine.plan.loader import load_runbook
-
     runbook = _slow_mini(tmp_path)
     seed_endpoint(moto_endpoint, load_runbook(runbook).runbook)
     journal = tmp_path / "j.toml"
-    session = f"rb-hup-{os.getpid()}"
+    term = Terminal("rb-hup")
     command = (
         f"cd {shlex.quote(os.getcwd())} && {PYTHON} -m engine.cli run --yes --time-scale 60 "
         f"--runbook {runbook} --endpoint-url {moto_endpoint} --journal {journal}"
     )
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                    command], check=True, env={**os.environ, "TERM": "xterm"})  # fmt: skip
+    term.start(command, env={**os.environ, "TERM": "xterm"})
     try:
         _wait(lambda: _backups(journal) >= 1, 60, "the backup step never started")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        term.close()
     _wait(lambda: is_locked(journal) is None, 10, "the run did not stop after the hang-up")
     saved = JournalStore(journal).load()
     state = saved.steps["backup-tables"]
@@ -85,8 +84,6 @@ def test_killing_the_tmux_session_interrupts_the_step(moto_endpoint: str, tmp_pa
 
 def test_a_closed_stdout_interrupts_the_run(moto_endpoint: str, tmp_path: Path) -> None:
     """`runbook run --yes | head -1`: the pipe closes under the run; exit 130, step resumable."""
-    from engine.plan.loader import load_runbook
-
     runbook = _slow_mini(tmp_path)
     seed_endpoint(moto_endpoint, load_runbook(runbook).runbook)
     journal = tmp_path / "j.toml"
@@ -103,8 +100,6 @@ def test_a_closed_stdout_interrupts_the_run(moto_endpoint: str, tmp_path: Path) 
 
 
 def test_plan_and_status_into_head_end_quietly(moto_endpoint: str, tmp_path: Path) -> None:
-    from engine.plan.loader import load_runbook
-
     seed_endpoint(moto_endpoint, load_runbook(MINI_RUNBOOK).runbook)
     journal = tmp_path / "j.toml"
     at = f"--runbook {MINI_RUNBOOK} --endpoint-url {moto_endpoint} --journal {journal}"

@@ -236,8 +236,8 @@ def test_a_detach_that_cannot_start_says_why_with_the_usual_exit_code(capsys, tm
 
 
 def watch_runbook(tmp_path: Path) -> Path:
-    """The detach runbook ending in a one-minute watch window (no triggers): at x20 its one
-    tick is a 3 s wait."""
+    """The detach runbook ending in a one-minute watch window (no triggers): at x6 its one
+    tick is a 10 s wait."""
     extra = (
         '\n[[steps]]\nid = "watch"\nphase = "phase1"\ntitle = "Watch a minute"\n'
         'slot = "09:30-09:31"\naction = "watch_window"\nparams = { minutes = 1, triggers = [] }\n'
@@ -254,9 +254,10 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     watches the rest of its minute: paused time is not counted as watched."""
     book = watch_runbook(journal.parent)
     args = ["--runbook", str(book), "--journal", str(journal)]
-    code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "20", *args)
+    code, _, err = runbook(capsys, "run", "--detach", "--yes", "--time-scale", "6", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
+    tick = 10.0  # the window's one tick: 60 plan seconds at x6
 
     def state():
         while True:
@@ -268,15 +269,17 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     until(lambda: (s := state()) is not None and s.status == "running", 60, "the window")
     assert runbook(capsys, "pause", "--by", "al", *args)[0] == 0
     paused_at = time.monotonic()
-    until(lambda: remote.status()["control"]["pause"] == "paused", 2, "held within the wait")
-    window = paused_at + 3.5  # past the window's own end (3 s of wall time at x20)
+    until(lambda: remote.status()["control"]["pause"] == "paused", 30, "the pause")
+    # "at once": held before the tick would have ended on its own, however loaded the machine
+    assert time.monotonic() - paused_at < tick, "the pause waited for the tick's end"
+    window = paused_at + tick + 0.5  # past the window's own end
     while time.monotonic() < window:
         assert state().status == "running" and state().cursors["remaining_seconds"] == 60
     held_for = time.monotonic() - paused_at
     assert runbook(capsys, "resume", "--by", "al", *args)[0] == 0
     until(lambda: state().status == "done", 15, "the window to end after the resume")
     watched = (state().finished_at - state().started_at).total_seconds()  # to the second
-    assert watched >= 3.0 + held_for - 1.2, (watched, held_for)
+    assert watched >= tick + held_for - 1.2, (watched, held_for)
     assert state().summary["ticks"] == 1
 
 

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ import pytest
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.runbook.model import Runbook
+from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -40,54 +40,6 @@ FASTEST = "x1000000"  # the top rung of the bundled runbook's ladder
 SETTLE_SECONDS = 0.3  # a screen unchanged this long is what the operator acts on
 STALE_SECONDS = 5.0  # a status line unchanged this long after a key: look at it afresh
 RECHECK_SECONDS = 2.0  # a soak not over yet: `e` measures it again this often
-
-
-@dataclass
-class Terminal:
-    """One tmux server (its own socket) with one 80x24 session."""
-
-    name: str
-    tmux: list[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tmux = ["tmux", "-L", self.name]
-
-    def start(self, command: str, env: dict[str, str]) -> None:
-        new = [*self.tmux, "new-session", "-d", "-s", "op", "-x", "80", "-y", "24", command]
-        subprocess.run(new, check=True, env=env)
-
-    def screen(self) -> str:
-        out = subprocess.run(
-            [*self.tmux, "capture-pane", "-p", "-t", "op"], capture_output=True, text=True
-        )
-        return out.stdout
-
-    def keys(self, *keys: str, literal: bool = False) -> None:
-        flag = ["-l"] if literal else []
-        subprocess.run([*self.tmux, "send-keys", "-t", "op", *flag, *keys], check=True)
-
-    def wait(self, condition, seconds: float, what: str) -> str:
-        """Poll the screen until `condition(screen)`; the screen that met it."""
-        deadline = time.monotonic() + seconds
-        while True:
-            text = self.screen()
-            if condition(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen:\n{text}")
-            time.sleep(0.1)  # a poll interval, not a wait for something to happen
-
-    def seen(self, condition, seconds: float) -> bool:
-        """Whether the screen meets `condition` within `seconds` (no failure if not)."""
-        deadline = time.monotonic() + seconds
-        while not condition(self.screen()):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)  # a poll interval
-        return True
-
-    def close(self) -> None:
-        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 def status_line(screen: str) -> str:
@@ -216,7 +168,7 @@ def rehearse(tmp_path: Path, faster: int, limit_seconds: float) -> tuple[float, 
     journal = state / "runbook-console" / "company-scoped-migration--embedded.toml"
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_THEME")}
     env["XDG_STATE_HOME"] = str(state)
-    term = Terminal(f"rehearsal-{os.getpid()}")
+    term = Terminal("rehearsal")
     runbook = load_runbook(default_runbook_path()).runbook
     operator = Operator(term, runbook)
     began = time.monotonic()

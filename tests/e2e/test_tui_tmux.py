@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,64 +12,43 @@ import pytest
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.state.lock import is_locked
 from tests.support.paths import MINI_RUNBOOK
+from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-def capture(session: str) -> str:
-    return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
-    ).stdout
-
-
-def wait_for(session: str, text: str, timeout: float = 40.0) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = capture(session)
-        if text in screen:
-            return screen
-        time.sleep(0.3)
-    raise AssertionError(f"{text!r} never appeared; screen was:\n{screen}")
-
-
 def test_console_starts_shows_timeline_and_quits(tmp_path: Path) -> None:
-    session = f"runbook-test-{os.getpid()}"
+    term = Terminal("runbook-test")
     state = tmp_path / "state"
     journal = state / "runbook-console" / "mini--embedded.toml"
     command = (
         f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
         f"--runbook {MINI_RUNBOOK}; echo EXITED=$?; sleep 30"
     )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
-    )
+    term.start(command)
     try:
-        screen = wait_for(session, "Run/resume")
+        screen = term.wait_for("Run/resume")
         assert "GATE gate-phase2" in screen and "Day 1" in screen
         assert "READY · next step backup-tables" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)
-        wait_for(session, "WAITING at gate gate-phase2")
-        assert "✔ 09:00 backup-tables" in capture(session)
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        wait_for(session, "EXITED=0")
+        term.keys("r")
+        term.wait_for("WAITING at gate gate-phase2")
+        assert "✔ 09:00 backup-tables" in term.screen()
+        term.keys("q")
+        term.wait_for("EXITED=0")
         assert is_locked(journal) is None
         # again on the same journal: the greeting; then the terminal goes away (SIGHUP)
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
-            check=True,
-        )
-        screen = wait_for(session, "Welcome back")
+        term.close()
+        term.start(command)
+        screen = term.wait_for("Welcome back")
         assert "Run started by" in screen and "gate gate-phase2" in screen
         assert is_locked(journal) is not None
-        subprocess.run(["tmux", "kill-session", "-t", session], check=True)
+        term.close()
         deadline = time.monotonic() + 10
         while is_locked(journal) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert is_locked(journal) is None  # the console left and let go of the journal
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        term.close()
         stop_world(record_path_for(journal))
 
 
@@ -84,7 +61,7 @@ def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
     text = MINI_RUNBOOK.read_text()
     assert "pause_seconds = 0.4" in text
     runbook.write_text(text.replace("pause_seconds = 0.4", "pause_seconds = 2"))
-    session = f"runbook-hup-{os.getpid()}"
+    term = Terminal("runbook-hup")
     state = tmp_path / "state"
     journal = state / "runbook-console" / "mini--embedded.toml"
     command = (
@@ -92,25 +69,19 @@ def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
         f"--runbook {runbook} --accept-runbook-change; sleep 30"
     )
 
-    def start() -> None:
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
-            check=True,
-        )
-
     def step_state() -> dict:
         steps = tomllib.loads(journal.read_text()).get("steps", {})
         return steps.get("backup-tables", {})
 
-    start()
+    term.start(command)
     try:
-        wait_for(session, "Run/resume")
-        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)
+        term.wait_for("Run/resume")
+        term.keys("r")
         deadline = time.monotonic() + 20
         while not step_state().get("cursors", {}).get("backups") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert step_state()["status"] == "running"
-        subprocess.run(["tmux", "kill-session", "-t", session], check=True)  # SIGHUP
+        term.close()  # SIGHUP
         deadline = time.monotonic() + 10
         while is_locked(journal) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -118,14 +89,14 @@ def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
         left = step_state()
         assert left["status"] == "running" and left.get("checkpoint_at")
         assert 0 < len(left["cursors"]["backups"]) < 3  # stopped between tables
-        start()
-        screen = wait_for(session, "Welcome back")
+        term.start(command)
+        screen = term.wait_for("Welcome back")
         assert "Step backup-tables was interrupted" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "r"], check=True)  # resume
-        wait_for(session, "WAITING at gate gate-phase2")
+        term.keys("r")  # resume
+        term.wait_for("WAITING at gate gate-phase2")
         done = step_state()
         assert done["status"] == "done" and done["attempts"] == 2
         assert len(done["cursors"]["backups"]) == 3
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        term.close()
         stop_world(record_path_for(journal))
