@@ -3,26 +3,25 @@ console (`tui`). It sits above both, so the engine never imports the console."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from engine.cli.app import main as cli_main
 from engine.cli.codes import EXIT_BAD_INPUT
+from engine.cli.context import CliContext
 from engine.cli.detached_commands import cmd_watch
-from engine.cli.driving import open_workspace
 from engine.cli.output import say_error
 from engine.cli.remote import need_remote
 
 
-def console(args: argparse.Namespace) -> int:
+def console(ctx: CliContext) -> int:
     """No command: the console (attached when a detached engine runs this journal);
     `attach`: the console on the detached engine (headless `watch` without a terminal)."""
-    if args.command in ("serve", "view"):  # the read-only console for browsers (tui/serve.py)
-        return served_console(args)
-    if args.command == "attach":
-        need_remote(args)  # none runs: one line, exit 2
+    if ctx.command in ("serve", "view"):  # the read-only console for browsers (tui/serve.py)
+        return served_console(ctx)
+    if ctx.command == "attach":
+        need_remote(ctx)  # none runs: one line, exit 2
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            return cmd_watch(args)
+            return cmd_watch(ctx)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         say_error(
             "runbook: the console needs a terminal (no TTY here). Use the headless commands: "
@@ -34,23 +33,23 @@ def console(args: argparse.Namespace) -> int:
     except ImportError:
         say_error("runbook: the console is not available in this build; use the headless commands")
         return EXIT_BAD_INPUT
-    if getattr(args, "remote", None) is not None:  # a detached engine runs: attach to it
+    if ctx.remote is not None:  # a detached engine runs: attach to it
         from tui.console import run_attached
 
-        return run_attached(open_workspace(args), args.remote)
-    return run_console(open_workspace(args))
+        return run_attached(ctx.workspace(), ctx.remote)
+    return run_console(ctx.workspace())
 
 
-def served_console(args: argparse.Namespace) -> int:
+def served_console(ctx: CliContext) -> int:
     try:
         from tui.serve import serve
         from tui.view import run_view
     except ImportError as exc:
-        say_error(f"runbook: {args.command} is not available in this build ({exc})")
+        say_error(f"runbook: {ctx.command} is not available in this build ({exc})")
         return EXIT_BAD_INPUT
-    if args.command == "serve":
-        return serve(args, open_workspace(args))
-    return run_view(open_workspace(args))
+    if ctx.command == "serve":
+        return serve(ctx, ctx.workspace())
+    return run_view(ctx.workspace())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,9 @@ from engine.control.client import RemoteEngine
 from engine.core.views import RunSnapshot
 from engine.run.engine import Engine
 from engine.state.lock import Holder
-from tui.driver import EngineDriver, Follower, RemoteDriver
+from tui.driver import Driver
+from tui.follower import Follower
+from tui.links import LocalLink, RemoteLink
 from tui.logbook import LogEntry, read_new, read_tail
 from tui.messages import ControlChanged, EngineEvent, EngineLeft, SnapshotEvent, WorkEnded, wrap
 from tui.screens.keys import KeysScreen, key_lines, key_rows
@@ -76,7 +78,7 @@ class RunbookApp(App[int]):
         self.quit_timeout = quit_timeout
         self.greet = greet
         self.follow = follow
-        self.driver: EngineDriver | RemoteDriver = EngineDriver(self, engine)
+        self.driver: Driver = LocalLink.driver(self, engine)
         self.follower = Follower(engine, follow, holder, clock) if read_only else None
         self.engine_left = ""  # attached: how the detached engine ended (said on quit)
         self.handoff = handoff
@@ -189,18 +191,10 @@ class RunbookApp(App[int]):
 
     def _attach_remote(self, remote: RemoteEngine) -> RunSnapshot:
         """Drive the detached engine behind `remote` from now on; its snapshot, live."""
-        answer = remote.status()  # the engine's own view
-        snapshot = RunSnapshot.model_validate(answer["snapshot"])
-        self.driver = RemoteDriver(
-            self,
-            remote,
-            self.engine.options.operator,
-            self.engine.options.real_account,
-            snapshot,
-            int(answer["control"]["pid"]),
-        )
+        options = self.engine.options
+        self.driver = RemoteLink.driver(self, remote, options.operator, options.real_account)
         self.driver.attach()
-        return snapshot
+        return self.driver.snapshot()  # the engine's own view
 
     def hand_over(self) -> None:
         """D: the run goes on in a detached engine (it outlives this console and its
@@ -231,13 +225,13 @@ class RunbookApp(App[int]):
             self.notify(f"the detached engine did not answer: {exc}", severity="error")
             return
         self.notify(
-            f"the run is handed to a detached engine (pid {self.driver.pid}); "  # type: ignore[union-attr]
+            f"the run is handed to a detached engine (pid {self.driver.pid}); "
             "it runs on when you quit (q)",
             timeout=10,
         )
         self.main.refresh_view()
 
-    def _handoff_failed(self, local: EngineDriver, exc: Exception) -> None:
+    def _handoff_failed(self, local: Driver, exc: Exception) -> None:
         self.handing_over = False
         local.busy = False
         local.attach()
@@ -253,7 +247,7 @@ class RunbookApp(App[int]):
     def _on_engine_left(self, message: EngineLeft) -> None:
         """The detached engine exited (or died): say so in one line, then follow its journal
         read-only, as a viewer does (`runbook` resumes from the checkpoint)."""
-        pid = getattr(self.driver, "pid", "?")
+        pid = self.driver.pid or "?"
         if message.outcome is None:
             line = f"the detached engine (pid {pid}) is gone; `runbook` resumes from its checkpoint"
         else:
@@ -310,7 +304,7 @@ class RunbookApp(App[int]):
         self.action_quit_console()
 
     def action_quit_console(self) -> None:
-        if isinstance(self.driver, RemoteDriver):  # another process: it runs on without us
+        if self.driver.remote:  # another process: it runs on without us
             self.exit(0, message=self.farewell())
             return
         if not self.driver.busy:
@@ -334,7 +328,7 @@ class RunbookApp(App[int]):
 
     def farewell(self) -> str:
         """Leaving an attached console: what becomes of the engine."""
-        if isinstance(self.driver, RemoteDriver) and not self.engine_left:
+        if self.driver.remote and not self.engine_left:
             return (
                 f"left the console; the detached engine (pid {self.driver.pid}) runs on. "
                 "`runbook` attaches again, `runbook stop` stops it"
@@ -344,7 +338,7 @@ class RunbookApp(App[int]):
     def hangup(self) -> None:
         """SIGHUP (SSH dropped) or SIGTERM: checkpoint, then leave. UI thread. An attached
         console just leaves: the engine is another process."""
-        if isinstance(self.driver, RemoteDriver):
+        if self.driver.remote:
             self.exit(0, message=self.farewell())
             return
         self.stop_then_exit()

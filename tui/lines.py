@@ -4,6 +4,7 @@ The status line always ends with what to press next; notifications are kept clea
 
 from __future__ import annotations
 
+from engine.core.commands import ThrottleView
 from engine.core.views import RunSnapshot, RunState
 from engine.rehearsal.clock import clock_label
 from engine.state.lock import Holder
@@ -98,11 +99,11 @@ PAUSE_LINES = {
 }
 
 
-def throttle_note(throttle: dict) -> str:
+def throttle_note(throttle: ThrottleView) -> str:
     """A detached engine's throttle, short, for the end of the status line ('' if none)."""
     parts = []
-    if throttle.get("rate"):
-        parts.append(f"{throttle['rate']:g} items/s")
-    if throttle.get("in_flight"):
-        parts.append(f"{throttle['in_flight']} in flight")
+    if throttle.rate:
+        parts.append(f"{throttle.rate:g} items/s")
+    if throttle.in_flight:
+        parts.append(f"{throttle.in_flight} in flight")
     return f" · THROTTLED {', '.join(parts)}" if parts else ""

@@ -7,13 +7,15 @@ textual-serve starts one process per browser connection from a command line: her
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shlex
 import socket
 import sys
 from typing import Any
 from urllib.parse import urlparse
+
+from engine.cli.context import CliContext
+from engine.session.workspace import BadInput, WorkspaceOptions
 
 
 def same_origin(origin: str | None, host: str) -> bool:
@@ -62,7 +64,7 @@ def _server_class() -> type:
     return ViewServer
 
 
-def view_command(args: argparse.Namespace, workspace: Any) -> str:
+def view_command(target: WorkspaceOptions, workspace: Any) -> str:
     """The shell command textual-serve runs per browser: the same run, view-only."""
     argv = [
         sys.executable,
@@ -75,16 +77,14 @@ def view_command(args: argparse.Namespace, workspace: Any) -> str:
         str(workspace.journal_path.resolve()),
     ]
     for flag in PASSED_FLAGS:
-        value = getattr(args, flag, None)
+        value = getattr(target, flag)
         if value:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     return shlex.join(argv)
 
 
-def _refuse_acting_flags(args: argparse.Namespace) -> None:
-    from engine.session.workspace import BadInput
-
-    given = [flag for name, flag in ACTING_FLAGS.items() if getattr(args, name, None)]
+def _refuse_acting_flags(target: WorkspaceOptions) -> None:
+    given = [flag for name, flag in ACTING_FLAGS.items() if getattr(target, name)]
     if given:
         raise BadInput(
             f"serve only shows the run; {' and '.join(given)} would change it: "
@@ -93,8 +93,6 @@ def _refuse_acting_flags(args: argparse.Namespace) -> None:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    from engine.session.workspace import BadInput
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # as the server will: a port whose last connections linger in TIME_WAIT is free
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -106,9 +104,10 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def serve(args: argparse.Namespace, workspace: Any) -> int:
+def serve(ctx: CliContext, workspace: Any) -> int:
     """Serve until Ctrl+C (or SIGTERM). Exits 2 when there is no run to show."""
-    _refuse_acting_flags(args)
+    args = ctx.args
+    _refuse_acting_flags(ctx.target)
     engine = workspace.open_read_only()  # no run yet, or another runbook's: one line, exit 2
     _check_port_free(args.host, args.port)
     run_id = engine.journal.run.runbook_id
@@ -119,7 +118,7 @@ def serve(args: argparse.Namespace, workspace: Any) -> int:
         flush=True,
     )
     server = _server_class()(
-        view_command(args, workspace),
+        view_command(ctx.target, workspace),
         host=args.host,
         port=args.port,
         title=f"runbook-console · {run_id} (read-only)",

@@ -23,7 +23,7 @@ from textual import events
 from engine.state.journal import Journal, JournalStore
 from engine.state.lock import Holder, lock_path_for, read_holder
 from tui.app import RunbookApp
-from tui.driver import Follower
+from tui.follower import Follower
 
 # What a viewer may do on the app and its screens: look, move, open read-only views, leave.
 VIEW_ACTIONS = frozenset(

@@ -3,7 +3,6 @@ error ends as one line and an exit code (no traceback ever reaches the operator)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -11,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from engine.cli.codes import EXIT_INTERRUPTED, EXIT_OK
+from engine.cli.context import CliContext
 from engine.cli.detached_commands import cmd_pause, cmd_resume, cmd_stop, cmd_throttle, cmd_watch
 from engine.cli.errors import KNOWN_ERRORS, known_error_exit, unexpected_error_exit
 from engine.cli.local_commands import (
@@ -31,7 +31,7 @@ from engine.cli.output import silence_terminal
 from engine.cli.parser import build_parser
 from engine.cli.remote import probe_engine
 
-COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str | None, Callable[[CliContext], int]] = {
     None: cmd_console,
     "check": cmd_check,
     "plan": cmd_plan,
@@ -69,7 +69,7 @@ def _leave_abandoned_calls() -> None:
 
 def main(
     argv: list[str] | None = None,
-    console: Callable[[argparse.Namespace], int] | None = None,
+    console: Callable[[CliContext], int] | None = None,
 ) -> int:
     """`console`: what opens the console when no command is given (see runbook_entry)."""
     # artifacts hold full item copies: everything this process creates is the operator's only
@@ -79,9 +79,10 @@ def main(
     except BrokenPipeError:  # --help | head
         silence_terminal()
         return EXIT_OK
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # detach: the child's arguments
+    # the child's arguments for a detach: the same
+    ctx = CliContext.of(args, list(sys.argv[1:] if argv is None else argv))
     try:
-        code = _main(args, console)
+        code = _main(ctx, console)
         if code == EXIT_INTERRUPTED and argv is None:
             _leave_abandoned_calls()
         return code
@@ -89,16 +90,14 @@ def main(
         silence_terminal()
         return EXIT_OK
     except (KeyboardInterrupt, Exception) as exc:  # no traceback ever reaches the operator
-        return unexpected_error_exit(args, exc)
+        return unexpected_error_exit(ctx, exc)
 
 
-def _main(
-    args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None = None
-) -> int:
+def _main(ctx: CliContext, console: Callable[[CliContext], int] | None = None) -> int:
     try:
-        probe_engine(args)
-        if args.command in CONSOLE_COMMANDS and console is not None:
-            return console(args)  # the console lives above the engine (runbook_entry)
-        return COMMANDS[args.command](args)
+        probe_engine(ctx)
+        if ctx.command in CONSOLE_COMMANDS and console is not None:
+            return console(ctx)  # the console lives above the engine (runbook_entry)
+        return COMMANDS[ctx.command](ctx)
     except KNOWN_ERRORS as exc:
         return known_error_exit(exc)

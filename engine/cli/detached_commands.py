@@ -3,44 +3,43 @@ throttle | watch, and a rollback it runs."""
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from engine.cli.driving import open_workspace
-from engine.cli.outcome import finish_outcome, resume_hint
+from engine.cli.context import CliContext
+from engine.cli.ending import finish_outcome
 from engine.cli.output import Printer, say, say_error
-from engine.cli.remote import control_line, need_remote, operator_of
+from engine.cli.remote import control_line, need_remote
 from engine.cli.terminal import make_confirm
 from engine.control.client import EngineGone, RemoteEngine, WatchMessage
+from engine.core.commands import ControlState
 from engine.core.events import LogLine, Progress
 from engine.core.outcome import BadRequest, Outcome
 from engine.state.lock import is_locked
 
 
-def cmd_pause(args: argparse.Namespace) -> int:
-    say(need_remote(args).pause(operator_of(args)))
+def cmd_pause(ctx: CliContext) -> int:
+    say(need_remote(ctx).pause(ctx.operator))
     return EXIT_OK
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    say(need_remote(args).resume(operator_of(args), consent=args.yes))
+def cmd_resume(ctx: CliContext) -> int:
+    say(need_remote(ctx).resume(ctx.operator, consent=ctx.args.yes))
     return EXIT_OK
 
 
 STOP_WAIT_SECONDS = 30.0
 
 
-def cmd_stop(args: argparse.Namespace) -> int:
-
-    remote = need_remote(args)
+def cmd_stop(ctx: CliContext) -> int:
+    remote = need_remote(ctx)
     try:
-        say(remote.stop(operator_of(args)))
+        say(remote.stop(ctx.operator))
     except EngineGone:  # an idle engine (at a gate) exits before its answer can be sent
         say("stopping: the engine is exiting")
     deadline = time.monotonic() + STOP_WAIT_SECONDS
-    journal = open_workspace(args).journal_path
+    journal = ctx.workspace().journal_path
     while is_locked(journal) is not None:  # the engine lets go of the lock as it exits
         if time.monotonic() > deadline:
             say_error(
@@ -49,37 +48,29 @@ def cmd_stop(args: argparse.Namespace) -> int:
             )
             return EXIT_FAILED
         time.sleep(0.1)  # polling the lock file: an observable condition with a deadline
-    say(f"engine stopped; checkpoint saved. Resume with: {resume_hint(args)} [--detach]")
+    say(f"engine stopped; checkpoint saved. Resume with: {ctx.resume_hint()} [--detach]")
     return EXIT_OK
 
 
-def throttle_settings(args: argparse.Namespace) -> dict[str, float | int | None]:
-    """The throttle flags the operator gave (an absent flag changes nothing)."""
-    return {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
-
-
-def cmd_throttle(args: argparse.Namespace) -> int:
-    settings = throttle_settings(args)
-    if not settings:
+def cmd_throttle(ctx: CliContext) -> int:
+    if not ctx.throttle:
         raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
-    say("throttle: " + need_remote(args).throttle(operator_of(args), **settings))
+    say("throttle: " + need_remote(ctx).throttle(ctx.operator, **ctx.throttle))
     return EXIT_OK
 
 
-def remote_rollback(args: argparse.Namespace, remote: RemoteEngine) -> int:
-    for step in remote.preview_rollback(args.phase):
-        say(f"{step['title']}:")
-        for call in step["calls"]:
-            say(f"    {call}")
-    if args.preview:
+def remote_rollback(ctx: CliContext, remote: RemoteEngine) -> int:
+    phase = ctx.args.phase
+    for line in remote.preview_rollback(phase).lines():
+        say(line)
+    if ctx.args.preview:
         return EXIT_OK
-    rollback = open_workspace(args).loaded.runbook.rollback_for(args.phase)
-    consent = make_confirm(args.yes)
-    if rollback is not None and rollback.destructive and not consent(rollback.title, args.phase):
+    rollback = ctx.workspace().loaded.runbook.rollback_for(phase)
+    consent = make_confirm(ctx.args.yes)
+    if rollback is not None and rollback.destructive and not consent(rollback.title, phase):
         declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
-        return finish_outcome(declined, args)
-    status, message = remote.rollback(args.phase, args.by or operator_of(args))
-    return finish_outcome(Outcome(status, message=message), args)  # type: ignore[arg-type]
+        return finish_outcome(declined, ctx.resume_hint())
+    return finish_outcome(remote.rollback(phase, ctx.operator), ctx.resume_hint())
 
 
 def _step_summary(status: dict[str, Any]) -> str:
@@ -95,9 +86,9 @@ def _step_summary(status: dict[str, Any]) -> str:
     return line
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def cmd_watch(ctx: CliContext) -> int:
     """A headless follower of a detached engine (the console attaches later the same way)."""
-    remote = need_remote(args)
+    remote = need_remote(ctx)
     printer = Printer(say)
     shown: dict[str, str] = {}
     ended: dict[str, str] = {}
@@ -123,7 +114,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         elif msg.type == "log":
             printer(LogLine(data["step"], data["level"], data["message"], data.get("at", "")))
         elif msg.type == "control":
-            changed("control", control_line(data))
+            changed("control", control_line(ControlState.model_validate(data)))
         elif msg.type in ("snapshot", "status"):
             changed("status", _step_summary(data))
         elif msg.type == "end":

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 from typing import Any
 
 from engine.cli.codes import EXIT_OK, OUTCOME_EXIT
-from engine.cli.detached_commands import throttle_settings
-from engine.cli.driving import open_workspace
-from engine.cli.outcome import target_flags
+from engine.cli.context import CliContext
 from engine.cli.output import say, say_error
-from engine.cli.remote import operator_of
-from engine.control.driver import DetachedRun
+from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
 from engine.run.engine import Engine
 from engine.session.detach import DetachFailed, signal_ready, spawn
 
 
-def spawn_detached(args: argparse.Namespace) -> int:
-
+def spawn_detached(ctx: CliContext) -> int:
     try:
-        started = spawn(args.argv)
+        started = spawn(ctx.argv)
     except DetachFailed as exc:
         for line in exc.lines:
             say_error(line)
         return exc.code
-    flags = target_flags(args)
+    flags = ctx.target_flags()
     say(f"engine started: pid {started.pid}; it runs on without this terminal")
     say(f"  journal {started.journal}; log {started.log}")
     say(f"  control socket {started.socket} (you only)")
@@ -37,22 +32,21 @@ def spawn_detached(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_detached_child(args: argparse.Namespace) -> int:
+def run_detached_child(ctx: CliContext) -> int:
     """The engine process itself (`run --detach` started it in its own session)."""
-
-    ws = open_workspace(args)
+    ws = ctx.workspace()
     path = socket_path(ws.journal_path)
 
     def body(engine: Engine) -> int:
-        driver = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
-        settings = throttle_settings(args)
-        if settings:  # before the first step: no item moves unthrottled
-            engine.log(f"started throttled: {driver.throttle(operator_of(args), **settings)}")
-        server = ControlServer(path, ws.journal_path, driver)
+        args = ctx.args
+        detached = DetachedRun(engine, args.until, args.only, consent=args.yes, socket=str(path))
+        if ctx.throttle:  # before the first step: no item moves unthrottled
+            engine.log(f"started throttled: {detached.throttle(ctx.operator, **ctx.throttle)}")
+        server = ControlServer(path, ws.journal_path, detached)
         server.start()
 
         def on_signal(_signum: int, _frame: Any) -> None:
-            driver.signal_stop()  # only sets events: safe in a signal handler
+            detached.signal_stop()  # only sets events: safe in a signal handler
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -67,7 +61,7 @@ def run_detached_child(args: argparse.Namespace) -> int:
             }
         )
         try:
-            outcome = driver.serve()
+            outcome = detached.serve()
         finally:
             server.close()
         engine.log(f"detached engine exits: {outcome.status} {outcome.message}".rstrip())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
 import time
 import traceback
@@ -10,11 +9,13 @@ from pathlib import Path
 
 from engine.aws.target import TargetError, TargetSpec
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
+from engine.cli.context import CliContext
 from engine.cli.output import say_error
+from engine.cli.remote import DrivenElsewhere
 from engine.cli.terminal import NeedsTerminal
-from engine.control.client import EngineGone, RemoteError
+from engine.control.client import EngineGone
 from engine.control.paths import SocketPathTooLong
-from engine.core.outcome import BadRequest, CommandRefused
+from engine.core.outcome import BadRequest, CommandRefused, NotAllowed
 from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
 from engine.rehearsal.embedded import WorldGone
 from engine.session.journals import default_journal_path, state_dir
@@ -24,27 +25,27 @@ from engine.state.files import UnsafePath, append_owned, append_private, private
 from engine.state.lock import LockedError
 
 
-def _traceback_log(args: argparse.Namespace) -> Path | None:
+def _traceback_log(ctx: CliContext) -> Path | None:
     """Where a traceback goes: the `.log` beside the journal, else one in the state folder."""
-
-    journal = getattr(args, "journal", None)
+    target = ctx.target
+    journal = target.journal
     if journal is None:
         try:
-            runbook_id = load_runbook(args.runbook or default_runbook_path()).runbook.runbook.id
-            spec = TargetSpec(args.endpoint_url, args.profile, args.region)
+            runbook_id = load_runbook(target.runbook or default_runbook_path()).runbook.runbook.id
+            spec = TargetSpec(target.endpoint_url, target.profile, target.region)
             journal = default_journal_path(runbook_id, spec.slug())
         except Exception:
             return state_dir() / "runbook-console.log"
     return journal.with_name(journal.stem + ".log")
 
 
-def unexpected_error_exit(args: argparse.Namespace, exc: BaseException) -> int:
+def unexpected_error_exit(ctx: CliContext, exc: BaseException) -> int:
     """One clear line for the operator; the traceback goes to the log, never to the screen."""
     detail = "".join(traceback.format_exception(exc))
     saved = ""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    entry = f"--- {stamp} runbook {args.command or 'console'}\n{detail}"
-    for target, write in ((_traceback_log(args), append_private),
+    entry = f"--- {stamp} runbook {ctx.command or 'console'}\n{detail}"
+    for target, write in ((_traceback_log(ctx), append_private),
                           (private_error_log(), append_owned)):  # fmt: skip
         try:
             write(target, entry)
@@ -84,7 +85,8 @@ def _describe(exc: BaseException) -> str:
 
 # what the operator can act on, told in one line: everything else is `unexpected_error_exit`
 KNOWN_ERRORS = (
-    RemoteError,
+    DrivenElsewhere,
+    NotAllowed,
     EngineGone,
     SocketPathTooLong,
     RunbookInvalid,
@@ -102,9 +104,12 @@ KNOWN_ERRORS = (
 
 def known_error_exit(exc: Exception) -> int:
     """Tell one of KNOWN_ERRORS (the first class that matches, in that order); its exit code."""
-    if isinstance(exc, RemoteError):  # the detached engine answered: its one line, its exit code
+    if isinstance(exc, DrivenElsewhere):
         say_error(f"runbook: {exc}")
-        return exc.code
+        return EXIT_LOCKED
+    if isinstance(exc, NotAllowed):
+        say_error(f"runbook: refused: {exc}")
+        return EXIT_LOCKED
     if isinstance(exc, EngineGone):
         say_error(
             f"runbook: the detached engine went away ({exc}); `runbook status` shows the "

@@ -3,20 +3,19 @@ rollback | report | iam-policy | simulate (with a detached engine running, it ge
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from engine.aws import iam_policy
 from engine.aws.target import TargetError
-from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
-from engine.cli.detached_commands import remote_rollback, throttle_settings
+from engine.cli.codes import EXIT_BAD_INPUT, EXIT_OK
+from engine.cli.context import CliContext
+from engine.cli.detached_commands import remote_rollback
 from engine.cli.detached_run import run_detached_child, spawn_detached
-from engine.cli.driving import drive_engine, open_workspace
-from engine.cli.outcome import finish_outcome
+from engine.cli.ending import finish_outcome
 from engine.cli.output import Printer, say, say_error
-from engine.cli.remote import control_line, detached_line, engine_view
+from engine.cli.remote import DrivenElsewhere, control_line, detached_line, engine_view
 from engine.cli.terminal import install_stop_handlers, lost_terminal_stops, make_confirm
-from engine.control.client import RemoteError
+from engine.core.commands import EngineCommands
 from engine.core.outcome import BadRequest
 from engine.plan.calls import plan_calls
 from engine.plan.loader import default_runbook_path, load_runbook
@@ -31,8 +30,8 @@ from engine.session.workspace import NoRun
 from engine.state.lock import is_locked
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    loaded = load_runbook(args.runbook or default_runbook_path())
+def cmd_check(ctx: CliContext) -> int:
+    loaded = load_runbook(ctx.target.runbook or default_runbook_path())
     for problem in loaded.warnings:
         say(problem.render())
     rb = loaded.runbook
@@ -43,8 +42,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    loaded = load_runbook(args.runbook or default_runbook_path())
+def cmd_plan(ctx: CliContext) -> int:
+    loaded = load_runbook(ctx.target.runbook or default_runbook_path())
     rb = loaded.runbook
     for (kind, node_id), calls in plan_calls(rb):
         if kind == "gate":
@@ -61,16 +60,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(ctx: CliContext) -> int:
+    args = ctx.args
     if args.only and args.until:
         raise BadRequest("--only runs one step; it cannot be combined with --until")
-    if getattr(args, "remote", None) is not None:
-        raise RemoteError(EXIT_LOCKED, detached_line(args, args.remote))
-    if args.detached_child:
-        return run_detached_child(args)
+    if ctx.remote is not None:
+        raise DrivenElsewhere(detached_line(ctx, ctx.remote))
+    if ctx.detached_child:
+        return run_detached_child(ctx)
     if args.detach:
-        return spawn_detached(args)
-    if throttle_settings(args):
+        return spawn_detached(ctx)
+    if ctx.throttle:
         raise BadRequest(
             "--rate, --in-flight and --segments start a detached engine throttled: add "
             "--detach (a foreground run has no throttle; a detached one takes `runbook throttle` "
@@ -88,15 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"archive incomplete: {gap}" for gap in engine.snapshot().archive_gaps
         )
         outcome = engine.run(until=args.until, only=args.only, confirm=make_confirm(args.yes, gaps))
-        return finish_outcome(outcome, args, engine.snapshot())
+        return finish_outcome(outcome, ctx.resume_hint(), engine.snapshot())
 
-    return drive_engine(args, "run", body)
+    return ctx.drive("run", body)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(ctx: CliContext) -> int:
     """The run's snapshot: as JSON (`--json`, the same object the console renders) or as text."""
 
-    ws = open_workspace(args)
+    ws = ctx.workspace()
     try:
         engine = ws.open_read_only()
     except NoRun:  # before any run: every step pending
@@ -108,14 +108,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             driver=f"{holder.user}@{holder.host}" if holder else None,
             active=holder is not None and running,
         )
-    control, live = engine_view(args)  # detach: a detached engine's own state, if one runs
+    control, live = engine_view(ctx)  # detach: a detached engine's own state, if one runs
     if live is not None:  # its live snapshot: running, with items/s and ETA
         snapshot = live
-    if args.json:
+    if ctx.args.json:
         if control is None:
             say(snapshot.model_dump_json(indent=2))
         else:
-            data = {**json.loads(snapshot.model_dump_json()), "engine": control}
+            data = {**json.loads(snapshot.model_dump_json()), "engine": control.model_dump()}
             say(json.dumps(data, indent=2))
         return EXIT_OK
     if control is not None:
@@ -125,9 +125,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_tick(args: argparse.Namespace) -> int:
-    if getattr(args, "remote", None) is not None:
-        args.remote.tick(args.gate, args.item, args.by, args.note)
+def cmd_tick(ctx: CliContext) -> int:
+    args = ctx.args
+    if ctx.remote is not None:
+        ctx.remote.tick(args.gate, args.item, args.by, args.note)
         say(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
         return EXIT_OK
 
@@ -136,12 +137,13 @@ def cmd_tick(args: argparse.Namespace) -> int:
         say(f"{args.gate}/{args.item}: ticked by {args.by}")
         return EXIT_OK
 
-    return drive_engine(args, "tick", body)
+    return ctx.drive("tick", body)
 
 
-def cmd_ack(args: argparse.Namespace) -> int:
-    if getattr(args, "remote", None) is not None:
-        args.remote.ack(args.step, args.by, args.note)
+def cmd_ack(ctx: CliContext) -> int:
+    args = ctx.args
+    if ctx.remote is not None:
+        ctx.remote.ack(args.step, args.by, args.note)
         say(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
         return EXIT_OK
 
@@ -150,20 +152,13 @@ def cmd_ack(args: argparse.Namespace) -> int:
         say(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
         return EXIT_OK
 
-    return drive_engine(args, "ack", body)
+    return ctx.drive("ack", body)
 
 
-def cmd_decide(args: argparse.Namespace) -> int:
-    if getattr(args, "remote", None) is not None:
-        evidence = args.remote.decide(
-            args.gate, go=args.go, by=args.by, note=args.note, override=args.override
-        )
-        for item, ev in evidence.items():
-            say(f"  [{'x' if ev['ok'] else ' '}] {item}: {ev['detail']}")
-        say(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
-        return EXIT_OK
+def cmd_decide(ctx: CliContext) -> int:
+    args = ctx.args
 
-    def body(engine: Engine) -> int:
+    def decide(engine: EngineCommands) -> int:
         evidence = engine.decide(
             args.gate, go=args.go, by=args.by, note=args.note, override=args.override
         )
@@ -172,32 +167,33 @@ def cmd_decide(args: argparse.Namespace) -> int:
         say(f"{args.gate}: {'GO' if args.go else 'NO-GO'} recorded by {args.by}")
         return EXIT_OK
 
-    return drive_engine(args, "decide", body)
+    if ctx.remote is not None:
+        return decide(ctx.remote)
+    return ctx.drive("decide", decide)
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    if getattr(args, "remote", None) is not None:
-        return remote_rollback(args, args.remote)
+def cmd_rollback(ctx: CliContext) -> int:
+    args = ctx.args
+    if ctx.remote is not None:
+        return remote_rollback(ctx, ctx.remote)
 
     def body(engine: Engine) -> int:
-        for title, calls in engine.preview_rollback(args.phase):
-            say(f"{title}:")
-            for call in calls:
-                say(f"    {call.render()}")
+        for line in engine.preview_rollback(args.phase).lines():
+            say(line)
         if args.preview:
             return EXIT_OK
         engine.subscribe(Printer(lost_terminal_stops(engine)))
         install_stop_handlers(engine)
-        by = args.by or engine.options.operator
+        by = ctx.by or engine.options.operator
         outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
-        return finish_outcome(outcome, args)
+        return finish_outcome(outcome, ctx.resume_hint())
 
-    return drive_engine(args, "rollback", body)
+    return ctx.drive("rollback", body)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(ctx: CliContext) -> int:
 
-    ws = open_workspace(args)
+    ws = ctx.workspace()
     engine = ws.open_read_only()
     try:
         live = ws.open_read_only(connected=True)
@@ -209,29 +205,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_iam_policy(args: argparse.Namespace) -> int:
+def cmd_iam_policy(ctx: CliContext) -> int:
 
-    rb = load_runbook(args.runbook or default_runbook_path()).runbook
-    print(iam_policy.render(rb, args.account, args.region))
+    rb = load_runbook(ctx.target.runbook or default_runbook_path()).runbook
+    print(iam_policy.render(rb, ctx.args.account, ctx.target.region))
     return EXIT_OK
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(ctx: CliContext) -> int:
 
-    ws = open_workspace(args)
+    ws = ctx.workspace()
     if not ws.is_embedded:
         raise BadRequest("simulate drives the embedded rehearsal world only")
     engine = ws.open_read_only(connected=True)
-    set_error_rate(engine.clients, args.error_rate)
-    say(f"simulated traffic now fails {args.error_rate:g}% of calls")
+    set_error_rate(engine.clients, ctx.args.error_rate)
+    say(f"simulated traffic now fails {ctx.args.error_rate:g}% of calls")
     return EXIT_OK
 
 
-def cmd_console(args: argparse.Namespace) -> int:
+def cmd_console(ctx: CliContext) -> int:
     """Without a command the console opens; it lives above the engine (`runbook_entry`)."""
-    if args.command is not None:  # serve / view: the console's, through the `runbook` command
+    if ctx.command is not None:  # serve / view: the console's, through the `runbook` command
         say_error(
-            f"runbook: {args.command} belongs to the console; run it as `runbook {args.command}`"
+            f"runbook: {ctx.command} belongs to the console; run it as `runbook {ctx.command}`"
         )
         return EXIT_BAD_INPUT
     say_error("runbook: the console opens with the `runbook` command (no sub-command); see --help")

@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         " With no command, opens the console (TUI).",
     )
     _common(parser)
+    parser.set_defaults(by=None, detached_child=False)  # every command's context has them
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """The client side of the control socket.
 
-`RemoteEngine` offers the engine's commands (pause, resume, stop, throttle, tick, ack, decide,
-rollback, status) and `subscribe(callback)`, so a console can drive a detached engine the way
-it drives a local one. Errors come back as `RemoteError` with the CLI's exit code.
+`RemoteEngine` offers the engine's commands (`EngineCommands` and `ControlCommands`,
+engine/core/commands.py) and `subscribe(callback)`, so a console drives a detached engine the
+way it drives a local one, and gets the same models back. A refusal comes back as the same
+exception the engine raised (`CommandRefused`, `BadRequest`, `NotAllowed`).
 """
 
 from __future__ import annotations
@@ -15,18 +16,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine.control import protocol
+from engine.control.requests import (
+    Ack,
+    Clock,
+    Decide,
+    Evaluate,
+    Pause,
+    Ping,
+    PreviewRollback,
+    Request,
+    Resume,
+    Rollback,
+    Status,
+    StatusAnswer,
+    Stop,
+    Subscribe,
+    Throttle,
+    Tick,
+    Untick,
+)
+from engine.core.commands import ControlState, GateEvidence, RollbackPreview
 from engine.core.events import Event, LogLine, Progress, SnapshotChanged, Subscriber
+from engine.core.outcome import BadRequest, Outcome
 from engine.core.views import RunSnapshot
 
 CONNECT_TIMEOUT = 5.0
-ANSWER_TIMEOUT = 30.0  # a decide evaluates the gate's checks against the target: allow for it
-
-
-class RemoteError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class EngineGone(Exception):
@@ -35,7 +52,7 @@ class EngineGone(Exception):
 
 @dataclass(frozen=True)
 class WatchMessage:
-    type: str  # status | progress | log | control | end (snapshot, once it lands)
+    type: str  # snapshot | progress | log | control | end
     data: Any
 
 
@@ -54,79 +71,81 @@ def _connect(path: Path, timeout: float | None) -> socket.socket:
     return sock
 
 
+def _response(line: bytes) -> protocol.Response:
+    try:
+        return protocol.Response.model_validate(protocol.decode(line))
+    except ValueError as exc:  # another version's engine
+        raise BadRequest(f"an answer this client cannot read: {exc}") from None
+
+
 class RemoteEngine:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     # ---- one request, one response ---------------------------------------------------------
 
-    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        """Send one request; the response's `data` (with `message`), or RemoteError."""
-        # a rollback answers when it is done: no read timeout; the rest answer at once
-        timeout = None if cmd == "rollback" else ANSWER_TIMEOUT
-        with _connect(self.path, timeout) as sock:
-            sock.sendall(protocol.encode({"cmd": cmd, **args}))
+    def call(self, request: Request) -> Any:
+        """Send one request; its answer (the request's `answer` type), or the refusal raised."""
+        with _connect(self.path, request.timeout) as sock:
+            sock.sendall(protocol.encode(request.wire()))
             line = sock.makefile("rb").readline(protocol.MAX_LINE * 64)
         if not line:
             raise EngineGone("the engine closed the connection without answering")
-        response = protocol.decode(line)
-        if not response.get("ok"):
-            raise RemoteError(int(response.get("code", 2)), str(response.get("error", "")))
-        return {**response.get("data", {}), "message": response.get("message", "")}
+        try:
+            return request.answer.validate_python(_response(line).result())
+        except ValidationError as exc:  # another version's engine
+            raise BadRequest(f"an answer this client cannot read: {exc}") from None
 
     def ping(self) -> int:
-        return int(self.request("ping")["pid"])
+        return int(self.call(Ping()))
 
-    def status(self) -> dict[str, Any]:
-        return self.request("status")
+    def status(self) -> StatusAnswer:
+        return self.call(Status())
+
+    def snapshot(self) -> RunSnapshot:
+        return self.status().snapshot
+
+    def control_state(self) -> ControlState:
+        return self.status().control
 
     def pause(self, by: str) -> str:
-        return self.request("pause", by=by)["message"]
+        return self.call(Pause(by=by))
 
     def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
-        """`consent`: every destructive step from now on; `approve`: only that one step."""
-        args: dict[str, Any] = {"consent": consent}
-        if approve is not None:
-            args["approve"] = approve
-        return self.request("resume", by=by, **args)["message"]
+        return self.call(Resume(by=by, consent=consent, approve=approve))
 
     def stop(self, by: str) -> str:
-        return self.request("stop", by=by)["message"]
+        return self.call(Stop(by=by))
 
-    def throttle(self, by: str, **settings: float | int | None) -> str:
-        """`rate` (items/s), `in_flight`, `segments`; None: no limit / the runbook's value."""
-        return self.request("throttle", by=by, **settings)["message"]
+    def throttle(self, by: str, **changes: float | int | None) -> str:
+        return self.call(Throttle(by=by, **changes))  # type: ignore[arg-type]
 
     def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        self.request("tick", gate=gate_id, item=item_id, by=by, note=note)
+        self.call(Tick(gate=gate_id, item=item_id, by=by, note=note))
 
     def untick(self, gate_id: str, item_id: str, by: str) -> None:
-        self.request("untick", gate=gate_id, item=item_id, by=by)
+        self.call(Untick(gate=gate_id, item=item_id, by=by))
 
-    def evaluate_gate(self, gate_id: str) -> None:
-        """The gate's automatic items measured now; the evidence comes in the next snapshot."""
-        self.request("evaluate", gate=gate_id)
+    def evaluate_gate(self, gate_id: str) -> GateEvidence:
+        return self.call(Evaluate(gate=gate_id))
 
     def set_time_scale(self, scale: float, by: str) -> None:
-        self.request("clock", scale=scale, by=by)
+        self.call(Clock(scale=scale, by=by))
 
     def ack(self, step_id: str, by: str, note: str = "") -> None:
-        self.request("ack", step=step_id, by=by, note=note)
+        self.call(Ack(step=step_id, by=by, note=note))
 
     def decide(
         self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
-    ) -> dict[str, dict[str, Any]]:
-        return self.request("decide", gate=gate_id, go=go, by=by, note=note, override=override)[
-            "evidence"
-        ]
+    ) -> GateEvidence:
+        return self.call(Decide(gate=gate_id, go=go, by=by, note=note, override=override))
 
-    def preview_rollback(self, phase_id: str) -> list[dict[str, Any]]:
-        return self.request("preview_rollback", phase=phase_id)["steps"]
+    def preview_rollback(self, phase_id: str) -> RollbackPreview:
+        return self.call(PreviewRollback(phase=phase_id))
 
-    def rollback(self, phase_id: str, by: str) -> tuple[str, str]:
-        """(outcome status, message); the caller asked for consent already."""
-        data = self.request("rollback", phase=phase_id, by=by)
-        return data["outcome"], data["message"]
+    def rollback(self, phase_id: str, by: str) -> Outcome:
+        """The caller asked for consent already; answers when the rollback is done."""
+        return self.call(Rollback(phase=phase_id, by=by))
 
     # ---- watching --------------------------------------------------------------------------
 
@@ -143,13 +162,17 @@ class RemoteEngine:
         """Call `callback` (in a reader thread) with every message until the engine ends or
         `Subscription.close()`."""
         sock = _connect(self.path, None)
-        sock.sendall(protocol.encode({"cmd": "subscribe"}))
+        sock.sendall(protocol.encode(Subscribe().wire()))
         reader = sock.makefile("rb")
         first = reader.readline(protocol.MAX_LINE)
-        response = protocol.decode(first) if first else {}
-        if not response.get("ok"):
+        if not first:
             sock.close()
-            raise RemoteError(int(response.get("code", 2)), str(response.get("error", "gone")))
+            raise EngineGone("the engine closed the connection without answering")
+        try:
+            _response(first).result()
+        except Exception:
+            sock.close()
+            raise
         return Subscription(sock, reader, callback)
 
 

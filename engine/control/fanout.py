@@ -123,7 +123,7 @@ class Fanout:
 
     def add(self, watcher: Watcher, control: bytes) -> None:
         try:
-            state = protocol.state_message(self.engine)
+            state = protocol.snapshot_message(self.engine.snapshot())
         except RuntimeError:  # the journal changed under us: the next save sends it
             state = None
         with self._lock:

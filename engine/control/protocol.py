@@ -1,14 +1,16 @@
-"""The control protocol: newline-delimited JSON, one object per line (docs/architecture.md).
+"""The control protocol's framing: newline-delimited JSON, one object per line.
 
-Request:  {"cmd": "pause", "by": "alice", ...arguments}
-Response: {"ok": true, "message": "...", "data": {...}}
-          {"ok": false, "code": 1|2|4, "error": "..."}   (code: the CLI's exit code)
+Request:  one of the request models of engine/control/requests.py, e.g.
+          {"cmd": "pause", "by": "alice"}
+Response: {"ok": true, "answer": ...}         (the request's `answer` type, as JSON)
+          {"ok": false, "refusal": {"kind": "refused"|"bad_request"|"not_allowed",
+                                    "message": "..."}}
 `subscribe` answers {"ok": true, ...} and then streams messages {"type": ..., "data": ...}:
   snapshot  the run as it stands (`RunSnapshot.model_dump_json()`, what `status --json`
             prints), after every save
   progress  {step, table, done, total, rate, eta, at} (coalesced: <= 4/s per watcher)
   log       {step, level, message, at}
-  control   the engine's own state: pid, activity, paused/held, throttle
+  control   the engine's own state (`ControlState`): pid, activity, paused/held, throttle
   end       {outcome, message}: the engine is about to exit
 """
 
@@ -18,37 +20,38 @@ import json
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
+from engine.core.commands import ControlState, Refusal
 from engine.core.events import LogLine, Progress
+from engine.core.outcome import BadRequest
+from engine.core.views import RunSnapshot
 
 MAX_LINE = 64 * 1024  # a request is small; a longer line is refused, never buffered forever
 
-COMMANDS = (
-    "ping",
-    "status",
-    "pause",
-    "resume",
-    "stop",
-    "throttle",
-    "tick",
-    "untick",
-    "evaluate",
-    "clock",
-    "ack",
-    "decide",
-    "preview_rollback",
-    "rollback",
-    "subscribe",
-)
-
-CODE_OK, CODE_FAILED, CODE_BAD_REQUEST, CODE_REFUSED_PEER = 0, 1, 2, 4
-
 
 class ProtocolError(Exception):
-    """A line that is not a request of this protocol."""
+    """A line that is not a message of this protocol."""
+
+
+class Response(BaseModel):
+    ok: bool
+    answer: Any = None
+    refusal: Refusal | None = None
+
+    def result(self) -> Any:
+        """The answer, or the refusal raised as the exception the engine raised."""
+        if self.ok:
+            return self.answer
+        raise self.refusal.error() if self.refusal else BadRequest("refused, without a reason")
 
 
 def encode(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, default=str, separators=(",", ":")) + "\n").encode()
+
+
+def encode_model(model: BaseModel) -> bytes:
+    return (model.model_dump_json(exclude_none=False) + "\n").encode()
 
 
 def decode(line: bytes) -> dict[str, Any]:
@@ -61,16 +64,17 @@ def decode(line: bytes) -> dict[str, Any]:
     return obj
 
 
-def ok(message: str = "", **data: Any) -> dict[str, Any]:
-    return {"ok": True, "message": message, "data": data}
+def answered(answer: Any) -> bytes:
+    """`answer` is JSON-ready already (the request's answer type dumped it)."""
+    return encode_model(Response(ok=True, answer=answer))
 
 
-def failed(code: int, error: str) -> dict[str, Any]:
-    return {"ok": False, "code": code, "error": error}
+def refused(refusal: Refusal) -> bytes:
+    return encode_model(Response(ok=False, refusal=refusal))
 
 
 def frame(kind: str, data_json: str) -> bytes:
-    """A watcher message whose data is JSON already (a snapshot serialises itself)."""
+    """A watcher message whose data is JSON already (a model serialises itself)."""
     return f'{{"type":{json.dumps(kind)},"data":{data_json}}}\n'.encode()
 
 
@@ -78,12 +82,11 @@ def message(kind: str, data: Any) -> bytes:
     return frame(kind, json.dumps(data, default=str, separators=(",", ":")))
 
 
-def state_message(engine: Any) -> bytes:
-    """The run as it stands, for watchers: the engine's immutable RunSnapshot."""
-    return snapshot_message(engine.snapshot())
+def control_message(state: ControlState) -> bytes:
+    return frame("control", state.model_dump_json())
 
 
-def snapshot_message(snapshot: Any) -> bytes:
+def snapshot_message(snapshot: RunSnapshot) -> bytes:
     return frame("snapshot", snapshot.model_dump_json())
 
 

@@ -1,10 +1,12 @@
-"""What an engine command returns (`Outcome`) or refuses with (`CommandRefused`, `BadRequest`)."""
+"""What an engine command returns (`Outcome`) or refuses with (`CommandRefused`, `BadRequest`,
+`NotAllowed`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
+
+from pydantic.dataclasses import dataclass
 
 from engine.core.views import NodeRef
 
@@ -22,8 +24,14 @@ class BadRequest(Exception):
     """A command that names something that does not exist, or is malformed (exit 2)."""
 
 
+class NotAllowed(Exception):
+    """A caller the engine does not serve: another user on its control socket (exit 4)."""
+
+
 @dataclass
 class Outcome:
+    """How a run or a rollback ended (a pydantic dataclass: it crosses the control socket)."""
+
     # paused: stopped short of a destructive step that was not approved beforehand
     status: Literal["done", "waiting", "failed", "interrupted", "declined", "paused"]
     waiting: NodeRef | None = None

@@ -10,7 +10,7 @@ from functools import partial
 from engine.actions import registry as action_registry
 from engine.core.abandon import run_abandonable
 from engine.core.clock import Interrupted
-from engine.core.context import PlannedCall
+from engine.core.commands import RollbackPreview, RollbackStep
 from engine.core.events import StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.run.base import EngineBase
@@ -22,18 +22,19 @@ from engine.state.journal import RollbackRecord, StepState, now
 class RollbackCommands(EngineBase):
     """Undo a phase with the runbook's `[[rollbacks]]`; gates before it are decided again."""
 
-    def preview_rollback(self, phase_id: str) -> list[tuple[str, list[PlannedCall]]]:
+    def preview_rollback(self, phase_id: str) -> RollbackPreview:
         rollback = self.runbook.rollback_for(phase_id)
         if rollback is None:
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
         actions = action_registry()
-        return [
-            (
-                rs.title or rs.action,
-                actions[rs.action].plan(self.runbook, rs.bound),
+        steps = (
+            RollbackStep(
+                title=rs.title or rs.action,
+                calls=tuple(c.render() for c in actions[rs.action].plan(self.runbook, rs.bound)),
             )
             for rs in rollback.steps
-        ]
+        )
+        return RollbackPreview(phase=phase_id, steps=tuple(steps))
 
     def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
         rollback = self.runbook.rollback_for(phase_id)

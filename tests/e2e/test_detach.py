@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from engine.control.client import RemoteEngine, WatchMessage
-from engine.control.driver import DetachedRun
+from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
 from engine.rehearsal.embedded import record_path_for, stop_world
@@ -32,6 +32,7 @@ from tests.support.detach import (
     alive,
     common,
     engine_pids,
+    last_status,
     live_done,
     live_table,
     runbook,
@@ -110,7 +111,7 @@ def test_detached_engine_outlives_its_terminal_and_finishes_the_migration(capsys
 def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal: Path):
     pid = start_detached(capsys, journal, "--rate", "100")  # no item moves unthrottled
     args = common(journal)
-    assert RemoteEngine(socket_path(journal)).status()["control"]["throttle"]["rate"] == 100
+    assert RemoteEngine(socket_path(journal)).status().control.throttle.rate == 100
     until(lambda: step(journal, MIGRATE)[0] == "running", 30, "the migration to start")
 
     # a watcher sees progress within 1 s of the engine announcing it
@@ -131,7 +132,7 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     # pause: the run stands at a checkpoint boundary; progress stops; status says so
     code, out, _ = runbook(capsys, "pause", "--by", "al", *args)
     assert code == 0 and "pausing" in out
-    until(lambda: remote.status()["control"]["pause"] == "paused", 10, "the pause to hold")
+    until(lambda: remote.status().control.pause == "paused", 10, "the pause to hold")
     held_at = live_done(remote)
     assert held_at < 300
     assert "PAUSED at a checkpoint" in runbook(capsys, "status", *args)[1]
@@ -150,7 +151,7 @@ def test_pause_throttle_resume_watch_then_a_dead_engines_socket(capsys, journal:
     # throttle while paused, then resume: progress goes on
     code, out, _ = runbook(capsys, "throttle", "--rate", "50", "--in-flight", "4", *args)
     assert code == 0 and "rate 50 items/s" in out
-    assert remote.status()["control"]["throttle"]["in_flight"] == 4
+    assert remote.status().control.throttle.in_flight == 4
     assert runbook(capsys, "resume", *args)[0] == 0
     until(lambda: step(journal, MIGRATE)[1] > held_at, 10, "progress after resume")
     audit = " ".join(a.what for a in JournalStore(journal).load().audit)
@@ -207,9 +208,9 @@ def test_another_user_is_refused(aws, tmp_path: Path):
         os.chmod(sock.parent, 0o711)
         os.chmod(sock, 0o666)
         answer = json.loads(run().stdout)
-        assert answer["ok"] is False and answer["code"] == 4
-        assert "uid 65534 is not the engine's user" in answer["error"]
-        assert RemoteEngine(sock).status()["control"]["pid"] == os.getpid()  # its user: served
+        assert answer["ok"] is False and answer["refusal"]["kind"] == "not_allowed"
+        assert "uid 65534 is not the engine's user" in answer["refusal"]["message"]
+        assert RemoteEngine(sock).status().control.pid == os.getpid()  # its user: served
     finally:
         server.close()
         shutil.rmtree(place, ignore_errors=True)
@@ -269,7 +270,7 @@ def test_a_pause_holds_inside_a_watch_window(capsys, journal: Path) -> None:
     until(lambda: (s := state()) is not None and s.status == "running", 60, "the window")
     assert runbook(capsys, "pause", "--by", "al", *args)[0] == 0
     paused_at = time.monotonic()
-    until(lambda: remote.status()["control"]["pause"] == "paused", 30, "the pause")
+    until(lambda: remote.status().control.pause == "paused", 30, "the pause")
     # "at once": held before the tick would have ended on its own, however loaded the machine
     assert time.monotonic() - paused_at < tick, "the pause waited for the tick's end"
     window = paused_at + tick + 0.5  # past the window's own end
@@ -293,7 +294,7 @@ def test_stop_while_the_engine_waits_at_a_gate_says_stopped(capsys, tmp_path: Pa
         assert code == 0, err
         pid = int(re.search(r"engine started: pid (\d+)", out).group(1))
         remote = RemoteEngine(socket_path(journal))
-        at_gate = lambda: (remote.status()["control"]["last"] or {}).get("status") == "waiting"  # noqa: E731
+        at_gate = lambda: last_status(remote) == "waiting"  # noqa: E731
         until(at_gate, 60, "the engine to wait at gate-phase2")
         code, stdout, err = runbook(capsys, "stop", "--by", "al", *args)
         assert code == 0, err

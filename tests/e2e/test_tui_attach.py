@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from engine.control.client import RemoteEngine, RemoteError
-from engine.control.driver import DetachedRun
+from engine.control.client import RemoteEngine
+from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
+from engine.core.outcome import BadRequest
 from engine.core.views import RunState
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.session.workspace import Workspace, WorkspaceOptions
@@ -33,6 +34,7 @@ from tests.support.detach import (
     alive,
     common,
     engine_pids,
+    last_status,
     runbook,
     start_detached,
     step,
@@ -42,7 +44,6 @@ from tests.support.paths import MINI_RUNBOOK, REPO
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.console import hand_over
-from tui.driver import RemoteDriver
 from tui.screens.gate import GateScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.throttle import ThrottleScreen
@@ -124,15 +125,15 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     error = str(box.query_one("#throttle-error").render())
     assert error.startswith("Not applied: writes in flight: a whole number") and "'lots'" in error
     assert app.screen is box
-    assert RemoteEngine(socket_path(journal)).status()["control"]["throttle"]["in_flight"] is None
+    assert RemoteEngine(socket_path(journal)).status().control.throttle.in_flight is None
     await pilot.press("ctrl+a", "ctrl+k", "4", "tab", "ctrl+a", "ctrl+k", *"0", "enter")
     assert "items/s: a number above 0" in str(box.query_one("#throttle-error").render())
     await pilot.press("ctrl+a", "ctrl+k", *"10", "enter")
     await until_shown(pilot, lambda: app.screen is not box, 30, "the box to close")
-    applied = lambda: app.driver.throttle_state.get("in_flight") == 4  # noqa: E731
+    applied = lambda: app.driver.throttle_state.in_flight == 4  # noqa: E731
     await until_shown(pilot, applied, 30, "the engine to apply it")
-    control = RemoteEngine(socket_path(journal)).status()["control"]["throttle"]
-    assert control["in_flight"] == 4 and control["rate"] == 10
+    control = RemoteEngine(socket_path(journal)).status().control.throttle
+    assert control.in_flight == 4 and control.rate == 10
     await until_shown(
         pilot,
         lambda: "THROTTLED 10 items/s, 4 in flight" in status_of(app),
@@ -149,7 +150,7 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
 
     # attach: progress arrives from the socket; t throttles; p pauses; q leaves it running
     app = attached_app(journal)
-    assert isinstance(app.driver, RemoteDriver)
+    assert app.driver.remote
     async with app.run_test(size=(80, 24)) as pilot:
         assert f"ATTACHED pid {pid}" in topbar_of(app)
         first = await until_shown(pilot, lambda: shown_done(app), 10, "progress on screen")
@@ -165,7 +166,7 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
             5,
             "PAUSED shown",
         )
-        held = RemoteEngine(socket_path(journal)).status()["control"]["pause"]
+        held = RemoteEngine(socket_path(journal)).status().control.pause
         assert held == "paused"
         await pilot.press("q")
         await until_shown(pilot, lambda: not app.is_running, 30, "the console to quit")
@@ -314,7 +315,7 @@ def test_the_socket_serves_what_the_console_needs(aws, tmp_path: Path) -> None:
         remote.set_time_scale(600.0, "al")
         assert JournalStore(journal).load().run.time_scale == 600.0
         assert engine.options.time_scale == 600.0  # the engine's clock follows now
-        with pytest.raises(RemoteError, match="no gate"):
+        with pytest.raises(BadRequest, match="no gate"):
             remote.evaluate_gate("no-such-gate")
     finally:
         server.close()
@@ -385,17 +386,16 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
     code, _, err = runbook(capsys, "run", "--detach", "--operator", "al", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
-    declined = lambda: (remote.status()["control"]["last"] or {}).get("status") == "declined"  # noqa: E731
+    declined = lambda: last_status(remote) == "declined"  # noqa: E731
     until(declined, 60, "the engine to stop short of step-a")
-    assert remote.status()["control"]["activity"] == "idle"
+    assert remote.status().control.activity == "idle"
     saved = JournalStore(journal).load()
     assert saved.steps[MIGRATE].status == "done" and "step-a" not in saved.steps
     log = journal.with_name(journal.stem + ".log").read_text()  # nobody has answered yet
     assert "step-a: waiting for confirmation" in log and "not confirmed" not in log
     for wrong in ("mapping", "no-such-step"):  # only a destructive step can be confirmed
-        with pytest.raises(RemoteError, match="not a destructive step") as refused:
+        with pytest.raises(BadRequest, match="not a destructive step"):
             remote.resume("al", approve=wrong)
-        assert refused.value.code == 2
 
     ws = Workspace(WorkspaceOptions(runbook=book, journal=journal, operator="al"))
     app = RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
@@ -418,10 +418,10 @@ async def test_a_confirmation_consents_to_that_step_only(capsys, journal: Path) 
         saved = JournalStore(journal).load()
         assert saved.steps["step-a"].status == "done"
         assert "step-b" not in saved.steps or saved.steps["step-b"].status == "pending"
-        control = remote.status()["control"]
-        assert control["activity"] == "idle" and control["last"]["status"] == "declined"
-        assert "step-b waits for confirmation" in control["last"]["message"]
-        assert control["consent"] is False and control["approved"] is None
+        control = remote.status().control
+        assert control.activity == "idle" and control.last and control.last.status == "declined"
+        assert "step-b waits for confirmation" in control.last.message
+        assert control.consent is False and control.approved is None
         # confirmed in turn, step-b runs and the engine finishes the run
         await pilot.press(*"phase1", "enter")
         await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
@@ -446,7 +446,7 @@ async def test_a_dialog_closes_when_its_step_is_confirmed_elsewhere(capsys, jour
     code, _, err = runbook(capsys, "run", "--detach", "--operator", "al", *args)
     assert code == 0, err
     remote = RemoteEngine(socket_path(journal))
-    declined = lambda: (remote.status()["control"]["last"] or {}).get("status") == "declined"  # noqa: E731
+    declined = lambda: last_status(remote) == "declined"  # noqa: E731
     until(declined, 60, "the engine to stop short of step-a")
     ws = Workspace(WorkspaceOptions(runbook=book, journal=journal, operator="al"))
     app = RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)

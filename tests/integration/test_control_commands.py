@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.cli.app import main
 from engine.control.client import RemoteEngine
-from engine.control.driver import DetachedRun
+from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
 from engine.core.events import LogLine, SnapshotChanged
@@ -54,7 +54,7 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         watcher.start()
 
         def waiting() -> str:
-            idle = driver.control_state()["activity"] == "idle"
+            idle = driver.control_state().activity == "idle"
             return str(engine.waiting()) if idle else ""
 
         until(lambda: waiting() == "gate gate-phase2", what="the gate")

@@ -66,7 +66,7 @@ def step(journal: Path, step_id: str) -> tuple[str, int]:
 
 def live_table(remote: RemoteEngine) -> dict:
     """The migrate step's table progress, as the running engine itself says (its snapshot)."""
-    snapshot = remote.status()["snapshot"]
+    snapshot = remote.status().snapshot.model_dump(mode="json")
     step_view = next(s for s in snapshot["steps"] if s["id"] == MIGRATE)
     return next(t for t in step_view["progress"] if t["table"] == TABLE)
 
@@ -92,3 +92,9 @@ def start_detached(capsys, journal: Path, *flags: str) -> int:
     pid = int(re.search(r"engine started: pid (\d+)", out).group(1))
     assert alive(pid) and is_locked(journal) is not None
     return pid
+
+
+def last_status(remote: RemoteEngine) -> str | None:
+    """How the detached engine's last job ended, as it says (None: none has yet)."""
+    last = remote.status().control.last
+    return last.status if last else None

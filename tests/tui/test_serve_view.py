@@ -10,6 +10,7 @@ import pytest
 from textual.widgets import Footer
 
 from engine.aws.target import Connection
+from engine.cli.context import CliContext
 from engine.cli.parser import build_parser
 from engine.run.engine import Engine
 from engine.session.workspace import Workspace, WorkspaceOptions
@@ -193,7 +194,7 @@ def test_serve_refuses_a_non_loopback_host_and_passes_the_target_on(tmp_path: Pa
         ]
     )
     assert (args.port, args.host) == (8123, "127.0.0.1")
-    command = view_command(args, open_workspace(tmp_path / "j.toml"))
+    command = view_command(CliContext.of(args, []).target, open_workspace(tmp_path / "j.toml"))
     assert " view --runbook " in command
     assert f"--journal {tmp_path / 'j.toml'}" in command
     assert "--endpoint-url http://127.0.0.1:4566" in command

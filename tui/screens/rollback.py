@@ -8,15 +8,16 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from engine.core.commands import RollbackPreview
 from engine.runbook.model import Rollback
 
 
-def preview_text(preview: list[tuple[str, list[str]]]) -> str:
-    """(step title, its calls rendered) per step, as the driver previews them."""
+def preview_text(preview: RollbackPreview) -> str:
+    """Each step's title and the calls it makes, as the engine previews them."""
     lines: list[str] = []
-    for title, calls in preview:
-        lines.append(title)
-        lines += [f"  {call}" for call in calls] or ["  (no calls)"]
+    for step in preview.steps:
+        lines.append(step.title)
+        lines += [f"  {call}" for call in step.calls] or ["  (no calls)"]
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from engine.core.commands import ThrottleView
+
 MAX_IN_FLIGHT = 1024  # far above any table's useful concurrency: a typo, not a wish
 OFF = ("", "off", "none", "-")
 
@@ -60,19 +62,19 @@ class ThrottleScreen(ModalScreen[dict | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, current: dict[str, Any]) -> None:
+    def __init__(self, current: ThrottleView) -> None:
         super().__init__()
         self.current = current  # the engine's `control.throttle` as it last said
 
     def compose(self) -> ComposeResult:
-        now = self.current.get("text") or "rate unlimited, in-flight as the runbook says"
+        now = self.current.text or "rate unlimited, in-flight as the runbook says"
         with Vertical(classes="dialog", id="throttle"):
             yield Static("Throttle the detached engine", classes="dialog-title")
             yield Static(f"Now: {now}", id="throttle-now", classes="dialog-text")
             yield Label("Writes in flight (1-1024; empty/off: the runbook's value)")
-            yield Input(shown(self.current.get("in_flight")), placeholder="off", id="in-flight")
+            yield Input(shown(self.current.in_flight), placeholder="off", id="in-flight")
             yield Label("Items per second (empty/off: no limit)")
-            yield Input(shown(self.current.get("rate")), placeholder="off", id="rate")
+            yield Input(shown(self.current.rate), placeholder="off", id="rate")
             yield Static("", id="throttle-error")
             yield Label("tab next field · enter apply · esc cancel", classes="dialog-keys")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from engine.cli.codes import OUTCOME_EXIT
 from engine.cli.output import say, say_error
 from engine.core.outcome import Outcome
@@ -11,21 +9,11 @@ from engine.core.views import RunSnapshot
 from engine.run.status_text import gate_lines
 
 
-def resume_hint(args: argparse.Namespace) -> str:
-    parts = ["runbook", "run"]
-    flags = ("runbook", "journal", "endpoint_url", "profile", "region", "read_timeout")
-    for flag in (*flags, "mapping_overrides"):
-        value = getattr(args, flag, None)
-        if value:
-            parts += [f"--{flag.replace('_', '-')}", str(value)]
-    return " ".join(parts)
-
-
-def finish_outcome(
-    outcome: Outcome, args: argparse.Namespace, snapshot: RunSnapshot | None = None
-) -> int:
+def finish_outcome(outcome: Outcome, resume_hint: str, snapshot: RunSnapshot | None = None) -> int:
+    """Say how the run or rollback ended; its exit code. `resume_hint`: the command that
+    resumes it (CliContext.resume_hint)."""
     if outcome.status == "interrupted":
-        say_error(f"interrupted; checkpoint saved. Resume with: {resume_hint(args)}")
+        say_error(f"interrupted; checkpoint saved. Resume with: {resume_hint}")
     elif outcome.status in ("waiting", "paused") and outcome.waiting:
         kind, node = outcome.waiting.kind, outcome.waiting.id
         if kind == "gate" and snapshot is not None:  # the commands that answer it, as status
@@ -42,7 +30,3 @@ def finish_outcome(
     elif outcome.message:
         (say_error if outcome.status != "done" else say)(outcome.message)
     return OUTCOME_EXIT[outcome.status]
-
-
-def target_flags(args: argparse.Namespace) -> str:
-    return resume_hint(args).removeprefix("runbook run").strip()

@@ -14,22 +14,27 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.control import protocol
 from engine.control.fanout import Fanout
 from engine.control.tuning import Tuning
-from engine.core.outcome import BadRequest, Outcome
-from engine.core.outcome import CommandRefused as Refused
+from engine.core.commands import (
+    Activity,
+    ControlState,
+    GateEvidence,
+    LastOutcome,
+    RollbackPreview,
+    ThrottleView,
+)
+from engine.core.outcome import BadRequest, CommandRefused, Outcome
+from engine.core.views import RunSnapshot
 from engine.run.engine import Engine
 
-IDLE, RUNNING, ROLLING_BACK, STOPPING, STARTING = (
-    "idle",
-    "running",
-    "rolling back",
-    "stopping",
-    "starting",
-)
+IDLE: Activity = "idle"
+RUNNING: Activity = "running"
+ROLLING_BACK: Activity = "rolling back"
+STOPPING: Activity = "stopping"
+STARTING: Activity = "starting"
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Job:
 
 
 class DetachedRun:
+    """The detached engine: `EngineCommands` (its engine's) and `ControlCommands`, for the
+    control server (engine/control/requests.py)."""
+
     def __init__(
         self,
         engine: Engine,
@@ -63,7 +71,7 @@ class DetachedRun:
         self._approved: str | None = None  # the one destructive step an operator confirmed
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()  # guards activity and the queued run
-        self._activity = STARTING
+        self._activity: Activity = STARTING
         self._run_queued = False
         self._stopping = threading.Event()
         self.last: Outcome | None = None
@@ -87,7 +95,7 @@ class DetachedRun:
                 continue
             if job is None or self._stopping.is_set():
                 if job is not None:
-                    job.error = Refused("the engine is stopping")
+                    job.error = CommandRefused("the engine is stopping")
                     job.done.set()
                 break
             outcome = self._execute(job)
@@ -121,7 +129,7 @@ class DetachedRun:
             )
         return outcome
 
-    def _set_activity(self, activity: str) -> None:
+    def _set_activity(self, activity: Activity) -> None:
         with self._lock:
             self._activity = activity
         self.publish_control()
@@ -154,32 +162,31 @@ class DetachedRun:
 
     # ---- what the operator sees ------------------------------------------------------------
 
-    def control_state(self) -> dict[str, Any]:
+    def control_state(self) -> ControlState:
         settings = self.tuning.settings
         with self._lock:
             activity = self._activity
         pause = "paused" if self.tuning.held else "pausing" if self.tuning.paused else None
-        return {
-            "pid": os.getpid(),
-            "socket": self.socket,
-            "activity": STOPPING if self._stopping.is_set() else activity,
-            "pause": pause,
-            "consent": self._consent,
-            "approved": self._approved,
-            "throttle": {
-                "rate": settings.rate,
-                "in_flight": settings.in_flight,
-                "segments": settings.segments,
-                "in_flight_applied": settings.in_flight_applied,
-                "text": settings.describe(),
-            },
-            "last": {"status": self.last.status, "message": self.last.message}
-            if self.last
-            else None,
-        }
+        last = self.last
+        return ControlState(
+            pid=os.getpid(),
+            socket=self.socket,
+            activity=STOPPING if self._stopping.is_set() else activity,
+            pause=pause,
+            consent=self._consent,
+            approved=self._approved,
+            throttle=ThrottleView(
+                rate=settings.rate,
+                in_flight=settings.in_flight,
+                segments=settings.segments,
+                in_flight_applied=settings.in_flight_applied,
+                text=settings.describe(),
+            ),
+            last=LastOutcome(status=last.status, message=last.message) if last else None,
+        )
 
     def publish_control(self) -> None:
-        self.fanout.publish("control", protocol.message("control", self.control_state()))
+        self.fanout.publish("control", protocol.control_message(self.control_state()))
 
     def _record(self, by: str, what: str) -> None:
         """Journal what the operator did (audit) and tell the log and the watchers."""
@@ -239,40 +246,52 @@ class DetachedRun:
             note = " (in-flight recorded; this build's writers have no in-flight limit yet)"
         return settings.describe() + note
 
-    def tick(self, gate: str, item: str, by: str, note: str = "") -> None:
-        self.engine.tick(gate, item, by, note)
+    def ping(self) -> int:
+        return os.getpid()
 
-    def ack(self, step: str, by: str, note: str = "") -> None:
-        self.engine.ack(step, by, note)
+    def snapshot(self) -> RunSnapshot:
+        return self.engine.snapshot()
+
+    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
+        self.engine.tick(gate_id, item_id, by, note)
+
+    def untick(self, gate_id: str, item_id: str, by: str) -> None:
+        self.engine.untick(gate_id, item_id, by)
+
+    def evaluate_gate(self, gate_id: str) -> GateEvidence:
+        return self.engine.evaluate_gate(gate_id)
+
+    def set_time_scale(self, scale: float, by: str) -> None:
+        self.engine.set_time_scale(scale, by)
+
+    def ack(self, step_id: str, by: str, note: str = "") -> None:
+        self.engine.ack(step_id, by, note)
         self.kick()
 
     def decide(
-        self, gate: str, go: bool, by: str, note: str = "", override: str | None = None
-    ) -> dict[str, Any]:
-        evidence = self.engine.decide(gate, go=go, by=by, note=note, override=override)
+        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+    ) -> GateEvidence:
+        evidence = self.engine.decide(gate_id, go=go, by=by, note=note, override=override)
         if go:
             self.kick()
-        return {item: {"ok": ev.ok, "detail": ev.detail} for item, ev in evidence.items()}
+        return evidence
 
-    def preview_rollback(self, phase: str) -> list[dict[str, Any]]:
-        return [
-            {"title": title, "calls": [call.render() for call in calls]}
-            for title, calls in self.engine.preview_rollback(phase)
-        ]
+    def preview_rollback(self, phase_id: str) -> RollbackPreview:
+        return self.engine.preview_rollback(phase_id)
 
-    def rollback(self, phase: str, by: str) -> Outcome:
+    def rollback(self, phase_id: str, by: str) -> Outcome:
         """Consent was given by the client (typed, or --yes); runs on the engine's thread."""
         with self._lock:
             busy = self._activity != IDLE or self._run_queued
         if busy or self._stopping.is_set():
-            raise Refused(
+            raise CommandRefused(
                 "the engine is busy running the plan; a rollback starts when it waits: "
                 "`runbook pause` does not free it, `runbook stop` does (then roll back)"
             )
-        self.engine.preview_rollback(phase)  # an unknown phase fails here, with its message
+        self.engine.preview_rollback(phase_id)  # an unknown phase fails here, with its message
         job = Job(
-            f"rollback {phase}",
-            lambda: self.engine.rollback(phase, by, confirm=lambda _what, _token: True),
+            f"rollback {phase_id}",
+            lambda: self.engine.rollback(phase_id, by, confirm=lambda _what, _token: True),
         )
         self._jobs.put(job)
         job.done.wait()
