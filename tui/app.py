@@ -32,7 +32,8 @@ from tui.logbook import LogEntry, read_new, read_tail
 from tui.messages import ControlChanged, EngineEvent, EngineLeft, SnapshotEvent, WorkEnded, wrap
 from tui.screens.keys import KeysScreen, key_lines, key_rows
 from tui.screens.log import LogScreen
-from tui.screens.main import MIN_HEIGHT, MIN_WIDTH, MainScreen
+from tui.screens.main import MainScreen
+from tui.screens.main_view import MIN_HEIGHT, MIN_WIDTH
 from tui.screens.resume import ResumeScreen, resume_summary
 from tui.textual_patches import toasts_always_expire
 

@@ -11,7 +11,7 @@ class Refused(RuntimeError):
 
 def require_go(ctx: ActionContext) -> str:
     """The step's required gate must be GO; a destructive step without one is refused."""
-    step = next((s for s in ctx.runbook.steps if s.id == ctx.step_id), None)
+    step = ctx.runbook.find_step(ctx.step_id)
     gate_id = step.requires_gate if step else None
     if not gate_id:
         raise Refused(f"{ctx.step_id}: a deletion needs a step with requires_gate; refused")

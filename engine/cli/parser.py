@@ -7,20 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.cli import values
 from engine.cli.codes import EXIT_BAD_INPUT
-from engine.cli.values import (
-    _account,
-    _endpoint_url,
-    _limit_arg,
-    _loopback_host,
-    _name,
-    _percent,
-    _port,
-    _read_timeout,
-    _reason,
-    _region,
-    _time_scale,
-)
 from engine.session.detach import CHILD_FLAG
 
 
@@ -45,17 +33,17 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--endpoint-url",
-        type=_endpoint_url,
+        type=values.endpoint_url,
         default=default,
         help="drive this endpoint (e.g. a moto server)",
     )
     parser.add_argument("--profile", default=default, help="AWS profile: drive a real account")
     parser.add_argument(
-        "--region", type=_region, default=default, help="AWS region: drive a real account"
+        "--region", type=values.region, default=default, help="AWS region: drive a real account"
     )
     parser.add_argument(
         "--read-timeout",
-        type=_read_timeout,
+        type=values.read_timeout,
         default=default,
         metavar="SECONDS",
         help="how long each AWS call may take to answer (default: each service's own on AWS, "
@@ -78,7 +66,7 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=_time_scale,
+        type=values.time_scale,
         default=argparse.SUPPRESS if sub else None,
         help="divide every wait and watch window by N (rehearsals only); "
         "the run keeps it for later commands",
@@ -100,12 +88,12 @@ def _control_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         ("stop", "detached engine: checkpoint, then exit (`runbook run` resumes later)"),
     ):
         p = add(name, text)
-        p.add_argument("--by", type=_name, help=by_help)
+        p.add_argument("--by", type=values.name, help=by_help)
         if name == "resume":
             p.add_argument("--yes", action="store_true", help="consent to destructive steps")
     p = add("throttle", "detached engine: change the write rate / in-flight / segments live")
     throttle_flags(p)
-    p.add_argument("--by", type=_name, help=by_help)
+    p.add_argument("--by", type=values.name, help=by_help)
     add("watch", "follow a detached engine live: progress, log, state (read-only)")
     add("attach", "open the console on a detached engine (its keys become its commands)")
 
@@ -114,20 +102,20 @@ def throttle_flags(p: argparse.ArgumentParser, when: str = "") -> None:
     """--rate / --in-flight / --segments, as `throttle` takes them (absent unless given)."""
     p.add_argument(
         "--rate",
-        type=_limit_arg(float),
+        type=values.limit_arg(float),
         default=argparse.SUPPRESS,
         help=f"{when}items per second at most, or off",
     )
     p.add_argument(
         "--in-flight",
         dest="in_flight",
-        type=_limit_arg(int),
+        type=values.limit_arg(int),
         default=argparse.SUPPRESS,
         help=f"{when}concurrent writes, or off (the runbook's)",
     )
     p.add_argument(
         "--segments",
-        type=_limit_arg(int),
+        type=values.limit_arg(int),
         default=argparse.SUPPRESS,
         help=f"{when}parallel-scan segments writing at once, or off",
     )
@@ -168,34 +156,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tick", "tick a manual checklist item of a gate")
     p.add_argument("gate")
     p.add_argument("item")
-    p.add_argument("--by", required=True, type=_name)
+    p.add_argument("--by", required=True, type=values.name)
     p.add_argument("--note", default="")
     p = add("ack", "acknowledge a manual step")
     p.add_argument("step")
-    p.add_argument("--by", required=True, type=_name)
+    p.add_argument("--by", required=True, type=values.name)
     p.add_argument("--note", default="")
     p = add("decide", "record GO or NO-GO at the gate the run waits at")
     p.add_argument("gate")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--go", action="store_true")
     group.add_argument("--no-go", action="store_true")
-    p.add_argument("--by", required=True, type=_name)
+    p.add_argument("--by", required=True, type=values.name)
     p.add_argument("--note", default="")
     p.add_argument(
-        "--override", type=_reason, help="reason to GO although an automatic check fails"
+        "--override", type=values.reason, help="reason to GO although an automatic check fails"
     )
     p = add("rollback", "run the plan's rollback for a phase")
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
-    p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
+    p.add_argument(
+        "--by", type=values.name, help="who rolls back (default: --operator, else $USER)"
+    )
     add("report", "a Markdown audit of the run")
     p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
     p.add_argument(
-        "--account", type=_account, default="*", help="account id for the ARNs (default: *)"
+        "--account", type=values.account, default="*", help="account id for the ARNs (default: *)"
     )
     p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
-    p.add_argument("--error-rate", type=_percent, required=True, help="percent of failing calls")
+    p.add_argument(
+        "--error-rate", type=values.percent, required=True, help="percent of failing calls"
+    )
     _serve_commands(sub)
     # the list in the usage line leaves out the internal `view`
     sub.metavar = "{" + ",".join(name for name in sub.choices if name != "view") + "}"
@@ -214,10 +206,10 @@ def _serve_commands(sub: Any) -> None:
     `tui`; see runbook_entry)."""
     p = sub.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
     _common(p, sub=True)
-    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--port", type=values.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument(
         "--host",
-        type=_loopback_host,
+        type=values.loopback_host,
         default="127.0.0.1",
         help="loopback address to bind (default and only choice: 127.0.0.1)",
     )

@@ -29,7 +29,7 @@ def _in_range(
     return value
 
 
-def _time_scale(text: str) -> float:
+def time_scale(text: str) -> float:
     """--time-scale: a finite number above 0 (nan and inf would be stored and break every wait),
     at most MAX_TIME_SCALE (a 300-digit scale is no clock anyone can read)."""
     return _in_range(
@@ -44,7 +44,7 @@ def _time_scale(text: str) -> float:
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, us-gov-west-1, ap-southeast-2
 
 
-def _region(text: str) -> str:
+def region(text: str) -> str:
     """--region: an AWS region name, as AWS spells them."""
     if not REGION.fullmatch(text):
         raise argparse.ArgumentTypeError(
@@ -53,7 +53,7 @@ def _region(text: str) -> str:
     return text
 
 
-def _endpoint_url(text: str) -> str:
+def endpoint_url(text: str) -> str:
     """--endpoint-url: an http(s) URL with a host (botocore would take garbage and fail late)."""
     url = urlparse(text)
     try:
@@ -67,14 +67,14 @@ def _endpoint_url(text: str) -> str:
     return text
 
 
-def _account(text: str) -> str:
+def account(text: str) -> str:
     """iam-policy --account: a 12-digit AWS account id, or * for any."""
     if text != "*" and not re.fullmatch(r"\d{12}", text):
         raise argparse.ArgumentTypeError(f"not an AWS account id (12 digits, or *): {text!r}")
     return text
 
 
-def _read_timeout(text: str) -> float:
+def read_timeout(text: str) -> float:
     """--read-timeout: seconds a client waits for an answer, 1 to 3600."""
     low, high = READ_TIMEOUT_RANGE
     return _in_range(
@@ -86,21 +86,21 @@ def _read_timeout(text: str) -> float:
     )
 
 
-def _name(text: str) -> str:
+def name(text: str) -> str:
     """--by: who did it; a blank name records nobody."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must name who acts (not blank)")
     return text
 
 
-def _reason(text: str) -> str:
+def reason(text: str) -> str:
     """--override: why an unmet item is overridden; a blank reason explains nothing."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must give the reason (not blank)")
     return text
 
 
-def _percent(text: str) -> float:
+def percent(text: str) -> float:
     """--error-rate: a percentage from 0 to 100."""
     return _in_range(
         text,
@@ -111,7 +111,7 @@ def _percent(text: str) -> float:
     )
 
 
-def _limit_arg(kind: type[Number]) -> Callable[[str], Number | None]:
+def limit_arg(kind: type[Number]) -> Callable[[str], Number | None]:
     """A throttle value: a number above 0, or `off` (no limit / the runbook's value)."""
 
     def parse(text: str) -> Number | None:
@@ -124,7 +124,7 @@ def _limit_arg(kind: type[Number]) -> Callable[[str], Number | None]:
     return parse
 
 
-def _loopback_host(text: str) -> str:
+def loopback_host(text: str) -> str:
     """--host: loopback only (textual-serve has no authentication)."""
     host = "127.0.0.1" if text == "localhost" else text
     try:
@@ -139,6 +139,6 @@ def _loopback_host(text: str) -> str:
     return host
 
 
-def _port(text: str) -> int:
+def port(text: str) -> int:
     """--port: a TCP port from 1 to 65535."""
     return _in_range(text, int, "port number", lambda v: 1 <= v <= 65535, "a port from 1 to 65535")

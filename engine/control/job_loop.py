@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from engine.control import protocol
 from engine.control.fanout import Fanout
-from engine.control.tuning import Tuning
+from engine.control.throttle import OperatorThrottle
 from engine.core.commands import (
     Activity,
     ControlState,
@@ -62,10 +62,12 @@ class DetachedRun:
         self.until, self.only = until, only
         self.socket = socket
         # writepath's write throttle, when this build has it
-        self.tuning = Tuning(getattr(engine, "write_throttle", None), self.publish_control)
+        self.operator_throttle = OperatorThrottle(
+            getattr(engine, "write_throttle", None), self.publish_control
+        )
         self.fanout = Fanout(engine)
         engine.boundary = self._boundary
-        engine.hold = self.tuning.in_wait  # a pause holds inside waits too
+        engine.hold = self.operator_throttle.in_wait  # a pause holds inside waits too
         engine.subscribe(self.fanout)
         self._consent = consent  # `--yes` / `resume --yes`: every destructive step
         self._approved: str | None = None  # the one destructive step an operator confirmed
@@ -79,7 +81,7 @@ class DetachedRun:
     # ---- the engine's main thread --------------------------------------------------------------
 
     def _boundary(self, stop: threading.Event, writes: int) -> None:
-        self.tuning.at_boundary(stop, writes)
+        self.operator_throttle.at_boundary(stop, writes)
         if self._stopping.is_set():  # a stop that came while run() was starting (it clears it)
             stop.set()
 
@@ -163,10 +165,11 @@ class DetachedRun:
     # ---- what the operator sees ------------------------------------------------------------
 
     def control_state(self) -> ControlState:
-        settings = self.tuning.settings
+        settings = self.operator_throttle.settings
         with self._lock:
             activity = self._activity
-        pause = "paused" if self.tuning.held else "pausing" if self.tuning.paused else None
+        throttle = self.operator_throttle
+        pause = "paused" if throttle.held else "pausing" if throttle.paused else None
         last = self.last
         return ControlState(
             pid=os.getpid(),
@@ -198,7 +201,7 @@ class DetachedRun:
     # ---- commands (server threads) -----------------------------------------------------------
 
     def pause(self, by: str) -> str:
-        if not self.tuning.pause():
+        if not self.operator_throttle.pause():
             return "already paused"
         self._record(by, "paused the run at its next batch boundary")
         return "pausing at the next batch boundary (a checkpoint); `runbook resume` goes on"
@@ -207,10 +210,10 @@ class DetachedRun:
         """`consent`: every destructive step of this engine (`resume --yes`); `approve`: the
         one destructive step the operator has just confirmed (an attached console)."""
         if approve is not None:
-            step = next((s for s in self.engine.runbook.steps if s.id == approve), None)
+            step = self.engine.runbook.find_step(approve)
             if step is None or not step.destructive:
                 raise BadRequest(f"{approve!r} is not a destructive step of this runbook")
-        resumed = self.tuning.resume()
+        resumed = self.operator_throttle.resume()
         if consent and not self._consent:
             self._consent = True
             self._record(by, "consented to the destructive steps of this detached run")
@@ -239,7 +242,7 @@ class DetachedRun:
         return "stopping: the step checkpoints and the engine exits"
 
     def throttle(self, by: str, **changes: float | int | None) -> str:
-        settings = self.tuning.set_throttle(**changes)
+        settings = self.operator_throttle.set_throttle(**changes)
         self._record(by, f"throttle: {settings.describe()}")
         note = ""
         if "in_flight" in changes and not settings.in_flight_applied:

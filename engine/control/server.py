@@ -1,4 +1,5 @@
-"""The control socket: accepts same-user connections and hands their requests to the driver.
+"""The control socket: accepts same-user connections and hands their requests to the detached
+engine (`DetachedRun`, through the table of engine/control/requests.py).
 
 Each connection has its own thread; a request gets one response line. `subscribe` turns the
 connection into a watcher stream (engine/control/fanout.py).
@@ -26,10 +27,10 @@ BACKLOG = 16
 
 
 class ControlServer:
-    def __init__(self, path: Path, journal_path: Path, driver: DetachedRun) -> None:
+    def __init__(self, path: Path, journal_path: Path, detached: DetachedRun) -> None:
         self.path = path
         self.journal_path = journal_path
-        self.driver = driver
+        self.detached = detached
         self._sock: socket.socket | None = None
         self._closing = threading.Event()
 
@@ -99,17 +100,17 @@ class ControlServer:
     def _subscribe(self, conn: socket.socket) -> None:
         watcher = Watcher(conn)
         conn.sendall(protocol.answered("watching"))
-        self.driver.fanout.add(watcher, protocol.control_message(self.driver.control_state()))
+        self.detached.fanout.add(watcher, protocol.control_message(self.detached.control_state()))
         try:
             watcher.serve()
         finally:
-            self.driver.fanout.remove(watcher)
+            self.detached.fanout.remove(watcher)
 
     def handle(self, line: bytes) -> bytes:
         """One request line -> one response line; a refusal is a typed value (`Refusal`)."""
         try:
             request = parse_request(protocol.decode(line))
-            answer = request.apply(self.driver)
+            answer = request.apply(self.detached)
             return protocol.answered(request.answer.dump_python(answer, mode="json"))
         except protocol.ProtocolError as exc:
             return protocol.refused(Refusal.of(BadRequest(str(exc))))
@@ -118,5 +119,7 @@ class ControlServer:
         except (JournalError, ValueError) as exc:
             return protocol.refused(Refusal.of(BadRequest(str(exc))))
         except Exception as exc:  # the engine stays up whatever a request does
-            self.driver.engine.log(f"control request failed: {type(exc).__name__}: {exc}", "error")
+            self.detached.engine.log(
+                f"control request failed: {type(exc).__name__}: {exc}", "error"
+            )
             return protocol.refused(Refusal.of(BadRequest(f"{type(exc).__name__}: {exc}")))

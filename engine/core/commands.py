@@ -20,7 +20,7 @@ from engine.state.journal import Evidence
 GateEvidence = dict[str, Evidence]  # item id -> what was measured (or ticked) for it
 
 
-class RollbackStep(Frozen):
+class RollbackStepPreview(Frozen):
     """One step of a rollback, with the calls it makes (`runbook plan`'s lines)."""
 
     title: str
@@ -29,7 +29,7 @@ class RollbackStep(Frozen):
 
 class RollbackPreview(Frozen):
     phase: str
-    steps: tuple[RollbackStep, ...]
+    steps: tuple[RollbackStepPreview, ...]
 
     def lines(self) -> list[str]:
         """The preview as `runbook rollback --preview` prints it."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from engine.actions import registry as actions
 from engine.checks import registry as checks
 from engine.runbook.model import Bound, Problem, RollbackStep, Runbook, Step, auto_rollback_for
+from engine.runbook.selector import Selector
 
 DEFAULT_RUNBOOK = "company-scoped-migration.toml"
 _SLOT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
@@ -234,14 +235,14 @@ def _select_problem(kind: str, selector: Any, names: set[str], groups: set[str])
     """Why a table/function selector names nothing that exists, or None."""
     if not isinstance(selector, str):
         return None
-    if selector in ("@all", "@deprecated"):
-        return None
-    if selector.startswith("@group:"):
-        group = selector.removeprefix("@group:")
-        return None if group in groups else f"unknown {kind} group {group!r}"
-    if selector.startswith("@"):
+    parsed = Selector.parse(selector)
+    if parsed.kind == "group":
+        return None if parsed.value in groups else f"unknown {kind} group {parsed.value!r}"
+    if parsed.kind == "unknown":
         return f"unknown selector {selector!r} (use @all, @deprecated or @group:NAME)"
-    return None if selector in names else f"unknown {kind} {selector!r}"
+    if parsed.kind == "name":
+        return None if selector in names else f"unknown {kind} {selector!r}"
+    return None
 
 
 WATCHING_ACTIONS = ("watch_window", "shift_reads")  # steps whose params name triggers

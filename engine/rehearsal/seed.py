@@ -258,7 +258,7 @@ class ItemFactory:
                     "subscription": "pro",
                 }
             return
-        entity = next((e for e in self.rb.entities if e.target == spec.name), None)
+        entity = self.rb.find_entity_into(spec.name)
         for n in range(spec.items):
             company = self.companies[n % len(self.companies)] if self.companies else "comp-0"
             item: dict[str, Any] = {spec.partition_key: company}

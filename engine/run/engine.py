@@ -85,7 +85,7 @@ class Engine(GateCommands, RollbackCommands):
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
-    # detach: pause and pace at every batch boundary (engine/control/tuning.py), or None
+    # detach: pause and throttle at every batch boundary (engine/control/throttle.py), or None
     boundary: Boundary | None = None
     hold: Hold | None = None  # detach: waits stand still while paused
 
@@ -329,7 +329,7 @@ class Engine(GateCommands, RollbackCommands):
             journal=self.journal,
             state=state,
             clients=self.clients,
-            # follows set_time_scale; detach: pause and pace at each batch boundary
+            # follows set_time_scale; detach: pause and throttle at each batch boundary
             clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary, self.hold),
             artifacts_dir=self.store.artifacts_dir,
             emit=self.emit,

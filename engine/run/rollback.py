@@ -10,7 +10,7 @@ from functools import partial
 from engine.actions import registry as action_registry
 from engine.core.abandon import run_abandonable
 from engine.core.clock import Interrupted
-from engine.core.commands import RollbackPreview, RollbackStep
+from engine.core.commands import RollbackPreview, RollbackStepPreview
 from engine.core.events import StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.run.base import EngineBase
@@ -28,7 +28,7 @@ class RollbackCommands(EngineBase):
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
         actions = action_registry()
         steps = (
-            RollbackStep(
+            RollbackStepPreview(
                 title=rs.title or rs.action,
                 calls=tuple(c.render() for c in actions[rs.action].plan(self.runbook, rs.bound)),
             )

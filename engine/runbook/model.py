@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
 
+from engine.runbook.selector import Selector
+
 StepKind = Literal["action", "manual", "wait"]
 # Ids name files (artifacts, archives) and appear in commands: one path component, no spaces.
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
@@ -101,24 +103,13 @@ class Inventory(Strict):
 
     def select_tables(self, selector: str) -> list[str]:
         """`@all`, `@group:NAME`, `@deprecated`, or a literal table name."""
-        return _select(self.tables, selector)
+        return Selector.parse(selector).pick(self.tables)
 
     def select_functions(self, selector: str) -> list[str]:
-        return _select(self.functions, selector)
+        return Selector.parse(selector).pick(self.functions)
 
     def log_groups(self) -> list[str]:
         return [self.log_group_prefix + f.name for f in self.functions] + self.extra_log_groups
-
-
-def _select(specs: list[Any], selector: str) -> list[str]:
-    if selector == "@all":
-        return [s.name for s in specs]
-    if selector == "@deprecated":
-        return [s.name for s in specs if s.deprecate]
-    if selector.startswith("@group:"):
-        group = selector.removeprefix("@group:")
-        return [s.name for s in specs if s.group == group]
-    return [selector]
 
 
 class EntitySpec(Strict):
@@ -332,6 +323,25 @@ class Runbook(Strict):
 
     def entity(self, name: str) -> EntitySpec:
         return next(e for e in self.entities if e.name == name)
+
+    # the find_* lookups: None when there is no such item (the ones above raise StopIteration)
+
+    def find_step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def find_entity(self, name: str) -> EntitySpec | None:
+        return next((e for e in self.entities if e.name == name), None)
+
+    def find_entity_into(self, table: str) -> EntitySpec | None:
+        """The entity migrated into `table` (its target)."""
+        return next((e for e in self.entities if e.target == table), None)
+
+    def find_table(self, name: str) -> TableSpec | None:
+        """An inventory table by name."""
+        return next((t for t in self.inventory.tables if t.name == name), None)
+
+    def find_rollback(self, rollback_id: str) -> Rollback | None:
+        return next((r for r in self.rollbacks if r.id == rollback_id), None)
 
     def rollback_for(self, phase_id: str) -> Rollback | None:
         return next((r for r in self.rollbacks if phase_id in r.phases), None)

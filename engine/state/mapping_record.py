@@ -44,7 +44,7 @@ def read_override_file(path: Path) -> tuple[str, dict[str, str]]:
 
 
 def _writer(runbook: Runbook, step_id: str) -> bool:
-    step = next((s for s in runbook.steps if s.id == step_id), None)
+    step = runbook.find_step(step_id)
     if step is None:
         return False
     return step.action in WRITERS or (

@@ -133,7 +133,7 @@ def test_concurrent_conditional_writes_on_dynalite(dynalite, make_ctx, runbook, 
     # validation's comparison (parallel segments, BatchGetItem); its CloudWatch part needs
     # more than a DynamoDB endpoint
     vctx, _ = make_ctx("validate-migration", dynalite, journal=ctx.journal)
-    e = next(x for x in runbook.entities if x.name == "expenses")
+    e = runbook.entity("expenses")
     with vctx.artifact("problems.jsonl").open("w") as fh:
         problems = Problems(fh)
         counts = validate_source(vctx, e, build_resolver(vctx), None, problems, segments=3)

@@ -231,7 +231,7 @@ def test_resync_legacy_restores_legacy_items(aws, make_ctx, runbook):
     before = sorted(target_items(aws, PROJECTS), key=lambda i: i["projectId"])
     ddb = aws.client("dynamodb")
     ddb.delete_table(TableName=PROJECTS)
-    create_table(ddb, next(t for t in runbook.inventory.tables if t.name == PROJECTS))
+    create_table(ddb, runbook.find_table(PROJECTS))
     sctx, _ = make_ctx("rollback-cleanup#3", aws, journal=ctx.journal)
     s = run(sctx, "resync_legacy", {"entities": ["projects"]})
     assert s["resynced"] == 100 and s["skipped"] == 0

@@ -148,7 +148,7 @@ def test_migration_survives_every_fault_kind(
 def test_batch_writes_resend_unprocessed_items(aws, runbook, faults: Faults) -> None:
     from engine.rehearsal.seed import create_table
 
-    spec = next(t for t in runbook.inventory.tables if t.name == EXPENSES)
+    spec = runbook.find_table(EXPENSES)
     ddb = aws.client("dynamodb")
     create_table(ddb, spec)
     faults.arm({1: "unprocessed", 2: "throttle", 3: "unprocessed", 4: "503"}, {"BatchWriteItem"})

@@ -34,7 +34,7 @@ def test_phase_again_after_its_rollback(engine: Engine, aws: Connection) -> None
     rb = engine.runbook
     fn = rb.flags.functions[0]
     ts = engine.journal.run.migration_ts
-    expenses = next(e for e in rb.entities if e.name == "expenses")
+    expenses = rb.entity("expenses")
     advance(engine, ("gate", "gate-phase4"))
     assert flag(aws, fn, "DUAL_WRITE_ENABLED") == "true"
     migrated = migrated_items(aws, expenses.target, ts)

@@ -108,7 +108,7 @@ def test_dual_write_off_again_after_its_rollback(aws, make_ctx, runbook):
     j.step("enable-dual-write").cursors = {
         "flags": {runbook.flags.functions[0]: {"prior": {"DUAL_WRITE_ENABLED": "false"}}}
     }
-    rollback = next(r for r in runbook.rollbacks if r.id == "rollback-dual-write")
+    rollback = runbook.find_rollback("rollback-dual-write")
     index = next(i for i, s in enumerate(rollback.steps) if s.action == "restore_flags")
     j.rollback_steps[f"rollback-dual-write#{index}"] = type(j.step("x"))(
         started_at=datetime(2026, 1, 1, 10, tzinfo=UTC)

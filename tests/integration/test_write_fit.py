@@ -108,7 +108,7 @@ def test_item_size_by_dynamodb_rules() -> None:
 
 
 def test_an_item_that_passes_400_kb_once_company_scoped(runbook: Any) -> None:
-    e = next(x for x in runbook.entities if x.name == "expenses")
+    e = runbook.entity("expenses")
     legacy = big_legacy_expense()
     assert item_size(legacy) <= MAX_ITEM_BYTES
     scoped = to_company_scoped(e, legacy, "comp-a", MIGRATION_TS)
@@ -198,7 +198,7 @@ def record_puts(ddb: Any) -> list[str]:
 def test_items_the_target_cannot_hold_are_set_aside(aws, make_ctx, runbook, write_path):
     build(aws, runbook)
     ddb = aws.client("dynamodb")
-    e = next(x for x in runbook.entities if x.name == "expenses")
+    e = runbook.entity("expenses")
     # what moto hides: it writes a number into the invoiceNum-index key declared S
     hidden = to_company_scoped(
         e, {"userId": "u", "expenseId": "probe", "invoiceNum": Decimal(1)}, "c", MIGRATION_TS

@@ -1,258 +1,259 @@
-"""The main screen: timeline, detail, progress, error rate, step log, status line.
-
-It composes the widgets, renders the run's snapshot (`RunbookApp.snapshot`) and nothing else of
-the engine's state, and routes the engine's events to them. Its keys are in main_keys.py, what
-they do (commands to the engine through the app's driver) in main_commands.py.
-"""
+"""The main screen: the view of the run (main_view.py), its keys (main_keys.py) and what they
+do: commands to the engine through the app's driver."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from textual import on
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Static, Tree
-
-from engine.core.events import Alert, LogLine, MetricSample, Progress, StepStarted, as_log_line
-from engine.core.outcome import Outcome
-from engine.core.views import AlertView, NodeRef, RunSnapshot, RunState
-from tui.lines import PAUSE_LINES, next_gate_line, status_text, throttle_note, topbar_text
-from tui.logbook import LogEntry, entry_of, render_entry
-from tui.messages import EngineEvent, WorkEnded
+from engine.core.outcome import BadRequest, CommandRefused, Outcome
+from engine.rehearsal.clock import clock_label, next_scale
+from tui.messages import WorkEnded
+from tui.screens.gate import GateScreen
 from tui.screens.keys import KeysScreen, key_lines, key_rows
-from tui.screens.main_commands import MainCommands
+from tui.screens.log import LogScreen
 from tui.screens.main_keys import MAIN_BINDINGS, main_key_state
-from tui.screens.prompts import TypedConfirm
-from tui.widgets.banners import AlertBanner, StatusLine
-from tui.widgets.error_rate import ErrorRateStrip
-from tui.widgets.step_detail import StepDetail
-from tui.widgets.table_progress import ProgressPanel
-from tui.widgets.timeline import Timeline
-
-if TYPE_CHECKING:
-    from tui.app import RunbookApp
-
-MIN_WIDTH, MIN_HEIGHT = 80, 24
+from tui.screens.main_view import MainView
+from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
+from tui.screens.rollback import RollbackScreen, preview_text
+from tui.screens.throttle import ThrottleScreen
+from tui.widgets.banners import AlertBanner
 
 
-class MainScreen(MainCommands, Screen[None]):
+class MainScreen(MainView):
+    """The main screen: its view (main_view.py), its keys (main_keys.py) and what they do, the
+    action_* methods Textual calls: commands to the engine through the app's driver."""
+
     BINDINGS = MAIN_BINDINGS
 
-    app: RunbookApp
+    def action_faster(self) -> None:
+        self._change_clock(faster=True)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.selected: NodeRef | None = None  # browsing: the cursor is off what runs now
-        self.alerts_seen = 0
-        self.ready = False  # composed and mounted: a detached engine's news may come before
+    def action_slower(self) -> None:
+        self._change_clock(faster=False)
 
-    # ---- layout ---------------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        app = self.app
-        yield Static(id="topbar")
-        yield AlertBanner(id="alert")
-        with Horizontal(id="body"):
-            yield Timeline(app.engine.runbook, id="timeline")
-            with Vertical(id="right"):
-                yield StepDetail(id="detail")
-                yield ProgressPanel(id="progress", clock=app.ui_clock)
-                yield ErrorRateStrip(self._error_rate_limit(), id="errors")
-                yield RichLog(id="steplog", wrap=True, markup=False, min_width=20)
-        yield StatusLine(id="status")
-        yield Footer()
-        yield Static(
-            f"Terminal too small: need {MIN_WIDTH}x{MIN_HEIGHT}.\n"
-            "Enlarge the window; the run is unaffected.",
-            id="too-small",
-        )
-
-    def _error_rate_limit(self) -> float:
-        triggers = [t for t in self.app.engine.runbook.triggers if t.metric == "error_rate"]
-        return triggers[0].threshold if triggers else 1.0
-
-    def on_mount(self) -> None:
-        snapshot = self.app.snapshot
-        self.alerts_seen = len(snapshot.alerts)
-        if snapshot.proposed_rollback and snapshot.alerts:
-            self.query_one(AlertBanner).show_alert(snapshot.alerts[-1])
-        self.watch(self.app, "snapshot", self._on_snapshot, init=False)
-        self.refresh_view()
-        self._write_step_log()
-        self.query_one(Timeline).focus()
-        self.call_after_refresh(self._follow_current)
-        self.ready = True
-
-    def set_too_small(self, small: bool) -> None:
-        self.set_class(small, "too-small")
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.refresh_view)  # timeline labels fit the new width
-
-    # ---- what the run looks like ------------------------------------------------------------
-
-    @property
-    def snapshot(self) -> RunSnapshot:
-        return self.app.snapshot
-
-    def current_ref(self) -> NodeRef | None:
-        return self.snapshot.current
-
-    def shown_ref(self) -> NodeRef | None:
-        return self.selected or self.current_ref()
-
-    def _on_snapshot(self, snapshot: RunSnapshot) -> None:
-        if len(snapshot.alerts) > self.alerts_seen:  # a new alert (a viewer sees it too)
-            self.alerts_seen = len(snapshot.alerts)
-            if snapshot.proposed_rollback or snapshot.state is RunState.RUNNING:
-                self.query_one(AlertBanner).show_alert(snapshot.alerts[-1])
-        if self.query_one(AlertBanner).shown and snapshot.state is RunState.DONE:
-            self.query_one(AlertBanner).clear()
-        self._close_settled_dialog(snapshot)
-        self.refresh_view()
-        self._sync_step_log()
-
-    def _close_settled_dialog(self, snapshot: RunSnapshot) -> None:
-        """A confirmation whose step already runs or is done (consent given elsewhere) asks
-        nothing any more: close it, and say why."""
-        dialog = self.app.screen
-        if not isinstance(dialog, TypedConfirm) or dialog.step is None:
+    def _change_clock(self, faster: bool) -> None:
+        driver = self.app.driver
+        if self.app.read_only or not driver.clock_changeable:
             return
-        status = snapshot.step(dialog.step).status
-        if status in ("running", "done"):
-            dialog.dismiss(None)
-            self.notify(
-                f"{dialog.step} was confirmed elsewhere ({status}); the dialog closed",
-                timeout=20,  # the operator was typing into it: time to read why it went
-            )
+        ladder = self.app.engine.runbook.rehearsal.scales
+        run = self.snapshot.run
+        current = run.time_scale if run else self.app.engine.options.time_scale
+        scale = next_scale(current, ladder, faster)
+        if scale == current:
+            self.notify(f"the clock is already at its {'fastest' if faster else 'slowest'}")
+            return
+        try:
+            driver.set_time_scale(scale)  # journaled, then a snapshot
+        except (CommandRefused, BadRequest, OSError) as exc:
+            self.notify(str(exc), title="clock unchanged", severity="error", timeout=10)
+            return
+        self.notify(f"clock: {clock_label(scale)}")
 
-    def refresh_view(self) -> None:
-        snapshot = self.snapshot
-        self.query_one(Timeline).refresh_from(snapshot)
-        ref = self.shown_ref()
-        detail = self.query_one(StepDetail)
-        panel = self.query_one(ProgressPanel)
-        runbook = self.app.engine.runbook
-        if ref and ref.kind == "step":
-            view = snapshot.step(ref.id)
-            detail.show_step(
-                view,
-                runbook.phase(view.phase).title,
-                next_gate_line(snapshot),
-                can_run=bool(self.check_action("run", ())),
+    def action_run(self) -> None:
+        """Run until a human is needed. A destructive step is confirmed (typed) before the
+        worker starts, so the engine thread never waits on the screen."""
+        app = self.app
+        if app.read_only or (app.driver.busy and not app.driver.paused):
+            return
+        if app.driver.paused:  # a detached engine held at a batch boundary: let it go on
+            self._start_run(approved=None)
+            return
+        node = self.snapshot.next_node
+        step = self.snapshot.step(node.id) if node and node.kind == "step" else None
+        if step is not None and step.destructive:
+            gate = app.engine.runbook.step(step.id).requires_gate or "-"
+            details = (
+                f"{step.id}: {step.title}\nRequires gate {gate} (GO). "
+                "Resources are archived beside the journal before deletion; what cannot be "
+                "archived is logged and listed in the report."
             )
-            panel.show(view)
-        elif ref and ref.kind == "gate":
-            detail.show_gate(snapshot.gate(ref.id), snapshot.waiting == ref)
-            panel.show(None)
-        else:
-            detail.update("Every step is done. Press l for the log; `runbook report` audits it.")
-            panel.show(None)
+            if self.snapshot.archive_gaps:
+                gaps = self.snapshot.archive_gaps
+                details += f"\nArchive incomplete ({len(gaps)}): " + "; ".join(gaps[:3])
+                details += " …" if len(gaps) > 3 else ""
+
+            def answered(ok: bool | None) -> None:
+                if ok:
+                    self._start_run(approved=step.id)
+                elif ok is False:
+                    self.notify(f"{step.id} not confirmed; nothing was changed")
+
+            dialog = TypedConfirm(
+                f"Destructive step in {step.phase}", details, step.phase, step=step.id
+            )
+            self.app.push_screen(dialog, answered)
+            return
+        self._start_run(approved=None)
+
+    def _start_run(self, approved: str | None) -> None:
+        self.query_one(AlertBanner).clear()
+        self.alerts_seen = len(self.snapshot.alerts)
+        self.app.driver.start_run(approved)
+        self.refresh_view()
+
+    def action_stop(self) -> None:
+        driver = self.app.driver
+        if driver.remote and not self.app.read_only:
+            driver.stop()
+            self.notify("stopping the detached engine: the batch finishes, a checkpoint, it exits")
+        elif driver.busy:
+            driver.stop()
+            self.notify("stopping: the current batch finishes, then a checkpoint")
+
+    def action_pause(self) -> None:
+        driver = self.app.driver
+        if driver.remote and driver.busy and not self.app.read_only:
+            driver.pause()
+            self.notify("pausing at the next batch boundary (a checkpoint); r resumes")
+
+    def action_throttle(self) -> None:
         app = self.app
         driver = app.driver
-        attached = f"ATTACHED pid {driver.pid}" if driver.remote else "DRIVING"
-        self.query_one("#topbar", Static).update(
-            topbar_text(
-                snapshot,
-                driver.operator,
-                app.read_only,
-                app.holder,
-                view_only=app.view_only,
-                driving=attached,
-                width=self.query_one("#topbar").size.width or None,
-            )
-        )
-        self.query_one("#topbar").set_class(app.read_only, "read-only")
-        status = status_text(snapshot, app.read_only, driver.busy, app.holder)
-        if driver.remote and not app.read_only:  # after the state: it must stay in view
-            status += throttle_note(driver.throttle_state)  # type: ignore[union-attr]
-        if driver.remote and driver.paused and not app.read_only:
-            status = PAUSE_LINES.get(driver.pause_state or "", PAUSE_LINES["pausing"]) + status
-        self.query_one(StatusLine).update(status)
-        # attached, pause and throttle join the keys: the compact footer keeps all of them
-        # on 80 columns (a local console's footer stays as it was)
-        self.query_one(Footer).compact = driver.remote
-        self.refresh_bindings()
-
-    def _write_step_log(self) -> None:
-        """The pane shows the lines of the step or gate in view, and only those."""
-        log = self.query_one("#steplog", RichLog)
-        log.clear()
-        owner = self._log_owner()
-        log.border_title = f"log · {owner}"
-        for entry in self.app.log_entries:
-            if entry.step == owner:
-                log.write(render_entry(entry))
-
-    # ---- engine events ------------------------------------------------------------------------
-
-    @on(EngineEvent)
-    def on_engine(self, message: EngineEvent) -> None:
-        message.stop()  # handled here; the app re-posted it
-        event = message.event
-        if isinstance(event, Progress):
-            panel = self.query_one(ProgressPanel)
-            # only the step in view: a late event of a finished step must not leave its bar
-            # under the manual step the run has moved on to
-            if self.shown_ref() == NodeRef.step(event.step_id):
-                panel.show_step(event.step_id)
-                panel.set_progress(
-                    event.table,
-                    event.done,
-                    event.total,
-                    event.rate,
-                    event.eta_seconds,
-                    in_flight=event.in_flight,
-                )
+        if not driver.remote or app.read_only or app.view_only:
             return
-        now = self.app.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        if (line := as_log_line(event, now)) is not None:
-            self.app.add_log_entry(entry_of(line, now))
-        if isinstance(event, LogLine):
-            self.app.add_log_entry(entry_of(event, now))
-        elif isinstance(event, Alert):
-            self.query_one(AlertBanner).show_alert(
-                AlertView(
-                    trigger=event.trigger_id,
-                    step=event.step_id,
-                    phase=None,
-                    at=None,
-                    message=event.message,
-                    measured=event.measured,
-                    threshold=event.threshold,
-                    rollback=event.proposed_rollback,
-                    auto_rollback=event.auto_rollback,
-                )
-            )
-            self.app.bell()
-        elif isinstance(event, MetricSample) and event.metric == "error_rate":
-            self.query_one(ErrorRateStrip).add(event.step_id, event.value)
-        elif isinstance(event, StepStarted):
-            self.selected = None
-            self._write_step_log()
-            self._follow_current(NodeRef.step(event.step_id))
 
-    def _log_owner(self) -> str:
-        ref = self.shown_ref()
-        return ref.id if ref else "run"
+        def answered(settings: dict | None) -> None:
+            if settings is None:
+                return
+            try:
+                said = driver.throttle(**settings)
+            except (CommandRefused, BadRequest, OSError) as exc:
+                self.notify(str(exc), title="throttle unchanged", severity="error", timeout=10)
+                return
+            self.notify(f"throttle: {said}")
+            self.refresh_view()
 
-    def _sync_step_log(self) -> bool:
-        """What is in view moved on without a StepStarted here (an attached or read-only
-        console learns it from snapshots): the pane follows, title and lines together.
-        True when it was written anew (from every entry the app holds)."""
-        if self.query_one("#steplog", RichLog).border_title == f"log · {self._log_owner()}":
-            return False
+        app.push_screen(ThrottleScreen(driver.throttle_state), answered)
+
+    def action_detach(self) -> None:
+        app = self.app
+        if app.handoff is None or app.driver.remote or app.driver.busy or app.read_only:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify("starting a detached engine on this journal…")
+                app.hand_over()
+
+        app.push_screen(
+            YesNo(
+                "Hand the run to a background engine? It goes on without this console and this "
+                "terminal; the console attaches to it (q then leaves it running). Destructive "
+                "steps still ask you first."
+            ),
+            answered,
+        )
+
+    def action_gate(self) -> None:
+        snapshot = self.snapshot
+        if self.selected and self.selected.kind == "gate":
+            gate_id: str | None = self.selected.id
+        elif snapshot.waiting and snapshot.waiting.kind == "gate":
+            gate_id = snapshot.waiting.id
+        else:
+            gate_id = snapshot.next_gate
+        if gate_id is None:
+            self.notify("no gate ahead")
+            return
+        busy = self.app.driver.busy
+        why = "a step is running; decide when the run waits here" if busy else ""
+        self.app.push_screen(
+            GateScreen(gate_id, read_only=self.app.read_only or busy, why_read_only=why),
+            lambda _: self._after_gate(),
+        )
+
+    def _after_gate(self) -> None:
+        """A decision moves the run on: the view, its step log and the cursor follow."""
+        self.selected = None
+        self.refresh_view()
         self._write_step_log()
-        return True
+        self._follow_current()
 
-    def add_entry(self, entry: LogEntry) -> None:
-        """A new log line: into the pane when it belongs to what is in view."""
-        if self._sync_step_log():  # never a line of one step under another step's title
-            return  # written anew, this entry with the others
-        if entry.step == self._log_owner():
-            self.query_one("#steplog", RichLog).write(render_entry(entry))
+    def action_ack(self) -> None:
+        waiting = self.snapshot.waiting
+        if not waiting or waiting.kind != "step":
+            self.notify("the run is not waiting at a manual step")
+            return
+        step = self.snapshot.step(waiting.id)
+        driver = self.app.driver
+
+        def answered(note: str | None) -> None:
+            if note is None:
+                return
+            try:  # the engine is idle: the ack key is offered only then
+                driver.ack(step.id, note=note)
+            except (CommandRefused, BadRequest, OSError) as exc:
+                self.notify(str(exc), title="not acknowledged", severity="error", timeout=10)
+                return
+            self.notify(f"{step.id} acknowledged; r continues the run")
+
+        if step.kind == "manual":
+            prompt = TextPrompt(
+                f"Acknowledge: {step.title}", f"{step.instructions}\nOptional note, then enter."
+            )
+        else:  # findings to accept: say what, and ask why
+            prompt = TextPrompt(
+                f"Accept the findings of {step.id}",
+                f"{step.error}\nr instead runs it again. Type why these are accepted (recorded).",
+                required=True,
+            )
+        self.app.push_screen(prompt, answered)
+
+    def _rollback_phase(self) -> str | None:
+        rb = self.app.engine.runbook
+        banner = self.query_one(AlertBanner)
+        proposed_id = self.snapshot.proposed_rollback if banner.shown else None
+        proposed = rb.find_rollback(proposed_id)
+        if proposed is not None:  # the phase whose rollback is the one proposed
+            own = [p for p in proposed.phases if (r := rb.rollback_for(p)) and r is proposed]
+            return (own or proposed.phases or [None])[0]
+        ref = self.shown_ref()
+        if ref and ref.kind == "step":
+            return rb.step(ref.id).phase
+        if ref and ref.kind == "gate":
+            gate = rb.gate(ref.id)
+            return gate.before_phase or gate.after_phase
+        return None
+
+    def action_rollback(self) -> None:
+        phase = self._rollback_phase()
+        engine = self.app.engine
+        rollback = engine.runbook.rollback_for(phase) if phase else None
+        if phase is None or rollback is None:
+            self.notify(f"no rollback is defined for {phase or 'this selection'}")
+            return
+        try:
+            preview = preview_text(self.app.driver.preview_rollback(phase))
+        except (CommandRefused, BadRequest, OSError) as exc:
+            self.notify(str(exc), title="no rollback preview", severity="error", timeout=10)
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.app.driver.start_rollback(phase)
+                self.refresh_view()
+
+        self.app.push_screen(RollbackScreen(phase, rollback, preview), confirmed)
+
+    def action_log(self) -> None:
+        self.app.push_screen(LogScreen(self.app.log_entries))
+
+    def action_step_log(self) -> None:
+        ref = self.shown_ref()
+        self.app.push_screen(LogScreen(self.app.log_entries, step=ref.id if ref else "run"))
+
+    def action_dismiss_alert(self) -> None:
+        self.query_one(AlertBanner).clear()
+
+    def ask_quit(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.stop_then_exit()
+
+        if not isinstance(self.app.screen, YesNo):
+            self.app.push_screen(
+                YesNo("A step is running. Stop it at a checkpoint and quit?"), answered
+            )
+
+    # ---- a run's end -----------------------------------------------------------------------
 
     def work_ended(self, message: WorkEnded) -> None:
         outcome = message.outcome if isinstance(message.outcome, Outcome) else None
@@ -278,26 +279,6 @@ class MainScreen(MainCommands, Screen[None]):
         if outcome.waiting:
             text = f"waiting at {outcome.waiting}: {text}"
         self.notify(text, severity=severity, timeout=8)  # type: ignore[arg-type]
-
-    # ---- selection ----------------------------------------------------------------------------
-
-    @on(Tree.NodeHighlighted, "#timeline")
-    def _highlighted(self, event: Tree.NodeHighlighted) -> None:
-        data = event.node.data
-        if data and data[0] in ("step", "gate"):
-            ref = NodeRef.of(data)
-            # on the current node the view follows the run; elsewhere it stays put
-            selected = None if ref == self.current_ref() else ref
-            if selected != self.selected or selected is None:
-                self.selected = selected
-                self.refresh_view()
-                self._write_step_log()
-
-    def _follow_current(self, ref: NodeRef | None = None) -> None:
-        """Put the timeline's cursor on what runs (or waits) now, unless the operator browses."""
-        ref = ref or self.current_ref()
-        if self.selected is None and ref:
-            self.query_one(Timeline).select_ref(ref.as_tuple())
 
     # ---- keys ------------------------------------------------------------------------------------
 

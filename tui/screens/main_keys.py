@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual.binding import Binding, BindingType
 
-if TYPE_CHECKING:
-    from tui.app import RunbookApp
+from tui.console_app import ConsoleApp
 
 LOGS = Binding.Group("Logs")
-# attached: p holds the run, t sets its pace (gh-ost's sense of throttle); one footer
+# attached: p holds the run, t sets its throttle (gh-ost's sense of throttle); one footer
 # entry keeps every key visible at 80 columns
 THROTTLE = Binding.Group("Throttle")
 MAIN_BINDINGS: list[BindingType] = [
@@ -55,7 +52,7 @@ MAIN_BINDINGS: list[BindingType] = [
 DRIVING = ("run", "ack", "rollback", "stop", "faster", "slower", "pause", "detach", "throttle")
 
 
-def main_key_state(action: str, app: RunbookApp) -> bool | None:
+def main_key_state(action: str, app: ConsoleApp) -> bool | None:
     """Whether a main-screen key works now: True, None = not now (dimmed), False = never
     (hidden)."""
     if action in DRIVING and app.read_only:

@@ -65,7 +65,7 @@ class EntitiesParams(BaseModel):
 
 
 def entity_spec(rb: Runbook, name: str) -> EntitySpec:
-    found = next((e for e in rb.entities if e.name == name), None)
+    found = rb.find_entity(name)
     if found is None:
         known = ", ".join(e.name for e in rb.entities)
         raise ValueError(f"unknown entity {name!r} (runbook entities: {known})")
@@ -74,14 +74,14 @@ def entity_spec(rb: Runbook, name: str) -> EntitySpec:
 
 def target_keys(rb: Runbook, e: EntitySpec) -> tuple[str, str]:
     """(partition, sort) key names of the entity's company-scoped table."""
-    spec = next((t for t in rb.inventory.tables if t.name == e.target), None)
+    spec = rb.find_table(e.target)
     if spec is not None and spec.sort_key:
         return spec.partition_key, spec.sort_key
     return e.company_attr, e.id_attr
 
 
 def source_keys(rb: Runbook, e: EntitySpec) -> list[str]:
-    spec = next((t for t in rb.inventory.tables if t.name == e.source), None)
+    spec = rb.find_table(e.source)
     if spec is None:
         return [e.user_attr, e.id_attr]
     return [spec.partition_key] + ([spec.sort_key] if spec.sort_key else [])
@@ -397,7 +397,7 @@ def run(ctx: ActionContext, p: EntitiesParams) -> AnalyzeSummary:
 def plan(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
     calls: list[PlannedCall] = []
     for name in p.entities:
-        e = next((x for x in rb.entities if x.name == name), None)
+        e = rb.find_entity(name)
         if e is None:
             continue
         calls.append(PlannedCall("dynamodb", "Scan", e.source, "read only, streamed"))

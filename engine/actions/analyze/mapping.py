@@ -50,7 +50,7 @@ def _spec(rb: Runbook) -> MappingSpec:
 def membership_keys(rb: Runbook) -> tuple[str, str]:
     """(partition, sort) key names of the company-users table."""
     m = _spec(rb)
-    spec = next((t for t in rb.inventory.tables if t.name == m.company_users_table), None)
+    spec = rb.find_table(m.company_users_table)
     if spec and spec.sort_key:
         return spec.partition_key, spec.sort_key
     return m.company_attr, m.user_attr
@@ -58,7 +58,7 @@ def membership_keys(rb: Runbook) -> tuple[str, str]:
 
 def company_key(rb: Runbook) -> str:
     m = _spec(rb)
-    spec = next((t for t in rb.inventory.tables if t.name == m.companies_table), None)
+    spec = rb.find_table(m.companies_table)
     return spec.partition_key if spec else m.company_attr
 
 

@@ -462,7 +462,7 @@ def unsound_migration(summary: dict[str, Any]) -> str | None:
 
 
 def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
-    e = next((x for x in rb.entities if x.name == p.entity), None)
+    e = rb.find_entity(p.entity)
     if e is None:
         return []
     return [

@@ -122,7 +122,7 @@ def run_remove(ctx: ActionContext, p: RemoveParams) -> dict[str, Any]:
 def plan_remove(rb: Runbook, p: RemoveParams) -> list[PlannedCall]:
     calls = []
     for name in p.entities:
-        e = next((x for x in rb.entities if x.name == name), None)
+        e = rb.find_entity(name)
         if e:
             calls.append(PlannedCall("dynamodb", "Scan", e.target, "updatedAt = migration ts"))
             calls.append(
@@ -191,7 +191,7 @@ def run_resync(ctx: ActionContext, p: EntitiesParams) -> dict[str, Any]:
 def plan_resync(rb: Runbook, p: EntitiesParams) -> list[PlannedCall]:
     calls = []
     for name in p.entities:
-        e = next((x for x in rb.entities if x.name == name), None)
+        e = rb.find_entity(name)
         if e:
             calls.append(PlannedCall("dynamodb", "Scan", e.target, "items with createdBy"))
             calls.append(PlannedCall("dynamodb", "BatchWriteItem", e.source, "inverse transform"))

@@ -82,7 +82,7 @@ def worst_error_rates(rb: Runbook, journal: Journal) -> list[float]:
 
 
 def _phase(ctx: ActionContext) -> str:
-    step = next((s for s in ctx.runbook.steps if s.id == ctx.step_id), None)
+    step = ctx.runbook.find_step(ctx.step_id)
     return step.phase if step else ""
 
 

@@ -96,7 +96,7 @@ def _check_relations(
     company (batch_get per related entity, keys deduplicated)."""
     ddb = ctx.client("dynamodb")
     for attr, rel_name in e.relations.items():
-        rel = next((x for x in ctx.runbook.entities if x.name == rel_name), None)
+        rel = ctx.runbook.find_entity(rel_name)
         if rel is None:
             continue
         rpk, rsk = target_keys(ctx.runbook, rel)

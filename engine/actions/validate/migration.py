@@ -175,7 +175,7 @@ def run(ctx: ActionContext, p: ValidateParams) -> ValidationSummary:
 def plan(rb: Runbook, p: ValidateParams) -> list[PlannedCall]:
     calls: list[PlannedCall] = []
     for n in p.entities:
-        e = next((x for x in rb.entities if x.name == n), None)
+        e = rb.find_entity(n)
         if e:
             calls.append(PlannedCall("dynamodb", "Scan", e.source, "read only"))
             calls.append(PlannedCall("dynamodb", "BatchGetItem", e.target, "per source page"))

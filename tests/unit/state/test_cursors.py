@@ -259,7 +259,7 @@ def test_cursors_round_trip_through_toml(step_id: str) -> None:
 @pytest.mark.parametrize("key", sorted(ROLLBACK_TODAY))
 def test_rollback_cursors_round_trip_through_toml(key: str, runbook: Runbook) -> None:
     rollback_id, index = key.split("#")
-    rollback = next(r for r in runbook.rollbacks if r.id == rollback_id)
+    rollback = runbook.find_rollback(rollback_id)
     model = registry()[rollback.steps[int(index)].action].cursors
     typed = model.model_validate(ROLLBACK_TODAY[key])
     again = model.model_validate(tomllib.loads(tomli_w.dumps({"c": dump(typed)}))["c"])

@@ -1,12 +1,12 @@
 """The live knobs an operator turns on a running engine: pause, and the throttle.
 
-`Tuning.at_boundary` is the engine's `Clock` boundary hook: every action calls `clock.check()`
-between batches, so a pause holds the run at its next boundary, with everything before it
-checkpointed. A batch of writes says how many items it writes (`clock.check(writes)`): only
-those are paced and counted against `segments`; flags, waits, polls and reads are not (a rate
-of 2 items/s must not make four flag updates take 38 s). A stop always wins.
-`Tuning.in_wait` is its hold hook inside waits (watch windows, polls): a pause holds there too,
-and the wait's time (plan time, for a watch window) stands still until the resume.
+`OperatorThrottle.at_boundary` is the engine's `Clock` boundary hook: every action calls
+`clock.check()` between batches, so a pause holds the run at its next boundary, with everything
+before it checkpointed. A batch of writes says how many items it writes (`clock.check(writes)`):
+only those are throttled and counted against `segments`; flags, waits, polls and reads are not
+(a rate of 2 items/s must not make four flag updates take 38 s). A stop always wins.
+`OperatorThrottle.in_wait` is its hold hook inside waits (watch windows, polls): a pause holds
+there too, and the wait's time (plan time, for a watch window) stands still until the resume.
 
 The throttle's setters are this one small interface:
 - `rate`: items written per second, applied here: a batch of n items is admitted n/rate seconds
@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 BATCH_ITEMS = 25  # the architecture's write batch: what one boundary admits
-POLL_SECONDS = 0.1  # a stop is seen this quickly while paused or paced
+POLL_SECONDS = 0.1  # a stop is seen this quickly while paused or throttled
 # A thread let through a boundary is writing its batch until it comes back; one that has not
 # come back for this long has left the loop (its segment ended) and holds nothing up.
 BATCH_GONE_SECONDS = 3.0
 
 
-class InFlightLimit(Protocol):
+class InFlightThrottle(Protocol):
     """What the engine's write throttle offers (writepath's WriteThrottle)."""
 
     def set_limit(self, k: int) -> int: ...
@@ -59,10 +59,10 @@ class ThrottleSettings:
         return ", ".join(parts)
 
 
-class Tuning:
+class OperatorThrottle:
     def __init__(
         self,
-        write_throttle: InFlightLimit | None = None,
+        write_throttle: InFlightThrottle | None = None,
         on_hold: Callable[[], None] | None = None,
     ) -> None:
         self._cond = threading.Condition()  # an RLock inside: on_hold may read `held`
@@ -170,7 +170,7 @@ class Tuning:
                     if holding:
                         self._held, holding = self._held - 1, False
                         self._hold_changed()
-                    if not writes:  # nothing written next: pause only, never paced
+                    if not writes:  # nothing written next: pause only, never throttled
                         return
                     if self._admit(me, writes):
                         self._writing[me] = time.monotonic()
@@ -198,7 +198,7 @@ class Tuning:
                 self._hold_changed()
 
     def _admit(self, me: int, writes: int) -> bool:
-        """Segments, then pace: True to let a batch go now, else waits a little (locked)."""
+        """Segments, then rate: True to let a batch go now, else waits a little (locked)."""
         limit = self._settings.segments
         if limit and self._writers(exclude=me) >= limit:
             self._cond.wait(POLL_SECONDS)

@@ -1,5 +1,5 @@
 """The live knobs at a batch boundary: pause holds `Clock.check()`, resume releases it, a stop
-wins over a pause, the pace spaces batches out. Real threads, no sleeps as waits."""
+wins over a pause, the rate spaces batches out. Real threads, no sleeps as waits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from engine.control.peer import peer_allowed
-from engine.control.tuning import BATCH_ITEMS, Tuning
+from engine.control.throttle import BATCH_ITEMS, OperatorThrottle
 from engine.core.clock import Clock, Interrupted
 
 
@@ -39,23 +39,23 @@ def _batches(clock: Clock, passed: list[float], stop_after: int | None = None) -
 
 def test_pause_holds_at_the_boundary_and_resume_goes_on() -> None:
     holds: list[bool] = []
-    tuning = Tuning(on_hold=lambda: holds.append(tuning.held))
+    throttle = OperatorThrottle(on_hold=lambda: holds.append(throttle.held))
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
-    assert tuning.pause() and not tuning.pause()  # a second pause changes nothing
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
+    assert throttle.pause() and not throttle.pause()  # a second pause changes nothing
     passed: list[float] = []
     thread = _batches(clock, passed, stop_after=3)
-    _until(lambda: tuning.held)
+    _until(lambda: throttle.held)
     assert passed == [] and holds == [True]  # nothing got past the boundary
-    assert tuning.resume()
+    assert throttle.resume()
     thread.join(5)
-    assert len(passed) == 3 and not tuning.held and holds == [True, False]
+    assert len(passed) == 3 and not throttle.held and holds == [True, False]
 
 
 def test_paused_only_once_every_writer_finished_the_batch_it_began() -> None:
-    tuning = Tuning()
+    throttle = OperatorThrottle()
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
     writing, finish = threading.Event(), threading.Event()
 
     def segment_mid_batch() -> None:
@@ -67,27 +67,27 @@ def test_paused_only_once_every_writer_finished_the_batch_it_began() -> None:
     first = threading.Thread(target=segment_mid_batch, daemon=True)
     first.start()
     writing.wait(5)
-    tuning.pause()
+    throttle.pause()
     second = _batches(clock, [], stop_after=1)  # another segment reaches the boundary
-    _until(lambda: tuning.waiting == 1)
-    assert tuning.paused and not tuning.held  # pausing: the first one still writes
+    _until(lambda: throttle.waiting == 1)
+    assert throttle.paused and not throttle.held  # pausing: the first one still writes
     finish.set()
-    _until(lambda: tuning.waiting == 2)
-    assert tuning.held
-    tuning.resume()
+    _until(lambda: throttle.waiting == 2)
+    assert throttle.held
+    throttle.resume()
     first.join(5)
     second.join(5)
     assert not first.is_alive() and not second.is_alive()
 
 
 def test_a_stop_interrupts_a_paused_action() -> None:
-    tuning = Tuning()
+    throttle = OperatorThrottle()
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
-    tuning.pause()
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
+    throttle.pause()
     passed: list[float] = []
     thread = _batches(clock, passed)
-    _until(lambda: tuning.held)
+    _until(lambda: throttle.held)
     started = time.monotonic()
     stop.set()
     thread.join(5)
@@ -96,31 +96,31 @@ def test_a_stop_interrupts_a_paused_action() -> None:
 
 
 def test_rate_spaces_batches_and_a_change_applies_at_once() -> None:
-    tuning = Tuning()
-    tuning.set_throttle(rate=BATCH_ITEMS * 20.0)  # 20 batches a second
+    throttle = OperatorThrottle()
+    throttle.set_throttle(rate=BATCH_ITEMS * 20.0)  # 20 batches a second
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
     passed: list[float] = []
     _batches(clock, passed, stop_after=6).join(5)
     gaps = [b - a for a, b in itertools.pairwise(passed)]
     assert min(gaps) >= 0.045  # 1/20 s apart, whatever the loop's own speed
-    tuning.set_throttle(rate=BATCH_ITEMS * 0.01)  # one batch per 100 s
+    throttle.set_throttle(rate=BATCH_ITEMS * 0.01)  # one batch per 100 s
     slow: list[float] = []
     thread = _batches(clock, slow, stop_after=1)
     thread.join(0.3)
     assert slow == []  # the next batch is due in 100 s
-    tuning.set_throttle(rate=None)  # off: the waiting batch goes at once
+    throttle.set_throttle(rate=None)  # off: the waiting batch goes at once
     thread.join(2)
-    assert len(slow) == 1 and tuning.settings.rate is None
+    assert len(slow) == 1 and throttle.settings.rate is None
 
 
 def test_the_rate_paces_writes_only_never_flags_polls_or_reads() -> None:
     """Issue 20, item 11: at 2 items/s four flag updates took 38 s; what writes no item passes
     a boundary at once, and a pause still holds it."""
-    tuning = Tuning()
-    tuning.set_throttle(rate=2.0, segments=1)
+    throttle = OperatorThrottle()
+    throttle.set_throttle(rate=2.0, segments=1)
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
     started = time.monotonic()
     for _ in range(200):
         clock.check()  # a flag update, a poll, a scan page read
@@ -131,23 +131,23 @@ def test_the_rate_paces_writes_only_never_flags_polls_or_reads() -> None:
     writes.start()
     writes.join(0.3)
     assert passed == []  # paced
-    tuning.pause()
+    throttle.pause()
     reader: list[float] = []
     held = threading.Thread(target=lambda: (clock.check(), reader.append(1.0)), daemon=True)
     held.start()
-    _until(lambda: tuning.waiting >= 1)
+    _until(lambda: throttle.waiting >= 1)
     assert reader == []  # a pause holds what writes nothing too
-    tuning.resume()
+    throttle.resume()
     held.join(5)
     writes.join(5)
     assert reader == [1.0] and passed == [1.0]
 
 
 def test_segments_limits_the_threads_writing_at_once() -> None:
-    tuning = Tuning()
-    tuning.set_throttle(segments=1)
+    throttle = OperatorThrottle()
+    throttle.set_throttle(segments=1)
     stop = threading.Event()
-    clock = Clock(stop=stop, boundary=tuning.at_boundary)
+    clock = Clock(stop=stop, boundary=throttle.at_boundary)
     writing, finish = threading.Event(), threading.Event()
 
     def first_segment() -> None:
@@ -166,7 +166,7 @@ def test_segments_limits_the_threads_writing_at_once() -> None:
     finish.set()
     second.join(5)
     assert len(passed) == 1
-    tuning.set_throttle(segments=None)
+    throttle.set_throttle(segments=None)
     first.join(5)
     assert not first.is_alive()
 
@@ -184,13 +184,13 @@ def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
             self.calls.append(None)
 
     limit = Limit()
-    applied = Tuning(limit).set_throttle(in_flight=4)
+    applied = OperatorThrottle(limit).set_throttle(in_flight=4)
     assert applied.in_flight == 4 and applied.in_flight_applied and limit.calls == [4]
-    recorded = Tuning(None).set_throttle(in_flight=4, segments=2)
+    recorded = OperatorThrottle(None).set_throttle(in_flight=4, segments=2)
     assert recorded.in_flight == 4 and not recorded.in_flight_applied
     assert "segments 2 at once" in recorded.describe()
     with pytest.raises(ValueError):
-        Tuning().set_throttle(speed=3)
+        OperatorThrottle().set_throttle(speed=3)
 
 
 def test_peer_check_admits_the_same_uid_only() -> None:
@@ -203,9 +203,9 @@ def test_a_pause_holds_inside_a_wait_and_the_waits_time_stands_still() -> None:
     """A watch window's tick (sleep_plan) paused mid-way: the thread is held (counted, so
     the engine says `paused`), the wait does not end while paused, and once resumed it
     still waits the rest of its time: paused time never counts as waited."""
-    tuning = Tuning()
+    throttle = OperatorThrottle()
     stop = threading.Event()
-    clock = Clock(10.0, stop=stop, boundary=tuning.at_boundary, hold=tuning.in_wait)
+    clock = Clock(10.0, stop=stop, boundary=throttle.at_boundary, hold=throttle.in_wait)
     waiting, done = threading.Event(), threading.Event()
     took: list[float] = []
 
@@ -220,26 +220,26 @@ def test_a_pause_holds_inside_a_wait_and_the_waits_time_stands_still() -> None:
     threading.Thread(target=body, daemon=True).start()
     assert waiting.wait(5)
     paused_at = time.monotonic()
-    tuning.pause()
-    _until(lambda: tuning.held)  # held inside the wait, not only at the next boundary
-    assert tuning.waiting == 1
+    throttle.pause()
+    _until(lambda: throttle.held)  # held inside the wait, not only at the next boundary
+    assert throttle.waiting == 1
     window = paused_at + 1.5  # past the wait's own end: it must not end while paused
     while time.monotonic() < window:
         assert not done.is_set()
     resumed_at = time.monotonic()
-    tuning.resume()
+    throttle.resume()
     assert done.wait(5)
     held_for = resumed_at - paused_at
     assert took[0] >= 1.0 + held_for - 0.15  # the paused time was added, not counted
-    assert not tuning.held
+    assert not throttle.held
 
 
 def test_a_stop_ends_a_paused_wait_and_a_wait_follows_the_clock() -> None:
-    tuning = Tuning()
+    throttle = OperatorThrottle()
     stop = threading.Event()
     scale = [1.0]
-    clock = Clock(lambda: scale[0], stop=stop, boundary=tuning.at_boundary, hold=tuning.in_wait)
-    tuning.pause()
+    clock = Clock(lambda: scale[0], stop=stop, boundary=throttle.at_boundary, hold=throttle.in_wait)
+    throttle.pause()
     outcome: list[str] = []
 
     def body() -> None:
@@ -251,14 +251,14 @@ def test_a_stop_ends_a_paused_wait_and_a_wait_follows_the_clock() -> None:
 
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
-    _until(lambda: tuning.held)
+    _until(lambda: throttle.held)
     stop.set()  # a stop wins over the pause
     thread.join(2)
     assert outcome == ["interrupted"]
 
     # an hour of plan time at x1, then the operator moves the clock to x360000 mid-wait
     stop.clear()
-    tuning.resume()
+    throttle.resume()
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
     began = time.monotonic()
