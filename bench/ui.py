@@ -28,7 +28,8 @@ TICK = 0.02
 def _engine(url: str, workdir: Path) -> Any:
     from engine.aws.target import local_connection
     from engine.plan.loader import default_runbook_path, load_runbook
-    from engine.run.engine import Engine, EngineOptions
+    from engine.run.core import EngineOptions
+    from engine.run.engine import Engine
     from engine.session import journals
     from engine.state.journal import JournalStore, Target
 

@@ -1,198 +1,63 @@
-"""The Engine: walks the runbook, runs actions, and emits events; its gate commands
-(engine/run/gates.py) and rollbacks (engine/run/rollback.py) are mixins it inherits.
+"""The Engine: walks the runbook, runs actions, and emits events. It is a RunCore (the run's
+journal, events and clock, engine/run/core.py); its gate commands (engine/run/gates.py) and
+rollbacks (engine/run/rollback.py) are objects it delegates to.
 
-Both the CLI and the TUI drive this class; neither holds migration logic of its own.
+Both the CLI and the TUI drive this class; neither holds migration logic of its own. It offers
+the engine's commands (`EngineCommands`, engine/core/commands.py).
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from engine.actions import registry as action_registry
-from engine.aws.target import Connection
 from engine.core.abandon import run_abandonable
-from engine.core.clock import MAX_TIME_SCALE, Boundary, Clock, Hold, Interrupted
-from engine.core.context import ActionContext, NeedsAcceptance, RollBackNow
-from engine.core.events import (
-    Alert,
-    Event,
-    LogLine,
-    Progress,
-    SnapshotChanged,
-    StepFinished,
-    StepStarted,
-    Subscriber,
-    as_log_line,
-    format_log_line,
-)
+from engine.core.clock import Interrupted
+from engine.core.commands import GateEvidence, RollbackPreview
+from engine.core.context import NeedsAcceptance, RollBackNow
+from engine.core.events import StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
-from engine.core.throttle import WriteThrottle
-from engine.core.views import NodeRef, RunSnapshot
-from engine.core.world import REAL_ACCOUNT, World
-from engine.plan.calls import Node
+from engine.core.views import NodeRef
+from engine.run.core import RunCore
 from engine.run.drift import flag_drift
-from engine.run.gates import GateCommands
-from engine.run.resume_check import check_resume_state
-from engine.run.rollback import RollbackCommands
-from engine.run.snapshot import (
-    Rates,
-    awaits_acceptance,
-    build_snapshot,
-    next_destructive,
-    next_node,
-    node_satisfied,
-    waiting_for,
-)
-from engine.runbook.model import Runbook, Step
-from engine.state.files import append_private
-from engine.state.journal import (
-    Journal,
-    JournalStore,
-    StepState,
-    now,
-    utcnow,
-)
+from engine.run.gates import Gates
+from engine.run.rollback import Rollbacks
+from engine.run.snapshot import awaits_acceptance, next_destructive
+from engine.runbook.model import Step
+from engine.state.journal import StepState, now
 
 
-@dataclass
-class EngineOptions:
-    operator: str
-    time_scale: float = 1.0
-    world: World = REAL_ACCOUNT  # a rehearsal plugs its own in (engine/rehearsal/world.py)
-    real_account: bool = False  # a real AWS account: its clock is never scaled
-    mapping_overrides: Path | None = None
-
-
-@dataclass
-class Engine(GateCommands, RollbackCommands):
-    runbook: Runbook
-    journal: Journal
-    store: JournalStore
-    clients: Callable[[str], Any]
-    options: EngineOptions
-    _subscribers: list[Subscriber] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _io_lock: threading.RLock = field(default_factory=threading.RLock)
-    # writes in flight in data steps: `write_throttle.set_limit(k)` changes it during a run
-    write_throttle: WriteThrottle = field(default_factory=WriteThrottle)
-    _active: bool = False  # run() or rollback() is on its way (in some thread)
-    _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
-    clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
-    # detach: pause and throttle at every batch boundary (engine/control/throttle.py), or None
-    boundary: Boundary | None = None
-    hold: Hold | None = None  # detach: waits stand still while paused
-
+class Engine(RunCore):
     def __post_init__(self) -> None:
-        check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
-        owner = getattr(self.clients, "__self__", None)
-        if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
-            owner.stop_retries_on(self._stop)
+        super().__post_init__()
+        self.gates = Gates(self)
+        self.rollbacks = Rollbacks(self)
 
-    # ---- events -------------------------------------------------------------------------
+    # ---- the commands of a human: the gates' and the rollbacks' -------------------------------
 
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.append(subscriber)
+    def evaluate_gate(self, gate_id: str) -> GateEvidence:
+        return self.gates.evaluate(gate_id)
 
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        if subscriber in self._subscribers:
-            self._subscribers.remove(subscriber)
+    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
+        self.gates.tick(gate_id, item_id, by, note)
 
-    def emit(self, event: Event) -> None:
-        if isinstance(event, Progress):
-            self._rates[(event.step_id, event.table)] = (event.rate, event.eta_seconds)
-        elif isinstance(event, StepStarted):
-            self._rates = {k: v for k, v in self._rates.items() if k[0] != event.step_id}
-        if isinstance(event, LogLine):
-            self._append_log(event)
-        elif (line := as_log_line(event, utcnow())) is not None:
-            self._append_log(line)
-        elif isinstance(event, Alert):
-            self._append_log(LogLine(event.step_id, "error", f"ALERT {event.message}", utcnow()))
-        for subscriber in list(self._subscribers):
-            subscriber(event)
+    def untick(self, gate_id: str, item_id: str, by: str) -> None:
+        self.gates.untick(gate_id, item_id, by)
 
-    def log(self, message: str, level: str = "info", step_id: str | None = None) -> None:
-        self.emit(LogLine(step_id, level, message, utcnow()))  # type: ignore[arg-type]
+    def ack(self, step_id: str, by: str, note: str = "") -> None:
+        self.gates.ack(step_id, by, note)
 
-    def _append_log(self, line: LogLine) -> None:
-        # robust: no symlink followed, 0600, control characters escaped (one event, one line)
-        append_private(self.store.log_path, format_log_line(line, utcnow()) + "\n")
+    def decide(
+        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+    ) -> GateEvidence:
+        return self.gates.decide(gate_id, go, by, note, override)
 
-    def save(self) -> None:
-        """Persist the journal, then send every subscriber the run as it now stands."""
-        with self._io_lock:
-            self.store.save(self.journal)
-            snapshot = self.snapshot()
-        self._publish(snapshot)
+    def preview_rollback(self, phase_id: str) -> RollbackPreview:
+        return self.rollbacks.preview(phase_id)
 
-    def set_time_scale(self, scale: float, by: str) -> None:
-        """Change a rehearsal's clock, now (a running wait follows at its next tick); journaled
-        so plan time is counted per stretch. A real account stays at real time."""
-        if self.options.real_account:
-            raise CommandRefused("a real account runs at real time; the clock stays as it is")
-        if not math.isfinite(scale) or not 0 < scale <= MAX_TIME_SCALE:
-            raise BadRequest(f"the time scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
-        before = self.options.time_scale  # the clock in effect
-        if scale == before:
-            return
-        with self._io_lock:
-            self.journal.run.time_scale = before
-            self.journal.run.change_scale(scale, by)
-            self.options.time_scale = scale
-            self.journal.add_audit(by, f"time scale x{before:g} -> x{scale:g}")
-        self.log(f"{by} set the rehearsal clock to x{scale:g} (was x{before:g})")
-        self.save()
-
-    def _publish(self, snapshot: RunSnapshot) -> None:
-        for subscriber in list(self._subscribers):
-            subscriber(SnapshotChanged(snapshot))
-
-    def snapshot(
-        self, driver: str | None = None, active: bool | None = None, rates: Rates | None = None
-    ) -> RunSnapshot:
-        """The run as it stands, immutable. `active`: whether an engine runs it now (default:
-        this one); a viewer passes whether another process drives, and the rates it measured."""
-        with self._io_lock:
-            return build_snapshot(
-                self.runbook,
-                self.journal,
-                active=self._active if active is None else active,
-                rates=dict(self._rates) if rates is None else rates,
-                journal_path=str(self.store.path),
-                driver=driver,
-            )
-
-    # ---- stopping -----------------------------------------------------------------------
-
-    def request_stop(self) -> None:
-        """Thread-safe: the running action checkpoints at its next check and unwinds."""
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    # ---- where the run stands -------------------------------------------------------------
-
-    def sequence(self) -> list[Node]:
-        return self.runbook.sequence()
-
-    def node_satisfied(self, node: Node) -> bool:
-        return node_satisfied(self.journal, node)
-
-    def next_node(self) -> NodeRef | None:
-        return next_node(self.runbook, self.journal)
-
-    def waiting(self) -> NodeRef | None:
-        """The human decision the run waits for, if any."""
-        return waiting_for(self.runbook, self.journal)
+    def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
+        return self.rollbacks.run(phase_id, by, confirm)
 
     # ---- running --------------------------------------------------------------------------
 
@@ -208,9 +73,7 @@ class Engine(GateCommands, RollbackCommands):
 
         `pause_before_destructive` (the console): stop short of a destructive step other than
         `approved`, so the operator is asked before the engine runs it, never while it runs."""
-        self._stop.clear()
-        self._active = True
-        try:
+        with self.working():
             if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
                 self.log(drift, "error")
                 return Outcome("waiting", message=drift)
@@ -218,9 +81,6 @@ class Engine(GateCommands, RollbackCommands):
             if only is not None:
                 return self._run_only(only, confirm)
             return self._run(until, confirm, pause_before_destructive, approved)
-        finally:
-            self._active = False
-            self._publish(self.snapshot())
 
     def _run(
         self,
@@ -322,24 +182,6 @@ class Engine(GateCommands, RollbackCommands):
             return Outcome("declined", message=f"{step.id} was not confirmed")
         return self._execute(step, state)
 
-    def _context(self, step_id: str, state: StepState) -> ActionContext:
-        return ActionContext(
-            step_id=step_id,
-            runbook=self.runbook,
-            journal=self.journal,
-            state=state,
-            clients=self.clients,
-            # follows set_time_scale; detach: pause and throttle at each batch boundary
-            clock=Clock(lambda: self.options.time_scale, self._stop, self.boundary, self.hold),
-            artifacts_dir=self.store.artifacts_dir,
-            emit=self.emit,
-            save=self.save,
-            world=self.options.world,
-            operator=self.options.operator,
-            mapping_overrides=self.options.mapping_overrides,
-            throttle=self.write_throttle,
-        )
-
     def _execute(self, step: Step, state: StepState) -> Outcome | None:
         action = action_registry()[step.action or ""]
         resumed = state.status == "running"
@@ -355,7 +197,7 @@ class Engine(GateCommands, RollbackCommands):
         )
         self.save()
         self.emit(StepStarted(step.id, step.title, state.attempts, resumed))
-        ctx = self._context(step.id, state)
+        ctx = self.context_for(step.id, state)
         try:
             body = partial(action.run, ctx, step.bound)
             result = run_abandonable(body, self._stop)  # robust: a stop abandons a hung call
@@ -383,7 +225,7 @@ class Engine(GateCommands, RollbackCommands):
     def _auto_rollback(self, fired: RollBackNow) -> Outcome:
         """A trigger that rolls back on its own: run the rollback now, then wait where the
         run must be decided again (the reopened gate), never go on past the failed step."""
-        outcome = self._rollback(fired.rollback_phase, fired.by)
+        outcome = self.rollbacks.carry_out(fired.rollback_phase, fired.by)
         if outcome.status != "done":
             return outcome
         message = f"{fired}; done: decide again before going on"
@@ -409,9 +251,3 @@ class Engine(GateCommands, RollbackCommands):
         self.save()
         self.log(f"{step.id} failed: {error}", "error", step.id)
         self.emit(StepFinished(step.id, "failed", {}, error))
-
-    # ---- status ---------------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        """The `runbook status --json` contract: the snapshot, serialised."""
-        return self.snapshot().model_dump(mode="json")

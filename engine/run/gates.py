@@ -1,6 +1,6 @@
 """The Engine's gate and acknowledgement commands: evaluate, tick, untick, ack, decide.
 
-A mixin of `engine.run.engine.Engine`: no fields (engine/run/base.py).
+An object the Engine delegates to; it works on the run's core (engine/run/core.py).
 """
 
 from __future__ import annotations
@@ -8,20 +8,23 @@ from __future__ import annotations
 from engine.checks import registry as check_registry
 from engine.core.outcome import BadRequest, CommandRefused
 from engine.core.views import NodeRef
-from engine.run.base import EngineBase
+from engine.run.core import RunCore
 from engine.run.snapshot import awaits_acceptance
 from engine.runbook.model import Gate
 from engine.state.journal import Evidence, StepState, Tick, now
 
 
-class GateCommands(EngineBase):
+class Gates:
     """Decisions a human makes while the run waits: every one journaled and audited."""
 
-    def evaluate_gate(self, gate_id: str) -> dict[str, Evidence]:
+    def __init__(self, core: RunCore) -> None:
+        self.core = core
+
+    def evaluate(self, gate_id: str) -> dict[str, Evidence]:
         """Evaluate automatic items against the live target (recorded with the time, so every
         view, a read-only one too, shows the latest evidence); manual items by their ticks."""
         gate = self._gate(gate_id)
-        state = self.journal.gate(gate_id)
+        state = self.core.journal.gate(gate_id)
         out: dict[str, Evidence] = {}
         measured: dict[str, Evidence] = {}
         for item in gate.items:
@@ -31,22 +34,24 @@ class GateCommands(EngineBase):
                 out[item.id] = Evidence(ok=tick is not None, detail=detail)
                 continue
             check = check_registry()[item.check or ""]
-            ctx = self._context(f"{gate_id}:{item.id}", StepState())
+            ctx = self.core.context_for(f"{gate_id}:{item.id}", StepState())
             try:
                 result = check.evaluate(ctx, item.bound)
                 evidence = Evidence(ok=result.ok, detail=result.detail, data=result.data)
             except Exception as exc:  # a check that cannot run is a failing check
                 evidence = Evidence(ok=False, detail=f"check error: {exc}")
-            measured[item.id] = out[item.id] = evidence.model_copy(update={"at": self.clock_now()})
+            measured[item.id] = out[item.id] = evidence.model_copy(
+                update={"at": self.core.clock_now()}
+            )
         if measured:
-            with self._io_lock:
+            with self.core.io_lock:
                 state.evidence = {**state.evidence, **measured}
-                self.save()
+                self.core.save()
         return out
 
     def _gate(self, gate_id: str) -> Gate:
         try:
-            return self.runbook.gate(gate_id)
+            return self.core.runbook.gate(gate_id)
         except StopIteration:
             raise BadRequest(f"no gate {gate_id!r} in this runbook") from None
 
@@ -57,50 +62,52 @@ class GateCommands(EngineBase):
             raise BadRequest(f"gate {gate_id} has no item {item_id!r}")
         if item.kind != "manual":
             raise CommandRefused(f"{gate_id}/{item_id} is automatic; the engine evaluates it")
-        with self._io_lock:
-            self.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
-            self.journal.add_audit(
+        with self.core.io_lock:
+            self.core.journal.gate(gate_id).ticks[item_id] = Tick(by=by, at=now(), note=note)
+            self.core.journal.add_audit(
                 by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else "")
             )
-            self.save()
-        self.log(f"{by} ticked {gate_id}/{item_id}", step_id=gate_id)
+            self.core.save()
+        self.core.log(f"{by} ticked {gate_id}/{item_id}", step_id=gate_id)
 
     def untick(self, gate_id: str, item_id: str, by: str) -> None:
         self._gate(gate_id)
-        with self._io_lock:
-            if self.journal.gate(gate_id).ticks.pop(item_id, None) is None:
+        with self.core.io_lock:
+            if self.core.journal.gate(gate_id).ticks.pop(item_id, None) is None:
                 return
-            self.journal.add_audit(by, f"unticked {gate_id}/{item_id}")
-            self.save()
-        self.log(f"{by} unticked {gate_id}/{item_id}", step_id=gate_id)
+            self.core.journal.add_audit(by, f"unticked {gate_id}/{item_id}")
+            self.core.save()
+        self.core.log(f"{by} unticked {gate_id}/{item_id}", step_id=gate_id)
 
     def ack(self, step_id: str, by: str, note: str = "") -> None:
         try:
-            step = self.runbook.step(step_id)
+            step = self.core.runbook.step(step_id)
         except StopIteration:
             raise BadRequest(f"no step {step_id!r} in this runbook") from None
-        state = self.journal.step(step_id)
+        state = self.core.journal.step(step_id)
         if step.kind != "manual" and not awaits_acceptance(state):
             raise CommandRefused(
                 f"{step_id} is not a manual step and has no findings to accept; "
                 "`runbook run` executes it"
             )
-        if (waiting := self.waiting()) != NodeRef.step(step_id):  # robust: no early ack
+        if (waiting := self.core.waiting()) != NodeRef.step(step_id):  # robust: no early ack
             raise CommandRefused(
                 f"{step_id} can be acknowledged only while the run waits at it; "
                 f"it waits at {waiting or 'nothing'}"
             )
-        with self._io_lock:
+        with self.core.io_lock:
             state.acked_by, state.acked_at, state.ack_note = by, now(), note or None
-            self.journal.add_audit(by, f"acknowledged {step_id}" + (f": {note}" if note else ""))
-            self.save()
-        self.log(f"{by} acknowledged {step_id}", step_id=step_id)
+            self.core.journal.add_audit(
+                by, f"acknowledged {step_id}" + (f": {note}" if note else "")
+            )
+            self.core.save()
+        self.core.log(f"{by} acknowledged {step_id}", step_id=step_id)
 
     def decide(
         self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
     ) -> dict[str, Evidence]:
         self._gate(gate_id)
-        waiting = self.waiting()
+        waiting = self.core.waiting()
         if waiting != NodeRef.gate(gate_id):
             at = str(waiting) if waiting else "no gate"
             raise CommandRefused(
@@ -108,12 +115,14 @@ class GateCommands(EngineBase):
             )
         if not go and not note.strip():
             raise BadRequest("a NO-GO needs a note saying why")
-        evidence = self.evaluate_gate(gate_id)
-        state = self.journal.gate(gate_id)
+        evidence = self.evaluate(gate_id)
+        state = self.core.journal.gate(gate_id)
         failing = [item for item, ev in evidence.items() if not ev.ok]
         if go and failing and not (override and override.strip()):
-            self.journal.add_audit(by, f"GO refused at {gate_id}: failing {', '.join(failing)}")
-            self.save()
+            self.core.journal.add_audit(
+                by, f"GO refused at {gate_id}: failing {', '.join(failing)}"
+            )
+            self.core.save()
             raise CommandRefused(
                 f"GO refused at {gate_id}: "
                 + "; ".join(f"{item}: {evidence[item].detail}" for item in failing)
@@ -125,8 +134,8 @@ class GateCommands(EngineBase):
         what = f"decided {state.decision} at {gate_id}"
         if state.override:
             what += f" with override ({state.override}) of {', '.join(failing)}"
-        self.journal.add_audit(by, what + (f": {note}" if note else ""))
-        self.save()
+        self.core.journal.add_audit(by, what + (f": {note}" if note else ""))
+        self.core.save()
         level = "warning" if state.override or not go else "info"
-        self.log(f"{by} {what}", level, step_id=gate_id)
+        self.core.log(f"{by} {what}", level, step_id=gate_id)
         return evidence

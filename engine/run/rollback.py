@@ -1,6 +1,6 @@
 """The Engine's rollbacks: preview, run (resumable, step by step), then mark what they undid.
 
-A mixin of `engine.run.engine.Engine`: no fields (engine/run/base.py).
+An object the Engine delegates to; it works on the run's core (engine/run/core.py).
 """
 
 from __future__ import annotations
@@ -13,31 +13,36 @@ from engine.core.clock import Interrupted
 from engine.core.commands import RollbackPreview, RollbackStepPreview
 from engine.core.events import StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
-from engine.run.base import EngineBase
+from engine.run.core import RunCore
 from engine.run.drift import reopen_overwritten
 from engine.runbook.model import Rollback
 from engine.state.journal import RollbackRecord, StepState, now
 
 
-class RollbackCommands(EngineBase):
+class Rollbacks:
     """Undo a phase with the runbook's `[[rollbacks]]`; gates before it are decided again."""
 
-    def preview_rollback(self, phase_id: str) -> RollbackPreview:
-        rollback = self.runbook.rollback_for(phase_id)
+    def __init__(self, core: RunCore) -> None:
+        self.core = core
+
+    def preview(self, phase_id: str) -> RollbackPreview:
+        rollback = self.core.runbook.rollback_for(phase_id)
         if rollback is None:
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
         actions = action_registry()
         steps = (
             RollbackStepPreview(
                 title=rs.title or rs.action,
-                calls=tuple(c.render() for c in actions[rs.action].plan(self.runbook, rs.bound)),
+                calls=tuple(
+                    c.render() for c in actions[rs.action].plan(self.core.runbook, rs.bound)
+                ),
             )
             for rs in rollback.steps
         )
         return RollbackPreview(phase=phase_id, steps=tuple(steps))
 
-    def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
-        rollback = self.runbook.rollback_for(phase_id)
+    def run(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
+        rollback = self.core.runbook.rollback_for(phase_id)
         if rollback is None:
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
         if not self._reached(rollback):
@@ -47,79 +52,78 @@ class RollbackCommands(EngineBase):
             )
         if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
             return Outcome("declined", message="rollback not confirmed; nothing was changed")
-        self._stop.clear()
-        self._active = True
-        try:
-            return self._rollback(phase_id, by)
-        finally:
-            self._active = False
-            self._publish(self.snapshot())
+        with self.core.working():
+            return self.carry_out(phase_id, by)
 
     def _reached(self, rollback: Rollback) -> bool:
         """The run reached what the rollback undoes: a gate before its phases is GO, a step it
         undoes ran (done, failed or still running), or this rollback is unfinished."""
-        for gate in self.runbook.gates:
-            state = self.journal.gates.get(gate.id)
+        for gate in self.core.runbook.gates:
+            state = self.core.journal.gates.get(gate.id)
             if gate.before_phase in rollback.phases and state and state.decision == "GO":
                 return True
-        for step in self.runbook.steps:
-            state = self.journal.steps.get(step.id)
+        for step in self.core.runbook.steps:
+            state = self.core.journal.steps.get(step.id)
             wanted = step.phase in rollback.phases or step.id in rollback.undoes
             if wanted and state and state.status in ("done", "failed", "running"):
                 return True
-        return any(r.id == rollback.id and r.status != "done" for r in self.journal.rollbacks)
+        return any(r.id == rollback.id and r.status != "done" for r in self.core.journal.rollbacks)
 
-    def _rollback(self, phase_id: str, by: str) -> Outcome:
-        rollback = self.runbook.rollback_for(phase_id)
+    def carry_out(self, phase_id: str, by: str) -> Outcome:
+        """The rollback itself, resumable step by step (consent was given)."""
+        rollback = self.core.runbook.rollback_for(phase_id)
         assert rollback is not None
         record = next(
-            (r for r in self.journal.rollbacks if r.id == rollback.id and r.status != "done"), None
+            (r for r in self.core.journal.rollbacks if r.id == rollback.id and r.status != "done"),
+            None,
         )
         if record is None:
             # a rollback done before starts over: its earlier step states are history
-            for key in [k for k in self.journal.rollback_steps if k.startswith(f"{rollback.id}#")]:
-                del self.journal.rollback_steps[key]
+            for key in [
+                k for k in self.core.journal.rollback_steps if k.startswith(f"{rollback.id}#")
+            ]:
+                del self.core.journal.rollback_steps[key]
             record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
-            self.journal.rollbacks.append(record)
+            self.core.journal.rollbacks.append(record)
         record.status = "running"
-        self.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
-        self.save()
-        self.log(f"{by} started rollback {rollback.id}: {rollback.title}", "warning")
+        self.core.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
+        self.core.save()
+        self.core.log(f"{by} started rollback {rollback.id}: {rollback.title}", "warning")
         actions = action_registry()
         while record.step_index < len(rollback.steps):
             rstep = rollback.steps[record.step_index]
             key = f"{rollback.id}#{record.step_index}"
-            state = self.journal.rollback_steps.setdefault(key, StepState())
+            state = self.core.journal.rollback_steps.setdefault(key, StepState())
             state.status, state.attempts = "running", state.attempts + 1
             state.started_at = state.started_at or now()
-            self.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
+            self.core.emit(StepStarted(key, rstep.title or rstep.action, state.attempts))
             action = actions[rstep.action]
             try:
-                body = partial(action.run, self._context(key, state), rstep.bound)
-                result = run_abandonable(body, self._stop)  # robust
+                body = partial(action.run, self.core.context_for(key, state), rstep.bound)
+                result = run_abandonable(body, self.core.stop_event)  # robust
                 state.summary = action.summary_dict(result, f"rollback_steps.{key}.summary")
             except Interrupted:
-                self.save()
-                self.emit(StepFinished(key, "interrupted", {}))
+                self.core.save()
+                self.core.emit(StepFinished(key, "interrupted", {}))
                 return Outcome("interrupted", message=f"rollback {rollback.id} interrupted")
             except Exception as exc:  # a failed rollback step stays resumable
                 state.status = "failed"
                 record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-                self.journal.add_audit(by, f"rollback {rollback.id} failed: {record.error}")
-                self.save()
-                self.log(f"rollback step {key} failed: {record.error}", "error", key)
-                self.emit(StepFinished(key, "failed", {}, record.error))
+                self.core.journal.add_audit(by, f"rollback {rollback.id} failed: {record.error}")
+                self.core.save()
+                self.core.log(f"rollback step {key} failed: {record.error}", "error", key)
+                self.core.emit(StepFinished(key, "failed", {}, record.error))
                 return Outcome("failed", failed_step=key, message=record.error)
             state.status, state.finished_at = "done", now()
             record.summary[key] = rstep.action
             record.step_index += 1
-            self.save()
-            self.emit(StepFinished(key, "done", state.summary))
+            self.core.save()
+            self.core.emit(StepFinished(key, "done", state.summary))
         self._mark_rolled_back(rollback.phases, rollback.undoes, by)
         record.status, record.finished_at = "done", now()
-        self.journal.add_audit(by, f"rollback {rollback.id} done")
-        self.save()
-        self.log(
+        self.core.journal.add_audit(by, f"rollback {rollback.id} done")
+        self.core.save()
+        self.core.log(
             f"rollback {rollback.id} done; gates before {', '.join(rollback.phases)} "
             "must be decided again",
             "warning",
@@ -130,32 +134,34 @@ class RollbackCommands(EngineBase):
         """Rolled-back steps run again from scratch on the next run (their resume state is
         cleared: what they applied was undone). Gates before those phases, and every decided
         gate after the first rolled-back step, must be decided again: their evidence is stale."""
-        sequence = self.sequence()
+        sequence = self.core.sequence()
         first: int | None = None
-        for step in self.runbook.steps:
-            state = self.journal.steps.get(step.id)
+        for step in self.core.runbook.steps:
+            state = self.core.journal.steps.get(step.id)
             wanted = step.phase in phases or step.id in undoes
             if wanted and state and state.status in ("done", "failed", "running"):
-                self.journal.add_audit(
+                self.core.journal.add_audit(
                     by, f"step {step.id} rolled back (was {state.status}: {state.summary})"[:300]
                 )
-                self.journal.steps[step.id] = StepState(
+                self.core.journal.steps[step.id] = StepState(
                     status="rolled_back", attempts=state.attempts
                 )
                 index = sequence.index(("step", step.id))
                 first = index if first is None else min(first, index)
-        reopen_overwritten(self.runbook, self.journal, by)  # robust: re-runs overwrite later flags
+        reopen_overwritten(
+            self.core.runbook, self.core.journal, by
+        )  # robust: re-runs overwrite later flags
         later: set[str] = set()
         if first is not None:
             later = {node_id for kind, node_id in sequence[first:] if kind == "gate"}
-        for gate in self.runbook.gates:
-            state = self.journal.gates.get(gate.id)
+        for gate in self.core.runbook.gates:
+            state = self.core.journal.gates.get(gate.id)
             if (gate.before_phase in phases or gate.id in later) and state and state.decision:
-                self.journal.add_audit(
+                self.core.journal.add_audit(
                     by, f"gate {gate.id} reopened by rollback (was {state.decision} by {state.by})"
                 )
                 for item_id, tick in state.ticks.items():  # the audit keeps the old ticks
-                    self.journal.add_audit(
+                    self.core.journal.add_audit(
                         by, f"tick {gate.id}/{item_id} by {tick.by} at {tick.at} cleared (rollback)"
                     )
                 state.decision = state.by = state.at = state.override = None

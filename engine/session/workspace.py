@@ -14,7 +14,8 @@ from engine.plan.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.rehearsal.clock import default_scale
 from engine.rehearsal.embedded import WorldGone, reconnect, record_path_for, start_world, stop_world
 from engine.rehearsal.world import EMBEDDED, STAND_IN
-from engine.run.engine import Engine, EngineOptions
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
 from engine.session.journals import (
     archive_journal,
     check_journal,

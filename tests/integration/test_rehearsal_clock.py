@@ -75,7 +75,7 @@ def engine(aws: Connection, tmp_path: Path) -> Engine:
 def test_changing_the_scale_is_journaled_and_reaches_a_running_clock(engine: Engine) -> None:
     from engine.state.journal import JournalStore
 
-    clock = engine._context("x", engine.journal.step("inventory")).clock
+    clock = engine.context_for("x", engine.journal.step("inventory")).clock
     assert clock.time_scale == 1200
     engine.set_time_scale(3600, by="alice")
     assert clock.time_scale == 3600  # a running wait follows at its next tick

@@ -13,7 +13,8 @@ import pytest
 from engine.aws.target import TargetSpec, identify
 from engine.core.clock import Interrupted
 from engine.plan.loader import default_runbook_path, load_runbook
-from engine.run.engine import Engine, EngineOptions
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
 from engine.session import journals
 from engine.state.journal import JournalStore
 from tests.support.write_path import throttling

@@ -14,7 +14,8 @@ from engine.core.views import NodeRef
 from engine.plan.loader import load_runbook
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
-from engine.run.engine import Engine, EngineOptions
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
 from engine.session.journals import new_journal
 from engine.state.journal import JournalStore
 from tests.support.paths import MINI_RUNBOOK
@@ -185,7 +186,7 @@ def test_destructive_rollback_needs_consent_and_reopens_the_gate(mini, aws, tmp_
     engine.ack("handover", by="bob")
     engine.run()
     preview = engine.preview_rollback("phase2")
-    assert preview[0][1][0].operation == "create_backup"
+    assert preview.steps[0].calls[0].split()[0].endswith(".create_backup")
     declined = engine.rollback("phase2", by="alice", confirm=lambda what, token: False)
     assert declined.status == "declined"
     assert engine.journal.rollbacks == []

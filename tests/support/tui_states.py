@@ -8,7 +8,8 @@ from typing import Any
 
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.world import EMBEDDED
-from engine.run.engine import Engine, EngineOptions
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
 from engine.runbook.model import Runbook
 from engine.state.journal import (
     Evidence,

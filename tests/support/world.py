@@ -69,7 +69,8 @@ def seeded_engine(
     """An Engine on a freshly seeded moto world, driven by alice, as the console would open it."""
     from engine.aws.target import TargetSpec, identify
     from engine.plan.loader import load_runbook
-    from engine.run.engine import Engine, EngineOptions
+    from engine.run.core import EngineOptions
+    from engine.run.engine import Engine
     from engine.session import journals
 
     loaded = load_runbook(runbook_path)

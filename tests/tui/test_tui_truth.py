@@ -280,7 +280,7 @@ async def test_a_watch_steps_first_tick_says_starting(engine: Engine) -> None:
         state = engine.journal.step("backup-tables")
         state.status = "running"
         engine._active = True  # as while run() runs this step
-        ctx = engine._context("backup-tables", state)
+        ctx = engine.context_for("backup-tables", state)
         ctx.progress("watch window (plan seconds)", 60, 7200)
         await pilot.pause()
         row = app.main.query_one("#progress").rows["watch window (plan seconds)"]
