@@ -79,7 +79,7 @@ class RunbookApp(App[int]):
         self.quit_timeout = quit_timeout
         self.greet = greet
         self.follow = follow
-        self.driver: Driver = LocalLink.driver(self, engine)
+        self.driver: Driver = LocalLink.make_driver(self, engine)
         self.follower = Follower(engine, follow, holder, clock) if read_only else None
         self.engine_left = ""  # attached: how the detached engine ended (said on quit)
         self.handoff = handoff
@@ -193,7 +193,7 @@ class RunbookApp(App[int]):
     def _attach_remote(self, remote: RemoteEngine) -> RunSnapshot:
         """Drive the detached engine behind `remote` from now on; its snapshot, live."""
         options = self.engine.options
-        self.driver = RemoteLink.driver(self, remote, options.operator, options.real_account)
+        self.driver = RemoteLink.make_driver(self, remote, options.operator, options.real_account)
         self.driver.attach()
         return self.driver.snapshot()  # the engine's own view
 

@@ -34,7 +34,7 @@ class LocalLink:
         driver.link = self
 
     @classmethod
-    def driver(cls, app: Any, engine: Engine) -> Driver:
+    def make_driver(cls, app: Any, engine: Engine) -> Driver:
         """The console's driver of an engine in this process."""
         options = engine.options
         driver = Driver(app, engine, options.operator, options.real_account)
@@ -111,7 +111,9 @@ class RemoteLink:
         driver.link = self
 
     @classmethod
-    def driver(cls, app: Any, engine: RemoteEngine, operator: str, real_account: bool) -> Driver:
+    def make_driver(
+        cls, app: Any, engine: RemoteEngine, operator: str, real_account: bool
+    ) -> Driver:
         """The console's driver of a detached engine (its state comes with its stream)."""
         answer = engine.status()
         driver = Driver(app, engine, operator, real_account, pid=answer.control.pid)

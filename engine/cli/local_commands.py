@@ -115,7 +115,8 @@ def cmd_status(ctx: CliContext) -> int:
         if control is None:
             say(snapshot.model_dump_json(indent=2))
         else:
-            data = {**json.loads(snapshot.model_dump_json()), "engine": control.model_dump()}
+            engine_state = control.model_dump(mode="json")
+            data = {**json.loads(snapshot.model_dump_json()), "engine": engine_state}
             say(json.dumps(data, indent=2))
         return EXIT_OK
     if control is not None:

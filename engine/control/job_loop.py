@@ -61,10 +61,8 @@ class DetachedRun:
         self.engine = engine
         self.until, self.only = until, only
         self.socket = socket
-        # writepath's write throttle, when this build has it
-        self.operator_throttle = OperatorThrottle(
-            getattr(engine, "write_throttle", None), self.publish_control
-        )
+        # in_flight goes to the engine's write throttle (engine/core/throttle.py)
+        self.operator_throttle = OperatorThrottle(engine.write_throttle, self.publish_control)
         self.fanout = Fanout(engine)
         engine.boundary = self._boundary
         engine.hold = self.operator_throttle.in_wait  # a pause holds inside waits too
