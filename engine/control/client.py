@@ -39,7 +39,7 @@ from engine.control.requests import (
     Untick,
 )
 from engine.core.commands import ControlState, GateEvidence, RollbackPreview
-from engine.core.events import Event, LogLine, Progress, SnapshotChanged, Subscriber
+from engine.core.events import Event, LogLine, Progress, SnapshotChanged
 from engine.core.outcome import BadRequest, Outcome
 from engine.core.views import RunSnapshot
 
@@ -148,15 +148,6 @@ class RemoteEngine:
         return self.call(Rollback(phase=phase_id, by=by))
 
     # ---- watching --------------------------------------------------------------------------
-
-    def subscribe_events(self, subscriber: Subscriber) -> Subscription:
-        """Like Engine.subscribe: `subscriber` gets SnapshotChanged, Progress and LogLine."""
-
-        def deliver(msg: WatchMessage) -> None:
-            if (event := as_event(msg)) is not None:
-                subscriber(event)
-
-        return self.subscribe(deliver)
 
     def subscribe(self, callback: Callable[[WatchMessage], None]) -> Subscription:
         """Call `callback` (in a reader thread) with every message until the engine ends or

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from engine.cli.app import main
-from engine.control.client import RemoteEngine
+from engine.control.client import RemoteEngine, WatchMessage, as_event
 from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
@@ -47,7 +47,12 @@ def test_commands_go_through_the_detached_engine(aws, tmp_path: Path, capsys) ->
         return code, captured.out, captured.err
 
     events: list = []
-    subscription = RemoteEngine(sock).subscribe_events(events.append)  # as a console would
+
+    def seen(message: WatchMessage) -> None:  # as an attached console reads the stream
+        if (event := as_event(message)) is not None:
+            events.append(event)
+
+    subscription = RemoteEngine(sock).subscribe(seen)
     watched: list[int] = []
     watcher = threading.Thread(target=lambda: watched.append(main(["watch", *common])))
     try:
