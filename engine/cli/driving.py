@@ -26,6 +26,9 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
             mapping_overrides=args.mapping_overrides,
             fresh=args.fresh,
             read_timeout=args.read_timeout,
+            state_profile=args.state_profile,
+            state_kms_key=args.state_kms_key,
+            take_over=args.take_over,
         )
     )
     return args._workspace

@@ -11,6 +11,7 @@ from engine.cli.codes import EXIT_BAD_INPUT
 from engine.cli.values import (
     _account,
     _endpoint_url,
+    _journal,
     _limit_arg,
     _loopback_host,
     _name,
@@ -39,9 +40,27 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--journal",
-        type=Path,
+        type=_journal,
         default=default,
-        help="journal path (default: under $XDG_STATE_HOME/runbook-console)",
+        help="journal path, or s3://bucket/prefix/name.toml to keep the run in S3 (default: "
+        "under $XDG_STATE_HOME/runbook-console)",
+    )
+    parser.add_argument(
+        "--state-profile",
+        default=default,
+        help="AWS profile for an S3 journal in another account (default: the target's)",
+    )
+    parser.add_argument(
+        "--state-kms-key",
+        default=default,
+        metavar="KEY",
+        help="encrypt an S3 journal with this KMS key (default: SSE-S3)",
+    )
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="take an S3 journal's lock from a holder whose machine is gone (journaled)",
     )
     parser.add_argument(
         "--endpoint-url",

@@ -7,11 +7,13 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
 from engine.aws.target import READ_TIMEOUT_RANGE
 from engine.core.clock import MAX_TIME_SCALE
+from engine.state.s3_location import is_s3_url, parse_s3_url
 
 Number = TypeVar("Number", int, float)
 
@@ -142,3 +144,14 @@ def _loopback_host(text: str) -> str:
 def _port(text: str) -> int:
     """--port: a TCP port from 1 to 65535."""
     return _in_range(text, int, "port number", lambda v: 1 <= v <= 65535, "a port from 1 to 65535")
+
+
+def _journal(text: str) -> Path | str:
+    """A journal path, or an S3 journal `s3://bucket/prefix/name.toml` (kept as the URL)."""
+    if not is_s3_url(text):
+        return Path(text)
+    try:
+        parse_s3_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

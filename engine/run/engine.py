@@ -91,6 +91,8 @@ class Engine(GateCommands, RollbackCommands):
 
     def __post_init__(self) -> None:
         check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
+        self.store.bind_stop(self._stop)  # a checkpoint held on S3 gives up at a stop
+        self.store.on_hold = partial(self.log, level="warning")
         owner = getattr(self.clients, "__self__", None)
         if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
             owner.stop_retries_on(self._stop)
