@@ -15,6 +15,7 @@ import getpass
 import os
 import socket
 import tomllib
+import uuid
 from datetime import UTC, datetime
 
 import tomli_w
@@ -34,7 +35,8 @@ CONFLICT_TRIES = 3
 
 def parse_holder(raw: bytes) -> Holder | None:
     try:
-        return Holder(**tomllib.loads(raw.decode("utf-8", "replace")))
+        data = tomllib.loads(raw.decode("utf-8", "replace"))
+        return Holder(**{k: v for k, v in data.items() if k in Holder.__dataclass_fields__})
     except (tomllib.TOMLDecodeError, TypeError):
         return None
 
@@ -80,6 +82,8 @@ class S3Lock:
             "pid": os.getpid(),
             "since": utcnow(),
             "operation": self.operation,
+            # a lock id (as Terraform's): two holders never write equal bytes, so never one ETag
+            "id": uuid.uuid4().hex,
         }
         return tomli_w.dumps(holder).encode()
 

@@ -183,7 +183,7 @@ def test_the_bucket_must_keep_versions_and_not_be_public(s3: Any) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     check_state_bucket(s3, bucket)
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
-    with pytest.raises(JournalError, match="is public .its ACL grants READ"):
+    with pytest.raises(JournalError, match=r"is public \(its ACL grants READ"):
         check_state_bucket(s3, bucket)
     s3.put_bucket_acl(Bucket=bucket, ACL="private")
     policy = {
@@ -231,7 +231,9 @@ def test_unreachable_s3_holds_the_checkpoint_until_it_answers(
     assert s3.head_object(Bucket=location.bucket, Key=location.key)["ContentLength"] > 0
 
 
-def test_a_stop_ends_a_held_checkpoint_without_writing(location: S3Location, tmp_path: Path) -> None:
+def test_a_stop_ends_a_held_checkpoint_without_writing(
+    location: S3Location, tmp_path: Path
+) -> None:
     store = _store(_client(DEAD, retries={"max_attempts": 1}), location, tmp_path)
     store.hold_delays = (0.0,)
     stop = threading.Event()
