@@ -302,4 +302,4 @@ def test_a_watcher_follows_with_conditional_gets(
     driver.save(journal)
     assert watcher.load().audit[-1].what == "moved on"
     assert conditional == [False, True, True]
-    assert answers == [200, 200]  # the middle read was answered 304, with no body
+    assert answers == [200, 304, 200]  # the middle read: Not Modified, no body
