@@ -7,6 +7,7 @@ import argparse
 import json
 
 from engine.aws import iam_policy
+from engine.aws.state_policy import state_grants
 from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK
 from engine.cli.detached_commands import remote_rollback, throttle_settings
@@ -29,6 +30,7 @@ from engine.run.snapshot import empty_snapshot
 from engine.run.status_text import render_status
 from engine.session.workspace import NoRun
 from engine.state.lock import is_locked
+from engine.state.s3_location import parse_s3_url
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -212,7 +214,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_iam_policy(args: argparse.Namespace) -> int:
 
     rb = load_runbook(args.runbook or default_runbook_path()).runbook
-    print(iam_policy.render(rb, args.account, args.region))
+    state = None
+    if isinstance(args.journal, str):  # an S3 journal: its keys too, nothing wider
+        location = parse_s3_url(args.journal)
+        state = state_grants(location, args.state_kms_key, args.account, args.region)
+    print(iam_policy.render(rb, args.account, args.region, state))
     return EXIT_OK
 
 

@@ -14,6 +14,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from engine.aws import iam_policy
+from engine.aws.state_policy import STATE_CALLS, state_grants
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.state.errors import JournalError
 from engine.state.journal import Journal, RunMeta, Target
@@ -303,3 +305,42 @@ def test_a_watcher_follows_with_conditional_gets(
     assert watcher.load().audit[-1].what == "moved on"
     assert conditional == [False, True, True]
     assert answers == [200, 304, 200]  # the middle read: Not Modified, no body
+
+
+def test_the_iam_policy_grants_every_state_call_and_nothing_wider(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.*",
+        lambda params, model, **_: calls.append((model.name, dict(params))),
+    )
+    check_state_bucket(s3, location.bucket)
+    lock = S3Lock(StateObjects(s3, location.bucket), location, "run")
+    lock.acquire()
+    store = _store(s3, location, tmp_path / "a")
+    store.exists()
+    store.artifacts_dir.mkdir(parents=True)
+    (store.artifacts_dir / "quarantine.jsonl").write_text("{}\n")
+    store.log_path.write_text("one line\n")
+    store.save(_journal())
+    second = _store(s3, location, tmp_path / "b")
+    second.pull()
+    second.load()
+    lock.release()
+
+    rb = load_runbook(default_runbook_path()).runbook
+    grants = state_grants(location, None, "123456789012", "us-east-1")
+    policy = iam_policy.build_policy(rb, "123456789012", "us-east-1", grants)
+    assert {name for name, _ in calls} == set(STATE_CALLS)
+    for name, params in calls:
+        resource = f"arn:aws:s3:::{params['Bucket']}"
+        if "Key" in params:
+            resource += f"/{params['Key']}"
+        assert iam_policy.allows(policy, STATE_CALLS[name], resource), (name, params)
+    bucket = f"arn:aws:s3:::{location.bucket}"
+    for other in (f"{bucket}/runs/acme/other.toml", f"{bucket}/elsewhere/run.toml"):
+        assert not iam_policy.allows(policy, "s3:PutObject", other)
+        assert not iam_policy.allows(policy, "s3:GetObject", other)
+    elsewhere = f"arn:aws:s3:::another-bucket/{location.key}"
+    assert not iam_policy.allows(policy, "s3:PutObject", elsewhere)
