@@ -1,6 +1,6 @@
 """The IAM grants an S3 journal needs (`runbook iam-policy --journal s3://...`): its own keys
 and nothing wider. Objects: the journal, its lock, its log parts and artifacts (Get, Put,
-Delete; HeadObject is s3:GetObject); the bucket: listing only under those two prefixes, and
+Delete); the bucket: listing only under those keys and prefixes, and
 the reads of the versioning and public-access checks; a KMS key's data keys when one is used.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 from engine.aws.iam_policy import Grant
 from engine.state.s3_location import S3Location
 
-# the API calls engine/state makes -> their IAM actions (HeadObject is authorised as GetObject,
-# ListObjectsV2 as ListBucket, GetPublicAccessBlock as GetBucketPublicAccessBlock)
+# the API calls engine/state makes -> their IAM actions (ListObjectsV2 is authorised as
+# ListBucket, GetPublicAccessBlock as GetBucketPublicAccessBlock). No HeadObject: a missing
+# key is found by listing under it, since without ListBucket on the whole bucket S3 answers
+# a GET or HEAD of a missing key with 403, not 404.
 STATE_CALLS = {
     "GetObject": "s3:GetObject",
-    "HeadObject": "s3:GetObject",
     "PutObject": "s3:PutObject",
     "DeleteObject": "s3:DeleteObject",
     "ListObjectsV2": "s3:ListBucket",
@@ -45,7 +46,12 @@ def state_grants(
             (bucket,),
             {
                 "StringLike": {
-                    "s3:prefix": [f"{location.log_prefix}*", f"{location.artifacts_prefix}*"]
+                    "s3:prefix": [
+                        location.key,
+                        location.lock_key,
+                        f"{location.log_prefix}*",
+                        f"{location.artifacts_prefix}*",
+                    ]
                 }
             },
         ),

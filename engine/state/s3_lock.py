@@ -43,6 +43,8 @@ def parse_holder(raw: bytes) -> Holder | None:
 
 def s3_holder(objects: StateObjects, location: S3Location) -> Holder | None:
     """Who holds the S3 journal's lock, or None."""
+    if not objects.exists(location.lock_key):
+        return None
     got = objects.get(location.lock_key)
     if got is None:
         return None
@@ -97,7 +99,7 @@ class S3Lock:
                 continue  # a create raced ours: look again
             except PreconditionFailed:
                 pass
-            got = self.objects.get(key)
+            got = self.objects.get(key) if self.objects.exists(key) else None
             if got is None:
                 continue  # released between the two calls
             holder = parse_holder(got[0]) or Holder("?", "?", 0, "?", "?")

@@ -67,15 +67,9 @@ class StateObjects:
             raise StateUnreachable(f"{self.where(key)}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if _code(exc) in _ABSENT:
-                return False
-            raise self._failure("HeadObject", key, exc) from exc
-        except BotoCoreError as exc:
-            raise StateUnreachable(f"{self.where(key)}: {exc}") from exc
+        """By listing, not HeadObject: without s3:ListBucket on the whole bucket, S3 answers a
+        missing key with 403, not 404; the state policy grants listing under its keys only."""
+        return key in self.keys(key)
 
     def put(
         self, key: str, body: bytes, if_match: str | None = None, if_none_match: str | None = None

@@ -3,6 +3,7 @@ with If-None-Match, the bucket checks, encryption, a held checkpoint, the pull t
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import threading
 import uuid
@@ -338,6 +339,11 @@ def test_the_iam_policy_grants_every_state_call_and_nothing_wider(
         if "Key" in params:
             resource += f"/{params['Key']}"
         assert iam_policy.allows(policy, STATE_CALLS[name], resource), (name, params)
+        if name == "ListObjectsV2":  # listing only under the state's own keys
+            listed = next(g for g in grants if g.sid == "RunStateList").condition
+            assert listed is not None
+            patterns = listed["StringLike"]["s3:prefix"]
+            assert any(fnmatch.fnmatchcase(params["Prefix"], p) for p in patterns), params
     bucket = f"arn:aws:s3:::{location.bucket}"
     for other in (f"{bucket}/runs/acme/other.toml", f"{bucket}/elsewhere/run.toml"):
         assert not iam_policy.allows(policy, "s3:PutObject", other)
