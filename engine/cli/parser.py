@@ -20,6 +20,7 @@ from engine.cli.values import (
     _read_timeout,
     _reason,
     _region,
+    _s3_url,
     _time_scale,
 )
 from engine.session.detach import CHILD_FLAG
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="show the calls; change nothing")
     p.add_argument("--by", type=_name, help="who rolls back (default: --operator, else $USER)")
     add("report", "a Markdown audit of the run")
+    _state_commands(add)
     p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
     p.add_argument(
         "--account", type=_account, default="*", help="account id for the ARNs (default: *)"
@@ -225,6 +227,20 @@ SERVE_HELP = (
     "for people without SSH. No key in it can act. textual-serve has NO authentication: anyone "
     "who can reach the port (every user of this machine, or an SSH tunnel) sees the run."
 )
+
+
+def _state_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`state push URL` / `state pull DIR`: move a run between this machine and S3."""
+    p = add("state", "move a run: push a local run to S3, or pull a run in S3 to a folder")
+    moves = p.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
+    push_help = "copy this run (--journal, or the default) to S3; this side then refuses to drive"
+    q = moves.add_parser("push", help=push_help, description=push_help)
+    _common(q, sub=True)
+    q.add_argument("url", type=_s3_url, help="s3://bucket/prefix/name.toml")
+    pull_help = "copy the run at --journal s3://... into DIR; S3 then refuses to drive it"
+    q = moves.add_parser("pull", help=pull_help, description=pull_help)
+    _common(q, sub=True)
+    q.add_argument("dir", type=Path, help="the folder the run's journal goes into")
 
 
 def _serve_commands(sub: Any) -> None:

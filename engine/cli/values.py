@@ -155,3 +155,12 @@ def _journal(text: str) -> Path | str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _s3_url(text: str) -> str:
+    """An S3 journal's URL (state push)."""
+    try:
+        parse_s3_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

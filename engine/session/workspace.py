@@ -32,6 +32,7 @@ from engine.session.journals import (
     state_dir,
 )
 from engine.session.remote_state import RemoteState, s3_location_of, state_connection
+from engine.session.state_move import refuse_if_moved_from, refuse_if_moved_here
 from engine.state.errors import JournalError
 from engine.state.files import no_symlink
 from engine.state.journal import Journal, JournalStore, Target
@@ -133,6 +134,8 @@ class Workspace:
         no_symlink(self.store.log_path)  # checked before acting: a refusal must mean "nothing done"
         if self.remote is not None:
             self._acquire_remote(operation)
+        else:
+            refuse_if_moved_here(self.journal_path)  # pushed to S3: drive it there
         self.lock = JournalLock(self.journal_path, operation)
         try:
             self.lock.acquire()
@@ -150,6 +153,7 @@ class Workspace:
         self.s3_lock = self.remote.lock(operation, self.options.take_over)
         self.s3_lock.acquire()
         try:
+            refuse_if_moved_from(self.remote)  # pulled to a folder: drive it there
             self.remote.store.pull()
         except BaseException:
             self.release()
