@@ -169,6 +169,7 @@ class RunSnapshot(Frozen):
     proposed_rollback: str | None
     running_rollback: str | None
     archive_gaps: tuple[str, ...] = ()  # deleted resources whose archive is incomplete
+    checkpoint_held: str | None = None  # a checkpoint waits to be durable (S3), and why
     steps: tuple[StepView, ...]
     gates: tuple[GateView, ...]
     alerts: tuple[AlertView, ...]

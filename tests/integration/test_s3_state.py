@@ -17,7 +17,10 @@ from botocore.config import Config
 
 from engine.aws import iam_policy
 from engine.aws.state_policy import STATE_CALLS, state_grants
+from engine.core.events import LogLine, SnapshotChanged
+from engine.core.views import RunState
 from engine.plan.loader import default_runbook_path, load_runbook
+from engine.run.engine import Engine, EngineOptions
 from engine.state.errors import JournalError
 from engine.state.journal import Journal, RunMeta, Target
 from engine.state.lock import LockedError
@@ -27,6 +30,7 @@ from engine.state.s3_location import S3Location, parse_s3_url
 from engine.state.s3_lock import S3Lock, s3_holder
 from engine.state.s3_objects import StateObjects
 from tests.support.world import fresh_moto_server
+from tui.lines import status_text
 
 DEAD = "http://127.0.0.1:9"  # discard port: nothing listens, the connection is refused
 
@@ -350,3 +354,29 @@ def test_the_iam_policy_grants_every_state_call_and_nothing_wider(
         assert not iam_policy.allows(policy, "s3:GetObject", other)
     elsewhere = f"arn:aws:s3:::another-bucket/{location.key}"
     assert not iam_policy.allows(policy, "s3:PutObject", elsewhere)
+
+
+def test_a_held_checkpoint_holds_the_step_and_every_view_says_so(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    rb = load_runbook(default_runbook_path()).runbook
+    store = _store(_client(DEAD, retries={"max_attempts": 1}), location, tmp_path)
+    store.hold_delays = (0.0,)
+    engine = Engine(rb, _journal(), store, lambda service: None, EngineOptions(operator="alice"))
+    seen: list[Any] = []
+
+    def watch(event: Any) -> None:
+        seen.append(event)
+        if isinstance(event, SnapshotChanged) and event.snapshot.checkpoint_held:
+            store.objects.client = s3  # S3 answers again
+
+    engine.subscribe(watch)
+    engine.save()
+    held = [e.snapshot for e in seen if isinstance(e, SnapshotChanged)]
+    assert held[0].checkpoint_held and "S3 unreachable" in held[0].checkpoint_held
+    assert held[-1].checkpoint_held is None  # durable: the run goes on
+    line = status_text(held[0].model_copy(update={"state": RunState.RUNNING}), False, False)
+    assert "HOLDING" in line and "S3 unreachable" in line
+    warnings = [e for e in seen if isinstance(e, LogLine) and e.level == "warning"]
+    assert warnings and "checkpoint held" in warnings[0].message
+    assert s3.head_object(Bucket=location.bucket, Key=location.key)["ContentLength"] > 0
