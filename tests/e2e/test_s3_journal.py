@@ -215,10 +215,19 @@ def test_sigkill_mid_migration_then_resume_from_a_second_home_equals_an_uninterr
     second = Operator(url, CRASH, env[CRASH], tmp_path / "bastion", rb_path)
     status = second.cli("status", "--journal", journal)
     assert status.returncode == 0 and "migrate-" in status.stdout, status.stderr
+    # the dead driver's lock is still in S3: taking it over is explicit, and journaled
+    refused = second.cli("run", "--yes", "--time-scale", TIME_SCALE, "--journal", journal)
+    assert refused.returncode == 4 and "--take-over" in refused.stderr, refused.stderr
+    taken = second.cli(
+        "run", "--yes", "--time-scale", TIME_SCALE, "--journal", journal, "--take-over"
+    )
+    assert taken.returncode in (0, 3), taken.stderr
+    assert "took over the lock of" in taken.stdout and "held for" not in taken.stderr
     second.drive(journal)
 
     ref_journal = JournalStore(Path(local_journal)).load()
     s3_journal = _s3_journal(url, "runs/acme/migration.toml")
+    assert any("took over the lock of" in entry.what for entry in s3_journal.audit)
     assert {k: v.status for k, v in s3_journal.steps.items()} == {
         k: v.status for k, v in ref_journal.steps.items()
     }
