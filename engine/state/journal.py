@@ -253,8 +253,9 @@ def strip_none(value: Any) -> Any:
     return value
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Temp file in the same directory, fsync, rename, fsync the directory."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, sync: bool = True) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory (`sync` False: no
+    fsync, for a copy whose truth is elsewhere: a reader still sees old or new, never half)."""
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -262,11 +263,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not sync:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

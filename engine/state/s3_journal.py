@@ -122,7 +122,7 @@ class S3JournalStore(JournalStore):
         self._push_log()
         self.etag = self._durable(lambda: self._put_journal(body), "checkpoint")
         private_dir(self.path.parent)
-        atomic_write(self.path, body)
+        atomic_write(self.path, body, sync=False)  # this machine's copy: S3 holds the truth
 
     def flush(self) -> None:
         """The log lines and artifacts written since the last checkpoint, tried once (a
