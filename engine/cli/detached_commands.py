@@ -4,11 +4,13 @@ throttle | watch, and a rollback it runs."""
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from engine.cli.driving import open_workspace
+from engine.cli.journal_follow import follow_journal
 from engine.cli.outcome import finish_outcome, resume_hint
 from engine.cli.output import Printer, say, say_error
 from engine.cli.remote import control_line, need_remote, operator_of
@@ -97,6 +99,9 @@ def _step_summary(status: dict[str, Any]) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """A headless follower of a detached engine (the console attaches later the same way)."""
+    ws = open_workspace(args)
+    if getattr(args, "remote", None) is None and ws.remote is not None:
+        return follow_journal(ws, say, threading.Event())  # a run in S3, followed from afar
     remote = need_remote(args)
     printer = Printer(say)
     shown: dict[str, str] = {}

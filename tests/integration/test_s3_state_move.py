@@ -3,6 +3,7 @@ against a moto server on loopback holding the target and the state bucket."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 
 from engine.aws.target import local_connection
 from engine.cli.app import main
+from engine.cli.journal_follow import follow_journal
 from engine.plan.loader import load_runbook
 from engine.rehearsal.seed import seed_world
+from engine.session.workspace import Workspace, WorkspaceOptions
 from engine.state.journal import JournalStore
 from tests.support.paths import MINI_RUNBOOK
 from tests.support.world import fresh_moto_server
@@ -107,3 +110,26 @@ def test_a_second_home_resumes_the_same_run(
     status = capsys.readouterr().out
     assert "waiting at gate" in status and started.out
     assert _run(endpoint, url) == 3
+
+
+def test_watch_follows_a_run_in_s3_from_afar(
+    endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"s3://{bucket}/runs/watched.toml"
+    assert _run(endpoint, url) == 3
+    ws = Workspace(WorkspaceOptions(runbook=MINI_RUNBOOK, journal=url, endpoint_url=endpoint))
+    lines: list[str] = []
+    stop = threading.Event()
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if line.startswith("WAITING_GATE gate gate-phase2"):  # the driver goes on elsewhere
+            decide = ["decide", "gate-phase2", "--go", "--by", "op", "--override", "test"]
+            assert main([*decide, "--journal", url, *_common(endpoint)]) == 0
+        elif line.startswith("READY"):
+            stop.set()
+
+    assert follow_journal(ws, say, stop, poll=0.0) == 0
+    assert lines[0].startswith(f"following {url}")
+    assert lines[1:] == ["WAITING_GATE gate gate-phase2 · 1/3 steps done", lines[2]]
+    assert lines[2].startswith("READY step ")
