@@ -16,6 +16,7 @@ from engine.actions.cleanup.routes import redeploy_stages
 from engine.actions.cleanup.state import StagesCursors, route_deletions_of
 from engine.actions.restore.common import archive_folder
 from engine.aws.apigateway import resources_by_path
+from engine.aws.resend import create_once
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.records import Summary
@@ -67,6 +68,13 @@ def _pick(src: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: src[k] for k in keys if src.get(k) not in (None, "", {}, [])}
 
 
+def _method(gw: Any, api_id: str, rid: str, method: str) -> dict[str, Any] | None:
+    try:
+        return gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
+    except gw.exceptions.NotFoundException:
+        return None
+
+
 def _ensure_path(gw: Any, api_id: str, path: str) -> str:
     current = resources_by_path(gw, api_id)
     if path in current:
@@ -75,8 +83,11 @@ def _ensure_path(gw: Any, api_id: str, path: str) -> str:
     for part in path.strip("/").split("/"):
         here = parent.rstrip("/") + "/" + part
         if here not in current:
-            current[here] = gw.create_resource(
-                restApiId=api_id, parentId=current[parent]["id"], pathPart=part
+            current[here] = create_once(
+                lambda parent_id=current[parent]["id"], part=part: gw.create_resource(
+                    restApiId=api_id, parentId=parent_id, pathPart=part
+                ),
+                lambda here=here: resources_by_path(gw, api_id).get(here),
             )
         parent = here
     return current[path]["id"]
@@ -120,8 +131,11 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
         try:
             present = gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
         except gw.exceptions.NotFoundException:
-            gw.put_method(
-                restApiId=api_id, resourceId=rid, httpMethod=method, **_pick(spec, _METHOD_KEYS)
+            create_once(
+                lambda rid=rid, method=method, spec=spec: gw.put_method(
+                    restApiId=api_id, resourceId=rid, httpMethod=method, **_pick(spec, _METHOD_KEYS)
+                ),
+                lambda rid=rid, method=method: _method(gw, api_id, rid, method),
             )
             present = {}
         for code, resp in (spec.get("methodResponses") or {}).items():
