@@ -135,3 +135,32 @@ def test_watch_follows_a_run_in_s3_from_afar(
         "WAITING_GATE gate gate-phase2 · 1/3 steps done",
         "WAITING_ACK step handover · 1/3 steps done",
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["status", "--journal", "s3://state/run.json"], "must end in .toml"),
+        (["run", "--journal", "s3:/state/run.toml"], "s3://bucket/prefix/name.toml"),
+        (["state", "push", "s3://Bad_Bucket/run.toml"], "not an S3 bucket name"),
+    ],
+)
+def test_a_bad_s3_url_is_one_line_exit_2(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err
+
+
+def test_fresh_is_refused_for_a_run_in_s3(
+    endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"s3://{bucket}/runs/fresh.toml"
+    assert _run(endpoint, url) == 3
+    capsys.readouterr()
+    assert _run(endpoint, url, "--fresh") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "new --journal s3://" in err
