@@ -13,7 +13,8 @@ from engine.run.status_text import gate_lines
 
 def resume_hint(args: argparse.Namespace) -> str:
     parts = ["runbook", "run"]
-    flags = ("runbook", "journal", "endpoint_url", "profile", "region", "read_timeout")
+    flags = ("runbook", "journal", "state_profile", "endpoint_url", "profile", "region")
+    flags = (*flags, "read_timeout")
     for flag in (*flags, "mapping_overrides"):
         value = getattr(args, flag, None)
         if value:
