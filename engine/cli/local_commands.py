@@ -29,7 +29,6 @@ from engine.run.report import render_report
 from engine.run.snapshot import empty_snapshot
 from engine.run.status_text import render_status
 from engine.session.workspace import NoRun
-from engine.state.lock import is_locked
 from engine.state.s3_location import parse_s3_url
 
 
@@ -104,7 +103,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except NoRun:  # before any run: every step pending
         snapshot = empty_snapshot(ws.loaded.runbook, str(ws.store.path))
     else:
-        holder = is_locked(engine.store.path)
+        holder = ws.holder()  # a run in S3: whoever holds its lock, on any machine
         running = any(s.status == "running" for s in engine.journal.steps.values())
         snapshot = engine.snapshot(
             driver=f"{holder.user}@{holder.host}" if holder else None,

@@ -36,9 +36,9 @@ from engine.session.state_move import refuse_if_moved_from, refuse_if_moved_here
 from engine.state.errors import JournalError
 from engine.state.files import no_symlink
 from engine.state.journal import Journal, JournalStore, Target
-from engine.state.lock import JournalLock
+from engine.state.lock import Holder, JournalLock, is_locked
 from engine.state.mapping_record import MappingChanged, read_override_file, refuse_if_changed
-from engine.state.s3_lock import S3Lock
+from engine.state.s3_lock import S3Lock, s3_holder
 
 
 class NoRun(Exception):
@@ -158,6 +158,13 @@ class Workspace:
         except BaseException:
             self.release()
             raise
+
+    def holder(self) -> Holder | None:
+        """Who drives this run now: the lock here, else (a run in S3) the lock object there."""
+        here = is_locked(self.journal_path)
+        if here is None and self.remote is not None:
+            return s3_holder(self.remote.objects, self.remote.location)
+        return here
 
     def release(self) -> None:
         if self.lock:

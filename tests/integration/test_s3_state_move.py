@@ -3,6 +3,7 @@ against a moto server on loopback holding the target and the state bucket."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -164,3 +165,18 @@ def test_fresh_is_refused_for_a_run_in_s3(
     assert _run(endpoint, url, "--fresh") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "new --journal s3://" in err
+
+
+def test_status_names_the_driver_of_a_run_in_s3_on_another_machine(
+    endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"s3://{bucket}/runs/driven.toml"
+    assert _run(endpoint, url) == 3
+    s3 = local_connection(endpoint, "us-east-1").client("s3")
+    holder = b'user = "bob"\nhost = "bastion-2"\npid = 7\nsince = "2026-12-06T10:00:00Z"\n'
+    s3.put_object(Bucket=bucket, Key="runs/driven.toml.lock", Body=holder + b'operation = "run"\n')
+    capsys.readouterr()
+    assert main(["status", "--json", "--journal", url, *_common(endpoint)]) == 0
+    assert json.loads(capsys.readouterr().out)["driver"] == "bob@bastion-2"
+    assert _run(endpoint, url) == 4
+    assert "bob@bastion-2 (pid 7)" in capsys.readouterr().err
