@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.latency import ReadReplay, RequestMeter, add_latency
+from bench.state import DELAY
+from bench.state import measure as state_cost
 from bench.ui import cold_start_seconds, event_loop_lag
 from bench.world import (
     COMPANY,
@@ -52,6 +54,7 @@ from engine.runbook.transforms import to_company_scoped
 
 Side = Callable[[Connection, Runbook, Path], tuple[int, float]]
 KILL_PAGE = 500
+DELAY_MS = round(DELAY * 1000)
 
 
 # --- the three ways to copy ------------------------------------------------------------------
@@ -365,13 +368,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small tables: a few minutes")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["throughput", "memory", "kill", "console"], action="append"
+        "--only", choices=["throughput", "memory", "kill", "console", "state"], action="append"
     )
     args = parser.parse_args()
     rb = runbook()
     n = 2_000 if args.quick else 10_000
     sizes = (2_000, 10_000) if args.quick else (10_000, 100_000)
-    parts = set(args.only or ["throughput", "memory", "kill", "console"])
+    parts = set(args.only or ["throughput", "memory", "kill", "console", "state"])
     table = Table()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -386,6 +389,9 @@ def main() -> None:
             kill_rewrites(table, rb, n, work)
         if "console" in parts:
             console(table, rb, n, args.runs)
+        if "state" in parts:  # a journal kept in S3 against a local one (bench/state.py)
+            for figure, s3, local, fmt in state_cost(n, args.runs, work / "state"):
+                table.add(f"{figure}, S3 journal vs local, {DELAY_MS} ms", s3, local, "", fmt)
     print()
     print(
         f"items of about 300 B; N = {n:,}; medians of {args.runs} interleaved runs; "
