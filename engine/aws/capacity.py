@@ -131,8 +131,13 @@ def throttle_queries(tables: list[str], mon: MonitoringSpec | None) -> list[dict
 def minute_sums(
     cw: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
 ) -> dict[str, list[float]]:
-    """Label -> one-minute sums between start and end (values only; CloudWatch leaves out
-    minutes without data)."""
+    """Label -> one-minute sums of the whole minutes from start's to end's (values only;
+    CloudWatch leaves out minutes without data). The window is aligned to minutes, as
+    CloudWatch aligns one-minute periods, and never empty."""
+    start = start.replace(second=0, microsecond=0)
+    end = max(
+        end.replace(second=0, microsecond=0) + timedelta(minutes=1), start + timedelta(minutes=1)
+    )
     win = Window(start, end, 60, (end - start) / timedelta(minutes=1))
     values = fetch(cw, queries, win)
     return {q["Label"]: values.get(q["Id"], []) for q in queries}

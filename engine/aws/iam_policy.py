@@ -158,6 +158,8 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
                 "cloudwatch:DescribeAlarms",
                 "cloudwatch:GetMetricData",
                 "cloudwatch:GetMetricStatistics",
+                # migrate_entity's capacity budget: a table's auto scaling bounds
+                "application-autoscaling:DescribeScalableTargets",
                 "sts:GetCallerIdentity",
             ),
             ("*",),

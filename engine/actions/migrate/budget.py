@@ -178,7 +178,8 @@ class CapacityGovernor:
         self.refresh()
         self.announce()
         start = self.began - timedelta(minutes=self.spec.baseline_minutes)
-        self.baseline = self._sums(start, self.began)
+        # the minutes before the step's own (minute_sums counts the end's minute whole)
+        self.baseline = self._sums(start, self.began - timedelta(minutes=1))
         self._watcher = threading.Thread(target=self._watch, name="capacity-watch", daemon=True)
         self._watcher.start()
 
