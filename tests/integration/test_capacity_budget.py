@@ -107,7 +107,7 @@ def test_a_throttle_rise_on_the_target_halves_the_budget_and_says_why(aws, make_
 
 
 def test_dual_write_failures_above_the_baseline_are_a_rise_too(aws, make_ctx, runbook):
-    ddb, ctx = mapped(aws, make_ctx, runbook)
+    _, ctx = mapped(aws, make_ctx, runbook)
     mon = runbook.monitoring
     ctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
     governor = CapacityGovernor(ctx, EXPENSES, T_EXPENSES)
