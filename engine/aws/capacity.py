@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from engine.aws.metrics import Window, dual_write_metric, fetch
+from engine.aws.metrics import MAX_QUERIES, dual_write_metric
 from engine.core.capacity import ON_DEMAND, PROVISIONED, TableCapacity, Units
 from engine.runbook.model import MonitoringSpec
 
@@ -128,16 +128,32 @@ def throttle_queries(tables: list[str], mon: MonitoringSpec | None) -> list[dict
     return out
 
 
-def minute_sums(
-    cw: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
-) -> dict[str, list[float]]:
-    """Label -> one-minute sums of the whole minutes from start's to end's (values only;
-    CloudWatch leaves out minutes without data). The window is aligned to minutes, as
-    CloudWatch aligns one-minute periods, and never empty."""
+Minutes = dict[str, list[tuple[datetime, float]]]
+
+
+def minute_sums(cw: Any, queries: list[dict[str, Any]], start: datetime, end: datetime) -> Minutes:
+    """Label -> (minute, sum) of the whole minutes from start's to end's (CloudWatch leaves
+    out minutes without data). The window is aligned to minutes, as CloudWatch aligns
+    one-minute periods, and never empty."""
     start = start.replace(second=0, microsecond=0)
     end = max(
         end.replace(second=0, microsecond=0) + timedelta(minutes=1), start + timedelta(minutes=1)
     )
-    win = Window(start, end, 60, (end - start) / timedelta(minutes=1))
-    values = fetch(cw, queries, win)
-    return {q["Label"]: values.get(q["Id"], []) for q in queries}
+    labels = {q["Id"]: q["Label"] for q in queries}
+    out: Minutes = {q["Label"]: [] for q in queries}
+    for i in range(0, len(queries), MAX_QUERIES):
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries[i : i + MAX_QUERIES],
+            "StartTime": start,
+            "EndTime": end,
+        }
+        while True:
+            page = cw.get_metric_data(**kwargs)
+            for res in page.get("MetricDataResults", []):
+                pairs = zip(res.get("Timestamps", []), res.get("Values", []), strict=False)
+                out[labels[res["Id"]]].extend((at, float(v)) for at, v in pairs)
+            token = page.get("NextToken")
+            if not token:
+                break
+            kwargs["NextToken"] = token
+    return out

@@ -189,8 +189,10 @@ class CapacitySpec(Strict):
     # one partition (one company: the target's partition key) serves about this many WCU/s;
     # the migration takes `share` of it per company
     partition_write_units: float = Field(default=1000.0, gt=0)
-    # CloudWatch throttle metrics are one-minute sums: read them, and the capacity, this often
-    poll_seconds: float = Field(default=60.0, gt=0)
+    # the tables' capacity is read again this often (auto scaling, an operator's UpdateTable)
+    describe_seconds: float = Field(default=5.0, gt=0)
+    # CloudWatch throttle metrics are one-minute sums, read this often; each minute acts once
+    poll_seconds: float = Field(default=15.0, gt=0)
     # the baseline: these minutes before the step began
     baseline_minutes: int = Field(default=10, ge=1)
     # every poll without a rise gives back this share of the budget (additive increase)

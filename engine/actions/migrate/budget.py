@@ -17,6 +17,7 @@ caused it, and says why in the log and on the progress line; each poll without o
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,8 @@ class CapacityGovernor:
         self.began = datetime.now(UTC)
         self.queries = aws_capacity.throttle_queries([target], ctx.runbook.monitoring)
         self.baseline: dict[str, list[float]] = {}
+        self._acted: set[tuple[str, datetime]] = set()  # minutes already weighed: once each
+        self._polled = 0.0  # when the metrics were last read (monotonic)
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
         self._said: set[str] = set()
@@ -179,7 +182,8 @@ class CapacityGovernor:
         self.announce()
         start = self.began - timedelta(minutes=self.spec.baseline_minutes)
         # the minutes before the step's own (minute_sums counts the end's minute whole)
-        self.baseline = self._sums(start, self.began - timedelta(minutes=1))
+        before = self._sums(start, self.began - timedelta(minutes=1))
+        self.baseline = {label: [v for _, v in got] for label, got in before.items()}
         self._watcher = threading.Thread(target=self._watch, name="capacity-watch", daemon=True)
         self._watcher.start()
 
@@ -188,7 +192,7 @@ class CapacityGovernor:
         if self._watcher is not None:
             self._watcher.join(5)
 
-    def _sums(self, start: datetime, end: datetime) -> dict[str, list[float]]:
+    def _sums(self, start: datetime, end: datetime) -> aws_capacity.Minutes:
         try:
             return aws_capacity.minute_sums(self.cw, self.queries, start, end)
         except (ClientError, BotoCoreError) as exc:
@@ -196,21 +200,29 @@ class CapacityGovernor:
             return {}
 
     def _watch(self) -> None:
-        while not self._done.wait(self.spec.poll_seconds):
+        while not self._done.wait(self.spec.describe_seconds):
             if self.ctx.clock.stop.is_set():
                 return
-            self.poll()
+            if time.monotonic() - self._polled >= self.spec.poll_seconds:
+                self.poll()
+            else:
+                self.refresh()  # capacity only: auto scaling, an operator's UpdateTable
+                self._check_share()
 
     def poll(self, now: datetime | None = None) -> str | None:
-        """One look: capacity again, then the throttle sums against the baseline. Returns the
-        reason it backed off, or None."""
+        """One look: capacity again, then the throttle sums against the baseline (each minute
+        weighed once, however often it is read). Returns why it backed off, or None."""
         now = now or datetime.now(UTC)
+        self._polled = time.monotonic()
         self.refresh()
         back = max(self.spec.poll_seconds, 60.0) + METRIC_LAG_SECONDS
         recent = self._sums(max(self.began, now - timedelta(seconds=back)), now)
         rises = []
-        for label, values in recent.items():
-            worst = rise_above(self.baseline.get(label, []), values)
+        for label, minutes in recent.items():
+            fresh = [(at, v) for at, v in minutes if (label, at) not in self._acted]
+            worst = rise_above(self.baseline.get(label, []), [v for _, v in fresh])
+            ceiling = max(self.baseline.get(label, []), default=0.0)
+            self._acted.update((label, at) for at, v in fresh if v > ceiling)
             if worst is not None:
                 base = max(self.baseline.get(label, []), default=0.0)
                 rises.append(f"{label} {worst:,.0f}/min > baseline {base:,.0f}")
