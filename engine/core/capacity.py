@@ -2,10 +2,11 @@
 calculations (engine/aws/capacity.py reads what they take; docs/performance.md).
 
 A provisioned table's budget is `share` of its provisioned units (auto scaling moves them:
-they are read again every poll). An on-demand table's is `share` of its maximum
-(OnDemandThroughput), else of its warm throughput (WarmThroughput, what it serves at once),
-else the units the operator granted (runbook `capacity.on_demand_*_units`), else none: the
-migration is then bounded by its `rate` and `in_flight` only, and the log says so.
+they are read again every few seconds). An on-demand table's is `share` of its maximum
+(OnDemandThroughput), else the units per second the operator granted (runbook
+`capacity.on_demand_*_units`), else none: the migration is then bounded by its `rate` and
+`in_flight` (and AIMD on the application's throttles) only, and the log says so. Warm
+throughput (what an on-demand table serves at once; it grows with use) is shown, not a bound.
 """
 
 from __future__ import annotations
@@ -42,12 +43,10 @@ class TableCapacity:
         return self.read if kind == "read" else self.write
 
     def basis(self, kind: Kind) -> float | None:
-        """What `share` applies to: provisioned units now, or the on-demand maximum, or the
-        on-demand warm throughput; None when the table states no bound."""
+        """What `share` applies to: provisioned units now, or the on-demand maximum; None when
+        the table states no bound."""
         u = self.units(kind)
-        if self.mode == PROVISIONED:
-            return u.provisioned
-        return u.maximum if u.maximum is not None else u.warm
+        return u.provisioned if self.mode == PROVISIONED else u.maximum
 
     def describe(self, kind: Kind) -> str:
         """One phrase for the log: `provisioned 1,000 WCU (auto scaling 500-4,000)`."""

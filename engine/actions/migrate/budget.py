@@ -231,6 +231,7 @@ class CapacityGovernor:
             factor = self.aimd.back_off(reason)
             self.backoffs += 1
             self.apply()
+            self.ctx.throttle.on_throttle()  # the window halves too: an unbounded budget
             self.ctx.log(
                 f"{self.target}: the application suffers ({reason}): the migration's budget "
                 f"halved to {factor:.0%} of its share",

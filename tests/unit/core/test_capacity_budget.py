@@ -30,11 +30,13 @@ def test_a_provisioned_tables_budget_is_its_share_of_the_units_now():
     assert cap.describe("write") == "provisioned 1,000 WCU (auto scaling 500-4,000)"
 
 
-def test_on_demand_takes_the_maximum_then_warm_throughput_then_the_operators_units():
+def test_on_demand_takes_its_maximum_else_the_operators_units_never_warm_throughput():
     both = TableCapacity("t", ON_DEMAND, write=Units(maximum=2000, warm=4000))
     assert budget_units(both, "write", 0.5, 99) == 1000  # the maximum wins
-    warm = TableCapacity("t", ON_DEMAND, write=Units(warm=4000))
-    assert budget_units(warm, "write", 0.5, 99) == 2000
+    assert both.describe("write") == "on-demand (max 2,000 WCU, warm 4,000 WCU)"
+    warm = TableCapacity("t", ON_DEMAND, write=Units(warm=4000))  # it grows with use
+    assert budget_units(warm, "write", 0.5, 99) == 99
+    assert budget_units(warm, "write", 0.5, None) is None
     bare = TableCapacity("t", ON_DEMAND)
     assert budget_units(bare, "write", 0.5, 300) == 300  # the operator's rate as given
     assert budget_units(bare, "write", 0.5, None) is None  # unbounded: said in the log
