@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.capacity_model import CapacityModel
+from bench.latency import ReadReplay, add_latency
 from bench.world import (
     MotoServer,
     entity,
@@ -45,7 +46,8 @@ MODEL_PARTITION_WCU = 600.0  # one partition key's units, scaled with the table
 APP_WCU = 200.0  # the application's steady writes: 1 WCU PutItems per second
 COMPANIES = [f"cap-{n}" for n in range(6)]
 USERS = {f"capuser-{n}": COMPANIES[n // 2] for n in range(12)}  # two users per company
-WINDOW = 5  # seconds a rate is averaged over
+WINDOW = 5  # seconds a rate is judged over
+REQUEST_WCU = 200.0  # the largest request: a transaction of 100 items at 2 WCU
 
 
 def capacity_runbook(rb: Runbook) -> Runbook:
@@ -146,8 +148,19 @@ def run_world(
     admin.update_table(
         TableName=target, BillingMode="PROVISIONED", ProvisionedThroughput=provisioned
     )
+    params = dict(rb.step("migrate-expenses").params)
+    # a first migration, unmeasured and unbounded, records every Scan answer: the measured
+    # one replays them, so moto's one core (about 2.5 ms an item per Scan page) is not what
+    # paces it; the writes it sends are the model's
+    replay = ReadReplay()
+    warm = server.connection()
+    add_latency(warm.client("dynamodb"), 0.0, replay=replay)
+    CapacityModel(target, 1e9, 1e9).attach(warm.client("dynamodb"), "migration")
+    store, journal = prepared_journal(rb, warm, work / "warm")
+    run_action(rb, warm, store, journal, "migrate-expenses", "migrate_entity", params)
     model = CapacityModel(target, MODEL_WCU, MODEL_PARTITION_WCU)
     conn = server.connection()
+    add_latency(conn.client("dynamodb"), 0.0, replay=replay)
     model.attach(conn.client("dynamodb"), "migration")
     store, journal = prepared_journal(rb, conn, work)
     app = AppWriter(server.connection(), target, model)
@@ -168,7 +181,6 @@ def run_world(
     if timer is not None:
         timer.start()
     try:
-        params = dict(rb.step("migrate-expenses").params)
         summary = run_action(rb, conn, store, journal, "migrate-expenses", "migrate_entity", params)
     finally:
         ended = model.second()
@@ -181,12 +193,18 @@ def run_world(
     return World(model, summary, began, ended, halved[0] if halved else None)
 
 
-def _means(series: dict[int, float], start: int, end: int) -> list[float]:
-    """WINDOW-second means of a per-second series from start to end."""
+def _sums(series: dict[int, float], start: int, end: int) -> list[float]:
+    """Units in each WINDOW seconds of a per-second series from start to end."""
     return [
-        sum(series.get(s, 0.0) for s in range(t, t + WINDOW)) / WINDOW
+        sum(series.get(s, 0.0) for s in range(t, t + WINDOW))
         for t in range(start, max(start + 1, end - WINDOW + 1))
     ]
+
+
+def bound(rate: float, request: float = 0.0) -> float:
+    """What holding `rate` allows in WINDOW seconds, as a token bucket counts it: one second
+    of burst, WINDOW seconds at the rate, and (debt) one request admitted at zero."""
+    return rate * (WINDOW + 1) + request
 
 
 def app_throttled(w: World) -> tuple[int, int]:
@@ -198,25 +216,25 @@ def app_throttled(w: World) -> tuple[int, int]:
 
 
 def migration_share(w: World, budget: float) -> float:
-    """The migration's mean WCU/s over its run (its first and last seconds left out), against
-    its budget."""
+    """The migration's mean WCU/s from its first write to its last (the count and the first
+    scan pages before, from moto, are not the budget's), against its budget."""
     units = w.model.counts["migration"].units
-    start, end = w.began + 2, w.ended - 2
+    start, end = min(units, default=0), max(units, default=0)
     rate = sum(units.get(s, 0.0) for s in range(start, end + 1)) / max(1, end - start + 1)
     return rate / budget
 
 
 def settle_seconds(w: World, budget: float) -> float:
-    """Seconds from the halving until every later WINDOW-second mean of the migration's WCU/s
-    holds the new budget (within 10 %) and the application is no longer throttled."""
+    """Seconds from the halving until the migration holds the new budget in every later
+    WINDOW seconds (`bound`) and the application is no longer throttled."""
     assert w.halved_at is not None
     units = w.model.counts["migration"].units
     throttled = w.model.counts["app"].throttled_at
     last = w.ended - WINDOW
     for start in range(w.halved_at, last + 1):
-        means = _means(units, start, w.ended)
+        sums = _sums(units, start, w.ended)
         calm = all(throttled.get(s, 0) == 0 for s in range(start, w.ended + 1))
-        if all(m <= budget * 1.1 for m in means) and calm:
+        if all(u <= bound(budget, REQUEST_WCU) for u in sums) and calm:
             return float(start - w.halved_at)
     return float(w.ended - w.halved_at)
 
@@ -243,6 +261,9 @@ def capacity(table: Any, rb: Runbook, n: int, work: Path) -> None:
             f"hottest {w.summary.get('hottest_companies', [])[:2]}",
             file=sys.stderr,
         )
+        units = w.model.counts["migration"].units
+        series = [int(units.get(s, 0)) for s in range(w.began, w.ended + 1)]
+        print(f"    migration WCU per second: {series}", file=sys.stderr)
     thr, req = (sum(x) for x in zip(app_throttled(steady), app_throttled(skewed), strict=True))
     table.add(
         "CAPACITY MODEL: application writes throttled during the migration (%, steady and "
@@ -269,13 +290,13 @@ def capacity(table: Any, rb: Runbook, n: int, work: Path) -> None:
         "{:,.1f}",
     )
     units = skewed.model.company_units
-    peak = max(max(_means(units[c], skewed.began, skewed.ended), default=0.0) for c in units)
+    peak = max(max(_sums(units[c], skewed.began, skewed.ended), default=0.0) for c in units)
     table.add(
-        f"CAPACITY MODEL, skewed: hottest partition's migration WCU/s ({WINDOW} s mean) vs its "
-        f"ceiling ({share:.0%} of {MODEL_PARTITION_WCU:,.0f})",
+        f"CAPACITY MODEL, skewed: hottest partition's migration WCU in any {WINDOW} s vs its "
+        f"ceiling's ({share:.0%} of {MODEL_PARTITION_WCU:,.0f} WCU/s, 1 s of burst)",
         peak,
-        ceiling,
-        "<=1.1x",
+        bound(ceiling),
+        "<=1.0x",
     )
     last = skewed.model.last_write
     big = COMPANIES[0]

@@ -5,7 +5,7 @@ budget"). Time comes from a `now` callable, so the tests step it themselves.
 A request is charged what it is expected to cost before it is sent (`charge`), and corrected
 by what DynamoDB says it consumed (`ConsumedCapacity`) once answered (`refund`/`charge`);
 `wait` lets the next one go only while the bucket is not in debt. The bucket holds at most one
-second of units: an idle minute is not spent in one burst.
+second of units (or `burst_seconds`): an idle minute is not spent in one burst.
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ Now = Callable[[], float]
 
 
 class UnitBucket:
-    def __init__(self, rate: float | None = None, now: Now = time.monotonic) -> None:
+    def __init__(
+        self, rate: float | None = None, now: Now = time.monotonic, burst_seconds: float = 1.0
+    ) -> None:
         self._cond = threading.Condition()
         self._now = now
+        self._burst = burst_seconds  # the most it holds: this many seconds of units
         self._rate = rate  # units per second; None: unbounded
-        self._tokens = rate or 0.0
+        self._tokens = self._most()
         self._at = now()
+
+    def _most(self) -> float:
+        return (self._rate or 0.0) * self._burst
 
     @property
     def rate(self) -> float | None:
@@ -35,13 +41,13 @@ class UnitBucket:
             self._refill()
             self._rate = rate
             if rate is not None:
-                self._tokens = min(self._tokens, rate)
+                self._tokens = min(self._tokens, self._most())
             self._cond.notify_all()
 
     def _refill(self) -> None:
         now = self._now()
         if self._rate is not None:
-            self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
+            self._tokens = min(self._most(), self._tokens + (now - self._at) * self._rate)
         self._at = now
 
     def ready(self) -> bool:
@@ -49,6 +55,14 @@ class UnitBucket:
         with self._cond:
             self._refill()
             return self._rate is None or self._tokens >= 0
+
+    def holds(self, units: float) -> bool:
+        """Whether it holds `units` now (a full bucket holds any request)."""
+        with self._cond:
+            self._refill()
+            if self._rate is None:
+                return True
+            return self._tokens >= min(units, self._most())
 
     def delay(self) -> float:
         """Seconds until the bucket is out of debt (0: now)."""
@@ -81,7 +95,7 @@ class UnitBucket:
             self._refill()
             self._tokens += units
             if self._rate is not None:
-                self._tokens = min(self._tokens, self._rate)
+                self._tokens = min(self._tokens, self._most())
             self._cond.notify_all()
 
 
@@ -174,6 +188,10 @@ class CompanyGate:
         self._buckets: dict[str, UnitBucket] = {}
         self._in_flight: dict[str, int] = {}
 
+    @property
+    def ceiling(self) -> float | None:
+        return self._ceiling
+
     def set_ceiling(self, ceiling: float | None) -> None:
         with self._lock:
             self._ceiling = ceiling
@@ -188,10 +206,11 @@ class CompanyGate:
 
     def try_admit(self, company: str, units: float, most: int) -> bool:
         """Admit a request of `units` for `company` now, if it has fewer than `most` in flight
-        and its bucket is not in debt."""
+        and its bucket holds the units (or is full, for a request larger than a second's):
+        never in debt, so in any T seconds a company takes at most its ceiling x (T + 1)."""
         with self._lock:
             bucket = self._bucket(company)
-            if self._in_flight.get(company, 0) >= most or not bucket.ready():
+            if self._in_flight.get(company, 0) >= most or not bucket.holds(units):
                 return False
             bucket.charge(units)
             self._in_flight[company] = self._in_flight.get(company, 0) + 1

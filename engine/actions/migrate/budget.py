@@ -36,6 +36,8 @@ from engine.core.clock import Interrupted
 from engine.core.context import ActionContext
 
 WAIT_SLICE_SECONDS = 0.1  # waits for units wake up this often to honour a stop
+BURST_SECONDS = 0.25  # the table budgets hold this much unused: the table keeps its own burst
+REQUESTS_PER_BUDGET = 4  # a request takes at most a quarter of a second's budget (its size)
 METRIC_LAG_SECONDS = 60.0  # a one-minute sum is read for a poll plus this much back
 
 
@@ -53,8 +55,8 @@ class CapacityGovernor:
         self.ddb = ctx.client("dynamodb")
         self.aas = ctx.client("application-autoscaling")
         self.cw = ctx.client("cloudwatch")
-        self.write = UnitBucket()
-        self.read = UnitBucket()
+        self.write = UnitBucket(burst_seconds=BURST_SECONDS)
+        self.read = UnitBucket(burst_seconds=BURST_SECONDS)
         self.written = UnitMeter()
         self.scanned = UnitMeter()
         self.aimd = Aimd(self.spec.recover_step)
@@ -144,6 +146,15 @@ class CapacityGovernor:
         if self.share() != self._applied_share:
             self.apply()
             self.ctx.log(f"capacity share now {self.share():.0%} (the operator's)")
+
+    def request_items(self, most: int, item_units: float) -> int:
+        """Items one request may carry: at most a quarter of a second of the table's budget,
+        so that a small budget is spent smoothly, not in a few large requests (a company's
+        ceiling admits no debt, and needs no such cut)."""
+        budget = self.budget["write"]
+        if budget is None:
+            return most
+        return max(1, min(most, int(budget / REQUESTS_PER_BUDGET / item_units)))
 
     def wait_write(self, stop: threading.Event) -> None:
         """Wait until the write budget is out of debt; a stop unwinds."""

@@ -375,7 +375,7 @@ class _Pipeline:
         PutItem, up to `transact_size` for a transaction."""
         size = 1
         if self.p.write_path == "transact" and self.writer.transactions.is_set():
-            size = self.transact_size
+            size = self.governor.request_items(self.transact_size, write_units(1, "transact"))
         by_company: dict[str, list[dict[str, Any]]] = {}
         for item in items:
             by_company.setdefault(self._company(item), []).append(item)

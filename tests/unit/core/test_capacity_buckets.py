@@ -89,12 +89,15 @@ def test_a_company_holds_at_most_its_slots_and_its_partitions_units():
     now = Tick()
     gate = CompanyGate(100.0, now)
     assert gate.try_admit("big", 60, most=2)
-    assert gate.try_admit("big", 60, most=2)  # 100 - 120: in debt now
+    assert not gate.try_admit("big", 60, most=2)  # 40 left: never in debt
+    assert gate.try_admit("big", 40, most=2)
     assert not gate.try_admit("big", 1, most=3)  # its units are spent
     assert gate.try_admit("small", 10, most=2)  # the others go meanwhile
     gate.settle("big", 60, 60)
-    gate.settle("big", 60, 60)
+    gate.settle("big", 40, 40)
     now.t += 0.2
     assert gate.try_admit("big", 10, most=2)
+    now.t += 5
+    assert gate.try_admit("huge", 500, most=1)  # larger than a second's: once it is full
     assert not gate.try_admit("small", 1, most=1)  # one in flight, its limit
     assert gate.delay() == 0.0
