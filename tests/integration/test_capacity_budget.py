@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from engine.actions.migrate.budget import CapacityGovernor
 from engine.aws.capacity import consumed_units, minute_sums, read_capacity, throttle_queries
 from engine.core.capacity import ON_DEMAND, PROVISIONED
 from engine.core.events import LogLine, Progress
 from tests.support.actions import run
-from tests.support.write_path import EXPENSES, T_EXPENSES, N, mapped
+from tests.support.write_path import EXPENSES, MEMBERS, T_EXPENSES, N, build, mapped
 
 AS_TABLE = "dynamodb:table:WriteCapacityUnits"
 
@@ -157,3 +158,37 @@ def test_throttle_sums_are_one_minute_sums_per_table_and_operation(aws):
     got = minute_sums(aws.client("cloudwatch"), queries, now.replace(second=0), now)
     assert [v for _, v in got["ThrottledRequests t TransactWriteItems"]] == [2.0]
     assert got["WriteThrottleEvents t"] == []
+
+
+def test_a_large_company_waits_for_its_partition_while_a_small_one_goes(aws, make_ctx, runbook):
+    """Hot partitions: each company under `share` of its partition, the writes spread across
+    companies: the small company is done long before the large one, whatever the scan order."""
+    build(aws, runbook)  # user-a of comp-a: N items
+    res = aws.resource("dynamodb")
+    res.Table(MEMBERS).put_item(Item={"companyId": "comp-b", "userId": "user-b", "role": "admin"})
+    with res.Table(EXPENSES).batch_writer() as w:
+        for n in range(20):
+            item = {"userId": "user-b", "expenseId": f"b-{n:03d}", "amount": Decimal(n)}
+            w.put_item(Item={**item, "date": "2024-01-01"})
+    cap = runbook.capacity.model_copy(update={"partition_write_units": 400.0})  # 200 WCU/s
+    rb = runbook.model_copy(update={"capacity": cap})
+    mctx, _ = make_ctx("mapping-document", aws, rb=rb)
+    run(mctx, "company_mapping", {"apply": True})
+    ctx, _ = make_ctx("migrate-expenses", aws, journal=mctx.journal, rb=rb)
+    order: list[str] = []
+    ddb = aws.client("dynamodb")
+
+    def landed(params, **_):
+        order.append(params["Item"]["companyId"]["S"])
+
+    ddb.meta.events.register("provide-client-params.dynamodb.PutItem", landed)
+    began = time.monotonic()
+    s = run(ctx, "migrate_entity", {"entity": "expenses", "write_path": "put", "in_flight": 8})
+    seconds = time.monotonic() - began
+    assert s["migrated"] == N + 20
+    assert order.count("comp-b") == 20
+    last_b = max(i for i, c in enumerate(order) if c == "comp-b")
+    assert last_b < len(order) / 2, last_b  # spread: not behind the large company's items
+    hottest = {h["company"]: h for h in s["hottest_companies"]}
+    assert hottest["comp-a"]["peak_wcu_per_s"] <= 2 * 200  # a second's burst and its ceiling
+    assert (N - 200) / seconds <= 200 * 1.15, seconds
