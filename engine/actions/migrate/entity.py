@@ -553,8 +553,33 @@ def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
     e = next((x for x in rb.entities if x.name == p.entity), None)
     if e is None:
         return []
+    share = p.capacity_share if p.capacity_share is not None else rb.capacity.share
     return [
-        PlannedCall("dynamodb", "Scan", e.source, f"Select=COUNT, then {p.segments} segment(s)"),
+        PlannedCall(
+            "dynamodb",
+            "DescribeTable",
+            f"{e.source}, {e.target}",
+            f"capacity, every {rb.capacity.describe_seconds:g} s: a budget of {share:.0%}",
+        ),
+        PlannedCall(
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            f"table/{e.source}, table/{e.target}",
+            "auto scaling bounds",
+        ),
+        PlannedCall(
+            "cloudwatch",
+            "GetMetricData",
+            e.target,
+            f"WriteThrottleEvents, ThrottledRequests, dual-write failures, every "
+            f"{rb.capacity.poll_seconds:g} s",
+        ),
+        PlannedCall(
+            "dynamodb",
+            "Scan",
+            e.source,
+            f"Select=COUNT, then {p.segments} segment(s), ReturnConsumedCapacity",
+        ),
         PlannedCall(
             "dynamodb",
             "TransactWriteItems" if p.write_path == "transact" else "PutItem",
