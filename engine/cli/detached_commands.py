@@ -122,6 +122,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     data["total"],
                     data.get("rate") or 0.0,
                     data.get("eta"),
+                    capacity=data.get("capacity"),
                 )
             )
         elif msg.type == "log":
