@@ -178,9 +178,10 @@ class CapacityGovernor:
         elif consumed < units:
             self.write.refund(units - consumed)
         self.companies.settle(company, units, consumed)
-        self.written.add(consumed)
-        self.heat.add(company, consumed)
-        self.items.add(company, items)
+        if consumed > 0:  # written (a stop drops a request unsent)
+            self.written.add(consumed)
+            self.heat.add(company, consumed)
+            self.items.add(company, items)
 
     def charged_read(self, consumed: float) -> None:
         self.read.charge(consumed)
