@@ -42,7 +42,7 @@ from engine.rehearsal.seed import create_table
 from engine.runbook.model import Runbook
 
 MODEL_WCU = 1000.0  # the target table's provisioned write units
-MODEL_PARTITION_WCU = 600.0  # one partition key's units, scaled with the table
+MODEL_PARTITION_WCU = 400.0  # one partition key's units, scaled with the table
 APP_WCU = 200.0  # the application's steady writes: 1 WCU PutItems per second
 COMPANIES = [f"cap-{n}" for n in range(6)]
 USERS = {f"capuser-{n}": COMPANIES[n // 2] for n in range(12)}  # two users per company
