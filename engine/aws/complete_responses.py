@@ -17,8 +17,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 INCOMPLETE = "IncompleteResponse"
-# json: every answer is a JSON object. rest-json may answer with headers or nothing (204), so
-# there only the operations listed below are checked
+# json: every answer is a JSON object. rest-json may answer with headers or nothing (204): there
+# a body, when one comes, must be JSON, and only the operations listed below must have one
 JSON_PROTOCOLS = ("json", "rest-json")
 # what AWS always returns on success, per operation (from the service models and AWS's docs):
 # an answer without these cannot be told apart from "nothing there"
@@ -41,6 +41,7 @@ ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
     ("lambda", "GetFunction"): ("Configuration",),
     ("lambda", "ListFunctions"): ("Functions",),
     ("lambda", "GetAlias"): ("FunctionVersion",),
+    ("lambda", "PublishVersion"): ("Version",),
 }
 
 
@@ -60,7 +61,7 @@ def missing_fields(service: str, operation: Any, body: bytes) -> str | None:
     return None
 
 
-def _check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+def check_answer(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
     service = operation_model.service_model
     if service.resolved_protocol not in JSON_PROTOCOLS:
         return
@@ -69,15 +70,25 @@ def _check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> Non
     if operation_model.has_streaming_output:
         return
     listed = (service.service_name, operation_model.name) in ALWAYS_RETURNED
-    if service.resolved_protocol == "rest-json" and not listed:
-        return
-    why = missing_fields(service.service_name, operation_model, response_dict.get("body", b""))
+    body = response_dict.get("body", b"")
+    if service.resolved_protocol == "rest-json" and not listed and not (
+        body and _has_body_members(operation_model)
+    ):
+        return  # headers only, or nothing: only a listed operation's empty body is short
+    why = missing_fields(service.service_name, operation_model, body)
     if why is None:
         return
     response_dict["status_code"] = 500  # parsed as an error: never as an empty answer
     response_dict["body"] = json.dumps(
         {"__type": INCOMPLETE, "message": f"incomplete answer to {operation_model.name}: {why}"}
     ).encode()
+
+
+def _has_body_members(operation_model: Any) -> bool:
+    """A rest-json answer carries a JSON body: some output member lives in it, not a header."""
+    shape = operation_model.output_shape
+    members = shape.members if shape is not None else {}
+    return any(m.serialization.get("location") is None for m in members.values())
 
 
 def _raise_incomplete(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
@@ -96,7 +107,7 @@ def is_incomplete(parsed: Any) -> bool:
 def complete_responses(client: Any) -> Any:
     """Register the check on a boto3 client; returns it."""
     service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register(f"before-parse.{service}", _check)
+    client.meta.events.register(f"before-parse.{service}", check_answer)
     # last: the error names its resource first (engine/aws/resource_errors.py)
     client.meta.events.register_last("after-call", _raise_incomplete)
     return client

@@ -7,7 +7,8 @@ and delay are kept, and the delay is waited on the stop event; a stop raises Int
 (the attempt's error is not reported as the step's failure).
 
 An answer cut short (engine/aws/complete_responses.py) is retried here too, as a dropped
-connection would be: botocore's own checker does not know it.
+connection would be: botocore's own checker does not know it. A call AWS cannot repeat safely
+(engine/aws/resend.py) is not retried once its request may have been applied.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from botocore.retries import standard
 
 from engine.aws.complete_responses import is_incomplete
+from engine.aws.resend import resend_unsafe
 from engine.core.clock import Interrupted
 
 MAX_BACKOFF_SECONDS = 20.0  # botocore's standard mode caps its backoff here too
@@ -39,6 +41,8 @@ def interruptible_retries(client: Any, stop: Callable[[], threading.Event]) -> A
     client.meta.events.unregister(event, unique_id=unique_id)  # ours takes its place
 
     def needs_retry(**kwargs: Any) -> Any:
+        if resend_unsafe(kwargs):
+            return None  # its caller looks for what it made (engine/aws/resend.py)
         delay = handler.needs_retry(**kwargs)
         if delay is None:
             delay = _incomplete_delay(kwargs, max_attempts or standard.DEFAULT_MAX_ATTEMPTS)

@@ -34,12 +34,17 @@ from typing import Any
 import pytest
 
 from engine.actions.migrate.entity import MigrateParams
-from engine.aws import dynamo
-from engine.aws.target import local_connection
 from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
-from engine.rehearsal.seed import seed_world
 from engine.state.journal import JournalStore
+from tests.support.two_worlds import (
+    FIRST,
+    SECOND,
+    answer_waiting,
+    common,
+    seed_accounts,
+    world_items,
+)
 from tests.support.world import fresh_moto_server
 
 # The plan's legacy entity tables hold 10 items; x 500 = 5,000 with RUNBOOK_CRASH_FULL=1 (every
@@ -53,7 +58,7 @@ MIN_KILLS = 50 if FULL else 12
 PAGE_SIZE = 50 if FULL else 5
 BATCH = 25  # a BatchWriteItem's items
 MID_WRITE_BOUNDS = 2  # a mid-migration kill comes after twice the writes a kill may repeat
-CRASH, REFERENCE = "123456789012", "111111111111"  # two moto accounts, one server
+CRASH, REFERENCE = FIRST, SECOND
 TIME_SCALE = "1000000"
 ROLLBACK_AT = ("gate", "gate-phase5")  # roll back phase 4 (reads) while waiting here, once
 
@@ -103,20 +108,6 @@ class WriteCounter:
         return per_kill
 
 
-def _credentials(url: str, account: str) -> dict[str, str]:
-    """Environment credentials for `account` (moto ties assumed-role keys to its account)."""
-    if account == CRASH:
-        return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    sts = local_connection(url, "us-east-1").client("sts")
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/ref", RoleSessionName="ref")
-    c = creds["Credentials"]
-    return {
-        "AWS_ACCESS_KEY_ID": c["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": c["SessionToken"],
-    }
-
-
 def small_pages_runbook(folder: Path) -> Path:
     """The bundled runbook with every migration scanning PAGE_SIZE items per page: the re-write
     bound is then well below what a mid-migration kill finds written, so a lagging cursor
@@ -143,32 +134,14 @@ World = tuple[str, "WriteCounter", dict[str, dict[str, str]], Path]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    import boto3
-
-    from engine.aws.target import Connection
-
     rb_path = small_pages_runbook(tmp_path_factory.mktemp("runbook"))
     with fresh_moto_server() as url:
-        rb = load_runbook(rb_path).runbook
-        env: dict[str, dict[str, str]] = {}
-        for account in (CRASH, REFERENCE):
-            env[account] = _credentials(url, account)
-            session = boto3.Session(
-                region_name="us-east-1",
-                aws_access_key_id=env[account]["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=env[account]["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=env[account].get("AWS_SESSION_TOKEN"),
-            )
-            seed_world(Connection(session, "us-east-1", url), rb, f"world-{account}", scale=SCALE)
+        env = seed_accounts(url, load_runbook(rb_path).runbook, SCALE)
         patch = pytest.MonkeyPatch()
         counter = WriteCounter()
         counter.install(patch)
         yield url, counter, env, rb_path
         patch.undo()
-
-
-def _common(url: str, journal: Path, rb_path: Path) -> list[str]:
-    return ["--runbook", str(rb_path), "--endpoint-url", url, "--journal", str(journal)]
 
 
 class Killer:
@@ -285,23 +258,6 @@ class Killer:
         return code
 
 
-def _answer(common: list[str], rb: Any, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
-    """Answer the gate or manual step the run waits at, as an operator would (in-process)."""
-    capsys.readouterr()
-    assert main(["status", "--json", *common]) == 0
-    waiting = json.loads(capsys.readouterr().out)["waiting"]
-    if waiting["kind"] == "step":
-        assert main(["ack", waiting["id"], "--by", "crash", *common]) == 0
-        return waiting
-    gate = rb.gate(waiting["id"])
-    for item in gate.items:
-        if item.kind == "manual":
-            assert main(["tick", gate.id, item.id, "--by", "crash", *common]) == 0
-    if main(["decide", gate.id, "--go", "--by", "crash", *common]) != 0:
-        assert main(["decide", gate.id, "--go", "--by", "crash", "--override", "x", *common]) == 0
-    return waiting
-
-
 def drive(
     url: str,
     journal: Path,
@@ -310,10 +266,10 @@ def drive(
     killer: Killer | None,
 ) -> None:
     rb = load_runbook(rb_path).runbook
-    common = _common(url, journal, rb_path)
+    flags = common(url, journal, rb_path)
     rolled_back = False
     for _ in range(400):
-        argv = ["run", "--yes", "--time-scale", TIME_SCALE, *common]
+        argv = ["run", "--yes", "--time-scale", TIME_SCALE, *flags]
         if killer is None:
             code: int | None = main(argv)
         else:
@@ -324,10 +280,10 @@ def drive(
             return
         assert code == 3, code
         capsys.readouterr()
-        main(["status", "--json", *common])
+        main(["status", "--json", *flags])
         waiting = json.loads(capsys.readouterr().out)["waiting"]
         if not rolled_back and (waiting["kind"], waiting["id"]) == ROLLBACK_AT:
-            argv = ["rollback", "phase4", "--yes", "--by", "crash", *common]
+            argv = ["rollback", "phase4", "--yes", "--by", "crash", *flags]
             while True:
                 code = main(argv) if killer is None else killer.run(argv, journal)
                 if code is not None:
@@ -335,29 +291,8 @@ def drive(
                     break
             rolled_back = True
             continue
-        _answer(common, rb, capsys)
+        answer_waiting(flags, rb, capsys, "crash")
     pytest.fail("the run did not finish")
-
-
-def _items(url: str, env: dict[str, str], ts: str) -> dict[str, list[str]]:
-    """Every DynamoDB table -> its items, canonical and sorted, the run's timestamp masked."""
-    import boto3
-
-    ddb = boto3.client(
-        "dynamodb", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-    )  # fmt: skip
-    out: dict[str, list[str]] = {}
-    for name in ddb.list_tables()["TableNames"]:
-        rows = [
-            json.dumps(item, sort_keys=True, default=str).replace(ts, "<run-ts>")
-            for page, _ in dynamo.scan_pages(ddb, name)
-            for item in page
-        ]
-        out[name] = sorted(rows)
-    return out
 
 
 def rewrite_bound(rb: Any, label: str) -> int:
@@ -415,8 +350,8 @@ def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(
         account: JournalStore(path).load().run.migration_ts
         for account, path in ((REFERENCE, reference_journal), (CRASH, crash_journal))
     }
-    reference = _items(url, env[REFERENCE], ts[REFERENCE])
-    crashed = _items(url, env[CRASH], ts[CRASH])
+    reference = world_items(url, env[REFERENCE], ts[REFERENCE])
+    crashed = world_items(url, env[CRASH], ts[CRASH])
     assert sorted(crashed) == sorted(reference)
     assert sum(len(v) for v in reference.values()) >= (5_000 if FULL else 200)
     for table in reference:

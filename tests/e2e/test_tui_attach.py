@@ -277,9 +277,12 @@ async def test_plain_runbook_attaches_and_a_dead_engine_is_said(capsys, journal:
     """In a real terminal (tmux), `runbook attach` and `runbook` open the attached console and
     leave the engine running; then the engine dies (SIGKILL, no goodbye on the stream): an
     attached console says so in one line and follows the journal read-only."""
-    pid = start_detached(capsys, journal, "--rate", "20")
+    # slow while three consoles start in a terminal (the engine must outlive them however
+    # loaded the machine: 300 items at 1/s), then fast for the rest
+    pid = start_detached(capsys, journal, "--rate", "1")
     if shutil.which("tmux") is not None:
         consoles_in_a_terminal(journal, pid)
+    assert runbook(capsys, "throttle", "--rate", "50", *common(journal))[0] == 0
     app = attached_app(journal)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_shown(pilot, lambda: shown_done(app), 20, "progress on screen")

@@ -145,3 +145,19 @@ def test_a_broken_function_configuration_never_reads_as_no_variables(
         kept = {k: after[fn]["Variables"].get(k) for k in before[fn]["Variables"]}
         assert kept == before[fn]["Variables"], fn  # nothing wiped
         assert after[fn]["Variables"]["DUAL_WRITE_ENABLED"] == "false"
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_lost_create_backup_answer_makes_no_second_backup(seeded, make_ctx, fault) -> None:
+    """CreateBackup has no client token: sent again after its answer was lost, it would make a
+    second backup. The step looks for the first by its name instead."""
+    plan = Plan(fault, nth("CreateBackup", 0))
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        ctx, _ = make_ctx("backup-tables", conn)
+        params = {"tables": [LEGACY], "name_prefix": "pre-migration"}
+        summary = run(ctx, "backup_tables", params)
+    assert plan.broken == ["CreateBackup"]
+    backups = conn.client("dynamodb").list_backups(TableName=LEGACY)["BackupSummaries"]
+    assert len(backups) == 1 and summary["backups"] == 1
+    assert ctx.state.cursors["backups"][LEGACY]["arn"] == backups[0]["BackupArn"]

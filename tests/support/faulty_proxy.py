@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 Fault = Literal["truncate", "close", "not-json"]
+FAULTS: tuple[Fault, ...] = ("truncate", "close", "not-json")
 
 
 @dataclass
@@ -22,25 +23,39 @@ class Plan:
     """Which answers break: `pick(operation, n)` is asked for the n-th (0-based) answer of each
     operation (X-Amz-Target's name, e.g. "Scan"; the path for REST services)."""
 
-    fault: Fault
+    fault: Fault | Literal["rotate"]  # rotate: the k-th operation broken gets FAULTS[k % 3]
     pick: Callable[[str, int], bool]
     seen: dict[str, int] = field(default_factory=dict)
     broken: list[str] = field(default_factory=list)
+    kinds: dict[str, Fault] = field(default_factory=dict)  # operation -> its fault (rotate)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def decide(self, operation: str) -> bool:
+    def decide(self, operation: str) -> Fault | None:
+        """The fault this answer gets, or None to pass it through."""
         with self.lock:
             n = self.seen.get(operation, 0)
             self.seen[operation] = n + 1
-            hit = self.pick(operation, n)
-            if hit:
-                self.broken.append(operation)
-            return hit
+            if not self.pick(operation, n):
+                return None
+            self.broken.append(operation)
+            if self.fault != "rotate":
+                return self.fault
+            return self.kinds.setdefault(operation, FAULTS[len(self.kinds) % len(FAULTS)])
 
 
 def nth(operation: str, *numbers: int) -> Callable[[str, int], bool]:
     """Break these answers (0-based) of one operation."""
     return lambda op, n: op == operation and n in numbers
+
+
+def operation_of(target: str | None, path: str, body: bytes) -> str:
+    """The answer's operation: X-Amz-Target's name (json), the form's Action (query: every
+    call posts to "/"), else the path (rest-json, CBOR)."""
+    if target:
+        return target.split(".")[-1]
+    if path.split("?")[0] == "/" and body.startswith(b"Action="):
+        return parse_qs(body.decode("utf-8", "replace")).get("Action", [path])[0]
+    return path
 
 
 class FaultyProxy:
@@ -63,9 +78,9 @@ class FaultyProxy:
                 answer = upstream_conn.getresponse()
                 payload = answer.read()
                 upstream_conn.close()
-                operation = (self.headers.get("X-Amz-Target") or self.path).split(".")[-1]
-                broken = 200 <= answer.status < 300 and proxy.plan.decide(operation)
-                fault = proxy.plan.fault if broken else None
+                operation = operation_of(self.headers.get("X-Amz-Target"), self.path, body)
+                ok = 200 <= answer.status < 300
+                fault = proxy.plan.decide(operation) if ok else None
                 if fault == "truncate":
                     payload = payload[: len(payload) // 2]
                 elif fault == "not-json":

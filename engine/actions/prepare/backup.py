@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.aws.resend import create_once
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.journal import Journal
@@ -76,6 +77,15 @@ def _find_backup(ddb: Any, table: str, name: str) -> str | None:
         kwargs["ExclusiveStartBackupArn"] = last
 
 
+def _create_backup(ddb: Any, table: str, name: str) -> str:
+    """CreateBackup makes one more backup each time it is sent: an answer lost on the way is
+    settled by looking for the backup by its name, never by sending it again."""
+    return create_once(
+        lambda: ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]["BackupArn"],
+        lambda: _find_backup(ddb, table, name),
+    )
+
+
 def _wait_available(ctx: ActionContext, ddb: Any, arn: str) -> dict[str, Any]:
     waited = 0.0
     while True:
@@ -108,7 +118,7 @@ def run(ctx: ActionContext, p: BackupParams) -> BackupSummary:
             reused += 1
             ctx.log(f"{table}: reusing backup {name}")
         else:
-            arn = ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]["BackupArn"]
+            arn = _create_backup(ddb, table, name)
             ctx.log(f"{table}: created backup {name}")
         backups[table] = BackupRecord(arn=arn, name=name)
         ctx.checkpoint(force=True)  # the ARN is applied state: journal it before waiting
