@@ -47,6 +47,7 @@ APP_WCU = 200.0  # the application's steady writes: 1 WCU PutItems per second
 COMPANIES = [f"cap-{n}" for n in range(6)]
 USERS = {f"capuser-{n}": COMPANIES[n // 2] for n in range(12)}  # two users per company
 WINDOW = 5  # seconds a rate is judged over
+SKEW_SEGMENTS = 8  # capuser-0 (half the items) alone in its segment (moto: md5 of the key)
 REQUEST_WCU = 200.0  # the largest request: a transaction of 100 items at 2 WCU
 
 
@@ -139,7 +140,13 @@ class World:
 
 
 def run_world(
-    server: MotoServer, rb: Runbook, work: Path, n: int, skewed: bool, halve_after: float | None
+    server: MotoServer,
+    rb: Runbook,
+    work: Path,
+    n: int,
+    skewed: bool,
+    halve_after: float | None,
+    segments: int | None = None,
 ) -> World:
     seed(server.connection(), rb, n, skewed)
     target = reset_target(server.connection(), rb)
@@ -149,6 +156,8 @@ def run_world(
         TableName=target, BillingMode="PROVISIONED", ProvisionedThroughput=provisioned
     )
     params = dict(rb.step("migrate-expenses").params)
+    if segments is not None:
+        params["segments"] = segments
     # a first migration, unmeasured and unbounded, records every Scan answer: the measured
     # one replays them, so moto's one core (about 2.5 ms an item per Scan page) is not what
     # paces it; the writes it sends are the model's
@@ -250,7 +259,12 @@ def capacity(table: Any, rb: Runbook, n: int, work: Path) -> None:
         halving = run_world(
             server, rb, work / "halving", int(n * 1.2), skewed=False, halve_after=n / 600
         )
-        skewed = run_world(server, rb, work / "skewed", n, skewed=True, halve_after=None)
+        # a skewed table is migrated with more segments, so that the large company's user has
+        # a segment to itself: a small company after it in the same segment would wait behind
+        # its pages (a page is written once the one before it is applied: the re-write bound)
+        skewed = run_world(
+            server, rb, work / "skewed", n, skewed=True, halve_after=None, segments=SKEW_SEGMENTS
+        )
     finally:
         server.stop()
     for name, w in (("steady", steady), ("halving", halving), ("skewed", skewed)):
@@ -292,10 +306,11 @@ def capacity(table: Any, rb: Runbook, n: int, work: Path) -> None:
     units = skewed.model.company_units
     peak = max(max(_sums(units[c], skewed.began, skewed.ended), default=0.0) for c in units)
     table.add(
-        f"CAPACITY MODEL, skewed: hottest partition's migration WCU in any {WINDOW} s vs its "
-        f"ceiling's ({share:.0%} of {MODEL_PARTITION_WCU:,.0f} WCU/s, 1 s of burst)",
+        f"CAPACITY MODEL, skewed ({SKEW_SEGMENTS} segments): hottest partition's migration WCU "
+        f"in any {WINDOW} s vs its ceiling's ({share:.0%} of {MODEL_PARTITION_WCU:,.0f} WCU/s, "
+        "1 s of burst, one request landing late)",
         peak,
-        bound(ceiling),
+        bound(ceiling, REQUEST_WCU),
         "<=1.0x",
     )
     last = skewed.model.last_write
