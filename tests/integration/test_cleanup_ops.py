@@ -6,9 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from engine.actions.destructive import Refused
+from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.world import REAL_ACCOUNT
 from engine.rehearsal import simulator
 from engine.rehearsal.seed import LAMBDA_ROLE
@@ -267,3 +270,17 @@ def test_journal_checks(world, make_ctx, runbook):
         ctx.journal.step(step.id).status = "skipped" if i % 2 else "done"
     r = check(ctx, "steps_done", {})
     assert r.ok, r.detail
+
+
+def test_the_dashboard_reads_the_region_the_run_drives(runbook, make_ctx):
+    """Issue 19, item 7: run with --region eu-west-1, the runbook saying us-east-1: the
+    dashboard's widgets read eu-west-1, where the functions are."""
+    assert runbook.runbook.region == "us-east-1"
+    with mock_aws():
+        conn = Connection(boto3.Session(region_name="eu-west-1", **DUMMY_CREDENTIALS), "eu-west-1")
+        ctx, _ = make_ctx("monitoring", conn)
+        run(ctx, "create_monitoring", step_params(runbook, "monitoring"))
+        body = conn.client("cloudwatch").get_dashboard(DashboardName=runbook.monitoring.dashboard)
+    widgets = json.loads(body["DashboardBody"])["widgets"]
+    regions = {w["properties"]["region"] for w in widgets if w["type"] == "metric"}
+    assert regions == {"eu-west-1"}
