@@ -3,8 +3,9 @@
 Most calls the engine makes can be sent again when an answer is lost on the way (a connection
 closed mid-body, a body cut short): a put of the same item, a delete, a configuration update.
 A create that AWS gives no client token to is different: DynamoDB's CreateBackup, sent again,
-makes a second backup. For these, a lost answer is not retried blindly (engine/aws/retries.py
-asks `resend_unsafe`); the caller looks for what the first request made (`create_once`)."""
+makes a second backup; a restore or a create sent again fails as "already exists". For these,
+a lost answer is not retried blindly (engine/aws/retries.py asks `resend_unsafe`); the caller
+looks for what the first request made (`create_once`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ from engine.aws.complete_responses import INCOMPLETE, is_incomplete
 T = TypeVar("T")
 
 # (service, operation): each request creates one more resource, and no token makes it once
-UNSAFE_TO_RESEND: frozenset[tuple[str, str]] = frozenset({("dynamodb", "CreateBackup")})
+# or, sent again once applied, fails as "already there" (a restore, a create, a permission)
+UNSAFE_TO_RESEND: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("dynamodb", "CreateBackup"),
+        ("dynamodb", "RestoreTableFromBackup"),
+        ("lambda", "CreateFunction"),
+        ("lambda", "AddPermission"),
+        ("apigateway", "CreateResource"),
+        ("apigateway", "PutMethod"),
+    }
+)
 # failures that prove the request never reached AWS: resending cannot make a second one
 NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
 

@@ -1,7 +1,8 @@
 """Answers broken on the way, at every kind of step (issue 20, item 1's done-when): a whole
-run of the bundled runbook, its phase-4 rollback included, through a loopback proxy that breaks
-the first answer of every operation the engine calls (each path, for REST services: every
-function, route and log group once), each with one of three faults in turn: a 200 whose body is
+run of the bundled runbook, the rollbacks of phase 4 (reads) and, at the end, of phase 5
+(restores) included, through a loopback proxy that breaks
+the first answer of each kind of call the engine makes (JSON and query operations by name,
+REST calls by the shape of their path), each with one of three faults in turn: a 200 whose body is
 cut short, a connection closed mid-body, a 200 whose body is not JSON. The answer is broken
 after AWS (here moto) applied the call, so a retried write must be idempotent.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,22 @@ SCALE = 5  # 50 legacy items per entity table: several pages with page_size 7
 ROLLBACK_AT = ("gate", "gate-phase5")  # roll back phase 4 (reads) while waiting here, once
 # summary fields that measure time or the machine, not what was done
 UNCOUNTED = re.compile(r"seconds|rate|latency|per_s|elapsed|_ms$|^p\d+|lag|ts$|_at$")
+
+
+def first_of_each_kind() -> Callable[[str, int], bool]:
+    """The first answer of each kind of call. A REST path is reduced to its shape (a segment
+    with a digit, dash, dot or underscore, so names, ids and dates, becomes {}): breaking the
+    first read of one function's configuration says what breaking every function's would."""
+    kinds: set[str] = set()
+
+    def pick(operation: str, n: int) -> bool:
+        kind = re.sub(r"/[^/]*[-\d_.][^/]*", "/{}", operation)
+        if n or kind in kinds:
+            return False
+        kinds.add(kind)
+        return True
+
+    return pick
 
 
 def small_pages_runbook(folder: Path) -> Path:
@@ -88,6 +105,13 @@ def drive(url: str, journal: Path, rb_path: Path, capsys: pytest.CaptureFixture[
             continue
         answer_waiting(flags, rb, capsys, "net")
     pytest.fail("the run did not finish")
+
+
+def restore_cleanup(url: str, journal: Path, rb_path: Path, capsys: pytest.CaptureFixture[str]):
+    """After the run: phase 5 rolled back (tables from backups, functions and routes from their
+    archives, legacy re-synced): the restore steps meet broken answers too."""
+    code = main(["rollback", "phase5", "--yes", "--by", "net", *common(url, journal, rb_path)])
+    assert code == 0, capsys.readouterr().err[-2000:]
 
 
 def resources(url: str, env: dict[str, str]) -> dict[str, Any]:
@@ -154,11 +178,13 @@ def test_a_broken_answer_at_every_kind_of_step_changes_nothing(
         for key, value in env[REFERENCE].items():
             m.setenv(key, value)
         drive(url, tmp_path / "reference.toml", rb_path, capsys)
+        restore_cleanup(url, tmp_path / "reference.toml", rb_path, capsys)
     for key, value in env[BROKEN].items():
         monkeypatch.setenv(key, value)
-    plan = Plan("rotate", lambda operation, n: n == 0)
+    plan = Plan("rotate", first_of_each_kind())
     with FaultyProxy(url, plan) as proxy:
         drive(proxy.url, tmp_path / "broken.toml", rb_path, capsys)
+        restore_cleanup(proxy.url, tmp_path / "broken.toml", rb_path, capsys)
 
     kinds = {
         fault: sum(1 for f in plan.kinds.values() if f == fault) for fault in plan.kinds.values()

@@ -18,6 +18,7 @@ from engine.actions.cleanup.common import safe_name
 from engine.actions.cleanup.state import function_deletions_of
 from engine.actions.restore.common import MAX_SETTLE_SECONDS, archive_folder
 from engine.actions.traffic.flags import retry_conflicts
+from engine.aws.resend import create_once
 from engine.aws.tags import user_tags
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
@@ -132,6 +133,14 @@ def _statement_ids(lam: Any, fn: str) -> set[str]:
     return {st.get("Sid", "") for st in policy.get("Statement", [])}
 
 
+def _exists(lam: Any, fn: str) -> str | None:
+    try:
+        lam.get_function(FunctionName=fn)
+    except lam.exceptions.ResourceNotFoundException:
+        return None
+    return fn
+
+
 def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any]) -> None:
     """Add each archived statement that is not there; a ResourceConflictException means the
     function is busy (retried), never "already there": presence is read from the policy."""
@@ -151,8 +160,12 @@ def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any
         source = (st.get("Condition", {}).get("ArnLike", {}) or {}).get("AWS:SourceArn")
         if source:
             kwargs["SourceArn"] = source
-        retry_conflicts(
-            ctx, lam, f"{fn}: add permission", lambda kw=kwargs: lam.add_permission(**kw)
+        sid = kwargs["StatementId"]
+        create_once(
+            lambda kw=kwargs: retry_conflicts(
+                ctx, lam, f"{fn}: add permission", lambda: lam.add_permission(**kw)
+            ),
+            lambda s=sid: s if s in _statement_ids(lam, fn) else None,
         )
         present.add(kwargs["StatementId"])
 
@@ -194,7 +207,8 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         try:
             lam.get_function(FunctionName=fn)
         except lam.exceptions.ResourceNotFoundException:
-            lam.create_function(**_create_kwargs(ctx, fn, record, folder, placeholder))
+            create = _create_kwargs(ctx, fn, record, folder, placeholder)
+            create_once(lambda kw=create: lam.create_function(**kw), lambda f=fn: _exists(lam, f))
             ctx.log(f"recreated function {fn}")
         _wait_function_active(ctx, lam, fn)
         _restore_policy(ctx, lam, fn, record.get("policy", {}))

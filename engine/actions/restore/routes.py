@@ -16,6 +16,7 @@ from engine.actions.cleanup.routes import redeploy_stages
 from engine.actions.cleanup.state import StagesCursors, route_deletions_of
 from engine.actions.restore.common import archive_folder
 from engine.aws.apigateway import resources_by_path
+from engine.aws.resend import create_once
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 from engine.state.records import Summary
@@ -67,16 +68,28 @@ def _pick(src: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: src[k] for k in keys if src.get(k) not in (None, "", {}, [])}
 
 
-def _ensure_path(gw: Any, api_id: str, path: str) -> str:
-    current = resources_by_path(gw, api_id)
+def _method(gw: Any, api_id: str, rid: str, method: str) -> dict[str, Any] | None:
+    try:
+        return gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
+    except gw.exceptions.NotFoundException:
+        return None
+
+
+def _ensure_path(gw: Any, api_id: str, path: str, current: dict[str, dict[str, Any]]) -> str:
+    """The resource of `path`, created with its missing parents; `current` (the API's
+    resources by path, read once per step: GetResources is limited to 5 per 2 s) is kept up
+    to date."""
     if path in current:
         return current[path]["id"]
     parent = "/"
     for part in path.strip("/").split("/"):
         here = parent.rstrip("/") + "/" + part
         if here not in current:
-            current[here] = gw.create_resource(
-                restApiId=api_id, parentId=current[parent]["id"], pathPart=part
+            current[here] = create_once(
+                lambda parent_id=current[parent]["id"], part=part: gw.create_resource(
+                    restApiId=api_id, parentId=parent_id, pathPart=part
+                ),
+                lambda here=here: resources_by_path(gw, api_id).get(here),
             )
         parent = here
     return current[path]["id"]
@@ -106,6 +119,7 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
             "(export) first"
         ) from exc
     by_path = {r["path"]: r for r in archive["resources"]}
+    current = resources_by_path(gw, api_id)
     for key in wanted:
         ctx.clock.check()
         if key in restored:
@@ -116,12 +130,15 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
             ctx.log(f"{key}: not in the archive (was absent before deletion); skipped", "warning")
             restored.append(key)
             continue
-        rid = _ensure_path(gw, api_id, path)
+        rid = _ensure_path(gw, api_id, path, current)
         try:
             present = gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
         except gw.exceptions.NotFoundException:
-            gw.put_method(
-                restApiId=api_id, resourceId=rid, httpMethod=method, **_pick(spec, _METHOD_KEYS)
+            create_once(
+                lambda rid=rid, method=method, spec=spec: gw.put_method(
+                    restApiId=api_id, resourceId=rid, httpMethod=method, **_pick(spec, _METHOD_KEYS)
+                ),
+                lambda rid=rid, method=method: _method(gw, api_id, rid, method),
             )
             present = {}
         for code, resp in (spec.get("methodResponses") or {}).items():

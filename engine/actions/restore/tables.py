@@ -17,6 +17,7 @@ from engine.actions.cleanup.state import table_deletions_of
 from engine.actions.cleanup.tables import wait_table
 from engine.actions.prepare.backup import backups_of
 from engine.actions.restore.common import archive_folder, retry_not_yet
+from engine.aws.resend import create_once
 from engine.aws.tags import user_tag_list
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
@@ -60,7 +61,7 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
         if not exists:
             if not arns.get(table):
                 raise RuntimeError(f"{table}: no backup ARN journaled; cannot restore")
-            ddb.restore_table_from_backup(TargetTableName=table, BackupArn=arns[table])
+            _restore_from_backup(ddb, table, arns[table])
             ctx.log(f"{table}: restoring from {arns[table]}")
             ctx.checkpoint(force=True)
         wait_table(ctx, ddb, table, gone=False)
@@ -69,6 +70,23 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
         ctx.progress("tables", index + 1, len(deleted))
         ctx.checkpoint(force=True)
     return RestoreTablesSummary(restored=list(restored), from_backups=len(restored))
+
+
+def _restore_from_backup(ddb: Any, table: str, arn: str) -> None:
+    """RestoreTableFromBackup, once: after a lost answer the table restoring from that backup
+    is ours (sent again, it would fail as TableAlreadyExists)."""
+
+    def restoring() -> str | None:
+        try:
+            described = ddb.describe_table(TableName=table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            return None
+        source = (described.get("RestoreSummary") or {}).get("SourceBackupArn")
+        return table if source == arn else None
+
+    create_once(
+        lambda: ddb.restore_table_from_backup(TargetTableName=table, BackupArn=arn), restoring
+    )
 
 
 def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> None:
