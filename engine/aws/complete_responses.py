@@ -4,7 +4,8 @@ botocore parses a JSON body it cannot read as `{"message": <body>}` and raises n
 Scan page cut short mid-response looks like the last, empty page (AWS's DynamoDB responses carry
 `x-amz-crc32`, which botocore checks; emulators and proxies do not). Here, before botocore
 parses a successful answer of a JSON-protocol service, the body must be a JSON object holding
-the fields its operation always returns; otherwise the answer is turned into an
+the fields its operation always returns (an XML answer, engine/aws/complete_xml.py: well-formed,
+and a query answer named after its operation); otherwise the answer is turned into an
 `IncompleteResponse` error, which the engine's retry handler (engine/aws/retries.py) retries like
 a dropped connection and which, once retries are exhausted, names the call and the resource.
 """
@@ -15,6 +16,8 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from engine.aws.complete_xml import XML_PROTOCOLS, xml_error_body, xml_problem
 
 INCOMPLETE = "IncompleteResponse"
 # json: every answer is a JSON object. rest-json may answer with headers or nothing (204): there
@@ -33,6 +36,8 @@ ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "DescribeBackup"): ("BackupDescription",),
     ("dynamodb", "ListTables"): ("TableNames",),
     ("cloudwatch", "GetMetricData"): ("MetricDataResults",),
+    # migrate_entity's capacity budget: no bounds read is not "no auto scaling"
+    ("application-autoscaling", "DescribeScalableTargets"): ("ScalableTargets",),
     ("logs", "DescribeLogGroups"): ("logGroups",),
     ("ssm", "GetParameter"): ("Parameter",),
     # a flags merge reads the environment it keeps: an answer cut short must never read as
@@ -62,26 +67,34 @@ def missing_fields(service: str, operation: Any, body: bytes) -> str | None:
 
 
 def check_answer(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
-    service = operation_model.service_model
-    if service.resolved_protocol not in JSON_PROTOCOLS:
-        return
     if not 200 <= int(response_dict.get("status_code", 0)) < 300:
         return
     if operation_model.has_streaming_output:
         return
-    listed = (service.service_name, operation_model.name) in ALWAYS_RETURNED
+    protocol = operation_model.service_model.resolved_protocol
     body = response_dict.get("body", b"")
-    if service.resolved_protocol == "rest-json" and not listed and not (
-        body and _has_body_members(operation_model)
-    ):
-        return  # headers only, or nothing: only a listed operation's empty body is short
-    why = missing_fields(service.service_name, operation_model, body)
+    if protocol in JSON_PROTOCOLS:
+        why = _json_problem(protocol, operation_model, body)
+    elif protocol in XML_PROTOCOLS:
+        why = xml_problem(protocol, operation_model, body)
+    else:
+        return
     if why is None:
         return
+    message = f"incomplete answer to {operation_model.name}: {why}"
     response_dict["status_code"] = 500  # parsed as an error: never as an empty answer
-    response_dict["body"] = json.dumps(
-        {"__type": INCOMPLETE, "message": f"incomplete answer to {operation_model.name}: {why}"}
-    ).encode()
+    if protocol in XML_PROTOCOLS:
+        response_dict["body"] = xml_error_body(protocol, INCOMPLETE, message)
+    else:
+        response_dict["body"] = json.dumps({"__type": INCOMPLETE, "message": message}).encode()
+
+
+def _json_problem(protocol: str, operation_model: Any, body: bytes) -> str | None:
+    service = operation_model.service_model.service_name
+    listed = (service, operation_model.name) in ALWAYS_RETURNED
+    if protocol == "rest-json" and not listed and not (body and _has_body_members(operation_model)):
+        return None  # headers only, or nothing: only a listed operation's empty body is short
+    return missing_fields(service, operation_model, body)
 
 
 def _has_body_members(operation_model: Any) -> bool:

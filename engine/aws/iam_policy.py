@@ -3,9 +3,10 @@
 Every AWS operation the registered actions and checks call is granted here, scoped to the
 runbook's tables, functions, log groups, dashboard, alarms and archive parameters where IAM
 has resource-level permissions, and to "*" only where it has none (List*, GetMetricData,
-DescribeLogGroups, DescribeAlarms). `resources_for_call` names the ARNs one call touches, and
-`allows` evaluates a policy for it: the test that records every call of a full rehearsal on
-moto uses both, so a new call without a grant fails it.
+DescribeLogGroups, GetCallerIdentity). A test lints it with parliament: zero findings.
+`resources_for_call` names the ARNs one call touches, and `allows` evaluates a policy for it:
+the test that records every call of a full rehearsal on moto uses both, so a new call without
+a grant fails it.
 
 Calls made only in the embedded rehearsal world (the traffic simulator, the world id, code
 fetched from moto's S3) are listed in REHEARSAL_ONLY and are not granted.
@@ -61,7 +62,6 @@ _TABLE_READ = (
     "Query",
     "GetItem",
     "BatchGetItem",
-    "ConditionCheckItem",
     "DescribeContinuousBackups",
     "DescribeTimeToLive",
     "ListTagsOfResource",
@@ -84,7 +84,6 @@ _FLAG_FUNCTION = (
     "PublishVersion",
     "GetAlias",
     "UpdateAlias",
-    "ListVersionsByFunction",
 )
 _DEPRECATED_FUNCTION = (
     "GetFunction",
@@ -155,9 +154,9 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
                 "lambda:ListFunctions",
                 "lambda:ListEventSourceMappings",
                 "logs:DescribeLogGroups",
-                "cloudwatch:DescribeAlarms",
                 "cloudwatch:GetMetricData",
-                "cloudwatch:GetMetricStatistics",
+                # migrate_entity's capacity budget: a table's auto scaling bounds
+                "application-autoscaling:DescribeScalableTargets",
                 "sts:GetCallerIdentity",
             ),
             ("*",),
@@ -205,7 +204,7 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
         ),
         Grant(
             "MigrationAlarmsAndOldAlarmsOfDeprecatedFunctions",
-            ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"),
+            ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"),
             (f"arn:aws:cloudwatch:{region}:{account}:alarm:*",),
         ),
         Grant(
@@ -322,7 +321,9 @@ def resources_for_call(
         if "DashboardName" in params:
             return [f"arn:aws:cloudwatch::{account}:dashboard/{params['DashboardName']}"]
         names = params.get("AlarmNames") or ([params["AlarmName"]] if "AlarmName" in params else [])
-        if names and operation != "DescribeAlarms":
+        if operation == "DescribeAlarms" and not names:
+            names = [f"{params.get('AlarmNamePrefix', '')}*"]  # the alarms it may list
+        if names:
             return [f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}" for n in names]
         return ["*"]
     if service == "ssm" and "Name" in params:

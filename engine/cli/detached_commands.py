@@ -57,13 +57,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def throttle_settings(args: argparse.Namespace) -> dict[str, float | int | None]:
     """The throttle flags the operator gave (an absent flag changes nothing)."""
-    return {k: getattr(args, k) for k in ("rate", "in_flight", "segments") if hasattr(args, k)}
+    names = ("rate", "in_flight", "segments", "capacity_share")
+    return {k: getattr(args, k) for k in names if hasattr(args, k)}
 
 
 def cmd_throttle(args: argparse.Namespace) -> int:
     settings = throttle_settings(args)
     if not settings:
-        raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
+        raise BadRequest(
+            "throttle: give --rate, --in-flight, --segments and/or --capacity-share "
+            "(a value or off)"
+        )
     say("throttle: " + need_remote(args).throttle(operator_of(args), **settings))
     return EXIT_OK
 
@@ -123,6 +127,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     data["total"],
                     data.get("rate") or 0.0,
                     data.get("eta"),
+                    capacity=data.get("capacity"),
                 )
             )
         elif msg.type == "log":

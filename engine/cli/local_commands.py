@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return spawn_detached(args)
     if throttle_settings(args):
         raise BadRequest(
-            "--rate, --in-flight and --segments start a detached engine throttled: add "
+            "--rate, --in-flight, --segments and --capacity-share start a detached engine "
+            "throttled: add "
             "--detach (a foreground run has no throttle; a detached one takes `runbook throttle` "
             "and the attached console's `t`)"
         )

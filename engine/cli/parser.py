@@ -21,6 +21,7 @@ from engine.cli.values import (
     _reason,
     _region,
     _s3_url,
+    _share,
     _time_scale,
 )
 from engine.session.detach import CHILD_FLAG
@@ -150,6 +151,14 @@ def throttle_flags(p: argparse.ArgumentParser, when: str = "") -> None:
         type=_limit_arg(int),
         default=argparse.SUPPRESS,
         help=f"{when}parallel-scan segments writing at once, or off",
+    )
+    p.add_argument(
+        "--capacity-share",
+        dest="capacity_share",
+        type=_share,
+        default=argparse.SUPPRESS,
+        help=f"{when}the migration's share of its tables' capacity (0.5 or 50%%), or off "
+        "(the runbook's)",
     )
 
 

@@ -102,6 +102,22 @@ def _reason(text: str) -> str:
     return text
 
 
+def _share(text: str) -> float | None:
+    """--capacity-share: a fraction above 0 and at most 1 (0.5, or 50%), or off."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    scale = 100.0 if value.endswith("%") else 1.0
+    share = _in_range(
+        value.rstrip("%"),
+        float,
+        "number",
+        lambda v: math.isfinite(v) and 0 < v / scale <= 1,
+        "a share above 0 and at most 1 (0.5, or 50%), or off",
+    )
+    return share / scale
+
+
 def _percent(text: str) -> float:
     """--error-rate: a percentage from 0 to 100."""
     return _in_range(

@@ -172,8 +172,15 @@ class ControlServer:
             for name, kind in (("rate", float), ("in_flight", int), ("segments", int)):
                 if name in r:
                     changes[name] = _limit(r[name], name.replace("_", "-"), kind)
+            if "capacity_share" in r:
+                share = _limit(r["capacity_share"], "capacity-share", float)
+                if share is not None and share > 1:
+                    raise BadRequest("capacity-share must be above 0 and at most 1, or off")
+                changes["capacity_share"] = share
             if not changes:
-                raise BadRequest("throttle: give --rate, --in-flight and/or --segments")
+                raise BadRequest(
+                    "throttle: give --rate, --in-flight, --segments and/or --capacity-share"
+                )
             return protocol.ok(d.throttle(by, **changes), control=d.control_state())
         if cmd == "tick":
             d.tick(_text(r.get("gate"), "gate"), _text(r.get("item"), "item"), by, note)

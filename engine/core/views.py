@@ -61,6 +61,7 @@ class TableView(Frozen):
     total: int | None
     rate: float | None = None  # items per second; None: not measured (yet)
     eta_seconds: float | None = None
+    capacity: str | None = None  # consumed units/s against the budget, while it runs
 
 
 class StepView(Frozen):

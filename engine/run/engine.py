@@ -109,7 +109,11 @@ class Engine(GateCommands, RollbackCommands):
 
     def emit(self, event: Event) -> None:
         if isinstance(event, Progress):
-            self._rates[(event.step_id, event.table)] = (event.rate, event.eta_seconds)
+            self._rates[(event.step_id, event.table)] = (
+                event.rate,
+                event.eta_seconds,
+                event.capacity,
+            )
         elif isinstance(event, StepStarted):
             self._rates = {k: v for k, v in self._rates.items() if k[0] != event.step_id}
         if isinstance(event, LogLine):

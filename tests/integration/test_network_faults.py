@@ -161,3 +161,20 @@ def test_a_lost_create_backup_answer_makes_no_second_backup(seeded, make_ctx, fa
     backups = conn.client("dynamodb").list_backups(TableName=LEGACY)["BackupSummaries"]
     assert len(backups) == 1 and summary["backups"] == 1
     assert ctx.state.cursors["backups"][LEGACY]["arn"] == backups[0]["BackupArn"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_xml_answer_is_asked_again(seeded, fault) -> None:
+    """Query (STS) and rest-xml (S3) answers: botocore raised ResponseParserError on XML cut
+    short, or a KeyError on a proxy's HTML page, and nothing retried them."""
+    plan = Plan(fault, lambda op, n: n == 0 and (op == "GetCallerIdentity" or "list-type" in op))
+    with FaultyProxy(seeded, plan) as proxy:
+        conn = local_connection(proxy.url, "us-east-1")
+        s3 = conn.client("s3")
+        s3.create_bucket(Bucket="state")
+        for n in range(5):
+            s3.put_object(Bucket="state", Key=f"run/{n}.toml", Body=b"x")
+        assert conn.client("sts").get_caller_identity()["Account"] == "123456789012"
+        listed = s3.list_objects_v2(Bucket="state", Prefix="run/")
+    assert plan.broken == ["GetCallerIdentity", plan.broken[1]] and len(plan.broken) == 2
+    assert listed["KeyCount"] == 5

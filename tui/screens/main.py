@@ -205,6 +205,7 @@ class MainScreen(MainCommands, Screen[None]):
                     event.rate,
                     event.eta_seconds,
                     in_flight=event.in_flight,
+                    capacity=event.capacity,
                 )
             return
         now = self.app.now().strftime("%Y-%m-%dT%H:%M:%SZ")

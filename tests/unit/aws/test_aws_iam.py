@@ -6,9 +6,15 @@ scoping: what the policy allows and, as much, what it refuses."""
 from __future__ import annotations
 
 import json
+import warnings
 
 from engine.aws import iam_policy
 from engine.cli.app import main
+
+with warnings.catch_warnings():  # parliament imports pkg_resources, deprecated
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", UserWarning)
+    from parliament import analyze_policy_string
 
 ACCOUNT = "111122223333"
 
@@ -94,3 +100,39 @@ def test_each_call_is_mapped_to_its_action_and_resource():
         "ssm", "GetParameter", {"Name": "/runbook-console/simulator/error-rate"}
     )
     assert why and iam_policy.rehearsal_only("ssm", "GetParameter", {"Name": "/app/x"}) is None
+
+
+def test_the_capacity_budget_reads_auto_scaling_and_throttle_metrics(runbook):
+    """Issue 21: DescribeScalableTargets and GetMetricData have no resource-level permissions;
+    DescribeTable is scoped to the runbook's tables."""
+    policy = iam_policy.build_policy(runbook, ACCOUNT)
+    assert iam_policy.allows(policy, "application-autoscaling:DescribeScalableTargets", "*")
+    assert iam_policy.allows(policy, "cloudwatch:GetMetricData", "*")
+    target = "construction-expenses-company-expenses"
+    assert iam_policy.allows(policy, "dynamodb:DescribeTable", table(target))
+    assert iam_policy.iam_action("application-autoscaling", "DescribeScalableTargets") == (
+        "application-autoscaling:DescribeScalableTargets"
+    )
+
+
+def test_parliament_finds_nothing_in_the_policy(runbook):
+    """Issue 19, item 8: a policy a reviewer can sign, by parliament's count (an IAM policy
+    linter: resource stars on scopable actions, unknown actions, malformed conditions)."""
+    policy = iam_policy.render(runbook, ACCOUNT)
+    findings = analyze_policy_string(policy).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+
+
+def test_no_grant_the_engine_never_calls(runbook):
+    policy = iam_policy.build_policy(runbook, ACCOUNT)
+    granted = {a for statement in policy["Statement"] for a in statement["Action"]}
+    for unused in ("cloudwatch:GetMetricStatistics", "lambda:ListVersionsByFunction",
+                   "dynamodb:ConditionCheckItem"):  # fmt: skip
+        assert unused not in granted
+    alarm = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"
+    resources = iam_policy.resources_for_call(
+        "cloudwatch", "DescribeAlarms", {"AlarmNamePrefix": "x-"}, "us-east-1", ACCOUNT
+    )
+    assert resources == [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:x-*"]
+    assert iam_policy.allows(policy, "cloudwatch:DescribeAlarms", resources[0])
+    assert iam_policy.allows(policy, "cloudwatch:DescribeAlarms", alarm)

@@ -25,7 +25,13 @@ def locked_versions(text: str) -> dict[str, str]:
 
 
 def installed_versions() -> dict[str, str]:
-    found = {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    found = {
+        _canonical(d.metadata["Name"]): d.version
+        for d in metadata.distributions()
+        # pkg_resources, once imported (parliament does), puts setuptools' vendored copies on
+        # sys.path: they are setuptools' own files, not installed packages
+        if "_vendor" not in Path(str(d.locate_file(""))).parts
+    }
     return {name: version for name, version in found.items() if name not in NOT_LOCKED}
 
 
