@@ -13,7 +13,14 @@ same run, medians of >= 3 interleaved runs, against a moto server in its own pro
 * peak RSS and journal bytes of the migrate step at two sizes (a process per measurement);
 * items re-written after a SIGKILL mid-step;
 * the console's event-loop lag (p99) while a migration updates its bars, and cold start to the
-  first frame.
+  first frame;
+* the CAPACITY MODEL (bench/capacity.py): the migration beside a steady application writer on
+  token buckets per table and partition key: the application's throttled writes, the
+  migration's rate against its budget, the settle time after the capacity halves, a skewed
+  world.
+
+The throughput figures measure the client's concurrency: their runbook lifts the per-company
+ceiling (`capacity.partition_write_units`), whose partitions only the capacity model has.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.capacity import capacity
 from bench.latency import ReadReplay, RequestMeter, add_latency
+from bench.state import DELAY
+from bench.state import measure as state_cost
 from bench.ui import cold_start_seconds, event_loop_lag
 from bench.world import (
     COMPANY,
@@ -52,6 +62,7 @@ from engine.runbook.transforms import to_company_scoped
 
 Side = Callable[[Connection, Runbook, Path], tuple[int, float]]
 KILL_PAGE = 500
+DELAY_MS = round(DELAY * 1000)
 
 
 # --- the three ways to copy ------------------------------------------------------------------
@@ -365,18 +376,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small tables: a few minutes")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["throughput", "memory", "kill", "console"], action="append"
+        "--only",
+        choices=["throughput", "memory", "kill", "console", "capacity", "state"],
+        action="append",
     )
     args = parser.parse_args()
     rb = runbook()
     n = 2_000 if args.quick else 10_000
     sizes = (2_000, 10_000) if args.quick else (10_000, 100_000)
-    parts = set(args.only or ["throughput", "memory", "kill", "console"])
+    parts = set(args.only or ["throughput", "memory", "kill", "console", "capacity", "state"])
     table = Table()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "throughput" in parts:
-            throughput(table, rb, n, args.runs, per_item_limit=min(n, 1_000), work=work)
+            unbounded = rb.capacity.model_copy(update={"partition_write_units": 1e9})
+            client_only = rb.model_copy(update={"capacity": unbounded})
+            throughput(table, client_only, n, args.runs, per_item_limit=min(n, 1_000), work=work)
         if "memory" in parts:
             # quick: pages of 200 items, so the small table spans as many pages as a segment
             # keeps alive too (the full run uses the step's default)
@@ -386,6 +401,11 @@ def main() -> None:
             kill_rewrites(table, rb, n, work)
         if "console" in parts:
             console(table, rb, n, args.runs)
+        if "capacity" in parts:
+            capacity(table, rb, 3_000 if args.quick else 6_000, work)
+        if "state" in parts:  # a journal kept in S3 against a local one (bench/state.py)
+            for figure, s3, local, fmt in state_cost(n, args.runs, work / "state"):
+                table.add(f"{figure}, S3 journal vs local, {DELAY_MS} ms", s3, local, "", fmt)
     print()
     print(
         f"items of about 300 B; N = {n:,}; medians of {args.runs} interleaved runs; "

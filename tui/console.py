@@ -117,7 +117,7 @@ def run_console(workspace: Any) -> int:
 def detach_argv(workspace: Any) -> list[str]:
     """`run --detach` on this workspace's journal and target, as the CLI would be called."""
     options = workspace.options
-    argv = ["run", "--journal", str(workspace.journal_path)]
+    argv = ["run", "--journal", workspace.journal_arg]
     for flag, value in (
         ("--runbook", options.runbook),
         ("--endpoint-url", options.endpoint_url),
@@ -125,6 +125,8 @@ def detach_argv(workspace: Any) -> list[str]:
         ("--region", options.region),
         ("--operator", options.operator),
         ("--mapping-overrides", options.mapping_overrides),
+        ("--state-profile", options.state_profile),
+        ("--state-kms-key", options.state_kms_key),
     ):
         if value is not None:
             argv += [flag, str(value)]

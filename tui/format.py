@@ -40,15 +40,18 @@ def progress_text(
     eta: float | None,
     live: bool = True,
     in_flight: tuple[int, int] | None = None,
+    capacity: str | None = None,
 ) -> str:
     """`live`: the step runs now (a rate, or "starting" before there is one to tell).
-    `in_flight`: (writes in flight, the throttle's window) of a data step, shown as `12/16w`."""
+    `in_flight`: (writes in flight, the throttle's window) of a data step, shown as `12/16w`;
+    `capacity`: its consumed units/s against the budget (`WCU 480/500 RCU 120/250`)."""
     total_text = f"{total:,}" if total is not None else "?"
     pct = f" {100 * done / total:.1f}%" if total else ""
     figures = f"{done:,}/{total_text}{pct}"
     if not live:
         return figures
     tail = f" {in_flight[0]}/{in_flight[1]}w" if in_flight else ""
+    tail += f" {capacity}" if capacity else ""
     if rate is None:
         return f"{figures} starting{tail}"
     return f"{figures} {rate:,.0f}/s ETA {duration(eta)}{tail}"

@@ -58,7 +58,10 @@ def status_text(
     hint = (lambda text: "") if read_only else (lambda text: f" · {text}")
     state = snapshot.state
     current = snapshot.current.id if snapshot.current else ""
-    if busy or state is RunState.RUNNING:
+    if snapshot.checkpoint_held and (busy or state is RunState.RUNNING):
+        line = f"HOLDING {snapshot.running_rollback or current} at its checkpoint: S3 unreachable"
+        line += ", retrying (nothing goes on before it is durable)"
+    elif busy or state is RunState.RUNNING:
         line = f"RUNNING {snapshot.running_rollback or current}"
         line += " (driven elsewhere)" if read_only else hint("s stops safely")
     elif state is RunState.WAITING_GATE and snapshot.waiting:

@@ -29,8 +29,8 @@ def same_origin(origin: str | None, host: str) -> bool:
 
 
 # flags that change the run: a watcher has no business with them
-ACTING_FLAGS = {"fresh": "--fresh", "time_scale": "--time-scale"}
-PASSED_FLAGS = ("endpoint_url", "profile", "region", "operator")
+ACTING_FLAGS = {"fresh": "--fresh", "time_scale": "--time-scale", "take_over": "--take-over"}
+PASSED_FLAGS = ("endpoint_url", "profile", "region", "operator", "state_profile")
 
 
 def _server_class() -> type:
@@ -74,7 +74,7 @@ def view_command(target: WorkspaceOptions, workspace: Any) -> str:
         "--runbook",
         str(workspace.loaded.path.resolve()),
         "--journal",
-        str(workspace.journal_path.resolve()),
+        workspace.journal_arg if workspace.remote else str(workspace.journal_path.resolve()),
     ]
     for flag in PASSED_FLAGS:
         value = getattr(target, flag)
@@ -112,7 +112,7 @@ def serve(ctx: CliContext, workspace: Any) -> int:
     _check_port_free(args.host, args.port)
     run_id = engine.journal.run.runbook_id
     print(
-        f"runbook serve: the read-only console of {workspace.journal_path} at "
+        f"runbook serve: the read-only console of {workspace.journal_arg} at "
         f"http://{args.host}:{args.port}/ (no authentication: this machine only; "
         "share it with `ssh -L`). Ctrl+C stops serving; the run is not affected.",
         flush=True,

@@ -36,6 +36,8 @@ ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "DescribeBackup"): ("BackupDescription",),
     ("dynamodb", "ListTables"): ("TableNames",),
     ("cloudwatch", "GetMetricData"): ("MetricDataResults",),
+    # migrate_entity's capacity budget: no bounds read is not "no auto scaling"
+    ("application-autoscaling", "DescribeScalableTargets"): ("ScalableTargets",),
     ("logs", "DescribeLogGroups"): ("logGroups",),
     ("ssm", "GetParameter"): ("Parameter",),
     # a flags merge reads the environment it keeps: an answer cut short must never read as

@@ -105,11 +105,13 @@ def scan_pages(
     total_segments: int | None = None,
     page_size: int | None = None,
     clock: Clock | None = None,
+    on_response: Callable[[dict[str, Any]], None] | None = None,
     **extra: Any,
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
     """Yield (items as Python dicts, LastEvaluatedKey or None) page by page.
 
     Resume by passing the last yielded key as start_key. Pages may be empty (filters).
+    `on_response` sees each page's raw answer (its ConsumedCapacity, say) before it is yielded.
     """
     kwargs: dict[str, Any] = {"TableName": table, **extra}
     if total_segments and total_segments > 1:
@@ -122,6 +124,8 @@ def scan_pages(
         if key:
             kwargs["ExclusiveStartKey"] = key
         resp = call_with_retry(clock, client.scan, **kwargs)
+        if on_response is not None:
+            on_response(resp)
         key = resp.get("LastEvaluatedKey")
         yield [to_python(i) for i in resp.get("Items", [])], key
         if not key:
@@ -261,8 +265,11 @@ def conditional_put(
     names: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     key: Mapping[str, Any] | None = None,
+    on_response: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[bool, dict[str, Any] | None]:
     """PutItem with a condition. Returns (written, existing item when the condition failed).
+    With `on_response`, the put asks for its ConsumedCapacity (TOTAL) and hands it the answer
+    of a put that wrote (a failed condition's error carries none).
 
     Where the error carries no item (dynalite ignores ReturnValuesOnConditionCheckFailure),
     the existing item is read back by `key` (strongly consistent); None if it is gone."""
@@ -276,8 +283,12 @@ def conditional_put(
         kwargs["ExpressionAttributeValues"] = {k: av(v) for k, v in values.items()}
     if names:
         kwargs["ExpressionAttributeNames"] = dict(names)
+    if on_response is not None:
+        kwargs["ReturnConsumedCapacity"] = "TOTAL"
     try:
-        call_with_retry(clock, client.put_item, **kwargs)
+        resp = call_with_retry(clock, client.put_item, **kwargs)
+        if on_response is not None:
+            on_response(resp)
         return True, None
     except ClientError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":

@@ -155,6 +155,8 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
                 "lambda:ListEventSourceMappings",
                 "logs:DescribeLogGroups",
                 "cloudwatch:GetMetricData",
+                # migrate_entity's capacity budget: a table's auto scaling bounds
+                "application-autoscaling:DescribeScalableTargets",
                 "sts:GetCallerIdentity",
             ),
             ("*",),
@@ -229,15 +231,20 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
     return out
 
 
-def build_policy(rb: Runbook, account: str = "*", region: str | None = None) -> dict[str, Any]:
+def build_policy(
+    rb: Runbook, account: str = "*", region: str | None = None, extra: list[Grant] | None = None
+) -> dict[str, Any]:
+    """The policy; `extra`: more grants (an S3 journal's, engine/aws/state_policy.py)."""
     return {
         "Version": "2012-10-17",
-        "Statement": [g.statement() for g in grants(rb, account, region)],
+        "Statement": [g.statement() for g in [*grants(rb, account, region), *(extra or [])]],
     }
 
 
-def render(rb: Runbook, account: str = "*", region: str | None = None) -> str:
-    return json.dumps(build_policy(rb, account, region), indent=2)
+def render(
+    rb: Runbook, account: str = "*", region: str | None = None, extra: list[Grant] | None = None
+) -> str:
+    return json.dumps(build_policy(rb, account, region, extra), indent=2)
 
 
 # --- what one call touches --------------------------------------------------------------------

@@ -30,7 +30,17 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 # the pool holds at least as many connections as a data step keeps writes in flight
 MAX_POOL_CONNECTIONS = 64
 # every service the actions and checks call (engine/aws/iam_policy.py covers each)
-SERVICES = ("dynamodb", "lambda", "logs", "cloudwatch", "apigateway", "ssm", "sts", "s3")
+SERVICES = (
+    "dynamodb",
+    "application-autoscaling",
+    "lambda",
+    "logs",
+    "cloudwatch",
+    "apigateway",
+    "ssm",
+    "sts",
+    "s3",
+)
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov")
 
 

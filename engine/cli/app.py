@@ -30,6 +30,7 @@ from engine.cli.local_commands import (
 from engine.cli.output import silence_terminal
 from engine.cli.parser import build_parser
 from engine.cli.remote import probe_engine
+from engine.cli.state_commands import cmd_state
 
 COMMANDS: dict[str | None, Callable[[CliContext], int]] = {
     None: cmd_console,
@@ -44,6 +45,7 @@ COMMANDS: dict[str | None, Callable[[CliContext], int]] = {
     "report": cmd_report,
     "simulate": cmd_simulate,
     "iam-policy": cmd_iam_policy,
+    "state": cmd_state,
     "pause": cmd_pause,
     "resume": cmd_resume,
     "stop": cmd_stop,

@@ -3,12 +3,14 @@ throttle | watch, and a rollback it runs."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from engine.cli.context import CliContext
 from engine.cli.ending import finish_outcome
+from engine.cli.journal_follow import follow_journal
 from engine.cli.output import Printer, say, say_error
 from engine.cli.remote import control_line, need_remote
 from engine.cli.terminal import make_confirm
@@ -54,7 +56,10 @@ def cmd_stop(ctx: CliContext) -> int:
 
 def cmd_throttle(ctx: CliContext) -> int:
     if not ctx.throttle:
-        raise BadRequest("throttle: give --rate, --in-flight and/or --segments (a value or off)")
+        raise BadRequest(
+            "throttle: give --rate, --in-flight, --segments and/or --capacity-share "
+            "(a value or off)"
+        )
     say("throttle: " + need_remote(ctx).throttle(ctx.operator, **ctx.throttle))
     return EXIT_OK
 
@@ -88,6 +93,8 @@ def _step_summary(status: dict[str, Any]) -> str:
 
 def cmd_watch(ctx: CliContext) -> int:
     """A headless follower of a detached engine (the console attaches later the same way)."""
+    if ctx.remote is None and ctx.workspace().remote is not None:
+        return follow_journal(ctx.workspace(), say, threading.Event())  # a run in S3, from afar
     remote = need_remote(ctx)
     printer = Printer(say)
     shown: dict[str, str] = {}
@@ -109,6 +116,7 @@ def cmd_watch(ctx: CliContext) -> int:
                     data["total"],
                     data.get("rate") or 0.0,
                     data.get("eta"),
+                    capacity=data.get("capacity"),
                 )
             )
         elif msg.type == "log":

@@ -23,6 +23,7 @@ from engine.session.workspace import BadInput, NoRun
 from engine.state.errors import JournalError
 from engine.state.files import UnsafePath, append_owned, append_private, private_error_log
 from engine.state.lock import LockedError
+from engine.state.s3_location import parse_s3_url
 
 
 def _traceback_log(ctx: CliContext) -> Path | None:
@@ -36,6 +37,8 @@ def _traceback_log(ctx: CliContext) -> Path | None:
             journal = default_journal_path(runbook_id, spec.slug())
         except Exception:
             return state_dir() / "runbook-console.log"
+    if isinstance(journal, str):  # an S3 journal: its log's working copy on this machine
+        journal = parse_s3_url(journal).cache_path(state_dir())
     return journal.with_name(journal.stem + ".log")
 
 

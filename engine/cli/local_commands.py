@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.aws import iam_policy
+from engine.aws.state_policy import state_grants
 from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_OK
 from engine.cli.context import CliContext
@@ -27,7 +28,7 @@ from engine.run.report import render_report
 from engine.run.snapshot import empty_snapshot
 from engine.run.status_text import render_status
 from engine.session.workspace import NoRun
-from engine.state.lock import is_locked
+from engine.state.s3_location import parse_s3_url
 
 
 def cmd_check(ctx: CliContext) -> int:
@@ -72,7 +73,8 @@ def cmd_run(ctx: CliContext) -> int:
         return spawn_detached(ctx)
     if ctx.throttle:
         raise BadRequest(
-            "--rate, --in-flight and --segments start a detached engine throttled: add "
+            "--rate, --in-flight, --segments and --capacity-share start a detached engine "
+            "throttled: add "
             "--detach (a foreground run has no throttle; a detached one takes `runbook throttle` "
             "and the attached console's `t`)"
         )
@@ -102,7 +104,7 @@ def cmd_status(ctx: CliContext) -> int:
     except NoRun:  # before any run: every step pending
         snapshot = empty_snapshot(ws.loaded.runbook, str(ws.store.path))
     else:
-        holder = is_locked(engine.store.path)
+        holder = ws.holder()  # a run in S3: whoever holds its lock, on any machine
         running = any(s.status == "running" for s in engine.journal.steps.values())
         snapshot = engine.snapshot(
             driver=f"{holder.user}@{holder.host}" if holder else None,
@@ -209,7 +211,12 @@ def cmd_report(ctx: CliContext) -> int:
 def cmd_iam_policy(ctx: CliContext) -> int:
 
     rb = load_runbook(ctx.target.runbook or default_runbook_path()).runbook
-    print(iam_policy.render(rb, ctx.args.account, ctx.target.region))
+    state = None
+    journal = ctx.target.journal
+    if isinstance(journal, str):  # an S3 journal: its keys too, nothing wider
+        location = parse_s3_url(journal)
+        state = state_grants(location, ctx.target.state_kms_key, ctx.args.account, ctx.target.region)
+    print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state))
     return EXIT_OK
 
 

@@ -62,6 +62,8 @@ class Printer:
             )
             if flight:  # data steps: writes in flight / the throttle's window
                 speed += f" {flight[0]}/{flight[1]} in flight"
+            if event.capacity:  # consumed units/s against the budget
+                speed += f" {event.capacity}"
             self.out(f"    {event.table}: {event.done:,}/{total}{pct} {speed}")
 
 

@@ -27,9 +27,27 @@ def _common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     )
     parser.add_argument(
         "--journal",
-        type=Path,
+        type=values.journal,
         default=default,
-        help="journal path (default: under $XDG_STATE_HOME/runbook-console)",
+        help="journal path, or s3://bucket/prefix/name.toml to keep the run in S3 (default: "
+        "under $XDG_STATE_HOME/runbook-console)",
+    )
+    parser.add_argument(
+        "--state-profile",
+        default=default,
+        help="AWS profile for an S3 journal in another account (default: the target's)",
+    )
+    parser.add_argument(
+        "--state-kms-key",
+        default=default,
+        metavar="KEY",
+        help="encrypt an S3 journal with this KMS key (default: SSE-S3)",
+    )
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="take an S3 journal's lock from a holder whose machine is gone (journaled)",
     )
     parser.add_argument(
         "--endpoint-url",
@@ -119,6 +137,14 @@ def throttle_flags(p: argparse.ArgumentParser, when: str = "") -> None:
         default=argparse.SUPPRESS,
         help=f"{when}parallel-scan segments writing at once, or off",
     )
+    p.add_argument(
+        "--capacity-share",
+        dest="capacity_share",
+        type=values.share,
+        default=argparse.SUPPRESS,
+        help=f"{when}the migration's share of its tables' capacity (0.5 or 50%%), or off "
+        "(the runbook's)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--by", type=values.name, help="who rolls back (default: --operator, else $USER)"
     )
     add("report", "a Markdown audit of the run")
+    _state_commands(add)
     p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")
     p.add_argument(
         "--account", type=values.account, default="*", help="account id for the ARNs (default: *)"
@@ -199,6 +226,20 @@ SERVE_HELP = (
     "for people without SSH. No key in it can act. textual-serve has NO authentication: anyone "
     "who can reach the port (every user of this machine, or an SSH tunnel) sees the run."
 )
+
+
+def _state_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`state push URL` / `state pull DIR`: move a run between this machine and S3."""
+    p = add("state", "move a run: push a local run to S3, or pull a run in S3 to a folder")
+    moves = p.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
+    push_help = "copy this run (--journal, or the default) to S3; this side then refuses to drive"
+    q = moves.add_parser("push", help=push_help, description=push_help)
+    _common(q, sub=True)
+    q.add_argument("url", type=values.s3_url, help="s3://bucket/prefix/name.toml")
+    pull_help = "copy the run at --journal s3://... into DIR; S3 then refuses to drive it"
+    q = moves.add_parser("pull", help=pull_help, description=pull_help)
+    _common(q, sub=True)
+    q.add_argument("dir", type=Path, help="the folder the run's journal goes into")
 
 
 def _serve_commands(sub: Any) -> None:

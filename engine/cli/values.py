@@ -7,11 +7,13 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
 from engine.aws.target import READ_TIMEOUT_RANGE
 from engine.core.clock import MAX_TIME_SCALE
+from engine.state.s3_location import is_s3_url, parse_s3_url
 
 Number = TypeVar("Number", int, float)
 
@@ -100,6 +102,22 @@ def reason(text: str) -> str:
     return text
 
 
+def share(text: str) -> float | None:
+    """--capacity-share: a fraction above 0 and at most 1 (0.5, or 50%), or off."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    scale = 100.0 if value.endswith("%") else 1.0
+    fraction = _in_range(
+        value.rstrip("%"),
+        float,
+        "number",
+        lambda v: math.isfinite(v) and 0 < v / scale <= 1,
+        "a share above 0 and at most 1 (0.5, or 50%), or off",
+    )
+    return fraction / scale
+
+
 def percent(text: str) -> float:
     """--error-rate: a percentage from 0 to 100."""
     return _in_range(
@@ -142,3 +160,23 @@ def loopback_host(text: str) -> str:
 def port(text: str) -> int:
     """--port: a TCP port from 1 to 65535."""
     return _in_range(text, int, "port number", lambda v: 1 <= v <= 65535, "a port from 1 to 65535")
+
+
+def journal(text: str) -> Path | str:
+    """A journal path, or an S3 journal `s3://bucket/prefix/name.toml` (kept as the URL)."""
+    if not is_s3_url(text):
+        return Path(text)
+    try:
+        parse_s3_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def s3_url(text: str) -> str:
+    """An S3 journal's URL (state push)."""
+    try:
+        parse_s3_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -175,8 +175,18 @@ def as_event(msg: WatchMessage) -> Event | None:
     if msg.type == "snapshot":
         return SnapshotChanged(RunSnapshot.model_validate(data))
     if msg.type == "progress":
+        flight = data.get("in_flight")
         return Progress(
-            data["step"], data["table"], data["done"], data["total"], data["rate"], data["eta"]
+            data["step"],
+            data["table"],
+            data["done"],
+            data["total"],
+            data["rate"],
+            data["eta"],
+            (int(flight[0]), int(flight[1]))
+            if isinstance(flight, list) and len(flight) == 2
+            else None,
+            data.get("capacity") if isinstance(data.get("capacity"), str) else None,
         )
     if msg.type == "log":
         return LogLine(data["step"], data["level"], data["message"], data.get("at") or "")

@@ -181,6 +181,7 @@ class DetachedRun:
                 in_flight=settings.in_flight,
                 segments=settings.segments,
                 in_flight_applied=settings.in_flight_applied,
+                capacity_share=settings.capacity_share,
                 text=settings.describe(),
             ),
             last=LastOutcome(status=last.status, message=last.message) if last else None,

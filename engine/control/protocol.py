@@ -8,7 +8,8 @@ Response: {"ok": true, "answer": ...}         (the request's `answer` type, as J
 `subscribe` answers {"ok": true, ...} and then streams messages {"type": ..., "data": ...}:
   snapshot  the run as it stands (`RunSnapshot.model_dump_json()`, what `status --json`
             prints), after every save
-  progress  {step, table, done, total, rate, eta, at} (coalesced: <= 4/s per watcher)
+  progress  {step, table, done, total, rate, eta, in_flight, capacity, at} (coalesced: <= 4/s per
+            watcher)
   log       {step, level, message, at}
   control   the engine's own state (`ControlState`): pid, activity, paused/held, throttle
   end       {outcome, message}: the engine is about to exit
@@ -100,6 +101,8 @@ def progress_message(event: Progress) -> bytes:
             "total": event.total,
             "rate": event.rate,
             "eta": event.eta_seconds,
+            "in_flight": list(event.in_flight) if event.in_flight else None,
+            "capacity": event.capacity,  # consumed units/s against the budget
             "at": time.time(),  # when the engine announced it (watchers measure their lag)
         },
     )

@@ -55,6 +55,7 @@ Text = Annotated[str, BeforeValidator(_nonblank)]
 Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_no_bool)]
 Limit = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_no_bool)]
 Count = Annotated[int, Field(gt=0), BeforeValidator(_no_bool)]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), BeforeValidator(_no_bool)]
 
 
 class StatusAnswer(Frozen):
@@ -136,15 +137,16 @@ class Throttle(Request):
     rate: Limit | None = None
     in_flight: Count | None = None
     segments: Count | None = None
+    capacity_share: Share | None = None  # of the tables' capacity (issue 21); None: off
 
     @model_validator(mode="after")
     def _some(self) -> Throttle:
         if not self.changes():
-            raise ValueError("give --rate, --in-flight and/or --segments")
+            raise ValueError("give --rate, --in-flight, --segments and/or --capacity-share")
         return self
 
     def changes(self) -> dict[str, float | int | None]:
-        names = ("rate", "in_flight", "segments")
+        names = ("rate", "in_flight", "segments", "capacity_share")
         return {name: getattr(self, name) for name in names if name in self.model_fields_set}
 
     def apply(self, engine: Served) -> str:

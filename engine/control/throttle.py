@@ -13,6 +13,8 @@ The throttle's setters are this one small interface:
   after the one before, across all threads of the step (parallel-scan segments included).
 - `in_flight`: concurrent writes; handed to the engine's write throttle (`set_limit(k)` /
   `clear_limit()`, engine/core/throttle.py) when this build has one, else recorded only.
+- `capacity_share`: the migration's share of its tables' capacity (0 < share <= 1), handed to
+  the write throttle (`set_capacity_share`); migrate_entity's budget follows it at once.
 - `segments`: how many threads may be writing a batch at once (parallel-scan segments at
   work), applied here: a thread let through a boundary counts until it comes back to one (or
   for BATCH_GONE_SECONDS, once it left the loop). The scan keeps its segment count (it is part
@@ -41,6 +43,8 @@ class InFlightThrottle(Protocol):
 
     def clear_limit(self) -> None: ...
 
+    def set_capacity_share(self, share: float | None) -> float | None: ...
+
 
 @dataclass(frozen=True)
 class ThrottleSettings:
@@ -48,6 +52,7 @@ class ThrottleSettings:
     in_flight: int | None = None
     segments: int | None = None
     in_flight_applied: bool = False  # whether the writers honour `in_flight` in this build
+    capacity_share: float | None = None  # None: the runbook's capacity.share
 
     def describe(self) -> str:
         parts = [
@@ -56,6 +61,8 @@ class ThrottleSettings:
         ]
         if self.segments:
             parts.append(f"segments {self.segments} at once")
+        if self.capacity_share:
+            parts.append(f"capacity share {self.capacity_share:.0%}")
         return ", ".join(parts)
 
 
@@ -121,7 +128,7 @@ class OperatorThrottle:
     def set_throttle(self, **changes: float | int | None) -> ThrottleSettings:
         """Change `rate`, `in_flight` and/or `segments` (None: back to no limit, or to the
         runbook's value); the others keep their values."""
-        unknown = set(changes) - {"rate", "in_flight", "segments"}
+        unknown = set(changes) - {"rate", "in_flight", "segments", "capacity_share"}
         if unknown:
             raise ValueError(f"no throttle setting {', '.join(sorted(unknown))}")
         with self._cond:
@@ -129,11 +136,17 @@ class OperatorThrottle:
             applied = now.in_flight_applied
             if "in_flight" in changes:
                 applied = self._apply_in_flight(changes["in_flight"])  # type: ignore[arg-type]
+            share = changes.get("capacity_share", now.capacity_share)
+            if share is not None and not 0 < share <= 1:
+                raise ValueError("capacity share must be above 0 and at most 1")
+            if "capacity_share" in changes and self._write_throttle is not None:
+                self._write_throttle.set_capacity_share(share)
             self._settings = ThrottleSettings(
                 rate=changes.get("rate", now.rate),
                 in_flight=changes.get("in_flight", now.in_flight),  # type: ignore[arg-type]
                 segments=changes.get("segments", now.segments),  # type: ignore[arg-type]
                 in_flight_applied=applied,
+                capacity_share=share,
             )
             self._cond.notify_all()
             return self._settings

@@ -47,6 +47,7 @@ class ThrottleView(Frozen):
     in_flight: int | None = None
     segments: int | None = None
     in_flight_applied: bool = False
+    capacity_share: float | None = None  # the operator's share of the tables' capacity
     text: str = ""
 
 
@@ -153,7 +154,8 @@ class ControlCommands(Protocol):
         ...
 
     def throttle(self, by: str, **changes: float | int | None) -> str:
-        """`rate` (items/s), `in_flight`, `segments`; None: no limit / the runbook's value."""
+        """`rate` (items/s), `in_flight`, `segments`, `capacity_share`; None: no limit / the
+        runbook's value."""
         ...
 
     def rollback(self, phase_id: str, by: str) -> Outcome:

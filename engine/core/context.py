@@ -119,15 +119,21 @@ class ActionContext:
         self.emit(LogLine(self.step_id, level, message, utcnow()))
 
     def progress(
-        self, table: str, done: int, total: int | None, in_flight: tuple[int, int] | None = None
+        self,
+        table: str,
+        done: int,
+        total: int | None,
+        in_flight: tuple[int, int] | None = None,
+        capacity: str | None = None,
     ) -> None:
         """Record and announce progress; the journal keeps only done/total. `in_flight` is
-        (writes in flight now, the limit) for steps that keep several writes going."""
+        (writes in flight now, the limit) for steps that keep several writes going;
+        `capacity` their consumed units against the budget."""
         self.state.progress[table] = TableProgress(done=done, total=total)
         meter = self._meters.setdefault(table, RateMeter())
         rate = meter.add(self.clock.monotonic(), done)
         eta = eta_seconds(done, total, rate)
-        self.emit(Progress(self.step_id, table, done, total, rate, eta, in_flight))
+        self.emit(Progress(self.step_id, table, done, total, rate, eta, in_flight, capacity))
 
     def checkpoint(self, force: bool = False) -> None:
         """Persist applied state; throttled so a fast loop does not rewrite the file per batch."""

@@ -32,6 +32,8 @@ class Progress:
     rate: float | None = None  # items per second over a recent window; None: starting
     eta_seconds: float | None = None
     in_flight: tuple[int, int] | None = None  # (writes in flight, their limit), data steps
+    # consumed capacity units/s against the budget, e.g. "WCU 480/500 RCU 120/250"
+    capacity: str | None = None
 
 
 @dataclass(frozen=True)

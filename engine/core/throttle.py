@@ -31,6 +31,7 @@ class WriteThrottle:
         self._window = float(self._limit_locked())
         self._in_flight = 0
         self._throttled = 0
+        self._capacity_share: float | None = None  # the operator's; None: the runbook's
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -66,6 +67,19 @@ class WriteThrottle:
             self._override = None
             self._window = min(self._window, float(self._limit_locked()))
             self._cond.notify_all()
+
+    @property
+    def capacity_share(self) -> float | None:
+        """The operator's share of the tables' capacity (`runbook throttle --capacity-share`),
+        or None: the runbook's. Kept for later steps, like the in-flight limit."""
+        return self._capacity_share
+
+    def set_capacity_share(self, share: float | None) -> float | None:
+        if share is not None and not 0 < share <= 1:
+            raise ValueError("capacity share must be above 0 and at most 1")
+        with self._cond:
+            self._capacity_share = share
+            return share
 
     # --- the writers ------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class TableView(Frozen):
     total: int | None
     rate: float | None = None  # items per second; None: not measured (yet)
     eta_seconds: float | None = None
+    capacity: str | None = None  # consumed units/s against the budget, while it runs
 
 
 class StepView(Frozen):
@@ -169,6 +170,7 @@ class RunSnapshot(Frozen):
     proposed_rollback: str | None
     running_rollback: str | None
     archive_gaps: tuple[str, ...] = ()  # deleted resources whose archive is incomplete
+    checkpoint_held: str | None = None  # a checkpoint waits to be durable (S3), and why
     steps: tuple[StepView, ...]
     gates: tuple[GateView, ...]
     alerts: tuple[AlertView, ...]

@@ -67,6 +67,7 @@ class RunCore:
     write_throttle: WriteThrottle = field(default_factory=WriteThrottle)
     _active: bool = False  # run() or rollback() is on its way (in some thread)
     _rates: Rates = field(default_factory=dict)  # the latest items/s and ETA per step and table
+    _held: str | None = None  # why the checkpoint being written waits (S3 unreachable), or None
     clock_now: Callable[[], datetime] = now  # when evidence is taken (frozen in snapshot tests)
     # detach: pause and throttle at every batch boundary (engine/control/throttle.py), or None
     boundary: Boundary | None = None
@@ -74,6 +75,8 @@ class RunCore:
 
     def __post_init__(self) -> None:
         check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
+        self.store.bind_stop(self._stop)  # a checkpoint held on S3 gives up at a stop
+        self.store.on_hold = self._checkpoint_held
         owner = getattr(self.clients, "__self__", None)
         if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
             owner.stop_retries_on(self._stop)
@@ -89,7 +92,11 @@ class RunCore:
 
     def emit(self, event: Event) -> None:
         if isinstance(event, Progress):
-            self._rates[(event.step_id, event.table)] = (event.rate, event.eta_seconds)
+            self._rates[(event.step_id, event.table)] = (
+                event.rate,
+                event.eta_seconds,
+                event.capacity,
+            )
         elif isinstance(event, StepStarted):
             self._rates = {k: v for k, v in self._rates.items() if k[0] != event.step_id}
         if isinstance(event, LogLine):
@@ -112,8 +119,16 @@ class RunCore:
         """Persist the journal, then send every subscriber the run as it now stands."""
         with self.io_lock:
             self.store.save(self.journal)
+            self._held = None
             snapshot = self.snapshot()
         self._publish(snapshot)
+
+    def _checkpoint_held(self, why: str) -> None:
+        """The store cannot make a checkpoint durable yet and retries: the step holds there,
+        and every view says so (the status line, the log)."""
+        self._held = why
+        self.log(why, "warning")
+        self._publish(self.snapshot())
 
     def set_time_scale(self, scale: float, by: str) -> None:
         """Change a rehearsal's clock, now (a running wait follows at its next tick); journaled
@@ -150,7 +165,7 @@ class RunCore:
                 rates=dict(self._rates) if rates is None else rates,
                 journal_path=str(self.store.path),
                 driver=driver,
-            )
+            ).model_copy(update={"checkpoint_held": self._held})
 
     # ---- stopping -----------------------------------------------------------------------
 

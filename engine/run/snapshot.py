@@ -153,7 +153,12 @@ def archive_gaps(runbook: Runbook, journal: Journal) -> list[str]:
 
 # ---- building --------------------------------------------------------------------------------
 
-Rates = dict[tuple[str, str], tuple[float | None, float | None]]
+# (items/s, ETA) per step and table, and the capacity line (consumed units/s vs the budget)
+# where the step reports one
+Rates = dict[
+    tuple[str, str],
+    tuple[float | None, float | None] | tuple[float | None, float | None, str | None],
+]
 
 
 def _step_view(runbook: Runbook, journal: Journal, step_id: str, active: bool, waiting, rates):
@@ -167,9 +172,18 @@ def _step_view(runbook: Runbook, journal: Journal, step_id: str, active: bool, w
     tables = []
     for table, prog in list(state.progress.items()):
         live = status == "running"
-        rate, eta = rates.get((step_id, table), (None, None)) if live else (None, None)
+        got = rates.get((step_id, table), ()) if live else ()
+        rate, eta = (got[0], got[1]) if got else (None, None)
+        capacity = got[2] if len(got) > 2 else None  # type: ignore[misc]
         tables.append(
-            TableView(table=table, done=prog.done, total=prog.total, rate=rate, eta_seconds=eta)
+            TableView(
+                table=table,
+                done=prog.done,
+                total=prog.total,
+                rate=rate,
+                eta_seconds=eta,
+                capacity=capacity,
+            )
         )
     return StepView(
         id=step.id,

@@ -32,7 +32,8 @@ def _progress(step: StepView) -> str:
     parts = []
     for t in step.progress:
         total = f"{t.total:,}" if t.total is not None else "?"
-        parts.append(f"{t.table} {t.done:,}/{total}")
+        capacity = f" [{t.capacity}]" if t.capacity else ""  # consumed units/s vs the budget
+        parts.append(f"{t.table} {t.done:,}/{total}{capacity}")
     return ", ".join(parts)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 from engine.runbook.selector import Selector
 
@@ -167,6 +167,31 @@ class MonitoringSpec(Strict):
     dual_write_dimensions: dict[str, str] = {}
 
 
+class CapacitySpec(Strict):
+    """The migration's share of its tables' capacity (docs/performance.md, issue 21)."""
+
+    # of each table's write units on the target and read units on the source scans: provisioned
+    # units, or an on-demand table's maximum (OnDemandThroughput, else WarmThroughput)
+    share: float = Field(default=0.5, gt=0, le=1)
+    # on-demand tables with neither a maximum nor warm throughput: the units per second the
+    # operator grants the migration (None: unbounded, and the log says so)
+    on_demand_write_units: float | None = Field(default=None, gt=0)
+    on_demand_read_units: float | None = Field(default=None, gt=0)
+    # one partition (one company: the target's partition key) serves about this many WCU/s;
+    # the migration takes `share` of it per company
+    partition_write_units: float = Field(default=1000.0, gt=0)
+    # the tables' capacity is read again this often (auto scaling, an operator's UpdateTable)
+    describe_seconds: float = Field(default=5.0, gt=0)
+    # CloudWatch throttle metrics are one-minute sums, read this often; each minute acts once
+    poll_seconds: float = Field(default=15.0, gt=0)
+    # the baseline: these minutes before the step began
+    baseline_minutes: int = Field(default=10, ge=1)
+    # every poll without a rise gives back this share of the budget (additive increase)
+    recover_step: float = Field(default=0.1, gt=0, le=1)
+    # the step summary lists this many hottest companies
+    hottest_companies: int = Field(default=5, ge=0, le=50)
+
+
 class Day(Strict):
     id: SafeId
     title: str
@@ -298,6 +323,7 @@ class Runbook(Strict):
     mapping: MappingSpec | None = None
     flags: FlagSpec = FlagSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    capacity: CapacitySpec = CapacitySpec()
     rehearsal: Rehearsal = Rehearsal()
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
     days: list[Day]

@@ -12,7 +12,15 @@ from engine.core.clock import MAX_TIME_SCALE
 from engine.core.world import REAL_ACCOUNT, World
 from engine.plan.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.rehearsal.clock import default_scale
-from engine.rehearsal.embedded import WorldGone, reconnect, record_path_for, start_world, stop_world
+from engine.rehearsal.embedded import (
+    WorldGone,
+    WorldRecord,
+    reconnect,
+    record_path_for,
+    start_world,
+    stop_world,
+)
+from engine.rehearsal.state_bucket import make_state_bucket
 from engine.rehearsal.world import EMBEDDED, STAND_IN
 from engine.run.core import EngineOptions
 from engine.run.engine import Engine
@@ -22,12 +30,16 @@ from engine.session.journals import (
     default_journal_path,
     new_journal,
     operator_name,
+    state_dir,
 )
+from engine.session.remote_state import RemoteState, s3_location_of, state_connection
+from engine.session.state_move import refuse_if_moved_from, refuse_if_moved_here
 from engine.state.errors import JournalError
 from engine.state.files import no_symlink
 from engine.state.journal import Journal, JournalStore, Target
-from engine.state.lock import JournalLock
+from engine.state.lock import Holder, JournalLock, is_locked
 from engine.state.mapping_record import MappingChanged, read_override_file, refuse_if_changed
+from engine.state.s3_lock import S3Lock, s3_holder
 
 
 class NoRun(Exception):
@@ -41,7 +53,7 @@ class BadInput(Exception):
 @dataclass
 class WorkspaceOptions:
     runbook: Path | None = None
-    journal: Path | None = None
+    journal: Path | str | None = None  # a path, or s3://bucket/prefix/name.toml
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
@@ -51,6 +63,9 @@ class WorkspaceOptions:
     mapping_overrides: Path | None = None
     fresh: bool = False
     read_timeout: float | None = None
+    state_profile: str | None = None  # an S3 journal's credentials, when not the target's
+    state_kms_key: str | None = None  # SSE-KMS for an S3 journal (default SSE-S3)
+    take_over: bool = False  # an S3 journal's lock held by a machine that is gone
 
 
 def _no_clients(service: str) -> Any:
@@ -74,10 +89,37 @@ class Workspace:
                 "overrides file is never read as 'no overrides')"
             )
         runbook_id = self.loaded.runbook.runbook.id
-        self.journal_path = options.journal or default_journal_path(runbook_id, self.spec.slug())
-        self.store = JournalStore(self.journal_path)
+        self.remote: RemoteState | None = None
+        self._started: tuple[Connection, WorldRecord] | None = None  # world started for state
+        self.s3_lock: S3Lock | None = None
         self.operator = operator_name(options.operator)
         self.lock: JournalLock | None = None
+        try:
+            location = s3_location_of(options.journal)
+        except ValueError as exc:
+            raise BadInput(f"--journal {exc}") from None
+        if location is None:
+            local = options.journal if isinstance(options.journal, Path) else None
+            self.journal_path = local or default_journal_path(runbook_id, self.spec.slug())
+            self.store = JournalStore(self.journal_path)
+            return
+        # this machine's working copy; the run itself is in S3
+        self.journal_path = location.cache_path(state_dir())
+        client = None
+        if not self.is_embedded:  # the embedded world's client comes with the world
+            conn = state_connection(self.spec, options.state_profile, self.region)
+            client = conn.client("s3")
+        self.remote = RemoteState.open(location, client, options.state_kms_key, self.journal_path)
+        self.store = self.remote.store
+
+    @property
+    def region(self) -> str:
+        return self.spec.region or self.loaded.runbook.runbook.region
+
+    @property
+    def journal_arg(self) -> str:
+        """--journal as another process of this run is given it (a path or the S3 URL)."""
+        return self.remote.location.url if self.remote else str(self.journal_path)
 
     @property
     def is_embedded(self) -> bool:
@@ -91,15 +133,50 @@ class Workspace:
     def acquire(self, operation: str) -> None:
         """Take the one-driver lock; raises LockedError naming the holder."""
         no_symlink(self.store.log_path)  # checked before acting: a refusal must mean "nothing done"
+        if self.remote is not None:
+            self._acquire_remote(operation)
+        else:
+            refuse_if_moved_here(self.journal_path)  # pushed to S3: drive it there
         self.lock = JournalLock(self.journal_path, operation)
-        self.lock.acquire()
+        try:
+            self.lock.acquire()
+        except BaseException:
+            self.release()
+            raise
         self.store.lock_held = self.lock.still_held
+
+    def _acquire_remote(self, operation: str) -> None:
+        """An S3 journal: its bucket checked, its lock taken, S3's log and artifacts here."""
+        assert self.remote is not None
+        if self.is_embedded:
+            self._world_state(create=operation == "run")
+        self.remote.check_bucket()
+        self.s3_lock = self.remote.lock(operation, self.options.take_over)
+        self.s3_lock.acquire()
+        try:
+            refuse_if_moved_from(self.remote)  # pulled to a folder: drive it there
+            self.remote.store.pull()
+        except BaseException:
+            self.release()
+            raise
+
+    def holder(self) -> Holder | None:
+        """Who drives this run now: the lock here, else (a run in S3) the lock object there."""
+        here = is_locked(self.journal_path)
+        if here is None and self.remote is not None:
+            return s3_holder(self.remote.objects, self.remote.location)
+        return here
 
     def release(self) -> None:
         if self.lock:
             self.lock.release()
             self.lock = None
             self.store.lock_held = None
+        if self.s3_lock:
+            if self.remote is not None:
+                self.remote.store.flush()
+            self.s3_lock.release()
+            self.s3_lock = None
 
     # ---- connecting -----------------------------------------------------------------------
 
@@ -115,7 +192,26 @@ class Workspace:
         conn = connect(self.spec, self.loaded.runbook.runbook.region)
         return conn, identify(self.spec, conn)
 
+    def _world_state(self, create: bool) -> None:
+        """Embedded world + S3 journal: the world holds the state bucket (made here, with
+        versioning on), so the world is reconnected, or started first for a new run."""
+        assert self.remote is not None
+        record_path = record_path_for(self.journal_path)
+        try:
+            conn, _ = reconnect(record_path)
+        except WorldGone:
+            if not create:
+                raise
+            stop_world(record_path)
+            conn, _ = self._started = start_world(record_path, self.loaded.runbook)
+        s3 = conn.client("s3")
+        make_state_bucket(s3, self.remote.location.bucket)
+        self.remote.use_client(s3)
+
     def _connect_new(self) -> tuple[Connection, Target]:
+        if self.is_embedded and self._started is not None:
+            conn, record = self._started
+            return conn, identify(self.spec, conn, record.world_id)
         if self.is_embedded:
             record_path = record_path_for(self.journal_path)
             stop_world(record_path)
@@ -175,6 +271,11 @@ class Workspace:
     def open(self, create: bool = True) -> Engine:
         """A driving engine (hold the lock first). Creates the run when `create`."""
         self._check_overrides_file()
+        if self.options.fresh and self.remote is not None:
+            raise BadInput(
+                "--fresh keeps the old run aside on this machine; for an S3 journal pass a new "
+                "--journal s3://... URL instead (the old run stays where it is)"
+            )
         if self.options.fresh:
             archived = archive_journal(self.store)
             if archived:
@@ -186,6 +287,7 @@ class Workspace:
                 journal, self.loaded, target, self.options.accept_runbook_change, self.operator
             )
             self._check_mapping(journal)
+            self._journal_take_over(journal)
             engine = self._engine(journal, conn.client)
             engine.save()
             return engine
@@ -202,11 +304,20 @@ class Workspace:
         engine.save()
         return engine
 
+    def _journal_take_over(self, journal: Journal) -> None:
+        taken = self.s3_lock.taken_from if self.s3_lock else None
+        if taken is not None:
+            what = f"took over the lock of {taken.describe()}"
+            print(f"runbook: {what}")
+            journal.add_audit(self.operator, what)
+
     def open_read_only(self, connected: bool = False) -> Engine:
         """An engine over the journal as it is, for status, report and a locked TUI."""
+        if self.remote is not None and self.is_embedded:
+            self._world_state(create=False)
         if not self.store.exists():
             raise NoRun(
-                f"no run yet: no journal at {self.journal_path}; start one with `runbook run`"
+                f"no run yet: no journal at {self.journal_arg}; start one with `runbook run`"
             )
         journal = self.store.load()
         if journal.run.runbook_id != self.loaded.runbook.runbook.id:

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import os
 import tempfile
+import threading
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -252,8 +253,9 @@ def strip_none(value: Any) -> Any:
     return value
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Temp file in the same directory, fsync, rename, fsync the directory."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, sync: bool = True) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory (`sync` False: no
+    fsync, for a copy whose truth is elsewhere: a reader still sees old or new, never half)."""
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -261,11 +263,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not sync:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -283,6 +288,11 @@ class JournalStore:
         self.path = path
         # set by the driving workspace: False when the lock file was deleted or replaced
         self.lock_held: Callable[[], bool] | None = None
+        # told when a checkpoint cannot be made durable yet and is retried (an S3 journal)
+        self.on_hold: Callable[[str], None] | None = None
+
+    def bind_stop(self, stop: threading.Event) -> None:
+        """The engine's stop: a store that retries a checkpoint gives up when it is set."""
 
     @property
     def artifacts_dir(self) -> Path:
@@ -300,46 +310,59 @@ class JournalStore:
             raw = read_regular(self.path)
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
-        body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")
-        expected = TRAILER % hashlib.sha256(body + b"\n").hexdigest().encode()
-        if trailer + b"\n" != expected:
-            # a cut at a line boundary still parses: only the trailer proves the file is whole
-            raise JournalError(
-                f"journal {self.path} is truncated or was edited (its closing checksum line is "
-                "missing or does not match); it was left untouched. Inspect it, restore it, or "
-                "pass --journal to start a new run elsewhere."
-            )
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise JournalError(
-                f"journal {self.path} is corrupt or truncated ({reason}); it was left untouched. "
-                "Inspect it, restore it, or pass --journal to start a new run elsewhere."
-            ) from exc
-        try:
-            journal = Journal.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(top)"
-            raise JournalError(
-                f"journal {self.path} does not match the journal schema ({where}: {first['msg']}; "
-                f"{exc.error_count()} problem(s)); it was left untouched"
-            ) from exc
-        if journal.schema_version != SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self.path} has schema version {journal.schema_version}, "
-                f"this runbook-console writes version {SCHEMA_VERSION}"
-            )
-        return journal
+        return parse_journal(raw, str(self.path))
 
-    def save(self, journal: Journal) -> None:
+    def check_lock(self) -> None:
         if self.lock_held is not None and not self.lock_held():
             raise JournalError(
                 f"the lock file beside {self.path} was removed or replaced while this process "
                 "held it; stopping so that two drivers never write one journal"
             )
-        journal.sync_cursors()
-        data = strip_none(journal.model_dump(mode="json"))
-        body = tomli_w.dumps(data).encode("utf-8")
-        atomic_write(self.path, body + TRAILER % hashlib.sha256(body).hexdigest().encode())
+
+    def save(self, journal: Journal) -> None:
+        self.check_lock()
+        atomic_write(self.path, render_journal(journal))
+
+
+def render_journal(journal: Journal) -> bytes:
+    """The journal as its file holds it: TOML, then the closing checksum line."""
+    journal.sync_cursors()
+    data = strip_none(journal.model_dump(mode="json"))
+    body = tomli_w.dumps(data).encode("utf-8")
+    return body + TRAILER % hashlib.sha256(body).hexdigest().encode()
+
+
+def parse_journal(raw: bytes, where: str) -> Journal:
+    """A journal file's bytes as a Journal; anything else is one JournalError naming `where`."""
+    body, _, trailer = raw.rstrip(b"\n").rpartition(b"\n")
+    expected = TRAILER % hashlib.sha256(body + b"\n").hexdigest().encode()
+    if trailer + b"\n" != expected:
+        # a cut at a line boundary still parses: only the trailer proves the file is whole
+        raise JournalError(
+            f"journal {where} is truncated or was edited (its closing checksum line is "
+            "missing or does not match); it was left untouched. Inspect it, restore it, or "
+            "pass --journal to start a new run elsewhere."
+        )
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise JournalError(
+            f"journal {where} is corrupt or truncated ({reason}); it was left untouched. "
+            "Inspect it, restore it, or pass --journal to start a new run elsewhere."
+        ) from exc
+    try:
+        journal = Journal.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or "(top)"
+        raise JournalError(
+            f"journal {where} does not match the journal schema ({loc}: {first['msg']}; "
+            f"{exc.error_count()} problem(s)); it was left untouched"
+        ) from exc
+    if journal.schema_version != SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {where} has schema version {journal.schema_version}, "
+            f"this runbook-console writes version {SCHEMA_VERSION}"
+        )
+    return journal

@@ -36,7 +36,7 @@ class Holder:
 
 
 class LockedError(Exception):
-    def __init__(self, path: Path, holder: Holder | None) -> None:
+    def __init__(self, path: Path | str, holder: Holder | None) -> None:
         self.path = path
         self.holder = holder
         who = holder.describe() if holder else "an unknown process"

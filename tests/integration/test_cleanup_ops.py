@@ -6,9 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from engine.actions.destructive import Refused
+from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.world import REAL_ACCOUNT
 from engine.rehearsal import simulator
 from engine.rehearsal.seed import LAMBDA_ROLE
@@ -111,6 +114,16 @@ def test_delete_functions_archives_then_restores(world, make_ctx, runbook, tmp_p
     assert f"/aws/lambda/{fn}" in groups
 
 
+def count_calls(client: Any, operation: str) -> list[str]:
+    """The calls of `operation` this client makes from now on (a botocore event hook)."""
+    made: list[str] = []
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(
+        f"before-call.{service}.{operation}", lambda **_: made.append(operation)
+    )
+    return made
+
+
 def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     gw = world.client("apigateway")
     api_id = prod_api(world)
@@ -122,7 +135,11 @@ def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     with pytest.raises(Refused):
         run(ctx, "delete_api_routes", {})
     go(ctx.journal)
+    reads = count_calls(ctx.client("apigateway"), "GetResources")
     s = run(ctx, "delete_api_routes", {})
+    # GetResources is limited to 5 per 2 s: read for the archive and once for the routes, not
+    # once per route (issue 19, item 6)
+    assert len(reads) <= 2 < len(legacy), reads
     assert set(s["deleted_routes"]) == legacy
     after = methods_of(gw, api_id)
     assert not legacy & set(after) and set(after) == set(before) - legacy
@@ -136,7 +153,9 @@ def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     assert archive["export"] and any(r["path"] == "/expenses" for r in archive["resources"])
 
     rctx, _ = make_ctx("rollback-cleanup#2", world, journal=ctx.journal)
+    reads = count_calls(rctx.client("apigateway"), "GetResources")
     r = run(rctx, "restore_api_routes", {"delete_step": "delete-legacy-routes"})
+    assert len(reads) == 1, reads
     assert set(r["restored_routes"]) == legacy
     restored = methods_of(gw, api_id)
     assert set(restored) == set(before)
@@ -251,3 +270,17 @@ def test_journal_checks(world, make_ctx, runbook):
         ctx.journal.step(step.id).status = "skipped" if i % 2 else "done"
     r = check(ctx, "steps_done", {})
     assert r.ok, r.detail
+
+
+def test_the_dashboard_reads_the_region_the_run_drives(runbook, make_ctx):
+    """Issue 19, item 7: run with --region eu-west-1, the runbook saying us-east-1: the
+    dashboard's widgets read eu-west-1, where the functions are."""
+    assert runbook.runbook.region == "us-east-1"
+    with mock_aws():
+        conn = Connection(boto3.Session(region_name="eu-west-1", **DUMMY_CREDENTIALS), "eu-west-1")
+        ctx, _ = make_ctx("monitoring", conn)
+        run(ctx, "create_monitoring", step_params(runbook, "monitoring"))
+        body = conn.client("cloudwatch").get_dashboard(DashboardName=runbook.monitoring.dashboard)
+    widgets = json.loads(body["DashboardBody"])["widgets"]
+    regions = {w["properties"]["region"] for w in widgets if w["type"] == "metric"}
+    assert regions == {"eu-west-1"}

@@ -195,6 +195,7 @@ class MainView(Screen[None]):
                     event.rate,
                     event.eta_seconds,
                     in_flight=event.in_flight,
+                    capacity=event.capacity,
                 )
             return
         now = self.app.now().strftime("%Y-%m-%dT%H:%M:%SZ")

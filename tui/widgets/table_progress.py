@@ -38,10 +38,11 @@ class TableRow(Vertical):
         eta: float | None,
         live: bool,
         in_flight: tuple[int, int] | None = None,
+        capacity: str | None = None,
     ) -> None:
         self.done, self.total = done, total
         self.bar.update(total=total if total else None, progress=done)
-        self.figures.update(progress_text(done, total, rate, eta, live, in_flight))
+        self.figures.update(progress_text(done, total, rate, eta, live, in_flight, capacity))
 
 
 class ProgressPanel(VerticalScroll):
@@ -69,12 +70,13 @@ class ProgressPanel(VerticalScroll):
         eta: float | None = None,
         live: bool = True,
         in_flight: tuple[int, int] | None = None,  # writes in flight / the throttle's window
+        capacity: str | None = None,  # consumed units/s against the budget
     ) -> None:
         row = self.rows.get(table)
         if row is None:
             row = self.rows[table] = TableRow(table, self.clock)
             self.mount(row)
-        row.set_progress(done, total, rate, eta, live, in_flight)
+        row.set_progress(done, total, rate, eta, live, in_flight, capacity)
 
     def show(self, view: StepView | None) -> None:
         """A step as the snapshot has it: a rate and ETA only while it runs."""
@@ -84,5 +86,11 @@ class ProgressPanel(VerticalScroll):
         live = view.status == "running"
         for table in view.progress:
             self.set_progress(
-                table.table, table.done, table.total, table.rate, table.eta_seconds, live
+                table.table,
+                table.done,
+                table.total,
+                table.rate,
+                table.eta_seconds,
+                live,
+                capacity=table.capacity,
             )

@@ -103,9 +103,11 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> DeleteRoutes
         c.archive = archive.name
         ctx.checkpoint(force=True)
     routes = _route_paths(ctx.runbook, p)
+    # read once per step and kept up to date here: GetResources is limited to 5 per 2 s
+    current = resources_by_path(gw, api_id)
     for path, methods in routes:
         ctx.clock.check()
-        res = resources_by_path(gw, api_id).get(path)
+        res = current.get(path)
         for m in methods:
             key = f"{m} {path}"
             if key in deleted_routes:
@@ -113,20 +115,22 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> DeleteRoutes
             if res and m in (res.get("resourceMethods") or {}):
                 with contextlib.suppress(gw.exceptions.NotFoundException):
                     gw.delete_method(restApiId=api_id, resourceId=res["id"], httpMethod=m)
+                res["resourceMethods"].pop(m)
                 ctx.log(f"deleted route {key}")
             deleted_routes.append(key)
             ctx.checkpoint(force=True)
     for path, _ in routes:  # deepest first; only resources left empty and childless
         if path in deleted_resources:
             continue
-        current = resources_by_path(gw, api_id)
         res = current.get(path)
         if res is None:
             deleted_resources.append(path)
             continue
         children = [q for q in current if q.startswith(path.rstrip("/") + "/")]
         if not (res.get("resourceMethods") or {}) and not children:
-            gw.delete_resource(restApiId=api_id, resourceId=res["id"])
+            with contextlib.suppress(gw.exceptions.NotFoundException):  # a lost answer's retry
+                gw.delete_resource(restApiId=api_id, resourceId=res["id"])
+            current.pop(path)
             deleted_resources.append(path)
             ctx.checkpoint(force=True)
     description = f"runbook-console {ctx.step_id}: routes removed"

@@ -42,6 +42,7 @@ from engine.actions.analyze.legacy import (
     target_shape,
 )
 from engine.actions.analyze.mapping import build_resolver
+from engine.actions.migrate.budget import CapacityGovernor
 from engine.actions.migrate.ledger import Ledger, ledger_name
 from engine.actions.migrate.state import (
     MigrateCounts,
@@ -52,6 +53,9 @@ from engine.actions.migrate.state import (
 from engine.actions.migrate.write import MAX_TRANSACT_ITEMS, ItemWriter
 from engine.actions.traffic.flags import journaled_flag
 from engine.aws import dynamo
+from engine.aws.capacity import consumed_units
+from engine.aws.target_fit import item_size
+from engine.core.capacity import write_units
 from engine.core.clock import Interrupted
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import EntitySpec, Runbook
@@ -88,6 +92,9 @@ class MigrateParams(BaseModel):
     transact_size_dual_write: int = Field(
         default=DUAL_WRITE_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS
     )
+    # this step's share of the tables' capacity; None: the runbook's `capacity.share`
+    # (`runbook throttle --capacity-share` overrides both during a run)
+    capacity_share: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +172,8 @@ class _Pipeline:
             self.transact_size = min(p.transact_size, p.transact_size_dual_write)
         self.throttle.configure(p.in_flight * self.concurrent_segments(), ceiling=pool_size)
         self.pool_size = pool_size
+        self.governor = CapacityGovernor(ctx, e.source, e.target, p.capacity_share)
+        self.companies_seen: set[str] = set()
 
     def _on_conflict(self, items: int) -> None:
         with self.lock:
@@ -203,6 +212,7 @@ class _Pipeline:
                 f"conditional Puts (2 WCU per item){dual}"
             )
         scanners = min(len(todo), self.p.max_workers or len(todo))
+        self.governor.start()
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
         try:
             with ThreadPoolExecutor(scanners, thread_name_prefix=f"migrate-{self.e.name}") as pool:
@@ -217,6 +227,7 @@ class _Pipeline:
         finally:
             # all writes are answered before the step ends; a stop drops the queued ones
             writers.shutdown(wait=True, cancel_futures=self.abort.is_set())
+            self.governor.stop()
             for event in events:
                 self.ddb.meta.events.unregister(event, unique_id=hook + event)
         if self.errors:  # a writer's failure, not the stop it caused the scanners
@@ -235,6 +246,8 @@ class _Pipeline:
             total_segments=self.p.segments,
             page_size=self.p.page_size,
             clock=self.ctx.clock,
+            on_response=self._scanned,
+            ReturnConsumedCapacity="TOTAL",
         )
         ahead: queue.Queue[Any] = queue.Queue()
 
@@ -244,6 +257,9 @@ class _Pipeline:
                     while not seg.slots.acquire(timeout=STOP_POLL_SECONDS):
                         if self.abort.is_set() or self.ctx.clock.stop.is_set():
                             return
+                    # the scan's read budget: the next page once the last one is paid for
+                    if not self.governor.wait_read(self.ctx.clock.stop) or self.abort.is_set():
+                        return
                     page = next(scan, None)  # fetched only once a slot is free
                     ahead.put(page)
                     if page is None or self.abort.is_set():
@@ -266,6 +282,15 @@ class _Pipeline:
                 raise got
             yield got
 
+    def _scanned(self, response: dict[str, Any]) -> None:
+        """A scan page's read units (ConsumedCapacity; estimated where an emulator says
+        nothing: an eventually consistent read costs half a unit per 4 KB)."""
+        got = consumed_units(response, self.e.source)
+        if got is None:
+            size = sum(item_size(dynamo.to_python(i)) for i in response.get("Items", []))
+            got = max(0.5, size / 4096 / 2)
+        self.governor.charged_read(got)
+
     def _check(self) -> None:
         """A stop or another thread's failure unwinds; no batch boundary (see run_segment)."""
         if self.ctx.clock.stop.is_set() or self.abort.is_set():
@@ -285,26 +310,83 @@ class _Pipeline:
             if not items:  # a filtered or empty last page still moves the cursor
                 self._items_done(seg, page, [], 0)
                 continue
-            admitted = 0
-            for chunk in self._chunks(items):
-                for n in range(admitted, admitted + len(chunk)):
-                    if n % BOUNDARY_ITEMS == 0:
-                        # a batch boundary: a detached engine's pause and pace act here (its
-                        # boundary hook counts one batch of 25 per call); a stop unwinds
-                        self.ctx.clock.check(BOUNDARY_ITEMS)
-                admitted += len(chunk)
-                while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
-                    self._check()
-                self._check_releasing()
-                writers.submit(self._write_chunk, seg, page, chunk)
+            self._send_page(seg, page, items, writers)
 
-    def _chunks(self, items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        """One request's items: one for PutItem, up to `transact_size` for a transaction."""
+    def _send_page(
+        self, seg: _Segment, page: _Page, items: list[dict[str, Any]], writers: ThreadPoolExecutor
+    ) -> None:
+        """The page's requests, company by company in turn: a company whose partition budget
+        is spent, or that holds its share of the window, waits while the others go."""
+        queues: dict[str, deque[list[dict[str, Any]]]] = {}
+        for company, chunk in self._chunks(items):
+            queues.setdefault(company, deque()).append(chunk)
+        with self.lock:
+            self.companies_seen.update(queues)
+        admitted = 0
+        gate = self.governor.companies
+        while queues:
+            sent = False
+            for company in list(queues):
+                chunk = queues[company][0]
+                units = self._units(chunk)
+                if not gate.try_admit(company, units, self._company_most()):
+                    continue
+                try:
+                    for n in range(admitted, admitted + len(chunk)):
+                        if n % BOUNDARY_ITEMS == 0:
+                            # a batch boundary: a detached engine's pause and pace act here
+                            # (its boundary hook counts one batch of 25 per call)
+                            self.ctx.clock.check(BOUNDARY_ITEMS)
+                    self.governor.wait_write(self.ctx.clock.stop)
+                    while not self.throttle.acquire(timeout=STOP_POLL_SECONDS):
+                        self._check()
+                    self._check_releasing()
+                except BaseException:
+                    gate.settle(company, units, 0.0)  # never sent: its units come back
+                    raise
+                admitted += len(chunk)
+                self.governor.write.charge(units)
+                writers.submit(self._write_chunk, seg, page, chunk, company, units)
+                queues[company].popleft()
+                if not queues[company]:
+                    del queues[company]
+                sent = True
+            if not sent:  # every company waits for its partition's units or its slots
+                wait = min(max(gate.delay(), 0.01), STOP_POLL_SECONDS)
+                if self.ctx.clock.stop.wait(wait):
+                    raise Interrupted()
+                self._check()
+
+    def _company_most(self) -> int:
+        """Requests one company may keep in flight: half the window once the step has seen
+        more than one company (the whole window while it writes only one)."""
+        window = self.throttle.state().window
+        with self.lock:
+            many = len(self.companies_seen) > 1
+        return max(1, window // 2) if many else window
+
+    def _units(self, chunk: list[dict[str, Any]]) -> float:
+        """The write units a request of these items is expected to cost (its path's price)."""
+        path = self.write_path()
+        return sum(write_units(item_size(item), path) for item in chunk)
+
+    def _chunks(self, items: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """One request's items, of one company (one partition key of the target): one for
+        PutItem, up to `transact_size` for a transaction."""
         size = 1
         if self.p.write_path == "transact" and self.writer.transactions.is_set():
-            size = self.transact_size
-        for start in range(0, len(items), size):
-            yield items[start : start + size]
+            size = self.governor.request_items(self.transact_size, write_units(1, "transact"))
+        by_company: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            by_company.setdefault(self._company(item), []).append(item)
+        for company, group in by_company.items():
+            for start in range(0, len(group), size):
+                yield company, group[start : start + size]
+
+    def _company(self, item: dict[str, Any]) -> str:
+        user = item.get(self.e.user_attr)
+        company = self.writer.resolver.company_for(user) if isinstance(user, str) else None
+        return str(company or "")
 
     def _check_releasing(self) -> None:
         try:
@@ -317,7 +399,9 @@ class _Pipeline:
         """The path the writes took: "transact" falls back to "put" where the target has none."""
         return self.p.write_path if self.writer.transactions.is_set() else "put"
 
-    def _write_chunk(self, seg: _Segment, page: _Page, chunk: list[dict[str, Any]]) -> None:
+    def _write_chunk(
+        self, seg: _Segment, page: _Page, chunk: list[dict[str, Any]], company: str, units: float
+    ) -> None:
         """One request in flight: a conditional PutItem, or a transaction of the chunk."""
         try:
             if self.abort.is_set() or self.ctx.clock.stop.is_set():
@@ -338,6 +422,7 @@ class _Pipeline:
             return
         finally:
             self.throttle.release()
+            self.governor.charged_write(company, units, len(chunk), self.writer.spent())
         self._items_done(seg, page, outcomes, alone)
 
     def _items_done(self, seg: _Segment, page: _Page, outcomes: list[str], alone: int) -> None:
@@ -374,6 +459,7 @@ class _Pipeline:
                 c.counts.scanned,
                 c.source_total,
                 in_flight=(t.in_flight, t.window),
+                capacity=self.governor.line(),
             )
             # a page applied is on disk at once: a kill re-sends at most one page per segment
             self.ctx.checkpoint(force=True)
@@ -444,6 +530,8 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         "transact_size": pipeline.transact_size,  # as taken (smaller while dual-write is on)
         "conflicts": counts.conflicts,  # writes that met an application write in flight
         "artifacts": artifacts,
+        # the budget, what was consumed (ConsumedCapacity), halvings, the hottest companies
+        **pipeline.governor.summary(),
         # the table shrank while it was scanned (the application deleted items): why `scanned`
         # may fall short of `source_total`
         **({"shrank_meanwhile": total - held} if held is not None else {}),
@@ -465,8 +553,33 @@ def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
     e = rb.find_entity(p.entity)
     if e is None:
         return []
+    share = p.capacity_share if p.capacity_share is not None else rb.capacity.share
     return [
-        PlannedCall("dynamodb", "Scan", e.source, f"Select=COUNT, then {p.segments} segment(s)"),
+        PlannedCall(
+            "dynamodb",
+            "DescribeTable",
+            f"{e.source}, {e.target}",
+            f"capacity, every {rb.capacity.describe_seconds:g} s: a budget of {share:.0%}",
+        ),
+        PlannedCall(
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            f"table/{e.source}, table/{e.target}",
+            "auto scaling bounds",
+        ),
+        PlannedCall(
+            "cloudwatch",
+            "GetMetricData",
+            e.target,
+            f"WriteThrottleEvents, ThrottledRequests, dual-write failures, every "
+            f"{rb.capacity.poll_seconds:g} s",
+        ),
+        PlannedCall(
+            "dynamodb",
+            "Scan",
+            e.source,
+            f"Select=COUNT, then {p.segments} segment(s), ReturnConsumedCapacity",
+        ),
         PlannedCall(
             "dynamodb",
             "TransactWriteItems" if p.write_path == "transact" else "PutItem",

@@ -42,7 +42,9 @@ from engine.actions.analyze.legacy import (
 )
 from engine.actions.migrate.ledger import TARGET_REJECTED, Ledger
 from engine.aws import dynamo
+from engine.aws.capacity import consumed_units
 from engine.aws.target_fit import TargetShape, item_size, why_unfit
+from engine.core.capacity import write_units
 from engine.core.clock import Interrupted
 from engine.core.context import ActionContext
 from engine.runbook.model import EntitySpec
@@ -125,6 +127,22 @@ class ItemWriter:
         # an emulator endpoint (neither AWS nor the embedded world): transactions may be too
         # slow or fail there, and the step then writes item by item
         self.emulator = ctx.journal.run.target.kind == "endpoint"
+        # write units this thread's requests consumed (ConsumedCapacity; an estimate where an
+        # answer carries none: a failed condition, or an emulator that does not say)
+        self._spent = threading.local()
+
+    def spent(self) -> float:
+        """Write units consumed by this thread's requests since it last asked."""
+        units = float(getattr(self._spent, "units", 0.0))
+        self._spent.units = 0.0
+        return units
+
+    def _spend(self, units: float) -> None:
+        self._spent.units = float(getattr(self._spent, "units", 0.0)) + units
+
+    def _spend_answer(self, response: Any, estimate: float) -> None:
+        got = consumed_units(response, self.e.target)
+        self._spend(estimate if got is None else got)
 
     # --- settling ------------------------------------------------------------------------
 
@@ -211,6 +229,7 @@ class ItemWriter:
                     names=names,
                     clock=self.ctx.clock,
                     key={self.pk: prep.new[self.pk], self.sk: prep.new[self.sk]},
+                    on_response=lambda r: self._spend_answer(r, write_units(prep.size, "put")),
                 )
             except ClientError as exc:
                 code = dynamo.error_code(exc)
@@ -230,6 +249,7 @@ class ItemWriter:
             attempts += 1
             if written:
                 return "migrated"
+            self._spend(write_units(prep.size, "put"))  # a failed condition costs its units
             outcome = self.settle_failed(prep, old)
             if outcome is not None:
                 return outcome
@@ -281,11 +301,13 @@ class ItemWriter:
         while pending and self.transactions.is_set():
             try:
                 started = time.monotonic()
-                dynamo.call_with_retry(
+                answer = dynamo.call_with_retry(
                     self.ctx.clock,
                     self.ddb.transact_write_items,
                     TransactItems=[self._put_entry(p) for _, p in pending],
+                    ReturnConsumedCapacity="TOTAL",
                 )
+                self._spend_answer(answer, _transact_units(pending))
                 seconds = time.monotonic() - started
                 if self.emulator and seconds >= SLOW_TRANSACTION_SECONDS:
                     self._stop_transactions(
@@ -309,8 +331,10 @@ class ItemWriter:
                 reasons = exc.response.get("CancellationReasons") or []
                 if len(reasons) != len(pending):
                     break
-            pending = self._settle_cancelled(pending, reasons, settled, alone)
             codes = [str(r.get("Code")) for r in reasons]
+            if not any(code in THROTTLE_REASONS for code in codes):
+                self._spend(_transact_units(pending))  # a cancelled transaction is paid for
+            pending = self._settle_cancelled(pending, reasons, settled, alone)
             if any(code in THROTTLE_REASONS for code in codes):
                 throttled += 1
                 if throttled >= dynamo.MAX_ATTEMPTS:
@@ -371,6 +395,10 @@ class ItemWriter:
                 else ("writing item by item (conditional PutItem)")
             )
             self.ctx.log(f"{self.e.target}: {why} on this endpoint; {said}", "warning")
+
+
+def _transact_units(pending: list[tuple[int, Prepared]]) -> float:
+    return sum(write_units(p.size, "transact") for _, p in pending)
 
 
 def split_transactions(

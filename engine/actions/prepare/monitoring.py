@@ -55,8 +55,11 @@ def _dual_write_row(rb: Runbook, name: str) -> list[Any]:
     return row
 
 
-def dashboard_body(rb: Runbook, functions: list[str], threshold: float) -> dict[str, Any]:
-    region = rb.runbook.region
+def dashboard_body(
+    rb: Runbook, functions: list[str], threshold: float, region: str
+) -> dict[str, Any]:
+    """The dashboard's widgets read `region`: the one the run drives (--region), which may
+    differ from the runbook's default."""
     period = rb.monitoring.period_seconds
     widgets: list[dict[str, Any]] = []
 
@@ -147,7 +150,7 @@ def run_create(ctx: ActionContext, p: CreateParams) -> CreateSummary:
     cw = ctx.client("cloudwatch")
     functions = resolve_functions(rb, p.functions)
     period = rb.monitoring.period_seconds
-    body = dashboard_body(rb, functions, p.error_rate_percent)
+    body = dashboard_body(rb, functions, p.error_rate_percent, cw.meta.region_name)
     cw.put_dashboard(DashboardName=rb.monitoring.dashboard, DashboardBody=json.dumps(body))
     c = ctx.cursors_as(CreateCursors)
     c.dashboard = rb.monitoring.dashboard

@@ -75,8 +75,10 @@ def _method(gw: Any, api_id: str, rid: str, method: str) -> dict[str, Any] | Non
         return None
 
 
-def _ensure_path(gw: Any, api_id: str, path: str) -> str:
-    current = resources_by_path(gw, api_id)
+def _ensure_path(gw: Any, api_id: str, path: str, current: dict[str, dict[str, Any]]) -> str:
+    """The resource of `path`, created with its missing parents; `current` (the API's
+    resources by path, read once per step: GetResources is limited to 5 per 2 s) is kept up
+    to date."""
     if path in current:
         return current[path]["id"]
     parent = "/"
@@ -117,6 +119,7 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
             "(export) first"
         ) from exc
     by_path = {r["path"]: r for r in archive["resources"]}
+    current = resources_by_path(gw, api_id)
     for key in wanted:
         ctx.clock.check()
         if key in restored:
@@ -127,7 +130,7 @@ def run_restore_routes(ctx: ActionContext, p: RestoreRoutesParams) -> RestoreRou
             ctx.log(f"{key}: not in the archive (was absent before deletion); skipped", "warning")
             restored.append(key)
             continue
-        rid = _ensure_path(gw, api_id, path)
+        rid = _ensure_path(gw, api_id, path, current)
         try:
             present = gw.get_method(restApiId=api_id, resourceId=rid, httpMethod=method)
         except gw.exceptions.NotFoundException:

@@ -102,6 +102,19 @@ def test_each_call_is_mapped_to_its_action_and_resource():
     assert why and iam_policy.rehearsal_only("ssm", "GetParameter", {"Name": "/app/x"}) is None
 
 
+def test_the_capacity_budget_reads_auto_scaling_and_throttle_metrics(runbook):
+    """Issue 21: DescribeScalableTargets and GetMetricData have no resource-level permissions;
+    DescribeTable is scoped to the runbook's tables."""
+    policy = iam_policy.build_policy(runbook, ACCOUNT)
+    assert iam_policy.allows(policy, "application-autoscaling:DescribeScalableTargets", "*")
+    assert iam_policy.allows(policy, "cloudwatch:GetMetricData", "*")
+    target = "construction-expenses-company-expenses"
+    assert iam_policy.allows(policy, "dynamodb:DescribeTable", table(target))
+    assert iam_policy.iam_action("application-autoscaling", "DescribeScalableTargets") == (
+        "application-autoscaling:DescribeScalableTargets"
+    )
+
+
 def test_parliament_finds_nothing_in_the_policy(runbook):
     """Issue 19, item 8: a policy a reviewer can sign, by parliament's count (an IAM policy
     linter: resource stars on scopable actions, unknown actions, malformed conditions)."""

@@ -9,7 +9,9 @@ import threading
 import time
 
 from engine.control import fanout
+from engine.control.client import WatchMessage, as_event
 from engine.control.fanout import Fanout, Watcher
+from engine.control.protocol import progress_message
 from engine.core.events import LogLine, Progress
 
 
@@ -58,3 +60,11 @@ def test_a_watcher_that_never_reads_does_not_slow_the_engine() -> None:
     watcher_end.close()
     sender.join(5)
     assert not sender.is_alive()
+
+
+def test_a_progress_message_carries_the_window_and_the_capacity_line() -> None:
+    """Issue 21: a watcher's progress event says what the engine's own subscribers see."""
+    sent = Progress("migrate-expenses", "t", 5, 10, 2.0, 2.5, (3, 8), "WCU 480/500 RCU 1/-")
+    data = json.loads(progress_message(sent))
+    got = as_event(WatchMessage(data["type"], data["data"]))
+    assert got == sent

@@ -12,6 +12,7 @@ import pytest
 from engine.control.peer import peer_allowed
 from engine.control.throttle import BATCH_ITEMS, OperatorThrottle
 from engine.core.clock import Clock, Interrupted
+from engine.core.throttle import WriteThrottle
 
 
 def _until(condition, seconds: float = 5.0) -> None:
@@ -191,6 +192,18 @@ def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
     assert "segments 2 at once" in recorded.describe()
     with pytest.raises(ValueError):
         OperatorThrottle().set_throttle(speed=3)
+
+
+def test_capacity_share_goes_to_the_write_throttle_and_off_gives_the_runbooks_back() -> None:
+    throttle = WriteThrottle()
+    tuning = Tuning(throttle)
+    settings = tuning.set_throttle(capacity_share=0.3)
+    assert throttle.capacity_share == 0.3 and "capacity share 30%" in settings.describe()
+    assert tuning.set_throttle(rate=5).capacity_share == 0.3  # the others keep their values
+    tuning.set_throttle(capacity_share=None)
+    assert throttle.capacity_share is None
+    with pytest.raises(ValueError):
+        tuning.set_throttle(capacity_share=1.5)
 
 
 def test_peer_check_admits_the_same_uid_only() -> None:

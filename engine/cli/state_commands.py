@@ -1,0 +1,51 @@
+"""`runbook state push s3://...` and `runbook state pull DIR`: move a run between this machine
+and S3, after which the side it left refuses to drive (engine/session/state_move.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from engine.cli.codes import EXIT_OK
+from engine.cli.driving import open_workspace
+from engine.cli.output import say
+from engine.session.state_move import pull, push
+from engine.session.workspace import BadInput, Workspace
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    here = open_workspace(args)
+    if args.state_command == "push":
+        if here.remote is not None:
+            raise BadInput(
+                "state push moves a local run to S3: --journal names the local journal (or is "
+                "left out), the URL where the run goes"
+            )
+        there = Workspace(dataclasses.replace(here.options, journal=args.url, fresh=False))
+        here.acquire("state push")
+        try:
+            there.acquire("state push")
+            try:
+                assert there.remote is not None
+                kept = push(here.store, there.remote)
+            finally:
+                there.release()
+        finally:
+            here.release()
+        say(
+            f"the run is now at {args.url}: drive it with --journal {args.url}; this machine's "
+            f"copy is kept aside in {kept} and {here.journal_path} refuses to drive"
+        )
+        return EXIT_OK
+    if here.remote is None:
+        raise BadInput("state pull copies a run kept in S3: pass its --journal s3://...")
+    here.acquire("state pull")
+    try:
+        path = pull(here.remote, args.dir)
+    finally:
+        here.release()
+    say(
+        f"the run is now at {path}: drive it with --journal {path}; "
+        f"{here.remote.location.url} refuses to drive"
+    )
+    return EXIT_OK
