@@ -12,7 +12,8 @@ from engine.run.engine import Engine
 from engine.session.journals import operator_name
 from engine.session.workspace import Workspace, WorkspaceOptions
 
-THROTTLE_FLAGS = ("rate", "in_flight", "segments", "capacity_share")  # absent unless given (argparse.SUPPRESS)
+# absent unless given (argparse.SUPPRESS)
+THROTTLE_FLAGS = ("rate", "in_flight", "segments", "capacity_share")
 # the flags that name the run again in a command told to the operator (`runbook run ...`)
 HINT_FLAGS = (
     "runbook",

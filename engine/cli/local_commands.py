@@ -215,7 +215,8 @@ def cmd_iam_policy(ctx: CliContext) -> int:
     journal = ctx.target.journal
     if isinstance(journal, str):  # an S3 journal: its keys too, nothing wider
         location = parse_s3_url(journal)
-        state = state_grants(location, ctx.target.state_kms_key, ctx.args.account, ctx.target.region)
+        kms_key, region = ctx.target.state_kms_key, ctx.target.region
+        state = state_grants(location, kms_key, ctx.args.account, region)
     print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state))
     return EXIT_OK
 

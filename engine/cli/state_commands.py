@@ -3,18 +3,18 @@ and S3, after which the side it left refuses to drive (engine/session/state_move
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 from engine.cli.codes import EXIT_OK
-from engine.cli.driving import open_workspace
+from engine.cli.context import CliContext
 from engine.cli.output import say
 from engine.session.state_move import pull, push
 from engine.session.workspace import BadInput, Workspace
 
 
-def cmd_state(args: argparse.Namespace) -> int:
-    here = open_workspace(args)
+def cmd_state(ctx: CliContext) -> int:
+    args = ctx.args
+    here = ctx.workspace()
     if args.state_command == "push":
         if here.remote is not None:
             raise BadInput(

@@ -91,7 +91,10 @@ def test_a_throttle_sends_only_the_settings_given() -> None:
     [
         ({"cmd": "launch"}, "unknown command 'launch'"),
         ({"cmd": "tick", "gate": " ", "item": "i", "by": "al"}, "tick: gate: a non-empty text"),
-        ({"cmd": "throttle", "by": "al"}, "throttle: give --rate, --in-flight and/or --segments"),
+        (
+            {"cmd": "throttle", "by": "al"},
+            "throttle: give --rate, --in-flight, --segments and/or --capacity-share",
+        ),
         ({"cmd": "throttle", "by": "al", "rate": 0}, "throttle: rate:"),
         ({"cmd": "throttle", "by": "al", "in_flight": True}, "in_flight: a number is needed"),
         ({"cmd": "clock", "scale": "fast", "by": "al"}, "clock: scale:"),

@@ -196,14 +196,14 @@ def test_in_flight_goes_to_the_write_throttle_when_there_is_one() -> None:
 
 def test_capacity_share_goes_to_the_write_throttle_and_off_gives_the_runbooks_back() -> None:
     throttle = WriteThrottle()
-    tuning = Tuning(throttle)
-    settings = tuning.set_throttle(capacity_share=0.3)
+    operator = OperatorThrottle(write_throttle=throttle)
+    settings = operator.set_throttle(capacity_share=0.3)
     assert throttle.capacity_share == 0.3 and "capacity share 30%" in settings.describe()
-    assert tuning.set_throttle(rate=5).capacity_share == 0.3  # the others keep their values
-    tuning.set_throttle(capacity_share=None)
+    assert operator.set_throttle(rate=5).capacity_share == 0.3  # the others keep their values
+    operator.set_throttle(capacity_share=None)
     assert throttle.capacity_share is None
     with pytest.raises(ValueError):
-        tuning.set_throttle(capacity_share=1.5)
+        operator.set_throttle(capacity_share=1.5)
 
 
 def test_peer_check_admits_the_same_uid_only() -> None:
