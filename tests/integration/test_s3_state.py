@@ -20,7 +20,8 @@ from engine.aws.state_policy import STATE_CALLS, state_grants
 from engine.core.events import LogLine, SnapshotChanged
 from engine.core.views import RunState
 from engine.plan.loader import default_runbook_path, load_runbook
-from engine.run.engine import Engine, EngineOptions
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
 from engine.state.errors import JournalError
 from engine.state.journal import Journal, RunMeta, Target
 from engine.state.lock import LockedError
