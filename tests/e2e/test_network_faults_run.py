@@ -26,6 +26,7 @@ from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.state.journal import JournalStore
 from tests.support.faulty_proxy import FaultyProxy, Plan
+from tests.support.long_runs import long_run
 from tests.support.rehearsal import TIME_SCALE
 from tests.support.two_worlds import (
     FIRST,
@@ -167,6 +168,7 @@ def counts(journal: Path) -> dict[str, tuple[str, dict[str, int]]]:
     }
 
 
+@long_run
 def test_a_broken_answer_at_every_kind_of_step_changes_nothing(
     worlds: tuple[str, Any, Path],
     tmp_path: Path,

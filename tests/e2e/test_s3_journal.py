@@ -32,6 +32,7 @@ from engine.aws.target import Connection, local_connection
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.seed import seed_world
 from engine.state.journal import JournalStore, parse_journal
+from tests.support.long_runs import long_run
 from tests.support.paths import REPO
 from tests.support.world import fresh_moto_server
 
@@ -191,6 +192,7 @@ def _s3_journal(url: str, key: str) -> Any:
     return parse_journal(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read(), key)
 
 
+@long_run
 @pytest.mark.slow
 def test_sigkill_mid_migration_then_resume_from_a_second_home_equals_an_uninterrupted_run(
     world: World, tmp_path: Path

@@ -16,6 +16,7 @@ from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from engine.session.journals import state_dir
 from engine.state.journal import Journal, JournalStore
 from engine.state.s3_location import parse_s3_url
+from tests.support.long_runs import long_run
 from tests.support.rehearsal import TIME_SCALE, status
 
 URL = "s3://rehearsal-state/runs/acme/rehearsal.toml"
@@ -56,6 +57,7 @@ def _shape(journal: Journal) -> dict[str, Any]:
     }
 
 
+@long_run
 @pytest.mark.slow
 def test_a_rehearsal_kept_in_s3_completes_the_three_days_as_a_local_one(
     tmp_path: Path, capsys: Any
