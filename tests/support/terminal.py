@@ -1,8 +1,8 @@
 """A real terminal for end-to-end tests: one tmux server on its own socket, one 80x24 session.
 
-Each test owns its server (`tmux -L name`): on the shared default server, one test closing its
-last session stops the server while another test's `new-session` is connecting to it
-("server exited unexpectedly").
+Each start gets a server of its own (`tmux -L name`): on a shared server, a `new-session`
+connecting while an earlier close is still stopping that server fails with "server exited
+unexpectedly" (seen in CI, both across tests and within one test that starts twice).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 
 
@@ -21,9 +22,13 @@ class Terminal:
     tmux: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tmux = ["tmux", "-L", f"{self.name}-{os.getpid()}"]
+        self.tmux = self._fresh_server()
+
+    def _fresh_server(self) -> list[str]:
+        return ["tmux", "-L", f"{self.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"]
 
     def start(self, command: str, env: dict[str, str] | None = None) -> None:
+        self.tmux = self._fresh_server()
         new = [*self.tmux, "new-session", "-d", "-s", "op", "-x", "80", "-y", "24", command]
         subprocess.run(new, check=True, env=env)
 
