@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from textual import events
+from textual.app import App
+from textual.screen import Screen
 
 from engine.state.journal import Journal, JournalStore
 from engine.state.lock import Holder, lock_path_for, read_holder
@@ -52,9 +54,6 @@ VIEW_ACTIONS = frozenset(
 def viewable(target: object, action: str) -> bool:
     """Whether a view-only console offers `action` on `target`. A widget's own actions move
     the cursor or scroll; the app's and the screens' are commands, allowed only if listed."""
-    from textual.app import App
-    from textual.screen import Screen
-
     if isinstance(target, App | Screen):
         return action in VIEW_ACTIONS
     return True
