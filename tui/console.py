@@ -83,6 +83,7 @@ def run_console(workspace: Any) -> int:
             holder=holder,
             follow=workspace.reload,
             handoff=None if holder is not None else lambda: hand_over(workspace),
+            who_drives=workspace.holder,
         )
 
         exited, hung_up = threading.Event(), threading.Event()
@@ -158,7 +159,12 @@ def run_attached(workspace: Any, remote: Any) -> int:
     socket, the operator's keys become its commands. This process holds no lock and runs no
     step: quitting (or losing the terminal) leaves the engine running."""
     try:
-        app = RunbookApp(workspace.open_read_only(), follow=workspace.reload, remote=remote)
+        app = RunbookApp(
+            workspace.open_read_only(),
+            follow=workspace.reload,
+            remote=remote,
+            who_drives=workspace.holder,
+        )
     except EngineGone as exc:
         print(f"runbook: the detached engine went away ({exc}); `runbook` resumes", file=sys.stderr)
         return 2

@@ -162,10 +162,13 @@ class Workspace:
 
     def holder(self) -> Holder | None:
         """Who drives this run now: the lock here, else (a run in S3) the lock object there."""
-        here = is_locked(self.journal_path)
-        if here is None and self.remote is not None:
-            return s3_holder(self.remote.objects, self.remote.location)
-        return here
+        return is_locked(self.journal_path) or self.remote_holder()
+
+    def remote_holder(self) -> Holder | None:
+        """Who holds the lock object of a run in S3 (None for a local run)."""
+        if self.remote is None:
+            return None
+        return s3_holder(self.remote.objects, self.remote.location)
 
     def release(self) -> None:
         if self.lock:

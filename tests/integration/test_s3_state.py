@@ -31,6 +31,7 @@ from engine.state.s3_location import S3Location, parse_s3_url
 from engine.state.s3_lock import S3Lock, s3_holder
 from engine.state.s3_objects import StateObjects
 from tests.support.world import fresh_moto_server
+from tui.app import RunbookApp
 from tui.lines import status_text
 
 DEAD = "http://127.0.0.1:9"  # discard port: nothing listens, the connection is refused
@@ -381,3 +382,36 @@ def test_a_held_checkpoint_holds_the_step_and_every_view_says_so(
     warnings = [e for e in seen if isinstance(e, LogLine) and e.level == "warning"]
     assert warnings and "checkpoint held" in warnings[0].message
     assert s3.head_object(Bucket=location.bucket, Key=location.key)["ContentLength"] > 0
+
+
+async def test_a_read_only_console_names_the_driver_from_the_s3_lock(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    """The S3 journal's driver holds the lock object in S3, not a lock file here: the console's
+    top bar follows that object as drivers come and go."""
+    rb = load_runbook(default_runbook_path()).runbook
+    store = _store(s3, location, tmp_path)
+    store.save(_journal())
+    engine = Engine(rb, store.load(), store, lambda service: None, EngineOptions(operator="carol"))
+    objects = StateObjects(s3, location.bucket)
+    app = RunbookApp(
+        engine,
+        read_only=True,
+        greet=False,
+        follow=lambda engine: None,
+        who_drives=lambda: s3_holder(objects, location),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        topbar = app.query_one("#topbar")
+        assert "nobody drives" in str(topbar.render())
+        other = S3Lock(objects, location, "run")
+        other.acquire()  # a driver on another machine
+        app.follow_driver()
+        await pilot.pause()
+        holder = s3_holder(objects, location)
+        assert holder is not None
+        assert f"driven by {holder.user}@{holder.host}" in str(topbar.render())
+        other.release()
+        app.follow_driver()
+        await pilot.pause()
+        assert "nobody drives" in str(topbar.render())
