@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from engine.actions.migrate.ledger import Ledger
 from engine.aws import iam_policy
 from engine.aws.state_policy import STATE_CALLS, state_grants
 from engine.core.events import LogLine, SnapshotChanged
@@ -285,6 +286,37 @@ def test_log_and_artifacts_reach_s3_and_come_back_in_a_second_home(
     third = _store(s3, location, tmp_path / "home3")
     third.pull()
     assert third.log_path.read_text() == "line 1\nline 2\nline 3\n"
+
+
+def test_a_ledger_written_during_checkpoints_reaches_a_second_home_whole(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    """The migrate ledger is written by segment threads between checkpoints: S3 gets its last
+    commit as a database of its own (never its WAL, never a torn file), and a second home's
+    resume opens it, with a stale WAL of its own dropped."""
+    first = _store(s3, location, tmp_path / "home1")
+    first.artifacts_dir.mkdir(parents=True)
+    ledger = Ledger(first.artifacts_dir / "migrate-expenses.sqlite", fresh=True)
+    ledger.quarantine("k1", "too big", {"n": 1})
+    ledger.db.commit()
+    ledger.quarantine("k2", "too big", {"n": 2})  # under way at the checkpoint
+    first.save(_journal())
+    ledger.db.commit()
+    first.save(_journal())  # the commit reached only the WAL: sent again all the same
+    ledger.quarantine("k3", "too big", {"n": 3})  # never committed before the crash
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=location.bucket)["Contents"]]
+    sent = [k for k in keys if k.startswith(location.artifacts_prefix)]
+    assert sent == [location.artifacts_prefix + "migrate-expenses.sqlite"]
+
+    second = _store(s3, location, tmp_path / "home2")
+    second.artifacts_dir.mkdir(parents=True)
+    (second.artifacts_dir / "migrate-expenses.sqlite-wal").write_bytes(b"from another run")
+    second.pull()
+    resumed = Ledger(second.artifacts_dir / "migrate-expenses.sqlite", fresh=False)
+    assert resumed.count("quarantine") == 2 and resumed.is_quarantined("k2")
+    assert not resumed.is_quarantined("k3")
+    resumed.close()
+    ledger.close()
 
 
 def test_a_watcher_follows_with_conditional_gets(
