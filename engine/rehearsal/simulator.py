@@ -3,8 +3,11 @@
 moto synthesises no AWS/* metrics, so in the rehearsal world watch windows and gate checks
 would see nothing. Each `publish_tick` puts, per flagged function, Invocations / Errors /
 Duration into AWS/Lambda, and the dual-write success/failure counts into the runbook's custom
-namespace while DUAL_WRITE_ENABLED is on. Two knobs live in SSM so the CLI can turn them from
-another process during a rehearsal: the injected error rate (percent) and a latency factor.
+namespace while DUAL_WRITE_ENABLED is on, and the runbook API's Count / 5XXError into
+AWS/ApiGateway. Knobs live in SSM so the CLI can turn them from another process during a
+rehearsal: the injected error rate (percent), who sees those errors (thrown: Lambda's Errors and
+the API's 5XX; or "api": a handler that returns a 500, which only the API's 5XX shows) and a
+latency factor.
 
 Never used against real AWS: only the embedded world (engine/rehearsal/world.py) ticks it
 (AWS rejects AWS/* namespaces).
@@ -17,11 +20,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.aws.error_signals import APIGW_NAMESPACE
 from engine.aws.metrics import LAMBDA_NAMESPACE, dual_write_metric
 from engine.runbook.model import Runbook
 
 ERROR_RATE_PARAMETER = "/runbook-console/simulator/error-rate"
 LATENCY_FACTOR_PARAMETER = "/runbook-console/simulator/latency-factor"
+ERRORS_SEEN_BY_PARAMETER = "/runbook-console/simulator/errors-seen-by"
+ERRORS_SEEN_BY = ("lambda", "api")  # thrown (both see it), or returned as a 500 (the API only)
 INVOCATIONS_PER_MINUTE = 600  # per function
 WRITE_SHARE = 0.4  # share of invocations that write (and so dual-write)
 BASE_LATENCY_MS = 80.0
@@ -51,6 +57,22 @@ def set_error_rate(clients: ClientFactory, percent: float) -> None:
 
 def get_error_rate(clients: ClientFactory) -> float:
     return _get(clients, ERROR_RATE_PARAMETER, 0.0)
+
+
+def set_errors_seen_by(clients: ClientFactory, seen_by: str) -> None:
+    if seen_by not in ERRORS_SEEN_BY:
+        raise ValueError(f"errors are seen by one of {', '.join(ERRORS_SEEN_BY)}")
+    clients("ssm").put_parameter(
+        Name=ERRORS_SEEN_BY_PARAMETER, Value=seen_by, Type="String", Overwrite=True
+    )
+
+
+def get_errors_seen_by(clients: ClientFactory) -> str:
+    ssm = clients("ssm")
+    try:
+        return str(ssm.get_parameter(Name=ERRORS_SEEN_BY_PARAMETER)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return "lambda"
 
 
 def set_latency_factor(clients: ClientFactory, factor: float) -> None:
@@ -88,6 +110,7 @@ def publish_tick(
     cw = clients("cloudwatch")
     flags = rb.flags
     error_pct = get_error_rate(clients)
+    thrown = get_errors_seen_by(clients) == "lambda"
     factor = get_latency_factor(clients)
     minutes = max(plan_seconds, 1.0) / 60.0
     now = datetime.now(UTC)
@@ -122,7 +145,14 @@ def publish_tick(
             {
                 "MetricName": "Errors",
                 "Dimensions": dims,
-                "Value": errors,
+                "Value": errors if thrown else 0,  # a returned 500 is no Lambda error
+                "Unit": "Count",
+                "Timestamp": now,
+            },
+            {
+                "MetricName": "Throttles",
+                "Dimensions": dims,
+                "Value": 0,
                 "Unit": "Count",
                 "Timestamp": now,
             },
@@ -142,6 +172,22 @@ def publish_tick(
             failed_writes += round(w * error_pct / 100.0)
     for i in range(0, len(lambda_data), 500):
         cw.put_metric_data(Namespace=LAMBDA_NAMESPACE, MetricData=lambda_data[i : i + 500])
+    api = rb.inventory.api
+    if api is not None and total_inv:  # the flagged functions serve the API's routes
+        dims = [{"Name": "ApiName", "Value": api.name}, {"Name": "Stage", "Value": api.stage}]
+        cw.put_metric_data(
+            Namespace=APIGW_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Dimensions": dims,
+                    "Value": value,
+                    "Unit": "Count",
+                    "Timestamp": now,
+                }
+                for name, value in (("Count", total_inv), ("5XXError", total_err))
+            ],
+        )
     if writes:
         mon = rb.monitoring
         data = []

@@ -161,6 +161,8 @@ class MonitoringSpec(Strict):
     latency_statistic_aws: str = "p99"
     latency_statistic_embedded: str = "Average"
     sample_size: int = 50
+    # an error signal with fewer requests in its window says nothing yet (engine/aws/error_signals)
+    min_requests: int = Field(default=20, ge=1)
     # what the application publishes for dual-write (namespace above): names and dimensions
     dual_write_success_metric: str = "DualWriteSuccess"
     dual_write_failure_metric: str = "DualWriteFailure"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.core.world import REAL_ACCOUNT
+from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
 from tests.support.actions import check, run, step_params
 
 
@@ -116,3 +117,36 @@ def test_a_watch_without_datapoints_says_no_data(world, make_ctx, runbook):
     ):
         r = check(ctx, name, params)
         assert not r.ok and r.detail.startswith("no data") and r.data["no_data"]
+
+
+def _lambda_errors(world: Any, functions: list[str]) -> float:
+    cw = world.client("cloudwatch")
+    now = datetime.now(UTC)
+    total = 0.0
+    for fn in functions:
+        got = cw.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="Errors",
+            Dimensions=[{"Name": "FunctionName", "Value": fn}],
+            StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5),
+            Period=60, Statistics=["Sum"],
+        )  # fmt: skip
+        total += sum(p["Sum"] for p in got["Datapoints"])
+    return total
+
+
+def test_a_500_returned_by_the_handler_fails_the_gate_though_lambda_saw_no_error(
+    world, make_ctx, runbook
+):
+    """Lambda's Errors count only exceptions thrown; the API's 5XX is what clients got."""
+    ctx, _ = make_ctx("enable-dual-write", world)
+    set_errors_seen_by(ctx.clients, "api")
+    set_error_rate(ctx.clients, 5.0)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})  # a tick of traffic
+    r = check(ctx, "error_rate_below", {"max_percent": 1.0, "window_minutes": 60})
+    assert not r.ok, r.detail
+    assert "API Gateway 5XX (construction-expenses-api)" in r.detail and "5.000%" in r.detail
+    assert r.data["errors"] == 0  # Lambda's own count stayed flat
+    assert _lambda_errors(world, list(runbook.flags.functions)) == 0
+    set_error_rate(ctx.clients, 0.0)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    assert check(ctx, "error_rate_below", {"max_percent": 10.0, "window_minutes": 60}).ok

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.actions.traffic.baseline import find_baseline
 from engine.actions.traffic.sample import SampleCounts, sample_consistency
 from engine.aws import metrics
+from engine.aws.error_signals import read_errors
 from engine.core.context import Action, ActionContext, PlannedCall, RollBackNow
 from engine.core.events import Alert, MetricSample
 from engine.runbook.model import Runbook, Trigger, auto_rollback_for
@@ -151,11 +152,13 @@ def evaluate_triggers(
     seen: dict[str, float] = {}
     last_sample: SampleCounts | None = None
     kinds = {t.metric for t in triggers}
+    worst_errors = None
     if "error_rate" in kinds:
-        er = metrics.error_rate(cw, functions, win)
-        if er.has_data:
-            seen["error_rate"] = er.percent
-            ctx.emit(MetricSample(ctx.step_id, "error_rate", er.percent))
+        reading = read_errors(cw, functions, rb.inventory.api, win, rb.monitoring.min_requests)
+        worst_errors = reading.worst
+        if worst_errors is not None:
+            seen["error_rate"] = worst_errors.percent
+            ctx.emit(MetricSample(ctx.step_id, "error_rate", worst_errors.percent))
     if "latency_increase" in kinds:
         # the baseline's own statistic and period: a p99 is only comparable with a p99 of
         # the same period
@@ -181,7 +184,8 @@ def evaluate_triggers(
         if value is None or value <= t.threshold:
             continue
         if t.metric == "error_rate":
-            msg = f"error rate {value:.2f}% > {t.threshold:g}% over the last period"
+            source = f" ({worst_errors.name})" if worst_errors else ""
+            msg = f"error rate {value:.2f}%{source} > {t.threshold:g}% over the last period"
         elif t.metric == "latency_increase":
             msg = f"latency +{value:.1f}% vs baseline > +{t.threshold:g}%"
         else:
