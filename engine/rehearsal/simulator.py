@@ -22,6 +22,12 @@ from typing import Any
 
 from engine.aws.error_signals import APIGW_NAMESPACE
 from engine.aws.metrics import LAMBDA_NAMESPACE, dual_write_metric
+from engine.rehearsal.traffic_shape import (
+    TrafficShape,
+    duration_factor,
+    get_traffic_shape,
+    since_change,
+)
 from engine.runbook.model import Runbook
 
 ERROR_RATE_PARAMETER = "/runbook-console/simulator/error-rate"
@@ -112,6 +118,7 @@ def publish_tick(
     error_pct = get_error_rate(clients)
     thrown = get_errors_seen_by(clients) == "lambda"
     factor = get_latency_factor(clients)
+    shape = get_traffic_shape(clients)
     minutes = max(plan_seconds, 1.0) / 60.0
     now = datetime.now(UTC)
     lambda_data: list[dict[str, Any]] = []
@@ -121,15 +128,18 @@ def publish_tick(
     total_err = 0.0
     for fn in functions if functions is not None else flags.functions:
         try:
-            env = lam.get_function_configuration(FunctionName=fn).get("Environment", {})
+            config = lam.get_function_configuration(FunctionName=fn)
         except lam.exceptions.ResourceNotFoundException:
             continue
-        variables = env.get("Variables", {})
+        variables = config.get("Environment", {}).get("Variables", {})
         if not any(name in variables for name in flags.names()):
             continue
-        invocations = round(INVOCATIONS_PER_MINUTE * minutes)
+        invocations = round(INVOCATIONS_PER_MINUTE * minutes * shape.traffic)
         errors = round(invocations * error_pct / 100.0)
         latency = _base_latency(fn) * factor
+        if shape != TrafficShape():
+            since = since_change(clients, fn, config.get("RevisionId", ""), plan_seconds)
+            latency *= duration_factor(shape, fn, since, invocations)
         if _is_on(variables.get(flags.read_company_scoped)):
             share = float(variables.get(flags.read_percent, "100") or 0) / 100.0
             latency *= 1 - share * (1 - COMPANY_READ_LATENCY_FACTOR)
@@ -156,14 +166,17 @@ def publish_tick(
                 "Unit": "Count",
                 "Timestamp": now,
             },
-            {
-                "MetricName": "Duration",
-                "Dimensions": dims,
-                "Value": round(latency, 2),
-                "Unit": "Milliseconds",
-                "Timestamp": now,
-            },
         ]
+        if invocations:  # no request, no duration
+            lambda_data.append(
+                {
+                    "MetricName": "Duration",
+                    "Dimensions": dims,
+                    "Value": round(latency, 2),
+                    "Unit": "Milliseconds",
+                    "Timestamp": now,
+                }
+            )
         total_inv += invocations
         total_err += errors
         if _is_on(variables.get(flags.dual_write)):

@@ -72,6 +72,7 @@ class WorkspaceOptions:
 # the others (status, state moves) need the run's world as it is
 STARTS_A_RUN = frozenset({"run", "run --detach", "console"})
 
+
 def _no_clients(service: str) -> Any:
     raise TargetError("this view is read-only and has no connection to the target")
 

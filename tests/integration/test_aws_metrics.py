@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from engine.actions.traffic.watch import TriggerFired
+from engine.core.context import RollBackNow
 from engine.core.world import REAL_ACCOUNT
 from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
+from engine.rehearsal.traffic_shape import TrafficShape, set_traffic_shape
 from tests.support.actions import check, run, step_params
 
 
@@ -150,3 +155,41 @@ def test_a_500_returned_by_the_handler_fails_the_gate_though_lambda_saw_no_error
     set_error_rate(ctx.clients, 0.0)
     run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
     assert check(ctx, "error_rate_below", {"max_percent": 10.0, "window_minutes": 60}).ok
+
+
+QUIET_NIGHT = dict(traffic=0.02, cold_start_factor=3.0)  # 12 requests/min a function
+
+
+def _shift_on_a_quiet_night(world: Any, make_ctx: Any, rb: Any, seed: int) -> dict:
+    """A latency baseline, then a read shift (new flags: cold starts) watched for 15 min on a
+    quiet night with the noise of few requests; no real error or slowdown."""
+    # a tick is a plan minute, half a real second: CloudWatch (moto) windows start on a whole
+    # second, so faster ticks would blur the readings together
+    scale = 120.0
+    ctx, _ = make_ctx("enable-dual-write", world, rb=rb, time_scale=scale)
+    set_traffic_shape(ctx.clients, TrafficShape())
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    bctx, _ = make_ctx("capture-baseline", world, journal=ctx.journal, rb=rb, time_scale=scale)
+    run(bctx, "capture_baseline", {"minutes": 60})
+    set_traffic_shape(ctx.clients, TrafficShape(**QUIET_NIGHT, noise_seed=seed))
+    wctx, _ = make_ctx("read-shift-10", world, journal=ctx.journal, rb=rb, time_scale=scale)
+    params = {"percent": 10 if seed % 2 else 50, "watch_minutes": 15}
+    return run(wctx, "shift_reads", {**params, "triggers": ["error-rate", "latency"]})
+
+
+@pytest.mark.slow
+def test_cold_starts_on_a_quiet_night_trip_no_rollback_in_ten_runs(world, make_ctx, runbook):
+    for seed in range(10):
+        s = _shift_on_a_quiet_night(world, make_ctx, runbook, seed)
+        assert s["warmup_ticks"] == 10, s  # the first 10 of 15 plan minutes: cold starts, unread
+        assert s["worst"]["latency_increase"] < 20.0, (seed, s)
+
+
+def test_without_the_warm_up_the_same_cold_starts_trip_the_latency_trigger(
+    world, make_ctx, runbook
+):
+    """The control: the guards are what keep the quiet night quiet."""
+    bare = runbook.monitoring.model_copy(update={"warmup_minutes": 0, "consecutive_readings": 1})
+    rb = runbook.model_copy(update={"monitoring": bare})
+    with pytest.raises((TriggerFired, RollBackNow), match="latency"):
+        _shift_on_a_quiet_night(world, make_ctx, rb, seed=1)
