@@ -152,6 +152,15 @@ RELIED: tuple[Relied, ...] = (
     ),
     Relied("moto.dynamodb.exceptions:MultipleTransactionsException", ""),
     Relied("moto.awslambda.responses:LambdaResponse.create_function", "self"),
+    Relied(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+        "state_task_service_aws_sdk:StateTaskServiceAwsSdk._eval_service_task",
+        "self, env, resource_runtime_part, normalised_parameters, state_credentials",
+    ),
+    Relied(
+        "moto.stepfunctions.parser.models:StepFunctionsParserBackend.list_map_runs",
+        "self, execution_arn",
+    ),
     Relied("moto.awslambda.responses:LambdaResponse.tag_resource", "self"),
     Relied("moto.awslambda.models:LambdaFunction.get_configuration", "self, on_create"),
     Relied("moto.awslambda.models:LambdaFunction.update_configuration", "self, config_updates"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,13 +19,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto's Step Functions tasks call the moto server of this process: at MOTO_PORT
+    os.environ["MOTO_PORT"] = str(args.port)
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # a stack per state
+    from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
     from engine.rehearsal.moto_contract import MotoChanged, check_moto
     from engine.rehearsal.moto_fidelity import (
         aws_item_size_limit,
         aws_lambda_rules,
+        aws_map_runs,
         aws_scan_pages,
+        aws_sdk_bodies,
         aws_transactions,
     )
 
@@ -37,6 +44,11 @@ def main() -> None:
     aws_transactions()
     aws_scan_pages()
     aws_lambda_rules()
+    aws_sdk_bodies()
+    aws_map_runs()
+    # the step-functions backend of migrate_entity runs its state machine here (moto's
+    # `/moto-api/config` setting, set before the server starts)
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
