@@ -213,6 +213,7 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
             (f"arn:aws:ssm:{region}:{account}:parameter{ARCHIVE_PARAMETERS}",),
         ),
     ]
+    out += _copy_grants(rb, account, region)
     if inv.api is not None:
         api = f"arn:aws:apigateway:{region}::/restapis"
         out.append(
@@ -229,6 +230,90 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
             )
         )
     return out
+
+
+def _copy_steps(rb: Runbook) -> list[tuple[str, str, str, str]]:
+    """(step id, entity, bucket, prefix) of every migrate_entity step on the step-functions
+    backend."""
+    out = []
+    for step in rb.steps:
+        if step.action != "migrate_entity" or step.params.get("backend") != "step-functions":
+            continue
+        p = step.params
+        prefix = str(p.get("prefix", "runbook-console")).strip("/")
+        out.append((step.id, str(p.get("entity")), str(p.get("bucket")), prefix))
+    return out
+
+
+def _copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
+    """The step-functions backend of migrate_entity: export the source (PITR), its objects in
+    the runbook's bucket, the execution role it creates and passes to Step Functions only, the
+    state machine and its executions, all named from the runbook (sfn_definition.aws_name)."""
+    steps = _copy_steps(rb)
+    if not steps:
+        return []
+    rid = rb.runbook.id
+    sources = [e.source for e in rb.entities if e.name in {s[1] for s in steps}]
+    tables = _table_arns(region, account, sources)
+    buckets = sorted({b for _, _, b, _ in steps})
+    objects = sorted({f"arn:aws:s3:::{b}/{p}/{rid}/*" for _, _, b, p in steps})
+    roles = f"arn:aws:iam::{account}:role/runbook-copy-*"
+    machines = f"arn:aws:states:{region}:{account}:stateMachine:runbook-{rid}*"
+    executions = f"arn:aws:states:{region}:{account}:execution:runbook-{rid}*"
+    map_runs = f"arn:aws:states:{region}:{account}:mapRun:runbook-{rid}*"
+    return [
+        Grant(
+            "ExportTheSourcesOfStepFunctionsCopies",
+            ("dynamodb:ExportTableToPointInTime", "dynamodb:DescribeTable"),
+            tuple(tables),
+        ),
+        Grant(
+            "DescribeTheirExports",
+            ("dynamodb:DescribeExport",),
+            tuple(f"{t}/export/*" for t in tables),
+        ),
+        Grant(
+            "TheCopiesObjects",
+            ("s3:GetObject", "s3:PutObject"),
+            tuple(objects),
+        ),
+        Grant(
+            "ListTheCopiesObjects", ("s3:ListBucket",), tuple(f"arn:aws:s3:::{b}" for b in buckets)
+        ),
+        Grant(
+            "TheCopiesExecutionRole",
+            ("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"),
+            (roles,),
+        ),
+        Grant(
+            "PassTheExecutionRoleToStepFunctionsOnly",
+            ("iam:PassRole",),
+            (roles,),
+            {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+        ),
+        Grant(
+            "TheCopiesStateMachines",
+            (
+                "states:CreateStateMachine",
+                "states:UpdateStateMachine",
+                "states:DescribeStateMachine",
+                "states:StartExecution",
+                "states:ListExecutions",
+            ),
+            (machines,),
+        ),
+        Grant(
+            "TheCopiesExecutions",
+            (
+                "states:DescribeExecution",
+                "states:StopExecution",
+                "states:RedriveExecution",
+                "states:ListMapRuns",
+            ),
+            (executions,),
+        ),
+        Grant("TheCopiesMapRuns", ("states:DescribeMapRun",), (map_runs,)),
+    ]
 
 
 def build_policy(

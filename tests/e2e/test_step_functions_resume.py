@@ -19,6 +19,7 @@ from tests.support.actions import run
 from tests.support.legacy_data import EXPENSES
 from tests.support.step_functions import (
     SFN_PARAMS,
+    closed,
     executions,
     ledgers,
     local_backend,
@@ -101,8 +102,7 @@ def stop_then_resume(
     with pytest.raises(Interrupted):
         run(mctx, "migrate_entity", SFN_PARAMS)
     arn = journal.step("migrate-expenses").cursors["sfn"]["execution_arn"]
-    sfn = sfn_aws.client("stepfunctions")
-    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    assert closed(sfn_aws, arn) == "ABORTED"
     assert journal.step("migrate-expenses").cursors["sfn"]["stopped"] is True
 
     rctx, revents = make_ctx("migrate-expenses", sfn_aws, journal=journal)

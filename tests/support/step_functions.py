@@ -5,6 +5,8 @@ compared by (target items, ledgers, counts, validation)."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -143,6 +145,17 @@ def outcome(summary: dict[str, Any]) -> dict[str, int]:
 def validation(v: dict[str, Any]) -> dict[str, Any]:
     """What validate-migration found (its performance block aside: no traffic here)."""
     return {k: v[k] for k in ("recordCounts", "dataIntegrity", "issues", "records_missing", "ok")}
+
+
+def closed(conn: Connection, execution_arn: str, seconds: float = 30) -> str:
+    """The execution's status once it is no longer RUNNING (a stopped one closes soon)."""
+    sfn = conn.client("stepfunctions")
+    deadline = time.monotonic() + seconds
+    while True:
+        status = str(sfn.describe_execution(executionArn=execution_arn)["status"])
+        if status != "RUNNING" or time.monotonic() > deadline:
+            return status
+        threading.Event().wait(0.1)
 
 
 def executions(conn: Connection, execution_arn: str) -> list[dict[str, Any]]:

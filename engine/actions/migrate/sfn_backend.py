@@ -21,9 +21,9 @@ the console leaves it running on AWS, and the next `runbook run` attaches to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -57,8 +57,10 @@ from engine.runbook.model import EntitySpec
 from engine.runbook.transforms import classify_legacy, to_company_scoped
 
 EXECUTION_INPUT = "{}"  # everything is in the definition: the same input, the same execution
-STOP_WAIT_SECONDS = 10.0  # a stopped execution is ABORTED within this, or the resume waits
-STOP_POLL_SECONDS = 0.2
+STOP_JOIN_SECONDS = 1.0  # within the engine's stop grace; the request goes on past it
+WATCH_SECONDS = 0.2
+STOPPED_ERROR = "Runbook.Stopped"  # the error of an execution this step stopped
+RESUMES = 3  # an execution found ABORTED by an earlier stop is redriven at most this often
 ROLE_POLICY = "runbook-console-copy"
 
 
@@ -235,18 +237,6 @@ def _start(
     ctx.log(f"{e.name}: execution {s.execution_arn}")
 
 
-def _closed(sfn: Any, arn: str, seconds: float) -> str:
-    """The execution's status once it is no longer RUNNING, or RUNNING after `seconds` (a
-    wall-time wait that a stop already under way does not cut short)."""
-    deadline = time.monotonic() + seconds
-    wait = threading.Event()
-    while True:
-        status = str(sfn.describe_execution(executionArn=arn)["status"])
-        if status != sfnx.RUNNING or time.monotonic() >= deadline:
-            return status
-        wait.wait(STOP_POLL_SECONDS)
-
-
 def _resume(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> None:
     """Attach to the journaled execution; redrive it if it FAILED or was stopped."""
     sfn = ctx.client("stepfunctions")
@@ -272,6 +262,41 @@ def _resume(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -
     ctx.checkpoint(force=True)
 
 
+class StopWatch:
+    """Sends StopExecution the moment a stop is requested, from a thread of its own: a poll
+    may be waiting on the endpoint when the stop comes, and the engine abandons a step that
+    does not unwind within its stop grace (engine/core/abandon.py). The step joins it on the
+    way out; a console that exits first (the abandoned case) may leave the request unanswered,
+    and the resume then attaches to the execution. A SIGKILL sends nothing."""
+
+    def __init__(self, ctx: ActionContext, sfn: Any, arn: str) -> None:
+        self.ctx, self.sfn, self.arn = ctx, sfn, arn
+        self.done = threading.Event()
+        self.sent = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="stop-execution", daemon=True)
+
+    def __enter__(self) -> StopWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+
+    def _watch(self) -> None:
+        stop = self.ctx.clock.stop
+        while not self.done.is_set():
+            if stop.wait(WATCH_SECONDS):
+                # closed meanwhile: the resume finds out, and redrives it or goes on
+                with contextlib.suppress(ClientError):
+                    self.sfn.stop_execution(
+                        executionArn=self.arn,
+                        error=STOPPED_ERROR,
+                        cause=f"runbook stop ({self.ctx.operator or 'operator'})",
+                    )
+                self.sent.set()
+                return
+
+
 def _counts(run: dict[str, Any] | None) -> MapCounts:
     got = (run or {}).get("itemCounts", {})
     return MapCounts(
@@ -285,50 +310,58 @@ def _counts(run: dict[str, Any] | None) -> MapCounts:
     )
 
 
-def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> None:
-    """Until the execution closes: its map run's item counts onto the progress bar. A stop
-    stops the execution; it is redriven on resume."""
+def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> str:
+    """Until the execution closes: its map run's item counts onto the progress bar; returns
+    its last status. A stop stops the execution (StopWatch); it is redriven on resume."""
     sfn = ctx.client("stepfunctions")
-    while True:
+    with StopWatch(ctx, sfn, s.execution_arn) as watch:
         try:
-            status = sfn.describe_execution(executionArn=s.execution_arn)["status"]
-            run = sfnx.map_run(sfn, s.execution_arn)
-            if run is not None:
-                s.map_run_arn = str(run["mapRunArn"])
-                s.counts = _counts(run)
-            c = s.counts
-            done = c.succeeded + c.failed + c.timed_out
-            ctx.progress(e.source, done, c.total or s.reader_items)
-            ctx.checkpoint()
-            if status != sfnx.RUNNING:
-                break
-            ctx.clock.sleep_real(p.poll_seconds)
+            while True:
+                status = str(sfn.describe_execution(executionArn=s.execution_arn)["status"])
+                run = sfnx.map_run(sfn, s.execution_arn)
+                if run is not None:
+                    s.map_run_arn = str(run["mapRunArn"])
+                    s.counts = _counts(run)
+                c = s.counts
+                done = c.succeeded + c.failed + c.timed_out
+                ctx.progress(e.source, done, max(c.total, s.reader_items))
+                ctx.checkpoint()
+                if status != sfnx.RUNNING:
+                    return status
+                ctx.clock.sleep_real(p.poll_seconds)
         except Interrupted:
-            sfn.stop_execution(
-                executionArn=s.execution_arn,
-                error="Runbook.Stopped",
-                cause=f"runbook stop ({ctx.operator or 'operator'})",
-            )
-            s.stopped = True
+            s.stopped = True  # ABORTED soon: the resume waits for it, then redrives it
             ctx.checkpoint(force=True)
-            status = _closed(sfn, s.execution_arn, STOP_WAIT_SECONDS)
-            ctx.log(f"{e.name}: execution stopped ({status}); `runbook run` redrives it")
-            ctx.checkpoint(force=True)
+            watch.thread.join(STOP_JOIN_SECONDS)  # the StopExecution answered, as a rule
+            ctx.log(f"{e.name}: execution stopped; `runbook run` redrives it")
             raise
+
+
+def _stopped_by_us(sfn: Any, arn: str) -> bool:
+    """ABORTED by this step's StopExecution (an earlier session's, even one abandoned before
+    it could journal it). moto 5.2.6 keeps no error of a StopExecution: an ABORTED execution
+    without one counts as ours."""
+    desc = sfn.describe_execution(executionArn=arn)
+    return desc.get("status") == "ABORTED" and desc.get("error") in (STOPPED_ERROR, None, "")
+
+
+def _check_done(ctx: ActionContext, e: EntitySpec, s: SfnCursor, status: str) -> None:
+    """Every item of the reader's input done, or CopyFailed (`runbook run` redrives)."""
     c = s.counts
     bad = c.failed + c.timed_out + c.aborted
-    if status != "SUCCEEDED" or bad or c.succeeded < s.reader_items:
-        desc = sfn.describe_execution(executionArn=s.execution_arn)
-        why = desc.get("cause") or desc.get("error") or ""
-        if status == "SUCCEEDED":  # an emulator that ignores ToleratedFailureCount: 0
-            s.attempt += 1
-            s.execution_arn = ""
-        ctx.checkpoint(force=True)
-        raise CopyFailed(
-            f"{e.name}: execution {status}: {c.succeeded:,} of {s.reader_items:,} items done, "
-            f"{bad:,} failed {why}".rstrip()
-            + "; `runbook run` redrives it"
-        )
+    if status == "SUCCEEDED" and not bad and c.succeeded >= s.reader_items:
+        return
+    desc = ctx.client("stepfunctions").describe_execution(executionArn=s.execution_arn)
+    why = desc.get("cause") or desc.get("error") or ""
+    if status == "SUCCEEDED":  # an emulator that ignores ToleratedFailureCount: 0
+        s.attempt += 1
+        s.execution_arn = ""
+    ctx.checkpoint(force=True)
+    raise CopyFailed(
+        f"{e.name}: execution {status}: {c.succeeded:,} of {s.reader_items:,} items done, "
+        f"{bad:,} failed {why}".rstrip()
+        + "; `runbook run` redrives it"
+    )
 
 
 def _settle(
@@ -406,11 +439,18 @@ def run_step_functions(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     s = c.sfn
     try:
         export = _export(ctx, p, e, s)
-        if s.execution_arn:
-            _resume(ctx, p, e, s)
-        if not s.execution_arn:
-            _start(ctx, p, e, s, export)
-        _follow(ctx, p, e, s)
+        for _ in range(RESUMES):
+            if s.execution_arn:
+                _resume(ctx, p, e, s)
+            if not s.execution_arn:
+                _start(ctx, p, e, s, export)
+            status = _follow(ctx, p, e, s)
+            # a stop whose session was abandoned before it journaled `stopped` (or attached
+            # while the execution was still stopping): redrive it now, as the resume would
+            if not _stopped_by_us(ctx.client("stepfunctions"), s.execution_arn):
+                break
+            s.stopped = True
+        _check_done(ctx, e, s, status)
     except ClientError as exc:
         ctx.checkpoint(force=True)
         raise RuntimeError(f"{e.name}: {dynamo.error_code(exc)}: {exc}") from exc
