@@ -50,6 +50,11 @@ from engine.actions.migrate.params import (  # noqa: F401 (their home, before pa
     MigrateParams,
 )
 from engine.actions.migrate.sfn_backend import run_step_functions
+from engine.actions.migrate.sfn_plan import (
+    check_step_functions,
+    estimates,
+    plan_step_functions,
+)
 from engine.actions.migrate.state import (
     MigrateCounts,
     MigrateCursors,
@@ -521,6 +526,12 @@ def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
     e = rb.find_entity(p.entity)
     if e is None:
         return []
+    if p.backend == "step-functions":
+        return plan_step_functions(rb, p, e) + estimates(rb, p, e)
+    return plan_local(rb, p, e) + estimates(rb, p, e)
+
+
+def plan_local(rb: Runbook, p: MigrateParams, e: EntitySpec) -> list[PlannedCall]:
     share = p.capacity_share if p.capacity_share is not None else rb.capacity.share
     return [
         PlannedCall(
@@ -572,5 +583,6 @@ ACTIONS = (
         cursors=MigrateCursors,
         summary=MigrateSummary,
         unsound=unsound_migration,
+        check=check_step_functions,
     ),
 )

@@ -446,6 +446,23 @@ def item_states(spec: CopySpec) -> dict[str, Any]:
     return {"StartAt": "Start", "States": states}
 
 
+def happy_path(spec: CopySpec) -> list[str]:
+    """The states an item that is simply migrated passes through (Choice: its Default), in
+    order: what it costs in transitions."""
+    states = item_states(spec)["States"]
+    path, name = [], "Start"
+    while name:
+        path.append(name)
+        state = states[name]
+        if state.get("End"):
+            break
+        name = state.get("Default") if state["Type"] == "Choice" else state.get("Next")
+        if name == "Known":  # a known collision is checked, then the put
+            path += ["Known", "IsKnown"]
+            name = "Put"
+    return path
+
+
 def definition(spec: CopySpec) -> dict[str, Any]:
     """The whole state machine (ASL, JSONPath), as a dict: `json.dumps` it."""
     reason = refusal(spec)
