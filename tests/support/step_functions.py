@@ -184,3 +184,26 @@ def local_backend(
             "validation": validation(checked),
             "expected": expected,
         }
+
+
+class CallRecorder:
+    """Every API call the clients of `conn` make from now on (botocore's before-parameter-build
+    hook): (service, operation, params)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self._client = conn.client
+        self._hooked: set[int] = set()
+        conn.client = self.client  # type: ignore[method-assign]
+
+    def client(self, service: str) -> Any:
+        made = self._client(service)
+        if id(made) not in self._hooked:
+            self._hooked.add(id(made))
+            name = made.meta.service_model.service_name
+
+            def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+                self.calls.append((name, model.name, dict(params)))
+
+            made.meta.events.register("before-parameter-build", record)
+        return made
