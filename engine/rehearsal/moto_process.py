@@ -1,7 +1,8 @@
 """The embedded rehearsal world: a moto server in its own process, on loopback.
 
 Run as `python -m engine.rehearsal.moto_process --port N`. It outlives the console on purpose, so a
-reconnecting console finds the same world.
+reconnecting console finds the same world. It executes Step Functions state machines (moto's
+`stepfunctions.execute_state_machine`): the step-functions backend of migrate_entity.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ import signal
 import sys
 import threading
 
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+from engine.rehearsal.moto_contract import MotoChanged, check_moto
+from engine.rehearsal.moto_fidelity import (
+    aws_item_size_limit,
+    aws_lambda_rules,
+    aws_map_runs,
+    aws_scan_pages,
+    aws_sdk_bodies,
+    aws_transactions,
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -22,19 +36,6 @@ def main() -> None:
     # moto's Step Functions tasks call the moto server of this process: at MOTO_PORT
     os.environ["MOTO_PORT"] = str(args.port)
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # a stack per state
-    from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
-
-    from engine.rehearsal.moto_contract import MotoChanged, check_moto
-    from engine.rehearsal.moto_fidelity import (
-        aws_item_size_limit,
-        aws_lambda_rules,
-        aws_map_runs,
-        aws_scan_pages,
-        aws_sdk_bodies,
-        aws_transactions,
-    )
-
     try:  # never a rehearsal on a moto the fidelity patches do not fit
         check_moto()
     except MotoChanged as exc:
