@@ -24,6 +24,7 @@ import threading
 import uuid
 from typing import Any
 
+from botocore.response import StreamingBody
 from moto.awslambda.exceptions import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -314,9 +315,8 @@ def aws_sdk_bodies() -> bool:
     """A Step Functions `aws-sdk:s3:getObject` task returns the object's Body as text on AWS;
     moto's leaves botocore's stream in the state's output, and the next path that reads it
     fails (the step-functions backend reads each user's company so). Read it as AWS does."""
-    try:
+    try:  # by name, when called: moto's ASL interpreter takes 2.5 s to import, here
         module = importlib.import_module(SFN_SDK_TASK)
-        from botocore.response import StreamingBody
     except ImportError:
         return False
     task = module.StateTaskServiceAwsSdk
@@ -342,7 +342,7 @@ def aws_map_runs() -> bool:
     """ListMapRuns right after StartExecution: AWS answers an empty list until the Map state
     starts; moto reads its worker's environment before the worker has made one, and fails
     (HTTP 500 from a server). Answer as AWS does."""
-    try:
+    try:  # by name, when called (as aws_sdk_bodies)
         models = importlib.import_module("moto.stepfunctions.parser.models")
     except ImportError:
         return False
