@@ -252,11 +252,15 @@ def test_two_drivers_at_once_one_runs_the_other_exits_4_naming_the_holder(
     a = Operator(url, CRASH, env[CRASH], tmp_path / "a", rb_path)
     b = Operator(url, CRASH, env[CRASH], tmp_path / "b", rb_path)
     journal = f"s3://{BUCKET}/runs/two/migration.toml"
+    assert a.cli("run", "--yes", "--time-scale", TIME_SCALE, "--journal", journal).returncode == 3
+    a.answer(journal)  # GO on the first gate: the next run goes on to steps
     first = a.popen("run", "--yes", "--time-scale", TIME_SCALE, "--journal", journal)
     assert first.stdout is not None
     for line in first.stdout:  # the first driver holds the lock once it is under way
         if line.startswith("==> "):
             break
+    else:
+        pytest.fail("the first driver never started a step")
     # frozen while holding the lock (the S3 lock has no lease), so the second start overlaps it
     os.kill(first.pid, signal.SIGSTOP)
     try:
