@@ -138,8 +138,12 @@ class GateScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
             return False  # hidden: the verdict line says why
+        short_of_approvals = self.view.approval_problem is not None  # no override lifts it
         if action == "go":
-            return None if (self.failing() or self.evaluating or not self.waiting_here) else True
+            blocked = self.failing() or short_of_approvals
+            return None if (blocked or self.evaluating or not self.waiting_here) else True
+        if action == "override" and short_of_approvals:
+            return None
         if action in ("no_go", "override"):
             return True if self.waiting_here and not self.evaluating else None
         return True
@@ -180,6 +184,8 @@ class GateScreen(Screen[None]):
             verdict = "The run is not at this gate: it can be decided once the run waits here."
         elif self.evaluating:
             verdict = "evaluating automatic checks…"
+        elif view.approval_problem:
+            verdict = f"GO disabled: {view.approval_problem} · n = NO-GO"
         elif failing:
             verdict = (
                 f"GO disabled: {len(failing)} item(s) not met. "
@@ -198,6 +204,14 @@ class GateScreen(Screen[None]):
         if item.kind == "manual":
             ticked = f"ticked by {item.by} at {stamp(item.at)}"
             text.append(ticked if item.ok else "not ticked (space ticks)")
+            if item.ok:
+                text.append(f"\n  verified: {item.identity or 'not verified'}", style="dim")
+            if item.approvers:
+                text.append(f"\n  may tick: {', '.join(item.approvers)}", style="dim")
+            view = self.view
+            if view.min_approvals or view.approver_not_operator:
+                who = ", ".join(view.approved_by) or "none yet"
+                text.append(f"\n  distinct verified approvers: {who}", style="dim")
         else:
             text.append(item.detail)
             if item.at is not None:
