@@ -197,7 +197,7 @@ class DetachedRun:
         who = self.engine.identify(caller)
         self.engine.journal.add_audit(by, what, who)
         self.engine.save()
-        self.engine.log(f"{by} ({who.principal}): {what}", "warning")
+        self.engine.log(f"{by}: {what} (as {who.principal})", "warning")
         self.publish_control()
 
     # ---- commands (server threads) -----------------------------------------------------------

@@ -78,7 +78,7 @@ class Gates:
                 by, f"ticked {gate_id}/{item_id}" + (f": {note}" if note else ""), who
             )
             self.core.save()
-        self.core.log(f"{by} ({who.principal}) ticked {gate_id}/{item_id}", step_id=gate_id)
+        self.core.log(f"{by} ticked {gate_id}/{item_id} as {who.principal}", step_id=gate_id)
 
     def untick(self, gate_id: str, item_id: str, by: str, caller: Caller | None = None) -> None:
         gate = self._gate(gate_id)
@@ -91,7 +91,7 @@ class Gates:
                 return
             self.core.journal.add_audit(by, f"unticked {gate_id}/{item_id}", who)
             self.core.save()
-        self.core.log(f"{by} ({who.principal}) unticked {gate_id}/{item_id}", step_id=gate_id)
+        self.core.log(f"{by} unticked {gate_id}/{item_id} as {who.principal}", step_id=gate_id)
 
     def ack(self, step_id: str, by: str, note: str = "", caller: Caller | None = None) -> None:
         try:
@@ -117,7 +117,7 @@ class Gates:
                 by, f"acknowledged {step_id}" + (f": {note}" if note else ""), who
             )
             self.core.save()
-        self.core.log(f"{by} ({who.principal}) acknowledged {step_id}", step_id=step_id)
+        self.core.log(f"{by} acknowledged {step_id} as {who.principal}", step_id=step_id)
 
     def decide(
         self,
@@ -164,7 +164,7 @@ class Gates:
         self.core.journal.add_audit(by, what + (f": {note}" if note else ""), who)
         self.core.save()
         level = "warning" if state.override or not go else "info"
-        self.core.log(f"{by} ({who.principal}) {what}", level, step_id=gate_id)
+        self.core.log(f"{by} {what} (as {who.principal})", level, step_id=gate_id)
         return evidence
 
     def _refuse_go(self, gate_id: str, by: str, who: Identity, audit: str, told: str) -> None:

@@ -123,7 +123,7 @@ class Rollbacks:
         self.core.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started", who)
         self.core.save()
         self.core.log(
-            f"{by} ({who.principal}) started rollback {rollback.id}: {rollback.title}", "warning"
+            f"{by} started rollback {rollback.id}: {rollback.title} (as {who.principal})", "warning"
         )
         return record
 

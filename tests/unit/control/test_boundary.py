@@ -5,8 +5,8 @@ is one request model of one table; refusals travel as typed values, never as mes
 from __future__ import annotations
 
 import inspect
-import os
 import json
+import os
 
 import pytest
 
