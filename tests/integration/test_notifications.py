@@ -215,3 +215,23 @@ def test_iam_policy_grants_publish_on_that_topic_only(tmp_path: Path) -> None:
     assert allows(
         policy, "ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/war-room/hook"
     )
+
+
+def test_what_is_still_queued_when_the_engine_stops_is_journaled_failed(
+    aws: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with webhook(hanging=True) as hook:
+        monkeypatch.setenv("WAR_ROOM_HOOK", hook.url)
+        rb = _runbook(tmp_path, 'webhook_env = "WAR_ROOM_HOOK"\ntimeout_seconds = 30\n')
+        engine = _engine(aws, rb, tmp_path / "j.toml")
+        notifier = attach(engine, engine.runbook.notify)  # type: ignore[arg-type]
+        assert engine.run().waiting == NodeRef.gate("gate-phase2")
+        hook.wait_for(1)  # being sent, and the endpoint does not answer
+        began = time.monotonic()
+        given_up = notifier.close(timeout=0.2)
+        assert time.monotonic() - began < 2.0
+    assert given_up == ["wait-gate-gate-phase2-r0-a0"]
+    failed = JournalStore(tmp_path / "j.toml").load().notifications.failures()
+    assert [(d.event_id, d.error) for d in failed] == [
+        ("wait-gate-gate-phase2-r0-a0", "not sent before the engine stopped")
+    ]
