@@ -154,10 +154,11 @@ def markdown_list(value: dict[str, Any], depth: int = 0) -> list[str]:
 def _item_line(item: ItemView) -> str:
     """`[x] Text: ticked by alice at 2024-12-01 10:00 (note)`: the audit of who met what."""
     mark = {True: "x", False: " ", None: "?"}[item.ok]
-    if item.kind == "manual":  # detail: "ticked by alice (os:alice)", or "not ticked"
-        at = f" at {when(item.at)}" if item.at else ""
-        verified = f"; verified: {item.identity}" if item.identity else ""
-        return f"[{mark}] {item.text}: {item.detail}{at}{verified}"
+    if item.kind == "manual" and item.ok and item.by:  # the name given, then who it was
+        verified = f"; verified: {item.identity}" if item.identity else "; not verified"
+        return f"[{mark}] {item.text}: ticked by {item.by} at {when(item.at)}{verified}"
+    if item.kind == "manual":
+        return f"[{mark}] {item.text}: {item.detail}"
     checked = f" (checked {when(item.at)})" if item.at else ""
     return f"[{mark}] {item.text}: {item.detail or 'not evaluated'}{checked}"
 

@@ -63,4 +63,4 @@ def test_two_approvers_through_the_cli(moto_endpoint: str, tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["report", *common]) == 0
     report = capsys.readouterr().out
-    assert "ticked by q (os:qa-lead)" in report and "distinct verified approvers:" in report
+    assert "QA ready: ticked by q at " in report and "distinct verified approvers:" in report

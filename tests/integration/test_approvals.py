@@ -120,7 +120,7 @@ def test_min_approvals_two_one_is_refused_a_second_distinct_identity_goes(
     status = "\n".join(render_status(snapshot))
     assert f"{GATE}: GO by alice" in status and f"os:{ME}, {MOTO_ARN}" in status
     report = render_report(engine, None)
-    assert "ticked by bob (os:qa-lead)" in report and "verified: os:" in report
+    assert "QA ready: ticked by bob at " in report and "as qa-lead (rehearsal" in report
     assert f"distinct verified approvers: os:{ME}, os:qa-lead" in report
 
 
