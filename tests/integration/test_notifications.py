@@ -235,3 +235,31 @@ def test_what_is_still_queued_when_the_engine_stops_is_journaled_failed(
     assert [(d.event_id, d.error) for d in failed] == [
         ("wait-gate-gate-phase2-r0-a0", "not sent before the engine stopped")
     ]
+
+
+def test_a_webhook_kept_in_ssm_is_read_from_there(aws: Connection, tmp_path: Path) -> None:
+    with webhook() as hook:
+        aws.client("ssm").put_parameter(
+            Name="/war-room/webhook", Value=hook.url, Type="SecureString", Overwrite=True
+        )
+        rb = _runbook(tmp_path, 'webhook_ssm_parameter = "/war-room/webhook"\n')
+        engine = _engine(aws, rb, tmp_path / "j.toml")
+        attach(engine, engine.runbook.notify)  # type: ignore[arg-type]
+        assert engine.run().waiting == NodeRef.gate("gate-phase2")
+        assert hook.wait_for(1)[0]["body"]["event_id"] == "wait-gate-gate-phase2-r0-a0"
+        engine.close()
+    assert TOKEN not in (tmp_path / "j.toml").read_text()
+
+
+def test_a_webhook_whose_variable_is_unset_fails_in_one_line_and_the_run_goes_on(
+    aws: Connection, tmp_path: Path
+) -> None:
+    rb = _runbook(tmp_path, 'webhook_env = "NOT_SET_ANYWHERE"\nattempts = 1\n')
+    engine = _engine(aws, rb, tmp_path / "j.toml")
+    attach(engine, engine.runbook.notify)  # type: ignore[arg-type]
+    assert engine.run().waiting == NodeRef.gate("gate-phase2")
+    engine.close()
+    failed = JournalStore(tmp_path / "j.toml").load().notifications.failures()
+    assert [d.error for d in failed] == [
+        "webhook: environment variable NOT_SET_ANYWHERE is not set"
+    ]
