@@ -1,5 +1,8 @@
 """The `runbook` command: with a sub-command, the headless CLI (`engine.cli`); without one, the
-console (`tui`). It sits above both, so the engine never imports the console."""
+console (`tui`). It sits above both, so the engine never imports the console.
+
+The console's modules are imported only when a console starts: Textual and the screens cost
+about a second, which every headless command (`status --json` in a script, a cron) would pay."""
 
 from __future__ import annotations
 
@@ -29,12 +32,12 @@ def console(ctx: CliContext) -> int:
         )
         return EXIT_BAD_INPUT
     try:
-        from tui.console import run_console
+        from tui.console import run_console  # noqa: PLC0415 (see the module's docstring)
     except ImportError:
         say_error("runbook: the console is not available in this build; use the headless commands")
         return EXIT_BAD_INPUT
     if ctx.remote is not None:  # a detached engine runs: attach to it
-        from tui.console import run_attached
+        from tui.console import run_attached  # noqa: PLC0415
 
         return run_attached(ctx.workspace(), ctx.remote)
     return run_console(ctx.workspace())
@@ -42,8 +45,8 @@ def console(ctx: CliContext) -> int:
 
 def served_console(ctx: CliContext) -> int:
     try:
-        from tui.serve import serve
-        from tui.view import run_view
+        from tui.serve import serve  # noqa: PLC0415
+        from tui.view import run_view  # noqa: PLC0415
     except ImportError as exc:
         say_error(f"runbook: {ctx.command} is not available in this build ({exc})")
         return EXIT_BAD_INPUT

@@ -22,17 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.world import prepared_journal, run_action
+from engine.aws.target import local_connection
+from engine.plan.loader import default_runbook_path, load_runbook
+from engine.run.core import EngineOptions
+from engine.run.engine import Engine
+from engine.session import journals
+from engine.state.journal import JournalStore, Target
+from tui.app import RunbookApp
+
 TICK = 0.02
 
 
 def _engine(url: str, workdir: Path) -> Any:
-    from engine.aws.target import local_connection
-    from engine.plan.loader import default_runbook_path, load_runbook
-    from engine.run.core import EngineOptions
-    from engine.run.engine import Engine
-    from engine.session import journals
-    from engine.state.journal import JournalStore, Target
-
     loaded = load_runbook(default_runbook_path())
     conn = local_connection(url, "us-east-1")
     target = Target(kind="endpoint", identity=url, region="us-east-1", endpoint_url=url)
@@ -47,9 +49,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _lag(url: str, workdir: Path) -> dict[str, float]:
-    from bench.world import prepared_journal, run_action
-    from tui.app import RunbookApp
-
     engine = _engine(url, workdir)
     app = RunbookApp(engine, greet=False)
     lags: list[float] = []
@@ -111,8 +110,6 @@ def event_loop_lag(url: str) -> dict[str, float]:
 
 
 async def _first_frame(url: str) -> None:
-    from tui.app import RunbookApp
-
     with tempfile.TemporaryDirectory() as tmp:
         app = RunbookApp(_engine(url, Path(tmp)), greet=False)
         async with app.run_test(size=(80, 24)) as pilot:

@@ -65,10 +65,12 @@ class RunbookApp(App[int]):
         quit_timeout: float = 5.0,
         remote: RemoteEngine | None = None,
         handoff: Callable[[], RemoteEngine] | None = None,
+        who_drives: Callable[[], Holder | None] | None = None,
     ) -> None:
         """`remote`: attach to that detached engine. `engine` is then a read-only one over the
         journal (the runbook, the operator, the log's path); commands go through the socket.
-        `handoff`: lets go of the journal and starts a detached engine on it (the D key)."""
+        `handoff`: lets go of the journal and starts a detached engine on it (the D key).
+        `who_drives`: read-only, who holds the run's lock now (tui/follower.py)."""
         toasts_always_expire()  # a Textual race would otherwise freeze the console
         super().__init__()
         self.engine = engine
@@ -80,7 +82,8 @@ class RunbookApp(App[int]):
         self.greet = greet
         self.follow = follow
         self.driver: Driver = LocalLink.make_driver(self, engine)
-        self.follower = Follower(engine, follow, holder, clock) if read_only else None
+        self.who_drives = who_drives
+        self.follower = Follower(engine, follow, holder, clock, who_drives) if read_only else None
         self.engine_left = ""  # attached: how the detached engine ended (said on quit)
         self.handoff = handoff
         self.handing_over = False
@@ -259,7 +262,7 @@ class RunbookApp(App[int]):
         self.driver.idle.set()
         self.read_only = True
         self.holder = None
-        self.follower = Follower(self.engine, self.follow, None, self.ui_clock)
+        self.follower = Follower(self.engine, self.follow, None, self.ui_clock, self.who_drives)
         self.follow_driver()
         self.set_interval(1.0, self.follow_driver)
 

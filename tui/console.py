@@ -8,8 +8,15 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
+from engine.control.client import EngineGone, RemoteEngine
+from engine.rehearsal.embedded import WorldGone
+from engine.session.detach import DetachFailed, spawn
+from engine.session.workspace import NoRun
+from engine.state.errors import JournalError
+from engine.state.lock import LockedError
 from tui.app import RunbookApp
 
 HANGUP_GRACE_SECONDS = 3.0  # for Textual to shut down after the engine checkpointed
@@ -39,11 +46,6 @@ def _leave_after_checkpoint(app: RunbookApp, exited: threading.Event) -> None:
 
 def run_console(workspace: Any) -> int:
     """Open the run for driving (or read-only when another process drives it) and show it."""
-    from engine.rehearsal.embedded import WorldGone
-    from engine.session.workspace import NoRun
-    from engine.state.errors import JournalError
-    from engine.state.lock import LockedError
-
     holder = None
     try:
         workspace.acquire("console")
@@ -81,6 +83,7 @@ def run_console(workspace: Any) -> int:
             holder=holder,
             follow=workspace.reload,
             handoff=None if holder is not None else lambda: hand_over(workspace),
+            who_drives=workspace.holder,
         )
 
         exited, hung_up = threading.Event(), threading.Event()
@@ -139,12 +142,6 @@ def hand_over(workspace: Any) -> Any:
     """The console's D key (a thread worker): let go of the journal, start `run --detach` on it
     the way the CLI does, and return its RemoteEngine. If it cannot start, take the journal
     back and raise the engine's own words."""
-    from pathlib import Path
-
-    from engine.control.client import RemoteEngine
-    from engine.session.detach import DetachFailed, spawn
-    from engine.state.lock import LockedError
-
     workspace.release()
     try:
         started = spawn(detach_argv(workspace))
@@ -161,10 +158,13 @@ def run_attached(workspace: Any, remote: Any) -> int:
     """The console on a detached engine (`RemoteEngine`): its events come from the control
     socket, the operator's keys become its commands. This process holds no lock and runs no
     step: quitting (or losing the terminal) leaves the engine running."""
-    from engine.control.client import EngineGone
-
     try:
-        app = RunbookApp(workspace.open_read_only(), follow=workspace.reload, remote=remote)
+        app = RunbookApp(
+            workspace.open_read_only(),
+            follow=workspace.reload,
+            remote=remote,
+            who_drives=workspace.holder,
+        )
     except EngineGone as exc:
         print(f"runbook: the detached engine went away ({exc}); `runbook` resumes", file=sys.stderr)
         return 2

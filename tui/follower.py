@@ -25,11 +25,15 @@ class Follower:
         reload: Callable[[Engine], None] | None,
         holder: Holder | None,
         clock: Clock | None,
+        who_drives: Callable[[], Holder | None] | None = None,
     ) -> None:
+        """`who_drives`: who holds the run's lock now (for a journal in S3, the lock object
+        there); by default the lock file beside the local journal."""
         self.engine = engine
         self.reload = reload
         self.holder = holder
         self.clock = clock
+        self.who_drives = who_drives or (lambda: is_locked(engine.store.path))
         self.meters: dict[tuple[str, str], RateMeter] = {}
 
     def snapshot(self) -> RunSnapshot:
@@ -52,5 +56,5 @@ class Follower:
         Without `reload` the view is frozen (tests): the holder given stays."""
         if self.reload is not None:
             self.reload(self.engine)
-            self.holder = is_locked(self.engine.store.path)  # the driver may have left
+            self.holder = self.who_drives()  # the driver may have left, or another came
         return self.snapshot()

@@ -111,4 +111,6 @@ def throttle_note(throttle: ThrottleView) -> str:
         parts.append(f"{throttle.rate:g} items/s")
     if throttle.in_flight:
         parts.append(f"{throttle.in_flight} in flight")
+    if throttle.capacity_share:
+        parts.append(f"{throttle.capacity_share:.0%} of capacity")
     return f" · THROTTLED {', '.join(parts)}" if parts else ""

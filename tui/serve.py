@@ -14,6 +14,9 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
+from aiohttp import web
+from textual_serve.server import Server
+
 from engine.cli.context import CliContext
 from engine.session.workspace import BadInput, WorkspaceOptions
 
@@ -33,35 +36,29 @@ ACTING_FLAGS = {"fresh": "--fresh", "time_scale": "--time-scale", "take_over": "
 PASSED_FLAGS = ("endpoint_url", "profile", "region", "operator", "state_profile")
 
 
-def _server_class() -> type:
-    from aiohttp import web
-    from textual_serve.server import Server
+class ViewServer(Server):
+    """textual-serve, whose stop also ends the browsers' sessions (and so their view
+    processes) at once, instead of waiting for every open page to go away."""
 
-    class ViewServer(Server):
-        """textual-serve, whose stop also ends the browsers' sessions (and so their view
-        processes) at once, instead of waiting for every open page to go away."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: set[asyncio.Task[Any]] = set()
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.sessions: set[asyncio.Task[Any]] = set()
+    async def handle_websocket(self, request: Any) -> Any:
+        if not same_origin(request.headers.get("Origin"), request.host):
+            # any page the operator opens could otherwise read the run
+            return web.Response(status=403, text="cross-origin websocket refused\n")
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions.add(task)
+        try:
+            return await super().handle_websocket(request)
+        finally:
+            self.sessions.discard(task)
 
-        async def handle_websocket(self, request: Any) -> Any:
-            if not same_origin(request.headers.get("Origin"), request.host):
-                # any page the operator opens could otherwise read the run
-                return web.Response(status=403, text="cross-origin websocket refused\n")
-            task = asyncio.current_task()
-            assert task is not None
-            self.sessions.add(task)
-            try:
-                return await super().handle_websocket(request)
-            finally:
-                self.sessions.discard(task)
-
-        async def on_shutdown(self, app: Any) -> None:
-            for task in list(self.sessions):
-                task.cancel()  # the handler closes the page's socket and quits its view
-
-    return ViewServer
+    async def on_shutdown(self, app: Any) -> None:
+        for task in list(self.sessions):
+            task.cancel()  # the handler closes the page's socket and quits its view
 
 
 def view_command(target: WorkspaceOptions, workspace: Any) -> str:
@@ -117,7 +114,7 @@ def serve(ctx: CliContext, workspace: Any) -> int:
         "share it with `ssh -L`). Ctrl+C stops serving; the run is not affected.",
         flush=True,
     )
-    server = _server_class()(
+    server = ViewServer(
         view_command(ctx.target, workspace),
         host=args.host,
         port=args.port,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.widgets._toast import Toast
+
 MIN_TOAST_SECONDS = 0.05
 
 
@@ -17,11 +19,7 @@ def toasts_always_expire() -> bool:
     `time_left` again: in between it can turn negative (a screen switch under load). A Timer
     with a negative delay loops without ever awaiting, and the whole event loop spins at
     100 % CPU forever: seen in CI, the console frozen mid-rehearsal (py-spy: Timer._run,
-    _interval -0.000086). False when this Textual has no such Toast."""
-    try:
-        from textual.widgets._toast import Toast
-    except ImportError:
-        return False
+    _interval -0.000086)."""
     if getattr(Toast, "_runbook_clamped", False):
         return True
     textual_init = Toast.__init__

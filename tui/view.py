@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from textual import events
+from textual.app import App
+from textual.screen import Screen
 
 from engine.state.journal import Journal, JournalStore
 from engine.state.lock import Holder, lock_path_for, read_holder
@@ -52,9 +54,6 @@ VIEW_ACTIONS = frozenset(
 def viewable(target: object, action: str) -> bool:
     """Whether a view-only console offers `action` on `target`. A widget's own actions move
     the cursor or scroll; the app's and the screens' are commands, allowed only if listed."""
-    from textual.app import App
-    from textual.screen import Screen
-
     if isinstance(target, App | Screen):
         return action in VIEW_ACTIONS
     return True
@@ -143,24 +142,19 @@ def peek_holder(journal_path: Path) -> Holder | None:
     return holder
 
 
-class ViewFollower(Follower):
-    """The read-only follower, with the lock-free holder probe."""
-
-    def follow(self) -> Any:
-        if self.reload is not None:
-            self.reload(self.engine)
-            self.holder = peek_holder(self.engine.store.path)
-        return self.snapshot()
-
-
 def view_app(workspace: Any) -> ViewOnlyApp:
     """The view-only console over the workspace's journal, as served (tests drive it too)."""
     engine = workspace.open_read_only()
     engine.store = ReadOnlyStore(workspace.journal_path)
-    holder = peek_holder(workspace.journal_path)
+    holder = peek_holder(workspace.journal_path) or workspace.remote_holder()
     # no greeting: a watcher has nothing to choose, and it would cover the view
     app = ViewOnlyApp(engine, holder=holder, follow=workspace.reload, greet=False)
-    app.follower = ViewFollower(engine, workspace.reload, holder, None)
+    path = workspace.journal_path
+
+    def who_drives() -> Holder | None:  # never a lock probe here, not even a shared one
+        return peek_holder(path) or workspace.remote_holder()
+
+    app.follower = Follower(engine, workspace.reload, holder, None, who_drives)
     return app
 
 

@@ -18,7 +18,26 @@ import base64
 import functools
 import json
 import threading
+import uuid
 from typing import Any
+
+from moto.awslambda.exceptions import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+)
+from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.awslambda.responses import LambdaResponse
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ItemSizeTooLarge,
+    MultipleTransactionsException,
+    TransactionCanceledException,
+)
+from moto.dynamodb.models import DynamoDBBackend, dynamo_type
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+from engine.rehearsal.stack_header import RESERVED_TAG_MESSAGE, STACK_HEADER
 
 AWS_ITEM_LIMIT_BYTES = 400 * 1024
 
@@ -39,11 +58,6 @@ def aws_item_size(value: Any) -> int:
 def aws_item_size_limit(limit: int = AWS_ITEM_LIMIT_BYTES) -> bool:
     """Make moto refuse an item exactly where DynamoDB does: over `limit` (400 KB) by
     DynamoDB's count. False when this moto has no such check."""
-    try:
-        from moto.dynamodb.exceptions import ItemSizeTooLarge
-        from moto.dynamodb.models import dynamo_type
-    except ImportError:
-        return False
     limited = getattr(dynamo_type, "LimitedSizeDict", None)
     if limited is None:
         return False
@@ -75,12 +89,7 @@ def aws_transactions() -> bool:
     transaction, and a write landing during the copy fails it ("dictionary changed size during
     iteration"). Here one lock serialises moto's item writes with transactions, and a
     transaction of Puts and ConditionChecks checks every condition first, then writes, undoing
-    its own writes if one is refused: O(transaction). Other transactions keep moto's path.
-    False when this moto has no such backend."""
-    try:
-        from moto.dynamodb.models import DynamoDBBackend
-    except ImportError:
-        return False
+    its own writes if one is refused: O(transaction). Other transactions keep moto's path."""
     if getattr(DynamoDBBackend, "_runbook_transactions", False):
         return True
     lock = threading.RLock()  # a transaction's own puts take it again
@@ -117,12 +126,7 @@ def aws_scan_pages() -> bool:
     the page's start key: seconds per page at 100,000 items, starving the writes that share its
     core (a page timed out). Here the sorted order and each key's place in it are kept per
     table, rebuilt only after a put or delete (an update changes an item in place, never its
-    key), and a page starts its walk at its start key. False when this moto has no such table."""
-    try:
-        from moto.dynamodb.models.dynamo_type import DynamoType
-        from moto.dynamodb.models.table import Table
-    except ImportError:
-        return False
+    key), and a page starts its walk at its start key."""
     if getattr(Table, "_runbook_sorted_order", False):
         return True
     moto_all_items, moto_scan = Table.all_items, Table.scan
@@ -180,10 +184,6 @@ def aws_scan_pages() -> bool:
     return True
 
 
-STACK_HEADER = "x-runbook-rehearsal-stack"  # the seed standing in for CloudFormation
-RESERVED_TAG_MESSAGE = (
-    "Invalid tag key. Customers cannot set tag keys starting with aws: (case insensitive)"
-)
 
 
 def aws_lambda_rules() -> bool:
@@ -194,21 +194,9 @@ def aws_lambda_rules() -> bool:
       which only the rehearsal seed sends in place of CloudFormation (which sets them on AWS).
     - A function has a RevisionId that changes with each configuration or code update;
       GetFunction(Configuration) returns it, and UpdateFunctionConfiguration with another one
-      fails with PreconditionFailedException (moto returns none and accepts any).
-    False when this moto has no such classes."""
-    try:
-        from moto.awslambda.exceptions import (
-            InvalidParameterValueException,
-            PreconditionFailedException,
-        )
-        from moto.awslambda.models import LambdaBackend, LambdaFunction
-        from moto.awslambda.responses import LambdaResponse
-    except ImportError:
-        return False
+      fails with PreconditionFailedException (moto returns none and accepts any)."""
     if getattr(LambdaResponse, "_runbook_lambda_rules", False):
         return True
-    import uuid
-
     def refuse_reserved(method: Any) -> Any:
         @functools.wraps(method)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -278,12 +266,6 @@ def _op_key(backend: Any, kind: str, op: dict[str, Any]) -> dict[str, Any]:
 
 def _checked_transaction(backend: Any, ops: list[tuple[str, dict[str, Any]]]) -> None:
     """Puts and ConditionChecks, all or nothing (the caller holds the write lock)."""
-    from moto.dynamodb.comparisons import get_filter_expression
-    from moto.dynamodb.exceptions import (
-        MultipleTransactionsException,
-        TransactionCanceledException,
-    )
-
     seen: set[tuple[str, str]] = set()
     reasons: list[Any] = []
     for kind, op in ops:

@@ -12,22 +12,22 @@ import signal
 import sys
 import threading
 
+from moto.server import ThreadedMotoServer
+
+from engine.rehearsal.moto_contract import MotoChanged, check_moto
+from engine.rehearsal.moto_fidelity import (
+    aws_item_size_limit,
+    aws_lambda_rules,
+    aws_scan_pages,
+    aws_transactions,
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from moto.server import ThreadedMotoServer
-
-    from engine.rehearsal.moto_contract import MotoChanged, check_moto
-    from engine.rehearsal.moto_fidelity import (
-        aws_item_size_limit,
-        aws_lambda_rules,
-        aws_scan_pages,
-        aws_transactions,
-    )
-
     try:  # never a rehearsal on a moto the fidelity patches do not fit
         check_moto()
     except MotoChanged as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.rehearsal.moto_fidelity import STACK_HEADER
+from engine.rehearsal.stack_header import STACK_HEADER
 from engine.runbook.model import EntitySpec, Runbook, TableSpec
 
 WORLD_ID_PARAMETER = "/runbook-console/world-id"
@@ -227,8 +227,6 @@ class ItemFactory:
             yield item
 
     def _fields(self, entity: EntitySpec, n: int) -> dict[str, Any]:
-        from decimal import Decimal
-
         out: dict[str, Any] = {}
         for attr, kind in entity.required.items():
             if attr == entity.id_attr:

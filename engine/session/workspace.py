@@ -71,6 +71,10 @@ class WorkspaceOptions:
     take_over: bool = False  # an S3 journal's lock held by a machine that is gone
 
 
+# the operations that may start a new run (and so, on the embedded world, start the world);
+# the others (status, state moves) need the run's world as it is
+STARTS_A_RUN = frozenset({"run", "run --detach", "console"})
+
 def _no_clients(service: str) -> Any:
     raise TargetError("this view is read-only and has no connection to the target")
 
@@ -153,7 +157,7 @@ class Workspace:
         """An S3 journal: its bucket checked, its lock taken, S3's log and artifacts here."""
         assert self.remote is not None
         if self.is_embedded:
-            self._world_state(create=operation == "run")
+            self._world_state(create=operation in STARTS_A_RUN)
         self.remote.check_bucket()
         self.s3_lock = self.remote.lock(operation, self.options.take_over)
         self.s3_lock.acquire()
@@ -166,10 +170,13 @@ class Workspace:
 
     def holder(self) -> Holder | None:
         """Who drives this run now: the lock here, else (a run in S3) the lock object there."""
-        here = is_locked(self.journal_path)
-        if here is None and self.remote is not None:
-            return s3_holder(self.remote.objects, self.remote.location)
-        return here
+        return is_locked(self.journal_path) or self.remote_holder()
+
+    def remote_holder(self) -> Holder | None:
+        """Who holds the lock object of a run in S3 (None for a local run)."""
+        if self.remote is None:
+            return None
+        return s3_holder(self.remote.objects, self.remote.location)
 
     def release(self) -> None:
         if self.driving is not None:  # its notices go out (bounded) while it holds the lock

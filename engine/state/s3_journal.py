@@ -18,6 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from engine.state.artifact_copy import (
+    artifact_bytes,
+    change_stamp,
+    drop_side_files,
+    is_side_file,
+)
 from engine.state.errors import JournalError
 from engine.state.files import private_dir
 from engine.state.journal import (
@@ -58,7 +64,7 @@ class S3JournalStore(JournalStore):
         self.stop = threading.Event()  # the engine's stop: a held checkpoint gives up
         self.hold_delays = HOLD_DELAYS
         self._holding = True  # a failed call is retried (False: given up at once)
-        self._sent: dict[str, tuple[int, int]] = {}  # artifact -> (size, mtime) in S3
+        self._sent: dict[str, tuple[int, ...]] = {}  # artifact -> its change stamp in S3
         self._log_sent = 0  # bytes of the local log in S3
         self._log_parts = 0
 
@@ -99,9 +105,9 @@ class S3JournalStore(JournalStore):
                 continue
             target = self.artifacts_dir / rel
             private_dir(target.parent)
+            drop_side_files(target)
             atomic_write(target, got[0])
-            info = target.stat()
-            self._sent[rel] = (info.st_size, info.st_mtime_ns)
+            self._sent[rel] = change_stamp(target)
         parts = self._durable(lambda: self.objects.keys(self.location.log_prefix), "read")
         remote = b"".join(
             got[0]
@@ -155,16 +161,16 @@ class S3JournalStore(JournalStore):
         if not self.artifacts_dir.is_dir():
             return
         for path in sorted(self.artifacts_dir.rglob("*")):
-            if path.is_symlink() or not path.is_file():
+            if path.is_symlink() or not path.is_file() or is_side_file(path):
                 continue
-            info = path.stat()
             rel = path.relative_to(self.artifacts_dir).as_posix()
-            if self._sent.get(rel) == (info.st_size, info.st_mtime_ns):
+            stamp = change_stamp(path)  # taken before the copy: a later write sends it again
+            if self._sent.get(rel) == stamp:
                 continue
-            data = path.read_bytes()
+            data = artifact_bytes(path)
             key = self.location.artifacts_prefix + rel
             self._durable(lambda k=key, d=data: self.objects.put(k, d), "checkpoint")
-            self._sent[rel] = (info.st_size, info.st_mtime_ns)
+            self._sent[rel] = stamp
 
     def _push_log(self) -> None:
         if not self.log_path.is_file():

@@ -128,20 +128,22 @@ async def throttle_with_keys(pilot, app: RunbookApp, journal: Path) -> None:
     assert RemoteEngine(socket_path(journal)).status().control.throttle.in_flight is None
     await pilot.press("ctrl+a", "ctrl+k", "4", "tab", "ctrl+a", "ctrl+k", *"0", "enter")
     assert "items/s: a number above 0" in str(box.query_one("#throttle-error").render())
-    await pilot.press("ctrl+a", "ctrl+k", *"10", "enter")
+    await pilot.press("ctrl+a", "ctrl+k", *"10", "tab", *"2", "enter")
+    assert "capacity share: above 0 and at most 1" in str(box.query_one("#throttle-error").render())
+    await pilot.press("ctrl+a", "ctrl+k", *"50%", "enter")
     await until_shown(pilot, lambda: app.screen is not box, 30, "the box to close")
     applied = lambda: app.driver.throttle_state.in_flight == 4  # noqa: E731
     await until_shown(pilot, applied, 30, "the engine to apply it")
     control = RemoteEngine(socket_path(journal)).status().control.throttle
-    assert control.in_flight == 4 and control.rate == 10
+    assert control.in_flight == 4 and control.rate == 10 and control.capacity_share == 0.5
     await until_shown(
         pilot,
-        lambda: "THROTTLED 10 items/s, 4 in flight" in status_of(app),
+        lambda: "THROTTLED 10 items/s, 4 in flight, 50% of capacity" in status_of(app),
         5,
         "the status line",
     )
     audit = [a.what for a in JournalStore(journal).load().audit]
-    assert "throttle: rate 10 items/s, in-flight 4" in audit
+    assert "throttle: rate 10 items/s, in-flight 4, capacity share 50%" in audit
 
 
 async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Path) -> None:

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from engine.actions.migrate.ledger import Ledger
 from engine.aws import iam_policy
 from engine.aws.state_policy import STATE_CALLS, state_grants
 from engine.core.events import LogLine, SnapshotChanged
@@ -31,6 +32,7 @@ from engine.state.s3_location import S3Location, parse_s3_url
 from engine.state.s3_lock import S3Lock, s3_holder
 from engine.state.s3_objects import StateObjects
 from tests.support.world import fresh_moto_server
+from tui.app import RunbookApp
 from tui.lines import status_text
 
 DEAD = "http://127.0.0.1:9"  # discard port: nothing listens, the connection is refused
@@ -286,6 +288,37 @@ def test_log_and_artifacts_reach_s3_and_come_back_in_a_second_home(
     assert third.log_path.read_text() == "line 1\nline 2\nline 3\n"
 
 
+def test_a_ledger_written_during_checkpoints_reaches_a_second_home_whole(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    """The migrate ledger is written by segment threads between checkpoints: S3 gets its last
+    commit as a database of its own (never its WAL, never a torn file), and a second home's
+    resume opens it, with a stale WAL of its own dropped."""
+    first = _store(s3, location, tmp_path / "home1")
+    first.artifacts_dir.mkdir(parents=True)
+    ledger = Ledger(first.artifacts_dir / "migrate-expenses.sqlite", fresh=True)
+    ledger.quarantine("k1", "too big", {"n": 1})
+    ledger.db.commit()
+    ledger.quarantine("k2", "too big", {"n": 2})  # under way at the checkpoint
+    first.save(_journal())
+    ledger.db.commit()
+    first.save(_journal())  # the commit reached only the WAL: sent again all the same
+    ledger.quarantine("k3", "too big", {"n": 3})  # never committed before the crash
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=location.bucket)["Contents"]]
+    sent = [k for k in keys if k.startswith(location.artifacts_prefix)]
+    assert sent == [location.artifacts_prefix + "migrate-expenses.sqlite"]
+
+    second = _store(s3, location, tmp_path / "home2")
+    second.artifacts_dir.mkdir(parents=True)
+    (second.artifacts_dir / "migrate-expenses.sqlite-wal").write_bytes(b"from another run")
+    second.pull()
+    resumed = Ledger(second.artifacts_dir / "migrate-expenses.sqlite", fresh=False)
+    assert resumed.count("quarantine") == 2 and resumed.is_quarantined("k2")
+    assert not resumed.is_quarantined("k3")
+    resumed.close()
+    ledger.close()
+
+
 def test_a_watcher_follows_with_conditional_gets(
     s3: Any, location: S3Location, tmp_path: Path
 ) -> None:
@@ -381,3 +414,36 @@ def test_a_held_checkpoint_holds_the_step_and_every_view_says_so(
     warnings = [e for e in seen if isinstance(e, LogLine) and e.level == "warning"]
     assert warnings and "checkpoint held" in warnings[0].message
     assert s3.head_object(Bucket=location.bucket, Key=location.key)["ContentLength"] > 0
+
+
+async def test_a_read_only_console_names_the_driver_from_the_s3_lock(
+    s3: Any, location: S3Location, tmp_path: Path
+) -> None:
+    """The S3 journal's driver holds the lock object in S3, not a lock file here: the console's
+    top bar follows that object as drivers come and go."""
+    rb = load_runbook(default_runbook_path()).runbook
+    store = _store(s3, location, tmp_path)
+    store.save(_journal())
+    engine = Engine(rb, store.load(), store, lambda service: None, EngineOptions(operator="carol"))
+    objects = StateObjects(s3, location.bucket)
+    app = RunbookApp(
+        engine,
+        read_only=True,
+        greet=False,
+        follow=lambda engine: None,
+        who_drives=lambda: s3_holder(objects, location),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        topbar = app.query_one("#topbar")
+        assert "nobody drives" in str(topbar.render())
+        other = S3Lock(objects, location, "run")
+        other.acquire()  # a driver on another machine
+        app.follow_driver()
+        await pilot.pause()
+        holder = s3_holder(objects, location)
+        assert holder is not None
+        assert f"driven by {holder.user}@{holder.host}" in str(topbar.render())
+        other.release()
+        app.follow_driver()
+        await pilot.pause()
+        assert "nobody drives" in str(topbar.render())

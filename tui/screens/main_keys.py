@@ -24,7 +24,7 @@ MAIN_BINDINGS: list[BindingType] = [
         "t",
         "throttle",
         "Throttle",
-        tooltip="Detached engine: set writes in flight and items/s while it runs",
+        tooltip="Detached engine: set writes in flight, items/s, capacity share while it runs",
         group=THROTTLE,
     ),
     Binding("g", "gate", "Gate", tooltip="Open the next go/no-go gate (or the selected one)"),

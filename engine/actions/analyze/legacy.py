@@ -48,6 +48,7 @@ from engine.runbook.transforms import (
     orphan_company_id,
     to_company_scoped,
 )
+from engine.state.artifact_copy import side_files
 from engine.state.records import Cursors, Summary
 from engine.state.resume import cursors_of
 
@@ -104,13 +105,13 @@ class KeyIndex:
 
     def __init__(self, path: Path, fresh: bool = False) -> None:
         if fresh:
-            for p in (path, path.with_name(path.name + "-journal")):
+            for p in (path, *side_files(path)):
                 p.unlink(missing_ok=True)
         self.path = path
         self.db = sqlite3.connect(path, check_same_thread=False)  # migrate threads lock it
-        self.db.executescript(
+        self.db.executescript(  # WAL: as the migrate ledger's (engine/actions/migrate/ledger.py)
             """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+            PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
             CREATE TABLE IF NOT EXISTS items (entity TEXT, company TEXT, id TEXT, user TEXT,
                 PRIMARY KEY (entity, company, id, user)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS target_conflicts (entity TEXT, company TEXT, id TEXT,

@@ -12,6 +12,7 @@ from typing import Any
 from engine.aws.target_fit import REASON_PREFIX
 from engine.core.context import ActionContext
 from engine.runbook.transforms import json_safe
+from engine.state.artifact_copy import side_files
 
 TARGET_REJECTED = "target rejected the write: "  # a ValidationException the check did not foresee
 
@@ -26,11 +27,14 @@ class Ledger:
 
     def __init__(self, path: Path, fresh: bool) -> None:
         if fresh:
-            path.unlink(missing_ok=True)
+            for stale in (path, *side_files(path)):
+                stale.unlink(missing_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False)  # segment threads, locked
+        # WAL: a process killed mid-commit leaves the last commit whole (journal_mode=OFF
+        # could corrupt it), and a copy taken for S3 reads a committed state without waiting
         self.db.executescript(
             """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+            PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
             CREATE TABLE IF NOT EXISTS quarantine (skey TEXT PRIMARY KEY, reason TEXT,
                 item TEXT) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS collisions (skey TEXT PRIMARY KEY, company TEXT, id TEXT,
