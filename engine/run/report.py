@@ -307,7 +307,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     lines += ["", "## Audit trail (latest 50)", ""]
     lines += [
         f"- {when(a.at)} {a.who}"
-        + (f" [{a.identity.principal}]" if a.identity else "")
+        + (f" [{a.principal}]" if a.principal else "")
         + f": {a.what}"
         for a in journal.audit[-50:]
     ]

@@ -27,7 +27,7 @@ from engine.state.records import dump, parse
 
 SCHEMA_VERSION = 1
 AUDIT_LIMIT = 500
-DELIVERY_LIMIT = 200  # notification outcomes kept (counts cover the rest)
+DELIVERY_LIMIT = 100  # notification outcomes kept (counts cover the rest)
 
 StepStatus = Literal["pending", "running", "done", "failed", "rolled_back"]
 M = TypeVar("M", bound=BaseModel)
@@ -172,7 +172,10 @@ class AuditEntry(BaseModel):
     at: datetime
     who: str
     what: str
-    identity: Identity | None = None  # verified, beside `who` (the --by display name)
+    # verified, beside `who` (the --by display name), as two short texts: a nested table per
+    # entry doubled the cost of every checkpoint at 500 entries (23 ms against 12)
+    principal: str | None = None  # the role ARN or os:NAME approvals count
+    verified: str | None = None  # Identity.text(): the OS user, the STS ARN, a stand-in
 
 
 class Delivery(BaseModel):
@@ -295,7 +298,15 @@ class Journal(BaseModel):
             state.sync_cursors()
 
     def add_audit(self, who: str, what: str, identity: Identity | None = None) -> None:
-        self.audit.append(AuditEntry(at=now(), who=who, what=what, identity=identity))
+        self.audit.append(
+            AuditEntry(
+                at=now(),
+                who=who,
+                what=what,
+                principal=identity.principal if identity else None,
+                verified=identity.text() if identity else None,
+            )
+        )
         del self.audit[:-AUDIT_LIMIT]
 
 

@@ -65,8 +65,8 @@ def test_a_socket_peer_is_its_kernel_uid_and_its_signed_sts_identity(served) -> 
     assert (who.via, who.os_user, who.uid, who.arn) == ("socket", ME, os.getuid(), MOTO_ARN)
     remote.throttle("alice", rate=50.0)
     audit = JournalStore(journal).load().audit[-1]
-    assert audit.what.startswith("throttle:") and audit.identity is not None
-    assert audit.identity.arn == MOTO_ARN and audit.identity.via == "socket"
+    assert audit.what.startswith("throttle:") and audit.principal == f"os:{ME}"
+    assert audit.verified == f"os:{ME} (socket peer), {MOTO_ARN}"
 
 
 def test_without_a_proof_only_the_os_user_is_verified_and_it_says_so(served) -> None:
