@@ -263,3 +263,21 @@ def test_a_webhook_whose_variable_is_unset_fails_in_one_line_and_the_run_goes_on
     assert [d.error for d in failed] == [
         "webhook: environment variable NOT_SET_ANYWHERE is not set"
     ]
+
+
+def test_a_failed_step_is_told_once_with_what_to_do(
+    aws: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with webhook() as hook:
+        monkeypatch.setenv("WAR_ROOM_HOOK", hook.url)
+        rb = _runbook(tmp_path, 'webhook_env = "WAR_ROOM_HOOK"\n')
+        engine = _engine(aws, rb, tmp_path / "j.toml")
+        aws.client("dynamodb").delete_table(TableName="mini-other")  # the backup cannot be made
+        attach(engine, engine.runbook.notify)  # type: ignore[arg-type]
+        outcome = engine.run()
+        assert outcome.status == "failed" and outcome.failed_step == "backup-tables"
+        body = hook.wait_for(1)[0]["body"]
+        engine.close()
+    assert body["event_id"] == "failed-backup-tables-a1-r0" and body["kind"] == "failed"
+    assert body["text"] == "[mini] step backup-tables failed"
+    assert "mini-other" in body["error"] and body["commands"] == ["runbook run", "runbook status"]
