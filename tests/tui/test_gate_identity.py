@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from engine.aws.target import Connection
-from engine.core.commands import Caller
 from engine.run.engine import Engine
 from tests.support.paths import MINI_RUNBOOK
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
+from tui.screens.prompts import TextPrompt
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 ITEMS = """  { id = "team-ready", text = "Team ready", kind = "manual" },
@@ -66,8 +66,17 @@ async def test_the_gate_screen_shows_verified_identities_and_approvals(engine: E
         assert "qa-ready" not in engine.journal.gates["gate-phase2"].ticks
         assert "may tick: os:qa-*" in _evidence(gate)
 
-        engine.tick("gate-phase2", "qa-ready", by="qa", caller=Caller(rehearsal_as="qa-lead"))
+        await pilot.press("A")  # tick as the rehearsal's stand-in, typed in a prompt
         await pilot.pause()
+        assert isinstance(app.screen, TextPrompt)
+        for char in "qa-lead":
+            await pilot.press(char)
+        await pilot.press("enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        tick = engine.journal.gates["gate-phase2"].ticks["qa-ready"]
+        assert tick.by == "alice" and tick.identity is not None
+        assert tick.identity.principal == "os:qa-lead" and tick.identity.os_user == ME
         assert "as qa-lead (rehearsal, not verified)" in _evidence(gate)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()

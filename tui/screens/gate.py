@@ -60,6 +60,12 @@ class GateScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("space,t", "tick", "Tick/untick", priority=True),
+        Binding(
+            "A",
+            "tick_as",
+            "Tick as…",
+            tooltip="rehearsal only: tick as a stand-in approver (recorded as not verified)",
+        ),
         Binding("e", "evaluate", "Re-check"),
         Binding("y", "go", "GO", tooltip="GO: every item is met", group=DECIDE),
         Binding("n", "no_go", "NO-GO", tooltip="NO-GO with a note saying why", group=DECIDE),
@@ -136,8 +142,11 @@ class GateScreen(Screen[None]):
         return [i.id for i in self.view.failing]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
+        if action in ("tick", "tick_as", "evaluate", "go", "no_go", "override") and self.read_only:
             return False  # hidden: the verdict line says why
+        if action == "tick_as":
+            run = self.app.snapshot.run  # type: ignore[attr-defined]
+            return run is not None and run.target.get("kind") != "aws"  # refused on AWS
         short_of_approvals = self.view.approval_problem is not None  # no override lifts it
         if action == "go":
             blocked = self.failing() or short_of_approvals
@@ -250,6 +259,35 @@ class GateScreen(Screen[None]):
         except (CommandRefused, BadRequest, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=10)
         self._redraw()
+
+    def action_tick_as(self) -> None:
+        """A rehearsal run by one person: tick the item as its second identity (`--as`)."""
+        options = self.query_one(OptionList)
+        if options.highlighted is None:
+            return
+        item = self.view.items[options.highlighted]
+        if item.kind != "manual" or item.ok:
+            self.notify("pick an unticked manual item")
+            return
+
+        def answered(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                self.app.driver.tick(self.gate_id, item.id, stand_in=name)  # type: ignore[attr-defined]
+            except (CommandRefused, BadRequest, OSError) as exc:
+                self.notify(str(exc), severity="error", timeout=10)
+            self._redraw()
+
+        self.app.push_screen(
+            TextPrompt(
+                "Tick as a stand-in (rehearsal)",
+                "Name of the second approver (os:NAME to the gate's rules; recorded as not "
+                "verified, beside your verified OS user):",
+                required=True,
+            ),
+            answered,
+        )
 
     def action_evaluate(self) -> None:
         self.evaluating = True
