@@ -65,6 +65,7 @@ class GateScreen(Screen[None]):
             "tick_as",
             "Tick as…",
             tooltip="rehearsal only: tick as a stand-in approver (recorded as not verified)",
+            show=False,  # the footer is full at 80 columns: the item's pane names the key
         ),
         Binding("e", "evaluate", "Re-check"),
         Binding("y", "go", "GO", tooltip="GO: every item is met", group=DECIDE),
@@ -213,6 +214,8 @@ class GateScreen(Screen[None]):
         if item.kind == "manual":
             ticked = f"ticked by {item.by} at {stamp(item.at)}"
             text.append(ticked if item.ok else "not ticked (space ticks)")
+            if not item.ok and self.check_action("tick_as", ()):
+                text.append("\n  A ticks it as a rehearsal stand-in (not verified)", style="dim")
             if item.ok:
                 text.append(f"\n  verified: {item.identity or 'not verified'}", style="dim")
             if item.approvers:
