@@ -81,7 +81,7 @@ class RollbackChanged:
     status: Literal["started", "done", "failed", "interrupted"]
     by: str
     automatic: bool = False  # a trigger ran it (auto_rollback), not a person
-    started_at: str = ""  # names this run of it (a rollback can run again later)
+    record: int = 0  # its place in the journal's rollbacks: names this run of it
     error: str | None = None
 
 

@@ -90,7 +90,7 @@ class NoticeMaker:
         if isinstance(event, RollbackChanged):
             if not event.automatic or event.status == "interrupted":
                 return None  # a person ran it (they know); an interrupted one resumes
-            event_id = f"rollback-{event.rollback_id}-{event.started_at}-{event.status}"
+            event_id = f"rollback-{event.record}-{event.rollback_id}-{event.status}"
             body = self.base(journal, event_id, "rollback") | {
                 "rollback": event.rollback_id,
                 "phase": event.phase,

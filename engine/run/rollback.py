@@ -83,9 +83,8 @@ class Rollbacks:
         """The rollback itself, resumable step by step (consent was given). `who`: the
         verified identity that asked (an automatic one: the engine's own)."""
         record = self._record(phase_id, by, who or self.core.identify())
-        self.core.emit(
-            RollbackChanged(record.id, phase_id, "started", by, automatic, str(record.started_at))
-        )
+        index = self.core.journal.rollbacks.index(record)
+        self.core.emit(RollbackChanged(record.id, phase_id, "started", by, automatic, index))
         outcome = self._carry_out(phase_id, by, record)
         status = {"done": "done", "interrupted": "interrupted"}.get(outcome.status, "failed")
         self.core.emit(
@@ -95,7 +94,7 @@ class Rollbacks:
                 status,  # type: ignore[arg-type]
                 by,
                 automatic,
-                str(record.started_at),
+                index,
                 record.error,
             )
         )
