@@ -98,9 +98,10 @@ class RunCore:
             closer()
         self.on_close.clear()
 
-    def identify(self, caller: Caller | None = None) -> Identity:
-        """Who acts, verified (engine/run/identity.py); `caller` None: this process."""
-        return self.verifier.verify(caller)
+    def identify(self, caller: Caller | None = None, ask: bool = True) -> Identity:
+        """Who acts, verified (engine/run/identity.py); `caller` None: this process. `ask`
+        False: no STS call (the run's thread: a hung endpoint must not hold a step)."""
+        return self.verifier.verify(caller, ask)
 
     # ---- events -------------------------------------------------------------------------
 

@@ -101,8 +101,10 @@ class Engine(RunCore):
         return outcome
 
     def _record_driver(self) -> None:
-        """The verified identity driving the run (a gate's `approver_not_operator`)."""
-        driver = self.identify()
+        """The verified identity driving the run (a gate's `approver_not_operator`): its OS
+        user, and its STS identity when known already (a real account's is asked at open;
+        this thread never waits on STS: a hung endpoint must not hold the first step)."""
+        driver = self.identify(ask=False)
         if self.journal.run.driver != driver:
             with self.io_lock:
                 self.journal.run.driver = driver

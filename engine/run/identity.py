@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from engine.core.commands import Caller
 from engine.core.outcome import BadRequest, CommandRefused
 from engine.state.identity import Identity
 
+OWN_ARN_SECONDS = 5.0  # how long a command waits for STS to name this process's credentials
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 
 
@@ -39,17 +41,27 @@ class Verifier:
         self._own: str | None = None
         self._asked = False
 
-    def own_arn(self) -> str | None:
-        """This process's STS identity (None: the target could not say)."""
-        if not self._asked:
-            try:
-                self._own = own_arn(self._clients()("sts"))
-            except Exception:  # an identity nobody verified is shown as such, never guessed
-                self._own = None
-            self._asked = True
+    def own_arn(self, ask: bool = True) -> str | None:
+        """This process's STS identity (None: the target could not say; or, `ask` False,
+        not asked yet: the run's own thread never waits on STS)."""
+        if not self._asked and ask:
+            answer: dict[str, str] = {}
+
+            def ask_sts() -> None:
+                try:
+                    answer["arn"] = own_arn(self._clients()("sts"))
+                except Exception:  # an identity nobody verified is shown as such, never guessed
+                    pass
+
+            # robust: a hung STS endpoint costs a command seconds, once, never a frozen screen
+            asking = threading.Thread(target=ask_sts, name="sts-identity", daemon=True)
+            asking.start()
+            asking.join(OWN_ARN_SECONDS)
+            self._own, self._asked = answer.get("arn"), True
         return self._own
 
-    def verify(self, caller: Caller | None) -> Identity:
+    def verify(self, caller: Caller | None, ask: bool = True) -> Identity:
+        """`ask` False: no STS call (what is known already), for the run's own thread."""
         caller = caller or Caller()
         uid = os.getuid() if caller.peer_uid is None else caller.peer_uid
         if caller.proof is not None:
@@ -61,7 +73,7 @@ class Verifier:
         elif caller.peer_uid is not None:
             arn = None  # a socket peer that sent no proof: its OS user only
         else:
-            arn = self.own_arn()
+            arn = self.own_arn(ask)
         stand_in = caller.rehearsal_as
         if stand_in is not None:
             if self._real_account:

@@ -284,7 +284,7 @@ class Workspace:
                 raise BadInput(f"--time-scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
             journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
             journal.run.change_scale(scale, self.operator)
-        return Engine(
+        engine = Engine(
             runbook=self.loaded.runbook,
             journal=journal,
             store=self.store,
@@ -297,6 +297,11 @@ class Workspace:
                 mapping_overrides=self.options.mapping_overrides,
             ),
         )
+        if self.spec.kind == "aws" and clients is not _no_clients:
+            # a real account's operator is its STS identity: asked here, at open, where the
+            # account itself was (never later in the run's thread)
+            engine.verifier.own_arn()
+        return engine
 
     def open(self, create: bool = True) -> Engine:
         """A driving engine (hold the lock first). Creates the run when `create`."""
