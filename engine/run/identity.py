@@ -9,6 +9,7 @@ a stand-in that is recorded as not verified; a real account refuses it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -48,10 +49,9 @@ class Verifier:
             answer: dict[str, str] = {}
 
             def ask_sts() -> None:
-                try:
+                # an identity nobody verified is shown as such, never guessed
+                with contextlib.suppress(Exception):
                     answer["arn"] = own_arn(self._clients()("sts"))
-                except Exception:  # an identity nobody verified is shown as such, never guessed
-                    pass
 
             # robust: a hung STS endpoint costs a command seconds, once, never a frozen screen
             asking = threading.Thread(target=ask_sts, name="sts-identity", daemon=True)
