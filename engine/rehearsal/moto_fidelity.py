@@ -184,8 +184,6 @@ def aws_scan_pages() -> bool:
     return True
 
 
-
-
 def aws_lambda_rules() -> bool:
     """Make moto's Lambda refuse what AWS refuses, where a rollback depends on it.
 
@@ -197,6 +195,7 @@ def aws_lambda_rules() -> bool:
       fails with PreconditionFailedException (moto returns none and accepts any)."""
     if getattr(LambdaResponse, "_runbook_lambda_rules", False):
         return True
+
     def refuse_reserved(method: Any) -> Any:
         @functools.wraps(method)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
