@@ -18,7 +18,9 @@ from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.moto_fidelity import (
     aws_item_size_limit,
     aws_lambda_rules,
+    aws_map_runs,
     aws_scan_pages,
+    aws_sdk_bodies,
     aws_transactions,
 )
 from engine.rehearsal.seed import seed_world
@@ -33,6 +35,8 @@ aws_item_size_limit()
 aws_transactions()
 aws_scan_pages()
 aws_lambda_rules()
+aws_sdk_bodies()
+aws_map_runs()
 
 TIERS = ("unit", "integration", "e2e", "tui")  # the folders under tests/, one marker each
 HERE = Path(__file__).resolve().parent

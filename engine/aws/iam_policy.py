@@ -214,6 +214,7 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
         ),
     ]
     out += _notify_grants(rb, account, region)
+    out += copy_grants(rb, account, region)
     if inv.api is not None:
         api = f"arn:aws:apigateway:{region}::/restapis"
         out.append(
@@ -251,6 +252,89 @@ def _notify_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
     return out
 
 
+def _copy_steps(rb: Runbook) -> list[tuple[str, str, str, str]]:
+    """(step id, entity, bucket, prefix) of every migrate_entity step on the step-functions
+    backend."""
+    out = []
+    for step in rb.steps:
+        if step.action != "migrate_entity" or step.params.get("backend") != "step-functions":
+            continue
+        p = step.params
+        prefix = str(p.get("prefix", "runbook-console")).strip("/")
+        out.append((step.id, str(p.get("entity")), str(p.get("bucket")), prefix))
+    return out
+
+
+def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
+    """The step-functions backend of migrate_entity: export the source (PITR), its objects in
+    the runbook's bucket, the execution role it creates and passes to Step Functions only, the
+    state machine and its executions, all named from the runbook (sfn_definition.aws_name)."""
+    steps = _copy_steps(rb)
+    if not steps:
+        return []
+    rid = rb.runbook.id
+    sources = [e.source for e in rb.entities if e.name in {s[1] for s in steps}]
+    tables = _table_arns(region, account, sources)
+    buckets = sorted({b for _, _, b, _ in steps})
+    objects = sorted({f"arn:aws:s3:::{b}/{p}/{rid}/*" for _, _, b, p in steps})
+    roles = f"arn:aws:iam::{account}:role/runbook-copy-*"
+    machines = f"arn:aws:states:{region}:{account}:stateMachine:runbook-{rid}*"
+    executions = f"arn:aws:states:{region}:{account}:execution:runbook-{rid}*"
+    map_runs = f"arn:aws:states:{region}:{account}:mapRun:runbook-{rid}*"
+    return [
+        Grant(
+            "ExportTheSourcesOfStepFunctionsCopies",
+            ("dynamodb:ExportTableToPointInTime", "dynamodb:DescribeTable"),
+            tuple(tables),
+        ),
+        Grant(
+            "DescribeTheirExports",
+            ("dynamodb:DescribeExport",),
+            tuple(f"{t}/export/*" for t in tables),
+        ),
+        Grant(
+            "TheCopiesObjects",
+            ("s3:GetObject", "s3:PutObject"),
+            tuple(objects),
+        ),
+        Grant(
+            "ListTheCopiesObjects", ("s3:ListBucket",), tuple(f"arn:aws:s3:::{b}" for b in buckets)
+        ),
+        Grant(
+            "TheCopiesExecutionRole",
+            ("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"),
+            (roles,),
+        ),
+        Grant(
+            "PassTheExecutionRoleToStepFunctionsOnly",
+            ("iam:PassRole",),
+            (roles,),
+            {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+        ),
+        Grant(
+            "TheCopiesStateMachines",
+            (
+                "states:CreateStateMachine",
+                "states:UpdateStateMachine",
+                "states:DescribeStateMachine",
+                "states:StartExecution",
+            ),
+            (machines,),
+        ),
+        Grant(
+            "TheCopiesExecutions",
+            ("states:StopExecution", "states:RedriveExecution", "states:ListMapRuns"),
+            (executions,),
+        ),
+        Grant(  # IAM names DescribeExecution's resource by both kinds of execution
+            "DescribeTheCopiesExecutions",
+            ("states:DescribeExecution",),
+            (executions, f"arn:aws:states:{region}:{account}:express:runbook-{rid}*"),
+        ),
+        Grant("TheCopiesMapRuns", ("states:DescribeMapRun",), (map_runs,)),
+    ]
+
+
 def build_policy(
     rb: Runbook, account: str = "*", region: str | None = None, extra: list[Grant] | None = None
 ) -> dict[str, Any]:
@@ -277,7 +361,10 @@ def _model(service: str) -> Any:
 
 # IAM has no action for a transaction: each of its parts needs its own operation's permission
 # (AWS: "Using IAM with DynamoDB transactions"); the engine's transactions hold Puts only
-_ENCLOSED = {("dynamodb", "TransactWriteItems"): "dynamodb:PutItem"}
+_ENCLOSED = {
+    ("dynamodb", "TransactWriteItems"): "dynamodb:PutItem",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",  # IAM authorises a listing as ListBucket
+}
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -286,7 +373,7 @@ def iam_action(service: str, operation: str) -> str:
         return _ENCLOSED[service, operation]
     if service == "apigateway":
         return f"apigateway:{_model(service).operation_model(operation).http['method']}"
-    prefix = {"monitoring": "cloudwatch"}.get(service, service)
+    prefix = {"monitoring": "cloudwatch", "stepfunctions": "states"}.get(service, service)
     return f"{prefix}:{operation}"
 
 
@@ -322,7 +409,7 @@ def resources_for_call(
                 out[-1] += f"/index/{params['IndexName']}"
         if "TargetTableName" in params:
             out.append(table + params["TargetTableName"])
-        for key in ("BackupArn", "ResourceArn"):
+        for key in ("BackupArn", "ResourceArn", "TableArn", "ExportArn"):
             if key in params:
                 out.append(params[key])
         out += [table + t for t in params.get("RequestItems", {})]
@@ -353,7 +440,17 @@ def resources_for_call(
     if service == "apigateway":
         return [f"arn:aws:apigateway:{region}::{_apigateway_path(operation, params)}"]
     if service == "s3" and "Bucket" in params:
+        if operation in ("ListObjectsV2", "ListObjects"):
+            return [f"arn:aws:s3:::{params['Bucket']}"]
         return [f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"]
+    if service == "iam" and "RoleName" in params:
+        return [f"arn:aws:iam::{account}:role/{params['RoleName']}"]
+    if service in ("stepfunctions", "states", "sfn"):
+        for key in ("mapRunArn", "executionArn", "stateMachineArn"):
+            if key in params:
+                return [params[key]]
+        if operation == "CreateStateMachine":
+            return [f"arn:aws:states:{region}:{account}:stateMachine:{params['name']}"]
     return ["*"]
 
 

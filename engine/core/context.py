@@ -192,6 +192,8 @@ class Action:
     # why a summary it once reported done cannot be trusted (an older version marked it done
     # on a short scan, say): `run` reopens such a step. None: every done summary stands.
     unsound: Callable[[dict[str, Any]], str | None] | None = None
+    # what `runbook check` refuses in its bound params given the runbook (one line each)
+    check: Callable[[Runbook, Any], list[str]] | None = None
 
     def summary_dict(self, result: Summary | dict[str, Any], where: str) -> dict[str, Any]:
         """What `run` returned, checked against the declared summary, as the journal keeps it.

@@ -22,6 +22,14 @@ class World(Protocol):
         """A stub handler for a function whose code could not be archived, or None where a
         placeholder is never acceptable (a real account)."""
 
+    def bridge_export(self, s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
+        """Make a completed DynamoDB export readable by the copy's ItemReader (a JSON array of
+        `{"Item": ...}` at `reader_key`); returns the items. A rehearsal does it here."""
+
+
+class BridgeMissing(RuntimeError):
+    """The export cannot be handed to the state machine on this target (yet)."""
+
 
 class RealAccount:
     """A real AWS account: nothing is simulated, nothing stands in."""
@@ -33,6 +41,13 @@ class RealAccount:
 
     def placeholder_code(self) -> bytes | None:
         return None
+
+    def bridge_export(self, s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
+        raise BridgeMissing(
+            "the step-functions backend is rehearsed only: on a real account the export's "
+            "gzipped JSON lines need an AWS-side bridge to the reader's input, not built yet "
+            "(docs/step-functions.md); use the local backend"
+        )
 
 
 REAL_ACCOUNT = RealAccount()

@@ -187,6 +187,9 @@ def cross_check(rb: Runbook) -> list[Finding]:
         if step.destructive and not step.requires_gate:
             out.append(("warning", (*at, "requires_gate"), "destructive step not tied to a gate"))
         out += _check_action(at, step, actions())
+        action = actions().get(step.action or "")
+        if action is not None and action.check is not None and step.is_bound:
+            out += [("error", (*at, "params"), why) for why in action.check(rb, step.bound)]
 
     for i, gate in enumerate(rb.gates):
         at = ("gates", i)

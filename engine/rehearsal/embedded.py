@@ -94,6 +94,14 @@ def reconnect(record_path: Path) -> tuple[Connection, WorldRecord]:
     return conn, record
 
 
+def uses_step_functions(runbook: Runbook) -> bool:
+    """A migrate step of the runbook copies on Step Functions: its world must execute them."""
+    return any(
+        step.action == "migrate_entity" and step.params.get("backend") == "step-functions"
+        for step in runbook.steps
+    )
+
+
 def start_world(
     record_path: Path, runbook: Runbook, scale: int = 1
 ) -> tuple[Connection, WorldRecord]:
@@ -102,8 +110,9 @@ def start_world(
     record_path.parent.mkdir(parents=True, exist_ok=True)
     log_path = record_path.with_name(record_path.stem + ".server.log")
     log = os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")  # robust
+    sfn = ["--step-functions"] if uses_step_functions(runbook) else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", str(port)],
+        [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", str(port), *sfn],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,

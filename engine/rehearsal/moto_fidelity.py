@@ -9,18 +9,22 @@ process (the embedded server and the suite call it at start). `aws_transactions(
 server and the suite). `aws_lambda_rules()` makes Lambda refuse reserved `aws:` tags and keep a
 RevisionId per function, refusing a stale one, as AWS does. Each patch relies on moto's
 internals as pinned in requirements.lock; engine/rehearsal/moto_contract.py checks them, and
-refuses a moto that changed (docs/moto.md).
+refuses a moto that changed (docs/moto.md). `aws_sdk_bodies()` returns an `aws-sdk:s3:getObject`
+task's Body as text, as Step Functions does on AWS; `aws_map_runs()` answers ListMapRuns before
+the Map state starts with an empty list, as AWS does.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import importlib
 import json
 import threading
 import uuid
 from typing import Any
 
+from botocore.response import StreamingBody
 from moto.awslambda.exceptions import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -299,3 +303,62 @@ def _checked_transaction(backend: Any, ops: list[tuple[str, dict[str, Any]]]) ->
             else:
                 backend.put_item(table, before.to_json()["Attributes"])
         raise
+
+
+SFN_SDK_TASK = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_aws_sdk"
+)
+
+
+def aws_sdk_bodies() -> bool:
+    """A Step Functions `aws-sdk:s3:getObject` task returns the object's Body as text on AWS;
+    moto's leaves botocore's stream in the state's output, and the next path that reads it
+    fails (the step-functions backend reads each user's company so). Read it as AWS does."""
+    try:  # by name, when called: moto's ASL interpreter takes 2.5 s to import, here
+        module = importlib.import_module(SFN_SDK_TASK)
+    except ImportError:
+        return False
+    task = module.StateTaskServiceAwsSdk
+    if getattr(task._eval_service_task, "_runbook_bodies", False):
+        return True
+    original = task._eval_service_task
+
+    @functools.wraps(original)  # moto's own stays reachable (engine/moto_contract)
+    def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, env, *args, **kwargs)
+        answer = env.stack[-1] if env.stack else None
+        if isinstance(answer, dict):
+            for key, value in list(answer.items()):
+                if isinstance(value, StreamingBody):
+                    answer[key] = value.read().decode("utf-8")
+
+    _eval_service_task._runbook_bodies = True  # type: ignore[attr-defined]
+    task._eval_service_task = _eval_service_task
+    return True
+
+
+def aws_map_runs() -> bool:
+    """ListMapRuns right after StartExecution: AWS answers an empty list until the Map state
+    starts; moto reads its worker's environment before the worker has made one, and fails
+    (HTTP 500 from a server). Answer as AWS does."""
+    try:  # by name, when called (as aws_sdk_bodies)
+        models = importlib.import_module("moto.stepfunctions.parser.models")
+    except ImportError:
+        return False
+    backend = models.StepFunctionsParserBackend
+    if getattr(backend.list_map_runs, "_runbook_map_runs", False):
+        return True
+    original = backend.list_map_runs
+
+    @functools.wraps(original)  # moto's own stays reachable (engine/moto_contract)
+    def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
+        execution = self.describe_execution(execution_arn=execution_arn)
+        worker = getattr(execution, "exec_worker", None)
+        if worker is None or getattr(worker, "env", None) is None:
+            return {"mapRuns": []}
+        return dict(original(self, execution_arn))
+
+    list_map_runs._runbook_map_runs = True  # type: ignore[attr-defined]
+    backend.list_map_runs = list_map_runs
+    return True

@@ -360,6 +360,7 @@ def seed_world(
     _seed_functions(session, runbook, shape)
     _seed_api(session, runbook, shape)
     seed_notifications(session, runbook)
+    _seed_buckets(session, runbook)
     session.client("ssm").put_parameter(
         Name=WORLD_ID_PARAMETER, Value=world_id, Type="String", Overwrite=True
     )
@@ -391,6 +392,17 @@ def seed_notifications(session: Any, runbook: Runbook) -> str | None:
         Attributes={"RawMessageDelivery": "true"},
     )
     return queue_url
+
+
+def _seed_buckets(session: Any, runbook: Runbook) -> None:
+    """The export buckets the runbook's step-functions copies name (on AWS they exist
+    already: the operator names one of theirs)."""
+    s3 = session.client("s3")
+    for step in runbook.steps:
+        if step.action == "migrate_entity" and step.params.get("backend") == "step-functions":
+            bucket = str(step.params.get("bucket"))
+            if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+                s3.create_bucket(Bucket=bucket)
 
 
 def aliased_functions(runbook: Runbook, shape: WorldShape) -> list[str]:

@@ -214,6 +214,28 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         and (state := journal.steps.get(step.id)) is not None
         and state.summary
     }
+    backends = {
+        step.id: str(state.summary.get("backend", "local"))
+        for step in rb.steps
+        if step.action == "migrate_entity"
+        and (state := journal.steps.get(step.id)) is not None
+        and state.summary
+    }
+    if backends:
+        lines += [
+            "",
+            "Migration backends: "
+            + ", ".join(
+                f"{k} {v}"
+                + (
+                    f" (execution {journal.steps[k].summary.get('execution_arn')})"
+                    if v == "step-functions"
+                    else ""
+                )
+                for k, v in backends.items()
+            )
+            + ".",
+        ]
     if conflicts:
         lines += [
             "",

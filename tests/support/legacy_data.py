@@ -46,8 +46,11 @@ def company_of(user: str) -> str:
     return COMPANIES[int(user.split("-")[1]) % 3]
 
 
-def build(conn: Any, runbook: Any, dual: bool = False) -> dict[str, int]:
-    """A legacy dataset; returns expected outcome counts for expenses."""
+def build(
+    conn: Any, runbook: Any, dual: bool = False, n_expenses: int = N_EXPENSES
+) -> dict[str, int]:
+    """A legacy dataset of `n_expenses` (> 100) expenses and its oddities; returns expected
+    outcome counts for expenses."""
     ddb = conn.client("dynamodb")
     for spec in runbook.inventory.tables:
         create_table(ddb, spec)
@@ -65,7 +68,7 @@ def build(conn: Any, runbook: Any, dual: bool = False) -> dict[str, int]:
                 Item={"userId": everyone[n % 14], "projectId": f"pro-{n:04d}", "name": f"P{n}"}
             )
     with res.Table(EXPENSES).batch_writer() as w:
-        for n in range(N_EXPENSES):
+        for n in range(n_expenses):
             user = everyone[n % 14]
             item = {
                 "userId": user,
@@ -132,11 +135,11 @@ def build(conn: Any, runbook: Any, dual: bool = False) -> dict[str, int]:
             }
         )
     return {
-        "source": N_EXPENSES + 4 + 3,
+        "source": n_expenses + 4 + 3,
         "quarantined": 4,
         "collisions": 3,
         "skipped_newer": NEWER,
-        "migrated": N_EXPENSES - NEWER,
+        "migrated": n_expenses - NEWER,
     }
 
 

@@ -166,6 +166,13 @@ class KeyIndex:
             return "analysis: target-owned-by-other", str(row[0])
         return "analysis: legacy-duplicate-key", ""
 
+    def collision_keys(self, entity: str) -> list[tuple[str, str]]:
+        """(company, id) of every key the analysis found colliding, for one entity."""
+        rows = self.db.execute(
+            "SELECT company, id FROM collision_keys WHERE entity=? ORDER BY 1, 2", (entity,)
+        )
+        return [(str(company), str(ident)) for company, ident in rows]
+
     def collision_items(self, entity: str | None = None) -> int:
         """Legacy items that sit on a collision key (not migrated)."""
         sql = (

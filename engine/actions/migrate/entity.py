@@ -30,10 +30,9 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.actions.analyze.legacy import (
     KeyIndex,
@@ -44,13 +43,25 @@ from engine.actions.analyze.legacy import (
 from engine.actions.analyze.mapping import build_resolver
 from engine.actions.migrate.budget import CapacityGovernor
 from engine.actions.migrate.ledger import Ledger, ledger_name
+from engine.actions.migrate.params import (  # noqa: F401 (their home, before params.py)
+    DUAL_WRITE_TRANSACT_ITEMS,
+    PUT_IN_FLIGHT,
+    TRANSACT_IN_FLIGHT,
+    MigrateParams,
+)
+from engine.actions.migrate.sfn_backend import run_step_functions
+from engine.actions.migrate.sfn_plan import (
+    check_step_functions,
+    estimates,
+    plan_step_functions,
+)
 from engine.actions.migrate.state import (
     MigrateCounts,
     MigrateCursors,
     MigrateSummary,
     SegmentCursor,
 )
-from engine.actions.migrate.write import MAX_TRANSACT_ITEMS, ItemWriter
+from engine.actions.migrate.write import ItemWriter
 from engine.actions.traffic.flags import journaled_flag
 from engine.aws import dynamo
 from engine.aws.capacity import consumed_units
@@ -60,50 +71,9 @@ from engine.core.clock import Interrupted
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import EntitySpec, Runbook
 
-TRANSACT_IN_FLIGHT = 2  # transactions per segment: up to 200 items in flight
-PUT_IN_FLIGHT = 16  # PutItems per segment
 PAGES_AHEAD = 2  # scan pages alive per segment: one being written, the next read ahead
 STOP_POLL_SECONDS = 0.1  # waits for a slot or a page wake up this often to honour a stop
 BOUNDARY_ITEMS = 25  # items admitted per `clock.check()`: the architecture's write batch
-DUAL_WRITE_TRANSACT_ITEMS = 10  # transact_size_dual_write's default: few items held at once
-
-
-class MigrateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    entity: str
-    segments: int = Field(default=1, ge=1, le=64)
-    max_workers: int | None = Field(default=None, ge=1)  # concurrent segments; None: all
-    # write requests in flight per segment scanned at once (K): PutItems, or transactions of
-    # up to `transact_size` items; the step shares one window of K x segments, so an uneven
-    # split still fills it; the operator may set the window during a run
-    # (Engine.write_throttle.set_limit); capped by the HTTP pool
-    in_flight: int = Field(default=TRANSACT_IN_FLIGHT, ge=1, le=256)
-    # items per scan page (Limit; DynamoDB's 1 MB still caps it): with PAGES_AHEAD pages alive
-    # per segment, memory is bounded by this, not by the table, nor by item size
-    page_size: int | None = Field(default=1000, ge=1)
-    # "transact" (chosen by measurement): TransactWriteItems of up to `transact_size`
-    # conditional Puts, 100-fold fewer requests, 2 WCU per item; "put": a conditional PutItem
-    # per item, 1 WCU, for hot partitions on provisioned capacity (docs/performance.md)
-    write_path: Literal["put", "transact"] = "transact"
-    transact_size: int = Field(default=MAX_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS)
-    # while the application dual-writes (the runbook's dual-write flag last set "true"), an
-    # application write to an item inside one of these transactions fails for the application
-    # (TransactionConflictException): transactions are then at most this many items
-    transact_size_dual_write: int = Field(
-        default=DUAL_WRITE_TRANSACT_ITEMS, ge=1, le=MAX_TRANSACT_ITEMS
-    )
-    # this step's share of the tables' capacity; None: the runbook's `capacity.share`
-    # (`runbook throttle --capacity-share` overrides both during a run)
-    capacity_share: float | None = Field(default=None, gt=0, le=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _window_of_the_path(cls, data: Any) -> Any:
-        """Unless the runbook sets `in_flight`, the path's own: a PutItem carries one item,
-        so it needs more requests in flight than a transaction of 100."""
-        if isinstance(data, dict) and "in_flight" not in data and data.get("write_path") == "put":
-            return {**data, "in_flight": PUT_IN_FLIGHT}
-        return data
 
 
 @dataclass
@@ -212,6 +182,7 @@ class _Pipeline:
                 f"conditional Puts (2 WCU per item){dual}"
             )
         scanners = min(len(todo), self.p.max_workers or len(todo))
+        self.governor.carry(self.cursors.capacity)  # a resume: the step's totals go on
         self.governor.start()
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
         try:
@@ -453,6 +424,7 @@ class _Pipeline:
             if not applied:
                 return
             self.ledger.db.commit()  # the ledger first, then the cursor that relies on it
+            c.capacity = self.governor.totals()
             t = self.throttle.state()
             self.ctx.progress(
                 self.e.source,
@@ -468,6 +440,8 @@ class _Pipeline:
 
 
 def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
+    if p.backend == "step-functions":  # an export and a Distributed Map on AWS
+        return run_step_functions(ctx, p)
     e = entity_spec(ctx.runbook, p.entity)
     ddb = ctx.client("dynamodb")
     c = ctx.cursors_as(MigrateCursors)
@@ -517,6 +491,7 @@ def run_migrate(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
         ctx.log(f"{quarantined} {e.name} items quarantined: see {artifacts[0]}", "warning")
     return {
         "entity": e.name,
+        "backend": "local",
         "source_total": total,
         "scanned": counts.scanned,
         "migrated": counts.migrated,
@@ -553,6 +528,12 @@ def plan_migrate(rb: Runbook, p: MigrateParams) -> list[PlannedCall]:
     e = rb.find_entity(p.entity)
     if e is None:
         return []
+    if p.backend == "step-functions":
+        return plan_step_functions(rb, p, e) + estimates(rb, p, e)
+    return plan_local(rb, p, e) + estimates(rb, p, e)
+
+
+def plan_local(rb: Runbook, p: MigrateParams, e: EntitySpec) -> list[PlannedCall]:
     share = p.capacity_share if p.capacity_share is not None else rb.capacity.share
     return [
         PlannedCall(
@@ -604,5 +585,6 @@ ACTIONS = (
         cursors=MigrateCursors,
         summary=MigrateSummary,
         unsound=unsound_migration,
+        check=check_step_functions,
     ),
 )

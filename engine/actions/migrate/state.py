@@ -25,11 +25,51 @@ class MigrateCounts(Record):
     conflicts: int = 0  # writes that met a TransactionConflict (an application write), retried
 
 
+class CapacityTotals(Record):
+    """What the step consumed of its budget, carried across a resume (the summary's totals
+    would otherwise count only the last run of the step)."""
+
+    consumed_wcu: float = 0.0
+    consumed_rcu: float = 0.0
+    budget_halvings: int = 0
+    peak_wcu: dict[str, float] = {}  # the hottest companies' peak WCU/s, a few at most
+    peak_items: dict[str, float] = {}
+
+
+class MapCounts(Record):
+    """The last item counts of the copy's map run (DescribeMapRun), as journaled."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+    pending: int = 0
+    aborted: int = 0
+    timed_out: int = 0
+
+
+class SfnCursor(Record):
+    """The step-functions backend's resume state: ARNs and counts, never per-item state."""
+
+    export_arn: str = ""
+    export_manifest: str = ""  # ExportManifest (AWS); moto writes none
+    reader_items: int = 0  # items the reader's input holds
+    state_machine_arn: str = ""
+    execution_arn: str = ""
+    attempt: int = 0  # a new execution only where the endpoint cannot redrive (moto)
+    redrives: int = 0
+    stopped: bool = False  # this step stopped it (StopExecution): a resume redrives it
+    map_run_arn: str = ""
+    counts: MapCounts = MapCounts()
+
+
 class MigrateCursors(Cursors):
     total_segments: int | None = None
     segments: dict[str, SegmentCursor] = {}  # segment number (as text) -> its cursor
     counts: MigrateCounts = MigrateCounts()
     source_total: int = 0
+    capacity: CapacityTotals = CapacityTotals()
+    sfn: SfnCursor | None = None  # backend = "step-functions"
 
 
 class MigrateSummary(Summary):

@@ -13,6 +13,7 @@ from moto.dynamodb.models.table import Table
 
 from engine.rehearsal.moto_contract import (
     RELIED,
+    RELIED_SFN,
     MotoChanged,
     check_moto,
     moto_version,
@@ -21,7 +22,7 @@ from engine.rehearsal.moto_contract import (
 from engine.rehearsal.moto_fidelity import AWS_ITEM_LIMIT_BYTES, aws_item_size, aws_item_size_limit
 
 
-@pytest.mark.parametrize("relied", RELIED, ids=lambda r: r.path)
+@pytest.mark.parametrize("relied", RELIED + RELIED_SFN, ids=lambda r: r.path)
 def test_moto_still_fits_the_patch(relied) -> None:
     assert problem_with(relied) is None
 

@@ -1,0 +1,495 @@
+"""migrate_entity with `backend = "step-functions"`: the copy on AWS's own distributed engine.
+
+    export     ExportTableToPointInTime (PITR, no read capacity of the live table) to
+               <bucket>/<prefix>/<run>/<step>/export; waited for COMPLETED; ARN journaled
+    bridge     the export's items as the reader's input (ctx.world.bridge_export)
+    mapping    one object per user: <base>/mapping/<sha256(user)> = companyId, from the
+               journaled mapping (the resolver every step shares)
+    machine    the execution role (least privilege, `runbook iam-policy` grants its creation)
+               and the state machine generated from the runbook (sfn_definition.py), created
+               or updated
+    execution  one, named from the run and the step: StartExecution by name never starts a
+               second; a resume attaches to it, or redrives it when it FAILED or was stopped
+    follow     DescribeExecution and DescribeMapRun (item counts) every `poll_seconds`: the
+               step's progress bar; the journal keeps the ARNs and the last counts only
+    settle     every item that was not simply migrated left one outcome object: read into the
+               step's ledger (quarantine-<entity>.jsonl, collisions-<entity>.jsonl)
+
+A stop (`s`, `runbook stop`) stops the execution (StopExecution) and checkpoints; a SIGKILL of
+the console leaves it running on AWS, and the next `runbook run` attaches to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from engine.actions.analyze.legacy import (
+    entity_spec,
+    key_text,
+    open_index,
+    source_keys,
+    target_keys,
+    target_shape,
+)
+from engine.actions.analyze.mapping import MAPPING_ARTIFACT, build_resolver
+from engine.actions.migrate.ledger import TARGET_REJECTED, Ledger, ledger_name
+from engine.actions.migrate.params import MigrateParams
+from engine.actions.migrate.sfn_definition import (
+    ROLE_NAME_LIMIT,
+    CopySpec,
+    aws_name,
+    definition,
+    refusal,
+    user_object,
+)
+from engine.actions.migrate.state import MapCounts, MigrateCursors, SfnCursor
+from engine.aws import dynamo
+from engine.aws import stepfunctions as sfnx
+from engine.aws.target_fit import TargetShape, why_unfit
+from engine.core.clock import Interrupted
+from engine.core.context import ActionContext
+from engine.runbook.model import EntitySpec
+from engine.runbook.transforms import classify_legacy, to_company_scoped
+
+EXECUTION_INPUT = "{}"  # everything is in the definition: the same input, the same execution
+STOP_JOIN_SECONDS = 1.0  # within the engine's stop grace; the request goes on past it
+WATCH_SECONDS = 0.2
+STOPPED_ERROR = "Runbook.Stopped"  # the error of an execution this step stopped
+RESUMES = 3  # an execution found ABORTED by an earlier stop is redriven at most this often
+ROLE_POLICY = "runbook-console-copy"
+
+
+class CopyFailed(RuntimeError):
+    """The execution or its map run ended with items not done; `runbook run` redrives it."""
+
+
+def names(ctx: ActionContext, e: EntitySpec) -> dict[str, str]:
+    """Every name of this run's copy, derived from the runbook, the run (its timestamp) and
+    the step: the same on every resume."""
+    run = ctx.migration_ts.replace("-", "").replace(":", "").replace(".", "")
+    rb = ctx.runbook.runbook.id
+    return {
+        "state_machine": aws_name(["runbook", rb, ctx.step_id]),
+        "execution": aws_name([ctx.step_id, run]),
+        "role": aws_name(["runbook-copy", rb, e.name], ROLE_NAME_LIMIT),
+        "base": f"{rb}/{run}/{ctx.step_id}",
+    }
+
+
+def copy_spec(
+    ctx: ActionContext, p: MigrateParams, e: EntitySpec, shape: TargetShape, known: list[str]
+) -> CopySpec:
+    base = f"{p.prefix.strip('/')}/{names(ctx, e)['base']}"
+    pk, sk = target_keys(ctx.runbook, e)
+    return CopySpec(
+        entity=e,
+        source_keys=tuple(source_keys(ctx.runbook, e)),
+        target_keys=(pk, sk),
+        shape=shape,
+        migration_ts=ctx.migration_ts,
+        bucket=str(p.bucket),
+        reader_key=f"{base}/reader/items.json",
+        mapping_prefix=f"{base}/mapping/",
+        outcomes_prefix=f"{base}/outcomes/",
+        results_prefix=f"{base}/results",
+        known_collisions=tuple(known),
+        batch_size=p.batch_size,
+        max_concurrency=p.max_concurrency,
+        child_type=p.child_type,
+    )
+
+
+def role_policy(spec: CopySpec, table_arn: str, sm_arn: str) -> dict[str, Any]:
+    """What the state machine may do: read its inputs and write its outputs under its own
+    prefix, write the target table, and run its own map (child executions)."""
+    partition = table_arn.split(":")[1]
+    target = table_arn.rsplit("/", 1)[0] + "/" + spec.entity.target
+    base = spec.reader_key.rsplit("/reader/", 1)[0]
+    objects = f"arn:{partition}:s3:::{spec.bucket}/{base}/*"
+    executions = sm_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [objects]},
+            {"Sid": "WriteResults", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:ListMultipartUploadParts",
+                        "s3:AbortMultipartUpload"],
+             "Resource": [objects]},
+            {"Sid": "WriteTarget", "Effect": "Allow",
+             "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
+             "Resource": [target]},
+            {"Sid": "RunMap", "Effect": "Allow", "Action": ["states:StartExecution"],
+             "Resource": [sm_arn]},
+            {"Sid": "RunChildren", "Effect": "Allow",
+             "Action": ["states:DescribeExecution", "states:StopExecution",
+                        "states:RedriveExecution"],
+             "Resource": [executions]},
+        ],
+    }  # fmt: skip
+
+
+def _known_collisions(ctx: ActionContext, e: EntitySpec) -> list[str]:
+    index = open_index(ctx)
+    if index is None:
+        ctx.log(
+            "no analysis index: legacy-vs-legacy collisions are only caught by the createdBy "
+            "condition (first writer wins)",
+            "warning",
+        )
+        return []
+    try:
+        return [f"{company}#{ident}" for company, ident in index.collision_keys(e.name)]
+    finally:
+        index.close()
+
+
+def _mapped_users(ctx: ActionContext, resolver: Any) -> set[str]:
+    """Every user the journaled mapping knows: members, overrides, and the mapping document's
+    users (orphans included)."""
+    users = set(resolver.memberships) | set(resolver.overrides)
+    path = ctx.artifacts_dir / MAPPING_ARTIFACT
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                users.add(str(json.loads(line)["user"]))
+    return users
+
+
+def _write_mapping(ctx: ActionContext, s3: Any, spec: CopySpec) -> int:
+    resolver = build_resolver(ctx)
+    written = 0
+    for user in sorted(_mapped_users(ctx, resolver)):
+        company = resolver.company_for(user)
+        if company is None:
+            continue  # a conflict: its items fail the map run, as the local step fails
+        s3.put_object(
+            Bucket=spec.bucket,
+            Key=user_object(spec.mapping_prefix, user),
+            Body=company.encode("utf-8"),
+            ContentType="text/plain",
+        )
+        written += 1
+        ctx.clock.check()
+    return written
+
+
+def _export(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> dict[str, Any]:
+    ddb = ctx.client("dynamodb")
+    if not s.export_arn:
+        table_arn = ddb.describe_table(TableName=e.source)["Table"]["TableArn"]
+        base = f"{p.prefix.strip('/')}/{names(ctx, e)['base']}"
+        token = aws_name([names(ctx, e)["execution"], "export"], 64)
+        got = ddb.export_table_to_point_in_time(
+            TableArn=table_arn,
+            S3Bucket=p.bucket,
+            S3Prefix=f"{base}/export",
+            ExportFormat="DYNAMODB_JSON",
+            ClientToken=token,
+        )["ExportDescription"]
+        s.export_arn = got["ExportArn"]
+        ctx.checkpoint(force=True)
+        ctx.log(f"{e.source}: export {s.export_arn} to s3://{p.bucket}/{base}/export")
+    desc = sfnx.wait_export(ddb, s.export_arn, ctx.clock)
+    s.export_manifest = str(desc.get("ExportManifest") or "")
+    return desc
+
+
+def _start(
+    ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor, export: dict[str, Any]
+) -> None:
+    """Bridge, mapping, role, state machine, then the one execution of this name."""
+    ddb, s3 = ctx.client("dynamodb"), ctx.client("s3")
+    shape = target_shape(ddb, e.target)
+    if shape is None:
+        raise RuntimeError(f"{e.target} does not exist: create it before migrating {e.name}")
+    spec = copy_spec(ctx, p, e, shape, _known_collisions(ctx, e))
+    why = refusal(spec)
+    if why is not None:
+        raise ValueError(f"{e.name}: the step-functions backend cannot run it: {why}")
+    s.reader_items = ctx.world.bridge_export(s3, export, spec.bucket, spec.reader_key)
+    users = _write_mapping(ctx, s3, spec)
+    ctx.log(f"{e.name}: {s.reader_items:,} items to copy; {users} users mapped in S3")
+    n = names(ctx, e)
+    table_arn = ddb.describe_table(TableName=e.target)["Table"]["TableArn"]
+    _, partition, _, region, account = table_arn.split(":")[:5]
+    sm_arn = (
+        s.state_machine_arn
+        or f"arn:{partition}:states:{region}:{account}:stateMachine:" + (n["state_machine"])
+    )
+    role_arn = sfnx.ensure_role(
+        ctx.client("iam"), n["role"], ROLE_POLICY, role_policy(spec, table_arn, sm_arn)
+    )
+    body = json.dumps(definition(spec), sort_keys=True)
+    s.state_machine_arn = sfnx.ensure_state_machine(
+        ctx.client("stepfunctions"), sm_arn, n["state_machine"], body, role_arn, ctx.clock
+    )
+    name = n["execution"] if s.attempt == 0 else aws_name([n["execution"], f"a{s.attempt}"])
+    s.execution_arn = sfnx.start_once(
+        ctx.client("stepfunctions"), s.state_machine_arn, name, EXECUTION_INPUT
+    )
+    ctx.checkpoint(force=True)
+    ctx.log(f"{e.name}: execution {s.execution_arn}")
+
+
+def _resume(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> None:
+    """Attach to the journaled execution; redrive it if it FAILED or was stopped."""
+    sfn = ctx.client("stepfunctions")
+    status = sfn.describe_execution(executionArn=s.execution_arn)["status"]
+    while s.stopped and status == sfnx.RUNNING:  # still stopping: redrive it once it closes
+        ctx.clock.sleep_real(p.poll_seconds)
+        status = sfn.describe_execution(executionArn=s.execution_arn)["status"]
+    s.stopped = False
+    if status not in sfnx.REDRIVABLE:
+        ctx.log(f"{e.name}: attached to execution {s.execution_arn} ({status})")
+        return
+    if sfnx.redrive(sfn, s.execution_arn):
+        s.redrives += 1
+        ctx.log(f"{e.name}: execution {status}: redriven ({s.execution_arn})")
+    else:  # an emulator without RedriveExecution: the next attempt, a new name
+        s.attempt += 1
+        s.execution_arn = ""
+        ctx.log(
+            f"{e.name}: execution {status}, and this endpoint cannot redrive it: attempt "
+            f"{s.attempt + 1} starts (its writes are conditional: the items converge)",
+            "warning",
+        )
+    ctx.checkpoint(force=True)
+
+
+class StopWatch:
+    """Sends StopExecution the moment a stop is requested, from a thread of its own: a poll
+    may be waiting on the endpoint when the stop comes, and the engine abandons a step that
+    does not unwind within its stop grace (engine/core/abandon.py). The step joins it on the
+    way out; a console that exits first (the abandoned case) may leave the request unanswered,
+    and the resume then attaches to the execution. A SIGKILL sends nothing."""
+
+    def __init__(self, ctx: ActionContext, sfn: Any, arn: str) -> None:
+        self.ctx, self.sfn, self.arn = ctx, sfn, arn
+        self.done = threading.Event()
+        self.sent = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="stop-execution", daemon=True)
+
+    def __enter__(self) -> StopWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+
+    def _watch(self) -> None:
+        stop = self.ctx.clock.stop
+        while not self.done.is_set():
+            if stop.wait(WATCH_SECONDS):
+                # closed meanwhile: the resume finds out, and redrives it or goes on
+                with contextlib.suppress(ClientError):
+                    self.sfn.stop_execution(
+                        executionArn=self.arn,
+                        error=STOPPED_ERROR,
+                        cause=f"runbook stop ({self.ctx.operator or 'operator'})",
+                    )
+                self.sent.set()
+                return
+
+
+def _counts(run: dict[str, Any] | None) -> MapCounts:
+    got = (run or {}).get("itemCounts", {})
+    return MapCounts(
+        total=int(got.get("total", 0)),
+        succeeded=int(got.get("succeeded", 0)),
+        failed=int(got.get("failed", 0)),
+        running=int(got.get("running", 0)),
+        pending=int(got.get("pending", 0)),
+        aborted=int(got.get("aborted", 0)),
+        timed_out=int(got.get("timedOut", 0)),
+    )
+
+
+def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> str:
+    """Until the execution closes: its map run's item counts onto the progress bar; returns
+    its last status. A stop stops the execution (StopWatch); it is redriven on resume."""
+    sfn = ctx.client("stepfunctions")
+    with StopWatch(ctx, sfn, s.execution_arn) as watch:
+        try:
+            while True:
+                status = str(sfn.describe_execution(executionArn=s.execution_arn)["status"])
+                run = sfnx.map_run(sfn, s.execution_arn)
+                if run is not None:
+                    s.map_run_arn = str(run["mapRunArn"])
+                    s.counts = _counts(run)
+                c = s.counts
+                done = c.succeeded + c.failed + c.timed_out
+                ctx.progress(e.source, done, max(c.total, s.reader_items))
+                ctx.checkpoint()
+                if status != sfnx.RUNNING:
+                    return status
+                ctx.clock.sleep_real(p.poll_seconds)
+        except Interrupted:
+            s.stopped = True  # ABORTED soon: the resume waits for it, then redrives it
+            ctx.checkpoint(force=True)
+            watch.thread.join(STOP_JOIN_SECONDS)  # the StopExecution answered, as a rule
+            ctx.log(f"{e.name}: execution stopped; `runbook run` redrives it")
+            raise
+
+
+def _stopped_by_us(sfn: Any, arn: str) -> bool:
+    """ABORTED by this step's StopExecution (an earlier session's, even one abandoned before
+    it could journal it). moto 5.2.6 keeps no error of a StopExecution: an ABORTED execution
+    without one counts as ours."""
+    desc = sfn.describe_execution(executionArn=arn)
+    return desc.get("status") == "ABORTED" and desc.get("error") in (STOPPED_ERROR, None, "")
+
+
+def _check_done(ctx: ActionContext, e: EntitySpec, s: SfnCursor, status: str) -> None:
+    """Every item of the reader's input done, or CopyFailed (`runbook run` redrives)."""
+    c = s.counts
+    bad = c.failed + c.timed_out + c.aborted
+    if status == "SUCCEEDED" and not bad and c.succeeded >= s.reader_items:
+        return
+    desc = ctx.client("stepfunctions").describe_execution(executionArn=s.execution_arn)
+    why = desc.get("cause") or desc.get("error") or ""
+    if status == "SUCCEEDED":  # an emulator that ignores ToleratedFailureCount: 0
+        s.attempt += 1
+        s.execution_arn = ""
+    ctx.checkpoint(force=True)
+    raise CopyFailed(
+        f"{e.name}: execution {status}: {c.succeeded:,} of {s.reader_items:,} items done, "
+        f"{bad:,} failed {why}".rstrip()
+        + "; `runbook run` redrives it"
+    )
+
+
+def _settle(
+    ctx: ActionContext,
+    p: MigrateParams,
+    e: EntitySpec,
+    shape: TargetShape,
+    ledger: Ledger,
+) -> dict[str, int]:
+    """Read the outcome objects into the ledger (the local path's reasons, recomputed from
+    each item); returns the counts per outcome."""
+    s3 = ctx.client("s3")
+    spec_prefix = f"{p.prefix.strip('/')}/{names(ctx, e)['base']}/outcomes/"
+    skeys = source_keys(ctx.runbook, e)
+    index = open_index(ctx)
+    counts = {"skipped_newer": 0, "collision": 0, "quarantined": 0}
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=p.bucket, Prefix=spec_prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=p.bucket, Key=obj["Key"])["Body"].read()
+                got = json.loads(body)
+                outcome = str(got["outcome"])
+                counts[outcome] = counts.get(outcome, 0) + 1
+                item = dynamo.to_python(got["Item"])
+                skey = key_text(item, skeys)
+                if outcome == "quarantined":
+                    ledger.quarantine(skey, _reason(ctx, e, shape, item, got), item)
+                elif outcome == "collision":
+                    why, existing = _collision(e, item, got, index)
+                    user = str(item.get(e.user_attr, ""))
+                    company = str(got.get("company", ""))
+                    ident = str(item.get(e.id_attr, ""))
+                    ledger.collision(skey, company, ident, user, why, existing, item)
+                ctx.clock.check()
+    finally:
+        if index is not None:
+            index.close()
+    ledger.db.commit()
+    return counts
+
+
+def _reason(
+    ctx: ActionContext, e: EntitySpec, shape: TargetShape, item: dict[str, Any], got: Any
+) -> str:
+    if got.get("why") == "rejected":
+        cause = str(got.get("error", ""))
+        return TARGET_REJECTED + cause.split(" (Service:")[0].split(" (Status Code:")[0]
+    reason = classify_legacy(e, item)
+    if reason is not None:
+        return reason
+    new = to_company_scoped(e, item, str(got.get("company", "-")), ctx.migration_ts)
+    return why_unfit(shape, new) or "quarantined by the state machine"
+
+
+def _collision(e: EntitySpec, item: dict[str, Any], got: Any, index: Any) -> tuple[str, str]:
+    why = str(got.get("why", ""))
+    if why == "known" and index is not None:
+        reason, existing = index.collision_reason(
+            e.name, str(got.get("company", "")), str(item.get(e.id_attr, ""))
+        )
+        return str(reason), str(existing)
+    if why == "target-owned-by-other":
+        old = dynamo.to_python(got.get("old") or {})
+        return why, str(old.get("createdBy", ""))
+    return why, str(item.get(e.user_attr, ""))
+
+
+def run_step_functions(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
+    e = entity_spec(ctx.runbook, p.entity)
+    c = ctx.cursors_as(MigrateCursors)
+    if c.sfn is None:
+        c.sfn = SfnCursor()
+        ctx.checkpoint(force=True)
+    s = c.sfn
+    try:
+        export = _export(ctx, p, e, s)
+        for _ in range(RESUMES):
+            if s.execution_arn:
+                _resume(ctx, p, e, s)
+            if not s.execution_arn:
+                _start(ctx, p, e, s, export)
+            status = _follow(ctx, p, e, s)
+            # a stop whose session was abandoned before it journaled `stopped` (or attached
+            # while the execution was still stopping): redrive it now, as the resume would
+            if not _stopped_by_us(ctx.client("stepfunctions"), s.execution_arn):
+                break
+            s.stopped = True
+        _check_done(ctx, e, s, status)
+    except ClientError as exc:
+        ctx.checkpoint(force=True)
+        raise RuntimeError(f"{e.name}: {dynamo.error_code(exc)}: {exc}") from exc
+    shape = target_shape(ctx.client("dynamodb"), e.target)
+    assert shape is not None  # it existed when the execution started
+    ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh=True)  # rebuilt from S3
+    try:
+        got = _settle(ctx, p, e, shape, ledger)
+        artifacts = ledger.export(ctx, e.name)
+        quarantined = ledger.count("quarantine")
+        rejected = ledger.count_rejected_by_target()
+        collisions = ledger.count("collisions")
+    finally:
+        ledger.close()
+    c.source_total = s.reader_items
+    c.counts.scanned = s.reader_items
+    c.counts.skipped_newer = got["skipped_newer"]
+    c.counts.migrated = s.reader_items - got["skipped_newer"] - collisions - quarantined
+    ctx.checkpoint(force=True)
+    if collisions:
+        ctx.log(f"{collisions} {e.name} collisions not written: see {artifacts[1]}", "warning")
+    if quarantined:
+        ctx.log(f"{quarantined} {e.name} items quarantined: see {artifacts[0]}", "warning")
+    return {
+        "entity": e.name,
+        "backend": "step-functions",
+        "source_total": s.reader_items,
+        "scanned": s.reader_items,
+        "migrated": c.counts.migrated,
+        "skipped_newer": c.counts.skipped_newer,
+        "collisions": collisions,
+        "quarantined": quarantined,
+        "rejected_by_target": rejected,
+        "segments": 0,
+        "artifacts": artifacts,
+        "export_arn": s.export_arn,
+        "state_machine_arn": s.state_machine_arn,
+        "execution_arn": s.execution_arn,
+        "map_run_arn": s.map_run_arn,
+        "redrives": s.redrives,
+        "attempts": s.attempt + 1,
+    }

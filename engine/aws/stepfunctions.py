@@ -1,0 +1,165 @@
+"""DynamoDB exports and Step Functions executions as the step-functions backend of
+migrate_entity uses them. Waits and limits come from botocore's service models:
+
+* ExportTableToPointInTime: polled with DescribeExport at the `ExportCompleted` waiter's delay
+  (20 s) for at most its attempts (60); FAILED ends the wait (dynamodb waiters-2.json).
+* Names: 1..80 characters (stepfunctions `Name`); engine/actions/migrate/sfn_definition.aws_name.
+* StartExecution is idempotent for STANDARD workflows: the same name and input return the
+  running execution; a closed one (or other input) answers ExecutionAlreadyExists, and the
+  execution's ARN follows from the state machine's and the name.
+* ListMapRuns is empty until the Distributed Map state starts: DescribeMapRun only after.
+* RedriveExecution restarts a FAILED, ABORTED or TIMED_OUT standard execution (14 days);
+  an emulator without it (moto 5.2.6 answers HTTP 500) is reported as None.
+* CreateStateMachine right after CreateRole can be refused while IAM propagates the role
+  (AccessDeniedException "... is not authorized to assume the provided role"): retried.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import ClientError
+
+from engine.aws import dynamo
+from engine.core.clock import Clock
+
+RUNNING = "RUNNING"
+REDRIVABLE = ("FAILED", "ABORTED", "TIMED_OUT")
+ROLE_PROPAGATION_ATTEMPTS = 30  # x 2 s: IAM is eventually consistent
+ROLE_PROPAGATION_SECONDS = 2.0
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+class ExportFailed(RuntimeError):
+    """The export ended FAILED, or did not complete within the waiter's attempts."""
+
+
+@cache
+def export_waiter() -> tuple[float, int]:
+    """(delay seconds, attempts) of botocore's ExportCompleted waiter."""
+    model = botocore.session.get_session().get_waiter_model("dynamodb")
+    config = model.get_waiter("ExportCompleted")
+    return float(config.delay), int(config.max_attempts)
+
+
+def wait_export(ddb: Any, export_arn: str, clock: Clock) -> dict[str, Any]:
+    """DescribeExport until COMPLETED (the description) or FAILED (ExportFailed); the first
+    look is at once, then one per waiter delay (wall time: a stop interrupts it)."""
+    delay, attempts = export_waiter()
+    for attempt in range(attempts):
+        desc = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+        status = desc.get("ExportStatus")
+        if status == "COMPLETED":
+            return dict(desc)
+        if status == "FAILED":
+            raise ExportFailed(
+                f"export {export_arn} FAILED: {desc.get('FailureCode')}: "
+                f"{desc.get('FailureMessage')}"
+            )
+        if attempt + 1 < attempts:
+            clock.sleep_real(delay)
+    raise ExportFailed(f"export {export_arn} is not COMPLETED after {attempts} looks")
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:...:stateMachine:<sm> -> arn:...:execution:<sm>:<name>."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+def ensure_role(iam: Any, name: str, policy_name: str, policy: dict[str, Any]) -> str:
+    """The execution role, created once and its inline policy (re)set; returns its ARN."""
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as exc:
+        if dynamo.error_code(exc) != "NoSuchEntity":
+            raise
+        try:
+            arn = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(STATES_TRUST),
+                Description="runbook-console: the step-functions backend of migrate_entity",
+            )["Role"]["Arn"]
+        except ClientError as again:
+            if dynamo.error_code(again) != "EntityAlreadyExists":
+                raise
+            arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+    return str(arn)
+
+
+def ensure_state_machine(
+    sfn: Any, arn: str, name: str, definition: str, role_arn: str, clock: Clock
+) -> str:
+    """Create the state machine, or update it to this definition and role; returns its ARN."""
+    for attempt in range(ROLE_PROPAGATION_ATTEMPTS):
+        try:
+            try:
+                current = sfn.describe_state_machine(stateMachineArn=arn)
+            except ClientError as exc:
+                if dynamo.error_code(exc) != "StateMachineDoesNotExist":
+                    raise
+                made = sfn.create_state_machine(
+                    name=name, definition=definition, roleArn=role_arn, type="STANDARD"
+                )
+                return str(made["stateMachineArn"])
+            if current.get("definition") != definition or current.get("roleArn") != role_arn:
+                sfn.update_state_machine(
+                    stateMachineArn=arn, definition=definition, roleArn=role_arn
+                )
+            return arn
+        except ClientError as exc:
+            propagating = dynamo.error_code(exc) == "AccessDeniedException"
+            if not propagating or attempt + 1 == ROLE_PROPAGATION_ATTEMPTS:
+                raise
+            clock.sleep_real(ROLE_PROPAGATION_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def start_once(sfn: Any, state_machine_arn: str, name: str, payload: str) -> str:
+    """StartExecution by name: the running one of that name answers the same; a closed one
+    (ExecutionAlreadyExists) is found by its ARN. Never a second execution of one name."""
+    try:
+        got = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+        return str(got["executionArn"])
+    except ClientError as exc:
+        if dynamo.error_code(exc) != "ExecutionAlreadyExists":
+            raise
+    arn = execution_arn(state_machine_arn, name)
+    sfn.describe_execution(executionArn=arn)  # it exists, or this raises
+    return arn
+
+
+def redrive(sfn: Any, arn: str) -> bool:
+    """RedriveExecution; False where the endpoint has no such operation (moto 5.2.6: 500)."""
+    try:
+        sfn.redrive_execution(executionArn=arn)
+        return True
+    except NotImplementedError:  # moto in process (mock_aws) raises what its server answers 500
+        return False
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = dynamo.error_code(exc)
+        if status >= 500 or code in ("UnknownOperationException", "NotImplemented"):
+            return False
+        raise
+
+
+def map_run(sfn: Any, arn: str) -> dict[str, Any] | None:
+    """The execution's (newest) map run, described; None until the Map state starts."""
+    runs = sfn.list_map_runs(executionArn=arn).get("mapRuns", [])
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: r["startDate"])
+    return dict(sfn.describe_map_run(mapRunArn=newest["mapRunArn"]))
