@@ -151,7 +151,7 @@ def hand_over(workspace: Any) -> Any:
         except LockedError as locked:
             raise RuntimeError(f"{exc.lines[-1]}; and now {locked}") from None
         raise RuntimeError(" ".join(exc.lines)) from None
-    return RemoteEngine(Path(started.socket))
+    return RemoteEngine(Path(started.socket), prove=workspace.sts_proof)
 
 
 def run_attached(workspace: Any, remote: Any) -> int:

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from engine.control.client import EngineGone
-from engine.core.commands import ControlState, EngineCommands, RollbackPreview, ThrottleView
+from engine.core.commands import (
+    Caller,
+    ControlState,
+    EngineCommands,
+    RollbackPreview,
+    ThrottleView,
+)
 from engine.core.outcome import CommandRefused
 from engine.core.views import RunSnapshot
 
@@ -131,8 +137,10 @@ class Driver:
         except EngineGone:
             raise CommandRefused("the detached engine is gone") from None
 
-    def tick(self, gate_id: str, item_id: str) -> None:
-        self._command(lambda: self.engine.tick(gate_id, item_id, self.operator))
+    def tick(self, gate_id: str, item_id: str, stand_in: str | None = None) -> None:
+        """`stand_in`: a rehearsal's second identity (`--as`), journaled as not verified."""
+        caller = Caller(rehearsal_as=stand_in) if stand_in else None
+        self._command(lambda: self.engine.tick(gate_id, item_id, self.operator, caller=caller))
 
     def untick(self, gate_id: str, item_id: str) -> None:
         self._command(lambda: self.engine.untick(gate_id, item_id, self.operator))

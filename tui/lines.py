@@ -83,7 +83,9 @@ def status_text(
         line = f"READY · next {snapshot.next_node}" + hint("r runs")
     if read_only:
         line = "READ-ONLY · " + line
-    return f" {line} · {snapshot.steps_done}/{len(snapshot.steps)} steps done"
+    failing = snapshot.notifications.status_line  # a webhook down: said, never blocking
+    tail = f" · {failing.upper()}" if failing else ""
+    return f" {line} · {snapshot.steps_done}/{len(snapshot.steps)} steps done{tail}"
 
 
 def next_gate_line(snapshot: RunSnapshot) -> str | None:

@@ -213,6 +213,7 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
             (f"arn:aws:ssm:{region}:{account}:parameter{ARCHIVE_PARAMETERS}",),
         ),
     ]
+    out += _notify_grants(rb, account, region)
     out += copy_grants(rb, account, region)
     if inv.api is not None:
         api = f"arn:aws:apigateway:{region}::/restapis"
@@ -227,6 +228,25 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
                     "apigateway:DELETE",
                 ),
                 (api, f"{api}/*"),
+            )
+        )
+    return out
+
+
+def _notify_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
+    """`[notify]`: Publish to its topic only; the webhook's URL from its SSM parameter."""
+    spec = rb.notify
+    if spec is None:
+        return []
+    out = []
+    if spec.sns_topic_arn:
+        out.append(Grant("PublishTheRunsNotifications", ("sns:Publish",), (spec.sns_topic_arn,)))
+    if spec.webhook_ssm_parameter:
+        out.append(
+            Grant(
+                "ReadTheNotificationWebhook",
+                ("ssm:GetParameter",),
+                (f"arn:aws:ssm:{region}:{account}:parameter{spec.webhook_ssm_parameter}",),
             )
         )
     return out
@@ -413,6 +433,8 @@ def resources_for_call(
         if names:
             return [f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}" for n in names]
         return ["*"]
+    if service == "sns" and "TopicArn" in params:
+        return [params["TopicArn"]]
     if service == "ssm" and "Name" in params:
         return [f"arn:aws:ssm:{region}:{account}:parameter{params['Name']}"]
     if service == "apigateway":

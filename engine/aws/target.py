@@ -40,6 +40,7 @@ SERVICES = (
     "ssm",
     "sts",
     "s3",
+    "sns",  # notifications ([notify])
 )
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov")
 

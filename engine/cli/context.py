@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from engine.control.client import RemoteEngine
+from engine.core.commands import Caller, StsProof
 from engine.run.engine import Engine
 from engine.session.journals import operator_name
 from engine.session.workspace import Workspace, WorkspaceOptions
@@ -57,6 +58,15 @@ class CliContext:
     def operator(self) -> str:
         """Who acts: --by, else --operator, else $USER (`run` has no --by)."""
         return self.by or operator_name(self.target.operator)
+
+    def caller(self) -> Caller:
+        """Who acts beyond --by: the rehearsal stand-in (--as), if any; the engine verifies
+        the rest (a detached engine's client adds its STS proof, `sts_proof`)."""
+        return Caller(rehearsal_as=getattr(self.args, "as_name", None))
+
+    def sts_proof(self) -> StsProof | None:
+        """This side's STS identity, signed, for a detached engine to verify."""
+        return self.workspace().sts_proof()
 
     def workspace(self) -> Workspace:
         if self.opened is None:

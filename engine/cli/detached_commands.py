@@ -75,7 +75,7 @@ def remote_rollback(ctx: CliContext, remote: RemoteEngine) -> int:
     if rollback is not None and rollback.destructive and not consent(rollback.title, phase):
         declined = Outcome("declined", message="rollback not confirmed; nothing was changed")
         return finish_outcome(declined, ctx.resume_hint())
-    return finish_outcome(remote.rollback(phase, ctx.operator), ctx.resume_hint())
+    return finish_outcome(remote.rollback(phase, ctx.operator, ctx.caller()), ctx.resume_hint())
 
 
 def _step_summary(status: dict[str, Any]) -> str:

@@ -131,12 +131,12 @@ def cmd_status(ctx: CliContext) -> int:
 def cmd_tick(ctx: CliContext) -> int:
     args = ctx.args
     if ctx.remote is not None:
-        ctx.remote.tick(args.gate, args.item, args.by, args.note)
+        ctx.remote.tick(args.gate, args.item, args.by, args.note, ctx.caller())
         say(f"{args.gate}/{args.item}: ticked by {args.by} (through the detached engine)")
         return EXIT_OK
 
     def body(engine: Engine) -> int:
-        engine.tick(args.gate, args.item, args.by, args.note)
+        engine.tick(args.gate, args.item, args.by, args.note, ctx.caller())
         say(f"{args.gate}/{args.item}: ticked by {args.by}")
         return EXIT_OK
 
@@ -146,12 +146,12 @@ def cmd_tick(ctx: CliContext) -> int:
 def cmd_ack(ctx: CliContext) -> int:
     args = ctx.args
     if ctx.remote is not None:
-        ctx.remote.ack(args.step, args.by, args.note)
+        ctx.remote.ack(args.step, args.by, args.note, ctx.caller())
         say(f"{args.step}: acknowledged by {args.by}; the detached engine continues")
         return EXIT_OK
 
     def body(engine: Engine) -> int:
-        engine.ack(args.step, args.by, args.note)
+        engine.ack(args.step, args.by, args.note, ctx.caller())
         say(f"{args.step}: acknowledged by {args.by}; `runbook run` continues")
         return EXIT_OK
 
@@ -163,7 +163,12 @@ def cmd_decide(ctx: CliContext) -> int:
 
     def decide(engine: EngineCommands) -> int:
         evidence = engine.decide(
-            args.gate, go=args.go, by=args.by, note=args.note, override=args.override
+            args.gate,
+            go=args.go,
+            by=args.by,
+            note=args.note,
+            override=args.override,
+            caller=ctx.caller(),
         )
         for item, ev in evidence.items():
             say(f"  [{'x' if ev.ok else ' '}] {item}: {ev.detail}")
@@ -188,7 +193,7 @@ def cmd_rollback(ctx: CliContext) -> int:
         engine.subscribe(Printer(lost_terminal_stops(engine)))
         install_stop_handlers(engine)
         by = ctx.by or engine.options.operator
-        outcome = engine.rollback(args.phase, by, make_confirm(args.yes))
+        outcome = engine.rollback(args.phase, by, make_confirm(args.yes), ctx.caller())
         return finish_outcome(outcome, ctx.resume_hint())
 
     return ctx.drive("rollback", body)

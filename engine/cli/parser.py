@@ -147,6 +147,16 @@ def throttle_flags(p: argparse.ArgumentParser, when: str = "") -> None:
     )
 
 
+AS_HELP = (
+    "rehearsal only: act as this stand-in approver (recorded as not verified, beside your "
+    "verified OS user); refused on a real account"
+)
+
+
+def _as_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_name", type=values.stand_in, metavar="NAME", help=AS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runbook",
@@ -154,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         " With no command, opens the console (TUI).",
     )
     _common(parser)
-    parser.set_defaults(by=None, detached_child=False)  # every command's context has them
+    # every command's context has them
+    parser.set_defaults(by=None, detached_child=False, as_name=None)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -184,10 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("item")
     p.add_argument("--by", required=True, type=values.name)
     p.add_argument("--note", default="")
+    _as_flag(p)
     p = add("ack", "acknowledge a manual step")
     p.add_argument("step")
     p.add_argument("--by", required=True, type=values.name)
     p.add_argument("--note", default="")
+    _as_flag(p)
     p = add("decide", "record GO or NO-GO at the gate the run waits at")
     p.add_argument("gate")
     group = p.add_mutually_exclusive_group(required=True)
@@ -198,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--override", type=values.reason, help="reason to GO although an automatic check fails"
     )
+    _as_flag(p)
     p = add("rollback", "run the plan's rollback for a phase")
     p.add_argument("phase")
     p.add_argument("--yes", action="store_true", help="consent without the typed confirmation")
@@ -205,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--by", type=values.name, help="who rolls back (default: --operator, else $USER)"
     )
+    _as_flag(p)
     add("report", "a Markdown audit of the run")
     _state_commands(add)
     p = add("iam-policy", "print the least-privilege IAM policy (JSON) this runbook needs")

@@ -47,6 +47,8 @@ def probe_engine(ctx: CliContext) -> None:
             "the run resumes from its last checkpoint"
             + (": resuming now" if ctx.command == "run" else f" with `{ctx.resume_hint()}`")
         )
+    if found.engine is not None:  # its commands carry this side's STS identity, signed
+        found.engine.prove = ctx.sts_proof
     ctx.remote = found.engine
 
 

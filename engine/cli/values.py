@@ -95,6 +95,16 @@ def name(text: str) -> str:
     return text
 
 
+_STAND_IN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+
+
+def stand_in(text: str) -> str:
+    """--as: a rehearsal's stand-in approver (os:NAME to the runbook's `approvers`)."""
+    if not _STAND_IN.match(text):
+        raise argparse.ArgumentTypeError("letters, digits, _ . @ - (up to 64), e.g. --as bob")
+    return text
+
+
 def reason(text: str) -> str:
     """--override: why an unmet item is overridden; a blank reason explains nothing."""
     if not text.strip():

@@ -38,7 +38,7 @@ from engine.control.requests import (
     Tick,
     Untick,
 )
-from engine.core.commands import ControlState, GateEvidence, RollbackPreview
+from engine.core.commands import Caller, ControlState, GateEvidence, RollbackPreview, StsProof
 from engine.core.events import Event, LogLine, Progress, SnapshotChanged
 from engine.core.outcome import BadRequest, Outcome
 from engine.core.views import RunSnapshot
@@ -79,8 +79,17 @@ def _response(line: bytes) -> protocol.Response:
 
 
 class RemoteEngine:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prove: Callable[[], StsProof | None] | None = None) -> None:
         self.path = path
+        # signs this side's STS identity for the engine to verify (None: the OS user only)
+        self.prove = prove
+
+    def _caller(self, caller: Caller | None) -> Caller:
+        """What this side says about who acts: its proof added (the engine adds the uid)."""
+        caller = caller or Caller()
+        if caller.proof is None and self.prove is not None:
+            caller = caller.model_copy(update={"proof": self.prove()})
+        return caller
 
     # ---- one request, one response ---------------------------------------------------------
 
@@ -108,23 +117,33 @@ class RemoteEngine:
     def control_state(self) -> ControlState:
         return self.status().control
 
-    def pause(self, by: str) -> str:
-        return self.call(Pause(by=by))
+    def pause(self, by: str, caller: Caller | None = None) -> str:
+        return self.call(Pause(by=by, caller=self._caller(caller)))
 
-    def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
-        return self.call(Resume(by=by, consent=consent, approve=approve))
+    def resume(
+        self,
+        by: str,
+        consent: bool = False,
+        approve: str | None = None,
+        caller: Caller | None = None,
+    ) -> str:
+        return self.call(
+            Resume(by=by, consent=consent, approve=approve, caller=self._caller(caller))
+        )
 
-    def stop(self, by: str) -> str:
-        return self.call(Stop(by=by))
+    def stop(self, by: str, caller: Caller | None = None) -> str:
+        return self.call(Stop(by=by, caller=self._caller(caller)))
 
-    def throttle(self, by: str, **changes: float | int | None) -> str:
-        return self.call(Throttle(by=by, **changes))  # type: ignore[arg-type]
+    def throttle(self, by: str, caller: Caller | None = None, **changes: float | int | None) -> str:
+        return self.call(Throttle(by=by, caller=self._caller(caller), **changes))  # type: ignore[arg-type]
 
-    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        self.call(Tick(gate=gate_id, item=item_id, by=by, note=note))
+    def tick(
+        self, gate_id: str, item_id: str, by: str, note: str = "", caller: Caller | None = None
+    ) -> None:
+        self.call(Tick(gate=gate_id, item=item_id, by=by, note=note, caller=self._caller(caller)))
 
-    def untick(self, gate_id: str, item_id: str, by: str) -> None:
-        self.call(Untick(gate=gate_id, item=item_id, by=by))
+    def untick(self, gate_id: str, item_id: str, by: str, caller: Caller | None = None) -> None:
+        self.call(Untick(gate=gate_id, item=item_id, by=by, caller=self._caller(caller)))
 
     def evaluate_gate(self, gate_id: str) -> GateEvidence:
         return self.call(Evaluate(gate=gate_id))
@@ -132,20 +151,35 @@ class RemoteEngine:
     def set_time_scale(self, scale: float, by: str) -> None:
         self.call(Clock(scale=scale, by=by))
 
-    def ack(self, step_id: str, by: str, note: str = "") -> None:
-        self.call(Ack(step=step_id, by=by, note=note))
+    def ack(self, step_id: str, by: str, note: str = "", caller: Caller | None = None) -> None:
+        self.call(Ack(step=step_id, by=by, note=note, caller=self._caller(caller)))
 
     def decide(
-        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+        self,
+        gate_id: str,
+        go: bool,
+        by: str,
+        note: str = "",
+        override: str | None = None,
+        caller: Caller | None = None,
     ) -> GateEvidence:
-        return self.call(Decide(gate=gate_id, go=go, by=by, note=note, override=override))
+        return self.call(
+            Decide(
+                gate=gate_id,
+                go=go,
+                by=by,
+                note=note,
+                override=override,
+                caller=self._caller(caller),
+            )
+        )
 
     def preview_rollback(self, phase_id: str) -> RollbackPreview:
         return self.call(PreviewRollback(phase=phase_id))
 
-    def rollback(self, phase_id: str, by: str) -> Outcome:
+    def rollback(self, phase_id: str, by: str, caller: Caller | None = None) -> Outcome:
         """The caller asked for consent already; answers when the rollback is done."""
-        return self.call(Rollback(phase=phase_id, by=by))
+        return self.call(Rollback(phase=phase_id, by=by, caller=self._caller(caller)))
 
     # ---- watching --------------------------------------------------------------------------
 

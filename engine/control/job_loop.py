@@ -20,6 +20,7 @@ from engine.control.fanout import Fanout
 from engine.control.throttle import OperatorThrottle
 from engine.core.commands import (
     Activity,
+    Caller,
     ControlState,
     GateEvidence,
     LastOutcome,
@@ -190,22 +191,30 @@ class DetachedRun:
     def publish_control(self) -> None:
         self.fanout.publish("control", protocol.control_message(self.control_state()))
 
-    def _record(self, by: str, what: str) -> None:
-        """Journal what the operator did (audit) and tell the log and the watchers."""
-        self.engine.journal.add_audit(by, what)
+    def _record(self, by: str, what: str, caller: Caller | None) -> None:
+        """Journal what the operator did (audit, with the verified identity) and tell the log
+        and the watchers."""
+        who = self.engine.identify(caller)
+        self.engine.journal.add_audit(by, what, who)
         self.engine.save()
-        self.engine.log(f"{by}: {what}", "warning")
+        self.engine.log(f"{by}: {what} (as {who.principal})", "warning")
         self.publish_control()
 
     # ---- commands (server threads) -----------------------------------------------------------
 
-    def pause(self, by: str) -> str:
+    def pause(self, by: str, caller: Caller | None = None) -> str:
         if not self.operator_throttle.pause():
             return "already paused"
-        self._record(by, "paused the run at its next batch boundary")
+        self._record(by, "paused the run at its next batch boundary", caller)
         return "pausing at the next batch boundary (a checkpoint); `runbook resume` goes on"
 
-    def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
+    def resume(
+        self,
+        by: str,
+        consent: bool = False,
+        approve: str | None = None,
+        caller: Caller | None = None,
+    ) -> str:
         """`consent`: every destructive step of this engine (`resume --yes`); `approve`: the
         one destructive step the operator has just confirmed (an attached console)."""
         if approve is not None:
@@ -215,13 +224,13 @@ class DetachedRun:
         resumed = self.operator_throttle.resume()
         if consent and not self._consent:
             self._consent = True
-            self._record(by, "consented to the destructive steps of this detached run")
+            self._record(by, "consented to the destructive steps of this detached run", caller)
         if approve is not None and not self._consent:
             with self._lock:
                 self._approved = approve
-            self._record(by, f"confirmed destructive step {approve} (that step only)")
+            self._record(by, f"confirmed destructive step {approve} (that step only)", caller)
         if resumed:
-            self._record(by, "resumed the run")
+            self._record(by, "resumed the run", caller)
         with self._lock:
             idle = self._activity == IDLE
         if idle:
@@ -233,16 +242,16 @@ class DetachedRun:
         self._stopping.set()
         self.engine.request_stop()
 
-    def stop(self, by: str) -> str:
+    def stop(self, by: str, caller: Caller | None = None) -> str:
         self._stopping.set()
         self.engine.request_stop()
         self._jobs.put(None)
-        self._record(by, "stopped the detached engine (checkpoint, then exit)")
+        self._record(by, "stopped the detached engine (checkpoint, then exit)", caller)
         return "stopping: the step checkpoints and the engine exits"
 
-    def throttle(self, by: str, **changes: float | int | None) -> str:
+    def throttle(self, by: str, caller: Caller | None = None, **changes: float | int | None) -> str:
         settings = self.operator_throttle.set_throttle(**changes)
-        self._record(by, f"throttle: {settings.describe()}")
+        self._record(by, f"throttle: {settings.describe()}", caller)
         note = ""
         if "in_flight" in changes and not settings.in_flight_applied:
             note = " (in-flight recorded; this build's writers have no in-flight limit yet)"
@@ -254,11 +263,13 @@ class DetachedRun:
     def snapshot(self) -> RunSnapshot:
         return self.engine.snapshot()
 
-    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        self.engine.tick(gate_id, item_id, by, note)
+    def tick(
+        self, gate_id: str, item_id: str, by: str, note: str = "", caller: Caller | None = None
+    ) -> None:
+        self.engine.tick(gate_id, item_id, by, note, caller)
 
-    def untick(self, gate_id: str, item_id: str, by: str) -> None:
-        self.engine.untick(gate_id, item_id, by)
+    def untick(self, gate_id: str, item_id: str, by: str, caller: Caller | None = None) -> None:
+        self.engine.untick(gate_id, item_id, by, caller)
 
     def evaluate_gate(self, gate_id: str) -> GateEvidence:
         return self.engine.evaluate_gate(gate_id)
@@ -266,14 +277,22 @@ class DetachedRun:
     def set_time_scale(self, scale: float, by: str) -> None:
         self.engine.set_time_scale(scale, by)
 
-    def ack(self, step_id: str, by: str, note: str = "") -> None:
-        self.engine.ack(step_id, by, note)
+    def ack(self, step_id: str, by: str, note: str = "", caller: Caller | None = None) -> None:
+        self.engine.ack(step_id, by, note, caller)
         self.kick()
 
     def decide(
-        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+        self,
+        gate_id: str,
+        go: bool,
+        by: str,
+        note: str = "",
+        override: str | None = None,
+        caller: Caller | None = None,
     ) -> GateEvidence:
-        evidence = self.engine.decide(gate_id, go=go, by=by, note=note, override=override)
+        evidence = self.engine.decide(
+            gate_id, go=go, by=by, note=note, override=override, caller=caller
+        )
         if go:
             self.kick()
         return evidence
@@ -281,7 +300,7 @@ class DetachedRun:
     def preview_rollback(self, phase_id: str) -> RollbackPreview:
         return self.engine.preview_rollback(phase_id)
 
-    def rollback(self, phase_id: str, by: str) -> Outcome:
+    def rollback(self, phase_id: str, by: str, caller: Caller | None = None) -> Outcome:
         """Consent was given by the client (typed, or --yes); runs on the engine's thread."""
         with self._lock:
             busy = self._activity != IDLE or self._run_queued
@@ -293,7 +312,9 @@ class DetachedRun:
         self.engine.preview_rollback(phase_id)  # an unknown phase fails here, with its message
         job = Job(
             f"rollback {phase_id}",
-            lambda: self.engine.rollback(phase_id, by, confirm=lambda _what, _token: True),
+            lambda: self.engine.rollback(
+                phase_id, by, confirm=lambda _what, _token: True, caller=caller
+            ),
         )
         self._jobs.put(job)
         job.done.wait()

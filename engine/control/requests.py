@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from engine.core.commands import (
+    Caller,
     ControlCommands,
     ControlState,
     EngineCommands,
@@ -77,6 +78,20 @@ class Request(BaseModel):
         """The request as sent: its name and the fields given (an absent one changes nothing)."""
         return {"cmd": self.cmd, **self.model_dump(mode="json", exclude_unset=True)}
 
+    def from_peer(self, uid: int) -> Request:
+        """The request with the caller's uid as the kernel gave it (SO_PEERCRED): whatever
+        the line said about it is replaced."""
+        if "caller" not in type(self).model_fields:
+            return self
+        caller = getattr(self, "caller", None) or Caller()
+        return self.model_copy(update={"caller": caller.model_copy(update={"peer_uid": uid})})
+
+
+class Acting(Request):
+    """A command that acts on the run: who sent it is verified and journaled."""
+
+    caller: Caller | None = None
+
 
 class Ping(Request):
     cmd: Literal["ping"] = "ping"
@@ -103,33 +118,33 @@ class Subscribe(Request):
         return "watching"
 
 
-class Pause(Request):
+class Pause(Acting):
     cmd: Literal["pause"] = "pause"
     by: Text
 
     def apply(self, engine: Served) -> str:
-        return engine.pause(self.by)
+        return engine.pause(self.by, self.caller)
 
 
-class Resume(Request):
+class Resume(Acting):
     cmd: Literal["resume"] = "resume"
     by: Text
     consent: bool = False
     approve: Text | None = None
 
     def apply(self, engine: Served) -> str:
-        return engine.resume(self.by, self.consent, self.approve)
+        return engine.resume(self.by, self.consent, self.approve, self.caller)
 
 
-class Stop(Request):
+class Stop(Acting):
     cmd: Literal["stop"] = "stop"
     by: Text
 
     def apply(self, engine: Served) -> str:
-        return engine.stop(self.by)
+        return engine.stop(self.by, self.caller)
 
 
-class Throttle(Request):
+class Throttle(Acting):
     """Only the settings given change; None: no limit / the runbook's value."""
 
     cmd: Literal["throttle"] = "throttle"
@@ -150,10 +165,10 @@ class Throttle(Request):
         return {name: getattr(self, name) for name in names if name in self.model_fields_set}
 
     def apply(self, engine: Served) -> str:
-        return engine.throttle(self.by, **self.changes())
+        return engine.throttle(self.by, self.caller, **self.changes())
 
 
-class Tick(Request):
+class Tick(Acting):
     cmd: Literal["tick"] = "tick"
     gate: Text
     item: Text
@@ -162,10 +177,10 @@ class Tick(Request):
     answer = TypeAdapter(None)
 
     def apply(self, engine: Served) -> None:
-        engine.tick(self.gate, self.item, self.by, self.note)
+        engine.tick(self.gate, self.item, self.by, self.note, self.caller)
 
 
-class Untick(Request):
+class Untick(Acting):
     cmd: Literal["untick"] = "untick"
     gate: Text
     item: Text
@@ -173,7 +188,7 @@ class Untick(Request):
     answer = TypeAdapter(None)
 
     def apply(self, engine: Served) -> None:
-        engine.untick(self.gate, self.item, self.by)
+        engine.untick(self.gate, self.item, self.by, self.caller)
 
 
 class Evaluate(Request):
@@ -197,7 +212,7 @@ class Clock(Request):
         engine.set_time_scale(self.scale, self.by)  # a running wait follows at its next tick
 
 
-class Ack(Request):
+class Ack(Acting):
     cmd: Literal["ack"] = "ack"
     step: Text
     by: Text
@@ -205,10 +220,10 @@ class Ack(Request):
     answer = TypeAdapter(None)
 
     def apply(self, engine: Served) -> None:
-        engine.ack(self.step, self.by, self.note)
+        engine.ack(self.step, self.by, self.note, self.caller)
 
 
-class Decide(Request):
+class Decide(Acting):
     cmd: Literal["decide"] = "decide"
     gate: Text
     go: bool
@@ -218,7 +233,7 @@ class Decide(Request):
     answer = TypeAdapter(GateEvidence)
 
     def apply(self, engine: Served) -> GateEvidence:
-        return engine.decide(self.gate, self.go, self.by, self.note, self.override)
+        return engine.decide(self.gate, self.go, self.by, self.note, self.override, self.caller)
 
 
 class PreviewRollback(Request):
@@ -230,7 +245,7 @@ class PreviewRollback(Request):
         return engine.preview_rollback(self.phase)
 
 
-class Rollback(Request):
+class Rollback(Acting):
     """Answers when the rollback is done: the client waits without a timeout."""
 
     cmd: Literal["rollback"] = "rollback"
@@ -240,7 +255,7 @@ class Rollback(Request):
     timeout = None
 
     def apply(self, engine: Served) -> Outcome:
-        return engine.rollback(self.phase, self.by)
+        return engine.rollback(self.phase, self.by, self.caller)
 
 
 # The table: a command's name -> its request model.

@@ -88,7 +88,7 @@ class ControlServer:
                 if self._is_subscribe(line):
                     self._subscribe(conn)
                     return
-                conn.sendall(self.handle(line))
+                conn.sendall(self.handle(line, uid))
 
     @staticmethod
     def _is_subscribe(line: bytes) -> bool:
@@ -106,10 +106,11 @@ class ControlServer:
         finally:
             self.detached.fanout.remove(watcher)
 
-    def handle(self, line: bytes) -> bytes:
-        """One request line -> one response line; a refusal is a typed value (`Refusal`)."""
+    def handle(self, line: bytes, peer_uid: int) -> bytes:
+        """One request line -> one response line; a refusal is a typed value (`Refusal`).
+        `peer_uid`: the sender's uid from the kernel, the verified OS user of what it does."""
         try:
-            request = parse_request(protocol.decode(line))
+            request = parse_request(protocol.decode(line)).from_peer(peer_uid)
             answer = request.apply(self.detached)
             return protocol.answered(request.answer.dump_python(answer, mode="json"))
         except protocol.ProtocolError as exc:

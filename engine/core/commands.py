@@ -20,6 +20,29 @@ from engine.state.journal import Evidence
 GateEvidence = dict[str, Evidence]  # item id -> what was measured (or ticked) for it
 
 
+class StsProof(Frozen):
+    """A signed sts:GetCallerIdentity request (URL and headers; the body is fixed): the
+    caller's AWS identity for a detached engine to verify (engine/aws/caller_identity.py).
+    Valid minutes, for that one call; never journaled, logged or shown."""
+
+    url: str
+    headers: dict[str, str]
+
+    def __repr__(self) -> str:  # robust: a signature never lands in a traceback or a log
+        return "StsProof(<signed>)"
+
+    __str__ = __repr__
+
+
+class Caller(Frozen):
+    """Who acts, beyond `--by` (a display name): what a front end offers the engine to verify.
+    The engine fills in what only it can know (its own uid, or the socket peer's)."""
+
+    rehearsal_as: str | None = None  # `--as NAME`: rehearsal only, never verified
+    proof: StsProof | None = None  # a detached engine's caller: its STS identity, signed
+    peer_uid: int | None = None  # set by the control server from SO_PEERCRED, never the wire
+
+
 class RollbackStepPreview(Frozen):
     """One step of a rollback, with the calls it makes (`runbook plan`'s lines)."""
 
@@ -99,30 +122,41 @@ _KINDS: dict[type[Exception], Literal["refused", "bad_request", "not_allowed"]] 
 
 @runtime_checkable
 class EngineCommands(Protocol):
-    """What every engine offers its front ends. `by` is who acts (journaled)."""
+    """What every engine offers its front ends. `by` is who acts as they name themselves;
+    `caller` what the engine verifies beside it (engine/run/identity.py); both journaled."""
 
     def snapshot(self) -> RunSnapshot:
         """The run as it stands, immutable."""
         ...
 
-    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        """Tick a manual item of a gate. BadRequest: no such gate or item."""
+    def tick(
+        self, gate_id: str, item_id: str, by: str, note: str = "", caller: Caller | None = None
+    ) -> None:
+        """Tick a manual item of a gate. BadRequest: no such gate or item; CommandRefused: the
+        verified identity is not one of the item's `approvers` (nothing changed)."""
         ...
 
-    def untick(self, gate_id: str, item_id: str, by: str) -> None: ...
+    def untick(self, gate_id: str, item_id: str, by: str, caller: Caller | None = None) -> None: ...
 
     def evaluate_gate(self, gate_id: str) -> GateEvidence:
         """Measure the gate's automatic items now; recorded (the next snapshot has them)."""
         ...
 
     def decide(
-        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+        self,
+        gate_id: str,
+        go: bool,
+        by: str,
+        note: str = "",
+        override: str | None = None,
+        caller: Caller | None = None,
     ) -> GateEvidence:
-        """GO or NO-GO at the gate the run waits at. CommandRefused: not that gate, or a GO
-        with failing items and no override reason; BadRequest: a NO-GO without a note."""
+        """GO or NO-GO at the gate the run waits at. CommandRefused: not that gate, a GO
+        with failing items and no override reason, or approvals short of the gate's rules
+        (no override lifts those); BadRequest: a NO-GO without a note."""
         ...
 
-    def ack(self, step_id: str, by: str, note: str = "") -> None:
+    def ack(self, step_id: str, by: str, note: str = "", caller: Caller | None = None) -> None:
         """Acknowledge a manual step (or a step's findings)."""
         ...
 
@@ -141,23 +175,29 @@ class ControlCommands(Protocol):
 
     def control_state(self) -> ControlState: ...
 
-    def pause(self, by: str) -> str:
+    def pause(self, by: str, caller: Caller | None = None) -> str:
         """Hold the run at its next batch boundary (a checkpoint); what happened, in words."""
         ...
 
-    def resume(self, by: str, consent: bool = False, approve: str | None = None) -> str:
+    def resume(
+        self,
+        by: str,
+        consent: bool = False,
+        approve: str | None = None,
+        caller: Caller | None = None,
+    ) -> str:
         """Go on. `consent`: every destructive step from now on; `approve`: that one step."""
         ...
 
-    def stop(self, by: str) -> str:
+    def stop(self, by: str, caller: Caller | None = None) -> str:
         """Checkpoint, then the engine exits."""
         ...
 
-    def throttle(self, by: str, **changes: float | int | None) -> str:
+    def throttle(self, by: str, caller: Caller | None = None, **changes: float | int | None) -> str:
         """`rate` (items/s), `in_flight`, `segments`, `capacity_share`; None: no limit / the
         runbook's value."""
         ...
 
-    def rollback(self, phase_id: str, by: str) -> Outcome:
+    def rollback(self, phase_id: str, by: str, caller: Caller | None = None) -> Outcome:
         """Run the phase's rollback (the caller asked for consent already)."""
         ...

@@ -73,13 +73,48 @@ class MetricSample:
 
 
 @dataclass(frozen=True)
+class RollbackChanged:
+    """A rollback started, or ended (done, failed, interrupted)."""
+
+    rollback_id: str
+    phase: str
+    status: Literal["started", "done", "failed", "interrupted"]
+    by: str
+    automatic: bool = False  # a trigger ran it (auto_rollback), not a person
+    record: int = 0  # its place in the journal's rollbacks: names this run of it
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStopped:
+    """`Engine.run` returned: where it stands now (waiting, failed, done, ...)."""
+
+    status: str  # an Outcome's status
+    kind: Literal["gate", "step"] | None = None  # what it waits at, when it waits
+    node_id: str | None = None
+    failed_step: str | None = None
+    message: str = ""
+    finished: bool = False  # every step of the runbook is done
+
+
+@dataclass(frozen=True)
 class SnapshotChanged:
     """A state change was persisted: the run as it now stands (immutable, serialisable)."""
 
     snapshot: RunSnapshot
 
 
-Event = StepStarted | Progress | LogLine | StepFinished | Alert | MetricSample | SnapshotChanged
+Event = (
+    StepStarted
+    | Progress
+    | LogLine
+    | StepFinished
+    | Alert
+    | MetricSample
+    | RollbackChanged
+    | RunStopped
+    | SnapshotChanged
+)
 Subscriber = Callable[[Event], None]
 
 SUMMARY_CHARS = 200

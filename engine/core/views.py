@@ -87,6 +87,7 @@ class StepView(Frozen):
     acked_at: datetime | None
     ack_note: str | None
     needs_acceptance: bool
+    acked_identity: str | None = None  # verified, beside acked_by (Identity.text())
 
 
 class ItemView(Frozen):
@@ -97,7 +98,10 @@ class ItemView(Frozen):
     detail: str
     data: dict[str, Any] = {}
     at: datetime | None = None  # when the evidence was taken, or the tick made
-    by: str | None = None  # who ticked
+    by: str | None = None  # who ticked (the name they gave)
+    principal: str | None = None  # who ticked, verified: a role ARN or os:NAME
+    identity: str | None = None  # the verified identity in words (Identity.text())
+    approvers: tuple[str, ...] = ()  # who may tick it (runbook patterns); empty: anyone
 
 
 class GateView(Frozen):
@@ -109,6 +113,11 @@ class GateView(Frozen):
     note: str
     override: str | None
     items: tuple[ItemView, ...]
+    identity: str | None = None  # who decided, verified (Identity.text())
+    min_approvals: int = 0
+    approver_not_operator: bool = False
+    approved_by: tuple[str, ...] = ()  # the distinct verified principals among the ticks
+    approval_problem: str | None = None  # why approvals do not allow a GO yet (no override)
 
     @property
     def met(self) -> int:
@@ -140,6 +149,20 @@ class RollbackView(Frozen):
     finished_at: datetime | None
     step_index: int
     error: str | None
+    identity: str | None = None  # who started it, verified
+
+
+class NotificationsView(Frozen):
+    """Deliveries of the run's notifications (`[notify]`): counts and what fails now."""
+
+    configured: bool = False
+    sent: int = 0
+    failed: int = 0
+    failing: tuple[str, ...] = ()  # "kind at target: error" of failed deliveries, latest last
+
+    @property
+    def status_line(self) -> str | None:
+        return "notifications failing" if self.failing else None
 
 
 class RunInfo(Frozen):
@@ -152,6 +175,7 @@ class RunInfo(Frozen):
     time_scale: float
     target: dict[str, Any]
     journal: str
+    driver: str | None = None  # the verified identity driving the run (Identity.text())
 
 
 class RunSnapshot(Frozen):
@@ -175,6 +199,7 @@ class RunSnapshot(Frozen):
     gates: tuple[GateView, ...]
     alerts: tuple[AlertView, ...]
     rollbacks: tuple[RollbackView, ...]
+    notifications: NotificationsView = NotificationsView()
 
     def step(self, step_id: str) -> StepView:
         return next(s for s in self.steps if s.id == step_id)

@@ -199,8 +199,24 @@ def cross_check(rb: Runbook) -> list[Finding]:
         for anchor in anchors:
             if anchor not in phase_ids:
                 out.append(("error", (*at, "before_phase"), f"unknown phase {anchor!r}"))
+        manual = [item for item in gate.items if item.kind == "manual"]
+        if gate.min_approvals > len(manual):
+            out.append(
+                (
+                    "error",
+                    (*at, "min_approvals"),
+                    f"{gate.min_approvals} distinct approvers need at least as many manual "
+                    f"items to tick; the gate has {len(manual)}",
+                )
+            )
+        if gate.approver_not_operator and not manual:
+            out.append(
+                ("error", (*at, "approver_not_operator"), "the gate has no manual item to tick")
+            )
         for j, item in enumerate(gate.items):
             item_at = (*at, "items", j)
+            if item.approvers and item.kind != "manual":
+                out.append(("error", (*item_at, "approvers"), "only a manual item is ticked"))
             if item.kind == "manual":
                 continue
             check = checks().get(item.check or "")

@@ -359,11 +359,39 @@ def seed_world(
     counts = seed_tables(session, runbook, scale, shape)
     _seed_functions(session, runbook, shape)
     _seed_api(session, runbook, shape)
+    seed_notifications(session, runbook)
     _seed_buckets(session, runbook)
     session.client("ssm").put_parameter(
         Name=WORLD_ID_PARAMETER, Value=world_id, Type="String", Overwrite=True
     )
     return counts
+
+
+def inbox_name(topic_arn: str) -> str:
+    """The rehearsal's SQS queue subscribed to the runbook's topic: who reads the notices."""
+    return topic_arn.rsplit(":", 1)[-1] + "-inbox"
+
+
+def seed_notifications(session: Any, runbook: Runbook) -> str | None:
+    """`[notify]`'s SNS topic, with an SQS queue subscribed to it (raw delivery: each message
+    is the notice as published); returns the queue's URL, or None without a topic."""
+    spec = runbook.notify
+    if spec is None or spec.sns_topic_arn is None:
+        return None
+    name = spec.sns_topic_arn.rsplit(":", 1)[-1]
+    topic = session.client("sns").create_topic(Name=name)["TopicArn"]
+    sqs = session.client("sqs")
+    queue_url = sqs.create_queue(QueueName=inbox_name(topic))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    session.client("sns").subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return queue_url
 
 
 def _seed_buckets(session: Any, runbook: Runbook) -> None:

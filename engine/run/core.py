@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.aws.target import Connection
 from engine.core.clock import MAX_TIME_SCALE, Boundary, Clock, Hold
+from engine.core.commands import Caller
 from engine.core.context import ActionContext
 from engine.core.events import (
     Alert,
@@ -34,10 +35,12 @@ from engine.core.throttle import WriteThrottle
 from engine.core.views import NodeRef, RunSnapshot
 from engine.core.world import REAL_ACCOUNT, World
 from engine.plan.calls import Node
+from engine.run.identity import Verifier
 from engine.run.resume_check import check_resume_state
 from engine.run.snapshot import Rates, build_snapshot, next_node, node_satisfied, waiting_for
 from engine.runbook.model import Runbook
 from engine.state.files import append_private
+from engine.state.identity import Identity
 from engine.state.journal import Journal, JournalStore, StepState, now, utcnow
 
 
@@ -72,6 +75,8 @@ class RunCore:
     # detach: pause and throttle at every batch boundary (engine/control/throttle.py), or None
     boundary: Boundary | None = None
     hold: Hold | None = None  # detach: waits stand still while paused
+    # what must finish before the journal's lock is let go (the notifier's queue)
+    on_close: list[Callable[[], object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_resume_state(self.runbook, self.journal)  # a broken cursor: one line, exit 2
@@ -80,6 +85,23 @@ class RunCore:
         owner = getattr(self.clients, "__self__", None)
         if isinstance(owner, Connection):  # a stop also ends botocore's retry backoff
             owner.stop_retries_on(self._stop)
+        self.verifier = Verifier(lambda: self.clients, self.options.real_account)
+
+    @property
+    def busy(self) -> bool:
+        """run() or rollback() is on its way (in some thread)."""
+        return self._active
+
+    def close(self) -> None:
+        """The driver lets go of the run: what must finish first does (bounded)."""
+        for closer in self.on_close:
+            closer()
+        self.on_close.clear()
+
+    def identify(self, caller: Caller | None = None, ask: bool = True) -> Identity:
+        """Who acts, verified (engine/run/identity.py); `caller` None: this process. `ask`
+        False: no STS call (the run's thread: a hung endpoint must not hold a step)."""
+        return self.verifier.verify(caller, ask)
 
     # ---- events -------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from typing import Any
 from engine.actions import registry as action_registry
 from engine.core.abandon import run_abandonable
 from engine.core.clock import Interrupted
-from engine.core.commands import GateEvidence, RollbackPreview
+from engine.core.commands import Caller, GateEvidence, RollbackPreview
 from engine.core.context import NeedsAcceptance, RollBackNow
-from engine.core.events import StepFinished, StepStarted
+from engine.core.events import RunStopped, StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.core.views import NodeRef
 from engine.run.core import RunCore
@@ -39,25 +39,39 @@ class Engine(RunCore):
     def evaluate_gate(self, gate_id: str) -> GateEvidence:
         return self.gates.evaluate(gate_id)
 
-    def tick(self, gate_id: str, item_id: str, by: str, note: str = "") -> None:
-        self.gates.tick(gate_id, item_id, by, note)
+    def tick(
+        self, gate_id: str, item_id: str, by: str, note: str = "", caller: Caller | None = None
+    ) -> None:
+        self.gates.tick(gate_id, item_id, by, note, caller)
 
-    def untick(self, gate_id: str, item_id: str, by: str) -> None:
-        self.gates.untick(gate_id, item_id, by)
+    def untick(self, gate_id: str, item_id: str, by: str, caller: Caller | None = None) -> None:
+        self.gates.untick(gate_id, item_id, by, caller)
 
-    def ack(self, step_id: str, by: str, note: str = "") -> None:
-        self.gates.ack(step_id, by, note)
+    def ack(self, step_id: str, by: str, note: str = "", caller: Caller | None = None) -> None:
+        self.gates.ack(step_id, by, note, caller)
 
     def decide(
-        self, gate_id: str, go: bool, by: str, note: str = "", override: str | None = None
+        self,
+        gate_id: str,
+        go: bool,
+        by: str,
+        note: str = "",
+        override: str | None = None,
+        caller: Caller | None = None,
     ) -> GateEvidence:
-        return self.gates.decide(gate_id, go, by, note, override)
+        return self.gates.decide(gate_id, go, by, note, override, caller)
 
     def preview_rollback(self, phase_id: str) -> RollbackPreview:
         return self.rollbacks.preview(phase_id)
 
-    def rollback(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
-        return self.rollbacks.run(phase_id, by, confirm)
+    def rollback(
+        self,
+        phase_id: str,
+        by: str,
+        confirm: Confirm | None = None,
+        caller: Caller | None = None,
+    ) -> Outcome:
+        return self.rollbacks.run(phase_id, by, confirm, caller)
 
     # ---- running --------------------------------------------------------------------------
 
@@ -74,13 +88,38 @@ class Engine(RunCore):
         `pause_before_destructive` (the console): stop short of a destructive step other than
         `approved`, so the operator is asked before the engine runs it, never while it runs."""
         with self.working():
+            self._record_driver()
             if drift := flag_drift(self.runbook, self.journal, self.clients):  # robust
                 self.log(drift, "error")
                 return Outcome("waiting", message=drift)
             self._reopen_unsound()
             if only is not None:
-                return self._run_only(only, confirm)
-            return self._run(until, confirm, pause_before_destructive, approved)
+                outcome = self._run_only(only, confirm)
+            else:
+                outcome = self._run(until, confirm, pause_before_destructive, approved)
+        self.emit(self._stopped(outcome))  # notifications: a wait, a failure, the end
+        return outcome
+
+    def _record_driver(self) -> None:
+        """The verified identity driving the run (a gate's `approver_not_operator`): its OS
+        user, and its STS identity when known already (a real account's is asked at open;
+        this thread never waits on STS: a hung endpoint must not hold the first step)."""
+        driver = self.identify(ask=False)
+        if self.journal.run.driver != driver:
+            with self.io_lock:
+                self.journal.run.driver = driver
+                self.journal.add_audit(self.options.operator, "drives the run", driver)
+
+    def _stopped(self, outcome: Outcome) -> RunStopped:
+        node = outcome.waiting
+        return RunStopped(
+            outcome.status,
+            node.kind if node else None,
+            node.id if node else None,
+            outcome.failed_step,
+            outcome.message,
+            finished=self.next_node() is None,
+        )
 
     def _run(
         self,
@@ -225,7 +264,7 @@ class Engine(RunCore):
     def _auto_rollback(self, fired: RollBackNow) -> Outcome:
         """A trigger that rolls back on its own: run the rollback now, then wait where the
         run must be decided again (the reopened gate), never go on past the failed step."""
-        outcome = self.rollbacks.carry_out(fired.rollback_phase, fired.by)
+        outcome = self.rollbacks.carry_out(fired.rollback_phase, fired.by, automatic=True)
         if outcome.status != "done":
             return outcome
         message = f"{fired}; done: decide again before going on"

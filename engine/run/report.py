@@ -15,7 +15,7 @@ from engine.run.engine import Engine
 from engine.run.snapshot import alerts_of, archive_gaps
 from engine.run.status_text import when
 from engine.runbook.model import CostModel, Runbook
-from engine.state.journal import StepState
+from engine.state.journal import Journal, StepState
 from engine.state.resume import summary_of
 
 Measure = float | int | None
@@ -154,8 +154,11 @@ def markdown_list(value: dict[str, Any], depth: int = 0) -> list[str]:
 def _item_line(item: ItemView) -> str:
     """`[x] Text: ticked by alice at 2024-12-01 10:00 (note)`: the audit of who met what."""
     mark = {True: "x", False: " ", None: "?"}[item.ok]
-    if item.kind == "manual":  # detail: "ticked by alice", or "not ticked"
-        return f"[{mark}] {item.text}: {item.detail}" + (f" at {when(item.at)}" if item.at else "")
+    if item.kind == "manual" and item.ok and item.by:  # the name given, then who it was
+        verified = f"; verified: {item.identity}" if item.identity else "; not verified"
+        return f"[{mark}] {item.text}: ticked by {item.by} at {when(item.at)}{verified}"
+    if item.kind == "manual":
+        return f"[{mark}] {item.text}: {item.detail}"
     checked = f" (checked {when(item.at)})" if item.at else ""
     return f"[{mark}] {item.text}: {item.detail or 'not evaluated'}{checked}"
 
@@ -265,7 +268,11 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
             f"{gate.decision} by {gate.by} at {when(gate.at)}" if gate.decision else ("undecided")
         )
         override = f" (override: {gate.override})" if gate.override else ""
-        lines.append(f"- **{gate.title}**: {decision}{override}")
+        verified = f"; verified: {gate.identity}" if gate.decision and gate.identity else ""
+        lines.append(f"- **{gate.title}**: {decision}{override}{verified}")
+        if gate.min_approvals or gate.approver_not_operator:
+            approvers = ", ".join(gate.approved_by) or "none"
+            lines.append(f"  - distinct verified approvers: {approvers}")
         lines += [f"  - {_item_line(item)}" for item in gate.items]
     backups = [
         (table, entry.name)
@@ -286,6 +293,7 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
         lines += ["", "## Rollbacks", ""]
         lines += [
             f"- {r.id} ({r.phase}) by {r.by} at {when(r.started_at)}: {r.status}"
+            + (f"; verified: {r.identity.text()}" if r.identity else "")
             for r in journal.rollbacks
         ]
     alerts = alerts_of(journal)
@@ -317,9 +325,32 @@ def render_report(engine: Engine, clients: Callable[[str], Any] | None) -> str:
     warnings = engine_warnings(rb)
     if warnings:
         lines += ["", "## Plan discrepancies", ""] + [f"- {w}" for w in warnings]
+    lines += notification_lines(rb, journal)
     lines += ["", "## Audit trail (latest 50)", ""]
-    lines += [f"- {when(a.at)} {a.who}: {a.what}" for a in journal.audit[-50:]]
+    lines += [
+        f"- {when(a.at)} {a.who}"
+        + (f" [{a.principal}]" if a.principal else "")
+        + f": {a.what}"
+        for a in journal.audit[-50:]
+    ]
     return "\n".join(lines) + "\n"
+
+
+def notification_lines(rb: Runbook, journal: Journal) -> list[str]:
+    """`[notify]`: how many went out, and each delivery that failed (never a URL)."""
+    if rb.notify is None:
+        return []
+    record = journal.notifications
+    lines = ["", "## Notifications", "", f"Sent {record.sent}, failed {record.failed}."]
+    failures = record.failures()
+    if failures:
+        lines += ["", "Failed deliveries:", ""]
+        lines += [
+            f"- {when(d.at)} {d.event_id} ({d.kind}) to {d.target}, "
+            f"{d.attempts} attempt(s): {d.error}"
+            for d in failures
+        ]
+    return lines
 
 
 def engine_warnings(rb: Runbook) -> list[str]:

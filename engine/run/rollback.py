@@ -10,12 +10,13 @@ from functools import partial
 from engine.actions import registry as action_registry
 from engine.core.abandon import run_abandonable
 from engine.core.clock import Interrupted
-from engine.core.commands import RollbackPreview, RollbackStepPreview
-from engine.core.events import StepFinished, StepStarted
+from engine.core.commands import Caller, RollbackPreview, RollbackStepPreview
+from engine.core.events import RollbackChanged, StepFinished, StepStarted
 from engine.core.outcome import BadRequest, CommandRefused, Confirm, Outcome
 from engine.run.core import RunCore
 from engine.run.drift import reopen_overwritten
 from engine.runbook.model import Rollback
+from engine.state.identity import Identity
 from engine.state.journal import RollbackRecord, StepState, now
 
 
@@ -41,10 +42,17 @@ class Rollbacks:
         )
         return RollbackPreview(phase=phase_id, steps=tuple(steps))
 
-    def run(self, phase_id: str, by: str, confirm: Confirm | None = None) -> Outcome:
+    def run(
+        self,
+        phase_id: str,
+        by: str,
+        confirm: Confirm | None = None,
+        caller: Caller | None = None,
+    ) -> Outcome:
         rollback = self.core.runbook.rollback_for(phase_id)
         if rollback is None:
             raise BadRequest(f"no rollback is defined for phase {phase_id!r}")
+        who = self.core.identify(caller)
         if not self._reached(rollback):
             raise CommandRefused(
                 f"phase {phase_id} has not been reached: its gate is not GO and no step it "
@@ -53,7 +61,7 @@ class Rollbacks:
         if rollback.destructive and confirm is not None and not confirm(rollback.title, phase_id):
             return Outcome("declined", message="rollback not confirmed; nothing was changed")
         with self.core.working():
-            return self.carry_out(phase_id, by)
+            return self.carry_out(phase_id, by, who)
 
     def _reached(self, rollback: Rollback) -> bool:
         """The run reached what the rollback undoes: a gate before its phases is GO, a step it
@@ -69,8 +77,31 @@ class Rollbacks:
                 return True
         return any(r.id == rollback.id and r.status != "done" for r in self.core.journal.rollbacks)
 
-    def carry_out(self, phase_id: str, by: str) -> Outcome:
-        """The rollback itself, resumable step by step (consent was given)."""
+    def carry_out(
+        self, phase_id: str, by: str, who: Identity | None = None, automatic: bool = False
+    ) -> Outcome:
+        """The rollback itself, resumable step by step (consent was given). `who`: the
+        verified identity that asked (an automatic one: the engine's own)."""
+        record = self._record(phase_id, by, who or self.core.identify())
+        index = self.core.journal.rollbacks.index(record)
+        self.core.emit(RollbackChanged(record.id, phase_id, "started", by, automatic, index))
+        outcome = self._carry_out(phase_id, by, record)
+        status = {"done": "done", "interrupted": "interrupted"}.get(outcome.status, "failed")
+        self.core.emit(
+            RollbackChanged(
+                record.id,
+                phase_id,
+                status,  # type: ignore[arg-type]
+                by,
+                automatic,
+                index,
+                record.error,
+            )
+        )
+        return outcome
+
+    def _record(self, phase_id: str, by: str, who: Identity) -> RollbackRecord:
+        """This rollback's record: the unfinished one (resumed), or a new one (journaled)."""
         rollback = self.core.runbook.rollback_for(phase_id)
         assert rollback is not None
         record = next(
@@ -83,12 +114,21 @@ class Rollbacks:
                 k for k in self.core.journal.rollback_steps if k.startswith(f"{rollback.id}#")
             ]:
                 del self.core.journal.rollback_steps[key]
-            record = RollbackRecord(id=rollback.id, phase=phase_id, by=by, started_at=now())
+            record = RollbackRecord(
+                id=rollback.id, phase=phase_id, by=by, started_at=now(), identity=who
+            )
             self.core.journal.rollbacks.append(record)
         record.status = "running"
-        self.core.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started")
+        self.core.journal.add_audit(by, f"rollback {rollback.id} for {phase_id} started", who)
         self.core.save()
-        self.core.log(f"{by} started rollback {rollback.id}: {rollback.title}", "warning")
+        self.core.log(
+            f"{by} started rollback {rollback.id}: {rollback.title} (as {who.principal})", "warning"
+        )
+        return record
+
+    def _carry_out(self, phase_id: str, by: str, record: RollbackRecord) -> Outcome:
+        rollback = self.core.runbook.rollback_for(phase_id)
+        assert rollback is not None
         actions = action_registry()
         while record.step_index < len(rollback.steps):
             rstep = rollback.steps[record.step_index]

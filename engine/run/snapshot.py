@@ -18,6 +18,7 @@ from engine.core.views import (
     GateView,
     ItemView,
     NodeRef,
+    NotificationsView,
     RollbackView,
     RunInfo,
     RunSnapshot,
@@ -25,6 +26,7 @@ from engine.core.views import (
     StepView,
     TableView,
 )
+from engine.run.approvals import approval_problem, approvers
 from engine.runbook.model import GateItem, Runbook
 from engine.state.journal import Evidence, GateState, Journal, RunMeta, StepState, Target
 
@@ -208,6 +210,7 @@ def _step_view(runbook: Runbook, journal: Journal, step_id: str, active: bool, w
         acked_at=parse_ts(state.acked_at),
         ack_note=state.ack_note,
         needs_acceptance=awaits_acceptance(state),
+        acked_identity=state.acked_identity.text() if state.acked_identity else None,
     )
 
 
@@ -219,15 +222,22 @@ def _gate_view(runbook: Runbook, journal: Journal, gate_id: str) -> GateView:
         ok, evidence = item_status(item, state)
         if item.kind == "manual":
             tick = state.ticks.get(item.id) if state else None
+            who = tick.identity if tick else None
+            detail = "not ticked"
+            if tick:
+                detail = f"ticked by {tick.by}" + (f" ({who.principal})" if who else "")
             items.append(
                 ItemView(
                     id=item.id,
                     kind="manual",
                     text=item.text,
                     ok=ok,
-                    detail=f"ticked by {tick.by}" if tick else "not ticked",
+                    detail=detail,
                     at=parse_ts(tick.at) if tick else None,
                     by=tick.by if tick else None,
+                    principal=who.principal if who else None,
+                    identity=who.text() if who else None,
+                    approvers=tuple(item.approvers),
                 )
             )
         else:
@@ -251,6 +261,11 @@ def _gate_view(runbook: Runbook, journal: Journal, gate_id: str) -> GateView:
         note=state.note if state else "",
         override=state.override if state else None,
         items=tuple(items),
+        identity=state.identity.text() if state and state.identity else None,
+        min_approvals=gate.min_approvals,
+        approver_not_operator=gate.approver_not_operator,
+        approved_by=tuple(approvers(gate, state)),
+        approval_problem=approval_problem(gate, state, journal.run.driver),
     )
 
 
@@ -308,6 +323,7 @@ def build_snapshot(
             time_scale=run.time_scale,
             target=run.target.model_dump(),
             journal=journal_path,
+            driver=run.driver.text() if run.driver else None,
         ),
         state=run_state(journal, active, waiting, nxt),
         driver=driver,
@@ -334,9 +350,25 @@ def build_snapshot(
                 finished_at=parse_ts(r.finished_at),
                 step_index=r.step_index,
                 error=r.error,
+                identity=r.identity.text() if r.identity else None,
             )
             for r in journal.rollbacks
         ),
+        notifications=notifications_view(runbook, journal),
+    )
+
+
+def notifications_view(runbook: Runbook, journal: Journal) -> NotificationsView:
+    record = journal.notifications
+    return NotificationsView(
+        configured=runbook.notify is not None,
+        sent=record.sent,
+        failed=record.failed,
+        failing=tuple(
+            f"{d.kind} at {d.target}: {d.error}"
+            for d in record.failures()
+            if d.target in record.failing_targets()
+        )[-5:],
     )
 
 

@@ -37,20 +37,41 @@ def _progress(step: StepView) -> str:
     return ", ".join(parts)
 
 
+def approval_lines(gate: GateView) -> list[str]:
+    """The gate's approval rules and where they stand (verified identities only)."""
+    if not (gate.min_approvals or gate.approver_not_operator):
+        return []
+    rules = []
+    if gate.min_approvals:
+        rules.append(f"{gate.min_approvals} distinct approvers")
+    if gate.approver_not_operator:
+        rules.append("an approver other than the operator")
+    who = ", ".join(gate.approved_by) or "none yet"
+    lines = [f"  approvals: needs {' and '.join(rules)}; verified so far: {who}"]
+    if gate.approval_problem:
+        lines.append(f"  GO needs: {gate.approval_problem}")
+    return lines
+
+
 def gate_lines(gate: GateView) -> list[str]:
     lines = []
     unticked = [i for i in gate.items if i.kind == "manual" and not i.ok]
+    ticked = [i for i in gate.items if i.kind == "manual" and i.ok]
     failing = [i for i in gate.items if i.kind == "auto" and i.ok is False]
     unknown = [i for i in gate.items if i.kind == "auto" and i.ok is None]
     lines.append(f"  {gate.met}/{len(gate.items)} items met")
+    lines += approval_lines(gate)
+    for item in ticked:
+        lines.append(f"  ticked:   {item.id} by {item.by} [{item.identity or 'not verified'}]")
     for item in unticked:
         lines.append(f"  unticked: {item.id} ({item.text})")
-        lines.append(f"      runbook tick {gate.id} {item.id} --by NAME")
+        who = f"   (may tick: {', '.join(item.approvers)})" if item.approvers else ""
+        lines.append(f"      runbook tick {gate.id} {item.id} --by NAME{who}")
     for item in failing:
         lines.append(f"  failing:  {item.id} ({item.text}): {item.detail} [{when(item.at)}]")
     for item in unknown:
         lines.append(f"  not evaluated yet: {item.id} ({item.text}); `decide` evaluates it")
-    if unticked or failing:
+    if unticked or failing or gate.approval_problem:
         lines.append(
             f"  then: runbook decide {gate.id} --go --by NAME "
             "(or --override REASON, or --no-go --note WHY)"
@@ -95,7 +116,13 @@ def render_status(snapshot: RunSnapshot) -> list[str]:
     headline = f"state: {state.value}"
     if snapshot.driver:
         headline += f" (driven by {snapshot.driver})"
+    if failing := snapshot.notifications.status_line:
+        headline += f" · {failing}"
     out.append(headline)
+    if run is not None and run.driver:
+        out.append(f"operator identity (verified): {run.driver}")
+    for line in snapshot.notifications.failing:
+        out.append(f"  notification failed: {line}")
     waiting = snapshot.waiting
     if state is RunState.WAITING_GATE and waiting:
         gate = snapshot.gate(waiting.id)
@@ -139,11 +166,15 @@ def render_status(snapshot: RunSnapshot) -> list[str]:
             line += f" attempt {step.attempts}"
         if progress and step.status != "done":
             line += f"  {progress}"
+        if step.acked_by:
+            line += f"  acked by {step.acked_by} [{step.acked_identity or 'not verified'}]"
         out.append(line)
     out.append("gates:")
     for gate in snapshot.gates:
         decision = gate.decision or "undecided"
         who = f" by {gate.by} at {when(gate.at)}" if gate.by else ""
+        if gate.by and gate.identity:
+            who += f" [{gate.identity}]"
         override = f" (override: {gate.override})" if gate.override else ""
         out.append(f"  {gate.id}: {decision}{who}{override}, {gate.met}/{len(gate.items)} met")
     return out

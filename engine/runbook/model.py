@@ -8,8 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from engine.runbook.approvers import pattern_problem
 from engine.runbook.selector import Selector
 
 StepKind = Literal["action", "manual", "wait"]
@@ -252,6 +261,17 @@ class GateItem(Bound):
     kind: Literal["auto", "manual"]
     check: str | None = None  # name of an engine check, for kind = auto
     params: dict[str, Any] = {}
+    # who may tick it (a manual item): role ARNs or os:NAME (engine/runbook/approvers.py);
+    # empty: anyone who can reach the run
+    approvers: list[str] = []
+
+    @field_validator("approvers")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        problems = [p for p in map(pattern_problem, value) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class Gate(Strict):
@@ -260,6 +280,35 @@ class Gate(Strict):
     before_phase: str | None = None
     after_phase: str | None = None
     items: list[GateItem]
+    # GO needs this many distinct verified identities among the ticks of its manual items
+    min_approvals: int = Field(default=0, ge=0, le=20)
+    # the identity driving the run cannot be the only approver (a destructive phase)
+    approver_not_operator: bool = False
+
+
+class NotifySpec(Strict):
+    """Where the run tells people it waits, alerts, rolls back, fails or ends. A webhook URL
+    carries a token: the runbook names where it is kept, never the URL itself."""
+
+    sns_topic_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    )
+    webhook_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    webhook_ssm_parameter: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_./-]{1,1000}$")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # per request
+    attempts: int = Field(default=4, ge=1, le=10)  # per event and target, then journaled failed
+
+    @model_validator(mode="after")
+    def _one_place(self) -> NotifySpec:
+        if self.webhook_env and self.webhook_ssm_parameter:
+            raise ValueError("name the webhook's URL once: webhook_env or webhook_ssm_parameter")
+        if not (self.sns_topic_arn or self.webhook_env or self.webhook_ssm_parameter):
+            raise ValueError("name sns_topic_arn, webhook_env or webhook_ssm_parameter")
+        return self
+
+    @property
+    def sns_region(self) -> str | None:
+        return self.sns_topic_arn.split(":")[3] if self.sns_topic_arn else None
 
 
 class RollbackStep(Bound):
@@ -345,6 +394,7 @@ class Runbook(Strict):
     monitoring: MonitoringSpec = MonitoringSpec()
     capacity: CapacitySpec = CapacitySpec()
     rehearsal: Rehearsal = Rehearsal()
+    notify: NotifySpec | None = None
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
     days: list[Day]
     phases: list[Phase]

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.aws.caller_identity import make_proof
 from engine.aws.target import Connection, TargetError, TargetSpec, connect, identify
 from engine.core.clock import MAX_TIME_SCALE
+from engine.core.commands import StsProof
 from engine.core.world import REAL_ACCOUNT, World
 from engine.plan.loader import LoadedRunbook, default_runbook_path, load_runbook
 from engine.rehearsal.clock import default_scale
@@ -24,6 +26,7 @@ from engine.rehearsal.state_bucket import make_state_bucket
 from engine.rehearsal.world import EMBEDDED, STAND_IN
 from engine.run.core import EngineOptions
 from engine.run.engine import Engine
+from engine.run.notifier import Notifier
 from engine.session.journals import (
     archive_journal,
     check_journal,
@@ -99,6 +102,7 @@ class Workspace:
         self.s3_lock: S3Lock | None = None
         self.operator = operator_name(options.operator)
         self.lock: JournalLock | None = None
+        self.driving: Engine | None = None  # the engine open() returned (closed at release)
         try:
             location = s3_location_of(options.journal)
         except ValueError as exc:
@@ -178,6 +182,9 @@ class Workspace:
         return s3_holder(self.remote.objects, self.remote.location)
 
     def release(self) -> None:
+        if self.driving is not None:  # its notices go out (bounded) while it holds the lock
+            self.driving.close()
+            self.driving = None
         if self.lock:
             self.lock.release()
             self.lock = None
@@ -230,6 +237,22 @@ class Workspace:
         conn = connect(self.spec, self.loaded.runbook.runbook.region)
         return conn, identify(self.spec, conn)
 
+    def target_connection(self) -> Connection:
+        """The target's clients, without the journal: the embedded world as recorded (it
+        must still run), else the endpoint or account the flags name."""
+        if self.is_embedded:
+            return reconnect(record_path_for(self.journal_path))[0]
+        return connect(self.spec, self.loaded.runbook.runbook.region)
+
+    def sts_proof(self) -> StsProof | None:
+        """This side's STS identity, signed, for a detached engine to verify (None: none
+        could be made: the engine then records the OS user only, and says so)."""
+        try:
+            conn = self.target_connection()
+            return make_proof(conn.session, conn.client("sts"))
+        except Exception:  # no credentials, no world: shown as "no AWS identity verified"
+            return None
+
     def overrides_path(self) -> Path:
         """--mapping-overrides, else the file beside the journal (if the operator wrote one)."""
         default = self.journal_path.with_name(self.journal_path.stem + ".mapping-overrides.toml")
@@ -264,7 +287,7 @@ class Workspace:
                 raise BadInput(f"--time-scale must be above 0 and at most {MAX_TIME_SCALE:,.0f}")
             journal.add_audit(self.operator, f"time scale {journal.run.time_scale:g} -> {scale:g}")
             journal.run.change_scale(scale, self.operator)
-        return Engine(
+        engine = Engine(
             runbook=self.loaded.runbook,
             journal=journal,
             store=self.store,
@@ -277,6 +300,11 @@ class Workspace:
                 mapping_overrides=self.options.mapping_overrides,
             ),
         )
+        if self.spec.kind == "aws" and clients is not _no_clients:
+            # a real account's operator is its STS identity: asked here, at open, where the
+            # account itself was (never later in the run's thread)
+            engine.verifier.own_arn()
+        return engine
 
     def open(self, create: bool = True) -> Engine:
         """A driving engine (hold the lock first). Creates the run when `create`."""
@@ -300,7 +328,7 @@ class Workspace:
             self._journal_take_over(journal)
             engine = self._engine(journal, conn.client)
             engine.save()
-            return engine
+            return self._driving(engine)
         if not create:
             raise NoRun(
                 f"no run yet: no journal at {self.journal_path}; start one with `runbook run`"
@@ -312,6 +340,16 @@ class Workspace:
             journal.run.time_scale = default_scale(self.loaded.runbook)
         engine = self._engine(journal, conn.client)
         engine.save()
+        return self._driving(engine)
+
+    def _driving(self, engine: Engine) -> Engine:
+        """The engine that drives: it notifies (`[notify]`), and is closed at release."""
+        spec = self.loaded.runbook.notify
+        if spec is not None:
+            notifier = Notifier(engine, spec)
+            engine.subscribe(notifier)
+            engine.on_close.append(notifier.close)
+        self.driving = engine
         return engine
 
     def _journal_take_over(self, journal: Journal) -> None:

@@ -24,6 +24,7 @@ from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
+from tests.support.approvals import as_flags, manual_items
 from tests.support.rehearsal import TIME_SCALE, status
 from tests.support.worlds import prod_api
 
@@ -100,9 +101,9 @@ def drive(rb: Any, common: list[str], capsys: Any) -> tuple[list[str], list[str]
             assert main(["ack", waiting["id"], "--by", "rehearsal", *common]) == 0
             continue
         gate = rb.gate(waiting["id"])
-        for item in gate.items:
-            if item.kind == "manual":
-                assert main(["tick", gate.id, item.id, "--by", "rehearsal", *common]) == 0
+        for i, item in enumerate(manual_items(gate)):
+            tick = ["tick", gate.id, item.id, "--by", "rehearsal", *as_flags(i), *common]
+            assert main(tick) == 0
         capsys.readouterr()
         if main(["decide", gate.id, "--go", "--by", "rehearsal", *common]) != 0:
             overridden.append(f"{gate.id}: {capsys.readouterr().err.strip()}")

@@ -13,6 +13,7 @@ import pytest
 from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.embedded import record_path_for, stop_world
+from tests.support.approvals import as_flags, manual_items
 from tests.support.paths import REPO
 from tests.support.rehearsal import TIME_SCALE, status
 
@@ -85,9 +86,9 @@ def rehearse(rb, common: list[str], capsys) -> None:
             continue
         gate = rb.gate(waiting["id"])
         same_state_everywhere(common, gate.id, capsys)
-        for item in gate.items:
-            if item.kind == "manual":
-                assert main(["tick", gate.id, item.id, "--by", "rehearsal", *common]) == 0
+        for i, item in enumerate(manual_items(gate)):
+            tick = ["tick", gate.id, item.id, "--by", "rehearsal", *as_flags(i), *common]
+            assert main(tick) == 0
         capsys.readouterr()
         if main(["decide", gate.id, "--go", "--by", "rehearsal", *common]) != 0:
             overridden.append(f"{gate.id}: {capsys.readouterr().err.strip()}")

@@ -32,6 +32,7 @@ from engine.aws.target import Connection, local_connection
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.seed import seed_world
 from engine.state.journal import JournalStore, parse_journal
+from tests.support.approvals import as_flags, manual_items
 from tests.support.long_runs import long_run
 from tests.support.paths import REPO
 from tests.support.world import fresh_moto_server
@@ -108,9 +109,8 @@ class Operator:
             assert acked.returncode == 0, acked.stderr
             return
         gate = rb.gate(waiting["id"])
-        for item in gate.items:
-            if item.kind == "manual":
-                self.cli("tick", gate.id, item.id, "--by", "op", "--journal", journal)
+        for i, item in enumerate(manual_items(gate)):
+            self.cli("tick", gate.id, item.id, "--by", "op", *as_flags(i), "--journal", journal)
         if self.cli("decide", gate.id, "--go", "--by", "op", "--journal", journal).returncode:
             done = self.cli(
                 "decide", gate.id, "--go", "--by", "op", "--override", "x", "--journal", journal

@@ -16,6 +16,7 @@ from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from engine.session.journals import state_dir
 from engine.state.journal import Journal, JournalStore
 from engine.state.s3_location import parse_s3_url
+from tests.support.approvals import as_flags, manual_items
 from tests.support.long_runs import long_run
 from tests.support.rehearsal import TIME_SCALE, status
 
@@ -34,9 +35,9 @@ def _rehearse(common: list[str], capsys: Any) -> None:
             assert main(["ack", waiting["id"], "--by", "rehearsal", *common]) == 0
             continue
         gate = rb.gate(waiting["id"])
-        for item in gate.items:
-            if item.kind == "manual":
-                assert main(["tick", gate.id, item.id, "--by", "rehearsal", *common]) == 0
+        for i, item in enumerate(manual_items(gate)):
+            tick = ["tick", gate.id, item.id, "--by", "rehearsal", *as_flags(i), *common]
+            assert main(tick) == 0
         assert main(["decide", gate.id, "--go", "--by", "rehearsal", *common]) == 0
     pytest.fail("the rehearsal did not finish")
 

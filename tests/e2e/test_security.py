@@ -20,6 +20,7 @@ from engine.cli.app import main
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.state.journal import JournalStore
+from tests.support.approvals import as_flags, manual_items
 
 SECRET_FN = "PLANTED-fn-secret-4b1d9e"
 SECRET_AWS = "PLANTED-aws-secret-77c0aa"
@@ -120,9 +121,8 @@ def _drive(common: list[str], capsys: pytest.CaptureFixture[str], screen: list[s
             assert call("ack", waiting["id"], "--by", "sec") == 0
             continue
         gate = rb.gate(waiting["id"])
-        for item in gate.items:
-            if item.kind == "manual":
-                assert call("tick", gate.id, item.id, "--by", "sec") == 0
+        for i, item in enumerate(manual_items(gate)):
+            assert call("tick", gate.id, item.id, "--by", "sec", *as_flags(i)) == 0
         if call("decide", gate.id, "--go", "--by", "sec") != 0:
             assert call("decide", gate.id, "--go", "--by", "sec", "--override", "rehearsal") == 0
     pytest.fail("the run did not finish")

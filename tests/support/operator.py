@@ -6,6 +6,7 @@ import pytest
 
 from engine.aws.target import Connection
 from engine.run.engine import Engine
+from tests.support.approvals import caller, manual_items
 
 OK = lambda what, token: True  # noqa: E731 - consent in a test
 
@@ -19,9 +20,8 @@ def advance(engine: Engine, to: tuple[str, str]) -> None:
         waiting = engine.waiting()
         if waiting and waiting.kind == "gate":
             gate = engine.runbook.gate(waiting.id)
-            for item in gate.items:
-                if item.kind == "manual":
-                    engine.tick(gate.id, item.id, by="alice")
+            for i, item in enumerate(manual_items(gate)):
+                engine.tick(gate.id, item.id, by="alice", caller=caller(i))
             engine.decide(gate.id, go=True, by="alice", override="rehearsal")
         elif waiting:
             engine.ack(waiting.id, by="alice")

@@ -15,6 +15,7 @@ from engine.aws import dynamo
 from engine.aws.target import Connection, local_connection
 from engine.cli.app import main
 from engine.rehearsal.seed import seed_world
+from tests.support.approvals import as_flags, manual_items
 
 FIRST, SECOND = "123456789012", "111111111111"  # two moto accounts, one server
 
@@ -67,9 +68,8 @@ def answer_waiting(
         assert main(["ack", waiting["id"], "--by", by, *argv]) == 0
         return waiting
     gate = rb.gate(waiting["id"])
-    for item in gate.items:
-        if item.kind == "manual":
-            assert main(["tick", gate.id, item.id, "--by", by, *argv]) == 0
+    for i, item in enumerate(manual_items(gate)):
+        assert main(["tick", gate.id, item.id, "--by", by, *as_flags(i), *argv]) == 0
     if main(["decide", gate.id, "--go", "--by", by, *argv]) != 0:
         assert main(["decide", gate.id, "--go", "--by", by, "--override", "x", *argv]) == 0
     return waiting

@@ -60,6 +60,13 @@ class GateScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("space,t", "tick", "Tick/untick", priority=True),
+        Binding(
+            "A",
+            "tick_as",
+            "Tick as…",
+            tooltip="rehearsal only: tick as a stand-in approver (recorded as not verified)",
+            show=False,  # the footer is full at 80 columns: the item's pane names the key
+        ),
         Binding("e", "evaluate", "Re-check"),
         Binding("y", "go", "GO", tooltip="GO: every item is met", group=DECIDE),
         Binding("n", "no_go", "NO-GO", tooltip="NO-GO with a note saying why", group=DECIDE),
@@ -136,10 +143,17 @@ class GateScreen(Screen[None]):
         return [i.id for i in self.view.failing]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("tick", "evaluate", "go", "no_go", "override") and self.read_only:
+        if action in ("tick", "tick_as", "evaluate", "go", "no_go", "override") and self.read_only:
             return False  # hidden: the verdict line says why
+        if action == "tick_as":
+            run = self.app.snapshot.run  # type: ignore[attr-defined]
+            return run is not None and run.target.get("kind") != "aws"  # refused on AWS
+        short_of_approvals = self.view.approval_problem is not None  # no override lifts it
         if action == "go":
-            return None if (self.failing() or self.evaluating or not self.waiting_here) else True
+            blocked = self.failing() or short_of_approvals
+            return None if (blocked or self.evaluating or not self.waiting_here) else True
+        if action == "override" and short_of_approvals:
+            return None
         if action in ("no_go", "override"):
             return True if self.waiting_here and not self.evaluating else None
         return True
@@ -180,6 +194,8 @@ class GateScreen(Screen[None]):
             verdict = "The run is not at this gate: it can be decided once the run waits here."
         elif self.evaluating:
             verdict = "evaluating automatic checks…"
+        elif view.approval_problem:
+            verdict = f"GO disabled: {view.approval_problem} · n = NO-GO"
         elif failing:
             verdict = (
                 f"GO disabled: {len(failing)} item(s) not met. "
@@ -198,6 +214,16 @@ class GateScreen(Screen[None]):
         if item.kind == "manual":
             ticked = f"ticked by {item.by} at {stamp(item.at)}"
             text.append(ticked if item.ok else "not ticked (space ticks)")
+            if not item.ok and self.check_action("tick_as", ()):
+                text.append("\n  A ticks it as a rehearsal stand-in (not verified)", style="dim")
+            if item.ok:
+                text.append(f"\n  verified: {item.identity or 'not verified'}", style="dim")
+            if item.approvers:
+                text.append(f"\n  may tick: {', '.join(item.approvers)}", style="dim")
+            view = self.view
+            if view.min_approvals or view.approver_not_operator:
+                who = ", ".join(view.approved_by) or "none yet"
+                text.append(f"\n  distinct verified approvers: {who}", style="dim")
         else:
             text.append(item.detail)
             if item.at is not None:
@@ -236,6 +262,35 @@ class GateScreen(Screen[None]):
         except (CommandRefused, BadRequest, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=10)
         self._redraw()
+
+    def action_tick_as(self) -> None:
+        """A rehearsal run by one person: tick the item as its second identity (`--as`)."""
+        options = self.query_one(OptionList)
+        if options.highlighted is None:
+            return
+        item = self.view.items[options.highlighted]
+        if item.kind != "manual" or item.ok:
+            self.notify("pick an unticked manual item")
+            return
+
+        def answered(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                self.app.driver.tick(self.gate_id, item.id, stand_in=name)  # type: ignore[attr-defined]
+            except (CommandRefused, BadRequest, OSError) as exc:
+                self.notify(str(exc), severity="error", timeout=10)
+            self._redraw()
+
+        self.app.push_screen(
+            TextPrompt(
+                "Tick as a stand-in (rehearsal)",
+                "Name of the second approver (os:NAME to the gate's rules; recorded as not "
+                "verified, beside your verified OS user):",
+                required=True,
+            ),
+            answered,
+        )
 
     def action_evaluate(self) -> None:
         self.evaluating = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 
 import pytest
 
@@ -118,6 +119,6 @@ def test_a_refusal_crosses_the_socket_as_the_same_exception(error: type[Exceptio
 def test_the_server_answers_a_line_it_cannot_read_with_a_typed_refusal(tmp_path) -> None:
     server = ControlServer(tmp_path / "s", tmp_path / "j.toml", detached=None)  # type: ignore[arg-type]
     for line, says in ((b"{not json\n", "not JSON"), (b'{"cmd": "pause"}\n', "pause: by:")):
-        response = protocol.Response.model_validate_json(server.handle(line))
+        response = protocol.Response.model_validate_json(server.handle(line, os.getuid()))
         assert not response.ok and response.refusal is not None
         assert response.refusal.kind == "bad_request" and says in response.refusal.message
