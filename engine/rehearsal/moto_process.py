@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from engine.rehearsal.moto_contract import MotoChanged, check_moto
 from engine.rehearsal.moto_fidelity import (
+    aws_blocked_runtimes,
     aws_item_size_limit,
     aws_lambda_rules,
     aws_scan_pages,
@@ -26,6 +27,8 @@ from engine.rehearsal.moto_fidelity import (
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    # runtimes AWS blocks creates on today (the runbook's [[lambda_runtimes]]), comma-separated
+    parser.add_argument("--blocked-runtimes", default="")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:  # never a rehearsal on a moto the fidelity patches do not fit
@@ -37,6 +40,7 @@ def main() -> None:
     aws_transactions()
     aws_scan_pages()
     aws_lambda_rules()
+    aws_blocked_runtimes(frozenset(r for r in args.blocked_runtimes.split(",") if r))
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

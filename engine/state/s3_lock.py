@@ -55,9 +55,7 @@ class S3LockedError(LockedError):
     def __init__(self, url: str, holder: Holder | None) -> None:
         super().__init__(url, holder)
         age = holder_age(holder.since, datetime.now(UTC)) if holder else "?"
-        self.args = (
-            f"{self.args[0]}, held for {age}; if that machine is gone, pass --take-over",
-        )
+        self.args = (f"{self.args[0]}, held for {age}; if that machine is gone, pass --take-over",)
 
 
 class S3Lock:

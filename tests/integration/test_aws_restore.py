@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.actions import final_backups, go, run
+from tests.support.actions import final_backups, go, rollback_params, run
 from tests.support.aws_inject import fail_first, rewrite_answer
 
 TABLE = "construction-expenses-multi-table-expenses"
@@ -113,7 +113,7 @@ def test_recreated_function_is_active_before_permissions_and_conflicts_retried(
     conflicts = fail_first(lam, "AddPermission", "ResourceConflictException", 1, 409)
     rctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
     rctx.clock.sleep_real = lambda s: None
-    r = run(rctx, "restore_functions", {"delete_step": "delete-deprecated-functions"})
+    r = run(rctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     assert r["restored"] == [fn]
     assert order[0] == "CreateFunction" and order[1:4] == ["Pending"] * 3
     assert order.index("AddPermission") > 3 and len(conflicts) == 2

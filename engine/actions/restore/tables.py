@@ -17,6 +17,7 @@ from engine.actions.cleanup.state import table_deletions_of
 from engine.actions.cleanup.tables import wait_table
 from engine.actions.prepare.backup import backups_of
 from engine.actions.restore.common import archive_folder, retry_not_yet
+from engine.actions.restore.stream_mappings import repoint_stream_mappings
 from engine.aws.resend import create_once
 from engine.aws.tags import user_tag_list
 from engine.core.context import Action, ActionContext, PlannedCall
@@ -26,11 +27,13 @@ from engine.state.records import Cursors, Summary
 
 class RestoreTablesCursors(Cursors):
     restored: list[str] = []
+    repointed: dict[str, str] = {}  # a mapping of an old stream's UUID -> the new stream's
 
 
 class RestoreTablesSummary(Summary):
     restored: list[str] = []
     from_backups: int = 0
+    mappings_repointed: int = 0
 
 
 class RestoreTablesParams(BaseModel):
@@ -48,7 +51,8 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
         arns.setdefault(table, entry.arn)
     protected = set(deletions.protection_disabled)
     folder = archive_folder(ctx, deletions.archive_dir, p.delete_step)
-    restored = ctx.cursors_as(RestoreTablesCursors).restored
+    c = ctx.cursors_as(RestoreTablesCursors)
+    restored = c.restored
     for index, table in enumerate(deleted):
         ctx.clock.check()
         if table in restored:
@@ -65,11 +69,14 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
             ctx.log(f"{table}: restoring from {arns[table]}")
             ctx.checkpoint(force=True)
         wait_table(ctx, ddb, table, gone=False)
-        _restore_table_settings(ctx, ddb, table, folder, table in protected)
+        record = _restore_table_settings(ctx, ddb, table, folder, table in protected)
+        repoint_stream_mappings(ctx, table, record, c.repointed)
         restored.append(table)
         ctx.progress("tables", index + 1, len(deleted))
         ctx.checkpoint(force=True)
-    return RestoreTablesSummary(restored=list(restored), from_backups=len(restored))
+    return RestoreTablesSummary(
+        restored=list(restored), from_backups=len(restored), mappings_repointed=len(c.repointed)
+    )
 
 
 def _restore_from_backup(ddb: Any, table: str, arn: str) -> None:
@@ -103,7 +110,7 @@ def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> No
 
 def _restore_table_settings(
     ctx: ActionContext, ddb: Any, table: str, folder: Path, protect: bool
-) -> None:
+) -> dict[str, Any]:
     """What a backup does not carry, from the archive the delete step wrote: deletion
     protection, stream, tags, TTL, PITR. Each is compared with the table first, so a re-run
     after a crash changes nothing twice (AWS refuses to enable TTL or a stream twice)."""
@@ -113,7 +120,7 @@ def _restore_table_settings(
     path = folder / f"{safe_name(table)}.table.json"
     if not path.exists():
         ctx.log(f"{table}: no settings archive; tags, TTL, stream and PITR not restored", "warning")
-        return
+        return {}
     record = json.loads(path.read_text())
     stream = record.get("stream") or record.get("table", {}).get("StreamSpecification") or {}
     live_stream = desc.get("StreamSpecification") or {}
@@ -160,6 +167,7 @@ def _restore_table_settings(
             ),
             (ddb.exceptions.ContinuousBackupsUnavailableException,),
         )
+    return record
 
 
 def plan_restore_tables(rb: Runbook, p: RestoreTablesParams) -> list[PlannedCall]:

@@ -1,0 +1,106 @@
+"""A recreated function's published versions and aliases, from its archive.
+
+DeleteFunction deletes every version and alias. A restore publishes one version per archived
+version, oldest first, from the recreated function (its archived code and configuration: an
+older version whose code differed comes back with the code archived, and the log says so),
+then creates each alias on the new numbers with its routing weights. Versions get new numbers:
+the map old -> new is journaled (a cursor) after every publish, so a resume never publishes one
+twice, and the event source mappings and permissions of a version follow it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.actions.traffic.flags import publish, retry_conflicts
+from engine.aws.resend import create_once
+from engine.core.context import ActionContext
+
+
+def _published(lam: Any, fn: str) -> list[str]:
+    versions = []
+    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
+        versions += [v["Version"] for v in page["Versions"] if v["Version"] != "$LATEST"]
+    return sorted(versions, key=int)
+
+
+def restore_versions(
+    ctx: ActionContext, lam: Any, fn: str, record: dict[str, Any], version_map: dict[str, str]
+) -> None:
+    """Publish each archived version not yet in `version_map` (old -> new, updated in place
+    and checkpointed after each). Versions the recreated function already has beyond the map
+    were published before a crash that lost the journal's line: adopted, never published
+    again. Lambda gives back the last version when nothing changed since (two archived
+    versions may then share one new number)."""
+    code_sha = record.get("configuration", {}).get("CodeSha256", "")
+    for archived in record.get("versions", []):
+        old = archived["Version"]
+        if old in version_map:
+            continue
+        unclaimed = [v for v in _published(lam, fn) if v not in version_map.values()]
+        if unclaimed:
+            version_map[old] = unclaimed[0]
+        else:
+            description = archived.get("Description") or f"restored version {old}"
+            version_map[old] = publish(ctx, lam, fn, description)
+        if archived.get("CodeSha256") and code_sha and archived["CodeSha256"] != code_sha:
+            ctx.log(
+                f"{fn}: version {old} ran other code ({archived['CodeSha256'][:12]}...); "
+                f"version {version_map[old]} has the code archived with $LATEST",
+                "warning",
+            )
+        ctx.log(f"{fn}: version {old} published again as {version_map[old]}")
+        ctx.checkpoint(force=True)
+
+
+def mapped_routing(
+    routing: dict[str, Any], version_map: dict[str, str], primary: str
+) -> dict[str, Any]:
+    """An alias's RoutingConfig on the new version numbers; a weight whose version became the
+    primary one is dropped (AWS refuses it)."""
+    weights = {
+        version_map.get(v, v): w
+        for v, w in (routing.get("AdditionalVersionWeights") or {}).items()
+        if version_map.get(v, v) != primary
+    }
+    return {"AdditionalVersionWeights": weights} if weights else {}
+
+
+def restore_aliases(
+    ctx: ActionContext, lam: Any, fn: str, record: dict[str, Any], version_map: dict[str, str]
+) -> list[str]:
+    """Create each archived alias on its version's new number (once the function is Active:
+    the caller waits). An alias that exists is ours from before a crash: moved to what was
+    archived if it differs. Returns the alias names."""
+    names = []
+    for alias in record.get("aliases", []):
+        name, old = alias["Name"], alias["FunctionVersion"]
+        version = version_map.get(old, old)  # "$LATEST" stays
+        routing = mapped_routing(alias.get("RoutingConfig") or {}, version_map, version)
+        wanted: dict[str, Any] = {
+            "FunctionName": fn,
+            "Name": name,
+            "FunctionVersion": version,
+            "Description": alias.get("Description", ""),
+            "RoutingConfig": routing,
+        }
+        live = _alias(lam, fn, name)
+        what = f"{fn}: alias {name}"
+        if live is None:
+            create_once(
+                lambda kw=wanted, w=what: retry_conflicts(
+                    ctx, lam, w, lambda: lam.create_alias(**kw)
+                ),
+                lambda n=name: _alias(lam, fn, n),
+            )
+            ctx.log(f"{fn}: alias {name} -> version {version} (was {old})")
+        elif live["FunctionVersion"] != version or (live.get("RoutingConfig") or {}) != routing:
+            retry_conflicts(ctx, lam, what, lambda kw=wanted: lam.update_alias(**kw))
+        names.append(name)
+    return names
+
+
+def _alias(lam: Any, fn: str, name: str) -> dict[str, Any] | None:
+    try:
+        return lam.get_alias(FunctionName=fn, Name=name)
+    except lam.exceptions.ResourceNotFoundException:
+        return None
