@@ -272,7 +272,8 @@ def test_log_and_artifacts_reach_s3_and_come_back_in_a_second_home(
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=location.bucket)["Contents"]]
     assert location.artifacts_prefix + "archive-x/items.jsonl" in keys
     assert [k for k in keys if k.startswith(location.log_prefix)] == [
-        location.log_part(0), location.log_part(1)
+        location.log_part(0),
+        location.log_part(1),
     ]
 
     second = _store(s3, location, tmp_path / "home2")

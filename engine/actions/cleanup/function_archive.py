@@ -40,14 +40,16 @@ def _pages(lam: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, 
 
 
 def published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
-    """The published versions (not $LATEST), oldest first, as ListVersionsByFunction gives
-    them: number, description, code SHA."""
-    found = [
-        {"Version": v["Version"], "Description": v.get("Description", ""),
-         "CodeSha256": v.get("CodeSha256", "")}
-        for v in _pages(lam, "list_versions_by_function", "Versions", FunctionName=fn)
-        if v["Version"] != "$LATEST"
-    ]  # fmt: skip
+    """The published versions (not $LATEST), oldest first, each with its configuration as
+    ListVersionsByFunction gives it (number, description, code SHA, settings); of its
+    environment only the names (the values may be secrets)."""
+    found = []
+    for v in _pages(lam, "list_versions_by_function", "Versions", FunctionName=fn):
+        if v["Version"] == "$LATEST":
+            continue
+        version = {k: val for k, val in v.items() if k != "Environment"}
+        version["EnvironmentNames"] = sorted((v.get("Environment") or {}).get("Variables") or {})
+        found.append(version)
     return sorted(found, key=lambda v: int(v["Version"]))
 
 

@@ -69,6 +69,16 @@ def create_settings(conf: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_CREATE_ONLY = ("PackageType", "Architectures", "Description")
+
+
+def update_settings(conf: dict[str, Any]) -> dict[str, Any]:
+    """UpdateFunctionConfiguration's settings that make $LATEST look like `conf` (a version's
+    configuration as archived): what create_settings gives, less what only a create or a code
+    update sets, and less the description (a version carries its own)."""
+    return {k: v for k, v in create_settings(conf).items() if k not in _CREATE_ONLY}
+
+
 def qualifier_of(arn: str) -> str | None:
     """The qualifier of a function ARN (`...:function:NAME:QUALIFIER`), None when unqualified."""
     parts = arn.split(":")

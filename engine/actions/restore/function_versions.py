@@ -9,11 +9,15 @@ twice, and the event source mappings and permissions of a version follow it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from engine.actions.traffic.flags import publish, retry_conflicts
+from engine.actions.restore.function_spec import update_settings
+from engine.actions.traffic.flags import publish, retry_conflicts, wait_updated
 from engine.aws.resend import create_once
 from engine.core.context import ActionContext
+
+RuntimeFor = Callable[[str], str]  # an archived runtime -> the one a restore uses
 
 
 def _published(lam: Any, fn: str) -> list[str]:
@@ -23,23 +27,47 @@ def _published(lam: Any, fn: str) -> list[str]:
     return sorted(versions, key=int)
 
 
+def _configure(
+    ctx: ActionContext, lam: Any, fn: str, conf: dict[str, Any], runtime_for: RuntimeFor
+) -> None:
+    """Make $LATEST's settings those of `conf` (its environment stays: restored whole)."""
+    settings = update_settings(conf)
+    if settings.get("Runtime"):
+        settings["Runtime"] = runtime_for(settings["Runtime"])
+    wait_updated(ctx, lam, fn)
+    retry_conflicts(
+        ctx,
+        lam,
+        f"{fn}: configuration",
+        lambda: lam.update_function_configuration(FunctionName=fn, **settings),
+    )
+    wait_updated(ctx, lam, fn)
+
+
 def restore_versions(
-    ctx: ActionContext, lam: Any, fn: str, record: dict[str, Any], version_map: dict[str, str]
+    ctx: ActionContext,
+    lam: Any,
+    fn: str,
+    record: dict[str, Any],
+    version_map: dict[str, str],
+    runtime_for: RuntimeFor,
 ) -> None:
     """Publish each archived version not yet in `version_map` (old -> new, updated in place
-    and checkpointed after each). Versions the recreated function already has beyond the map
-    were published before a crash that lost the journal's line: adopted, never published
-    again. Lambda gives back the last version when nothing changed since (two archived
-    versions may then share one new number)."""
+    and checkpointed after each): $LATEST takes the version's settings, then is published;
+    once all are, $LATEST takes its own archived settings back. Versions the recreated
+    function already has beyond the map were published before a crash that lost the
+    journal's line: adopted, never published again. Lambda gives back the last version when
+    nothing changed since (two archived versions that differed only by code then share one
+    new number: only the code archived with $LATEST exists)."""
     code_sha = record.get("configuration", {}).get("CodeSha256", "")
-    for archived in record.get("versions", []):
+    pending = [v for v in record.get("versions", []) if v["Version"] not in version_map]
+    for archived in pending:
         old = archived["Version"]
-        if old in version_map:
-            continue
         unclaimed = [v for v in _published(lam, fn) if v not in version_map.values()]
         if unclaimed:
             version_map[old] = unclaimed[0]
         else:
+            _configure(ctx, lam, fn, archived, runtime_for)
             description = archived.get("Description") or f"restored version {old}"
             version_map[old] = publish(ctx, lam, fn, description)
         if archived.get("CodeSha256") and code_sha and archived["CodeSha256"] != code_sha:
@@ -50,6 +78,8 @@ def restore_versions(
             )
         ctx.log(f"{fn}: version {old} published again as {version_map[old]}")
         ctx.checkpoint(force=True)
+    if pending:
+        _configure(ctx, lam, fn, record.get("configuration", {}), runtime_for)
 
 
 def mapped_routing(

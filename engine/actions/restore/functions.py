@@ -123,6 +123,13 @@ def _create_kwargs(
     return kwargs
 
 
+def _runtime(ctx: ActionContext, runtime: str, p: RestoreFunctionsParams) -> str:
+    """The runtime a restore creates or configures on (AWS blocks by the calendar, not the
+    plan's clock)."""
+    today = datetime.now(UTC).date()
+    return restore_runtime(ctx.runbook.lambda_runtimes, runtime, p.replacement_runtimes, today)[0]
+
+
 def _check_runtimes(
     ctx: ActionContext,
     deleted: list[str],
@@ -215,7 +222,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
             ctx.checkpoint(force=True)
         _wait_function_active(ctx, lam, fn)  # versions, aliases and permissions need Active
         version_map = c.versions.setdefault(fn, {})
-        restore_versions(ctx, lam, fn, record, version_map)
+        restore_versions(ctx, lam, fn, record, version_map, lambda r: _runtime(ctx, r, p))
         aliases += len(restore_aliases(ctx, lam, fn, record, version_map))
         versions += len(record.get("versions", []))
         restore_permissions(ctx, lam, fn, record, version_map)

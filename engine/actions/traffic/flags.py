@@ -78,7 +78,7 @@ def _env(lam: Any, fn: str) -> dict[str, str]:
     return read_environment(lam.get_function_configuration(FunctionName=fn), fn)
 
 
-def _wait_updated(ctx: ActionContext, lam: Any, fn: str) -> None:
+def wait_updated(ctx: ActionContext, lam: Any, fn: str) -> None:
     """Wait until a configuration update has settled (AWS applies it asynchronously)."""
     waited = 0.0
     while True:
@@ -102,7 +102,7 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
     Returns whether an update was needed. `changes` keys must be flag names.
     """
     lam = ctx.client("lambda")
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     conf = lam.get_function_configuration(FunctionName=fn)
     current = read_environment(conf, fn)
     if conf.get("KMSKeyArn") and not current:
@@ -138,7 +138,7 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
             "written, the deploy's configuration stands; run the step again to merge the flags "
             f"into it ({exc})"
         ) from exc
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     return True
 
 
@@ -157,7 +157,7 @@ def retry_conflicts(ctx: ActionContext, lam: Any, what: str, call: Any) -> Any:
 def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
     """PublishVersion once the last update has settled; Lambda returns the latest version
     instead of a new one when nothing changed since, so a repeat is harmless."""
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     return retry_conflicts(
         ctx,
         lam,
