@@ -35,7 +35,7 @@ MAPPING_KEYS = (
 def _pages(lam: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for page in lam.get_paginator(operation).paginate(**kwargs):
-        out += page.get(key, [])
+        out += page[key]  # always there (engine/aws/complete_responses.py)
     return out
 
 
