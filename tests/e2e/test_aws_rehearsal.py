@@ -25,6 +25,7 @@ from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from tests.support.rehearsal import TIME_SCALE, status
+from tests.support.restored import alias_integrations, assert_phase5_restored
 from tests.support.worlds import prod_api
 
 ACCOUNT = "123456789012"  # moto's
@@ -186,6 +187,17 @@ def test_rehearsal_through_alias_live_and_the_policy_covers_every_call(
         # the Phase 5 rollback too: its restores are part of what the policy must allow
         capsys.readouterr()
         assert main(["rollback", "phase5", "--yes", *common]) == 0, capsys.readouterr()
+        # issue 19: every deleted table and function is back, with its tags (less aws:),
+        # aliases, permissions and mappings (the legacy stream's on the restored stream)
+        artifacts = journal.with_name(journal.stem + ".artifacts")
+        counts = assert_phase5_restored(conn, steps, artifacts)
+        assert counts["functions"] == len(rb.inventory.select_functions("@deprecated"))
+        assert counts["aliases"] >= 1 and counts["mappings"] == 1 and counts["statements"] >= 2
+        assert counts["tables"] == len(rb.inventory.select_tables("@deprecated"))
+        # the legacy route invoking a function through its alias works again
+        legacy_paths = {r.path for r in rb.inventory.api.routes if r.deprecate}
+        through_alias = alias_integrations(conn, prod_api(conn))
+        assert any(line.split(" ")[1] in legacy_paths for line in through_alias), through_alias
     finally:
         stop_world(record_path_for(journal))
     operations = {(s, o) for s, o, _ in recorder.calls}

@@ -175,3 +175,46 @@ def test_step_params_keep_the_delete_order(runbook):
     actions = [s.action for s in runbook.find_rollback("rollback-cleanup").steps]
     assert actions.index("restore_tables") < actions.index("restore_functions")
     assert step_params(runbook, "delete-deprecated-functions")["functions"] == ["@deprecated"]
+
+
+def test_a_kept_functions_mapping_on_a_legacy_stream_is_repointed(world, make_ctx, runbook):
+    """The function is kept, so its mapping outlives the deleted table and reads a disabled
+    stream; the table's restore makes it again on the new stream and deletes the old one."""
+    table = "construction-expenses-multi-table-works"
+    reader = runbook.flags.functions[0]  # a kept function
+    lam, ddb = world.client("lambda"), world.client("dynamodb")
+    ddb.update_table(
+        TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    )
+    old_stream = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    old = lam.create_event_source_mapping(
+        EventSourceArn=old_stream, FunctionName=reader, StartingPosition="TRIM_HORIZON",
+        BatchSize=7,
+    )  # fmt: skip
+    ctx, _ = make_ctx("delete-deprecated-tables", world)
+    go(ctx.journal)
+    final_backups(world, ctx.journal, [table])
+    run(ctx, "delete_tables", {"tables": [table], "backup_step": "final-backups"})
+    archive = json.loads(
+        ctx.artifact(f"{ctx.cursors['archive_dir']}/{table}.table.json").read_text()
+    )
+    assert archive["stream_arn"] == old_stream
+    assert [m["UUID"] for m in archive["stream_mappings"]] == [old["UUID"]]
+    assert lam.get_event_source_mapping(UUID=old["UUID"])  # kept: it outlives the table
+
+    rctx, _ = make_ctx("rollback-cleanup#0", world, journal=ctx.journal)
+    summary = run(rctx, "restore_tables", rollback_params(runbook, "restore_tables"))
+    assert summary["mappings_repointed"] == 1
+    new_stream = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    assert new_stream != old_stream
+    [moved] = lam.list_event_source_mappings(EventSourceArn=new_stream)["EventSourceMappings"]
+    assert moved["BatchSize"] == 7 and moved["FunctionArn"].endswith(f":function:{reader}")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_event_source_mapping(UUID=old["UUID"])
+    # a re-run after a crash before "restored" was journaled makes no second mapping
+    rctx.cursors["restored"] = []
+    rctx.cursors["repointed"] = {}
+    run(rctx, "restore_tables", rollback_params(runbook, "restore_tables"))
+    assert (
+        len(lam.list_event_source_mappings(EventSourceArn=new_stream)["EventSourceMappings"]) == 1
+    )
