@@ -63,13 +63,16 @@ def assert_phase5_restored(conn: Any, steps: dict[str, Any], artifacts: Path) ->
     return counts
 
 
-def alias_integrations(conn: Any, api_id: str) -> list[str]:
-    """Every integration of the API that invokes a function through an alias, checked to work:
-    the alias exists, and its policy lets this API invoke it. Returns "METHOD path -> fn:alias"."""
+def alias_integrations(conn: Any, api_id: str, paths: set[str]) -> list[str]:
+    """Every integration on `paths` of the API that invokes a function through an alias,
+    checked to work: the alias exists, and its policy lets this API invoke it. Returns
+    "METHOD path -> fn:alias"."""
     gw, lam = conn.client("apigateway"), conn.client("lambda")
     region = conn.client("sts").meta.region_name
     checked = []
     for res in gw.get_resources(restApiId=api_id, embed=["methods"])["items"]:
+        if res["path"] not in paths:
+            continue
         for method in res.get("resourceMethods") or {}:
             uri = gw.get_integration(restApiId=api_id, resourceId=res["id"], httpMethod=method)
             arn = uri.get("uri", "").split("/functions/")[-1].removesuffix("/invocations")
