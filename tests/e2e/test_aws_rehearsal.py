@@ -257,6 +257,14 @@ def test_real_shaped_rehearsal_sets_aside_what_the_target_cannot_hold(
         assert main(["report", *common]) == 0
         report = capsys.readouterr().out
         assert "| Zero data loss - All records migrated successfully | 0 | 3 | NOT met |" in report
+        # issue 19 "Done when": through Phase 5, then rollback-cleanup, as a new user would
+        assert main(["rollback", "phase5", "--yes", *common]) == 0, capsys.readouterr()
+        counts = assert_phase5_restored(conn, steps, artifacts)
+        assert counts["functions"] == len(rb.inventory.select_functions("@deprecated"))
+        assert counts["mappings"] == 1 and counts["aliases"] >= 1
+        assert counts["tables"] == len(rb.inventory.select_tables("@deprecated"))
+        legacy_paths = {r.path for r in rb.inventory.api.routes if r.deprecate}
+        assert alias_integrations(conn, prod_api(conn), legacy_paths)
     finally:
         stop_world(record_path_for(journal))
     missing, _ = uncovered_calls(recorder, rb)
