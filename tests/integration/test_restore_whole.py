@@ -17,6 +17,10 @@ from tests.support.actions import final_backups, go, rollback_params, run, step_
 RUNTIME = "python3.8"
 
 
+class Killed(BaseException):
+    """The process dying right after an answer: nothing after it runs, nothing is journaled."""
+
+
 def _live_state(conn: Any, fn: str) -> dict[str, Any]:
     lam = conn.client("lambda")
     conf = lam.get_function_configuration(FunctionName=fn)
@@ -128,10 +132,10 @@ def test_a_kill_between_publishes_adopts_the_published_version(world, make_ctx, 
 
     def kill_after_first_publish(**_: Any) -> None:
         if len(published) == 1:
-            raise KeyboardInterrupt("killed")
+            raise Killed("killed")
 
     lam.meta.events.register("after-call.lambda.PublishVersion", kill_after_first_publish)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     lam.meta.events.unregister("after-call.lambda.PublishVersion", kill_after_first_publish)
     fctx.cursors["versions"] = {}  # the journal never saw the first publish
