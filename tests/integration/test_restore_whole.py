@@ -13,6 +13,7 @@ import pytest
 
 from engine.rehearsal.legacy_shape import legacy_function_of
 from tests.support.actions import final_backups, go, rollback_params, run, step_params
+from tests.support.aws_inject import rewrite_answer
 
 RUNTIME = "python3.8"
 
@@ -222,3 +223,26 @@ def test_a_kept_functions_mapping_on_a_legacy_stream_is_repointed(world, make_ct
     assert (
         len(lam.list_event_source_mappings(EventSourceArn=new_stream)["EventSourceMappings"]) == 1
     )
+
+
+def test_an_alias_waits_for_its_version_to_be_active(world, make_ctx, runbook):
+    """AWS: a published version may be Pending a while (SnapStart); CreateAlias on it is
+    refused. The restore reads the version's State first (moto is Active at once)."""
+    fn, table = legacy_function_of(runbook)
+    ctx = _delete_phase5(world, make_ctx, runbook, table, fn)
+    rctx, _ = make_ctx("rollback-cleanup#0", world, journal=ctx.journal)
+    run(rctx, "restore_tables", rollback_params(runbook, "restore_tables"))
+    lam = world.client("lambda")
+    order: list[str] = []
+    lam.meta.events.register("before-call.lambda.CreateAlias", lambda **_: order.append("alias"))
+
+    def pending(parsed: dict[str, Any], n: int) -> None:
+        if parsed.get("Version", "$LATEST") != "$LATEST" and order.count("Pending") < 3:
+            parsed["State"] = "Pending"
+            order.append("Pending")
+
+    rewrite_answer(lam, "GetFunctionConfiguration", pending)
+    fctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
+    fctx.clock.sleep_real = lambda s: None  # the polls are what count, not the wall time
+    run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
+    assert order == ["Pending", "Pending", "Pending", "alias"]

@@ -12,12 +12,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.actions.restore.common import MAX_SETTLE_SECONDS
 from engine.actions.restore.function_spec import update_settings
 from engine.actions.traffic.flags import publish, retry_conflicts, wait_updated
 from engine.aws.resend import create_once
 from engine.core.context import ActionContext
 
 RuntimeFor = Callable[[str], str]  # an archived runtime -> the one a restore uses
+
+
+def wait_active(ctx: ActionContext, lam: Any, fn: str, qualifier: str | None = None) -> None:
+    """A new function (or version) is Pending until Lambda has set it up (waiter
+    function_active_v2); AddPermission, PutFunctionConcurrency or CreateAlias before that
+    fails with ResourceConflictException. moto is Active at once."""
+    kwargs = {"FunctionName": fn, **({"Qualifier": qualifier} if qualifier else {})}
+    what = f"{fn}:{qualifier}" if qualifier else fn
+    waited = 0.0
+    while True:
+        conf = lam.get_function_configuration(**kwargs)
+        state = conf.get("State") or "Active"
+        if state == "Active" and conf.get("LastUpdateStatus") != "InProgress":
+            return
+        if state == "Failed":
+            raise RuntimeError(f"{what}: creation failed: {conf.get('StateReason', '')}")
+        if waited >= MAX_SETTLE_SECONDS:
+            raise RuntimeError(f"{what}: still {state} after {waited:.0f}s")
+        ctx.clock.sleep_real(1.0)
+        waited += 1.0
 
 
 def _published(lam: Any, fn: str) -> list[str]:
@@ -105,6 +126,8 @@ def restore_aliases(
     for alias in record.get("aliases", []):
         name, old = alias["Name"], alias["FunctionVersion"]
         version = version_map.get(old, old)  # "$LATEST" stays
+        if version != "$LATEST":
+            wait_active(ctx, lam, fn, version)  # an alias on a Pending version is refused
         routing = mapped_routing(alias.get("RoutingConfig") or {}, version_map, version)
         wanted: dict[str, Any] = {
             "FunctionName": fn,

@@ -23,14 +23,18 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import safe_name
 from engine.actions.cleanup.state import function_deletions_of
-from engine.actions.restore.common import MAX_SETTLE_SECONDS, archive_folder
+from engine.actions.restore.common import archive_folder
 from engine.actions.restore.function_links import (
     restore_mappings,
     restore_permissions,
     restore_urls,
 )
 from engine.actions.restore.function_spec import create_settings
-from engine.actions.restore.function_versions import restore_aliases, restore_versions
+from engine.actions.restore.function_versions import (
+    restore_aliases,
+    restore_versions,
+    wait_active,
+)
 from engine.actions.traffic.flags import retry_conflicts
 from engine.aws.resend import create_once
 from engine.aws.tags import user_tags
@@ -148,23 +152,6 @@ def _check_runtimes(
         restore_runtime(ctx.runbook.lambda_runtimes, runtime, p.replacement_runtimes, today)
 
 
-def _wait_function_active(ctx: ActionContext, lam: Any, fn: str) -> None:
-    """A new function is Pending until Lambda has set it up (waiter function_active_v2);
-    AddPermission or PutFunctionConcurrency before that fails with ResourceConflictException."""
-    waited = 0.0
-    while True:
-        conf = lam.get_function_configuration(FunctionName=fn)
-        state = conf.get("State") or "Active"
-        if state == "Active" and conf.get("LastUpdateStatus") != "InProgress":
-            return
-        if state == "Failed":
-            raise RuntimeError(f"{fn}: creation failed: {conf.get('StateReason', '')}")
-        if waited >= MAX_SETTLE_SECONDS:
-            raise RuntimeError(f"{fn}: still {state} after {waited:.0f}s")
-        ctx.clock.sleep_real(1.0)
-        waited += 1.0
-
-
 def _exists(lam: Any, fn: str) -> str | None:
     try:
         lam.get_function(FunctionName=fn)
@@ -220,7 +207,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
                 ctx.log(f"recreated function {fn}")
             c.created.append(fn)
             ctx.checkpoint(force=True)
-        _wait_function_active(ctx, lam, fn)  # versions, aliases and permissions need Active
+        wait_active(ctx, lam, fn)  # versions, aliases and permissions need Active
         version_map = c.versions.setdefault(fn, {})
         restore_versions(ctx, lam, fn, record, version_map, lambda r: _runtime(ctx, r, p))
         aliases += len(restore_aliases(ctx, lam, fn, record, version_map))
