@@ -50,6 +50,7 @@ class RestoreFunctionsCursors(Cursors):
     log_groups_restored: list[str] = []
     created: list[str] = []  # recreated, not yet restored whole
     versions: dict[str, dict[str, str]] = {}  # function -> {archived version: new number}
+    aliases: dict[str, list[str]] = {}  # function -> the aliases it has again
     mappings: dict[str, str] = {}  # archived event source mapping UUID -> the new one
     runtime_replaced: dict[str, str] = {}  # function -> "python3.8 -> python3.12"
     urls: dict[str, str] = {}  # "fn[:alias]" -> its new function URL
@@ -152,6 +153,24 @@ def _check_runtimes(
         restore_runtime(ctx.runbook.lambda_runtimes, runtime, p.replacement_runtimes, today)
 
 
+_COMPARED = ("Role", "Handler", "PackageType", "CodeSha256")
+
+
+def _warn_if_not_archived(
+    ctx: ActionContext, fn: str, record: dict[str, Any], live: dict[str, Any]
+) -> None:
+    """A function of that name exists, not made by this restore (a redeploy, or a crash
+    before the journal said so): kept, and the log names what differs from the archive."""
+    archived, conf = record["configuration"], live["Configuration"]
+    differs = [k for k in _COMPARED if archived.get(k) and conf.get(k) != archived.get(k)]
+    if differs:
+        ctx.log(
+            f"{fn} exists and differs from its archive ({', '.join(differs)}): kept as it is; "
+            "its versions, aliases, permissions and mappings are restored on it",
+            "warning",
+        )
+
+
 def _exists(lam: Any, fn: str) -> str | None:
     try:
         lam.get_function(FunctionName=fn)
@@ -186,7 +205,6 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
     deleted, groups = list(deletions.deleted), list(deletions.log_groups_deleted)
     c = ctx.cursors_as(RestoreFunctionsCursors)
     restored, placeholder, groups_restored = c.restored, c.placeholder_code, c.log_groups_restored
-    aliases = versions = 0
     _check_runtimes(ctx, deleted, folder, p, c)  # all or nothing: before the first create
     for index, fn in enumerate(deleted):
         ctx.clock.check()
@@ -198,7 +216,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         record = json.loads(path.read_text())
         if fn not in c.created:
             try:
-                lam.get_function(FunctionName=fn)
+                _warn_if_not_archived(ctx, fn, record, lam.get_function(FunctionName=fn))
             except lam.exceptions.ResourceNotFoundException:
                 create = _create_kwargs(ctx, fn, record, folder, placeholder, p, c.runtime_replaced)
                 create_once(
@@ -210,8 +228,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         wait_active(ctx, lam, fn)  # versions, aliases and permissions need Active
         version_map = c.versions.setdefault(fn, {})
         restore_versions(ctx, lam, fn, record, version_map, lambda r: _runtime(ctx, r, p))
-        aliases += len(restore_aliases(ctx, lam, fn, record, version_map))
-        versions += len(record.get("versions", []))
+        c.aliases[fn] = restore_aliases(ctx, lam, fn, record, version_map)
         restore_permissions(ctx, lam, fn, record, version_map)
         c.urls.update(restore_urls(ctx, lam, fn, record))
         reserved = record.get("concurrency", {}).get("ReservedConcurrentExecutions")
@@ -239,7 +256,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         restored=list(restored),
         placeholder_code=list(placeholder),
         log_groups_restored=len(groups_restored),
-        aliases_restored=aliases,
+        aliases_restored=sum(len(names) for names in c.aliases.values()),
         versions_published=sum(len(set(m.values())) for m in c.versions.values()),
         mappings_restored=len(c.mappings),
         runtime_replaced=dict(c.runtime_replaced),
