@@ -171,13 +171,15 @@ def _restore_table_settings(
 
 
 def plan_restore_tables(rb: Runbook, p: RestoreTablesParams) -> list[PlannedCall]:
+    what = f"tables {p.delete_step} deleted"
     return [
+        PlannedCall("dynamodb", "RestoreTableFromBackup", what, f"backups of {p.backup_step}"),
         PlannedCall(
-            "dynamodb",
-            "RestoreTableFromBackup",
-            f"tables {p.delete_step} deleted",
-            f"backups of {p.backup_step}",
-        )
+            "lambda",
+            "CreateEventSourceMapping",
+            what,
+            "the kept readers of a legacy stream, on the new stream (the old mapping deleted)",
+        ),
     ]
 
 
