@@ -82,7 +82,7 @@ def fetch(cw: Any, queries: list[dict[str, Any]], win: Window) -> dict[str, list
     return out
 
 
-def _stat_query(qid: str, metric: dict[str, Any], stat: str, period: int) -> dict[str, Any]:
+def stat_query(qid: str, metric: dict[str, Any], stat: str, period: int) -> dict[str, Any]:
     return {
         "Id": qid,
         "MetricStat": {"Metric": metric, "Period": period, "Stat": stat},
@@ -95,6 +95,7 @@ class ErrorRate:
     errors: float
     invocations: float
     per_function: dict[str, tuple[float, float]]  # fn -> (errors, invocations)
+    throttles: float = 0.0  # invocations Lambda refused (not counted in Invocations)
 
     @property
     def has_data(self) -> bool:
@@ -106,16 +107,21 @@ class ErrorRate:
 
 
 def error_rate(cw: Any, functions: list[str], win: Window) -> ErrorRate:
-    """Lambda Errors / Invocations summed over the window, per function and in total."""
+    """Lambda Errors / Invocations summed over the window, per function and in total, and the
+    Throttles beside them."""
     queries = []
     for n, fn in enumerate(functions):
-        queries.append(_stat_query(f"e{n}", _fn_metric("Errors", fn), "Sum", win.period))
-        queries.append(_stat_query(f"i{n}", _fn_metric("Invocations", fn), "Sum", win.period))
+        queries.append(stat_query(f"e{n}", _fn_metric("Errors", fn), "Sum", win.period))
+        queries.append(stat_query(f"i{n}", _fn_metric("Invocations", fn), "Sum", win.period))
+        queries.append(stat_query(f"t{n}", _fn_metric("Throttles", fn), "Sum", win.period))
     values = fetch(cw, queries, win) if queries else {}
     per: dict[str, tuple[float, float]] = {}
     for n, fn in enumerate(functions):
         per[fn] = (sum(values.get(f"e{n}", [])), sum(values.get(f"i{n}", [])))
-    return ErrorRate(sum(e for e, _ in per.values()), sum(i for _, i in per.values()), per)
+    throttles = sum(sum(values.get(f"t{n}", [])) for n in range(len(functions)))
+    return ErrorRate(
+        sum(e for e, _ in per.values()), sum(i for _, i in per.values()), per, throttles
+    )
 
 
 def latency(
@@ -127,7 +133,7 @@ def latency(
     and the same period on both sides (see latency_window).
     """
     queries = [
-        _stat_query(f"d{n}", _fn_metric("Duration", fn), statistic, win.period)
+        stat_query(f"d{n}", _fn_metric("Duration", fn), statistic, win.period)
         for n, fn in enumerate(functions)
     ]
     values = fetch(cw, queries, win) if queries else {}
@@ -181,8 +187,8 @@ def dual_write_metric(mon: MonitoringSpec, name: str) -> dict[str, Any]:
 def dual_write(cw: Any, mon: MonitoringSpec, win: Window) -> DualWrite:
     """Success/failure counts the application (or the simulator) publishes."""
     queries = [
-        _stat_query("s", dual_write_metric(mon, mon.dual_write_success_metric), "Sum", win.period),
-        _stat_query("f", dual_write_metric(mon, mon.dual_write_failure_metric), "Sum", win.period),
+        stat_query("s", dual_write_metric(mon, mon.dual_write_success_metric), "Sum", win.period),
+        stat_query("f", dual_write_metric(mon, mon.dual_write_failure_metric), "Sum", win.period),
     ]
     values = fetch(cw, queries, win)
     return DualWrite(sum(values.get("s", [])), sum(values.get("f", [])))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.actions.prepare.monitoring import monitoring_of
 from engine.actions.traffic.flags import resolve_functions
 from engine.aws import metrics
+from engine.aws.error_signals import read_errors
 from engine.core.clock import plan_seconds_between
 from engine.core.context import ActionContext, Check, CheckResult
 from engine.core.timetext import plan_span, real_text
@@ -96,21 +97,39 @@ def _functions(ctx: ActionContext, selectors: list[str] | None) -> list[str]:
 
 def error_rate_below(ctx: ActionContext, p: ErrorRateParams) -> CheckResult:
     win = _window(ctx, p.window_minutes)
-    er = metrics.error_rate(ctx.client("cloudwatch"), _functions(ctx, p.functions), win)
-    data = {"errors": er.errors, "invocations": er.invocations}
-    if not er.has_data:
+    rb = ctx.runbook
+    reading = read_errors(
+        ctx.client("cloudwatch"),
+        _functions(ctx, p.functions),
+        rb.inventory.api,
+        win,
+        rb.monitoring.min_requests,
+    )
+    er = reading.lambda_rate
+    data: dict = {
+        "errors": er.errors,
+        "invocations": er.invocations,
+        "signals": {s.name: [s.failed, s.requests] for s in reading.signals},
+    }
+    worst = reading.worst
+    if worst is None:
         data["no_data"] = True
+        why = (
+            f"fewer than {rb.monitoring.min_requests} requests"
+            if reading.too_little_traffic
+            else "no invocations recorded"
+        )
         return CheckResult(
             False,
-            f"no data: no invocations recorded in the {_span(win, ctx)}; no error rate to compare",
+            f"no data: {why} in the {_span(win, ctx)}; no error rate to compare",
             data,
         )
-    data["percent"] = round(er.percent, 4)
-    ok = er.percent < p.max_percent
+    data["percent"] = round(worst.percent, 4)
+    ok = worst.percent < p.max_percent
     return CheckResult(
         ok,
-        f"error rate {er.percent:.3f}% ({er.errors:.0f}/"
-        f"{er.invocations:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
+        f"error rate {worst.percent:.3f}% ({worst.name}: {worst.failed:.0f}/"
+        f"{worst.requests:.0f}) {'<' if ok else '>='} {p.max_percent:g}% "
         f"over the {_span(win, ctx)}",
         data,
     )

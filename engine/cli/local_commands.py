@@ -24,7 +24,7 @@ from engine.plan.calls import plan_calls
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.clock import clock_label, plan_wait_seconds
 from engine.rehearsal.embedded import WorldGone
-from engine.rehearsal.simulator import set_error_rate
+from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
 from engine.run.engine import Engine
 from engine.run.report import render_report
 from engine.run.snapshot import empty_snapshot
@@ -240,7 +240,9 @@ def cmd_simulate(ctx: CliContext) -> int:
         raise BadRequest("simulate drives the embedded rehearsal world only")
     engine = ws.open_read_only(connected=True)
     set_error_rate(engine.clients, ctx.args.error_rate)
-    say(f"simulated traffic now fails {ctx.args.error_rate:g}% of calls")
+    set_errors_seen_by(engine.clients, ctx.args.seen_by)
+    seen = "thrown" if ctx.args.seen_by == "lambda" else "returned as 500 (API Gateway 5XX only)"
+    say(f"simulated traffic now fails {ctx.args.error_rate:g}% of calls, {seen}")
     return EXIT_OK
 
 

@@ -215,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--error-rate", type=values.percent, required=True, help="percent of failing calls"
     )
+    p.add_argument(
+        "--seen-by",
+        choices=("lambda", "api"),
+        default="lambda",
+        help="lambda: thrown errors (Lambda Errors and API Gateway 5XX rise); api: handlers "
+        "return 500 (only API Gateway 5XX rises, Lambda Errors stay flat)",
+    )
     _serve_commands(sub)
     # the list in the usage line leaves out the internal `view`
     sub.metavar = "{" + ",".join(name for name in sub.choices if name != "view") + "}"

@@ -4,10 +4,12 @@ and S3, after which the side it left refuses to drive (engine/session/state_move
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from engine.cli.codes import EXIT_OK
 from engine.cli.context import CliContext
 from engine.cli.output import say
+from engine.rehearsal.embedded import carry_world, forget_world, record_path_for
 from engine.session.state_move import pull, push
 from engine.session.workspace import BadInput, Workspace
 
@@ -24,12 +26,7 @@ def cmd_state(ctx: CliContext) -> int:
         there = Workspace(dataclasses.replace(here.options, journal=args.url, fresh=False))
         here.acquire("state push")
         try:
-            there.acquire("state push")
-            try:
-                assert there.remote is not None
-                kept = push(here.store, there.remote)
-            finally:
-                there.release()
+            kept = _push(here, there)
         finally:
             here.release()
         say(
@@ -42,6 +39,10 @@ def cmd_state(ctx: CliContext) -> int:
     here.acquire("state pull")
     try:
         path = pull(here.remote, args.dir)
+        if here.is_embedded:  # the rehearsal's world goes with its run
+            world = record_path_for(here.journal_path)
+            carry_world(world, record_path_for(path))
+            forget_world(world)
     finally:
         here.release()
     say(
@@ -49,3 +50,24 @@ def cmd_state(ctx: CliContext) -> int:
         f"{here.remote.location.url} refuses to drive"
     )
     return EXIT_OK
+
+
+def _push(here: Workspace, there: Workspace) -> Path | None:
+    """The run (and a rehearsal's world) moved to S3; the local copy kept aside."""
+    world = record_path_for(here.journal_path)
+    carried = record_path_for(there.journal_path) if here.is_embedded else None
+    if carried is not None:
+        carry_world(world, carried)  # before S3's side connects: it reconnects this world
+    try:
+        there.acquire("state push")
+        try:
+            assert there.remote is not None
+            kept = push(here.store, there.remote)
+        finally:
+            there.release()
+    except BaseException:
+        if carried is not None:
+            forget_world(carried)  # the run stays here, and so does its world
+        raise
+    forget_world(world)
+    return kept

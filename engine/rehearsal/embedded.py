@@ -173,6 +173,18 @@ def _last_line(log_path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def carry_world(from_record: Path, to_record: Path) -> None:
+    """A run moved to another journal (`runbook state push`/`pull`) takes its world along:
+    the world outlives consoles, and a new one would be another rehearsal."""
+    if from_record.is_file():
+        atomic_write(to_record, from_record.read_bytes())
+
+
+def forget_world(record_path: Path) -> None:
+    """The side a run left no longer names its world (so never stops it): the world runs on."""
+    record_path.unlink(missing_ok=True)
+
+
 def stop_world(record_path: Path) -> None:
     record = read_record(record_path)
     if record and _pid_alive(record.pid):

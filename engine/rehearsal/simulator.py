@@ -3,8 +3,11 @@
 moto synthesises no AWS/* metrics, so in the rehearsal world watch windows and gate checks
 would see nothing. Each `publish_tick` puts, per flagged function, Invocations / Errors /
 Duration into AWS/Lambda, and the dual-write success/failure counts into the runbook's custom
-namespace while DUAL_WRITE_ENABLED is on. Two knobs live in SSM so the CLI can turn them from
-another process during a rehearsal: the injected error rate (percent) and a latency factor.
+namespace while DUAL_WRITE_ENABLED is on, and the runbook API's Count / 5XXError into
+AWS/ApiGateway. Knobs live in SSM so the CLI can turn them from another process during a
+rehearsal: the injected error rate (percent), who sees those errors (thrown: Lambda's Errors and
+the API's 5XX; or "api": a handler that returns a 500, which only the API's 5XX shows) and a
+latency factor.
 
 Never used against real AWS: only the embedded world (engine/rehearsal/world.py) ticks it
 (AWS rejects AWS/* namespaces).
@@ -17,11 +20,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.aws.error_signals import APIGW_NAMESPACE
 from engine.aws.metrics import LAMBDA_NAMESPACE, dual_write_metric
+from engine.rehearsal.traffic_shape import (
+    TrafficShape,
+    duration_factor,
+    get_traffic_shape,
+    since_change,
+)
 from engine.runbook.model import Runbook
 
 ERROR_RATE_PARAMETER = "/runbook-console/simulator/error-rate"
 LATENCY_FACTOR_PARAMETER = "/runbook-console/simulator/latency-factor"
+ERRORS_SEEN_BY_PARAMETER = "/runbook-console/simulator/errors-seen-by"
+ERRORS_SEEN_BY = ("lambda", "api")  # thrown (both see it), or returned as a 500 (the API only)
 INVOCATIONS_PER_MINUTE = 600  # per function
 WRITE_SHARE = 0.4  # share of invocations that write (and so dual-write)
 BASE_LATENCY_MS = 80.0
@@ -51,6 +63,22 @@ def set_error_rate(clients: ClientFactory, percent: float) -> None:
 
 def get_error_rate(clients: ClientFactory) -> float:
     return _get(clients, ERROR_RATE_PARAMETER, 0.0)
+
+
+def set_errors_seen_by(clients: ClientFactory, seen_by: str) -> None:
+    if seen_by not in ERRORS_SEEN_BY:
+        raise ValueError(f"errors are seen by one of {', '.join(ERRORS_SEEN_BY)}")
+    clients("ssm").put_parameter(
+        Name=ERRORS_SEEN_BY_PARAMETER, Value=seen_by, Type="String", Overwrite=True
+    )
+
+
+def get_errors_seen_by(clients: ClientFactory) -> str:
+    ssm = clients("ssm")
+    try:
+        return str(ssm.get_parameter(Name=ERRORS_SEEN_BY_PARAMETER)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return "lambda"
 
 
 def set_latency_factor(clients: ClientFactory, factor: float) -> None:
@@ -88,7 +116,9 @@ def publish_tick(
     cw = clients("cloudwatch")
     flags = rb.flags
     error_pct = get_error_rate(clients)
+    thrown = get_errors_seen_by(clients) == "lambda"
     factor = get_latency_factor(clients)
+    shape = get_traffic_shape(clients)
     minutes = max(plan_seconds, 1.0) / 60.0
     now = datetime.now(UTC)
     lambda_data: list[dict[str, Any]] = []
@@ -98,15 +128,18 @@ def publish_tick(
     total_err = 0.0
     for fn in functions if functions is not None else flags.functions:
         try:
-            env = lam.get_function_configuration(FunctionName=fn).get("Environment", {})
+            config = lam.get_function_configuration(FunctionName=fn)
         except lam.exceptions.ResourceNotFoundException:
             continue
-        variables = env.get("Variables", {})
+        variables = config.get("Environment", {}).get("Variables", {})
         if not any(name in variables for name in flags.names()):
             continue
-        invocations = round(INVOCATIONS_PER_MINUTE * minutes)
+        invocations = round(INVOCATIONS_PER_MINUTE * minutes * shape.traffic)
         errors = round(invocations * error_pct / 100.0)
         latency = _base_latency(fn) * factor
+        if shape != TrafficShape():
+            since = since_change(clients, fn, config.get("RevisionId", ""), plan_seconds)
+            latency *= duration_factor(shape, fn, since, invocations)
         if _is_on(variables.get(flags.read_company_scoped)):
             share = float(variables.get(flags.read_percent, "100") or 0) / 100.0
             latency *= 1 - share * (1 - COMPANY_READ_LATENCY_FACTOR)
@@ -122,18 +155,28 @@ def publish_tick(
             {
                 "MetricName": "Errors",
                 "Dimensions": dims,
-                "Value": errors,
+                "Value": errors if thrown else 0,  # a returned 500 is no Lambda error
                 "Unit": "Count",
                 "Timestamp": now,
             },
             {
-                "MetricName": "Duration",
+                "MetricName": "Throttles",
                 "Dimensions": dims,
-                "Value": round(latency, 2),
-                "Unit": "Milliseconds",
+                "Value": 0,
+                "Unit": "Count",
                 "Timestamp": now,
             },
         ]
+        if invocations:  # no request, no duration
+            lambda_data.append(
+                {
+                    "MetricName": "Duration",
+                    "Dimensions": dims,
+                    "Value": round(latency, 2),
+                    "Unit": "Milliseconds",
+                    "Timestamp": now,
+                }
+            )
         total_inv += invocations
         total_err += errors
         if _is_on(variables.get(flags.dual_write)):
@@ -142,6 +185,22 @@ def publish_tick(
             failed_writes += round(w * error_pct / 100.0)
     for i in range(0, len(lambda_data), 500):
         cw.put_metric_data(Namespace=LAMBDA_NAMESPACE, MetricData=lambda_data[i : i + 500])
+    api = rb.inventory.api
+    if api is not None and total_inv:  # the flagged functions serve the API's routes
+        dims = [{"Name": "ApiName", "Value": api.name}, {"Name": "Stage", "Value": api.stage}]
+        cw.put_metric_data(
+            Namespace=APIGW_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Dimensions": dims,
+                    "Value": value,
+                    "Unit": "Count",
+                    "Timestamp": now,
+                }
+                for name, value in (("Count", total_inv), ("5XXError", total_err))
+            ],
+        )
     if writes:
         mon = rb.monitoring
         data = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
 from engine.runbook.selector import Selector
 
@@ -161,6 +161,26 @@ class MonitoringSpec(Strict):
     latency_statistic_aws: str = "p99"
     latency_statistic_embedded: str = "Average"
     sample_size: int = 50
+    # an error signal (or a latency reading) with fewer requests in its window says nothing yet
+    min_requests: int = Field(default=20, ge=1)
+    # a latency or error trigger fires after this many readings in a row over its threshold
+    # (fewer when the window holds fewer readings: a compressed rehearsal's has one)
+    consecutive_readings: int = Field(default=3, ge=1)
+    # after a shift or a new version, cold starts: latency readings start this late into a
+    # watch, and read only what came after (at least one period, so no reading mostly
+    # measures the time before the change)
+    warmup_minutes: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _warmup_covers_a_period(self) -> MonitoringSpec:
+        if 0 < self.warmup_minutes * 60 < self.period_seconds:
+            raise ValueError(
+                f"monitoring.warmup_minutes ({self.warmup_minutes:g}) is shorter than one "
+                f"period ({self.period_seconds} s): the first reading would mostly measure the "
+                "time before the change; make it 0 or at least one period"
+            )
+        return self
+
     # what the application publishes for dual-write (namespace above): names and dimensions
     dual_write_success_metric: str = "DualWriteSuccess"
     dual_write_failure_metric: str = "DualWriteFailure"

@@ -68,6 +68,11 @@ class WorkspaceOptions:
     take_over: bool = False  # an S3 journal's lock held by a machine that is gone
 
 
+# the operations that may start a new run (and so, on the embedded world, start the world);
+# the others (status, state moves) need the run's world as it is
+STARTS_A_RUN = frozenset({"run", "run --detach", "console"})
+
+
 def _no_clients(service: str) -> Any:
     raise TargetError("this view is read-only and has no connection to the target")
 
@@ -149,7 +154,7 @@ class Workspace:
         """An S3 journal: its bucket checked, its lock taken, S3's log and artifacts here."""
         assert self.remote is not None
         if self.is_embedded:
-            self._world_state(create=operation == "run")
+            self._world_state(create=operation in STARTS_A_RUN)
         self.remote.check_bucket()
         self.s3_lock = self.remote.lock(operation, self.options.take_over)
         self.s3_lock.acquire()

@@ -226,6 +226,9 @@ class Journal(BaseModel):
     # The runbook's REST API by identity, resolved once (Day 1) by name and stage or pinned
     # (engine/actions/api_identity.py); every later step and rollback uses this id.
     api_id: str | None = None
+    # when this run last created a deployment of that API: API Gateway allows one
+    # CreateDeployment per 5 s per account, so the next one waits out the rest
+    api_deployed_at: str | None = None
     audit: list[AuditEntry] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.rehearsal.embedded import record_path_for, stop_world
+from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from engine.state.lock import is_locked
+from engine.state.s3_location import parse_s3_url
 from tests.support.paths import MINI_RUNBOOK
 from tests.support.terminal import Terminal
 
@@ -100,3 +101,38 @@ def test_terminal_gone_mid_step_checkpoints_and_resumes(tmp_path: Path) -> None:
     finally:
         term.close()
         stop_world(record_path_for(journal))
+
+
+def test_the_console_drives_a_rehearsal_kept_in_s3(tmp_path: Path) -> None:
+    """`runbook --journal s3://...` in a real terminal: the console runs to the first gate, every
+    checkpoint lands in the world's state bucket, the lock object goes with the console, and a
+    second console opened meanwhile watches read-only, naming the driver."""
+    url = "s3://console-state/runs/mini.toml"
+    state = tmp_path / "state"
+    cache = parse_s3_url(url).cache_path(state / "runbook-console")
+    command = (
+        f"XDG_STATE_HOME={state} TEXTUAL_ANIMATIONS=none {sys.executable} -m runbook_entry "
+        f"--runbook {MINI_RUNBOOK} --journal {url}; echo EXITED=$?; sleep 30"
+    )
+    driver, watcher = Terminal("s3-driver"), Terminal("s3-watcher")
+    driver.start(command)
+    try:
+        driver.wait_for("Run/resume")
+        s3 = reconnect(record_path_for(cache))[0].client("s3")
+        lock = parse_s3_url(url).lock_key
+        assert s3.head_object(Bucket="console-state", Key=lock)  # this console drives
+        watcher.start(command)
+        seen = watcher.wait_for("READ-ONLY")
+        assert "driven by" in seen
+        driver.keys("r")
+        driver.wait_for("WAITING at gate gate-phase2")
+        body = s3.get_object(Bucket="console-state", Key="runs/mini.toml")["Body"].read()
+        assert b'[steps.backup-tables]' in body and b'status = "done"' in body
+        driver.keys("q")
+        driver.wait_for("EXITED=0")
+        listed = s3.list_objects_v2(Bucket="console-state", Prefix=lock).get("KeyCount", 0)
+        assert listed == 0  # the lock went with the console
+    finally:
+        watcher.close()
+        driver.close()
+        stop_world(record_path_for(cache))

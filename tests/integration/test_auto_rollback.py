@@ -11,7 +11,7 @@ import pytest
 from engine.aws.target import Connection
 from engine.core.views import NodeRef
 from engine.plan.loader import RunbookInvalid, default_runbook_path, load_runbook
-from engine.rehearsal.simulator import set_error_rate
+from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
 from engine.run.engine import Engine
 from engine.run.status_text import render_status
 from engine.state.journal import JournalStore
@@ -29,12 +29,17 @@ def engine(aws: Connection, tmp_path: Path) -> Engine:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seen_by", "signal"),
+    [("lambda", "Lambda errors"), ("api", "API Gateway 5XX")],  # api: handlers return 500
+)
 def test_errors_during_read_shift_50_roll_the_reads_back_without_a_key(
-    engine: Engine, aws: Connection, tmp_path: Path
+    engine: Engine, aws: Connection, tmp_path: Path, seen_by: str, signal: str
 ) -> None:
     advance(engine, ("step", "read-shift-50"))
     fns = engine.runbook.flags.functions
     assert all(flag(aws, fn, "READ_PERCENT") == "10" for fn in fns)
+    set_errors_seen_by(engine.clients, seen_by)
     set_error_rate(engine.clients, 5.0)
 
     outcome = engine.run(confirm=OK)
@@ -47,6 +52,7 @@ def test_errors_during_read_shift_50_roll_the_reads_back_without_a_key(
     alert = saved.alerts[-1]
     assert alert["trigger"] == "error-rate" and alert["step"] == "read-shift-50"
     assert alert["auto_rollback"] is True and alert["rollback"] == "rollback-reads"
+    assert signal in alert["message"], alert["message"]
     record = saved.rollbacks[-1]
     assert (record.id, record.status, record.by) == ("rollback-reads", "done", "trigger error-rate")
     assert saved.step("read-shift-100").attempts == 0

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from engine.actions.traffic.watch import TriggerFired
+from engine.core.context import RollBackNow
 from engine.core.world import REAL_ACCOUNT
+from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
+from engine.rehearsal.traffic_shape import TrafficShape, set_traffic_shape
 from tests.support.actions import check, run, step_params
 
 
@@ -116,3 +122,74 @@ def test_a_watch_without_datapoints_says_no_data(world, make_ctx, runbook):
     ):
         r = check(ctx, name, params)
         assert not r.ok and r.detail.startswith("no data") and r.data["no_data"]
+
+
+def _lambda_errors(world: Any, functions: list[str]) -> float:
+    cw = world.client("cloudwatch")
+    now = datetime.now(UTC)
+    total = 0.0
+    for fn in functions:
+        got = cw.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="Errors",
+            Dimensions=[{"Name": "FunctionName", "Value": fn}],
+            StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5),
+            Period=60, Statistics=["Sum"],
+        )  # fmt: skip
+        total += sum(p["Sum"] for p in got["Datapoints"])
+    return total
+
+
+def test_a_500_returned_by_the_handler_fails_the_gate_though_lambda_saw_no_error(
+    world, make_ctx, runbook
+):
+    """Lambda's Errors count only exceptions thrown; the API's 5XX is what clients got."""
+    ctx, _ = make_ctx("enable-dual-write", world)
+    set_errors_seen_by(ctx.clients, "api")
+    set_error_rate(ctx.clients, 5.0)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})  # a tick of traffic
+    r = check(ctx, "error_rate_below", {"max_percent": 1.0, "window_minutes": 60})
+    assert not r.ok, r.detail
+    assert "API Gateway 5XX (construction-expenses-api)" in r.detail and "5.000%" in r.detail
+    assert r.data["errors"] == 0  # Lambda's own count stayed flat
+    assert _lambda_errors(world, list(runbook.flags.functions)) == 0
+    set_error_rate(ctx.clients, 0.0)
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    assert check(ctx, "error_rate_below", {"max_percent": 10.0, "window_minutes": 60}).ok
+
+
+QUIET_NIGHT = dict(traffic=0.02, cold_start_factor=3.0)  # 12 requests/min a function
+
+
+def _shift_on_a_quiet_night(world: Any, make_ctx: Any, rb: Any, seed: int) -> dict:
+    """A latency baseline, then a read shift (new flags: cold starts) watched for 15 min on a
+    quiet night with the noise of few requests; no real error or slowdown."""
+    # a tick is a plan minute, half a real second: CloudWatch (moto) windows start on a whole
+    # second, so faster ticks would blur the readings together
+    scale = 120.0
+    ctx, _ = make_ctx("enable-dual-write", world, rb=rb, time_scale=scale)
+    set_traffic_shape(ctx.clients, TrafficShape())
+    run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    bctx, _ = make_ctx("capture-baseline", world, journal=ctx.journal, rb=rb, time_scale=scale)
+    run(bctx, "capture_baseline", {"minutes": 60})
+    set_traffic_shape(ctx.clients, TrafficShape(**QUIET_NIGHT, noise_seed=seed))
+    wctx, _ = make_ctx("read-shift-10", world, journal=ctx.journal, rb=rb, time_scale=scale)
+    params = {"percent": 10 if seed % 2 else 50, "watch_minutes": 15}
+    return run(wctx, "shift_reads", {**params, "triggers": ["error-rate", "latency"]})
+
+
+@pytest.mark.slow
+def test_cold_starts_on_a_quiet_night_trip_no_rollback_in_ten_runs(world, make_ctx, runbook):
+    for seed in range(10):
+        s = _shift_on_a_quiet_night(world, make_ctx, runbook, seed)
+        assert s["warmup_ticks"] == 10, s  # the first 10 of 15 plan minutes: cold starts, unread
+        assert s["worst"]["latency_increase"] < 20.0, (seed, s)
+
+
+def test_without_the_warm_up_the_same_cold_starts_trip_the_latency_trigger(
+    world, make_ctx, runbook
+):
+    """The control: the guards are what keep the quiet night quiet."""
+    bare = runbook.monitoring.model_copy(update={"warmup_minutes": 0, "consecutive_readings": 1})
+    rb = runbook.model_copy(update={"monitoring": bare})
+    with pytest.raises((TriggerFired, RollBackNow), match="latency"):
+        _shift_on_a_quiet_night(world, make_ctx, rb, seed=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from engine.actions.cleanup.routes import DEPLOYMENT_INTERVAL_SECONDS
 from engine.actions.destructive import Refused
 from engine.aws.target import DUMMY_CREDENTIALS, Connection
 from engine.core.world import REAL_ACCOUNT
@@ -125,6 +127,16 @@ def count_calls(client: Any, operation: str) -> list[str]:
     return made
 
 
+def call_times(client: Any, operation: str) -> list[float]:
+    """When this client makes `operation` from now on (monotonic seconds)."""
+    made: list[float] = []
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(
+        f"before-call.{service}.{operation}", lambda **_: made.append(time.monotonic())
+    )
+    return made
+
+
 def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     gw = world.client("apigateway")
     api_id = prod_api(world)
@@ -137,6 +149,7 @@ def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
         run(ctx, "delete_api_routes", {})
     go(ctx.journal)
     reads = count_calls(ctx.client("apigateway"), "GetResources")
+    deployed = call_times(ctx.client("apigateway"), "CreateDeployment")
     s = run(ctx, "delete_api_routes", {})
     # GetResources is limited to 5 per 2 s: read for the archive and once for the routes, not
     # once per route (issue 19, item 6)
@@ -157,6 +170,9 @@ def test_delete_and_restore_api_routes(world, make_ctx, runbook, tmp_path):
     reads = count_calls(rctx.client("apigateway"), "GetResources")
     r = run(rctx, "restore_api_routes", {"delete_step": "delete-legacy-routes"})
     assert len(reads) == 1, reads
+    # CreateDeployment: one per 5 s per account, so the rollback's waited for the cleanup's
+    assert len(deployed) == 2, deployed  # the world's one client: both steps' calls
+    assert deployed[1] - deployed[0] >= DEPLOYMENT_INTERVAL_SECONDS - 0.1
     assert set(r["restored_routes"]) == legacy
     restored = methods_of(gw, api_id)
     assert set(restored) == set(before)

@@ -74,3 +74,27 @@ def test_the_consistency_sample_reads_its_twins_in_consistent_batches(
     assert len(reads.batch_keys) <= counts["compared"] // 10  # batched, not a call per twin
     assert all(reads.consistent)  # a twin written a moment ago is seen
     assert reads.segments[T_EXPENSES] == set()  # the targets are read by key, never scanned
+
+
+def test_the_sample_reaches_the_whole_table_not_the_head_of_a_segment(
+    aws, make_ctx, runbook
+) -> None:
+    """One user's 400 items share one partition key, so one scan segment: a sample from scan
+    heads reads the same first items every time. Half of each sample is drawn from the key
+    index instead: twins broken at the far end of the table are found on every seed."""
+    from engine.actions.traffic.sample import sample_consistency
+
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    actx, _ = make_ctx("analyze-data-volume", aws, journal=ctx.journal)
+    run(actx, "analyze_legacy", {"entities": ["expenses"]})
+    mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    assert run(mctx, "migrate_entity", {"entity": "expenses"})["migrated"] == N
+    twins = ddb.scan(TableName=T_EXPENSES)["Items"]
+    far_end = sorted(twins, key=lambda t: t["expenseId"]["S"])[-N // 4 :]
+    for twin in far_end:  # the last quarter, in the scan's own order, no longer matches
+        ddb.put_item(TableName=T_EXPENSES, Item=dict(twin, amount={"N": "-1"}))
+    sctx, _ = make_ctx("monitor-dual-write", aws, journal=ctx.journal)
+    for seed in range(10):
+        counts = sample_consistency(sctx, random.Random(seed))
+        assert counts["mismatched"] >= 1, (seed, counts)
+        assert counts["sampled"] == runbook.monitoring.sample_size

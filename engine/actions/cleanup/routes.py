@@ -11,6 +11,7 @@ declares, and resources with methods or children left, stay.
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -143,6 +144,18 @@ def run_delete_routes(ctx: ActionContext, p: DeleteRoutesParams) -> DeleteRoutes
     )
 
 
+DEPLOYMENT_INTERVAL_SECONDS = 5.0  # API Gateway: one CreateDeployment per 5 s per account
+
+
+def deployment_wait(last: str | None, now: datetime) -> float:
+    """Pure: seconds to wait before the next CreateDeployment (a TooManyRequestsException
+    that still comes, from another caller in the account, is backed off by the retries)."""
+    if last is None:
+        return 0.0
+    since = (now - datetime.fromisoformat(last)).total_seconds()
+    return max(0.0, min(DEPLOYMENT_INTERVAL_SECONDS, DEPLOYMENT_INTERVAL_SECONDS - since))
+
+
 def redeploy_stages(
     ctx: ActionContext, c: StagesCursors, gw: Any, api_id: str, description: str
 ) -> list[str]:
@@ -155,11 +168,13 @@ def redeploy_stages(
         ctx.log("the API has no stage; nothing to redeploy", "warning")
         return []
     if c.deployment_id is None:
+        ctx.clock.sleep_real(deployment_wait(ctx.journal.api_deployed_at, datetime.now(UTC)))
         try:
             c.deployment_id = gw.create_deployment(restApiId=api_id, description=description)["id"]
         except gw.exceptions.BadRequestException as exc:
             ctx.log(f"no deployment: {exc}", "warning")
             return []
+        ctx.journal.api_deployed_at = datetime.now(UTC).isoformat()
         ctx.checkpoint(force=True)
     done, deployment = c.stages_redeployed, c.deployment_id
     for stage in stages:

@@ -4,6 +4,8 @@ company-scoped twins, as the migration maps them; the `inconsistency` trigger re
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from engine.actions.analyze.legacy import KeyIndex, open_index
@@ -14,7 +16,7 @@ from engine.runbook.model import EntitySpec
 from engine.runbook.transforms import CREATED_BY, UPDATED_AT, classify_legacy, is_newer
 from engine.state.records import Record
 
-SAMPLE_SEGMENTS = 8  # a sample starts at a random segment of the legacy table
+SAMPLE_SEGMENTS = 8  # the scanned half starts at a random segment of the legacy table
 METADATA_ATTRS = frozenset(
     {
         "createdAt",
@@ -32,15 +34,20 @@ METADATA_ATTRS = frozenset(
 )
 
 
-def _key_names(ddb: Any, table: str, cache: dict[str, list[str]]) -> list[str]:
+def _key_schema(ddb: Any, table: str, cache: dict[str, dict[str, str]]) -> dict[str, str]:
+    """A table's key attributes and their types (S, N or B), in key-schema order."""
     if table not in cache:
-        schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
-        cache[table] = [k["AttributeName"] for k in schema]
+        described = ddb.describe_table(TableName=table)["Table"]
+        types = {a["AttributeName"]: a["AttributeType"] for a in described["AttributeDefinitions"]}
+        cache[table] = {
+            k["AttributeName"]: types[k["AttributeName"]] for k in described["KeySchema"]
+        }
     return cache[table]
 
 
-def _sample(ddb: Any, table: str, size: int, rng: random.Random) -> list[dict[str, Any]]:
-    """Up to `size` items, starting at a random segment and moving on while short."""
+def _scanned(ddb: Any, table: str, size: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Up to `size` items, starting at a random segment and moving on while short: reaches
+    what the application wrote lately (the key index knows only what the analysis saw)."""
     start = rng.randrange(SAMPLE_SEGMENTS)
     items: list[dict[str, Any]] = []
     for offset in range(SAMPLE_SEGMENTS):
@@ -50,17 +57,78 @@ def _sample(ddb: Any, table: str, size: int, rng: random.Random) -> list[dict[st
             Segment=(start + offset) % SAMPLE_SEGMENTS,
             TotalSegments=SAMPLE_SEGMENTS,
         )
-        items += page.get("Items", [])
+        items += [dynamo.to_python(raw) for raw in page.get("Items", [])]
         if len(items) >= size:
             break
     return items
 
 
+def uniform_keys(rows: Iterable[tuple[str, str]], size: int, rng: random.Random) -> list:
+    """Pure: `size` rows drawn uniformly from a stream of unknown length, in one pass with
+    `size` of them in memory (reservoir sampling)."""
+    chosen: list[tuple[str, str]] = []
+    for seen, row in enumerate(rows):
+        if seen < size:
+            chosen.append(row)
+        elif (slot := rng.randrange(seen + 1)) < size:
+            chosen[slot] = row
+    return chosen
+
+
+def _from_index(
+    ddb: Any,
+    entity: EntitySpec,
+    index: KeyIndex | None,
+    source_keys: dict[str, str],
+    size: int,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """Up to `size` legacy items drawn uniformly from every item the analysis indexed, read by
+    key: random across the whole table, however its partition keys fall into scan segments.
+    Nothing when there is no index, or the legacy key is not (user, id) as strings/numbers."""
+    if index is None or set(source_keys) != {entity.user_attr, entity.id_attr}:
+        return []
+    if any(kind not in ("S", "N") for kind in source_keys.values()):
+        return []
+    rows = index.db.execute("SELECT user, id FROM items WHERE entity=?", (entity.name,))
+    keys = []
+    for user, ident in uniform_keys(rows, size, rng):
+        raw = {entity.user_attr: user, entity.id_attr: ident}
+        keys.append(
+            {
+                name: Decimal(raw[name]) if kind == "N" else raw[name]
+                for name, kind in source_keys.items()
+            }
+        )
+    return dynamo.batch_get(ddb, entity.source, keys, consistent=True) if keys else []
+
+
+def _sample(
+    ddb: Any,
+    entity: EntitySpec,
+    index: KeyIndex | None,
+    schemas: dict[str, dict[str, str]],
+    size: int,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """Half drawn uniformly from the key index, the rest from a random scan segment; each
+    item once."""
+    source_keys = _key_schema(ddb, entity.source, schemas)
+    drawn = _from_index(ddb, entity, index, source_keys, size // 2, rng)
+    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    for item in [*drawn, *_scanned(ddb, entity.source, size, rng)]:
+        key = tuple(str(item.get(name)) for name in source_keys)
+        if key not in out and len(out) < size:
+            out[key] = item
+    return list(out.values())
+
+
 def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> dict[str, int]:
     """Compare a sample of each legacy entity table with the company-scoped twins.
 
-    Each call starts at a random parallel-scan segment (up to `sample_size` items), so
-    successive samples move over the whole table and reach items the application wrote lately.
+    Half of each sample is drawn uniformly from every item the analysis indexed (random
+    across the whole table), the rest from a random parallel-scan segment (what the
+    application wrote lately).
     Users map to companies exactly as the migration maps them (overrides, memberships, orphans).
     Returns counts: sampled, compared (twin found), missing (no twin yet), excluded (already
     reported by the migration: malformed, collision, newer twin), unmapped (no single
@@ -70,7 +138,7 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
     ddb = ctx.client("dynamodb")
     rng = rng or random.Random()
     resolver = build_resolver(ctx) if rb.mapping is not None else None
-    keys: dict[str, list[str]] = {}
+    schemas: dict[str, dict[str, str]] = {}
     counts = {
         "sampled": 0,
         "compared": 0,
@@ -83,11 +151,10 @@ def sample_consistency(ctx: ActionContext, rng: random.Random | None = None) -> 
     try:
         for entity in rb.entities:
             try:
-                sample = _sample(ddb, entity.source, rb.monitoring.sample_size, rng)
-                target_keys = _key_names(ddb, entity.target, keys)
+                items = _sample(ddb, entity, index, schemas, rb.monitoring.sample_size, rng)
+                target_keys = list(_key_schema(ddb, entity.target, schemas))
             except ddb.exceptions.ResourceNotFoundException:
                 continue
-            items = [dynamo.to_python(raw) for raw in sample]
             twins = _twins(ctx, entity, items, resolver, target_keys)  # BatchGetItem, 100 keys
             for item in items:
                 counts["sampled"] += 1
