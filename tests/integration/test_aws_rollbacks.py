@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from engine.aws.environment import EnvironmentSealed
 from engine.aws.tags import user_tag_list, user_tags
 from engine.core.context import NeedsAcceptance
-from engine.rehearsal.seed import LAMBDA_ROLE, as_stack, handler_zip
+from engine.rehearsal.seed import LAMBDA_ROLE
+from engine.rehearsal.seed_lambda import as_stack, handler_zip
 from tests.support.actions import SECRET, env, go, rollback_params, run
 from tests.support.aws_inject import rewrite_answer
 
