@@ -43,6 +43,12 @@ def evaluate(ctx: ActionContext, p: RestorableParams) -> CheckResult:
     found = _inventory(ctx, p.inventory_step)
     if found is None:
         return CheckResult(False, f"no inventory artifact from step {p.inventory_step}")
+    if "deprecated_functions" not in found:
+        return CheckResult(
+            False,
+            f"the inventory of {p.inventory_step} predates the runtime and stream report; "
+            f"run `runbook run --only {p.inventory_step}` again",
+        )
     today = datetime.now(UTC).date()
     replacements = _replacements(ctx, p.rollback)
     changed: list[str] = []

@@ -47,3 +47,15 @@ def test_the_gate_item_fails_without_a_day1_inventory(world, make_ctx, runbook):
     assert not result.ok and "no inventory artifact" in result.detail
     gate = runbook.gate("gate-phase5")
     assert any(i.check == "restorable_as_they_were" for i in gate.items)
+
+
+def test_an_inventory_from_before_the_report_is_not_taken_for_a_clean_one(world, make_ctx):
+    ctx, _ = make_ctx("inventory", world)
+    summary = run(ctx, "inventory_diff", {})
+    path = ctx.artifact(summary["artifact"])
+    older = json.loads(path.read_text())
+    del older["deprecated_functions"], older["legacy_stream_mappings"]
+    path.write_text(json.dumps(older))
+    gate_ctx, _ = make_ctx("gate-phase5:restorable", world, journal=ctx.journal)
+    result = check(gate_ctx, "restorable_as_they_were", PARAMS)
+    assert not result.ok and "predates" in result.detail
