@@ -23,6 +23,9 @@ STATE_CALLS = {
     "GetBucketAcl": "s3:GetBucketAcl",
     "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
 }
+# S3 Control's GetPublicAccessBlock (the account's block), read when the bucket looks public;
+# its action has no resource but the account ("*"). sts:GetCallerIdentity needs no grant.
+ACCOUNT_CALLS = {"GetPublicAccessBlock": "s3:GetAccountPublicAccessBlock"}
 
 
 def state_grants(
@@ -66,6 +69,7 @@ def state_grants(
             (bucket,),
         ),
     ]
+    out.append(Grant("RunStateAccountBlock", ("s3:GetAccountPublicAccessBlock",), ("*",)))
     if kms_key:
         out.append(_kms_grant(kms_key, account, region or "*"))
     return out

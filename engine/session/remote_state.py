@@ -7,14 +7,15 @@ state account. Everything else the workspace does is the same for a local and an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from engine.aws.target import Connection, TargetSpec, connect
-from engine.state.s3_bucket import check_state_bucket
+from engine.state.s3_bucket import account_block, check_state_bucket
 from engine.state.s3_journal import S3JournalStore
 from engine.state.s3_location import S3Location, is_s3_url, parse_s3_url
 from engine.state.s3_lock import S3Lock
@@ -40,18 +41,30 @@ class RemoteState:
     location: S3Location
     objects: StateObjects
     store: S3JournalStore
+    # the state connection's clients: STS and S3 Control read the account's public access block
+    clients: Callable[[str], Any] | None = field(default=None)
 
     @classmethod
-    def open(cls, location: S3Location, client: Any, kms_key: str | None, cache: Path) -> Any:
+    def open(
+        cls,
+        location: S3Location,
+        client: Any,
+        kms_key: str | None,
+        cache: Path,
+        clients: Callable[[str], Any] | None = None,
+    ) -> Any:
         objects = StateObjects(client, location.bucket, kms_key)
-        return cls(location, objects, S3JournalStore(location, objects, cache))
+        return cls(location, objects, S3JournalStore(location, objects, cache), clients)
 
-    def use_client(self, client: Any) -> None:
+    def use_client(self, client: Any, clients: Callable[[str], Any] | None = None) -> None:
         """The embedded world's client, once the world is up."""
         self.objects.client = client
+        self.clients = clients
 
     def check_bucket(self) -> None:
-        check_state_bucket(self.objects.client, self.location.bucket)
+        clients = self.clients
+        account = (lambda: account_block(clients("sts"), clients("s3control"))) if clients else None
+        check_state_bucket(self.objects.client, self.location.bucket, account)
 
     def lock(self, operation: str, take_over: bool) -> S3Lock:
         return S3Lock(self.objects, self.location, operation, take_over)

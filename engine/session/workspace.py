@@ -110,11 +110,13 @@ class Workspace:
             return
         # this machine's working copy; the run itself is in S3
         self.journal_path = location.cache_path(state_dir())
-        client = None
+        client, clients = None, None
         if not self.is_embedded:  # the embedded world's client comes with the world
             conn = state_connection(self.spec, options.state_profile, self.region)
-            client = conn.client("s3")
-        self.remote = RemoteState.open(location, client, options.state_kms_key, self.journal_path)
+            client, clients = conn.client("s3"), conn.client
+        self.remote = RemoteState.open(
+            location, client, options.state_kms_key, self.journal_path, clients
+        )
         self.store = self.remote.store
 
     @property
@@ -214,7 +216,7 @@ class Workspace:
             conn, _ = self._started = start_world(record_path, self.loaded.runbook)
         s3 = conn.client("s3")
         make_state_bucket(s3, self.remote.location.bucket)
-        self.remote.use_client(s3)
+        self.remote.use_client(s3, conn.client)
 
     def _connect_new(self) -> tuple[Connection, Target]:
         if self.is_embedded and self._started is not None:

@@ -2,12 +2,15 @@
 back) and must not be public; each is checked before a run uses it, refused in one line.
 
 Public, as S3 itself decides it: a bucket policy that GetBucketPolicyStatus reports public
-(unless the bucket's public access block restricts public buckets), or an ACL granting
-AllUsers or AuthenticatedUsers (unless the block ignores public ACLs).
+(unless a public access block restricts public buckets), or an ACL granting AllUsers or
+AuthenticatedUsers (unless a block ignores public ACLs). A block is the bucket's own or the
+account's (S3 Control), whichever is stricter; the account's is read only when the bucket's
+own settings look public, and an account block that cannot be read counts as none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,8 +38,27 @@ def public_reasons(policy_public: bool, acl_grants: list[dict[str, Any]], block:
     return reasons
 
 
-def check_state_bucket(client: Any, bucket: str) -> None:
-    """Refuse (JournalError, one line) a bucket without versioning, or a public one."""
+def stricter(*blocks: dict) -> dict:
+    """Pure: each setting on where any block sets it."""
+    return {k: True for block in blocks for k, v in block.items() if v}
+
+
+def account_block(sts: Any, s3control: Any) -> dict:
+    """The account's public access block (S3 Control); {} when there is none or it cannot be
+    read (then only the bucket's own settings count: the check stays on the safe side)."""
+    try:
+        account = sts.get_caller_identity()["Account"]
+        answer = s3control.get_public_access_block(AccountId=account)
+    except (ClientError, BotoCoreError):
+        return {}
+    return dict(answer.get("PublicAccessBlockConfiguration", {}))
+
+
+def check_state_bucket(
+    client: Any, bucket: str, account_settings: Callable[[], dict] | None = None
+) -> None:
+    """Refuse (JournalError, one line) a bucket without versioning, or a public one.
+    `account_settings`: the account's public access block, read only when needed."""
     where = f"s3://{bucket}"
     try:
         status = client.get_bucket_versioning(Bucket=bucket).get("Status")
@@ -57,6 +79,8 @@ def check_state_bucket(client: Any, bucket: str) -> None:
             "--versioning-configuration Status=Enabled"
         )
     reasons = public_reasons(policy_public, grants, block)
+    if reasons and account_settings is not None:
+        reasons = public_reasons(policy_public, grants, stricter(block, account_settings()))
     if reasons:
         raise JournalError(
             f"state bucket {where} is public ({'; '.join(reasons)}); refusing to keep a run there"

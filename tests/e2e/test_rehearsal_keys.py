@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,7 +99,8 @@ class Operator:
         if screen.lstrip().startswith("GATE "):  # the gate screen (the main one: the top bar)
             return self.gate(screen)
         status = status_line(screen)
-        if status.startswith("DONE"):
+        # an attached console whose detached engine finished and left shows the run read-only
+        if status.removeprefix("READ-ONLY · ").startswith("DONE"):
             return False
         acted, at = self.acted_on
         if status == acted and time.monotonic() - at < STALE_SECONDS:
@@ -162,9 +164,15 @@ class Operator:
         return True
 
 
-def rehearse(tmp_path: Path, faster: int, limit_seconds: float) -> tuple[float, int]:
-    """The whole rehearsal in tmux; (wall seconds from the command to DONE, keys pressed)."""
-    state = tmp_path / "state"
+def rehearse(
+    tmp_path: Path, faster: int, limit_seconds: float, attached: bool = False
+) -> tuple[float, int]:
+    """The whole rehearsal in tmux; (wall seconds from the command to DONE, keys pressed).
+    `attached`: the run is started detached (`runbook run --detach`), and the console the
+    operator drives is attached to it: every key is a command over its control socket."""
+    # an attached console's control socket lives beside the journal: a short home for it
+    # (a socket path holds at most 107 bytes)
+    state = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp")) if attached else tmp_path / "state"
     journal = state / "runbook-console" / "company-scoped-migration--embedded.toml"
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_THEME")}
     env["XDG_STATE_HOME"] = str(state)
@@ -172,10 +180,17 @@ def rehearse(tmp_path: Path, faster: int, limit_seconds: float) -> tuple[float, 
     runbook = load_runbook(default_runbook_path()).runbook
     operator = Operator(term, runbook)
     began = time.monotonic()
+    if attached:
+        detached = subprocess.run(
+            [str(RUNBOOK_BIN), "run", "--detach"], capture_output=True, text=True, env=env,
+            cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+        assert detached.returncode == 0, detached.stderr
     term.start(f"cd {tmp_path} && {RUNBOOK_BIN}; echo EXITED=$?; sleep 600", env)
     try:
         shown = term.wait(lambda s: "REHEARSAL x" in s, 120, "the console")
         assert "REHEARSAL x1200" in shown  # the default scale of a new run: ~10 min of waits
+        assert ("ATTACHED" in shown) is attached, shown
         for _ in range(faster):
             before = re.search(r"REHEARSAL (x\d+)", term.screen()).group(1)
             operator.press_and_see(
@@ -192,6 +207,8 @@ def rehearse(tmp_path: Path, faster: int, limit_seconds: float) -> tuple[float, 
         assert "EXITED=0" in term.screen()
     finally:
         term.close()
+        if attached:  # the detached engine outlives its console: it stops here
+            subprocess.run([str(RUNBOOK_BIN), "stop"], env=env, cwd=tmp_path, timeout=120)
         stop_world(record_path_for(journal))
 
     out = subprocess.run(
@@ -208,6 +225,8 @@ def rehearse(tmp_path: Path, faster: int, limit_seconds: float) -> tuple[float, 
         (s["id"], s["status"]) for s in status["steps"] if s["status"] != "done"
     ]
     assert all(g["decision"] == "GO" for g in status["gates"])
+    if attached:
+        shutil.rmtree(state, ignore_errors=True)
     return took, operator.keys_sent
 
 
@@ -229,4 +248,14 @@ def test_a_rehearsal_with_keys_only_at_the_default_clock(tmp_path: Path) -> None
     15 minutes of wall clock."""
     took, keys = rehearse(tmp_path, faster=0, limit_seconds=WALL_LIMIT_SECONDS)
     print(f"rehearsal at x1200: {took:.0f} s of wall clock, {keys} keys")
+    assert took < WALL_LIMIT_SECONDS
+
+
+@pytest.mark.slow
+def test_a_rehearsal_with_keys_only_through_an_attached_console(tmp_path: Path) -> None:
+    """The same rehearsal, the run detached from the start: the operator's console is
+    attached to it, and every key (the clock, run, ticks, GO, acks, the typed confirmations)
+    goes over the control socket."""
+    took, keys = rehearse(tmp_path, faster=4, limit_seconds=WALL_LIMIT_SECONDS, attached=True)
+    print(f"attached rehearsal at {FASTEST}: {took:.0f} s of wall clock, {keys} keys")
     assert took < WALL_LIMIT_SECONDS

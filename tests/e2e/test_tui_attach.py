@@ -10,8 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +39,7 @@ from tests.support.detach import (
     until,
 )
 from tests.support.paths import MINI_RUNBOOK, REPO
+from tests.support.pilot_waits import until_shown
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.console import hand_over
@@ -66,15 +65,6 @@ def attached_app(journal_path: Path) -> RunbookApp:
     ws = Workspace(WorkspaceOptions(runbook=RUNBOOK, journal=journal_path))
     remote = RemoteEngine(socket_path(journal_path))
     return RunbookApp(ws.open_read_only(), follow=ws.reload, remote=remote)
-
-
-async def until_shown(pilot, condition: Callable[[], object], seconds: float, what: str):
-    """Poll an observable condition of the running app, with a deadline."""
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-    return value
 
 
 def status_of(app: RunbookApp) -> str:

@@ -117,6 +117,38 @@ def test_publish_waits_out_an_update_in_progress_and_conflicts(aliased, make_ctx
         assert live_env(aliased, fn)["DUAL_WRITE_ENABLED"] == "true"
 
 
+def test_an_alias_moves_only_once_its_new_version_is_active(aliased, make_ctx, runbook):
+    """A published version is Pending while Lambda prepares it (VPC, SnapStart); an alias
+    moved to it then would fail its invocations."""
+    lam = aliased.client("lambda")
+    seen: list[tuple[str, str, str]] = []  # (what, function, version)
+
+    def pending_once(parsed: dict[str, Any], n: int) -> None:
+        version, fn = parsed.get("Version", "$LATEST"), parsed.get("FunctionName", "")
+        if version == "$LATEST":
+            return
+        if ("pending", fn, version) not in seen:
+            parsed["State"] = "Pending"
+            seen.append(("pending", fn, version))
+        else:
+            seen.append(("active", fn, version))
+
+    rewrite_answer(lam, "GetFunctionConfiguration", pending_once)
+    lam.meta.events.register(
+        "provide-client-params.lambda.UpdateAlias",
+        lambda params, **_: seen.append(
+            ("move", params["FunctionName"], params["FunctionVersion"])
+        ),
+    )
+    ctx, _ = make_ctx("enable-dual-write", aliased)
+    ctx.clock.sleep_real = lambda s: None  # the poll's wait is wall time; the order counts
+    s = run(ctx, "set_flags", {"values": {"DUAL_WRITE_ENABLED": "true"}})
+    moves = [entry for entry in seen if entry[0] == "move"]
+    assert len(moves) == len(s["aliases_moved"]) == 4
+    for _, fn, version in moves:
+        assert seen.index(("active", fn, version)) < seen.index(("move", fn, version)), seen
+
+
 def test_update_that_failed_is_an_error_not_a_success(aliased, make_ctx):
     lam = aliased.client("lambda")
 

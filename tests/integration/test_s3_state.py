@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from moto import mock_aws
 
 from engine.actions.migrate.ledger import Ledger
 from engine.aws import iam_policy
@@ -26,7 +27,7 @@ from engine.run.engine import Engine
 from engine.state.errors import JournalError
 from engine.state.journal import Journal, RunMeta, Target
 from engine.state.lock import LockedError
-from engine.state.s3_bucket import check_state_bucket
+from engine.state.s3_bucket import account_block, check_state_bucket
 from engine.state.s3_journal import S3JournalStore
 from engine.state.s3_location import S3Location, parse_s3_url
 from engine.state.s3_lock import S3Lock, s3_holder
@@ -206,6 +207,43 @@ def test_the_bucket_must_keep_versions_and_not_be_public(s3: Any) -> None:
         check_state_bucket(s3, bucket)
     with pytest.raises(JournalError, match="NoSuchBucket"):
         check_state_bucket(s3, "no-such-state-bucket")
+
+
+def test_a_public_acl_the_accounts_block_ignores_is_not_public() -> None:
+    """The account's public access block (S3 Control) counts as the bucket's own would: an ACL
+    grant it ignores makes no bucket public. Read only when the bucket looks public. (In
+    process: S3 Control's endpoint puts the account id in the host name, which a moto server
+    on loopback cannot answer.)"""
+    with mock_aws():
+        session = boto3.Session(
+            region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        s3, sts, control = (session.client(n) for n in ("s3", "sts", "s3control"))
+        account = sts.get_caller_identity()["Account"]
+        bucket = "state-account-block"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+        reads: list[str] = []
+
+        def read() -> dict:
+            reads.append("read")
+            return account_block(sts, control)
+
+        with pytest.raises(JournalError, match="its ACL grants READ"):
+            check_state_bucket(s3, bucket, read)  # no account block: public
+        control.put_public_access_block(
+            AccountId=account,
+            PublicAccessBlockConfiguration={
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        check_state_bucket(s3, bucket, read)  # the account's block ignores the grant
+        assert reads == ["read", "read"]
+        s3.put_bucket_acl(Bucket=bucket, ACL="private")
+        check_state_bucket(s3, bucket, read)
+        assert reads == ["read", "read"]  # nothing looked public: the account was not asked
 
 
 def test_files_are_encrypted_sse_s3_by_default_and_kms_on_request(

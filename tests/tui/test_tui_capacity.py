@@ -8,6 +8,7 @@ from pathlib import Path
 from engine.core.events import Progress
 from engine.run.status_text import render_status
 from tests.support import tui_states as states
+from tests.support.pilot_waits import until_shown
 from tui.app import RunbookApp
 from tui.format import progress_text
 from tui.widgets.table_progress import ProgressPanel
@@ -36,7 +37,10 @@ async def test_the_console_row_shows_consumed_units_against_the_budget(tmp_path:
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         engine.emit(Progress("migrate-expenses", TABLE, 1300, 7000, 90.0, 60.0, (2, 8), LINE))
-        await pilot.pause()
-        row = app.main.query_one(ProgressPanel).rows[TABLE]
-        figures = str(row.figures.render())
-        assert figures.endswith(LINE), figures
+        panel = app.main.query_one(ProgressPanel)
+
+        def figures() -> str:
+            row = panel.rows.get(TABLE)
+            return str(row.figures.render()) if row is not None else ""
+
+        await until_shown(pilot, lambda: figures().endswith(LINE), 10, "the capacity figures")

@@ -14,6 +14,7 @@ from engine.run.engine import Engine
 from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.support.paths import MINI_RUNBOOK
+from tests.support.pilot_waits import until_shown
 from tests.support.tui_states import HOLDER
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
@@ -192,9 +193,8 @@ async def test_alert_banner_and_read_only(engine: Engine) -> None:
         engine.emit(
             Alert("error-rate", "Error rate > 1%", 5.2, 1.0, "rollback-phase2", "backup-tables")
         )
-        await pilot.pause()
         banner = app.query_one("#alert")
-        assert banner.has_class("visible")
+        await until_shown(pilot, lambda: banner.has_class("visible"), 10, "the alert banner")
         assert "measured 5.2 > threshold 1" in str(banner.render())
         await pilot.press("x")
         assert not banner.has_class("visible")

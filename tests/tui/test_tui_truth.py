@@ -18,6 +18,7 @@ from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.support import tui_states as states
 from tests.support.paths import MINI_RUNBOOK
+from tests.support.pilot_waits import until_shown
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -262,9 +263,10 @@ async def test_a_gate_or_manual_steps_log_pane_shows_only_its_own_lines(engine: 
         await pilot.pause()
         for ref, own in [("gate-phase2", "ticked"), ("handover", "handover note")]:
             app.main.query_one("#timeline").select_ref(("gate" if "gate" in ref else "step", ref))
-            await pilot.pause()
             pane = app.main.query_one("#steplog")
-            shown = " ".join(strip.text for strip in pane.lines)
+            shown = await until_shown(
+                pilot, lambda pane=pane, own=own: own in _lines(pane) and _lines(pane), 10, own
+            )
             assert own in shown, shown
             assert shown.count("INFO") == shown.count(f"[{ref}]") == 1, shown
             assert "run-wide" not in shown and "backup line" not in shown
@@ -337,8 +339,7 @@ async def test_a_late_progress_event_leaves_no_bar_under_a_manual_step(tmp_path:
         panel = app.main.query_one(ProgressPanel)
         assert panel.rows == {} and panel.step_id in (None, "final-preparation")
         engine.emit(Progress("final-preparation", "legacy", 1, 2, None, None))  # in view: shown
-        await pilot.pause()
-        assert list(panel.rows) == ["legacy"]
+        await until_shown(pilot, lambda: list(panel.rows) == ["legacy"], 10, "the row")
 
 
 async def wait_for_screen(pilot, kind: type) -> object:
@@ -433,3 +434,7 @@ async def test_a_viewers_log_pane_shows_the_lines_of_the_step_its_title_names(
         shown = "\n".join(strip.text for strip in pane.lines)
         assert pane.border_title == "log · backup-tables", pane.border_title
         assert "creating backups" in shown and "counting tables" not in shown, shown
+
+
+def _lines(pane) -> str:
+    return " ".join(strip.text for strip in pane.lines)

@@ -78,11 +78,13 @@ def _env(lam: Any, fn: str) -> dict[str, str]:
     return read_environment(lam.get_function_configuration(FunctionName=fn), fn)
 
 
-def wait_updated(ctx: ActionContext, lam: Any, fn: str) -> None:
-    """Wait until a configuration update has settled (AWS applies it asynchronously)."""
+def wait_updated(ctx: ActionContext, lam: Any, fn: str, version: str | None = None) -> None:
+    """Wait until a configuration update has settled (AWS applies it asynchronously), or a
+    published `version` is Active (Pending while Lambda prepares it: VPC, SnapStart)."""
     waited = 0.0
+    qualified = {"Qualifier": version} if version else {}
     while True:
-        conf = lam.get_function_configuration(FunctionName=fn)
+        conf = lam.get_function_configuration(FunctionName=fn, **qualified)
         status = conf.get("LastUpdateStatus") or "Successful"
         if status != "InProgress" and conf.get("State", "Active") != "Pending":
             if status == "Failed":
@@ -156,14 +158,17 @@ def retry_conflicts(ctx: ActionContext, lam: Any, what: str, call: Any) -> Any:
 
 def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
     """PublishVersion once the last update has settled; Lambda returns the latest version
-    instead of a new one when nothing changed since, so a repeat is harmless."""
+    instead of a new one when nothing changed since, so a repeat is harmless. Returns once
+    the version is Active."""
     wait_updated(ctx, lam, fn)
-    return retry_conflicts(
+    version = retry_conflicts(
         ctx,
         lam,
         f"{fn}: publish version",
         lambda: lam.publish_version(FunctionName=fn, Description=description[:256]),
     )["Version"]
+    wait_updated(ctx, lam, fn, version)  # an alias moves to an Active version only
+    return str(version)
 
 
 def discover_invocations(ctx: ActionContext, functions: list[str]) -> invocations.Invocations:

@@ -1,0 +1,16 @@
+"""Waiting on a running Textual app in tests: poll what the app shows, with a deadline, never a
+fixed sleep (a loaded CI machine handles a message later than a quiet one)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+async def until_shown(pilot, condition: Callable[[], object], seconds: float, what: str):
+    """Poll an observable condition of the running app, with a deadline; its value."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+    return value
