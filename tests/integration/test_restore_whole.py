@@ -246,3 +246,32 @@ def test_an_alias_waits_for_its_version_to_be_active(world, make_ctx, runbook):
     fctx.clock.sleep_real = lambda s: None  # the polls are what count, not the wall time
     run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     assert order == ["Pending", "Pending", "Pending", "alias"]
+
+
+def test_a_stream_enabled_by_a_request_whose_answer_was_lost_counts_as_enabled(
+    world, make_ctx, runbook
+):
+    """An UpdateTable whose answer is lost after AWS applied it is sent again, and AWS refuses
+    to enable a stream twice: that refusal, with the stream enabled, means done (a whole run
+    through a proxy breaking answers waited 900 s on it)."""
+    _, table = legacy_function_of(runbook)
+    ctx, _ = make_ctx("delete-deprecated-tables", world)
+    go(ctx.journal)
+    final_backups(world, ctx.journal, [table])
+    run(ctx, "delete_tables", {"tables": [table], "backup_step": "final-backups"})
+    ddb = world.client("dynamodb")
+    first_try = world.client("dynamodb")  # the request that applied; its answer is lost
+    sent: list[str] = []
+
+    def apply_first(params: dict[str, Any], **_: Any) -> None:
+        if "StreamSpecification" in params and not sent:
+            sent.append("applied")
+            first_try.update_table(**params)
+
+    ddb.meta.events.register("provide-client-params.dynamodb.UpdateTable", apply_first)
+    rctx, _ = make_ctx("rollback-cleanup#0", world, journal=ctx.journal)
+    rctx.clock.sleep_real = lambda s: pytest.fail("waited on a stream that was enabled")
+    assert run(rctx, "restore_tables", rollback_params(runbook, "restore_tables"))["restored"]
+    assert sent == ["applied"]
+    spec = ddb.describe_table(TableName=table)["Table"]["StreamSpecification"]
+    assert spec["StreamEnabled"] is True

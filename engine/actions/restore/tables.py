@@ -7,9 +7,11 @@ cursors `restored` (names); summary {restored, from_backups}.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import safe_name
@@ -96,16 +98,42 @@ def _restore_from_backup(ddb: Any, table: str, arn: str) -> None:
     )
 
 
-def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> None:
-    """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again."""
+def _update_table(
+    ctx: ActionContext,
+    ddb: Any,
+    table: str,
+    applied: Callable[[dict[str, Any]], bool] | None = None,
+    **kwargs: Any,
+) -> None:
+    """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again. `applied`
+    tells from the table's description that an earlier request took: an answer lost after
+    AWS applied it is sent again, and enabling a stream twice is refused ("Cannot enable
+    stream", or "already has an enabled stream"), which then means done."""
+
+    def update() -> Any:
+        try:
+            return ddb.update_table(TableName=table, **kwargs)
+        except (ddb.exceptions.ResourceInUseException, ClientError) as exc:
+            if applied is not None and applied(ddb.describe_table(TableName=table)["Table"]):
+                return None
+            raise exc
+
     wait_table(ctx, ddb, table, gone=False)
-    retry_not_yet(
-        ctx,
-        f"{table}: update table",
-        lambda: ddb.update_table(TableName=table, **kwargs),
-        (ddb.exceptions.ResourceInUseException,),
-    )
+    retry_not_yet(ctx, f"{table}: update table", update, (ddb.exceptions.ResourceInUseException,))
     wait_table(ctx, ddb, table, gone=False)
+
+
+def _enable_ttl(ddb: Any, table: str, attribute: str) -> None:
+    """UpdateTimeToLive; refused as "already enabled" after an answer lost once AWS applied
+    it (sent again), which then means done."""
+    try:
+        ddb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+        )
+    except ClientError as exc:
+        live = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+        if live.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            raise exc
 
 
 def _restore_table_settings(
@@ -126,7 +154,13 @@ def _restore_table_settings(
     live_stream = desc.get("StreamSpecification") or {}
     if stream.get("StreamEnabled") and not live_stream.get("StreamEnabled"):
         spec = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
-        _update_table(ctx, ddb, table, StreamSpecification=spec)
+        _update_table(
+            ctx,
+            ddb,
+            table,
+            applied=lambda d: bool((d.get("StreamSpecification") or {}).get("StreamEnabled")),
+            StreamSpecification=spec,
+        )
         ctx.log(f"{table}: stream re-enabled ({stream['StreamViewType']})")
     tags, reserved = user_tag_list(record.get("tags"))
     if tags:
@@ -142,13 +176,7 @@ def _restore_table_settings(
             retry_not_yet(
                 ctx,
                 f"{table}: TTL",
-                lambda: ddb.update_time_to_live(
-                    TableName=table,
-                    TimeToLiveSpecification={
-                        "Enabled": True,
-                        "AttributeName": ttl["AttributeName"],
-                    },
-                ),
+                lambda: _enable_ttl(ddb, table, ttl["AttributeName"]),
                 (ddb.exceptions.ResourceInUseException,),
             )
     pitr = (
