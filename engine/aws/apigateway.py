@@ -86,3 +86,24 @@ def resources_by_path(gw: Any, api_id: str) -> dict[str, dict[str, Any]]:
         for r in page.get("items", []):
             out[r["path"]] = r
     return out
+
+
+def deployed_routes(gw: Any, api_id: str, stage: str) -> set[str] | None:
+    """The routes ("GET /x") the stage's deployment serves, from its `apiSummary`; None when
+    the answer has none (an emulator), so nothing can be said about undeployed changes."""
+    try:
+        deployment = gw.get_stage(restApiId=api_id, stageName=stage).get("deploymentId")
+    except gw.exceptions.NotFoundException:
+        return None
+    if not deployment:
+        return None
+    got = gw.get_deployment(restApiId=api_id, deploymentId=deployment, embed=["apisummary"])
+    summary = got.get("apiSummary")
+    if summary is None:
+        return None
+    return {f"{method} {path}" for path, methods in summary.items() for method in methods}
+
+
+def undeployed(live: set[str], deployed: set[str]) -> list[str]:
+    """Pure: the route changes no deployment holds ("+ GET /x": added, "- PUT /y": removed)."""
+    return [f"+ {r}" for r in sorted(live - deployed)] + [f"- {r}" for r in sorted(deployed - live)]

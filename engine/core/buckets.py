@@ -117,6 +117,11 @@ class UnitMeter:
             self.total += units
             self._trim(now)
 
+    def carry(self, units: float) -> None:
+        """Units consumed before this meter began (a resumed step): in the total, not the rate."""
+        with self._lock:
+            self.total += units
+
     def _trim(self, now: float) -> None:
         while self._samples and now - self._samples[0][0] > self._window:
             self._samples.popleft()
@@ -174,6 +179,12 @@ class CompanyHeat:
     def hottest(self, n: int) -> list[tuple[str, float]]:
         with self._lock:
             return sorted(self.peak.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def carry(self, peaks: dict[str, float]) -> None:
+        """Peaks seen before this count began (a resumed step)."""
+        with self._lock:
+            for company, rate in peaks.items():
+                self.peak[company] = max(self.peak.get(company, 0.0), rate)
 
 
 class CompanyGate:

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from engine.aws.apigateway import undeployed
 from engine.core.context import NeedsAcceptance
 from engine.runbook.model import RouteSpec
 from tests.support.actions import go, run
+from tests.support.aws_inject import rewrite_answer
 from tests.support.worlds import prod_api
 
 
@@ -77,3 +79,42 @@ def test_delete_routes_keeps_shared_methods_and_redeploys_existing_stages(world,
     again = run(ctx, "delete_api_routes", {})
     assert again["deleted_routes"] == s["deleted_routes"]
     assert len(gw.get_deployments(restApiId=api)["items"]) == 3  # seed, staging, ours
+
+
+def test_day_one_names_api_changes_no_deployment_holds(world, make_ctx):
+    """A change made in the console and never deployed: the clean-up's CreateDeployment on
+    Day 3 would publish it with the route removal. AWS says what a deployment serves in
+    GetDeployment's `apiSummary` (embed=apisummary); moto answers without one, so the answer
+    is given here as AWS documents it."""
+    gw = world.client("apigateway")
+    api = api_id(world)
+    live = {
+        f"{m} {r['path']}"
+        for r in gw.get_resources(restApiId=api)["items"]
+        for m in r.get("resourceMethods") or {}
+    }
+    served = set(live)
+
+    def summary(parsed: dict[str, Any], n: int) -> None:
+        tree: dict[str, dict[str, dict]] = {}
+        for route in served:
+            method, path = route.split(" ", 1)
+            tree.setdefault(path, {})[method] = {"authorizationType": "NONE"}
+        parsed["apiSummary"] = tree
+
+    rewrite_answer(gw, "GetDeployment", summary)
+    ctx, _ = make_ctx("inventory", world)
+    assert run(ctx, "inventory_diff", {})["api_problems"] == 0  # the stage serves it all
+    served.discard("GET /company/works")  # added after the last deployment
+    served.add("PATCH /expenses")  # removed since: still served
+    ctx2, _ = make_ctx("inventory", world, journal=ctx.journal)
+    with pytest.raises(NeedsAcceptance) as info:
+        run(ctx2, "inventory_diff", {})
+    (found,) = [p for p in info.value.summary["needs_acceptance"] if "no deployment" in p]
+    assert "+ GET /company/works" in found and "- PATCH /expenses" in found, found
+    assert "redeploy on Day 3 would publish them" in found
+
+
+def test_undeployed_route_changes_are_listed_added_then_removed() -> None:
+    assert undeployed({"GET /a", "PUT /b"}, {"PUT /b", "DELETE /c"}) == ["+ GET /a", "- DELETE /c"]
+    assert undeployed({"GET /a"}, {"GET /a"}) == []

@@ -7,10 +7,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from engine.actions.migrate.budget import CapacityGovernor
 from engine.aws.capacity import consumed_units, minute_sums, read_capacity, throttle_queries
 from engine.core.capacity import ON_DEMAND, PROVISIONED
+from engine.core.clock import Interrupted
 from engine.core.events import LogLine, Progress
 from tests.support.actions import run
 from tests.support.write_path import EXPENSES, MEMBERS, T_EXPENSES, N, build, mapped
@@ -192,3 +196,31 @@ def test_a_large_company_waits_for_its_partition_while_a_small_one_goes(aws, mak
     hottest = {h["company"]: h for h in s["hottest_companies"]}
     assert hottest["comp-a"]["peak_wcu_per_s"] <= 2 * 200  # a second's burst and its ceiling
     assert (N - 200) / seconds <= 200 * 1.15, seconds
+
+
+def test_a_resumed_migration_counts_what_it_consumed_before_the_stop(aws, make_ctx, runbook):
+    """The summary's consumed units, halvings and peaks are the whole step's, not the last
+    run's: they are checkpointed with the cursors and carried into the resume."""
+    ddb, ctx = mapped(aws, make_ctx, runbook)
+    provision(ddb, T_EXPENSES, 2000)
+    mctx, _ = make_ctx("migrate-expenses", aws, journal=ctx.journal)
+    puts = [0]
+
+    def stop_after_150(**_: Any) -> None:  # the operator's stop, mid-step
+        puts[0] += 1
+        if puts[0] == 150:
+            mctx.clock.stop.set()
+
+    ddb.meta.events.register("after-call.dynamodb.PutItem", stop_after_150)
+    params = {"entity": "expenses", "write_path": "put", "page_size": 50}
+    with pytest.raises(Interrupted):
+        run(mctx, "migrate_entity", params)
+    carried = mctx.cursors["capacity"]
+    assert 0 < carried["consumed_wcu"] < N and carried["peak_wcu"], carried
+    ddb.meta.events.unregister("after-call.dynamodb.PutItem", stop_after_150)
+    rctx, _ = make_ctx("migrate-expenses", aws, journal=mctx.journal)
+    s = run(rctx, "migrate_entity", params)
+    assert s["migrated"] + s["skipped_newer"] >= N - carried["consumed_wcu"]
+    # every put answered counts once: before the stop, then after it (pages redone included)
+    assert s["consumed_wcu"] >= N, s["consumed_wcu"]
+    assert s["hottest_companies"][0]["company"] == "comp-a"

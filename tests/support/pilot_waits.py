@@ -1,5 +1,5 @@
-"""Waiting on a running Textual app in tests: poll what the app shows, with a deadline, never a
-fixed sleep (a loaded CI machine handles a message later than a quiet one)."""
+"""Driving a running Textual app in tests: wait for what the app shows, with a deadline, never a
+fixed sleep (a loaded CI machine handles a message later than a quiet one); type text."""
 
 from __future__ import annotations
 
@@ -14,3 +14,14 @@ async def until_shown(pilot, condition: Callable[[], object], seconds: float, wh
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await pilot.pause(0.05)
     return value
+
+
+async def settle(pilot) -> None:
+    """The app's workers done and its messages handled."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_text(pilot, text: str) -> None:
+    for char in text:
+        await pilot.press(char)

@@ -22,6 +22,7 @@ from engine.core.views import NodeRef
 from engine.run.engine import Engine
 from engine.state.journal import JournalStore
 from tests.support.paths import CONSOLE_SAFETY_RUNBOOK
+from tests.support.pilot_waits import settle, type_text
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -135,16 +136,6 @@ class Screens:
 
     def text(self) -> str:
         return "\n".join(t for texts in self.seen.values() for t in texts)
-
-
-async def settle(pilot: Any) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def type_text(pilot: Any, text: str) -> None:
-    for char in text:
-        await pilot.press(char)
 
 
 async def roll_back(pilot: Any, app: RunbookApp, screens: Screens, confirm: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.core.events import Progress
+from engine.core.events import Progress, SnapshotChanged
 from engine.run.status_text import render_status
 from tests.support import tui_states as states
 from tests.support.pilot_waits import until_shown
@@ -35,9 +35,13 @@ async def test_the_console_row_shows_consumed_units_against_the_budget(tmp_path:
     engine = states.mid_migration(tmp_path)
     app = RunbookApp(engine, greet=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        engine.emit(Progress("migrate-expenses", TABLE, 1300, 7000, 90.0, 60.0, (2, 8), LINE))
         panel = app.main.query_one(ProgressPanel)
+        # the row drawn from the journal first: an event before it would have no row to update
+        await until_shown(pilot, lambda: TABLE in panel.rows, 10, "the table's row")
+        engine.emit(Progress("migrate-expenses", TABLE, 1300, 7000, 90.0, 60.0, (2, 8), LINE))
+        # as the engine does at its next checkpoint: the snapshot carries the line too, so the
+        # console's periodic redraw from the snapshot keeps it
+        engine.emit(SnapshotChanged(engine.snapshot(active=True)))
 
         def figures() -> str:
             row = panel.rows.get(TABLE)

@@ -14,7 +14,7 @@ from engine.run.engine import Engine
 from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.support.paths import MINI_RUNBOOK
-from tests.support.pilot_waits import until_shown
+from tests.support.pilot_waits import settle, type_text, until_shown
 from tests.support.tui_states import HOLDER
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
@@ -35,16 +35,6 @@ def journal_of(engine: Engine):
 
 def status_of(app: RunbookApp) -> str:
     return str(app.main.query_one("#status").render())
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def type_text(pilot, text: str) -> None:
-    for char in text:
-        await pilot.press(char)
 
 
 async def test_run_gate_ack_to_the_end(engine: Engine) -> None:

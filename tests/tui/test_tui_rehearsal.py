@@ -16,15 +16,11 @@ from engine.plan.loader import default_runbook_path
 from engine.rehearsal.simulator import set_error_rate
 from engine.run.engine import Engine
 from engine.state.journal import JournalStore
+from tests.support.pilot_waits import settle
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
 from tui.screens.rollback import RollbackScreen
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def pass_gate(pilot, engine: Engine, gate_id: str) -> None:

@@ -18,7 +18,7 @@ from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.support import tui_states as states
 from tests.support.paths import MINI_RUNBOOK
-from tests.support.pilot_waits import until_shown
+from tests.support.pilot_waits import settle, type_text, until_shown
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -36,16 +36,6 @@ def text_of(app: RunbookApp, selector: str) -> str:
 
 def screen_text(app: RunbookApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def type_text(pilot, text: str) -> None:
-    for char in text:
-        await pilot.press(char)
 
 
 def hold_at_first_backup(engine: Engine) -> tuple[threading.Event, threading.Event]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from engine.actions.migrate.state import CapacityTotals
 from engine.aws import capacity as aws_capacity
 from engine.core.buckets import Aimd, CompanyGate, CompanyHeat, UnitBucket, UnitMeter
 from engine.core.capacity import (
@@ -254,6 +255,28 @@ class CapacityGovernor:
             self.aimd.recover()
             self.apply()
         return None
+
+    # --- across a resume -----------------------------------------------------------------
+
+    def carry(self, totals: CapacityTotals) -> None:
+        """What the step's earlier runs consumed: the summary counts the whole step."""
+        self.written.carry(totals.consumed_wcu)
+        self.scanned.carry(totals.consumed_rcu)
+        self.backoffs += totals.budget_halvings
+        self.heat.carry(totals.peak_wcu)
+        self.items.carry(totals.peak_items)
+
+    def totals(self) -> CapacityTotals:
+        """For the checkpoint: small whatever the table (the hottest few companies only)."""
+        hot = dict(self.heat.hottest(self.spec.hottest_companies))
+        items = self.items.peak
+        return CapacityTotals(
+            consumed_wcu=round(self.written.total, 3),
+            consumed_rcu=round(self.scanned.total, 3),
+            budget_halvings=self.backoffs,
+            peak_wcu={k: round(v, 3) for k, v in hot.items()},
+            peak_items={k: round(items.get(k, 0.0), 3) for k in hot},
+        )
 
     # --- what it shows -------------------------------------------------------------------
 

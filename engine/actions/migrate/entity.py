@@ -212,6 +212,7 @@ class _Pipeline:
                 f"conditional Puts (2 WCU per item){dual}"
             )
         scanners = min(len(todo), self.p.max_workers or len(todo))
+        self.governor.carry(self.cursors.capacity)  # a resume: the step's totals go on
         self.governor.start()
         writers = ThreadPoolExecutor(self.pool_size, thread_name_prefix=f"write-{self.e.name}")
         try:
@@ -453,6 +454,7 @@ class _Pipeline:
             if not applied:
                 return
             self.ledger.db.commit()  # the ledger first, then the cursor that relies on it
+            c.capacity = self.governor.totals()
             t = self.throttle.state()
             self.ctx.progress(
                 self.e.source,

@@ -25,11 +25,23 @@ class MigrateCounts(Record):
     conflicts: int = 0  # writes that met a TransactionConflict (an application write), retried
 
 
+class CapacityTotals(Record):
+    """What the step consumed of its budget, carried across a resume (the summary's totals
+    would otherwise count only the last run of the step)."""
+
+    consumed_wcu: float = 0.0
+    consumed_rcu: float = 0.0
+    budget_halvings: int = 0
+    peak_wcu: dict[str, float] = {}  # the hottest companies' peak WCU/s, a few at most
+    peak_items: dict[str, float] = {}
+
+
 class MigrateCursors(Cursors):
     total_segments: int | None = None
     segments: dict[str, SegmentCursor] = {}  # segment number (as text) -> its cursor
     counts: MigrateCounts = MigrateCounts()
     source_total: int = 0
+    capacity: CapacityTotals = CapacityTotals()
 
 
 class MigrateSummary(Summary):

@@ -39,7 +39,13 @@ from pydantic import BaseModel, ConfigDict
 from engine.actions.api_identity import api_id_of
 from engine.actions.prepare import legacy_inventory
 from engine.aws import dynamo, invocations
-from engine.aws.apigateway import ApiNotResolved, apis_named, resources_by_path
+from engine.aws.apigateway import (
+    ApiNotResolved,
+    apis_named,
+    deployed_routes,
+    resources_by_path,
+    undeployed,
+)
 from engine.aws.environment import sealed_environment
 from engine.core.context import Action, ActionContext, NeedsAcceptance, PlannedCall
 from engine.runbook.model import ApiSpec, Runbook
@@ -278,12 +284,20 @@ def _api_problems(
     live_routes: set[str],
     expect_removed: bool,
 ) -> list[str]:
-    """The stage exists; every kept route method has an integration to one of its functions."""
+    """The stage exists and serves what the API holds; every kept route method has an
+    integration to one of its functions."""
     problems = []
     try:
         gw.get_stage(restApiId=api_id, stageName=api.stage)
     except gw.exceptions.NotFoundException:
         problems.append(f"stage {api.stage} of REST API {api.name} does not exist")
+    deployed = deployed_routes(gw, api_id, api.stage)
+    if deployed is not None and (changes := undeployed(live_routes, deployed)):
+        problems.append(
+            f"REST API {api.name} has changes no deployment of stage {api.stage} holds "
+            f"({', '.join(changes[:6])}{', ...' if len(changes) > 6 else ''}): the route "
+            "clean-up's redeploy on Day 3 would publish them; deploy or revert them first"
+        )
     by_route = {f"{m} {path}": integ for m, path, integ in integrations}
     for route in api.routes:
         if expect_removed and route.deprecate:
@@ -318,6 +332,7 @@ def plan(rb: Runbook, p: InventoryParams) -> list[PlannedCall]:
         api = rb.inventory.api
         calls.append(PlannedCall("apigateway", "GetResources", api.name))
         calls.append(PlannedCall("apigateway", "GetStage", f"{api.name} {api.stage}"))
+        calls.append(PlannedCall("apigateway", "GetDeployment", api.name, "what the stage serves"))
         calls.append(PlannedCall("apigateway", "GetIntegration", api.name, "every method"))
     calls.append(
         PlannedCall(
