@@ -4,6 +4,7 @@ each test gets the marker of its tier from its folder (unit, integration, e2e, t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from engine.core.clock import Clock
 from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.moto_fidelity import (
+    aws_blocked_runtimes,
     aws_item_size_limit,
     aws_lambda_rules,
     aws_map_runs,
@@ -26,6 +28,7 @@ from engine.rehearsal.moto_fidelity import (
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
+from engine.runbook.runtimes import blocked_runtimes
 from engine.state.journal import Journal, JournalStore
 from tests.support.world import fresh_moto_server, new_journal
 
@@ -37,6 +40,12 @@ aws_scan_pages()
 aws_lambda_rules()
 aws_sdk_bodies()
 aws_map_runs()
+# and refuses CreateFunction on a runtime AWS blocks creates on today (the runbook's table)
+aws_blocked_runtimes(
+    blocked_runtimes(
+        load_runbook(default_runbook_path()).runbook.lambda_runtimes, datetime.now(UTC).date()
+    )
+)
 
 TIERS = ("unit", "integration", "e2e", "tui")  # the folders under tests/, one marker each
 HERE = Path(__file__).resolve().parent

@@ -47,6 +47,16 @@ ALWAYS_RETURNED: dict[tuple[str, str], tuple[str, ...]] = {
     ("lambda", "ListFunctions"): ("Functions",),
     ("lambda", "GetAlias"): ("FunctionVersion",),
     ("lambda", "PublishVersion"): ("Version",),
+    # issue 19.2: an archive cut short must never read as "no versions, aliases, mappings"
+    ("lambda", "ListVersionsByFunction"): ("Versions",),
+    ("lambda", "ListAliases"): ("Aliases",),
+    ("lambda", "ListEventSourceMappings"): ("EventSourceMappings",),
+    ("lambda", "GetPolicy"): ("Policy",),
+    ("lambda", "GetFunctionUrlConfig"): ("FunctionUrl", "AuthType"),
+    ("lambda", "GetEventSourceMapping"): ("UUID",),
+    ("lambda", "CreateEventSourceMapping"): ("UUID",),
+    ("lambda", "CreateFunctionUrlConfig"): ("FunctionUrl",),
+    ("lambda", "CreateAlias"): ("FunctionVersion",),
 }
 
 

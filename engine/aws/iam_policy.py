@@ -94,6 +94,16 @@ _DEPRECATED_FUNCTION = (
     "AddPermission",
     "PutFunctionConcurrency",
     "TagResource",
+    # issue 19.2: what DeleteFunction takes with it, archived and restored
+    "ListVersionsByFunction",
+    "ListAliases",
+    "GetAlias",
+    "CreateAlias",
+    "UpdateAlias",
+    "PublishVersion",
+    "UpdateFunctionConfiguration",
+    "GetFunctionUrlConfig",
+    "CreateFunctionUrlConfig",
 )
 _LOG_GROUP = (
     "DeleteLogGroup",
@@ -186,11 +196,33 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
             tuple(f"lambda:{a}" for a in _DEPRECATED_FUNCTION),
             tuple(_function_arns(region, account, deprecated_functions)),
         ),
+        # iam:PassRole: only on the roles Day 1 found, engine/aws/restore_policy.py
+        # a mapping has no ARN before it exists: IAM scopes CreateEventSourceMapping by the
+        # function it invokes (lambda:FunctionArn), as it does DeleteEventSourceMapping
         Grant(
-            "PassTheArchivedRoleToRestoredFunctions",
-            ("iam:PassRole",),
-            (f"arn:aws:iam::{account}:role/*",),
-            {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+            "CreateMappingsOfTheDeprecatedFunctions",
+            ("lambda:CreateEventSourceMapping",),
+            ("*",),
+            {
+                "ArnLike": {
+                    "lambda:FunctionArn": _function_arns(region, account, deprecated_functions)
+                }
+            },
+        ),
+        Grant(
+            "DeleteMappingsOfTheDeprecatedFunctions",
+            ("lambda:DeleteEventSourceMapping",),
+            (f"arn:aws:lambda:{region}:{account}:event-source-mapping:*",),
+            {
+                "ArnLike": {
+                    "lambda:FunctionArn": _function_arns(region, account, deprecated_functions)
+                }
+            },
+        ),
+        Grant(
+            "ReadMappingsItDeletesOrRepoints",
+            ("lambda:GetEventSourceMapping",),
+            (f"arn:aws:lambda:{region}:{account}:event-source-mapping:*",),
         ),
         Grant(
             "DeprecatedFunctionsLogGroups",
@@ -417,6 +449,10 @@ def resources_for_call(
             out += [table + op["TableName"] for op in entry.values() if "TableName" in op]
         return out or ["*"]
     if service == "lambda":
+        if operation == "CreateEventSourceMapping":
+            return ["*"]  # no ARN yet: IAM checks lambda:FunctionArn (a condition)
+        if "UUID" in params:
+            return [f"arn:aws:lambda:{region}:{account}:event-source-mapping:{params['UUID']}"]
         if "FunctionName" not in params:
             return ["*"]
         return [_function_arn(region, account, params["FunctionName"], params.get("Qualifier"))]

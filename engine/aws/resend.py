@@ -32,6 +32,9 @@ UNSAFE_TO_RESEND: frozenset[tuple[str, str]] = frozenset(
         ("dynamodb", "RestoreTableFromBackup"),
         ("lambda", "CreateFunction"),
         ("lambda", "AddPermission"),
+        ("lambda", "CreateAlias"),
+        ("lambda", "CreateEventSourceMapping"),
+        ("lambda", "CreateFunctionUrlConfig"),
         ("apigateway", "CreateResource"),
         ("apigateway", "PutMethod"),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.aws import iam_policy
+from engine.aws.restore_policy import restore_grants
 from engine.aws.state_policy import state_grants
 from engine.aws.target import TargetError
 from engine.cli.codes import EXIT_BAD_INPUT, EXIT_OK
@@ -14,6 +15,7 @@ from engine.cli.detached_commands import remote_rollback
 from engine.cli.detached_run import run_detached_child, spawn_detached
 from engine.cli.ending import finish_outcome
 from engine.cli.output import Printer, say, say_error
+from engine.cli.policy_inputs import day1_inventory
 from engine.cli.remote import DrivenElsewhere, control_line, detached_line, engine_view
 from engine.cli.terminal import install_stop_handlers, lost_terminal_stops, make_confirm
 from engine.core.commands import EngineCommands
@@ -222,6 +224,16 @@ def cmd_iam_policy(ctx: CliContext) -> int:
         location = parse_s3_url(journal)
         kms_key, region = ctx.target.state_kms_key, ctx.target.region
         state = state_grants(location, kms_key, ctx.args.account, region)
+    path, needs = day1_inventory(ctx, rb)
+    if needs is not None:
+        region = ctx.target.region or rb.runbook.region
+        state = [*(state or []), *restore_grants(needs, ctx.args.account, region)]
+    elif path is not None:
+        say_error(
+            f"note: no Day 1 inventory at {path}: iam:PassRole (on the deprecated functions' "
+            "roles), their KMS keys, layers and VPC reads are left out; run the inventory "
+            "step, then print the policy again before Phase 5"
+        )
     print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state))
     return EXIT_OK
 

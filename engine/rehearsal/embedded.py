@@ -10,6 +10,7 @@ import time
 import tomllib
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import tomli_w
@@ -17,6 +18,7 @@ import tomli_w
 from engine.aws.target import Connection, local_connection
 from engine.rehearsal.seed import WORLD_ID_PARAMETER, WorldShape, seed_world
 from engine.runbook.model import Runbook
+from engine.runbook.runtimes import blocked_runtimes
 from engine.state.files import open_private
 from engine.state.journal import atomic_write, utcnow
 
@@ -112,7 +114,17 @@ def start_world(
     log = os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")  # robust
     sfn = ["--step-functions"] if uses_step_functions(runbook) else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.rehearsal.moto_process", "--port", str(port), *sfn],
+        [
+            sys.executable,
+            "-m",
+            "engine.rehearsal.moto_process",
+            "--port",
+            str(port),
+            *sfn,
+            "--blocked-runtimes",
+            # AWS blocks creates by the calendar: today's date, whatever the plan's clock
+            ",".join(sorted(blocked_runtimes(runbook.lambda_runtimes, datetime.now(UTC).date()))),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,

@@ -7,7 +7,8 @@ not even hold it. `aws_item_size_limit()` makes moto count and refuse as DynamoD
 process (the embedded server and the suite call it at start). `aws_transactions()` and
 `aws_scan_pages()` make transactions and Scan pages cost what they cost on AWS (the embedded
 server and the suite). `aws_lambda_rules()` makes Lambda refuse reserved `aws:` tags and keep a
-RevisionId per function, refusing a stale one, as AWS does. Each patch relies on moto's
+RevisionId per function, refusing a stale one, as AWS does; `aws_blocked_runtimes()` makes
+CreateFunction refuse a runtime AWS blocks creates on. Each patch relies on moto's
 internals as pinned in requirements.lock; engine/rehearsal/moto_contract.py checks them, and
 refuses a moto that changed (docs/moto.md). `aws_sdk_bodies()` returns an `aws-sdk:s3:getObject`
 task's Body as text, as Step Functions does on AWS; `aws_map_runs()` answers ListMapRuns before
@@ -254,6 +255,42 @@ def aws_lambda_rules() -> bool:
     LambdaFunction.update_function_code = revised(LambdaFunction.update_function_code)  # type: ignore[method-assign]
     LambdaBackend.update_function_configuration = update_function_configuration  # type: ignore[method-assign]
     LambdaResponse._runbook_lambda_rules = True  # type: ignore[attr-defined]
+    return True
+
+
+def blocked_runtime_message(runtime: str) -> str:
+    """AWS's answer to CreateFunction on a runtime it blocks creates on."""
+    return (
+        f"The runtime parameter of {runtime} is no longer supported for creating or updating "
+        "AWS Lambda functions. We recommend you use a supported runtime while creating or "
+        "updating functions."
+    )
+
+
+def aws_blocked_runtimes(blocked: frozenset[str]) -> bool:
+    """Make moto's CreateFunction refuse a runtime AWS blocks creates on
+    (InvalidParameterValueException, as AWS), unless the request carries STACK_HEADER: the
+    rehearsal seed stands in for history (the function was created before the block).
+    `blocked` comes from the runbook's `[[lambda_runtimes]]` (engine/runbook/runtimes.py);
+    a later call replaces the set."""
+    LambdaResponse._runbook_blocked_runtimes = frozenset(blocked)  # type: ignore[attr-defined]
+    if getattr(LambdaResponse, "_runbook_runtime_rule", False):
+        return True
+
+    def refuse_blocked(method: Any) -> Any:
+        @functools.wraps(method)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            runtime = json.loads(self.body or "{}").get("Runtime") or ""
+            headers = self.headers or {}
+            stack = bool(headers.get(STACK_HEADER) or headers.get(STACK_HEADER.title()))
+            if not stack and runtime in LambdaResponse._runbook_blocked_runtimes:
+                raise InvalidParameterValueException(blocked_runtime_message(runtime))
+            return method(self, *args, **kwargs)
+
+        return checked
+
+    LambdaResponse.create_function = refuse_blocked(LambdaResponse.create_function)  # type: ignore[method-assign]
+    LambdaResponse._runbook_runtime_rule = True  # type: ignore[attr-defined]
     return True
 
 

@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from engine.rehearsal.moto_contract import MotoChanged, check_moto
 from engine.rehearsal.moto_fidelity import (
+    aws_blocked_runtimes,
     aws_item_size_limit,
     aws_lambda_rules,
     aws_map_runs,
@@ -35,6 +36,8 @@ def main() -> None:
     # execute Step Functions state machines (a runbook with a step-functions copy): moto's
     # interpreter, its fidelity patches and their contract cost 2.5 s of start, only then
     parser.add_argument("--step-functions", action="store_true")
+    # runtimes AWS blocks creates on today (the runbook's [[lambda_runtimes]]), comma-separated
+    parser.add_argument("--blocked-runtimes", default="")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto's Step Functions tasks call the moto server of this process: at MOTO_PORT
@@ -55,6 +58,7 @@ def main() -> None:
         # the step-functions backend of migrate_entity runs its state machine here (moto's
         # `/moto-api/config` setting, set before the server starts)
         default_user_config["stepfunctions"]["execute_state_machine"] = True
+    aws_blocked_runtimes(frozenset(r for r in args.blocked_runtimes.split(",") if r))
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -6,17 +6,21 @@ to shape plausible items for a key schema.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import random
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.rehearsal.stack_header import STACK_HEADER
+from engine.rehearsal.legacy_shape import (
+    allow_api,
+    legacy_function_of,
+    legacy_settings,
+    seed_legacy_function,
+    seed_legacy_stream,
+)
+from engine.rehearsal.seed_lambda import as_stack, handler_zip
 from engine.runbook.model import EntitySpec, Runbook, TableSpec
 
 WORLD_ID_PARAMETER = "/runbook-console/world-id"
@@ -43,6 +47,13 @@ class WorldShape:
     staging_api: the account also holds a staging stack of the API: the same name, its routes
         and integrations, deployed to this stage only (default "staging"); a run must resolve
         the runbook's API by its stage and never touch this one.
+    legacy_function: (default) the first deprecated function that uses the first legacy
+        entity table looks like a legacy function of a real account: on `legacy_runtime` (a
+        runtime the runbook's `[[lambda_runtimes]]` lists, so AWS blocks its creates), in a
+        VPC, with a layer, two published versions behind the alias `legacy_alias` (weighted
+        90/10), a function URL on the alias, and the API's legacy route invoking it through
+        the alias (with the permission to); the legacy table has a stream, and the function
+        consumes it through the alias (an event source mapping).
     """
 
     alias: str | None = None
@@ -51,6 +62,9 @@ class WorldShape:
     oversize_item: bool = False
     stack_tags: bool = True
     staging_api: str | None = "staging"  # a second API of the same name, in this stage only
+    legacy_function: bool = True
+    legacy_runtime: str = "python3.8"
+    legacy_alias: str = "live"
 
     @classmethod
     def real_shaped(cls) -> WorldShape:
@@ -68,6 +82,9 @@ class WorldShape:
             "oversize_item",
             "stack_tags",
             "staging_api",
+            "legacy_function",
+            "legacy_runtime",
+            "legacy_alias",
         }
         unknown = sorted(set(config) - known)
         if unknown:
@@ -93,22 +110,6 @@ def stack_tags(logical_id: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def as_stack(client: Any) -> Iterator[Any]:
-    """While open, the client's requests carry the header with which moto's fidelity layer lets
-    reserved `aws:` tags through: the seed stands in for CloudFormation. The client may be the
-    engine's own (a Connection caches clients), so the header goes when the block ends."""
-
-    def mark(request: Any, **_: Any) -> None:
-        request.headers[STACK_HEADER] = "cloudformation"
-
-    client.meta.events.register("before-sign", mark, unique_id="runbook-rehearsal-stack")
-    try:
-        yield client
-    finally:
-        client.meta.events.unregister("before-sign", unique_id="runbook-rehearsal-stack")
-
-
 def attribute_size(value: Any) -> int:
     """A value's size by DynamoDB's rules (strings and binaries by length, numbers about one
     byte per two significant digits plus one, containers 3 bytes plus their elements)."""
@@ -130,13 +131,6 @@ def attribute_size(value: Any) -> int:
 
 def item_size(item: dict[str, Any]) -> int:
     return sum(len(k.encode("utf-8")) + attribute_size(v) for k, v in item.items())
-
-
-def handler_zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("index.py", "def handler(event, context):\n    return {'statusCode': 200}\n")
-    return buf.getvalue()
 
 
 def create_table(ddb: Any, spec: TableSpec) -> None:
@@ -361,6 +355,9 @@ def seed_world(
     _seed_api(session, runbook, shape)
     seed_notifications(session, runbook)
     _seed_buckets(session, runbook)
+    legacy = legacy_function_of(runbook) if shape.legacy_function else None
+    if legacy:
+        seed_legacy_stream(session, legacy[1], legacy[0], shape.legacy_alias)
     session.client("ssm").put_parameter(
         Name=WORLD_ID_PARAMETER, Value=world_id, Type="String", Overwrite=True
     )
@@ -405,10 +402,19 @@ def _seed_buckets(session: Any, runbook: Runbook) -> None:
                 s3.create_bucket(Bucket=bucket)
 
 
-def aliased_functions(runbook: Runbook, shape: WorldShape) -> list[str]:
-    if not shape.alias:
-        return []
-    return [f.name for f in runbook.inventory.functions if f.group in shape.alias_groups]
+def aliased_functions(runbook: Runbook, shape: WorldShape) -> dict[str, str]:
+    """Functions the API invokes through an alias: function -> alias."""
+    out = {}
+    if shape.alias:
+        out = {
+            f.name: shape.alias
+            for f in runbook.inventory.functions
+            if f.group in shape.alias_groups
+        }
+    legacy = legacy_function_of(runbook) if shape.legacy_function else None
+    if legacy:
+        out[legacy[0]] = shape.legacy_alias
+    return out
 
 
 def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
@@ -421,24 +427,31 @@ def _seed_functions(session: Any, runbook: Runbook, shape: WorldShape) -> None:
     logs = session.client("logs")
     code = handler_zip()
     base_env = {k: str(v) for k, v in runbook.embedded.get("function_env", {}).items()}
+    legacy = legacy_function_of(runbook) if shape.legacy_function else None
     for fn in runbook.inventory.functions:
         env = dict(base_env)
         if fn.table:
             env["TABLE_NAME"] = fn.table
-        with as_stack(lam):
+        settings: dict[str, Any] = {"Runtime": "python3.12"}
+        if legacy and fn.name == legacy[0]:
+            settings = legacy_settings(session, shape.legacy_runtime)
+        with as_stack(lam):  # CloudFormation's tags; a runtime from before AWS blocked it
             lam.create_function(
                 FunctionName=fn.name,
-                Runtime="python3.12",
                 Role=role,
                 Handler="index.handler",
                 Code={"ZipFile": code},
                 Environment={"Variables": env},
+                **settings,
                 **({"Tags": stack_tags(fn.name)} if shape.stack_tags else {}),
             )
-    for name in aliased_functions(runbook, shape):
+    for name, alias in aliased_functions(runbook, shape).items():
+        if legacy and name == legacy[0]:
+            seed_legacy_function(session, name, alias)
+            continue
         lam.get_waiter("function_active_v2").wait(FunctionName=name)
         version = lam.publish_version(FunctionName=name, Description="seeded release")["Version"]
-        lam.create_alias(FunctionName=name, Name=shape.alias, FunctionVersion=version)
+        lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
     for group in runbook.inventory.log_groups():
         logs.create_log_group(logGroupName=group)
 
@@ -455,7 +468,7 @@ def _seed_api(session: Any, runbook: Runbook, shape: WorldShape) -> None:
 def _seed_one_api(session: Any, runbook: Runbook, shape: WorldShape, stage: str) -> None:
     api = runbook.inventory.api
     assert api is not None
-    aliased = set(aliased_functions(runbook, shape))
+    aliased = aliased_functions(runbook, shape)
     gw = session.client("apigateway")
     lam = session.client("lambda")
     rest = gw.create_rest_api(name=api.name)
@@ -485,7 +498,7 @@ def _seed_one_api(session: Any, runbook: Runbook, shape: WorldShape, stage: str)
             if fn:
                 arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
                 if fn in aliased:
-                    arn = f"{arn}:{shape.alias}"
+                    arn = f"{arn}:{aliased[fn]}"
                 uri = (
                     f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
                     f"{arn}/invocations"
@@ -499,3 +512,6 @@ def _seed_one_api(session: Any, runbook: Runbook, shape: WorldShape, stage: str)
                     uri=uri,
                 )
     gw.create_deployment(restApiId=rest["id"], stageName=stage)
+    legacy = legacy_function_of(runbook) if shape.legacy_function else None
+    if legacy:
+        allow_api(session, legacy[0], aliased[legacy[0]], rest["id"])

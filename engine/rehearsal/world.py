@@ -8,7 +8,7 @@ from typing import Any
 from engine.core.world import RealAccount
 from engine.rehearsal import simulator
 from engine.rehearsal.export_bridge import bridge_export
-from engine.rehearsal.seed import handler_zip
+from engine.rehearsal.seed_lambda import handler_zip
 from engine.runbook.model import Runbook
 
 

@@ -221,6 +221,17 @@ class CapacitySpec(Strict):
     hottest_companies: int = Field(default=5, ge=0, le=50)
 
 
+class RuntimeLifecycle(Strict):
+    """A Lambda runtime's deprecation schedule (AWS's deprecated-runtimes table), as data: once
+    `block_create` has passed, CreateFunction on it fails, so a deleted function on it cannot
+    come back as it was (engine/runbook/runtimes.py)."""
+
+    name: str  # the runtime identifier, e.g. "python3.8"
+    deprecated: str  # ISO dates (YYYY-MM-DD)
+    block_create: str
+    block_update: str = ""
+
+
 class Day(Strict):
     id: SafeId
     title: str
@@ -396,6 +407,7 @@ class Runbook(Strict):
     rehearsal: Rehearsal = Rehearsal()
     notify: NotifySpec | None = None
     embedded: dict[str, Any] = {}  # seed data for the local rehearsal world
+    lambda_runtimes: list[RuntimeLifecycle] = []  # deprecated runtimes and their dates
     days: list[Day]
     phases: list[Phase]
     steps: list[Step]

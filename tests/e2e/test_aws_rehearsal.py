@@ -26,6 +26,7 @@ from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from tests.support.approvals import as_flags, manual_items
 from tests.support.rehearsal import TIME_SCALE, status
+from tests.support.restored import alias_integrations, assert_phase5_restored
 from tests.support.worlds import prod_api
 
 ACCOUNT = "123456789012"  # moto's
@@ -187,6 +188,17 @@ def test_rehearsal_through_alias_live_and_the_policy_covers_every_call(
         # the Phase 5 rollback too: its restores are part of what the policy must allow
         capsys.readouterr()
         assert main(["rollback", "phase5", "--yes", *common]) == 0, capsys.readouterr()
+        # issue 19: every deleted table and function is back, with its tags (less aws:),
+        # aliases, permissions and mappings (the legacy stream's on the restored stream)
+        artifacts = journal.with_name(journal.stem + ".artifacts")
+        counts = assert_phase5_restored(conn, steps, artifacts)
+        assert counts["functions"] == len(rb.inventory.select_functions("@deprecated"))
+        assert counts["aliases"] >= 1 and counts["mappings"] == 1 and counts["statements"] >= 2
+        assert counts["tables"] == len(rb.inventory.select_tables("@deprecated"))
+        # the legacy route invoking a function through its alias works again
+        legacy_paths = {r.path for r in rb.inventory.api.routes if r.deprecate}
+        through_alias = alias_integrations(conn, prod_api(conn), legacy_paths)
+        assert through_alias, "no legacy route invokes a function through an alias"
     finally:
         stop_world(record_path_for(journal))
     operations = {(s, o) for s, o, _ in recorder.calls}
@@ -246,6 +258,14 @@ def test_real_shaped_rehearsal_sets_aside_what_the_target_cannot_hold(
         assert main(["report", *common]) == 0
         report = capsys.readouterr().out
         assert "| Zero data loss - All records migrated successfully | 0 | 3 | NOT met |" in report
+        # issue 19 "Done when": through Phase 5, then rollback-cleanup, as a new user would
+        assert main(["rollback", "phase5", "--yes", *common]) == 0, capsys.readouterr()
+        counts = assert_phase5_restored(conn, steps, artifacts)
+        assert counts["functions"] == len(rb.inventory.select_functions("@deprecated"))
+        assert counts["mappings"] == 1 and counts["aliases"] >= 1
+        assert counts["tables"] == len(rb.inventory.select_tables("@deprecated"))
+        legacy_paths = {r.path for r in rb.inventory.api.routes if r.deprecate}
+        assert alias_integrations(conn, prod_api(conn), legacy_paths)
     finally:
         stop_world(record_path_for(journal))
     missing, _ = uncovered_calls(recorder, rb)

@@ -127,7 +127,7 @@ def test_the_console_drives_a_rehearsal_kept_in_s3(tmp_path: Path) -> None:
         driver.keys("r")
         driver.wait_for("WAITING at gate gate-phase2")
         body = s3.get_object(Bucket="console-state", Key="runs/mini.toml")["Body"].read()
-        assert b'[steps.backup-tables]' in body and b'status = "done"' in body
+        assert b"[steps.backup-tables]" in body and b'status = "done"' in body
         driver.keys("q")
         driver.wait_for("EXITED=0")
         listed = s3.list_objects_v2(Bucket="console-state", Prefix=lock).get("KeyCount", 0)

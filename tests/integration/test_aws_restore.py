@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.actions import final_backups, go, run
+from tests.support.actions import final_backups, go, rollback_params, run
 from tests.support.aws_inject import fail_first, rewrite_answer
 
 TABLE = "construction-expenses-multi-table-expenses"
@@ -26,10 +26,11 @@ def test_restore_waits_active_retries_pitr_and_reapplies_tags_ttl_stream(world, 
     ddb.update_time_to_live(
         TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
     )
-    ddb.update_table(
-        TableName=TABLE,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    # the world's legacy table has a stream (issue 19.9), as an account's would
+    assert ddb.describe_table(TableName=TABLE)["Table"]["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
     ddb.update_continuous_backups(
         TableName=TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
     )
@@ -113,7 +114,7 @@ def test_recreated_function_is_active_before_permissions_and_conflicts_retried(
     conflicts = fail_first(lam, "AddPermission", "ResourceConflictException", 1, 409)
     rctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
     rctx.clock.sleep_real = lambda s: None
-    r = run(rctx, "restore_functions", {"delete_step": "delete-deprecated-functions"})
+    r = run(rctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     assert r["restored"] == [fn]
     assert order[0] == "CreateFunction" and order[1:4] == ["Pending"] * 3
     assert order.index("AddPermission") > 3 and len(conflicts) == 2

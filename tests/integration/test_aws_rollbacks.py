@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 from engine.aws.environment import EnvironmentSealed
 from engine.aws.tags import user_tag_list, user_tags
 from engine.core.context import NeedsAcceptance
-from engine.rehearsal.seed import LAMBDA_ROLE, as_stack, handler_zip
-from tests.support.actions import SECRET, env, go, run
+from engine.rehearsal.seed import LAMBDA_ROLE
+from engine.rehearsal.seed_lambda import as_stack, handler_zip
+from tests.support.actions import SECRET, env, go, rollback_params, run
 from tests.support.aws_inject import rewrite_answer
 
 
@@ -92,7 +93,7 @@ def test_restored_function_and_table_come_back_without_aws_tags(world, make_ctx,
     )
     rctx, events = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
     rctx.clock.sleep_real = lambda s: None
-    r = run(rctx, "restore_functions", {"delete_step": "delete-deprecated-functions"})
+    r = run(rctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     assert r["restored"] == [fn] and len(sent) == 1
     assert lam.get_function(FunctionName=fn)["Tags"] == {"team": "expenses"}
     said = [e.message for e in events if getattr(e, "message", None)]

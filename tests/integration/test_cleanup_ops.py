@@ -23,6 +23,7 @@ from tests.support.actions import (
     final_backups,
     go,
     methods_of,
+    rollback_params,
     run,
     step_params,
 )
@@ -105,7 +106,7 @@ def test_delete_functions_archives_then_restores(world, make_ctx, runbook, tmp_p
     assert run(ctx, "delete_functions", params)["deleted"] == s["deleted"]  # idempotent
 
     rctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
-    r = run(rctx, "restore_functions", {"delete_step": "delete-deprecated-functions"})
+    r = run(rctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     assert sorted(r["restored"]) == sorted(deprecated)
     assert sorted(r["placeholder_code"]) == sorted(deprecated)
     conf = lam.get_function_configuration(FunctionName=fn)

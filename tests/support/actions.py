@@ -65,3 +65,9 @@ def methods_of(gw: Any, api_id: str) -> dict[str, dict[str, Any]]:
         for m, spec in (r.get("resourceMethods") or {}).items():
             out[f"{m} {r['path']}"] = spec
     return out
+
+
+def rollback_params(runbook: Any, action: str, rollback_id: str = "rollback-cleanup") -> dict:
+    """The params of the rollback's step running `action`, as the runbook gives them."""
+    rollback = runbook.find_rollback(rollback_id)
+    return dict(next(s for s in rollback.steps if s.action == action).params)

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import archive_dir, is_rehearsal, safe_name, write_json
+from engine.actions.cleanup.function_archive import archive_links, delete_mappings
 from engine.actions.cleanup.state import DeleteFunctionsCursors, DeleteFunctionsSummary
 from engine.actions.destructive import require_go
 from engine.actions.traffic.flags import resolve_functions
@@ -58,15 +59,10 @@ def fetch_code(ctx: ActionContext, location: str) -> tuple[bytes | None, str]:
         return None, f"code download failed: {type(exc).__name__}: {exc}"
 
 
-def _policy(lam: Any, fn: str) -> dict[str, Any]:
-    try:
-        return json.loads(lam.get_policy(FunctionName=fn)["Policy"])
-    except lam.exceptions.ResourceNotFoundException:
-        return {}
-
-
 def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any]:
-    """Configuration (env names only), code, policy, tags; env values to SSM SecureString."""
+    """Configuration (env names only), code, tags, and what DeleteFunction takes with it
+    (versions, aliases, policies, URLs, mappings: cleanup/function_archive.py); env values to
+    an SSM SecureString."""
     lam = ctx.client("lambda")
     got = lam.get_function(FunctionName=fn)
     config = dict(got["Configuration"])
@@ -102,9 +98,10 @@ def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any
             "image_uri": got.get("Code", {}).get("ImageUri", ""),
         },
         "tags": got.get("Tags", {}),
-        "policy": _policy(lam, fn),
         "concurrency": got.get("Concurrency", {}),
+        **archive_links(lam, fn),
     }
+    record["policy"] = record["policies"].get("", {})  # the unqualified one (older archives)
     write_json(folder / f"{safe_name(fn)}.json", record)
     return record
 
@@ -145,9 +142,13 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> Delete
                 exists = True
             except lam.exceptions.ResourceNotFoundException:
                 exists = False
-            if not exists:
-                # gone: by us before a crash (its archive is there) or before this run
-                (deleted if (folder / f"{safe_name(fn)}.json").exists() else absent).append(fn)
+            archived = folder / f"{safe_name(fn)}.json"
+            if not exists and archived.exists():
+                # gone by us before a crash: its mappings may still point at it
+                delete_mappings(lam, json.loads(archived.read_text()))
+                deleted.append(fn)
+            elif not exists:
+                absent.append(fn)  # gone before this run
             else:
                 record = archive_function(ctx, fn, folder)
                 if p.delete_log_groups:
@@ -160,6 +161,8 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> Delete
                     ctx.checkpoint(force=True)  # robust: a kill before the delete keeps it
                 with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
                     lam.delete_function(FunctionName=fn)
+                # AWS keeps a deleted function's event source mappings, pointing at nothing
+                delete_mappings(lam, record)
                 deleted.append(fn)
                 ctx.log(f"deleted function {fn} (archived in {folder.name})")
             ctx.checkpoint(force=True)
@@ -186,7 +189,16 @@ def plan_delete_functions(rb: Runbook, p: DeleteFunctionsParams) -> list[Planned
     calls = []
     for fn in resolve_functions(rb, p.functions):
         calls.append(PlannedCall("lambda", "GetFunction", fn, "archive config + code"))
+        calls.append(
+            PlannedCall(
+                "lambda",
+                "ListAliases",
+                fn,
+                "archive versions, aliases, policies, URLs, event source mappings",
+            )
+        )
         calls.append(PlannedCall("lambda", "DeleteFunction", fn))
+        calls.append(PlannedCall("lambda", "DeleteEventSourceMapping", fn, "its archived ones"))
         if p.delete_log_groups:
             calls.append(PlannedCall("logs", "DeleteLogGroup", rb.inventory.log_group_prefix + fn))
     return calls

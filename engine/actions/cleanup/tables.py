@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import archive_dir, safe_name, strip_metadata, write_json
+from engine.actions.cleanup.function_archive import MAPPING_KEYS
 from engine.actions.cleanup.state import DeleteTablesCursors, DeleteTablesSummary
 from engine.actions.destructive import Refused, require_go
 from engine.actions.prepare.backup import backups_of
@@ -81,6 +82,18 @@ def list_tags(ddb: Any, arn: str) -> list[dict[str, str]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+def stream_mappings(ctx: ActionContext, desc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event source mappings that read the table's stream (its functions may be kept)."""
+    arn = desc.get("LatestStreamArn")
+    if not arn:
+        return []
+    lam = ctx.client("lambda")
+    found: list[dict[str, Any]] = []
+    for page in lam.get_paginator("list_event_source_mappings").paginate(EventSourceArn=arn):
+        found += [{k: m[k] for k in MAPPING_KEYS if k in m} for m in page["EventSourceMappings"]]
+    return found
+
+
 def _exists(ddb: Any, table: str) -> bool:
     try:
         ddb.describe_table(TableName=table)
@@ -122,6 +135,9 @@ def run_delete_tables(ctx: ActionContext, p: DeleteTablesParams) -> DeleteTables
             "continuous_backups": strip_metadata(ddb.describe_continuous_backups(TableName=table)),
             "tags": list_tags(ddb, desc["TableArn"]),
             "stream": desc.get("StreamSpecification", {}),
+            # DeleteTable disables the stream; what reads it is re-pointed by a restore
+            "stream_arn": desc.get("LatestStreamArn", ""),
+            "stream_mappings": stream_mappings(ctx, desc),
         }
         write_json(folder / f"{safe_name(table)}.table.json", record)
         ctx.checkpoint(force=True)

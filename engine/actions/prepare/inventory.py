@@ -14,11 +14,16 @@ function invoked by a version number, an unknown qualifier, or an API problem is
 human must accept or fix: the step raises NeedsAcceptance after writing the artifact (the run
 waits at it; `run` checks again, `ack` accepts).
 
+Day 1 also reports what a Phase 5 rollback will need (engine/actions/prepare/legacy_inventory.py):
+each deprecated function's runtime with its lifecycle dates, role, KMS key, layers and VPC, and
+the event source mappings that read a legacy table's stream.
+
 Artifact `inventory-<step>.json`:
     {"tables": {name: {"expected": n, "live": n | -1, "status": ...}}, "missing": [...],
      "unexpected": [...], "count_differences": [...], "still_present": [...],
      "api_problems": [...], "invocations": {fn: ["alias live from GET /x", ...]},
-     "needs_acceptance": [...]}
+     "needs_acceptance": [...], "deprecated_functions": {fn: {runtime, lifecycle, role, ...}},
+     "legacy_stream_mappings": [{uuid, function, table, stream, state}]}
 Summary: {tables_live, functions_live, log_groups_live, routes_live, missing, unexpected,
 count_differences, still_present, api_problems, needs_acceptance, invocations, artifact}.
 """
@@ -26,11 +31,13 @@ count_differences, still_present, api_problems, needs_acceptance, invocations, a
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.api_identity import api_id_of
+from engine.actions.prepare import legacy_inventory
 from engine.aws import dynamo, invocations
 from engine.aws.apigateway import (
     ApiNotResolved,
@@ -85,6 +92,10 @@ class InventorySummary(Summary):
     api_problems: int = 0
     invocations: dict[str, list[str]] = {}  # flag functions and how each is invoked
     needs_acceptance: list[str] = []  # findings a human must accept (at most 20)
+    # deprecated functions on a deprecated runtime, with its dates (at most 20)
+    deprecated_runtimes: list[str] = []
+    # mappings that read a legacy table's stream (at most 20)
+    legacy_stream_mappings: list[str] = []
     expect_removed: bool = False
     artifact: str = ""
 
@@ -116,7 +127,8 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
         tables[spec.name] = entry
         ctx.progress("tables", n, len(inv.tables))
     lam = ctx.client("lambda")
-    live_functions = {f["FunctionName"] for f in _paginate(lam, "list_functions", "Functions")}
+    configs = {f["FunctionName"]: f for f in _paginate(lam, "list_functions", "Functions")}
+    live_functions = set(configs)
     _diff(
         "function",
         {f.name: f.deprecate for f in inv.functions},
@@ -171,10 +183,26 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
     for key in out:
         for line in out[key][:20]:
             ctx.log(f"inventory {key.replace('_', ' ')}: {line}", "warning")
+    # what a Phase 5 rollback will need (runtimes AWS blocks, roles, streams' readers)
+    legacy_fns = legacy_inventory.deprecated_functions(
+        ctx.runbook, configs, datetime.now(UTC).date()
+    )
+    mappings = legacy_inventory.legacy_stream_mappings(ddb, lam, inv.select_tables("@deprecated"))
+    runtime_lines = legacy_inventory.runtime_findings(legacy_fns)
+    mapping_lines = legacy_inventory.mapping_findings(mappings)
+    for line in runtime_lines + mapping_lines:
+        ctx.log(line, "warning")
     path = ctx.artifact(f"inventory-{ctx.step_id}.json")
     path.write_text(
         json.dumps(
-            {"tables": tables, **out, "invocations": described, "needs_acceptance": needs},
+            {
+                "tables": tables,
+                **out,
+                "invocations": described,
+                "needs_acceptance": needs,
+                "deprecated_functions": legacy_fns,
+                "legacy_stream_mappings": mappings,
+            },
             indent=2,
             sort_keys=True,
         )
@@ -192,6 +220,8 @@ def run(ctx: ActionContext, p: InventoryParams) -> InventorySummary:
         api_problems=len(out["api_problems"]),
         invocations={fn: lines for fn, lines in described.items() if lines},
         needs_acceptance=needs[:20],
+        deprecated_runtimes=runtime_lines[:20],
+        legacy_stream_mappings=mapping_lines[:20],
         expect_removed=p.expect_removed,
         artifact=path.name,
     )
@@ -305,7 +335,12 @@ def plan(rb: Runbook, p: InventoryParams) -> list[PlannedCall]:
         calls.append(PlannedCall("apigateway", "GetDeployment", api.name, "what the stage serves"))
         calls.append(PlannedCall("apigateway", "GetIntegration", api.name, "every method"))
     calls.append(
-        PlannedCall("lambda", "ListEventSourceMappings", "*", "how flag functions are invoked")
+        PlannedCall(
+            "lambda",
+            "ListEventSourceMappings",
+            "*",
+            "how flag functions are invoked; what reads a legacy table's stream",
+        )
     )
     return calls
 

@@ -1,14 +1,21 @@
 """restore_functions: recreate the Lambda functions (and log groups) a delete_functions step
 deleted, from its archive; the environment from its SSM SecureString.
 
-cursors `restored`, `placeholder_code` (rehearsal only: code that could not be archived was
-replaced by a stub handler), `log_groups_restored`; summary the same lists.
+A function comes back with its whole configuration (restore/function_spec.py; on a runtime AWS
+blocks creates on, on the runbook's `replacement_runtimes`), then, once Active, its versions
+and aliases (restore/function_versions.py), its permissions per qualifier, function URLs
+(new ones: AWS never gives an URL back) and event source mappings (restore/function_links.py).
+
+cursors `restored`, `created`, `versions` ({fn: {old: new}}), `mappings` ({old UUID: new}),
+`runtime_replaced`, `urls`, `placeholder_code` (rehearsal only: code that could not be archived
+was replaced by a stub handler), `log_groups_restored`; the summary says the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +23,24 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import safe_name
 from engine.actions.cleanup.state import function_deletions_of
-from engine.actions.restore.common import MAX_SETTLE_SECONDS, archive_folder
+from engine.actions.restore.common import archive_folder
+from engine.actions.restore.function_links import (
+    restore_mappings,
+    restore_permissions,
+    restore_urls,
+)
+from engine.actions.restore.function_spec import create_settings
+from engine.actions.restore.function_versions import (
+    restore_aliases,
+    restore_versions,
+    wait_active,
+)
 from engine.actions.traffic.flags import retry_conflicts
 from engine.aws.resend import create_once
 from engine.aws.tags import user_tags
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
+from engine.runbook.runtimes import restore_runtime
 from engine.state.records import Cursors, Summary
 
 
@@ -29,52 +48,53 @@ class RestoreFunctionsCursors(Cursors):
     restored: list[str] = []
     placeholder_code: list[str] = []  # rehearsal only: code not archived, a stub handler
     log_groups_restored: list[str] = []
+    created: list[str] = []  # recreated, not yet restored whole
+    versions: dict[str, dict[str, str]] = {}  # function -> {archived version: new number}
+    aliases: dict[str, list[str]] = {}  # function -> the aliases it has again
+    mappings: dict[str, str] = {}  # archived event source mapping UUID -> the new one
+    runtime_replaced: dict[str, str] = {}  # function -> "python3.8 -> python3.12"
+    urls: dict[str, str] = {}  # "fn[:alias]" -> its new function URL
 
 
 class RestoreFunctionsSummary(Summary):
     restored: list[str] = []
     placeholder_code: list[str] = []
     log_groups_restored: int = 0
+    aliases_restored: int = 0
+    versions_published: int = 0
+    mappings_restored: int = 0
+    runtime_replaced: dict[str, str] = {}
+    urls: dict[str, str] = {}
 
 
 class RestoreFunctionsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delete_step: str
-
-
-_CONFIG_KEYS = (
-    "Role",
-    "Runtime",
-    "Handler",
-    "Timeout",
-    "MemorySize",
-    "Description",
-    "PackageType",
-    "Architectures",
-    "KMSKeyArn",
-)
+    # a runtime AWS blocks creates on -> the runtime a restore creates the function on
+    replacement_runtimes: dict[str, str] = {}
 
 
 def _create_kwargs(
-    ctx: ActionContext, fn: str, record: dict[str, Any], folder: Path, placeholder: list[str]
+    ctx: ActionContext,
+    fn: str,
+    record: dict[str, Any],
+    folder: Path,
+    placeholder: list[str],
+    p: RestoreFunctionsParams,
+    replaced: dict[str, str],
 ) -> dict[str, Any]:
     conf = record["configuration"]
-    kwargs: dict[str, Any] = {"FunctionName": fn}
-    kwargs.update({k: conf[k] for k in _CONFIG_KEYS if conf.get(k) not in (None, "", [])})
-    if conf.get("Layers"):
-        kwargs["Layers"] = [layer["Arn"] for layer in conf["Layers"]]
-    vpc = conf.get("VpcConfig") or {}
-    if vpc.get("SubnetIds"):
-        kwargs["VpcConfig"] = {
-            "SubnetIds": vpc["SubnetIds"],
-            "SecurityGroupIds": vpc.get("SecurityGroupIds", []),
-        }
-    if (conf.get("DeadLetterConfig") or {}).get("TargetArn"):
-        kwargs["DeadLetterConfig"] = {"TargetArn": conf["DeadLetterConfig"]["TargetArn"]}
-    if (conf.get("TracingConfig") or {}).get("Mode"):
-        kwargs["TracingConfig"] = {"Mode": conf["TracingConfig"]["Mode"]}
-    if (conf.get("EphemeralStorage") or {}).get("Size"):
-        kwargs["EphemeralStorage"] = {"Size": conf["EphemeralStorage"]["Size"]}
+    kwargs: dict[str, Any] = {"FunctionName": fn, **create_settings(conf)}
+    runtime, why = restore_runtime(
+        ctx.runbook.lambda_runtimes,
+        conf.get("Runtime", ""),
+        p.replacement_runtimes,
+        datetime.now(UTC).date(),  # AWS blocks creates by the calendar, not the plan's clock
+    )
+    if why:
+        kwargs["Runtime"] = runtime
+        replaced[fn] = f"{conf['Runtime']} -> {runtime}"
+        ctx.log(f"{fn}: {why}", "warning")
     tags, reserved = user_tags(record.get("tags"))
     if tags:
         kwargs["Tags"] = tags
@@ -108,29 +128,47 @@ def _create_kwargs(
     return kwargs
 
 
-def _wait_function_active(ctx: ActionContext, lam: Any, fn: str) -> None:
-    """A new function is Pending until Lambda has set it up (waiter function_active_v2);
-    AddPermission or PutFunctionConcurrency before that fails with ResourceConflictException."""
-    waited = 0.0
-    while True:
-        conf = lam.get_function_configuration(FunctionName=fn)
-        state = conf.get("State") or "Active"
-        if state == "Active" and conf.get("LastUpdateStatus") != "InProgress":
-            return
-        if state == "Failed":
-            raise RuntimeError(f"{fn}: creation failed: {conf.get('StateReason', '')}")
-        if waited >= MAX_SETTLE_SECONDS:
-            raise RuntimeError(f"{fn}: still {state} after {waited:.0f}s")
-        ctx.clock.sleep_real(1.0)
-        waited += 1.0
+def _runtime(ctx: ActionContext, runtime: str, p: RestoreFunctionsParams) -> str:
+    """The runtime a restore creates or configures on (AWS blocks by the calendar, not the
+    plan's clock)."""
+    today = datetime.now(UTC).date()
+    return restore_runtime(ctx.runbook.lambda_runtimes, runtime, p.replacement_runtimes, today)[0]
 
 
-def _statement_ids(lam: Any, fn: str) -> set[str]:
-    try:
-        policy = json.loads(lam.get_policy(FunctionName=fn)["Policy"])
-    except lam.exceptions.ResourceNotFoundException:
-        return set()
-    return {st.get("Sid", "") for st in policy.get("Statement", [])}
+def _check_runtimes(
+    ctx: ActionContext,
+    deleted: list[str],
+    folder: Path,
+    p: RestoreFunctionsParams,
+    c: RestoreFunctionsCursors,
+) -> None:
+    """RuntimeBlocked before anything is created when a function to create is on a runtime
+    AWS blocks creates on and the runbook names no replacement."""
+    today = datetime.now(UTC).date()
+    for fn in deleted:
+        path = folder / f"{safe_name(fn)}.json"
+        if fn in c.created or fn in c.restored or not path.exists():
+            continue
+        runtime = json.loads(path.read_text())["configuration"].get("Runtime", "")
+        restore_runtime(ctx.runbook.lambda_runtimes, runtime, p.replacement_runtimes, today)
+
+
+_COMPARED = ("Role", "Handler", "PackageType", "CodeSha256")
+
+
+def _warn_if_not_archived(
+    ctx: ActionContext, fn: str, record: dict[str, Any], live: dict[str, Any]
+) -> None:
+    """A function of that name exists, not made by this restore (a redeploy, or a crash
+    before the journal said so): kept, and the log names what differs from the archive."""
+    archived, conf = record["configuration"], live["Configuration"]
+    differs = [k for k in _COMPARED if archived.get(k) and conf.get(k) != archived.get(k)]
+    if differs:
+        ctx.log(
+            f"{fn} exists and differs from its archive ({', '.join(differs)}): kept as it is; "
+            "its versions, aliases, permissions and mappings are restored on it",
+            "warning",
+        )
 
 
 def _exists(lam: Any, fn: str) -> str | None:
@@ -139,35 +177,6 @@ def _exists(lam: Any, fn: str) -> str | None:
     except lam.exceptions.ResourceNotFoundException:
         return None
     return fn
-
-
-def _restore_policy(ctx: ActionContext, lam: Any, fn: str, policy: dict[str, Any]) -> None:
-    """Add each archived statement that is not there; a ResourceConflictException means the
-    function is busy (retried), never "already there": presence is read from the policy."""
-    present = _statement_ids(lam, fn)
-    for st in policy.get("Statement", []):
-        principal = st.get("Principal", {})
-        if isinstance(principal, dict):
-            principal = principal.get("Service") or principal.get("AWS") or ""
-        kwargs: dict[str, Any] = {
-            "FunctionName": fn,
-            "StatementId": st.get("Sid", "restored"),
-            "Action": st.get("Action", "lambda:InvokeFunction"),
-            "Principal": principal,
-        }
-        if kwargs["StatementId"] in present:
-            continue
-        source = (st.get("Condition", {}).get("ArnLike", {}) or {}).get("AWS:SourceArn")
-        if source:
-            kwargs["SourceArn"] = source
-        sid = kwargs["StatementId"]
-        create_once(
-            lambda kw=kwargs: retry_conflicts(
-                ctx, lam, f"{fn}: add permission", lambda: lam.add_permission(**kw)
-            ),
-            lambda s=sid: s if s in _statement_ids(lam, fn) else None,
-        )
-        present.add(kwargs["StatementId"])
 
 
 def _restore_log_group(ctx: ActionContext, group: str, folder: Path) -> None:
@@ -196,6 +205,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
     deleted, groups = list(deletions.deleted), list(deletions.log_groups_deleted)
     c = ctx.cursors_as(RestoreFunctionsCursors)
     restored, placeholder, groups_restored = c.restored, c.placeholder_code, c.log_groups_restored
+    _check_runtimes(ctx, deleted, folder, p, c)  # all or nothing: before the first create
     for index, fn in enumerate(deleted):
         ctx.clock.check()
         if fn in restored:
@@ -204,14 +214,23 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         if not path.exists():
             raise RuntimeError(f"{fn}: no archive at {path}; cannot restore")
         record = json.loads(path.read_text())
-        try:
-            lam.get_function(FunctionName=fn)
-        except lam.exceptions.ResourceNotFoundException:
-            create = _create_kwargs(ctx, fn, record, folder, placeholder)
-            create_once(lambda kw=create: lam.create_function(**kw), lambda f=fn: _exists(lam, f))
-            ctx.log(f"recreated function {fn}")
-        _wait_function_active(ctx, lam, fn)
-        _restore_policy(ctx, lam, fn, record.get("policy", {}))
+        if fn not in c.created:
+            try:
+                _warn_if_not_archived(ctx, fn, record, lam.get_function(FunctionName=fn))
+            except lam.exceptions.ResourceNotFoundException:
+                create = _create_kwargs(ctx, fn, record, folder, placeholder, p, c.runtime_replaced)
+                create_once(
+                    lambda kw=create: lam.create_function(**kw), lambda f=fn: _exists(lam, f)
+                )
+                ctx.log(f"recreated function {fn}")
+            c.created.append(fn)
+            ctx.checkpoint(force=True)
+        wait_active(ctx, lam, fn)  # versions, aliases and permissions need Active
+        version_map = c.versions.setdefault(fn, {})
+        restore_versions(ctx, lam, fn, record, version_map, lambda r: _runtime(ctx, r, p))
+        c.aliases[fn] = restore_aliases(ctx, lam, fn, record, version_map)
+        restore_permissions(ctx, lam, fn, record, version_map)
+        c.urls.update(restore_urls(ctx, lam, fn, record))
         reserved = record.get("concurrency", {}).get("ReservedConcurrentExecutions")
         if reserved is not None:
             retry_conflicts(
@@ -222,6 +241,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
                     FunctionName=fn, ReservedConcurrentExecutions=n
                 ),
             )
+        restore_mappings(ctx, lam, fn, record, version_map, c.mappings)
         restored.append(fn)
         ctx.progress("functions", index + 1, len(deleted))
         ctx.checkpoint(force=True)
@@ -236,17 +256,25 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
         restored=list(restored),
         placeholder_code=list(placeholder),
         log_groups_restored=len(groups_restored),
+        aliases_restored=sum(len(names) for names in c.aliases.values()),
+        versions_published=sum(len(set(m.values())) for m in c.versions.values()),
+        mappings_restored=len(c.mappings),
+        runtime_replaced=dict(c.runtime_replaced),
+        urls=dict(c.urls),
     )
 
 
 def plan_restore_functions(rb: Runbook, p: RestoreFunctionsParams) -> list[PlannedCall]:
+    what = f"functions {p.delete_step} deleted"
     return [
         PlannedCall(
-            "lambda",
-            "CreateFunction",
-            f"functions {p.delete_step} deleted",
-            "from archives; environment from SSM SecureString",
-        )
+            "lambda", "CreateFunction", what, "from archives; environment from SSM SecureString"
+        ),
+        PlannedCall("lambda", "PublishVersion", what, "each archived version, oldest first"),
+        PlannedCall("lambda", "CreateAlias", what, "each archived alias, on the new versions"),
+        PlannedCall("lambda", "AddPermission", what, "each statement, per qualifier"),
+        PlannedCall("lambda", "CreateFunctionUrlConfig", what, "a new URL: AWS never reuses one"),
+        PlannedCall("lambda", "CreateEventSourceMapping", what, "on the source as it is now"),
     ]
 
 

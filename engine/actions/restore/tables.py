@@ -7,9 +7,11 @@ cursors `restored` (names); summary {restored, from_backups}.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import safe_name
@@ -17,6 +19,7 @@ from engine.actions.cleanup.state import table_deletions_of
 from engine.actions.cleanup.tables import wait_table
 from engine.actions.prepare.backup import backups_of
 from engine.actions.restore.common import archive_folder, retry_not_yet
+from engine.actions.restore.stream_mappings import repoint_stream_mappings
 from engine.aws.resend import create_once
 from engine.aws.tags import user_tag_list
 from engine.core.context import Action, ActionContext, PlannedCall
@@ -26,11 +29,13 @@ from engine.state.records import Cursors, Summary
 
 class RestoreTablesCursors(Cursors):
     restored: list[str] = []
+    repointed: dict[str, str] = {}  # a mapping of an old stream's UUID -> the new stream's
 
 
 class RestoreTablesSummary(Summary):
     restored: list[str] = []
     from_backups: int = 0
+    mappings_repointed: int = 0
 
 
 class RestoreTablesParams(BaseModel):
@@ -48,7 +53,8 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
         arns.setdefault(table, entry.arn)
     protected = set(deletions.protection_disabled)
     folder = archive_folder(ctx, deletions.archive_dir, p.delete_step)
-    restored = ctx.cursors_as(RestoreTablesCursors).restored
+    c = ctx.cursors_as(RestoreTablesCursors)
+    restored = c.restored
     for index, table in enumerate(deleted):
         ctx.clock.check()
         if table in restored:
@@ -65,11 +71,14 @@ def run_restore_tables(ctx: ActionContext, p: RestoreTablesParams) -> RestoreTab
             ctx.log(f"{table}: restoring from {arns[table]}")
             ctx.checkpoint(force=True)
         wait_table(ctx, ddb, table, gone=False)
-        _restore_table_settings(ctx, ddb, table, folder, table in protected)
+        record = _restore_table_settings(ctx, ddb, table, folder, table in protected)
+        repoint_stream_mappings(ctx, table, record, c.repointed)
         restored.append(table)
         ctx.progress("tables", index + 1, len(deleted))
         ctx.checkpoint(force=True)
-    return RestoreTablesSummary(restored=list(restored), from_backups=len(restored))
+    return RestoreTablesSummary(
+        restored=list(restored), from_backups=len(restored), mappings_repointed=len(c.repointed)
+    )
 
 
 def _restore_from_backup(ddb: Any, table: str, arn: str) -> None:
@@ -89,21 +98,47 @@ def _restore_from_backup(ddb: Any, table: str, arn: str) -> None:
     )
 
 
-def _update_table(ctx: ActionContext, ddb: Any, table: str, **kwargs: Any) -> None:
-    """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again."""
+def _update_table(
+    ctx: ActionContext,
+    ddb: Any,
+    table: str,
+    applied: Callable[[dict[str, Any]], bool] | None = None,
+    **kwargs: Any,
+) -> None:
+    """UpdateTable once the table is ACTIVE, and wait for it to be ACTIVE again. `applied`
+    tells from the table's description that an earlier request took: an answer lost after
+    AWS applied it is sent again, and enabling a stream twice is refused ("Cannot enable
+    stream", or "already has an enabled stream"), which then means done."""
+
+    def update() -> Any:
+        try:
+            return ddb.update_table(TableName=table, **kwargs)
+        except (ddb.exceptions.ResourceInUseException, ClientError) as exc:
+            if applied is not None and applied(ddb.describe_table(TableName=table)["Table"]):
+                return None
+            raise exc
+
     wait_table(ctx, ddb, table, gone=False)
-    retry_not_yet(
-        ctx,
-        f"{table}: update table",
-        lambda: ddb.update_table(TableName=table, **kwargs),
-        (ddb.exceptions.ResourceInUseException,),
-    )
+    retry_not_yet(ctx, f"{table}: update table", update, (ddb.exceptions.ResourceInUseException,))
     wait_table(ctx, ddb, table, gone=False)
+
+
+def _enable_ttl(ddb: Any, table: str, attribute: str) -> None:
+    """UpdateTimeToLive; refused as "already enabled" after an answer lost once AWS applied
+    it (sent again), which then means done."""
+    try:
+        ddb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+        )
+    except ClientError as exc:
+        live = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+        if live.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            raise exc
 
 
 def _restore_table_settings(
     ctx: ActionContext, ddb: Any, table: str, folder: Path, protect: bool
-) -> None:
+) -> dict[str, Any]:
     """What a backup does not carry, from the archive the delete step wrote: deletion
     protection, stream, tags, TTL, PITR. Each is compared with the table first, so a re-run
     after a crash changes nothing twice (AWS refuses to enable TTL or a stream twice)."""
@@ -113,13 +148,19 @@ def _restore_table_settings(
     path = folder / f"{safe_name(table)}.table.json"
     if not path.exists():
         ctx.log(f"{table}: no settings archive; tags, TTL, stream and PITR not restored", "warning")
-        return
+        return {}
     record = json.loads(path.read_text())
     stream = record.get("stream") or record.get("table", {}).get("StreamSpecification") or {}
     live_stream = desc.get("StreamSpecification") or {}
     if stream.get("StreamEnabled") and not live_stream.get("StreamEnabled"):
         spec = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
-        _update_table(ctx, ddb, table, StreamSpecification=spec)
+        _update_table(
+            ctx,
+            ddb,
+            table,
+            applied=lambda d: bool((d.get("StreamSpecification") or {}).get("StreamEnabled")),
+            StreamSpecification=spec,
+        )
         ctx.log(f"{table}: stream re-enabled ({stream['StreamViewType']})")
     tags, reserved = user_tag_list(record.get("tags"))
     if tags:
@@ -135,13 +176,7 @@ def _restore_table_settings(
             retry_not_yet(
                 ctx,
                 f"{table}: TTL",
-                lambda: ddb.update_time_to_live(
-                    TableName=table,
-                    TimeToLiveSpecification={
-                        "Enabled": True,
-                        "AttributeName": ttl["AttributeName"],
-                    },
-                ),
+                lambda: _enable_ttl(ddb, table, ttl["AttributeName"]),
                 (ddb.exceptions.ResourceInUseException,),
             )
     pitr = (
@@ -160,16 +195,19 @@ def _restore_table_settings(
             ),
             (ddb.exceptions.ContinuousBackupsUnavailableException,),
         )
+    return record
 
 
 def plan_restore_tables(rb: Runbook, p: RestoreTablesParams) -> list[PlannedCall]:
+    what = f"tables {p.delete_step} deleted"
     return [
+        PlannedCall("dynamodb", "RestoreTableFromBackup", what, f"backups of {p.backup_step}"),
         PlannedCall(
-            "dynamodb",
-            "RestoreTableFromBackup",
-            f"tables {p.delete_step} deleted",
-            f"backups of {p.backup_step}",
-        )
+            "lambda",
+            "CreateEventSourceMapping",
+            what,
+            "the kept readers of a legacy stream, on the new stream (the old mapping deleted)",
+        ),
     ]
 
 

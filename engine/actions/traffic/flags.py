@@ -78,7 +78,7 @@ def _env(lam: Any, fn: str) -> dict[str, str]:
     return read_environment(lam.get_function_configuration(FunctionName=fn), fn)
 
 
-def _wait_updated(ctx: ActionContext, lam: Any, fn: str, version: str | None = None) -> None:
+def wait_updated(ctx: ActionContext, lam: Any, fn: str, version: str | None = None) -> None:
     """Wait until a configuration update has settled (AWS applies it asynchronously), or a
     published `version` is Active (Pending while Lambda prepares it: VPC, SnapStart)."""
     waited = 0.0
@@ -104,7 +104,7 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
     Returns whether an update was needed. `changes` keys must be flag names.
     """
     lam = ctx.client("lambda")
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     conf = lam.get_function_configuration(FunctionName=fn)
     current = read_environment(conf, fn)
     if conf.get("KMSKeyArn") and not current:
@@ -140,7 +140,7 @@ def merge_flags(ctx: ActionContext, fn: str, changes: dict[str, Any]) -> bool:
             "written, the deploy's configuration stands; run the step again to merge the flags "
             f"into it ({exc})"
         ) from exc
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     return True
 
 
@@ -160,14 +160,14 @@ def publish(ctx: ActionContext, lam: Any, fn: str, description: str) -> str:
     """PublishVersion once the last update has settled; Lambda returns the latest version
     instead of a new one when nothing changed since, so a repeat is harmless. Returns once
     the version is Active."""
-    _wait_updated(ctx, lam, fn)
+    wait_updated(ctx, lam, fn)
     version = retry_conflicts(
         ctx,
         lam,
         f"{fn}: publish version",
         lambda: lam.publish_version(FunctionName=fn, Description=description[:256]),
     )["Version"]
-    _wait_updated(ctx, lam, fn, version)  # an alias moves to an Active version only
+    wait_updated(ctx, lam, fn, version)  # an alias moves to an Active version only
     return str(version)
 
 

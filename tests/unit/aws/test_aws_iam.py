@@ -9,6 +9,7 @@ import json
 import warnings
 
 from engine.aws import iam_policy
+from engine.aws.restore_policy import RestoreNeeds, restore_grants, restore_needs
 from engine.cli.app import main
 
 with warnings.catch_warnings():  # parliament imports pkg_resources, deprecated
@@ -32,7 +33,7 @@ def test_cli_prints_the_policy_as_json(capsys, runbook):
     policy = json.loads(capsys.readouterr().out)
     assert policy == iam_policy.build_policy(runbook, ACCOUNT)
     assert policy["Version"] == "2012-10-17"
-    wildcard = [s for s in policy["Statement"] if s["Resource"] == "*"]
+    wildcard = [s for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s]
     assert len(wildcard) == 1  # only the calls IAM cannot scope
     assert all(":List" in a or ":Describe" in a or ":Get" in a for a in wildcard[0]["Action"])
 
@@ -126,8 +127,7 @@ def test_parliament_finds_nothing_in_the_policy(runbook):
 def test_no_grant_the_engine_never_calls(runbook):
     policy = iam_policy.build_policy(runbook, ACCOUNT)
     granted = {a for statement in policy["Statement"] for a in statement["Action"]}
-    for unused in ("cloudwatch:GetMetricStatistics", "lambda:ListVersionsByFunction",
-                   "dynamodb:ConditionCheckItem"):  # fmt: skip
+    for unused in ("cloudwatch:GetMetricStatistics", "dynamodb:ConditionCheckItem"):
         assert unused not in granted
     alarm = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"
     resources = iam_policy.resources_for_call(
@@ -136,3 +136,67 @@ def test_no_grant_the_engine_never_calls(runbook):
     assert resources == [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:x-*"]
     assert iam_policy.allows(policy, "cloudwatch:DescribeAlarms", resources[0])
     assert iam_policy.allows(policy, "cloudwatch:DescribeAlarms", alarm)
+
+
+NEEDS = RestoreNeeds(
+    roles=(f"arn:aws:iam::{ACCOUNT}:role/legacy-lambda",),
+    kms_keys=(f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",),
+    layers=(f"arn:aws:lambda:us-east-1:{ACCOUNT}:layer:deps:3",),
+    vpc=True,
+    stream_readers=(function("construction-expenses-company-expenses") + ":7",),
+)
+
+
+def test_pass_role_only_on_the_archived_roles_towards_lambda(runbook):
+    """Issue 19, item 8: never `role/*` beside CreateFunction and AddPermission (a privilege
+    escalation path); the roles Day 1 found, with iam:PassedToService."""
+    base = iam_policy.build_policy(runbook, ACCOUNT)
+    assert not any("iam:PassRole" in s["Action"] for s in base["Statement"])
+    policy = iam_policy.build_policy(
+        runbook, ACCOUNT, extra=restore_grants(NEEDS, ACCOUNT, "us-east-1")
+    )
+    [passing] = [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing["Resource"] == [NEEDS.roles[0]]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    assert not iam_policy.allows(policy, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin")
+    assert iam_policy.allows(policy, "lambda:GetLayerVersion", NEEDS.layers[0])
+    assert iam_policy.allows(policy, "kms:Decrypt", NEEDS.kms_keys[0])
+    assert not iam_policy.allows(policy, "kms:Decrypt", NEEDS.kms_keys[0][:-1] + "c")
+    assert iam_policy.allows(policy, "ec2:DescribeSubnets", "*")
+    # mappings: created and deleted only for the deprecated functions and the stream readers
+    [create] = [s for s in policy["Statement"] if s["Sid"] == "RepointTheMappingsOfLegacyStreams"]
+    assert create["Condition"]["ArnLike"]["lambda:FunctionArn"] == [
+        function("construction-expenses-company-expenses"),
+        function("construction-expenses-company-expenses") + ":*",
+    ]
+    findings = analyze_policy_string(json.dumps(policy)).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+
+
+def test_restore_needs_come_from_the_day1_inventory():
+    inventory = {
+        "deprecated_functions": {
+            "a": {"role": NEEDS.roles[0], "kms_key": "", "layers": [], "vpc": False},
+            "b": {"role": NEEDS.roles[0], "kms_key": NEEDS.kms_keys[0],
+                  "layers": list(NEEDS.layers), "vpc": True},
+        },
+        "legacy_stream_mappings": [{"function": NEEDS.stream_readers[0]}],
+    }  # fmt: skip
+    assert restore_needs(inventory) == NEEDS
+    assert restore_grants(RestoreNeeds()) == []
+
+
+def test_cli_reads_the_roles_from_the_runs_day1_inventory(capsys, runbook, tmp_path):
+    journal = tmp_path / "run.toml"
+    artifacts = tmp_path / "run.artifacts"
+    artifacts.mkdir()
+    assert main(["iam-policy", "--account", ACCOUNT, "--journal", str(journal)]) == 0
+    out = capsys.readouterr()
+    assert "iam:PassRole" not in out.out and "no Day 1 inventory" in out.err
+    (artifacts / "inventory-inventory.json").write_text(
+        json.dumps({"deprecated_functions": {"f": {"role": NEEDS.roles[0], "layers": []}}})
+    )
+    assert main(["iam-policy", "--account", ACCOUNT, "--journal", str(journal)]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    [passing] = [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing["Resource"] == [NEEDS.roles[0]]
