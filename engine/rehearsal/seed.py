@@ -54,6 +54,8 @@ class WorldShape:
         90/10), a function URL on the alias, and the API's legacy route invoking it through
         the alias (with the permission to); the legacy table has a stream, and the function
         consumes it through the alias (an event source mapping).
+    legacy_stream: that stream and its reader (default); off for a DynamoDB emulator that has
+        no streams (dynalite refuses UpdateTable's StreamSpecification).
     """
 
     alias: str | None = None
@@ -65,6 +67,7 @@ class WorldShape:
     legacy_function: bool = True
     legacy_runtime: str = "python3.8"
     legacy_alias: str = "live"
+    legacy_stream: bool = True
 
     @classmethod
     def real_shaped(cls) -> WorldShape:
@@ -356,7 +359,7 @@ def seed_world(
     seed_notifications(session, runbook)
     _seed_buckets(session, runbook)
     legacy = legacy_function_of(runbook) if shape.legacy_function else None
-    if legacy:
+    if legacy and shape.legacy_stream:
         seed_legacy_stream(session, legacy[1], legacy[0], shape.legacy_alias)
     session.client("ssm").put_parameter(
         Name=WORLD_ID_PARAMETER, Value=world_id, Type="String", Overwrite=True

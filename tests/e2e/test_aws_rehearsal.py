@@ -25,6 +25,7 @@ from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal import embedded
 from engine.rehearsal.embedded import reconnect, record_path_for, stop_world
 from tests.support.approvals import as_flags, manual_items
+from tests.support.long_runs import long_run
 from tests.support.rehearsal import TIME_SCALE, status
 from tests.support.restored import alias_integrations, assert_phase5_restored
 from tests.support.worlds import prod_api
@@ -167,6 +168,7 @@ def uncovered_calls(rec: CallRecorder, rb: Any) -> tuple[list[str], int]:
     return sorted(missing), checked
 
 
+@long_run  # CI time: the real-shaped rehearsal below walks the same phases and rollbacks
 @pytest.mark.slow
 def test_rehearsal_through_alias_live_and_the_policy_covers_every_call(
     tmp_path: Path, capsys, recorder: CallRecorder

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine.aws.target import TargetSpec, connect
-from engine.rehearsal.seed import seed_world
+from engine.rehearsal.seed import WorldShape, seed_world
 from tests.support.actions import run, step_params
 from tests.support.paths import REPO
 
@@ -35,6 +35,8 @@ CANDIDATES = (
 CREATE_TABLE_MS = 150  # tables stay CREATING this long: waits are exercised, not skipped
 ENTITIES = ["expenses", "projects", "contractors", "works"]
 TWIN = "exp-000000"  # user-alice's first expense; user-alice belongs to comp-acme
+
+NO_STREAMS = WorldShape(legacy_stream=False)  # dynalite has no DynamoDB Streams
 
 
 def _unavailable(reason: str) -> None:
@@ -138,7 +140,7 @@ def test_tables_start_creating_and_the_seed_waits(dynalite, runbook):
 def test_data_path_and_data_rollback_on_dynalite(split, make_ctx, runbook):
     ddb = split.client("dynamodb")
     created = time.monotonic()
-    seed_world(split, runbook, "world-dynalite")
+    seed_world(split, runbook, "world-dynalite", shape=NO_STREAMS)
     assert time.monotonic() - created >= CREATE_TABLE_MS / 1000  # the seed waited for ACTIVE
     tables = ddb.list_tables()["TableNames"]
     assert len(tables) == len(runbook.inventory.tables)
@@ -178,7 +180,7 @@ def test_data_path_and_data_rollback_on_dynalite(split, make_ctx, runbook):
 
 
 def _to_migration(split: Any, make_ctx: Any, runbook: Any) -> Any:
-    seed_world(split, runbook, "world-dynalite")
+    seed_world(split, runbook, "world-dynalite", shape=NO_STREAMS)
     ctx, _ = make_ctx("mapping-document", split)
     for step_id in ("mapping-document", "create-orphan-companies"):
         c, _ = make_ctx(step_id, split, journal=ctx.journal)
