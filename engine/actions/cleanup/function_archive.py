@@ -13,23 +13,7 @@ import contextlib
 import json
 from typing import Any
 
-MAPPING_KEYS = (
-    "UUID",
-    "EventSourceArn",
-    "FunctionArn",
-    "State",
-    "BatchSize",
-    "StartingPosition",
-    "MaximumBatchingWindowInSeconds",
-    "ParallelizationFactor",
-    "MaximumRetryAttempts",
-    "BisectBatchOnFunctionError",
-    "MaximumRecordAgeInSeconds",
-    "TumblingWindowInSeconds",
-    "DestinationConfig",
-    "FilterCriteria",
-    "FunctionResponseTypes",
-)
+from engine.aws.event_source_mappings import MAPPING_KEYS
 
 
 def _pages(lam: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.actions.cleanup.common import archive_dir, safe_name, strip_metadata, write_json
-from engine.actions.cleanup.function_archive import MAPPING_KEYS
 from engine.actions.cleanup.state import DeleteTablesCursors, DeleteTablesSummary
 from engine.actions.destructive import Refused, require_go
 from engine.actions.prepare.backup import backups_of
+from engine.aws.event_source_mappings import MAPPING_KEYS
 from engine.core.context import Action, ActionContext, PlannedCall
 from engine.runbook.model import Runbook
 

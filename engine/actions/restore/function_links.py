@@ -9,22 +9,9 @@ from typing import Any
 
 from engine.actions.restore.function_spec import qualifier_of, stream_table
 from engine.actions.traffic.flags import retry_conflicts
+from engine.aws.event_source_mappings import MAPPING_SETTINGS
 from engine.aws.resend import create_once
 from engine.core.context import ActionContext
-
-MAPPING_SETTINGS = (
-    "BatchSize",
-    "StartingPosition",
-    "MaximumBatchingWindowInSeconds",
-    "ParallelizationFactor",
-    "MaximumRetryAttempts",
-    "BisectBatchOnFunctionError",
-    "MaximumRecordAgeInSeconds",
-    "TumblingWindowInSeconds",
-    "DestinationConfig",
-    "FilterCriteria",
-    "FunctionResponseTypes",
-)
 
 
 def _qualified(kwargs: dict[str, Any], qualifier: str | None) -> dict[str, Any]:
