@@ -53,15 +53,21 @@ class Operator:
     """Reads the screen, presses the key an operator would; remembers which gates it ticked
     (a second space on a ticked item would untick it)."""
 
-    def __init__(self, term: Terminal, runbook: Runbook) -> None:
+    def __init__(self, term: Terminal, runbook: Runbook, run_log: Path) -> None:
         self.term = term
         self.runbook = runbook
+        self.run_log = run_log
         self.ticked: set[str] = set()
         self.keys_sent = 0
         # the status line the last key was pressed on: a screen may lag behind the run for a
         # moment, and a key pressed again on it would act twice (a second `a`, a second `r`)
         self.acted_on: tuple[str, float] = ("", 0.0)
         self.measured_at = 0.0  # when `e` last re-measured a gate's automatic items
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.run_log.exists():
+            return f"(no run log at {self.run_log})"
+        return "\n".join(self.run_log.read_text().splitlines()[-lines:])
 
     def press(self, *keys: str, literal: bool = False) -> None:
         self.keys_sent += len(keys) if not literal else 1
@@ -75,6 +81,10 @@ class Operator:
 
     def step(self, screen: str) -> bool:
         """One decision from what the screen shows; False once the run is DONE."""
+        if "nothing to answer" in screen and "enter or esc closes" in screen:
+            self.press("Escape")  # a question settled meanwhile: close it
+            self.term.seen(lambda s: "nothing to answer" not in s, 10)
+            return True
         if "and press enter to confirm" in screen:  # a destructive step: type its phase id
             token = re.search(r"Type (\S+) and press enter to confirm", screen).group(1)
             # the console may open this question itself (the run stopped short of the step)
@@ -102,6 +112,8 @@ class Operator:
         # an attached console whose detached engine finished and left shows the run read-only
         if status.removeprefix("READ-ONLY · ").startswith("DONE"):
             return False
+        if status.startswith("READ-ONLY"):  # the engine left before the end: say why, now
+            raise AssertionError(f"the detached engine left mid-run:\n{screen}\n{self.log_tail()}")
         acted, at = self.acted_on
         if status == acted and time.monotonic() - at < STALE_SECONDS:
             time.sleep(0.1)  # a poll interval: the screen has not caught up with the key yet
@@ -199,7 +211,7 @@ def rehearse(
     env["XDG_STATE_HOME"] = str(state)
     term = Terminal("rehearsal")
     runbook = load_runbook(default_runbook_path()).runbook
-    operator = Operator(term, runbook)
+    operator = Operator(term, runbook, journal.with_suffix(".log"))
     began = time.monotonic()
     if attached:
         detached = subprocess.run(

@@ -19,7 +19,7 @@ from engine.control.client import RemoteEngine
 from engine.control.job_loop import DetachedRun
 from engine.control.paths import socket_path
 from engine.control.server import ControlServer
-from engine.core.outcome import BadRequest
+from engine.core.outcome import BadRequest, Outcome
 from engine.core.views import RunState
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.session.workspace import Workspace, WorkspaceOptions
@@ -39,10 +39,11 @@ from tests.support.detach import (
     until,
 )
 from tests.support.paths import MINI_RUNBOOK, REPO
-from tests.support.pilot_waits import until_shown
+from tests.support.pilot_waits import screen_text, until_shown
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.console import hand_over
+from tui.messages import WorkEnded
 from tui.screens.gate import GateScreen
 from tui.screens.prompts import TextPrompt, TypedConfirm, YesNo
 from tui.screens.throttle import ThrottleScreen
@@ -174,7 +175,10 @@ async def test_attach_shows_progress_pauses_quits_and_stops(capsys, journal: Pat
         held_at = step(journal, MIGRATE)[1]
         await pilot.press("r")
         await until_shown(pilot, lambda: shown_done(app) > held_at, 10, "progress after r")
-        await pilot.press("s")
+        await pilot.press("s")  # a detached engine asks first: it would exit
+        await until_shown(pilot, lambda: isinstance(app.screen, YesNo), 10, "the question")
+        assert alive(pid) and "Stop the detached engine?" in screen_text(app)
+        await pilot.press("y")
         await until_shown(pilot, lambda: app.engine_left, 15, "the engine to say it ended")
         assert "ended: interrupted" in app.engine_left
         # the console now follows the journal, read-only: the step was checkpointed mid-way
@@ -449,14 +453,26 @@ async def test_a_dialog_closes_when_its_step_is_confirmed_elsewhere(capsys, jour
         await until_shown(pilot, lambda: app.main.check_action("run", ()), 10, "r offered")
         await pilot.press("r")
         await until_shown(pilot, lambda: isinstance(app.screen, TypedConfirm), 30, "the question")
+        dialog = app.screen
+        # the engine's own "stopped short" arrives while the operator's question is open:
+        # no second dialog is stacked on it (keys typed into the top one would be lost)
+        app.post_message(WorkEnded("engine", Outcome("paused"), None))
+        await pilot.pause()
+        await pilot.pause()
+        assert [type(s) for s in app.screen_stack].count(TypedConfirm) == 1
+        await pilot.press(*"pha")  # the operator is half-way through typing the phase id
         remote.resume("bo", consent=True)  # another terminal answers for every step
-        await until_shown(
-            pilot, lambda: not isinstance(app.screen, TypedConfirm), 60, "the dialog to close"
-        )
-        said = "step-a was confirmed elsewhere"
-        told = lambda: any(said in n.message for n in app._notifications)  # noqa: E731
-        await until_shown(pilot, told, 10, "the console to say why the dialog closed")
+        await until_shown(pilot, lambda: dialog.settled, 60, "the dialog to settle")
+        assert "step-a was confirmed elsewhere (" in screen_text(app)
+        assert "enter or esc closes" in screen_text(app)
+        # the rest of the phase id lands in the settled dialog, not on the main screen's keys
+        # (s would stop the engine, p pause it, a acknowledge)
+        await pilot.press(*"se1")
+        assert app.screen is dialog
+        await pilot.press("enter")
+        await until_shown(pilot, lambda: app.screen is app.main, 10, "the dialog to close")
         await until_shown(pilot, lambda: app.engine_left, 60, "the engine to finish")
         await pilot.press("q")
     saved = JournalStore(journal).load()
     assert saved.steps["step-a"].status == saved.steps["step-b"].status == "done"
+    assert not [a.what for a in saved.audit if "stopped" in a.what or "paused" in a.what]

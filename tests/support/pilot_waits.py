@@ -25,3 +25,8 @@ async def settle(pilot) -> None:
 async def type_text(pilot, text: str) -> None:
     for char in text:
         await pilot.press(char)
+
+
+def screen_text(app) -> str:
+    """What the app's top screen shows, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -18,7 +18,7 @@ from engine.state.journal import JournalStore
 from engine.state.lock import JournalLock
 from tests.support import tui_states as states
 from tests.support.paths import MINI_RUNBOOK
-from tests.support.pilot_waits import settle, type_text, until_shown
+from tests.support.pilot_waits import screen_text, settle, type_text, until_shown
 from tests.support.world import seeded_engine
 from tui.app import RunbookApp
 from tui.screens.gate import GateScreen
@@ -32,10 +32,6 @@ def engine(aws: Connection, tmp_path: Path) -> Engine:
 
 def text_of(app: RunbookApp, selector: str) -> str:
     return str(app.main.query_one(selector).render())
-
-
-def screen_text(app: RunbookApp) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def hold_at_first_backup(engine: Engine) -> tuple[threading.Event, threading.Event]:

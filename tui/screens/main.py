@@ -92,8 +92,23 @@ class MainScreen(MainView):
     def action_stop(self) -> None:
         driver = self.app.driver
         if driver.remote and not self.app.read_only:
-            driver.stop()
-            self.notify("stopping the detached engine: the batch finishes, a checkpoint, it exits")
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    driver.stop()
+                    self.notify(
+                        "stopping the detached engine: the batch finishes, a checkpoint, it exits"
+                    )
+
+            # the engine exits and nothing drives the run until someone starts it again
+            self.app.push_screen(
+                YesNo(
+                    "Stop the detached engine? The current batch finishes, a checkpoint is "
+                    "saved, and the engine exits: nothing drives the run until `runbook resume` "
+                    "or a console starts it again. (p pauses it instead.)"
+                ),
+                answered,
+            )
         elif driver.busy:
             driver.stop()
             self.notify("stopping: the current batch finishes, then a checkpoint")
@@ -269,7 +284,14 @@ class MainScreen(MainView):
         self._write_step_log()
         self._follow_current()
         if paused:  # the run reached a destructive step: ask, then go on
-            self.call_later(self.action_run)
+            self.call_later(self._ask_to_go_on)
+
+    def _ask_to_go_on(self) -> None:
+        """The question a stop short of a destructive step raises, unless the operator is
+        already elsewhere (a gate, a log) or answering one (r pressed meanwhile): never a
+        second dialog stacked on the first."""
+        if self.app.screen is self:
+            self.action_run()
 
     def _announce(self, outcome: Outcome) -> None:
         severity = {"failed": "error", "declined": "warning", "interrupted": "warning"}.get(

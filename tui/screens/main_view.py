@@ -106,17 +106,14 @@ class MainView(Screen[None]):
 
     def _close_settled_dialog(self, snapshot: RunSnapshot) -> None:
         """A confirmation whose step already runs or is done (consent given elsewhere) asks
-        nothing any more: close it, and say why."""
+        nothing any more: it says so and waits for enter or esc (closing it under the
+        operator's fingers would send the rest of a typed phase id to the main screen's keys)."""
         dialog = self.app.screen
-        if not isinstance(dialog, TypedConfirm) or dialog.step is None:
+        if not isinstance(dialog, TypedConfirm) or dialog.step is None or dialog.settled:
             return
         status = snapshot.step(dialog.step).status
         if status in ("running", "done"):
-            dialog.dismiss(None)
-            self.notify(
-                f"{dialog.step} was confirmed elsewhere ({status}); the dialog closed",
-                timeout=20,  # the operator was typing into it: time to read why it went
-            )
+            dialog.settle(f"{dialog.step} was confirmed elsewhere ({status})")
 
     def refresh_view(self) -> None:
         snapshot = self.snapshot

@@ -61,9 +61,11 @@ class TextPrompt(ModalScreen[str | None]):
 class TypedConfirm(ModalScreen[bool | None]):
     """Destructive work: the operator types the id to confirm. Anything else does nothing.
     `step`: the step it asks about; once that step runs or is done (confirmed elsewhere, say by
-    `runbook resume --yes`), the main screen closes the dialog with None: nothing to answer."""
+    `runbook resume --yes`), the main screen settles the dialog: it says why and asks nothing.
+    It stays until enter or esc, so keys the operator was typing land in it, never on the main
+    screen beneath (where p pauses and s stops)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "close", show=False)]
 
     def __init__(self, title: str, details: str, token: str, step: str | None = None) -> None:
         super().__init__()
@@ -76,15 +78,36 @@ class TypedConfirm(ModalScreen[bool | None]):
         with Vertical(classes="dialog danger"):
             yield Static(self.title_text, classes="dialog-title")
             yield Static(self.details, classes="dialog-text")
-            yield Static(f"Type [b]{self.token}[/b] and press enter to confirm.")
+            yield Static(f"Type [b]{self.token}[/b] and press enter to confirm.", id="confirm-ask")
             yield Input(placeholder=self.token, id="token")
-            yield Label("enter confirm · esc cancel", classes="dialog-keys")
+            yield Label("enter confirm · esc cancel", classes="dialog-keys", id="confirm-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.settled:
+            return  # action_close answers enter
         if event.value.strip() == self.token:
             self.dismiss(True)
         else:
             self.notify(f"type {self.token} exactly, or esc to cancel", severity="warning")
 
+    @property
+    def settled(self) -> bool:
+        return self.has_class("settled")
+
+    def settle(self, reason: str) -> None:
+        """Nothing is left to answer: say why; every key but enter and esc does nothing."""
+        if self.settled:
+            return
+        self.add_class("settled")
+        field = self.query_one("#token", Input)
+        field.disabled = True
+        self.set_focus(None)
+        self.query_one("#confirm-ask", Static).update(f"[b]{reason}[/b]: nothing to answer.")
+        self.query_one("#confirm-keys", Label).update("enter or esc closes")
+
+    def action_close(self) -> None:
+        if self.settled:
+            self.dismiss(None)
+
     def action_cancel(self) -> None:
-        self.dismiss(False)
+        self.dismiss(None if self.settled else False)
