@@ -143,7 +143,11 @@ def _dedupe(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[Grant]:
+def grants(
+    rb: Runbook, account: str = "*", region: str | None = None, api_id: str | None = None
+) -> list[Grant]:
+    """`api_id`: the REST API's id journaled on Day 1 (engine/actions/api_identity.py); the
+    runbook's pinned id stands for it. Without either, every REST API of the region."""
     region = region or rb.runbook.region
     inv = rb.inventory
     all_tables = [t.name for t in inv.tables]
@@ -249,6 +253,11 @@ def grants(rb: Runbook, account: str = "*", region: str | None = None) -> list[G
     out += copy_grants(rb, account, region)
     if inv.api is not None:
         api = f"arn:aws:apigateway:{region}::/restapis"
+        known = api_id or inv.api.id
+        if known:  # resolved: that one API (a staging copy of the same name is never touched)
+            # the list of APIs stays readable: the report counts them
+            out.append(Grant("ListRestApis", ("apigateway:GET",), (api,)))
+            api = f"{api}/{known}"
         out.append(
             Grant(
                 "TheRunbooksRestApi",
@@ -368,19 +377,30 @@ def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
 
 
 def build_policy(
-    rb: Runbook, account: str = "*", region: str | None = None, extra: list[Grant] | None = None
+    rb: Runbook,
+    account: str = "*",
+    region: str | None = None,
+    extra: list[Grant] | None = None,
+    api_id: str | None = None,
 ) -> dict[str, Any]:
-    """The policy; `extra`: more grants (an S3 journal's, engine/aws/state_policy.py)."""
+    """The policy; `extra`: more grants (an S3 journal's, engine/aws/state_policy.py);
+    `api_id`: the journaled REST API (grants())."""
     return {
         "Version": "2012-10-17",
-        "Statement": [g.statement() for g in [*grants(rb, account, region), *(extra or [])]],
+        "Statement": [
+            g.statement() for g in [*grants(rb, account, region, api_id), *(extra or [])]
+        ],
     }
 
 
 def render(
-    rb: Runbook, account: str = "*", region: str | None = None, extra: list[Grant] | None = None
+    rb: Runbook,
+    account: str = "*",
+    region: str | None = None,
+    extra: list[Grant] | None = None,
+    api_id: str | None = None,
 ) -> str:
-    return json.dumps(build_policy(rb, account, region, extra), indent=2)
+    return json.dumps(build_policy(rb, account, region, extra, api_id), indent=2)
 
 
 # --- what one call touches --------------------------------------------------------------------

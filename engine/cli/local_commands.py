@@ -15,7 +15,7 @@ from engine.cli.detached_commands import remote_rollback
 from engine.cli.detached_run import run_detached_child, spawn_detached
 from engine.cli.ending import finish_outcome
 from engine.cli.output import Printer, say, say_error
-from engine.cli.policy_inputs import day1_inventory
+from engine.cli.policy_inputs import day1_inventory, journaled_api_id
 from engine.cli.remote import DrivenElsewhere, control_line, detached_line, engine_view
 from engine.cli.terminal import install_stop_handlers, lost_terminal_stops, make_confirm
 from engine.core.commands import EngineCommands
@@ -234,7 +234,14 @@ def cmd_iam_policy(ctx: CliContext) -> int:
             "roles), their KMS keys, layers and VPC reads are left out; run the inventory "
             "step, then print the policy again before Phase 5"
         )
-    print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state))
+    api_id = journaled_api_id(ctx, rb)
+    if rb.inventory.api is not None and not (api_id or rb.inventory.api.id):
+        say_error(
+            "note: the REST API is not resolved yet (Day 1's inventory journals its id): the "
+            "API Gateway grants cover every REST API of the region; print the policy again "
+            "after the inventory step, or pin the id in the runbook ([inventory.api] id)"
+        )
+    print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state, api_id))
     return EXIT_OK
 
 

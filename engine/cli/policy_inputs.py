@@ -1,6 +1,7 @@
 """What `runbook iam-policy` reads besides the runbook: Day 1's inventory of the run (the
 deprecated functions' roles, keys, layers, VPC, and what reads a legacy stream), beside the
-run's journal; without one, the restore grants beyond the Lambda API are left out, and said."""
+run's journal; without one, the restore grants beyond the Lambda API are left out, and said.
+And the REST API's id the journal holds since Day 1: the API Gateway grants name that API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from engine.aws.target import TargetSpec
 from engine.cli.context import CliContext
 from engine.runbook.model import Runbook
 from engine.session.journals import default_journal_path, state_dir
+from engine.state.errors import JournalError
+from engine.state.journal import JournalStore
 from engine.state.s3_location import parse_s3_url
 
 
@@ -41,3 +44,16 @@ def day1_inventory(ctx: CliContext, rb: Runbook) -> tuple[Path | None, RestoreNe
     journal = _journal_path(ctx, rb)
     path = journal.with_name(journal.stem + ".artifacts") / f"inventory-{step.id}.json"
     return path, read_needs(path)
+
+
+def journaled_api_id(ctx: CliContext, rb: Runbook) -> str | None:
+    """The REST API's id journaled on Day 1, None before (or without a readable journal)."""
+    if rb.inventory.api is None:
+        return None
+    store = JournalStore(_journal_path(ctx, rb))
+    if not store.exists():
+        return None
+    try:
+        return store.load().api_id
+    except JournalError:
+        return None

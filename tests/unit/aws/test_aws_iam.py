@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import warnings
 
+import pytest
+
 from engine.aws import iam_policy
 from engine.aws.restore_policy import RestoreNeeds, restore_grants, restore_needs
 from engine.cli.app import main
+from engine.state.journal import JournalStore
+from tests.support.world import new_journal
 
 with warnings.catch_warnings():  # parliament imports pkg_resources, deprecated
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -116,10 +120,12 @@ def test_the_capacity_budget_reads_auto_scaling_and_throttle_metrics(runbook):
     )
 
 
-def test_parliament_finds_nothing_in_the_policy(runbook):
+@pytest.mark.parametrize("api_id", [None, "a1prod"])
+def test_parliament_finds_nothing_in_the_policy(runbook, api_id):
     """Issue 19, item 8: a policy a reviewer can sign, by parliament's count (an IAM policy
-    linter: resource stars on scopable actions, unknown actions, malformed conditions)."""
-    policy = iam_policy.render(runbook, ACCOUNT)
+    linter: resource stars on scopable actions, unknown actions, malformed conditions), before
+    Day 1 and with the API's id journaled."""
+    policy = iam_policy.render(runbook, ACCOUNT, api_id=api_id)
     findings = analyze_policy_string(policy).findings
     assert [(f.issue, f.detail) for f in findings] == []
 
@@ -200,3 +206,46 @@ def test_cli_reads_the_roles_from_the_runs_day1_inventory(capsys, runbook, tmp_p
     policy = json.loads(capsys.readouterr().out)
     [passing] = [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]]
     assert passing["Resource"] == [NEEDS.roles[0]]
+
+
+def test_api_gateway_grants_name_the_api_day_1_journaled(capsys, runbook, tmp_path):
+    """Issue 19, item 8: before Day 1 the API is unknown (every REST API, and said); once the
+    journal holds its id, only that API: a staging copy of the same name is out of reach."""
+    journal_path = tmp_path / "run.toml"
+    assert main(["iam-policy", "--account", ACCOUNT, "--journal", str(journal_path)]) == 0
+    before = capsys.readouterr()
+    assert "the REST API is not resolved yet" in before.err
+    route = "arn:aws:apigateway:us-east-1::/restapis/{}/resources/r1/methods/GET"
+    assert iam_policy.allows(json.loads(before.out), "apigateway:DELETE", route.format("b2"))
+
+    journal = new_journal(runbook)
+    journal.api_id = "a1prod"
+    JournalStore(journal_path).save(journal)
+    assert main(["iam-policy", "--account", ACCOUNT, "--journal", str(journal_path)]) == 0
+    after = capsys.readouterr()
+    assert "not resolved" not in after.err
+    policy = json.loads(after.out)
+    assert iam_policy.allows(policy, "apigateway:DELETE", route.format("a1prod"))
+    assert iam_policy.allows(
+        policy, "apigateway:POST", "arn:aws:apigateway:us-east-1::/restapis/a1prod/deployments"
+    )
+    assert not iam_policy.allows(policy, "apigateway:DELETE", route.format("b2staging"))
+    assert not iam_policy.allows(
+        policy, "apigateway:GET", "arn:aws:apigateway:us-east-1::/restapis/b2staging/stages"
+    )
+    # the list of APIs stays readable (the report counts them), and only readable
+    assert iam_policy.allows(policy, "apigateway:GET", "arn:aws:apigateway:us-east-1::/restapis")
+    assert not iam_policy.allows(
+        policy, "apigateway:POST", "arn:aws:apigateway:us-east-1::/restapis"
+    )
+    # a runbook that pins the id needs no journal
+    pinned = runbook.model_copy(
+        update={
+            "inventory": runbook.inventory.model_copy(
+                update={"api": runbook.inventory.api.model_copy(update={"id": "a1prod"})}
+            )
+        }
+    )
+    policy = iam_policy.build_policy(pinned, ACCOUNT)
+    assert iam_policy.allows(policy, "apigateway:PATCH", route.format("a1prod"))
+    assert not iam_policy.allows(policy, "apigateway:PATCH", route.format("b2staging"))
