@@ -104,6 +104,10 @@ _DEPRECATED_FUNCTION = (
     "UpdateFunctionConfiguration",
     "GetFunctionUrlConfig",
     "CreateFunctionUrlConfig",
+    # each version's own code archived (GetFunction on fn:<version>) and published again; a
+    # URL config found at a restore is made like the archived one
+    "UpdateFunctionCode",
+    "UpdateFunctionUrlConfig",
 )
 _LOG_GROUP = (
     "DeleteLogGroup",
@@ -213,9 +217,9 @@ def grants(
                 }
             },
         ),
-        Grant(
-            "DeleteMappingsOfTheDeprecatedFunctions",
-            ("lambda:DeleteEventSourceMapping",),
+        Grant(  # a restore updates a mapping it finds to the archived settings
+            "DeleteAndUpdateMappingsOfTheDeprecatedFunctions",
+            ("lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping"),
             (f"arn:aws:lambda:{region}:{account}:event-source-mapping:*",),
             {
                 "ArnLike": {

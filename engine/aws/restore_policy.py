@@ -9,8 +9,9 @@ the caller when a function is created with these settings.
 - lambda:GetLayerVersion on the layer versions the functions use;
 - KMS on the customer keys that encrypt their environments (an archive reads and writes it
   under the same key; Lambda takes a grant on it for the restored function);
-- creating and deleting the event source mappings of kept functions that read a legacy stream
-  (a restore re-points them at the restored table's new stream).
+- creating, updating and deleting the event source mappings of kept functions that read a
+  legacy stream (a restore re-points them at the restored table's new stream, and makes one it
+  finds there like the archived one).
 
 `restore_needs` reads Day 1's inventory artifact (engine/actions/prepare/legacy_inventory.py)."""
 
@@ -108,8 +109,8 @@ def restore_grants(needs: RestoreNeeds, account: str = "*", region: str = "*") -
         )
         out.append(
             Grant(
-                "DeleteTheMappingsOfLegacyStreams",
-                ("lambda:DeleteEventSourceMapping",),
+                "DeleteAndUpdateTheMappingsOfLegacyStreams",
+                ("lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping"),
                 (f"arn:aws:lambda:{region}:{account}:event-source-mapping:*",),
                 {"ArnLike": {"lambda:FunctionArn": functions}},
             )

@@ -1,5 +1,8 @@
 """delete_functions: archive, then delete deprecated Lambda functions (and their log groups).
 
+Code: $LATEST's package, and that of each published version whose code differs from it, one
+zip per distinct CodeSha256 (engine/actions/cleanup/function_code.py).
+
 Function environments are not written to the archive: they may hold secrets, so they go to an
 SSM SecureString in the target account (`/runbook-console/archive/functions/<name>/environment`),
 and the local archive keeps only the variable names.
@@ -13,15 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.actions.cleanup.common import archive_dir, is_rehearsal, safe_name, write_json
+from engine.actions.cleanup.common import archive_dir, safe_name, write_json
 from engine.actions.cleanup.function_archive import archive_links, delete_mappings
+from engine.actions.cleanup.function_code import (
+    archive_version_code,
+    fetch_code,
+    versions_without_code,
+)
 from engine.actions.cleanup.state import DeleteFunctionsCursors, DeleteFunctionsSummary
 from engine.actions.destructive import require_go
 from engine.actions.traffic.flags import resolve_functions
@@ -38,31 +44,10 @@ class DeleteFunctionsParams(BaseModel):
     delete_log_groups: bool = False
 
 
-def fetch_code(ctx: ActionContext, location: str) -> tuple[bytes | None, str]:
-    """The code package behind get_function's presigned URL, or (None, reason)."""
-    if not location:
-        return None, "get_function returned no code location"
-    if is_rehearsal(ctx):
-        # moto's location names an S3 object it never stores, and no network is assumed:
-        # ask the target's own S3 API, then give up honestly.
-        url = urlparse(location)
-        bucket = url.netloc.split(".s3")[0]
-        try:
-            obj = ctx.client("s3").get_object(Bucket=bucket, Key=url.path.lstrip("/"))
-            return obj["Body"].read(), ""
-        except Exception as exc:
-            return None, f"code location not retrievable on this target ({type(exc).__name__})"
-    try:
-        with urllib.request.urlopen(location, timeout=60) as resp:
-            return resp.read(), ""
-    except Exception as exc:
-        return None, f"code download failed: {type(exc).__name__}: {exc}"
-
-
 def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any]:
-    """Configuration (env names only), code, tags, and what DeleteFunction takes with it
-    (versions, aliases, policies, URLs, mappings: cleanup/function_archive.py); env values to
-    an SSM SecureString."""
+    """Configuration (env names only), code (each version's too: cleanup/function_code.py),
+    tags, and what DeleteFunction takes with it (versions, aliases, policies, URLs, mappings:
+    cleanup/function_archive.py); env values to an SSM SecureString."""
     lam = ctx.client("lambda")
     got = lam.get_function(FunctionName=fn)
     config = dict(got["Configuration"])
@@ -102,6 +87,7 @@ def archive_function(ctx: ActionContext, fn: str, folder: Path) -> dict[str, Any
         **archive_links(lam, fn),
     }
     record["policy"] = record["policies"].get("", {})  # the unqualified one (older archives)
+    record["code"]["versions"] = archive_version_code(ctx, lam, fn, record, folder)
     write_json(folder / f"{safe_name(fn)}.json", record)
     return record
 
@@ -159,6 +145,13 @@ def run_delete_functions(ctx: ActionContext, p: DeleteFunctionsParams) -> Delete
                         f"{fn}: code package not archived: {record['code']['reason']}", "warning"
                     )
                     ctx.checkpoint(force=True)  # robust: a kill before the delete keeps it
+                if missing := versions_without_code(record):
+                    ctx.log(
+                        f"{fn}: code of version(s) {', '.join(missing)} not archived "
+                        f"({record['code']['versions'][missing[0]]['reason']}): a restore "
+                        "publishes them with $LATEST's code",
+                        "warning",
+                    )
                 with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
                     lam.delete_function(FunctionName=fn)
                 # AWS keeps a deleted function's event source mappings, pointing at nothing
@@ -189,6 +182,11 @@ def plan_delete_functions(rb: Runbook, p: DeleteFunctionsParams) -> list[Planned
     calls = []
     for fn in resolve_functions(rb, p.functions):
         calls.append(PlannedCall("lambda", "GetFunction", fn, "archive config + code"))
+        calls.append(
+            PlannedCall(
+                "lambda", "GetFunction", f"{fn}:<version>", "code of a version that ran other code"
+            )
+        )
         calls.append(
             PlannedCall(
                 "lambda",

@@ -1,15 +1,18 @@
 """What points at a recreated function, from its archive: the resource policy's statements
 (per qualifier: the function's own and each alias's), the function URLs, and the event source
-mappings (created again on the source as it is now: a restored table has a new stream ARN)."""
+mappings (created again on the source as it is now: a restored table has a new stream ARN).
+A URL config or mapping already there is compared with the archive and updated where it
+differs (restore/existing_links.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from engine.actions.restore.existing_links import sync_mapping, sync_url
 from engine.actions.restore.function_spec import qualifier_of, stream_table
 from engine.actions.traffic.flags import retry_conflicts
-from engine.aws.event_source_mappings import MAPPING_SETTINGS
+from engine.aws.event_source_mappings import MAPPING_SETTINGS, archived_enabled
 from engine.aws.resend import create_once
 from engine.core.context import ActionContext
 
@@ -99,19 +102,24 @@ def _url(lam: Any, fn: str, qualifier: str | None) -> dict[str, Any] | None:
 
 def restore_urls(ctx: ActionContext, lam: Any, fn: str, record: dict[str, Any]) -> dict[str, str]:
     """Create each archived function URL; AWS gives a new URL (the old one is gone for good:
-    clients must be told). Returns {"fn[:qualifier]": new URL}."""
+    clients must be told). One already there is made like the archived one
+    (restore/existing_links.py). Returns {"fn[:qualifier]": new URL}."""
     out = {}
     for qualifier, url in (record.get("urls") or {}).items():
         q = qualifier or None
+        where = f"{fn}:{q}" if q else fn
         kwargs = _qualified({"FunctionName": fn, "AuthType": url["AuthType"]}, q)
         kwargs.update({k: url[k] for k in ("Cors", "InvokeMode") if url.get(k)})
-        live = _url(lam, fn, q) or create_once(
-            lambda kw=kwargs: retry_conflicts(
-                ctx, lam, f"{fn}: function URL", lambda: lam.create_function_url_config(**kw)
-            ),
-            lambda q=q: _url(lam, fn, q),
-        )
-        where = f"{fn}:{q}" if q else fn
+        live = _url(lam, fn, q)
+        if live is not None:
+            live = sync_url(ctx, lam, where, _qualified({"FunctionName": fn}, q), url, live)
+        else:
+            live = create_once(
+                lambda kw=kwargs: retry_conflicts(
+                    ctx, lam, f"{fn}: function URL", lambda: lam.create_function_url_config(**kw)
+                ),
+                lambda q=q: _url(lam, fn, q),
+            )
         out[where] = live["FunctionUrl"]
         if live["FunctionUrl"] != url.get("FunctionUrl"):
             ctx.log(
@@ -145,7 +153,7 @@ def mapping_request(m: dict[str, Any], function: str, source: str) -> dict[str, 
     kwargs.update({k: m[k] for k in MAPPING_SETTINGS if m.get(k) not in (None, {}, [])})
     if stream_table(source) and "StartingPosition" not in kwargs:
         kwargs["StartingPosition"] = "LATEST"  # a stream mapping needs one
-    kwargs["Enabled"] = m.get("State", "Enabled") in ("Enabled", "Enabling", "Updating")
+    kwargs["Enabled"] = archived_enabled(m.get("State"))
     return kwargs
 
 
@@ -169,7 +177,8 @@ def restore_mappings(
     version_map: dict[str, str],
     done: dict[str, str],
 ) -> None:
-    """Create each archived mapping again (`done`: old UUID -> new, updated in place)."""
+    """Create each archived mapping again (`done`: old UUID -> new, updated in place); one
+    already there is made like the archived one (restore/existing_links.py)."""
     ddb = ctx.client("dynamodb")
     for m in record.get("mappings", []):
         if m["UUID"] in done:
@@ -178,7 +187,8 @@ def restore_mappings(
         target = mapping_target(fn, m, version_map)
         kwargs = mapping_request(m, target, source)
         what = f"{fn}: event source mapping"
-        made = find_mapping(lam, source, target) or create_once(
+        found = find_mapping(lam, source, target)
+        made = (found and sync_mapping(ctx, lam, m, found, target)) or create_once(
             lambda kw=kwargs, w=what: retry_conflicts(
                 ctx, lam, w, lambda: lam.create_event_source_mapping(**kw)
             ),

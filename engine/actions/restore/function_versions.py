@@ -1,18 +1,22 @@
 """A recreated function's published versions and aliases, from its archive.
 
 DeleteFunction deletes every version and alias. A restore publishes one version per archived
-version, oldest first, from the recreated function (its archived code and configuration: an
-older version whose code differed comes back with the code archived, and the log says so),
-then creates each alias on the new numbers with its routing weights. Versions get new numbers:
-the map old -> new is journaled (a cursor) after every publish, so a resume never publishes one
-twice, and the event source mappings and permissions of a version follow it."""
+version, oldest first, from the recreated function: $LATEST takes the version's code (its own
+package when the archive holds it, restore/function_code.py; else $LATEST's archived code, and
+the log says so) and configuration, then is published; then $LATEST takes its own code and
+configuration back, and each alias is created on the new numbers with its routing weights.
+Versions get new numbers: the map old -> new is journaled (a cursor) after every publish, so a
+resume never publishes one twice, and the event source mappings and permissions of a version
+follow it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.actions.restore.common import MAX_SETTLE_SECONDS
+from engine.actions.restore.function_code import VersionCode, live_sha, put_code
 from engine.actions.restore.function_spec import update_settings
 from engine.actions.traffic.flags import publish, retry_conflicts, wait_updated
 from engine.aws.resend import create_once
@@ -70,17 +74,19 @@ def restore_versions(
     lam: Any,
     fn: str,
     record: dict[str, Any],
+    folder: Path,
     version_map: dict[str, str],
     runtime_for: RuntimeFor,
 ) -> None:
     """Publish each archived version not yet in `version_map` (old -> new, updated in place
-    and checkpointed after each): $LATEST takes the version's settings, then is published;
-    once all are, $LATEST takes its own archived settings back. Versions the recreated
-    function already has beyond the map were published before a crash that lost the
+    and checkpointed after each): $LATEST takes the version's code and settings, then is
+    published; once all are, $LATEST takes its own archived code and settings back (also on a
+    resume that finds it on a version's code: a crash after the last publish). Versions the
+    recreated function already has beyond the map were published before a crash that lost the
     journal's line: adopted, never published again. Lambda gives back the last version when
-    nothing changed since (two archived versions that differed only by code then share one
-    new number: only the code archived with $LATEST exists)."""
-    code_sha = record.get("configuration", {}).get("CodeSha256", "")
+    nothing changed since (two archived versions that differ by nothing archived then share
+    one new number)."""
+    code = VersionCode(record, folder)
     pending = [v for v in record.get("versions", []) if v["Version"] not in version_map]
     for archived in pending:
         old = archived["Version"]
@@ -88,19 +94,30 @@ def restore_versions(
         if unclaimed:
             version_map[old] = unclaimed[0]
         else:
+            put_code(ctx, lam, fn, code, code.wanted(archived))
             _configure(ctx, lam, fn, archived, runtime_for)
             description = archived.get("Description") or f"restored version {old}"
             version_map[old] = publish(ctx, lam, fn, description)
-        if archived.get("CodeSha256") and code_sha and archived["CodeSha256"] != code_sha:
-            ctx.log(
-                f"{fn}: version {old} ran other code ({archived['CodeSha256'][:12]}...); "
-                f"version {version_map[old]} has the code archived with $LATEST",
-                "warning",
-            )
-        ctx.log(f"{fn}: version {old} published again as {version_map[old]}")
+        _log_published(ctx, lam, fn, archived, version_map[old], code)
         ctx.checkpoint(force=True)
-    if pending:
+    if pending or live_sha(lam, fn) in code.files:
+        put_code(ctx, lam, fn, code, code.latest_sha)
         _configure(ctx, lam, fn, record.get("configuration", {}), runtime_for)
+
+
+def _log_published(
+    ctx: ActionContext, lam: Any, fn: str, archived: dict[str, Any], new: str, code: VersionCode
+) -> None:
+    old, sha = archived["Version"], archived.get("CodeSha256", "")
+    got = lam.get_function_configuration(FunctionName=fn, Qualifier=new).get("CodeSha256", "")
+    if sha and got != sha:
+        ctx.log(
+            f"{fn}: version {old} ran code {sha[:12]}...; version {new} has {got[:12]}... "
+            f"instead: {code.why_other(archived)}",
+            "warning",
+        )
+    own = " with its own code" if sha and got == sha and sha != code.latest_sha else ""
+    ctx.log(f"{fn}: version {old} published again as {new}{own}")
 
 
 def mapped_routing(

@@ -3,8 +3,10 @@ deleted, from its archive; the environment from its SSM SecureString.
 
 A function comes back with its whole configuration (restore/function_spec.py; on a runtime AWS
 blocks creates on, on the runbook's `replacement_runtimes`), then, once Active, its versions
-and aliases (restore/function_versions.py), its permissions per qualifier, function URLs
-(new ones: AWS never gives an URL back) and event source mappings (restore/function_links.py).
+(each with its own archived code: restore/function_code.py) and aliases
+(restore/function_versions.py), its permissions per qualifier, function URLs (new ones: AWS
+never gives an URL back) and event source mappings (restore/function_links.py); an URL config
+or mapping already there is made like the archived one (restore/existing_links.py).
 
 cursors `restored`, `created`, `versions` ({fn: {old: new}}), `mappings` ({old UUID: new}),
 `runtime_replaced`, `urls`, `placeholder_code` (rehearsal only: code that could not be archived
@@ -227,7 +229,7 @@ def run_restore_functions(ctx: ActionContext, p: RestoreFunctionsParams) -> Rest
             ctx.checkpoint(force=True)
         wait_active(ctx, lam, fn)  # versions, aliases and permissions need Active
         version_map = c.versions.setdefault(fn, {})
-        restore_versions(ctx, lam, fn, record, version_map, lambda r: _runtime(ctx, r, p))
+        restore_versions(ctx, lam, fn, record, folder, version_map, lambda r: _runtime(ctx, r, p))
         c.aliases[fn] = restore_aliases(ctx, lam, fn, record, version_map)
         restore_permissions(ctx, lam, fn, record, version_map)
         c.urls.update(restore_urls(ctx, lam, fn, record))
@@ -269,6 +271,9 @@ def plan_restore_functions(rb: Runbook, p: RestoreFunctionsParams) -> list[Plann
     return [
         PlannedCall(
             "lambda", "CreateFunction", what, "from archives; environment from SSM SecureString"
+        ),
+        PlannedCall(
+            "lambda", "UpdateFunctionCode", what, "a version's own archived code, then $LATEST's"
         ),
         PlannedCall("lambda", "PublishVersion", what, "each archived version, oldest first"),
         PlannedCall("lambda", "CreateAlias", what, "each archived alias, on the new versions"),

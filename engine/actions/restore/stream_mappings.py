@@ -3,7 +3,9 @@
 DeleteTable disables a table's stream, and a restored table gets a new stream ARN: a mapping
 that read the old stream (its function kept, so the mapping outlived the table) reads nothing.
 EventSourceArn cannot be changed on a mapping, so a restore creates the same mapping on the
-new stream, then deletes the old one. Mappings already deleted (their function was deleted
+new stream, then deletes the old one; one already on the new stream (a resume, or made again
+by someone) is compared with the archive and updated where it differs
+(restore/existing_links.py). Mappings already deleted (their function was deleted
 too, by delete_functions) are left to restore_functions, which creates them from its archive."""
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from engine.actions.restore.existing_links import sync_mapping
 from engine.actions.restore.function_links import (
     current_source,
     find_mapping,
@@ -45,7 +48,9 @@ def repoint_stream_mappings(
         source = current_source(ddb, m["EventSourceArn"])
         target = m["FunctionArn"]
         request = mapping_request(m, target, source)
-        made = find_mapping(lam, source, target) or create_once(
+        found = find_mapping(lam, source, target)
+        what = f"{table}: {target}"
+        made = (found and sync_mapping(ctx, lam, m, found, what)) or create_once(
             lambda kw=request: retry_conflicts(
                 ctx, lam, f"{table}: stream mapping", lambda: lam.create_event_source_mapping(**kw)
             ),

@@ -175,6 +175,12 @@ def test_pass_role_only_on_the_archived_roles_towards_lambda(runbook):
         function("construction-expenses-company-expenses"),
         function("construction-expenses-company-expenses") + ":*",
     ]
+    # ... and updated: a restore makes one it finds like the archived one, under the same scope
+    [update] = [
+        s for s in policy["Statement"] if s["Sid"] == "DeleteAndUpdateTheMappingsOfLegacyStreams"
+    ]
+    assert "lambda:UpdateEventSourceMapping" in update["Action"]
+    assert update["Condition"] == create["Condition"]
     findings = analyze_policy_string(json.dumps(policy)).findings
     assert [(f.issue, f.detail) for f in findings] == []
 
