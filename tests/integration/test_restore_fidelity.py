@@ -177,6 +177,43 @@ def test_each_published_version_comes_back_with_its_own_code(world, make_ctx, ru
     assert _uncovered(calls, runbook) == []  # GetFunction on fn:1, UpdateFunctionCode
 
 
+def test_a_resume_after_the_last_publish_gives_latest_its_own_settings(world, make_ctx, runbook):
+    """Version 3 runs $LATEST's code with Timeout 20, $LATEST has 30: a kill after the last
+    publish is journaled, before $LATEST takes its own settings back, leaves it with version
+    3's; the resume gives it its own."""
+    fn, table = legacy_function_of(runbook)
+    lam = world.client("lambda")
+    packages = _code_locations(world)
+    _deploy(lam, fn, packages, "def handler(event, context):\n    return 'B'\n")
+    lam.update_function_configuration(FunctionName=fn, Timeout=20)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=fn)
+    assert lam.publish_version(FunctionName=fn, Description="release 3")["Version"] == "3"
+    lam.update_function_configuration(FunctionName=fn, Timeout=30)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=fn)
+    ctx, _ = _delete_phase5(world, make_ctx, table, fn)
+
+    fctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
+    published: list[str] = []
+    lam.meta.events.register(
+        "before-call.lambda.PublishVersion", lambda **_: published.append("publish")
+    )
+
+    def kill_before_latest_settings(**_: Any) -> None:
+        if len(published) == 3:
+            raise Killed("killed")
+
+    event = "before-call.lambda.UpdateFunctionConfiguration"
+    lam.meta.events.register(event, kill_before_latest_settings)
+    with pytest.raises(Killed):
+        run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
+    lam.meta.events.unregister(event, kill_before_latest_settings)
+    assert fctx.cursors["versions"][fn].keys() == {"1", "2", "3"}  # all journaled
+    assert lam.get_function_configuration(FunctionName=fn)["Timeout"] == 20  # version 3's
+    run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
+    assert len(published) == 3  # nothing published twice
+    assert lam.get_function_configuration(FunctionName=fn)["Timeout"] == 30  # its own again
+
+
 def _restored(world: Any, make_ctx: Any, runbook: Any) -> tuple[str, Any, list[Any]]:
     """The legacy function deleted and restored once; (fn, the restore's context, events)."""
     fn, table = legacy_function_of(runbook)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.actions.restore.common import MAX_SETTLE_SECONDS
-from engine.actions.restore.function_code import VersionCode, live_sha, put_code
+from engine.actions.restore.function_code import VersionCode, put_code
 from engine.actions.restore.function_spec import update_settings
 from engine.actions.traffic.flags import publish, retry_conflicts, wait_updated
 from engine.aws.resend import create_once
@@ -100,7 +100,7 @@ def restore_versions(
             version_map[old] = publish(ctx, lam, fn, description)
         _log_published(ctx, lam, fn, archived, version_map[old], code)
         ctx.checkpoint(force=True)
-    if pending or live_sha(lam, fn) in code.files:
+    if record.get("versions"):  # also on a resume after the last publish: idempotent
         put_code(ctx, lam, fn, code, code.latest_sha)
         _configure(ctx, lam, fn, record.get("configuration", {}), runtime_for)
 
