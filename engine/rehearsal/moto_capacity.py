@@ -7,6 +7,7 @@ counts the item as it is before), twice that in a transaction. When the table's 
 too few: PutItem, UpdateItem, DeleteItem and BatchWriteItem (the whole request) answer 400
 ProvisionedThroughputExceededException; TransactWriteItems answers
 TransactionCanceledException with the reason ThrottlingError for each item on a dry table.
+What passes answers its ConsumedCapacity (when asked) as the model counted it.
 The caller is the request's access key id (the engine signs as "testing"; the application
 writer of `runbook simulate --app-writes` as "application"). Reads are not metered, nor a
 table's indexes. engine/rehearsal/moto_contract.py checks what this relies on in moto.
@@ -106,6 +107,19 @@ class Meter:
         return out
 
 
+def consumed(handler: Any, op: str, result: Any, demand: dict[str, tuple[float, float]]) -> Any:
+    """The answer says what the write consumed, as DynamoDB's does (moto says 1.0 for any
+    PutItem, nothing for a transaction): the engine's budget is corrected by it."""
+    body = getattr(result, "result", None)
+    if handler.body.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES") and isinstance(
+        body, dict
+    ):
+        said = [{"TableName": t, "CapacityUnits": units} for t, (units, _) in demand.items()]
+        many = op in ("batch_write_item", "transact_write_items")
+        body["ConsumedCapacity"] = said if many else said[0]
+    return result
+
+
 def aws_provisioned_capacity(model: ProvisionedCapacity) -> bool:
     """Meter every write to a provisioned table with `model`; once per process (False when
     already patched: the first model stays)."""
@@ -132,7 +146,7 @@ def aws_provisioned_capacity(model: ProvisionedCapacity) -> bool:
                 return method(self)
             dry = model.admit(caller_of(self.headers), demand)
             if not dry:
-                return method(self)
+                return consumed(self, op, method(self), demand)
             if op != "transact_write_items":
                 raise ProvisionedThroughputExceeded()
             raise TransactionCanceledException(

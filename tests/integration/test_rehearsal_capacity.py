@@ -136,16 +136,25 @@ def test_writes_beyond_a_provisioned_tables_capacity_are_throttled_and_counted(m
     tries: list[tuple[int, int]] = []
     until(lambda: tries.append(puts(app, "prov", 1)) or tries[-1] == (1, 0), 5, "a put to pass")
     assert puts(app, "prov", 10) == (10, 0)
+    # what passes says what it consumed, as DynamoDB's answers do (the engine's budget reads it)
+    said = app.put_item(TableName="prov", Item=item(99), ReturnConsumedCapacity="TOTAL")
+    assert said["ConsumedCapacity"] == {"TableName": "prov", "CapacityUnits": ITEM_KB}
+    said = engine.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "prov", "Item": {"k": {"S": f"t{n}"}}}}
+                       for n in range(2)],
+        ReturnConsumedCapacity="TOTAL",
+    )  # fmt: skip
+    assert said["ConsumedCapacity"] == [{"TableName": "prov", "CapacityUnits": 4.0}]
 
-    made = 10 + 10 + len(tries) + 10  # the application's requests, throttled or not
+    made = 10 + 10 + len(tries) + 10 + 1  # the application's requests, throttled or not
     late = sum(t for _, t in tries)
     seen = until(lambda: _counted(counts, made), 5, "the counts file to catch up")
     table = seen["tables"]["prov"]["callers"]
     assert table["application"]["requests"] == made - 10  # the on-demand ones are not metered
     assert table["application"]["throttled"] == throttled + late
-    assert table["application"]["units"] == (passed + 1 + 10) * ITEM_KB
-    assert (table["testing"]["requests"], table["testing"]["throttled"]) == (2, 2)
-    assert table["testing"]["units"] == 0
+    assert table["application"]["units"] == (passed + 1 + 10 + 1) * ITEM_KB
+    assert (table["testing"]["requests"], table["testing"]["throttled"]) == (3, 2)
+    assert table["testing"]["units"] == 4
     assert seen["tables"]["prov"]["write_units"] == 1000
     assert "free" not in seen["tables"]
     assert seen["burst_seconds"] == 1.0
