@@ -245,9 +245,10 @@ class CompanyGate:
 
 class CapacityBucket:
     """A provisioned table's capacity as DynamoDB spends it (the server's side, not the
-    client's pacing): units refill at `rate` per second up to `burst_seconds` of them, and a
-    request takes all its units or none (`take` False: throttled). Not locked: its owner
-    takes several buckets at once under its own lock."""
+    client's pacing): units refill at `rate` per second up to `burst_seconds` of them. Its
+    owner admits a request when it `has` the units (all or nothing: the bench's model) or
+    while it is `solvent` (the request may overdraw it: the rehearsal's). Not locked: its
+    owner takes several buckets at once under its own lock."""
 
     def __init__(self, rate: float, now: Now = time.monotonic, burst_seconds: float = 1.0) -> None:
         self.rate, self.now, self.burst = rate, now, burst_seconds
@@ -266,6 +267,11 @@ class CapacityBucket:
     def has(self, units: float) -> bool:
         self.refill()
         return self.tokens >= units
+
+    def solvent(self) -> bool:
+        """Not in debt: a request that may overdraw it is admitted."""
+        self.refill()
+        return self.tokens > 0
 
     def take(self, units: float) -> None:
         self.tokens -= units

@@ -74,11 +74,17 @@ class ProvisionedCapacity:
 
     def admit(self, caller: str, demand: dict[str, tuple[float, float]]) -> set[str]:
         """Take one request's units, `demand`: table -> (units, the table's WCU now), from
-        every table at once, or none. Returns the tables that had too few (empty: admitted)."""
+        every table at once, or none. Returns the tables in debt (empty: admitted).
+
+        A request is admitted while every table it writes is not in debt, and takes all its
+        units, overdrawing if it must: the next requests wait until the debt is paid back.
+        All or nothing per request would let an application's 1 WCU writes slip through the
+        gaps a large transaction cannot use, and hide the very crowding out the migration's
+        budget exists to prevent."""
         with self._lock:
             self.version += 1
             buckets = {t: self._bucket(t, wcu) for t, (_, wcu) in demand.items()}
-            dry = {t for t, (units, _) in demand.items() if not buckets[t].has(units)}
+            dry = {t for t in demand if not buckets[t].solvent()}
             second = int(self._now() - self.began)
             whole = self._callers[caller]
             whole.requests += 1

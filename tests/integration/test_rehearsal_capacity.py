@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from engine.rehearsal.provisioned import read_counts
 
-ITEM_KB = 3  # 3 WCU a put: a bucket of 10 passes three in a row
+ITEM_KB = 3  # 3 WCU a put: a bucket of 10 passes four in a row (the fourth overdraws it)
 
 
 def until(condition, seconds: float = 10.0, what: str = "condition"):
@@ -109,24 +109,28 @@ def test_writes_beyond_a_provisioned_tables_capacity_are_throttled_and_counted(m
     make_table(engine, "free", None)
 
     passed, throttled = puts(app, "prov", 10)
-    assert passed <= 4 and throttled >= 6  # 10 WCU of burst: three 3-WCU puts, then dry
+    # 10 WCU of burst: four 3-WCU puts (the fourth overdraws), then none until it is paid back
+    assert passed <= 5 and throttled >= 5
     assert puts(app, "free", 10) == (10, 0)  # on-demand: never throttled here
 
-    with pytest.raises(ClientError) as cancelled:  # 10 x 2 WCU in a transaction > 10 WCU
+    make_table(engine, "tiny", 1)  # 1 WCU: a 3-WCU put leaves it 2 s in debt
+    assert puts(engine, "tiny", 1) == (1, 0)
+    with pytest.raises(ClientError) as cancelled:
         engine.transact_write_items(
-            TransactItems=[{"Put": {"TableName": "prov", "Item": {"k": {"S": f"t{n}"}}}}
-                           for n in range(10)]
+            TransactItems=[{"Put": {"TableName": "tiny", "Item": {"k": {"S": f"t{n}"}}}}
+                           for n in range(2)]
         )  # fmt: skip
     error = cancelled.value.response
     assert error["Error"]["Code"] == "TransactionCanceledException"
-    assert {r["Code"] for r in error["CancellationReasons"]} == {"ThrottlingError"}
-    with pytest.raises(ClientError) as batch:  # the whole batch: 11 WCU > 10
+    assert [r["Code"] for r in error["CancellationReasons"]] == ["ThrottlingError"] * 2
+    with pytest.raises(ClientError) as batch:  # the whole batch
         engine.batch_write_item(
-            RequestItems={"prov": [{"PutRequest": {"Item": {"k": {"S": f"b{n}"}}}}
-                                   for n in range(11)]}
+            RequestItems={"tiny": [{"PutRequest": {"Item": {"k": {"S": f"b{n}"}}}}
+                                   for n in range(3)]}
         )  # fmt: skip
     assert batch.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
-    assert engine.scan(TableName="prov", Select="COUNT")["Count"] == passed  # nothing else landed
+    assert engine.scan(TableName="tiny", Select="COUNT")["Count"] == 1  # nothing else landed
+    assert engine.scan(TableName="prov", Select="COUNT")["Count"] == passed
 
     # the capacity follows UpdateTable: at 1,000 WCU the same puts pass
     engine.update_table(
@@ -153,8 +157,10 @@ def test_writes_beyond_a_provisioned_tables_capacity_are_throttled_and_counted(m
     assert table["application"]["requests"] == made - 10  # the on-demand ones are not metered
     assert table["application"]["throttled"] == throttled + late
     assert table["application"]["units"] == (passed + 1 + 10 + 1) * ITEM_KB
-    assert (table["testing"]["requests"], table["testing"]["throttled"]) == (3, 2)
+    assert (table["testing"]["requests"], table["testing"]["throttled"]) == (1, 0)
     assert table["testing"]["units"] == 4
+    tiny = seen["tables"]["tiny"]["callers"]["testing"]
+    assert (tiny["requests"], tiny["throttled"], tiny["units"]) == (3, 2, ITEM_KB)
     assert seen["tables"]["prov"]["write_units"] == 1000
     assert "free" not in seen["tables"]
     assert seen["burst_seconds"] == 1.0

@@ -1,6 +1,7 @@
 """Issue 21: the rehearsal's provisioned capacity (engine/rehearsal/provisioned.py), on a clock
-the test steps: a table's bucket refills at its WCU up to one second of burst, a request takes
-all its units or none, a transaction over two tables fails on the dry one, and the counts say
+the test steps: a table's bucket refills at its WCU up to one second of burst, a request is
+admitted while the bucket is not in debt and takes all its units (it may overdraw), a request
+over two tables fails on the one in debt, and the counts say
 per table and caller what was consumed and throttled."""
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def test_a_bucket_keeps_one_second_and_takes_all_or_nothing() -> None:
     assert bucket.has(10) and not bucket.has(11)
     bucket.set_rate(4)  # UpdateTable down: the burst follows
     assert not bucket.has(5)
+    bucket.take(6)  # overdrawn: not solvent until the debt is paid back
+    assert not bucket.solvent()
+    clock.t += 0.6
+    assert bucket.solvent()
 
 
 def test_units_are_dynamodbs() -> None:
@@ -58,6 +63,19 @@ def test_the_model_throttles_at_the_tables_rate_and_counts_per_caller() -> None:
     assert (migration["requests"], migration["throttled"]) == (2, 1)
     assert migration["units_by_second"] == {"1": 5.0}
     assert counts["tables"]["t"]["write_units"] == 5.0
+
+
+def test_a_large_request_overdraws_and_the_next_ones_wait() -> None:
+    """A 50-WCU transaction on a 20-WCU table passes, then even a 1-WCU write is throttled
+    until the debt is paid back (1.5 s): the application feels a migration that overdraws."""
+    clock = Clock()
+    model = ProvisionedCapacity(now=clock)
+    assert model.admit("migration", {"t": (50.0, 20.0)}) == set()
+    assert model.admit("app", {"t": (1.0, 20.0)}) == {"t"}
+    clock.t += 1.4
+    assert model.admit("app", {"t": (1.0, 20.0)}) == {"t"}
+    clock.t += 0.2
+    assert model.admit("app", {"t": (1.0, 20.0)}) == set()
 
 
 def test_a_request_over_two_tables_takes_nothing_when_one_is_dry() -> None:
