@@ -22,28 +22,11 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
+from engine.core.buckets import CapacityBucket as Bucket
+from engine.core.capacity import write_units as units_for
+
 JSON = {"Content-Type": "application/x-amz-json-1.0"}
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
-
-
-class Bucket:
-    """Tokens refill at `rate` per second up to one second's worth; a take is all or nothing."""
-
-    def __init__(self, rate: float, now: Callable[[], float]) -> None:
-        self.rate, self.now = rate, now
-        self.tokens, self.at = rate, now()
-
-    def refill(self) -> None:
-        t = self.now()
-        self.tokens = min(self.rate, self.tokens + (t - self.at) * self.rate)
-        self.at = t
-
-    def has(self, units: float) -> bool:
-        self.refill()
-        return self.tokens >= units
-
-    def take(self, units: float) -> None:
-        self.tokens -= units
 
 
 @dataclass
@@ -78,9 +61,7 @@ class CapacityModel:
 
     def set_capacity(self, write_units: float) -> None:
         with self.lock:
-            self.table_bucket.refill()
-            self.table_bucket.rate = write_units
-            self.table_bucket.tokens = min(self.table_bucket.tokens, write_units)
+            self.table_bucket.set_rate(write_units)
 
     def second(self) -> int:
         return int(self.now() - self.began)
@@ -192,7 +173,7 @@ class CapacityModel:
 
 def _units(item: dict[str, Any], factor: float) -> float:
     size = len(json.dumps(item))  # DynamoDB JSON: a little above DynamoDB's own count
-    return max(1, -(-size // 1024)) * factor
+    return units_for(size, "transact" if factor == 2.0 else "put")
 
 
 class _Body:

@@ -23,13 +23,13 @@ from engine.cli.local_commands import (
     cmd_report,
     cmd_rollback,
     cmd_run,
-    cmd_simulate,
     cmd_status,
     cmd_tick,
 )
 from engine.cli.output import silence_terminal
 from engine.cli.parser import build_parser
 from engine.cli.remote import probe_engine
+from engine.cli.simulate import cmd_simulate
 from engine.cli.state_commands import cmd_state
 
 COMMANDS: dict[str | None, Callable[[CliContext], int]] = {

@@ -1,5 +1,5 @@
 """Commands on this machine's journal: check | plan | run | status | tick | ack | decide |
-rollback | report | iam-policy | simulate (with a detached engine running, it gets them)."""
+rollback | report | iam-policy (with a detached engine running, it gets them)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from engine.plan.calls import plan_calls
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.clock import clock_label, plan_wait_seconds
 from engine.rehearsal.embedded import WorldGone
-from engine.rehearsal.simulator import set_error_rate, set_errors_seen_by
 from engine.run.engine import Engine
 from engine.run.report import render_report
 from engine.run.snapshot import empty_snapshot
@@ -242,19 +241,6 @@ def cmd_iam_policy(ctx: CliContext) -> int:
             "after the inventory step, or pin the id in the runbook ([inventory.api] id)"
         )
     print(iam_policy.render(rb, ctx.args.account, ctx.target.region, state, api_id))
-    return EXIT_OK
-
-
-def cmd_simulate(ctx: CliContext) -> int:
-
-    ws = ctx.workspace()
-    if not ws.is_embedded:
-        raise BadRequest("simulate drives the embedded rehearsal world only")
-    engine = ws.open_read_only(connected=True)
-    set_error_rate(engine.clients, ctx.args.error_rate)
-    set_errors_seen_by(engine.clients, ctx.args.seen_by)
-    seen = "thrown" if ctx.args.seen_by == "lambda" else "returned as 500 (API Gateway 5XX only)"
-    say(f"simulated traffic now fails {ctx.args.error_rate:g}% of calls, {seen}")
     return EXIT_OK
 
 

@@ -226,10 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--account", type=values.account, default="*", help="account id for the ARNs (default: *)"
     )
-    p = add("simulate", "embedded rehearsal only: inject an error rate into simulated traffic")
-    p.add_argument(
-        "--error-rate", type=values.percent, required=True, help="percent of failing calls"
+    p = add(
+        "simulate",
+        "embedded rehearsal only: inject an error rate into simulated traffic, or write as "
+        "the application does beside the run (--app-writes)",
     )
+    p.add_argument("--error-rate", type=values.percent, help="percent of failing calls")
+    p.add_argument(
+        "--app-writes",
+        type=values.positive,
+        help="write this many application items per second into the company-scoped target "
+        "tables until --seconds pass or Ctrl-C, then report how many were throttled",
+    )
+    p.add_argument("--seconds", type=values.positive, help="--app-writes: for this long")
+    p.add_argument("--json", action="store_true", help="--app-writes: the report as JSON")
     p.add_argument(
         "--seen-by",
         choices=("lambda", "api"),

@@ -139,6 +139,11 @@ def percent(text: str) -> float:
     )
 
 
+def positive(text: str) -> float:
+    """--app-writes, --seconds: a number above 0."""
+    return _in_range(text, float, "number", lambda v: math.isfinite(v) and v > 0, "above 0")
+
+
 def limit_arg(kind: type[Number]) -> Callable[[str], Number | None]:
     """A throttle value: a number above 0, or `off` (no limit / the runbook's value)."""
 

@@ -241,3 +241,37 @@ class CompanyGate:
         with self._lock:
             delays = [b.delay() for b in self._buckets.values()]
         return min(delays, default=0.0)
+
+
+class CapacityBucket:
+    """A provisioned table's capacity as DynamoDB spends it (the server's side, not the
+    client's pacing): units refill at `rate` per second up to `burst_seconds` of them. Its
+    owner admits a request when it `has` the units (all or nothing: the bench's model) or
+    while it is `solvent` (the request may overdraw it: the rehearsal's). Not locked: its
+    owner takes several buckets at once under its own lock."""
+
+    def __init__(self, rate: float, now: Now = time.monotonic, burst_seconds: float = 1.0) -> None:
+        self.rate, self.now, self.burst = rate, now, burst_seconds
+        self.tokens, self.at = rate * burst_seconds, now()
+
+    def refill(self) -> None:
+        t = self.now()
+        self.tokens = min(self.rate * self.burst, self.tokens + (t - self.at) * self.rate)
+        self.at = t
+
+    def set_rate(self, rate: float) -> None:
+        self.refill()
+        self.rate = rate
+        self.tokens = min(self.tokens, rate * self.burst)
+
+    def has(self, units: float) -> bool:
+        self.refill()
+        return self.tokens >= units
+
+    def solvent(self) -> bool:
+        """Not in debt: a request that may overdraw it is admitted."""
+        self.refill()
+        return self.tokens > 0
+
+    def take(self, units: float) -> None:
+        self.tokens -= units

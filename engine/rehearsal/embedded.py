@@ -36,10 +36,16 @@ class WorldRecord:
     world_id: str
     started_at: str
     region: str
+    # the server's capacity counts (a provisioned world: WorldShape.provisioned_write_units)
+    capacity_counts: str = ""
 
 
 def record_path_for(journal_path: Path) -> Path:
     return journal_path.with_name(journal_path.stem + ".embedded.toml")
+
+
+def counts_path_for(record_path: Path) -> Path:
+    return record_path.with_name(record_path.stem + ".capacity.json")
 
 
 def read_record(path: Path) -> WorldRecord | None:
@@ -113,6 +119,11 @@ def start_world(
     log_path = record_path.with_name(record_path.stem + ".server.log")
     log = os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")  # robust
     sfn = ["--step-functions"] if uses_step_functions(runbook) else []
+    shape = WorldShape.from_config(dict(runbook.embedded.get("world", {})))
+    counts = counts_path_for(record_path) if shape.provisioned_write_units is not None else None
+    if counts is not None:
+        counts.unlink(missing_ok=True)  # never a former world's counts
+    metered = ["--capacity-counts", str(counts)] if counts is not None else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -121,6 +132,7 @@ def start_world(
             "--port",
             str(port),
             *sfn,
+            *metered,
             "--blocked-runtimes",
             # AWS blocks creates by the calendar: today's date, whatever the plan's clock
             ",".join(sorted(blocked_runtimes(runbook.lambda_runtimes, datetime.now(UTC).date()))),
@@ -132,7 +144,7 @@ def start_world(
     )
     log.close()
     try:  # robust: a Ctrl-C (or any failure) before the record is written leaves no server
-        return _seed_and_record(proc, port, record_path, runbook, scale, log_path)
+        return _seed_and_record(proc, port, record_path, runbook, scale, log_path, counts)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -146,6 +158,7 @@ def _seed_and_record(
     runbook: Runbook,
     scale: int,
     log_path: Path,
+    counts: Path | None,
 ) -> tuple[Connection, WorldRecord]:
     url = f"http://127.0.0.1:{port}"
     region = runbook.runbook.region
@@ -168,7 +181,12 @@ def _seed_and_record(
     shape = WorldShape.from_config(dict(runbook.embedded.get("world", {})))
     seed_world(conn, runbook, world_id, scale=scale, shape=shape)
     record = WorldRecord(
-        url=url, pid=proc.pid, world_id=world_id, started_at=utcnow(), region=region
+        url=url,
+        pid=proc.pid,
+        world_id=world_id,
+        started_at=utcnow(),
+        region=region,
+        capacity_counts=str(counts or ""),
     )
     atomic_write(record_path, tomli_w.dumps(asdict(record)).encode())
     return conn, record

@@ -1,6 +1,7 @@
-"""What engine/rehearsal/moto_fidelity.py relies on in moto, checked: a moto upgrade that changes a
-patched function fails loudly, in one line naming the moto version and the function, never with
-a wrong rehearsal. The embedded server checks before it patches; the suite checks each entry.
+"""What engine/rehearsal/moto_fidelity.py and moto_capacity.py rely on in moto, checked: a moto
+upgrade that changes a patched function fails loudly, in one line naming the moto version and
+the function, never with a wrong rehearsal. The embedded server checks before it patches; the
+suite checks each entry.
 
 Each entry names a function the patches replace or call, the parameters it was written against
 (names and kinds, not annotations, which render differently across Pythons), and where the
@@ -92,7 +93,43 @@ def _probe_cancellation(exc: Any) -> str | None:
     return None
 
 
+def _probe_handler_body(call_action: Any) -> str | None:
+    """aws_provisioned_capacity reads each write's parsed request from the handler's body."""
+    if "self.body = " not in inspect.getsource(call_action):
+        return "DynamoHandler.call_action no longer sets self.body to the parsed request"
+    return None
+
+
+def _probe_table_capacity(init: Any) -> str | None:
+    """aws_provisioned_capacity reads a table's billing mode and WriteCapacityUnits."""
+    table = importlib.import_module("moto.dynamodb.models.table").Table(
+        "t", "123456789012", "us-east-1", [{"AttributeName": "k", "KeyType": "HASH"}],
+        [{"AttributeName": "k", "AttributeType": "S"}],
+        throughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 7}, billing_mode="PROVISIONED",
+    )  # fmt: skip
+    if table.billing_mode != "PROVISIONED" or table.throughput.get("WriteCapacityUnits") != 7:
+        return "a table no longer keeps billing_mode and throughput as given"
+    return None
+
+
+CAPACITY_HANDLERS = tuple(
+    Relied(f"moto.dynamodb.responses:DynamoHandler.{op}", "self")
+    for op in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+)
+
+
 RELIED: tuple[Relied, ...] = (
+    *CAPACITY_HANDLERS,
+    Relied("moto.dynamodb.responses:DynamoHandler.call_action", "self", _probe_handler_body),
+    Relied(
+        "moto.dynamodb.models.table:Table.__init__",
+        "self, table_name, account_id, region, schema, attr, throughput, billing_mode, indexes, "
+        "global_indexes, streams, sse_specification, tags, deletion_protection_enabled, "
+        "warm_throughput",
+        _probe_table_capacity,
+    ),
+    Relied("moto.dynamodb.exceptions:DynamodbException", "error_type, message, _, **kwargs"),
+    Relied("moto.dynamodb.models.dynamo_type:Item.to_json", "self, root_attr_name"),
     Relied("moto.dynamodb.models.dynamo_type:LimitedSizeDict.__setitem__", "self, key, value"),
     Relied("moto.dynamodb.models.dynamo_type:DynamoType.size", "self", _probe_number_size),
     Relied(

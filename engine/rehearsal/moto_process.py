@@ -3,7 +3,8 @@
 Run as `python -m engine.rehearsal.moto_process --port N`. It outlives the console on purpose, so a
 reconnecting console finds the same world. With `--step-functions` it executes Step Functions
 state machines (moto's `stepfunctions.execute_state_machine`): the step-functions backend of
-migrate_entity.
+migrate_entity. With `--capacity-counts FILE` it throttles writes to PROVISIONED tables at their
+write capacity (engine/rehearsal/moto_capacity.py) and keeps the counts in FILE.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from engine.rehearsal.moto_capacity import aws_provisioned_capacity
 from engine.rehearsal.moto_contract import MotoChanged, check_moto
 from engine.rehearsal.moto_fidelity import (
     aws_blocked_runtimes,
@@ -28,6 +31,7 @@ from engine.rehearsal.moto_fidelity import (
     aws_sdk_bodies,
     aws_transactions,
 )
+from engine.rehearsal.provisioned import CountsFile, ProvisionedCapacity
 
 
 def main() -> None:
@@ -38,6 +42,9 @@ def main() -> None:
     parser.add_argument("--step-functions", action="store_true")
     # runtimes AWS blocks creates on today (the runbook's [[lambda_runtimes]]), comma-separated
     parser.add_argument("--blocked-runtimes", default="")
+    # throttle writes to PROVISIONED tables at their WCU (a world shape's
+    # `provisioned_write_units`), counting them into this JSON file
+    parser.add_argument("--capacity-counts", default="")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto's Step Functions tasks call the moto server of this process: at MOTO_PORT
@@ -59,6 +66,12 @@ def main() -> None:
         # `/moto-api/config` setting, set before the server starts)
         default_user_config["stepfunctions"]["execute_state_machine"] = True
     aws_blocked_runtimes(frozenset(r for r in args.blocked_runtimes.split(",") if r))
+    counts = None
+    if args.capacity_counts:
+        model = ProvisionedCapacity()
+        aws_provisioned_capacity(model)
+        counts = CountsFile(model, Path(args.capacity_counts))
+        counts.start()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
@@ -68,6 +81,8 @@ def main() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the console's terminal may go away
     stop.wait()
     server.stop()
+    if counts is not None:
+        counts.stop()
 
 
 if __name__ == "__main__":

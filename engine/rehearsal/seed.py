@@ -56,6 +56,10 @@ class WorldShape:
         consumes it through the alias (an event source mapping).
     legacy_stream: that stream and its reader (default); off for a DynamoDB emulator that has
         no streams (dynalite refuses UpdateTable's StreamSpecification).
+    provisioned_write_units: the company-scoped tables (group "company") are PROVISIONED with
+        this many WCU (and `provisioned_read_units` RCU), and the embedded server throttles
+        writes beyond them as DynamoDB does (engine/rehearsal/moto_capacity.py); None: every
+        table on-demand, nothing throttled (default).
     """
 
     alias: str | None = None
@@ -68,6 +72,8 @@ class WorldShape:
     legacy_runtime: str = "python3.8"
     legacy_alias: str = "live"
     legacy_stream: bool = True
+    provisioned_write_units: int | None = None
+    provisioned_read_units: int = 1000
 
     @classmethod
     def real_shaped(cls) -> WorldShape:
@@ -88,6 +94,8 @@ class WorldShape:
             "legacy_function",
             "legacy_runtime",
             "legacy_alias",
+            "provisioned_write_units",
+            "provisioned_read_units",
         }
         unknown = sorted(set(config) - known)
         if unknown:
@@ -136,7 +144,8 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(k.encode("utf-8")) + attribute_size(v) for k, v in item.items())
 
 
-def create_table(ddb: Any, spec: TableSpec) -> None:
+def create_table(ddb: Any, spec: TableSpec, provisioned: dict[str, int] | None = None) -> None:
+    """On-demand, or PROVISIONED with `provisioned` throughput (its indexes too)."""
     attrs = [{"AttributeName": spec.partition_key, "AttributeType": "S"}]
     keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
     if spec.sort_key:
@@ -153,16 +162,29 @@ def create_table(ddb: Any, spec: TableSpec) -> None:
                     "IndexName": index,
                     "KeySchema": [{"AttributeName": attr, "KeyType": "HASH"}],
                     "Projection": {"ProjectionType": "ALL"},
+                    **({"ProvisionedThroughput": provisioned} if provisioned else {}),
                 }
             )
         extra["GlobalSecondaryIndexes"] = gsis
+    if provisioned:
+        extra["ProvisionedThroughput"] = provisioned
     ddb.create_table(
         TableName=spec.name,
         AttributeDefinitions=attrs,
         KeySchema=keys,
-        BillingMode="PAY_PER_REQUEST",
+        BillingMode="PROVISIONED" if provisioned else "PAY_PER_REQUEST",
         **extra,
     )
+
+
+def provisioned_throughput(spec: TableSpec, shape: WorldShape) -> dict[str, int] | None:
+    """The throughput a company-scoped table gets in a provisioned world, else None."""
+    if shape.provisioned_write_units is None or spec.group != "company":
+        return None
+    return {
+        "ReadCapacityUnits": shape.provisioned_read_units,
+        "WriteCapacityUnits": shape.provisioned_write_units,
+    }
 
 
 def put_items(ddb_resource: Any, table: str, items: Iterator[dict[str, Any]]) -> int:
@@ -318,7 +340,7 @@ def seed_tables(
         e.name: tables[e.source].items * scale for e in runbook.entities if e.source in tables
     }
     for spec in runbook.inventory.tables:
-        create_table(ddb, spec)
+        create_table(ddb, spec, provisioned_throughput(spec, shape))
     wait_tables_active(ddb, [t.name for t in runbook.inventory.tables])
     if shape.stack_tags:
         for spec in runbook.inventory.tables:

@@ -111,6 +111,9 @@ CASES: dict[str, Case] = {
     ),
     "simulate-negative": Case(("simulate", "--error-rate=-1", *AT), "percentage from 0 to 100"),
     "simulate-not-embedded": Case(("simulate", "--error-rate", "5", *AT), "embedded"),
+    "simulate-nothing": Case(("simulate", *AT), "--error-rate, --app-writes or both"),
+    "simulate-app-writes-zero": Case(("simulate", "--app-writes", "0", *AT), "above 0"),
+    "simulate-app-not-embedded": Case(("simulate", "--app-writes", "5", *AT), "embedded"),
     "unknown-option": Case((*RUN, "--bogus"), "unrecognized arguments"),
     "mapping-overrides-missing": Case(
         (*RUN, "--mapping-overrides", "/nonexistent/overrides.toml"), "no such file"
