@@ -31,6 +31,7 @@ import pytest
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.embedded import record_path_for, stop_world
 from engine.runbook.model import Runbook
+from tests.support.long_runs import long_run
 from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -263,9 +264,10 @@ def rehearse(
     return took, operator.keys_sent
 
 
-@pytest.mark.slow
+@long_run  # CI's 20 minutes: the attached rehearsal below presses the same keys, and
+@pytest.mark.slow  # tests/tui/test_tui_rehearsal.py drives this local console whole
 def test_a_rehearsal_with_keys_only_at_the_fastest_clock(tmp_path: Path) -> None:
-    """CI's version: `+` four times (x1200 -> x1000000), then the whole run with keys."""
+    """`+` four times (x1200 -> x1000000), then the whole run with keys."""
     took, keys = rehearse(tmp_path, faster=4, limit_seconds=WALL_LIMIT_SECONDS)
     print(f"rehearsal at {FASTEST}: {took:.0f} s of wall clock, {keys} keys")
     assert took < WALL_LIMIT_SECONDS

@@ -19,6 +19,7 @@ import pytest
 
 from engine.aws.target import local_connection
 from engine.rehearsal.embedded import read_record, record_path_for, stop_world
+from tests.support.long_runs import long_run
 from tests.support.paths import REPO
 
 RUNBOOK = REPO / "tests" / "data" / "step-functions-runbook.toml"
@@ -81,7 +82,12 @@ def machine_executions(journal: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "stop"])
+@pytest.mark.parametrize(
+    "sig",
+    # the stop also runs in CI in process (test_step_functions_resume.py): CI's 20 minutes
+    [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=long_run)],
+    ids=["kill", "stop"],
+)
 def test_the_console_dies_or_stops_mid_execution_and_the_next_run_finishes_it(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
