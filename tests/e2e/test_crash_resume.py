@@ -57,6 +57,10 @@ MIN_KILLS = 50 if FULL else 12
 # then finds pages applied before it, and the cursor must have kept them (re-write bound below)
 PAGE_SIZE = 50 if FULL else 5
 BATCH = 25  # a BatchWriteItem's items
+# the kinds whose kill mid-way (at a table's first progress line) the fast version keeps: they
+# move or read data in pages, so a kill there leaves work half done; every other kind is
+# killed at its start (CI's time; RUNBOOK_CRASH_FULL=1 kills every kind at every point)
+MOVES_DATA = {"backup_tables", "analyze_legacy", "migrate_entity", "validate_migration"}
 MID_WRITE_BOUNDS = 2  # a mid-migration kill comes after twice the writes a kill may repeat
 CRASH, REFERENCE = FIRST, SECOND
 TIME_SCALE = "1000000"
@@ -175,6 +179,8 @@ class Killer:
         kind = "rollback" if "#" in step else str(self.rb.step(step).action)
         key = f"{what}:{kind}"
         if what == "log" or key in self.kinds:
+            return False
+        if what == "progress" and kind not in MOVES_DATA:  # its start kill covers the kind
             return False
         self.kinds.add(key)
         return True
@@ -333,7 +339,7 @@ def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(
     # >= 50 kill points, across every kind of step
     kills = killer.used
     crash_seconds = time.monotonic() - started - reference_seconds
-    print(f"reference {reference_seconds:.0f} s, crashed run {crash_seconds:.0f} s")
+    print(f"reference {reference_seconds:.0f} s, crashed run {crash_seconds:.0f} s, {len(kills)} kills: {kills}")
     assert len(kills) >= MIN_KILLS, kills
     killed_steps = {k.split(":")[1] for k in kills}
     rb = load_runbook(rb_path).runbook
