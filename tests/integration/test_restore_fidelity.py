@@ -94,6 +94,30 @@ def _uncovered(calls: list[tuple[str, str, dict[str, Any]]], runbook: Any) -> li
     return sorted(missing)
 
 
+def _publishes(lam: Any) -> list[str]:
+    """One entry per PublishVersion the engine's client sends from now on."""
+    published: list[str] = []
+    lam.meta.events.register(
+        "before-call.lambda.PublishVersion", lambda **_: published.append("publish")
+    )
+    return published
+
+
+def _restore_killed(
+    lam: Any, ctx: Any, runbook: Any, event: str, published: list[str], after: int
+) -> None:
+    """restore_functions, killed at `event` once `after` versions were published."""
+
+    def kill(**_: Any) -> None:
+        if len(published) == after:
+            raise Killed("killed")
+
+    lam.meta.events.register(event, kill)
+    with pytest.raises(Killed):
+        run(ctx, "restore_functions", rollback_params(runbook, "restore_functions"))
+    lam.meta.events.unregister(event, kill)
+
+
 def _warnings(events: list[Any]) -> list[str]:
     return [e.message for e in events if isinstance(e, LogLine) and e.level == "warning"]
 
@@ -142,19 +166,8 @@ def test_each_published_version_comes_back_with_its_own_code(world, make_ctx, ru
     assert qualified == ["1", "3"]  # one GetFunction per distinct code, not per version
 
     fctx, events = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
-    published: list[str] = []
-    lam.meta.events.register(
-        "before-call.lambda.PublishVersion", lambda **_: published.append("publish")
-    )
-
-    def kill_after_last_publish(**_: Any) -> None:
-        if len(published) == 4:
-            raise Killed("killed")
-
-    lam.meta.events.register("after-call.lambda.PublishVersion", kill_after_last_publish)
-    with pytest.raises(Killed):
-        run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
-    lam.meta.events.unregister("after-call.lambda.PublishVersion", kill_after_last_publish)
+    published = _publishes(lam)
+    _restore_killed(lam, fctx, runbook, "after-call.lambda.PublishVersion", published, after=4)
     assert lam.get_function_configuration(FunctionName=fn)["CodeSha256"] == b  # killed on B
     run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
     calls = list(recorder.calls)
@@ -193,20 +206,9 @@ def test_a_resume_after_the_last_publish_gives_latest_its_own_settings(world, ma
     ctx, _ = _delete_phase5(world, make_ctx, table, fn)
 
     fctx, _ = make_ctx("rollback-cleanup#1", world, journal=ctx.journal)
-    published: list[str] = []
-    lam.meta.events.register(
-        "before-call.lambda.PublishVersion", lambda **_: published.append("publish")
-    )
-
-    def kill_before_latest_settings(**_: Any) -> None:
-        if len(published) == 3:
-            raise Killed("killed")
-
-    event = "before-call.lambda.UpdateFunctionConfiguration"
-    lam.meta.events.register(event, kill_before_latest_settings)
-    with pytest.raises(Killed):
-        run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
-    lam.meta.events.unregister(event, kill_before_latest_settings)
+    published = _publishes(lam)
+    event = "before-call.lambda.UpdateFunctionConfiguration"  # $LATEST's own settings back
+    _restore_killed(lam, fctx, runbook, event, published, after=3)
     assert fctx.cursors["versions"][fn].keys() == {"1", "2", "3"}  # all journaled
     assert lam.get_function_configuration(FunctionName=fn)["Timeout"] == 20  # version 3's
     run(fctx, "restore_functions", rollback_params(runbook, "restore_functions"))
