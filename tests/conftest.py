@@ -18,8 +18,10 @@ from engine.core.context import ActionContext
 from engine.plan.loader import default_runbook_path, load_runbook
 from engine.rehearsal.moto_fidelity import (
     aws_blocked_runtimes,
+    aws_export_layout,
     aws_item_size_limit,
     aws_lambda_rules,
+    aws_map_run_children,
     aws_map_runs,
     aws_scan_pages,
     aws_sdk_bodies,
@@ -37,9 +39,11 @@ from tests.support.world import fresh_moto_server, new_journal
 aws_item_size_limit()
 aws_transactions()
 aws_scan_pages()
+aws_export_layout()
 aws_lambda_rules()
 aws_sdk_bodies()
 aws_map_runs()
+aws_map_run_children()
 # and refuses CreateFunction on a runtime AWS blocks creates on today (the runbook's table)
 aws_blocked_runtimes(
     blocked_runtimes(

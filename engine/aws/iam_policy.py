@@ -313,7 +313,8 @@ def _copy_steps(rb: Runbook) -> list[tuple[str, str, str, str]]:
 def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
     """The step-functions backend of migrate_entity: export the source (PITR), its objects in
     the runbook's bucket, the execution role it creates and passes to Step Functions only, the
-    state machine and its executions, all named from the runbook (sfn_definition.aws_name)."""
+    state machine and its executions, the bridge function (a real account) and its role passed
+    to Lambda only, all named from the runbook (sfn_definition.aws_name)."""
     steps = _copy_steps(rb)
     if not steps:
         return []
@@ -326,6 +327,7 @@ def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
     machines = f"arn:aws:states:{region}:{account}:stateMachine:runbook-{rid}*"
     executions = f"arn:aws:states:{region}:{account}:execution:runbook-{rid}*"
     map_runs = f"arn:aws:states:{region}:{account}:mapRun:runbook-{rid}*"
+    bridge_roles = f"arn:aws:iam::{account}:role/runbook-bridge-*"
     return [
         Grant(
             "ExportTheSourcesOfStepFunctionsCopies",
@@ -377,6 +379,31 @@ def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
             (executions, f"arn:aws:states:{region}:{account}:express:runbook-{rid}*"),
         ),
         Grant("TheCopiesMapRuns", ("states:DescribeMapRun",), (map_runs,)),
+        # a file's map run is nested in its child: the children are listed by map run (IAM
+        # names both resource types for ListExecutions)
+        Grant("TheCopiesFileChildren", ("states:ListExecutions",), (machines, map_runs)),
+        Grant(
+            "TheCopiesBridgeFunctions",
+            (
+                "lambda:GetFunction",
+                "lambda:GetFunctionConfiguration",
+                "lambda:CreateFunction",
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+            ),
+            (f"arn:aws:lambda:{region}:{account}:function:runbook-bridge-{rid}*",),
+        ),
+        Grant(
+            "TheBridgeFunctionsRole",
+            ("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"),
+            (bridge_roles,),
+        ),
+        Grant(
+            "PassTheBridgeRoleToLambdaOnly",
+            ("iam:PassRole",),
+            (bridge_roles,),
+            {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        ),
     ]
 
 

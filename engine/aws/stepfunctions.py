@@ -156,10 +156,75 @@ def redrive(sfn: Any, arn: str) -> bool:
         raise
 
 
-def map_run(sfn: Any, arn: str) -> dict[str, Any] | None:
-    """The execution's (newest) map run, described; None until the Map state starts."""
-    runs = sfn.list_map_runs(executionArn=arn).get("mapRuns", [])
-    if not runs:
-        return None
-    newest = max(runs, key=lambda r: r["startDate"])
-    return dict(sfn.describe_map_run(mapRunArn=newest["mapRunArn"]))
+def _pages(call: Any, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every page of a nextToken-paginated Step Functions list."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = call(**kwargs)
+        out += page.get(key, [])
+        token = page.get("nextToken")
+        if not token:
+            return out
+        kwargs["nextToken"] = token
+
+
+class NestedMapRuns:
+    """The item counts of a map of maps: the outer map's run (one item per data file) and
+    every inner run (one per file), summed.
+
+    AWS lists a map run under the execution that started it: the outer run under the
+    execution, each inner run under its child (ListExecutions by map run, then ListMapRuns of
+    each child). moto lists them all under the execution and keeps no child executions. Both
+    are read. A SUCCEEDED run's counts are final and a closed child's runs do not change:
+    each is asked once (a FAILED one may be redriven, so it is asked again)."""
+
+    def __init__(self, sfn: Any, outer_label: str) -> None:
+        self.sfn = sfn
+        self.marker = f"/{outer_label}:"  # an outer map run's ARN: ...:mapRun:<sm>/<label>:<id>
+        self.final: dict[str, dict[str, int]] = {}  # SUCCEEDED inner run -> its item counts
+        self.closed_children: dict[str, list[str]] = {}  # closed child -> its inner runs
+
+    def poll(self, execution_arn: str) -> tuple[dict[str, Any] | None, dict[str, int]]:
+        """(the outer map run described, or None before it starts; the inner runs' item
+        counts, summed)."""
+        runs = _pages(self.sfn.list_map_runs, "mapRuns", executionArn=execution_arn)
+        outer = [r for r in runs if self.marker in r["mapRunArn"]]
+        inner = [r["mapRunArn"] for r in runs if self.marker not in r["mapRunArn"]]
+        described = None
+        if outer:
+            newest = max(outer, key=lambda r: r["startDate"])
+            described = dict(self.sfn.describe_map_run(mapRunArn=newest["mapRunArn"]))
+            inner += self._children_runs(newest["mapRunArn"])
+        summed: dict[str, int] = {}
+        for arn in dict.fromkeys(inner):
+            for key, value in self._counts(arn).items():
+                summed[key] = summed.get(key, 0) + int(value)
+        return described, summed
+
+    def _children_runs(self, outer_arn: str) -> list[str]:
+        children = _pages(
+            self.sfn.list_executions, "executions", mapRunArn=outer_arn, maxResults=1000
+        )
+        arns: list[str] = []
+        for child in children:
+            arn = child["executionArn"]
+            if arn in self.closed_children:
+                arns += self.closed_children[arn]
+                continue
+            mine = [
+                r["mapRunArn"]
+                for r in _pages(self.sfn.list_map_runs, "mapRuns", executionArn=arn)
+            ]
+            if child.get("status") == "SUCCEEDED":
+                self.closed_children[arn] = mine
+            arns += mine
+        return arns
+
+    def _counts(self, arn: str) -> dict[str, int]:
+        if arn in self.final:
+            return self.final[arn]
+        run = self.sfn.describe_map_run(mapRunArn=arn)
+        counts = {k: int(v) for k, v in run.get("itemCounts", {}).items()}
+        if run.get("status") == "SUCCEEDED":
+            self.final[arn] = counts
+        return counts

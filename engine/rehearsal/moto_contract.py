@@ -201,11 +201,14 @@ RELIED: tuple[Relied, ...] = (
         "moto.awslambda.models:LambdaBackend.get_function", "self, function_name_or_arn, qualifier"
     ),
     Relied("moto.awslambda.exceptions:InvalidParameterValueException", "message"),
+    Relied("moto.dynamodb.models.table_export:TableExport._backup_to_s3_file", "self, s3_backend"),
+    Relied("moto.dynamodb.models.table_export:TableExport.response", "self"),
     Relied("moto.awslambda.exceptions:PreconditionFailedException", "message"),
 )
 
 
-# what the step-functions patches rely on (aws_sdk_bodies, aws_map_runs): checked only by a
+# what the step-functions patches rely on (aws_sdk_bodies, aws_map_runs, aws_map_run_children):
+# checked only by a
 # world that executes state machines (moto's interpreter takes 2.5 s to import)
 RELIED_SFN: tuple[Relied, ...] = (
     Relied(
@@ -217,6 +220,8 @@ RELIED_SFN: tuple[Relied, ...] = (
         "moto.stepfunctions.parser.models:StepFunctionsParserBackend.list_map_runs",
         "self, execution_arn",
     ),
+    Relied("moto.stepfunctions.responses:StepFunctionResponse.list_executions", "self"),
+    Relied("moto.stepfunctions.responses:ActionResult", "result"),
 )
 
 

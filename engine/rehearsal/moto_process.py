@@ -24,8 +24,10 @@ from engine.rehearsal.moto_capacity import aws_provisioned_capacity
 from engine.rehearsal.moto_contract import MotoChanged, check_moto
 from engine.rehearsal.moto_fidelity import (
     aws_blocked_runtimes,
+    aws_export_layout,
     aws_item_size_limit,
     aws_lambda_rules,
+    aws_map_run_children,
     aws_map_runs,
     aws_scan_pages,
     aws_sdk_bodies,
@@ -58,10 +60,12 @@ def main() -> None:
     aws_item_size_limit()
     aws_transactions()
     aws_scan_pages()
+    aws_export_layout()
     aws_lambda_rules()
     if args.step_functions:
         aws_sdk_bodies()
         aws_map_runs()
+        aws_map_run_children()
         # the step-functions backend of migrate_entity runs its state machine here (moto's
         # `/moto-api/config` setting, set before the server starts)
         default_user_config["stepfunctions"]["execute_state_machine"] = True

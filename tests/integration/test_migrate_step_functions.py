@@ -14,9 +14,11 @@ from typing import Any
 
 from engine.aws import iam_policy
 from engine.core.events import Progress
+from engine.core.world import REAL_ACCOUNT
 from engine.plan.loader import load_runbook
 from engine.rehearsal.seed import seed_world
 from tests.support.actions import run
+from tests.support.lambda_runtime import in_process_lambda
 from tests.support.legacy_data import EXPENSES
 from tests.support.paths import REPO
 from tests.support.step_functions import (
@@ -72,7 +74,10 @@ def test_step_functions_equals_local_and_validates(make_ctx, runbook):
             "stopped",
             "map_run_arn",
             "counts",
+            "file_counts",
         }
+        files = cursors["file_counts"]  # the outer map: one item per data file
+        assert files["total"] == files["succeeded"] >= 1 and files["failed"] == 0
         assert len(executions(conn, summary["execution_arn"])) == 1
 
         # run again: the step attaches to the same (closed) execution, starts none
@@ -88,9 +93,10 @@ def test_step_functions_equals_local_and_validates(make_ctx, runbook):
         assert validation(v) == local["validation"]
 
 
-def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx):
+def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx, tmp_path):
     """`runbook iam-policy` for the step-functions rehearsal runbook grants every call the copy
-    makes (its export, S3 objects, role, state machine, execution and map run), and
+    makes on a real account's path (its export, S3 objects, role, state machine, execution,
+    map runs and their children, the bridge function and its role), and
     parliament finds nothing in the copy's grants (the runbook has no functions: the lambda
     grants of an empty list are not the copy's)."""
     rb = load_runbook(SFN_RUNBOOK).runbook
@@ -102,13 +108,16 @@ def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx):
             run(ctx, rb.step(step_id).action, dict(rb.step(step_id).params))
         recorder = CallRecorder(conn)
         mctx, _ = make_ctx("migrate-expenses", conn, journal=journal, rb=rb)
+        mctx.world = REAL_ACCOUNT  # the policy is for a real account: the bridge's calls too
         params = {**rb.step("migrate-expenses").params, "poll_seconds": 0.2}
-        summary = run(mctx, "migrate_entity", params)
+        with in_process_lambda(tmp_path):
+            summary = run(mctx, "migrate_entity", params)
         assert summary["migrated"] > 0
     policy = iam_policy.build_policy(rb, ACCOUNT)
     operations = {(service, op) for service, op, _ in recorder.calls}
     assert {("dynamodb", "ExportTableToPointInTime"), ("stepfunctions", "StartExecution"),
-            ("stepfunctions", "DescribeMapRun"), ("iam", "CreateRole")} <= operations  # fmt: skip
+            ("stepfunctions", "DescribeMapRun"), ("iam", "CreateRole"),
+            ("lambda", "CreateFunction")} <= operations  # fmt: skip
     missing = set()
     for service, op, call in recorder.calls:
         action = iam_policy.iam_action(service, op)

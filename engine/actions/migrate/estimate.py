@@ -11,7 +11,8 @@ From the runbook's counted items (the inventory the first step verifies) and the
   the children's requests and duration (EXPRESS), plus the export, the mapping reads and the
   parent's transitions. DynamoDB writes cost the same on both paths (2 write units per item:
   a transaction's Put, or a PutItem and the UpdateItem that drops the user attribute) and are
-  left out.
+  left out. The bridge function (a Lambda) reads each data file once: its duration is billed,
+  and it overlaps the copy of the files before it, so it adds no time but the first file's.
 
 Prices are AWS's us-east-1 list prices, written here: change them with the region.
 """
@@ -41,6 +42,12 @@ CHILD_START_SECONDS = 0.1
 ITEM_SECONDS = 0.06
 INLINE_PARALLEL = 40
 PARENT_TRANSITIONS = 4  # the parent's own: start, Map, its end
+FILE_TRANSITIONS = 4  # a data file's child: start, Convert, the inner Map, its end
+# the bridge function: 1 GB of memory (engine/aws/bridge_function.py); how fast it gunzips
+# and rewrites a file is assumed, not measured
+LAMBDA_PER_GB_SECOND = 0.0000166667
+BRIDGE_GB = 1.0
+BRIDGE_BYTES_PER_SECOND = 30e6
 # the target table bounds both paths: an on-demand table's default quota is 40,000 write
 # request units a second; the migration takes the runbook's `capacity.share` of it, and each
 # item costs 2 (a transaction's Put, or a PutItem and the UpdateItem)
@@ -59,18 +66,21 @@ class Estimate:
     sfn_cost: float  # the children and the parent (transitions, or requests and duration)
     export_cost: float
     reads_cost: float  # the mapping objects read per item
+    bridge_cost: float  # the bridge function's duration (a real account)
     child_type: str
 
     @property
     def total_cost(self) -> float:
-        return self.sfn_cost + self.export_cost + self.reads_cost
+        return self.sfn_cost + self.export_cost + self.reads_cost + self.bridge_cost
 
 
 def estimate(spec: CopySpec, items: int, size_bytes: int, share: float = 0.5) -> Estimate:
     batch = spec.batch_size
     children = math.ceil(items / batch) if items else 0
     per_item = len(happy_path(spec)) + 1  # and the inline Map's iteration
-    transitions = items * per_item + children * 3 + PARENT_TRANSITIONS
+    # one data file per 1 GB or so: the outer map's children are few
+    files = max(1, math.ceil(size_bytes / 1e9))
+    transitions = items * per_item + children * 3 + PARENT_TRANSITIONS + files * FILE_TRANSITIONS
     child_seconds = CHILD_START_SECONDS + math.ceil(batch / INLINE_PARALLEL) * ITEM_SECONDS
     children_rate = spec.max_concurrency * batch / child_seconds
     rate = min(children_rate, TABLE_WRITE_UNITS * share / WRITES_PER_ITEM)
@@ -91,6 +101,7 @@ def estimate(spec: CopySpec, items: int, size_bytes: int, share: float = 0.5) ->
         sfn_cost=sfn_cost,
         export_cost=size_bytes / 1e9 * EXPORT_PER_GB,
         reads_cost=items * S3_GET,
+        bridge_cost=size_bytes / BRIDGE_BYTES_PER_SECOND * BRIDGE_GB * LAMBDA_PER_GB_SECOND,
         child_type=spec.child_type,
     )
 
@@ -121,6 +132,6 @@ def lines(est: Estimate) -> dict[str, Any]:
     sfn = (
         f"~{span(est.sfn_seconds)} (export included) at {est.sfn_rate:,.0f} items/s; "
         f"{what}: ${est.sfn_cost:,.2f}, export ${est.export_cost:,.2f}, mapping reads "
-        f"${est.reads_cost:,.2f}: ${est.total_cost:,.2f} in all"
+        f"${est.reads_cost:,.2f}, bridge ${est.bridge_cost:,.2f}: ${est.total_cost:,.2f} in all"
     )
     return {"local": local, "step-functions": sfn}

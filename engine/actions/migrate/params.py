@@ -13,9 +13,18 @@ from engine.actions.migrate.write import MAX_TRANSACT_ITEMS
 TRANSACT_IN_FLIGHT = 2  # transactions per segment: up to 200 items in flight
 PUT_IN_FLIGHT = 16  # PutItems per segment
 DUAL_WRITE_TRANSACT_ITEMS = 10  # transact_size_dual_write's default: few items held at once
-SFN_ONLY = ("bucket", "prefix", "batch_size", "max_concurrency", "child_type", "poll_seconds")
+SFN_ONLY = (
+    "bucket",
+    "prefix",
+    "batch_size",
+    "max_concurrency",
+    "files_in_flight",
+    "child_type",
+    "poll_seconds",
+)
 MAX_BATCH_ITEMS = 1000  # a child's batch (ItemBatcher); its input stays within 256 KB
 MAX_CHILDREN = 10_000  # a Distributed Map's child executions in parallel (AWS quota)
+MAX_OPEN_MAP_RUNS = 1000  # open map runs an account may have (AWS quota): one per file in flight
 
 
 class MigrateParams(BaseModel):
@@ -54,7 +63,10 @@ class MigrateParams(BaseModel):
     prefix: str = Field(default="runbook-console", pattern=r"^[A-Za-z0-9_.=/-]{1,200}$")
     # items per child execution (ItemBatcher; 1: no batcher, as moto needs)
     batch_size: int = Field(default=1, ge=1, le=MAX_BATCH_ITEMS)
+    # children in parallel, the step's whole: shared by the data files in flight
     max_concurrency: int = Field(default=1000, ge=1, le=MAX_CHILDREN)
+    # the export's data files copied at once (each its own map run)
+    files_in_flight: int = Field(default=10, ge=1, le=MAX_OPEN_MAP_RUNS - 1)
     # the children's workflow type: EXPRESS (billed by duration) or STANDARD (by transition)
     child_type: Literal["STANDARD", "EXPRESS"] = "EXPRESS"
     poll_seconds: float = Field(default=5.0, gt=0, le=300)  # DescribeExecution/MapRun cadence

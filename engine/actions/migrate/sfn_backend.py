@@ -2,7 +2,9 @@
 
     export     ExportTableToPointInTime (PITR, no read capacity of the live table) to
                <bucket>/<prefix>/<run>/<step>/export; waited for COMPLETED; ARN journaled
-    bridge     the export's items as the reader's input (ctx.world.bridge_export)
+    bridge     the export's data files as the reader's input, one JSON array per file: on a
+               real account the state machine's Convert state (the bridge Lambda, created
+               here); in a rehearsal here, with the same code (ctx.world.bridge_export)
     mapping    one object per user: <base>/mapping/<sha256(user)> = companyId, from the
                journaled mapping (the resolver every step shares)
     machine    the execution role (least privilege, `runbook iam-policy` grants its creation)
@@ -10,8 +12,9 @@
                or updated
     execution  one, named from the run and the step: StartExecution by name never starts a
                second; a resume attaches to it, or redrives it when it FAILED or was stopped
-    follow     DescribeExecution and DescribeMapRun (item counts) every `poll_seconds`: the
-               step's progress bar; the journal keeps the ARNs and the last counts only
+    follow     DescribeExecution and the map runs' item counts (every file's, summed) every
+               `poll_seconds`: the step's progress bar; the journal keeps the ARNs and the
+               last counts only
     settle     every item that was not simply migrated left one outcome object: read into the
                step's ledger (quarantine-<entity>.jsonl, collisions-<entity>.jsonl)
 
@@ -40,6 +43,7 @@ from engine.actions.analyze.mapping import MAPPING_ARTIFACT, build_resolver
 from engine.actions.migrate.ledger import TARGET_REJECTED, Ledger, ledger_name
 from engine.actions.migrate.params import MigrateParams
 from engine.actions.migrate.sfn_definition import (
+    FILES_LABEL,
     ROLE_NAME_LIMIT,
     CopySpec,
     aws_name,
@@ -50,6 +54,7 @@ from engine.actions.migrate.sfn_definition import (
 from engine.actions.migrate.state import MapCounts, MigrateCursors, SfnCursor
 from engine.aws import dynamo
 from engine.aws import stepfunctions as sfnx
+from engine.aws.bridge_function import bridge_policy, ensure_bridge_function
 from engine.aws.target_fit import TargetShape, why_unfit
 from engine.core.clock import Interrupted
 from engine.core.context import ActionContext
@@ -62,6 +67,8 @@ WATCH_SECONDS = 0.2
 STOPPED_ERROR = "Runbook.Stopped"  # the error of an execution this step stopped
 RESUMES = 3  # an execution found ABORTED by an earlier stop is redriven at most this often
 ROLE_POLICY = "runbook-console-copy"
+BRIDGE_POLICY = "runbook-console-bridge"
+FUNCTION_NAME_LIMIT = 64  # Lambda function names
 
 
 class CopyFailed(RuntimeError):
@@ -77,14 +84,40 @@ def names(ctx: ActionContext, e: EntitySpec) -> dict[str, str]:
         "state_machine": aws_name(["runbook", rb, ctx.step_id]),
         "execution": aws_name([ctx.step_id, run]),
         "role": aws_name(["runbook-copy", rb, e.name], ROLE_NAME_LIMIT),
+        "bridge": aws_name(["runbook-bridge", rb, e.name], FUNCTION_NAME_LIMIT),
+        "bridge_role": aws_name(["runbook-bridge", rb, e.name], ROLE_NAME_LIMIT),
         "base": f"{rb}/{run}/{ctx.step_id}",
     }
 
 
+def base_prefix(ctx: ActionContext, p: MigrateParams, e: EntitySpec) -> str:
+    """Where this run's copy keeps everything in the bucket (no trailing slash)."""
+    return f"{p.prefix.strip('/')}/{names(ctx, e)['base']}"
+
+
+def export_data_prefix(export: dict[str, Any]) -> str:
+    """The export's data files' prefix: beside its manifest (ExportManifest), else where AWS
+    puts them, <S3Prefix>/AWSDynamoDB/<export id>/data/."""
+    manifest = str(export.get("ExportManifest") or "")
+    if "/" in manifest:
+        return manifest.rsplit("/", 1)[0] + "/data/"
+    prefix = str(export.get("S3Prefix") or "").strip("/")
+    export_id = str(export["ExportArn"]).rsplit("/", 1)[-1]
+    return (prefix + "/" if prefix else "") + f"AWSDynamoDB/{export_id}/data/"
+
+
 def copy_spec(
-    ctx: ActionContext, p: MigrateParams, e: EntitySpec, shape: TargetShape, known: list[str]
+    ctx: ActionContext,
+    p: MigrateParams,
+    e: EntitySpec,
+    shape: TargetShape,
+    known: list[str],
+    files_prefix: str | None = None,
+    bridge_function: str | None = None,
 ) -> CopySpec:
-    base = f"{p.prefix.strip('/')}/{names(ctx, e)['base']}"
+    """`files_prefix`: what the outer map lists (None: the converted files, a rehearsal);
+    `bridge_function`: the Lambda that converts each (a real account)."""
+    base = base_prefix(ctx, p, e)
     pk, sk = target_keys(ctx.runbook, e)
     return CopySpec(
         entity=e,
@@ -93,7 +126,10 @@ def copy_spec(
         shape=shape,
         migration_ts=ctx.migration_ts,
         bucket=str(p.bucket),
-        reader_key=f"{base}/reader/items.json",
+        reader_prefix=f"{base}/reader/",
+        files_prefix=files_prefix or f"{base}/reader/",
+        bridge_function=bridge_function,
+        files_in_flight=p.files_in_flight,
         mapping_prefix=f"{base}/mapping/",
         outcomes_prefix=f"{base}/outcomes/",
         results_prefix=f"{base}/results",
@@ -109,14 +145,22 @@ def role_policy(spec: CopySpec, table_arn: str, sm_arn: str) -> dict[str, Any]:
     prefix, write the target table, and run its own map (child executions)."""
     partition = table_arn.split(":")[1]
     target = table_arn.rsplit("/", 1)[0] + "/" + spec.entity.target
-    base = spec.reader_key.rsplit("/reader/", 1)[0]
+    base = spec.reader_prefix.rsplit("/reader/", 1)[0]
     objects = f"arn:{partition}:s3:::{spec.bucket}/{base}/*"
     executions = sm_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+    convert: list[dict[str, Any]] = []
+    if spec.bridge_function:
+        convert = [{"Sid": "Convert", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+                    "Resource": [spec.bridge_function, spec.bridge_function + ":*"]}]
     return {
         "Version": "2012-10-17",
         "Statement": [
+            {"Sid": "ListFiles", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:{partition}:s3:::{spec.bucket}"],
+             "Condition": {"StringLike": {"s3:prefix": [spec.files_prefix + "*"]}}},
             {"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [objects]},
+            *convert,
             {"Sid": "WriteResults", "Effect": "Allow",
              "Action": ["s3:PutObject", "s3:ListMultipartUploadParts",
                         "s3:AbortMultipartUpload"],
@@ -200,6 +244,33 @@ def _export(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -
     return desc
 
 
+def _bridge(
+    ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor, export: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The export's data files as the reader's input: converted here (a rehearsal: the
+    items counted), or by the bridge function in the state machine (a real account: created
+    here; the items are the export's count). Returns (what the outer map lists, the
+    function's ARN), both None for a rehearsal's converted files."""
+    base = base_prefix(ctx, p, e)
+    converted = ctx.world.bridge_export(ctx.client("s3"), export, str(p.bucket), f"{base}/reader/")
+    if converted is not None:
+        s.reader_items = converted
+        return None, None
+    s.reader_items = int(export.get("ItemCount") or 0)
+    data = export_data_prefix(export)
+    n = names(ctx, e)
+    table_arn = str(export.get("TableArn") or "")
+    _, partition, _, region, account = table_arn.split(":")[:5]
+    policy = bridge_policy(
+        partition, region, account, str(p.bucket), data.rstrip("/"), f"{base}/reader/", n["bridge"]
+    )
+    arn = ensure_bridge_function(
+        ctx.client("lambda"), ctx.client("iam"), n["bridge"], n["bridge_role"], policy, ctx.clock
+    )
+    ctx.log(f"{e.name}: bridge function {arn} converts s3://{p.bucket}/{data}")
+    return data, arn
+
+
 def _start(
     ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor, export: dict[str, Any]
 ) -> None:
@@ -208,11 +279,12 @@ def _start(
     shape = target_shape(ddb, e.target)
     if shape is None:
         raise RuntimeError(f"{e.target} does not exist: create it before migrating {e.name}")
-    spec = copy_spec(ctx, p, e, shape, _known_collisions(ctx, e))
-    why = refusal(spec)
+    known = _known_collisions(ctx, e)
+    why = refusal(copy_spec(ctx, p, e, shape, known))
     if why is not None:
         raise ValueError(f"{e.name}: the step-functions backend cannot run it: {why}")
-    s.reader_items = ctx.world.bridge_export(s3, export, spec.bucket, spec.reader_key)
+    files, bridge = _bridge(ctx, p, e, s, export)
+    spec = copy_spec(ctx, p, e, shape, known, files, bridge)
     users = _write_mapping(ctx, s3, spec)
     ctx.log(f"{e.name}: {s.reader_items:,} items to copy; {users} users mapped in S3")
     n = names(ctx, e)
@@ -314,14 +386,16 @@ def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -
     """Until the execution closes: its map run's item counts onto the progress bar; returns
     its last status. A stop stops the execution (StopWatch); it is redriven on resume."""
     sfn = ctx.client("stepfunctions")
+    runs = sfnx.NestedMapRuns(sfn, FILES_LABEL)
     with StopWatch(ctx, sfn, s.execution_arn) as watch:
         try:
             while True:
                 status = str(sfn.describe_execution(executionArn=s.execution_arn)["status"])
-                run = sfnx.map_run(sfn, s.execution_arn)
-                if run is not None:
-                    s.map_run_arn = str(run["mapRunArn"])
-                    s.counts = _counts(run)
+                outer, items = runs.poll(s.execution_arn)
+                if outer is not None:
+                    s.map_run_arn = str(outer["mapRunArn"])
+                    s.file_counts = _counts(outer)
+                    s.counts = _counts({"itemCounts": items})
                 c = s.counts
                 done = c.succeeded + c.failed + c.timed_out
                 ctx.progress(e.source, done, max(c.total, s.reader_items))
@@ -357,9 +431,11 @@ def _check_done(ctx: ActionContext, e: EntitySpec, s: SfnCursor, status: str) ->
         s.attempt += 1
         s.execution_arn = ""
     ctx.checkpoint(force=True)
+    f = s.file_counts
     raise CopyFailed(
         f"{e.name}: execution {status}: {c.succeeded:,} of {s.reader_items:,} items done, "
-        f"{bad:,} failed {why}".rstrip()
+        f"{bad:,} failed; {f.succeeded:,} of {f.total:,} data files done, "
+        f"{f.failed + f.timed_out + f.aborted:,} failed {why}".rstrip()
         + "; `runbook run` redrives it"
     )
 
@@ -374,7 +450,7 @@ def _settle(
     """Read the outcome objects into the ledger (the local path's reasons, recomputed from
     each item); returns the counts per outcome."""
     s3 = ctx.client("s3")
-    spec_prefix = f"{p.prefix.strip('/')}/{names(ctx, e)['base']}/outcomes/"
+    spec_prefix = f"{base_prefix(ctx, p, e)}/outcomes/"
     skeys = source_keys(ctx.runbook, e)
     index = open_index(ctx)
     counts = {"skipped_newer": 0, "collision": 0, "quarantined": 0}

@@ -46,7 +46,10 @@ def planned_spec(rb: Runbook, p: MigrateParams, e: EntitySpec) -> CopySpec:
         shape=inventory_shape(rb, e),
         migration_ts=PLANNED_TS,
         bucket=p.bucket or "<bucket>",
-        reader_key=f"{base}/reader/items.json",
+        reader_prefix=f"{base}/reader/",
+        files_prefix=f"{base}/export/AWSDynamoDB/<export>/data/",
+        bridge_function="<the bridge function>",
+        files_in_flight=p.files_in_flight,
         mapping_prefix=f"{p.prefix.strip('/')}/{rb.runbook.id}/mapping/",
         outcomes_prefix=f"{p.prefix.strip('/')}/{rb.runbook.id}/outcomes/",
         results_prefix=f"{base}/results",
@@ -104,12 +107,20 @@ def plan_step_functions(rb: Runbook, p: MigrateParams, e: EntitySpec) -> list[Pl
         PlannedCall("dynamodb", "ExportTableToPointInTime", e.source, f"to {where}/export"),
         PlannedCall("dynamodb", "DescribeExport", e.source, "every 20 s until COMPLETED"),
         PlannedCall("s3", "PutObject", f"{where}/mapping/", "one object per mapped user"),
+        PlannedCall(
+            "lambda",
+            "CreateFunction (or UpdateFunctionCode)",
+            f"runbook-bridge-{rb.runbook.id}-{e.name}",
+            "a real account: the bridge, a data file's gzipped lines to a JSON array "
+            "(a rehearsal converts them here)",
+        ),
         PlannedCall("iam", "CreateRole, PutRolePolicy", "runbook-copy-*", "the execution role"),
         PlannedCall(
             "stepfunctions",
             "CreateStateMachine",
             f"runbook-{rb.runbook.id}-<step>",
-            f"Distributed Map: {p.max_concurrency} {p.child_type} children of {p.batch_size}",
+            f"a map of the export's data files ({p.files_in_flight} at once), each a map of "
+            f"its items: {p.max_concurrency} {p.child_type} children of {p.batch_size} in all",
         ),
         PlannedCall("stepfunctions", "StartExecution", "<step>-<run>", "one, by name"),
         PlannedCall(

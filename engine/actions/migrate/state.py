@@ -37,7 +37,8 @@ class CapacityTotals(Record):
 
 
 class MapCounts(Record):
-    """The last item counts of the copy's map run (DescribeMapRun), as journaled."""
+    """The last item counts of the copy's map runs (DescribeMapRun), as journaled: the items
+    (every file's map run, summed), or the data files (the outer map run)."""
 
     total: int = 0
     succeeded: int = 0
@@ -59,8 +60,9 @@ class SfnCursor(Record):
     attempt: int = 0  # a new execution only where the endpoint cannot redrive (moto)
     redrives: int = 0
     stopped: bool = False  # this step stopped it (StopExecution): a resume redrives it
-    map_run_arn: str = ""
-    counts: MapCounts = MapCounts()
+    map_run_arn: str = ""  # the outer map run's (one item per data file)
+    counts: MapCounts = MapCounts()  # the items', summed over the files' map runs
+    file_counts: MapCounts = MapCounts()  # the data files'
 
 
 class MigrateCursors(Cursors):

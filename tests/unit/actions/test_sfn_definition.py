@@ -18,6 +18,7 @@ from engine.actions.migrate.sfn_definition import (
     NAME_LIMIT,
     CopySpec,
     aws_name,
+    convert_state,
     definition,
     index_keys,
     item_states,
@@ -61,7 +62,8 @@ def spec(**changes: Any) -> CopySpec:
         "shape": shape_from_description(TARGET),
         "migration_ts": "2026-12-06T10:00:00Z",
         "bucket": "exports",
-        "reader_key": "rb/run/step/reader/items.json",
+        "reader_prefix": "rb/run/step/reader/",
+        "files_prefix": "rb/run/step/reader/",
         "mapping_prefix": "rb/run/step/mapping/",
         "outcomes_prefix": "rb/run/step/outcomes/",
         "results_prefix": "rb/run/step/results",
@@ -81,31 +83,81 @@ def walk(states: dict[str, Any]) -> set[str]:
     return targets
 
 
-def test_the_map_reads_the_export_and_tolerates_no_failure() -> None:
+def test_a_map_of_the_files_each_a_map_of_its_items_tolerating_no_failure() -> None:
     asl = definition(spec())
-    copy = asl["States"][asl["StartAt"]]
-    assert copy["Type"] == "Map" and copy["End"] is True
+    files = asl["States"][asl["StartAt"]]
+    assert asl["StartAt"] == "Files" and files["Label"] == "Files"
+    assert files["Type"] == "Map" and files["End"] is True
+    assert files["ToleratedFailureCount"] == 0
+    # the data files, listed; a child per file, STANDARD (a Distributed Map runs only there)
+    assert files["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "exports", "Prefix": "rb/run/step/reader/"},
+    }
+    assert files["ItemSelector"] == {"Key.$": "$$.Map.Item.Value.Key"}
+    assert files["MaxConcurrency"] == 10
+    assert files["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    # a rehearsal's files are converted already: no Convert state
+    assert files["ItemProcessor"]["StartAt"] == "Items"
+    assert set(files["ItemProcessor"]["States"]) == {"Items"}
+    copy = files["ItemProcessor"]["States"]["Items"]
+    assert copy["Type"] == "Map" and copy["Label"] == "Items" and copy["End"] is True
     assert copy["ToleratedFailureCount"] == 0
     assert copy["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
-    assert copy["ItemReader"]["Parameters"] == {
-        "Bucket": "exports",
-        "Key": "rb/run/step/reader/items.json",
-    }
+    assert copy["ItemReader"]["Parameters"] == {"Bucket": "exports", "Key.$": "$.Key"}
     assert copy["ResultWriter"]["Parameters"]["Prefix"] == "rb/run/step/results"
+    assert files["ResultWriter"]["Parameters"]["Prefix"] == "rb/run/step/results/files"
     assert copy["ItemProcessor"]["ProcessorConfig"] == {
         "Mode": "DISTRIBUTED",
         "ExecutionType": "EXPRESS",
     }
-    assert copy["MaxConcurrency"] == 1000
+    assert copy["MaxConcurrency"] == 100  # 1,000 children in all, shared by 10 files
     # one item per child in the batch's shape (moto parses no ItemBatcher)
     assert copy["ItemSelector"] == {"Items.$": "States.Array($$.Map.Item.Value)"}
     assert "ItemBatcher" not in copy
-    batched = definition(spec(batch_size=50, max_concurrency=40, child_type="STANDARD"))
-    bcopy = batched["States"]["Copy"]
+    batched = definition(
+        spec(batch_size=50, max_concurrency=40, child_type="STANDARD", files_in_flight=3)
+    )
+    bfiles = batched["States"]["Files"]
+    bcopy = bfiles["ItemProcessor"]["States"]["Items"]
     assert bcopy["ItemBatcher"] == {"MaxItemsPerBatch": 50} and "ItemSelector" not in bcopy
-    assert bcopy["MaxConcurrency"] == 40
+    assert (bfiles["MaxConcurrency"], bcopy["MaxConcurrency"]) == (3, 13)
     assert bcopy["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
+    few = definition(spec(max_concurrency=4, files_in_flight=10))["States"]["Files"]
+    assert few["ItemProcessor"]["States"]["Items"]["MaxConcurrency"] == 1  # never 0
     assert len(json.dumps(asl)) < 1_000_000  # the definition quota (1 MB)
+
+
+def test_on_a_real_account_each_file_is_converted_by_the_bridge_first() -> None:
+    fn = "arn:aws:lambda:us-east-1:123456789012:function:runbook-bridge-rb-expenses"
+    data = "rb/run/step/export/AWSDynamoDB/0123-abcd/data/"
+    asl = definition(spec(files_prefix=data, bridge_function=fn))
+    files = asl["States"]["Files"]
+    assert files["ItemReader"]["Parameters"] == {"Bucket": "exports", "Prefix": data}
+    child = files["ItemProcessor"]
+    assert child["StartAt"] == "Convert"
+    convert = child["States"]["Convert"]
+    assert convert == convert_state(spec(), fn)
+    assert convert["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert convert["Parameters"] == {
+        "FunctionName": fn,
+        "Payload": {
+            "Bucket": "exports",
+            "Key.$": "$.Key",
+            "ReaderBucket": "exports",
+            "ReaderPrefix": "rb/run/step/reader/",
+        },
+    }
+    # the function's answer {"Bucket", "Key", "items"} becomes the file's map input {"Key"}
+    assert convert["ResultSelector"] == {"Key.$": "$.Payload.Key"}
+    assert convert["ResultPath"] == "$" and convert["Next"] == "Items"
+    assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException"} <= set(
+        convert["Retry"][0]["ErrorEquals"]
+    )
+    assert child["States"]["Items"]["ItemReader"]["Parameters"]["Key.$"] == "$.Key"
 
 
 def test_every_state_it_names_exists_and_every_state_is_reached() -> None:
