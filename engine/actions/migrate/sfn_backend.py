@@ -39,6 +39,7 @@ from engine.actions.analyze.legacy import (
 from engine.actions.analyze.mapping import MAPPING_ARTIFACT, build_resolver
 from engine.actions.migrate.ledger import TARGET_REJECTED, Ledger, ledger_name
 from engine.actions.migrate.params import MigrateParams
+from engine.actions.migrate.reader_shim import bridge_to_one_array  # TEMPORARY: see the module
 from engine.actions.migrate.sfn_definition import (
     ROLE_NAME_LIMIT,
     CopySpec,
@@ -212,7 +213,7 @@ def _start(
     why = refusal(spec)
     if why is not None:
         raise ValueError(f"{e.name}: the step-functions backend cannot run it: {why}")
-    s.reader_items = ctx.world.bridge_export(s3, export, spec.bucket, spec.reader_key)
+    s.reader_items = bridge_to_one_array(ctx.world, s3, export, spec.bucket, spec.reader_key)
     users = _write_mapping(ctx, s3, spec)
     ctx.log(f"{e.name}: {s.reader_items:,} items to copy; {users} users mapped in S3")
     n = names(ctx, e)
