@@ -78,8 +78,17 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
-def ensure_role(iam: Any, name: str, policy_name: str, policy: dict[str, Any]) -> str:
-    """The execution role, created once and its inline policy (re)set; returns its ARN."""
+def ensure_role(
+    iam: Any,
+    name: str,
+    policy_name: str,
+    policy: dict[str, Any],
+    *,
+    trust: dict[str, Any] = STATES_TRUST,
+    description: str = "runbook-console: the step-functions backend of migrate_entity",
+) -> str:
+    """A role (the execution role by default), created once with `trust` and its inline
+    policy (re)set; returns its ARN."""
     try:
         arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     except ClientError as exc:
@@ -88,8 +97,8 @@ def ensure_role(iam: Any, name: str, policy_name: str, policy: dict[str, Any]) -
         try:
             arn = iam.create_role(
                 RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(STATES_TRUST),
-                Description="runbook-console: the step-functions backend of migrate_entity",
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=description,
             )["Role"]["Arn"]
         except ClientError as again:
             if dynamo.error_code(again) != "EntityAlreadyExists":

@@ -22,13 +22,13 @@ class World(Protocol):
         """A stub handler for a function whose code could not be archived, or None where a
         placeholder is never acceptable (a real account)."""
 
-    def bridge_export(self, s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
-        """Make a completed DynamoDB export readable by the copy's ItemReader (a JSON array of
-        `{"Item": ...}` at `reader_key`); returns the items. A rehearsal does it here."""
-
-
-class BridgeMissing(RuntimeError):
-    """The export cannot be handed to the state machine on this target (yet)."""
+    def bridge_export(
+        self, s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str
+    ) -> int | None:
+        """Convert a completed export's data files to the reader's input under `reader_prefix`
+        (one JSON array per data file, `export_reader.reader_key_for`) here and return the
+        items (a rehearsal: moto runs no Lambda code), or None where AWS converts them itself
+        in the state machine (the bridge function, a real account)."""
 
 
 class RealAccount:
@@ -42,12 +42,10 @@ class RealAccount:
     def placeholder_code(self) -> bytes | None:
         return None
 
-    def bridge_export(self, s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
-        raise BridgeMissing(
-            "the step-functions backend is rehearsed only: on a real account the export's "
-            "gzipped JSON lines need an AWS-side bridge to the reader's input, not built yet "
-            "(docs/step-functions.md); use the local backend"
-        )
+    def bridge_export(
+        self, s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str
+    ) -> int | None:
+        return None  # the bridge function converts each data file in the state machine
 
 
 REAL_ACCOUNT = RealAccount()

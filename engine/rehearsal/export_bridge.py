@@ -2,16 +2,16 @@
 
 AWS writes an export as gzipped JSON lines (`{"Item": <DynamoDB JSON>}` per line) under
 `<prefix>/AWSDynamoDB/<export id>/data/`, with manifests; moto 5.2.6 writes one such file and no
-manifest, and its ItemReader parses neither JSONL nor gzip (InputType JSON, CSV only). A
-rehearsal therefore rewrites the export's lines as one JSON array object, here, on the
-operator's machine: what a real account does instead is in docs/step-functions.md. Memory holds
-the export once (rehearsal tables are small)."""
+manifest, and its ItemReader parses neither JSONL nor gzip (InputType JSON, CSV only). On a real
+account the bridge function converts each data file in the state machine; moto runs no Lambda
+code, so a rehearsal converts each file here, on the operator's machine, with the function's
+very code (engine/aws/export_reader.py), streamed: one JSON array per data file."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from typing import Any
+
+from engine.aws.export_reader import convert_data_file, reader_key_for
 
 
 def export_data_keys(s3: Any, export: dict[str, Any]) -> list[str]:
@@ -36,20 +36,10 @@ def export_data_keys(s3: Any, export: dict[str, Any]) -> list[str]:
     return sorted(o["Key"] for o in dirs[chosen])
 
 
-def bridge_export(s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
-    """Write the export's items as the reader's input (a JSON array); returns how many."""
-    lines: list[str] = []
-    for key in export_data_keys(s3, export):
-        body = s3.get_object(Bucket=export["S3Bucket"], Key=key)["Body"].read()
-        text = gzip.decompress(body).decode("utf-8") if key.endswith(".gz") else body.decode()
-        for line in text.splitlines():
-            if line.strip():
-                item = json.loads(line)["Item"]
-                lines.append(json.dumps({"Item": item}, separators=(",", ":")))
-    s3.put_object(
-        Bucket=bucket,
-        Key=reader_key,
-        Body=("[" + ",".join(lines) + "]").encode("utf-8"),
-        ContentType="application/json",
+def bridge_export(s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str) -> int:
+    """Each data file of the export as the reader's input under `reader_prefix` in `bucket`
+    (`reader_key_for`); returns the items of all of them."""
+    return sum(
+        convert_data_file(s3, export["S3Bucket"], key, bucket, reader_key_for(key, reader_prefix))
+        for key in export_data_keys(s3, export)
     )
-    return len(lines)

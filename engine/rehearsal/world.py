@@ -19,10 +19,12 @@ class StandIn(RealAccount):
     def placeholder_code(self) -> bytes | None:
         return handler_zip()
 
-    def bridge_export(self, s3: Any, export: dict[str, Any], bucket: str, reader_key: str) -> int:
-        """Here, on this machine: moto's ItemReader reads no JSONL (engine/rehearsal/
-        export_bridge.py)."""
-        return bridge_export(s3, export, bucket, reader_key)
+    def bridge_export(
+        self, s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str
+    ) -> int | None:
+        """Here, on this machine, with the bridge function's own code: moto runs no Lambda
+        code (engine/rehearsal/export_bridge.py)."""
+        return bridge_export(s3, export, bucket, reader_prefix)
 
 
 class Embedded(StandIn):
