@@ -6,8 +6,8 @@ uncompressed JSON array. This module converts one file, with memory bounded by a
 whatever the file's size.
 
 STANDALONE: engine/aws/bridge_function.py zips this file alone into the bridge Lambda function,
-and a rehearsal runs the same code here. At module level it imports the standard library only;
-boto3 (in the Lambda Python runtime) only inside `handler`. Never import `engine` here.
+and a rehearsal runs the same code here. It imports the standard library and boto3 (which the
+Lambda Python runtime ships) only. Never import `engine` here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
+
+import boto3
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3: every part of a multipart upload but the last
 MAX_PARTS = 10_000  # S3: parts of one multipart upload
@@ -61,6 +63,19 @@ def _item_json(line: bytes, data_key: str, number: int) -> bytes:
         raise ValueError(f'{data_key} line {number}: not {{"Item": {{...}}}}')
     out = json.dumps({"Item": parsed["Item"]}, separators=(",", ":"), ensure_ascii=False)
     return out.encode("utf-8")
+
+
+def reader_array(stream: Any, data_key: str) -> Iterator[bytes]:
+    """The reader's input, piece by piece (pure: no I/O but the stream's): `[`, each item
+    (comma-led but the first), `]`. Items: the pieces less two."""
+    yield b"["
+    first = True
+    for number, line in enumerate(_lines(stream), start=1):
+        if not line.strip():
+            continue
+        yield (b"" if first else b",") + _item_json(line, data_key, number)
+        first = False
+    yield b"]"
 
 
 class _Upload:
@@ -139,30 +154,23 @@ def convert_data_file(
     body = s3.get_object(Bucket=bucket, Key=data_key)["Body"]
     stream = gzip.GzipFile(fileobj=body, mode="rb") if data_key.endswith(".gz") else body
     upload = _Upload(s3, out_bucket, out_key, part_bytes)
-    items = 0
+    pieces = 0
     try:
-        upload.write(b"[")
-        for number, line in enumerate(_lines(stream), start=1):
-            if not line.strip():
-                continue
-            upload.write((b"," if items else b"") + _item_json(line, data_key, number))
-            items += 1
-        upload.write(b"]")
+        for piece in reader_array(stream, data_key):
+            upload.write(piece)
+            pieces += 1
         upload.close()
     except BaseException:
         upload.abort()
         raise
     finally:
         body.close()
-    return items
+    return pieces - 2  # the brackets
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The bridge function: `{"Bucket", "Key", "ReaderBucket", "ReaderPrefix"}` ->
     `{"Bucket": ReaderBucket, "Key": <reader key>, "items": n}`."""
-    # the Lambda runtime has boto3; the module itself stays standard-library only
-    import boto3  # noqa: PLC0415
-
     out_key = reader_key_for(event["Key"], event["ReaderPrefix"])
     n = convert_data_file(
         boto3.client("s3"), event["Bucket"], event["Key"], event["ReaderBucket"], out_key

@@ -83,7 +83,7 @@ def test_creates_the_role_and_the_function(clients: tuple[Any, Any, list[str]]) 
         "python3.12",
         "export_reader.handler",
         900,
-        1024,
+        1769,  # one vCPU: the conversion is CPU-bound
     )
     assert conf["Role"] == role["Arn"]
     assert conf["CodeSha256"] == bf.code_sha256(bf.bridge_zip())
@@ -136,7 +136,7 @@ def test_a_changed_configuration_is_put_back(clients: tuple[Any, Any, list[str]]
     calls.clear()
     bf.ensure_bridge_function(lam, iam, FUNCTION, ROLE, POLICY, RecordingClock())
     conf = lam.get_function_configuration(FunctionName=FUNCTION)
-    assert (conf["Timeout"], conf["MemorySize"]) == (900, 1024)
+    assert (conf["Timeout"], conf["MemorySize"]) == (900, 1769)
     assert writes(calls) == ["UpdateFunctionConfiguration"]
 
 

@@ -43,11 +43,12 @@ ITEM_SECONDS = 0.06
 INLINE_PARALLEL = 40
 PARENT_TRANSITIONS = 4  # the parent's own: start, Map, its end
 FILE_TRANSITIONS = 4  # a data file's child: start, Convert, the inner Map, its end
-# the bridge function: 1 GB of memory (engine/aws/bridge_function.py); how fast it gunzips
-# and rewrites a file is assumed, not measured
+# the bridge function: 1,769 MB, one vCPU (engine/aws/bridge_function.py); it converts about
+# 19 MB of JSON lines a second on one core of the development machine (bench/bridge.py), taken
+# as Lambda's vCPU (not measured on Lambda)
 LAMBDA_PER_GB_SECOND = 0.0000166667
-BRIDGE_GB = 1.0
-BRIDGE_BYTES_PER_SECOND = 30e6
+BRIDGE_GB = 1769 / 1024
+BRIDGE_BYTES_PER_SECOND = 19e6
 # the target table bounds both paths: an on-demand table's default quota is 40,000 write
 # request units a second; the migration takes the runbook's `capacity.share` of it, and each
 # item costs 2 (a transaction's Put, or a PutItem and the UpdateItem)
