@@ -4,6 +4,7 @@ export -> one JSON array of exactly its items, streamed, on real moto S3."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from engine.aws.export_reader import MIN_PART_BYTES, convert_data_file, handler, reader_key_for
+from engine.aws.export_reader import (
+    MIN_PART_BYTES,
+    convert_data_file,
+    handler,
+    reader_array,
+    reader_key_for,
+)
 from tests.support.exports import item, jsonl, put_export, read_json, run_python, s3_env
 
 BUCKET = "exports"
@@ -33,6 +40,17 @@ def test_reader_key_is_the_file_name_without_its_suffixes() -> None:
     assert reader_key_for("p/AWSDynamoDB/x/data/abc.gz", "r/") == "r/abc.json"  # moto's names
     assert reader_key_for("p/data/abc.json", "r/") == "r/abc.json"
     assert reader_key_for("abc", "r/") == "r/abc.json"
+
+
+def test_the_transform_alone_yields_the_array_piece_by_piece() -> None:
+    items = [item(n) for n in range(3)]
+    lines = "".join(json.dumps({"Item": i}) + "\n\n" for i in items).encode()  # blank lines too
+    stream = gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(lines)), mode="rb")
+    pieces = list(reader_array(stream, "k.json.gz"))
+    assert pieces[0] == b"[" and pieces[-1] == b"]" and len(pieces) == len(items) + 2
+    assert pieces[2].startswith(b",") and not pieces[1].startswith(b",")
+    assert json.loads(b"".join(pieces)) == [{"Item": i} for i in items]
+    assert list(reader_array(io.BytesIO(b""), "empty.json")) == [b"[", b"]"]
 
 
 def test_each_reader_file_is_exactly_its_data_files_items(s3: Any) -> None:
