@@ -29,6 +29,7 @@ from engine.aws.stepfunctions import (
     ROLE_PROPAGATION_ATTEMPTS,
     ROLE_PROPAGATION_SECONDS,
     ensure_role,
+    service_trust,
 )
 from engine.core.clock import Clock
 
@@ -43,16 +44,7 @@ DESCRIPTION = "runbook-console: a DynamoDB export's data file -> the Distributed
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the zip format's epoch: the same bytes on every build
 ZIP_MODE = 0o100644  # a regular file, readable by the runtime's user
 SOURCE = Path(__file__).with_name("export_reader.py")
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+LAMBDA_TRUST = service_trust("lambda.amazonaws.com")
 
 
 class BridgeFailed(RuntimeError):

@@ -7,7 +7,9 @@ migrate_entity uses them. Waits and limits come from botocore's service models:
 * StartExecution is idempotent for STANDARD workflows: the same name and input return the
   running execution; a closed one (or other input) answers ExecutionAlreadyExists, and the
   execution's ARN follows from the state machine's and the name.
-* ListMapRuns is empty until the Distributed Map state starts: DescribeMapRun only after.
+* ListMapRuns is empty until the Distributed Map state starts: DescribeMapRun only after. It
+  lists the runs the execution itself started: a nested map's runs belong to the outer map's
+  child executions (ListExecutions by mapRunArn; NestedMapRuns).
 * RedriveExecution restarts a FAILED, ABORTED or TIMED_OUT standard execution (14 days);
   an emulator without it (moto 5.2.6 answers HTTP 500) is reported as None.
 * CreateStateMachine right after CreateRole can be refused while IAM propagates the role
@@ -30,16 +32,19 @@ RUNNING = "RUNNING"
 REDRIVABLE = ("FAILED", "ABORTED", "TIMED_OUT")
 ROLE_PROPAGATION_ATTEMPTS = 30  # x 2 s: IAM is eventually consistent
 ROLE_PROPAGATION_SECONDS = 2.0
-STATES_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+
+
+def service_trust(service: str) -> dict[str, Any]:
+    """A role's trust policy: `service` (its principal, e.g. states.amazonaws.com) may assume it."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+STATES_TRUST = service_trust("states.amazonaws.com")
 
 
 class ExportFailed(RuntimeError):
@@ -221,8 +226,7 @@ class NestedMapRuns:
                 arns += self.closed_children[arn]
                 continue
             mine = [
-                r["mapRunArn"]
-                for r in _pages(self.sfn.list_map_runs, "mapRuns", executionArn=arn)
+                r["mapRunArn"] for r in _pages(self.sfn.list_map_runs, "mapRuns", executionArn=arn)
             ]
             if child.get("status") == "SUCCEEDED":
                 self.closed_children[arn] = mine

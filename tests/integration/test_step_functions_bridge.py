@@ -77,9 +77,7 @@ def test_a_real_accounts_copy_converts_each_data_file_in_aws(
         assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
         sfn = conn.client("stepfunctions")
         body = json.loads(
-            sfn.describe_state_machine(stateMachineArn=summary["state_machine_arn"])[
-                "definition"
-            ]
+            sfn.describe_state_machine(stateMachineArn=summary["state_machine_arn"])["definition"]
         )
         child = body["States"][FILES_LABEL]["ItemProcessor"]
         assert child["StartAt"] == "Convert"

@@ -150,8 +150,14 @@ def role_policy(spec: CopySpec, table_arn: str, sm_arn: str) -> dict[str, Any]:
     executions = sm_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
     convert: list[dict[str, Any]] = []
     if spec.bridge_function:
-        convert = [{"Sid": "Convert", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-                    "Resource": [spec.bridge_function, spec.bridge_function + ":*"]}]
+        convert = [
+            {
+                "Sid": "Convert",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": [spec.bridge_function, spec.bridge_function + ":*"],
+            }
+        ]
     return {
         "Version": "2012-10-17",
         "Statement": [
