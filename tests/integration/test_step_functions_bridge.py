@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.actions.migrate.sfn_definition import FILES_LABEL
+from engine.core.events import LogLine
 from engine.core.world import REAL_ACCOUNT
 from tests.support.actions import run
 from tests.support.lambda_runtime import in_process_lambda
@@ -43,7 +44,7 @@ def test_a_real_accounts_copy_converts_each_data_file_in_aws(
     with moto_world() as conn, in_process_lambda(tmp_path) as invocations:
         journal, expected = prepare(conn, make_ctx, runbook)
         recorder = CallRecorder(conn)
-        mctx, _ = make_ctx("migrate-expenses", conn, journal=journal)
+        mctx, events = make_ctx("migrate-expenses", conn, journal=journal)
         mctx.world = REAL_ACCOUNT
         summary = run(mctx, "migrate_entity", SFN_PARAMS)
 
@@ -62,6 +63,8 @@ def test_a_real_accounts_copy_converts_each_data_file_in_aws(
         assert sorted(e["Key"] for e in invocations) == files
         cursors = journal.step("migrate-expenses").cursors["sfn"]
         assert cursors["file_counts"]["succeeded"] == len(files)
+        said = [e.message for e in events if isinstance(e, LogLine)]
+        assert f"expenses: {len(files)} of {len(files)} data files copied" in said
         assert cursors["reader_items"] == expected["source"]  # the export's ItemCount
 
         # the bridge: its function and role, and a definition that converts before copying

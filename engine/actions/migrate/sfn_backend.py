@@ -400,7 +400,11 @@ def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -
                 outer, items = runs.poll(s.execution_arn)
                 if outer is not None:
                     s.map_run_arn = str(outer["mapRunArn"])
-                    s.file_counts = _counts(outer)
+                    files = _counts(outer)
+                    if files.succeeded != s.file_counts.succeeded:  # a file done: said once
+                        done_files = f"{files.succeeded:,} of {files.total:,}"
+                        ctx.log(f"{e.name}: {done_files} data files copied")
+                    s.file_counts = files
                     s.counts = _counts({"itemCounts": items})
                 c = s.counts
                 done = c.succeeded + c.failed + c.timed_out
