@@ -314,7 +314,7 @@ def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
     """The step-functions backend of migrate_entity: export the source (PITR), its objects in
     the runbook's bucket, the execution role it creates and passes to Step Functions only, the
     state machine and its executions, the bridge function (a real account) and its role passed
-    to Lambda only, all named from the runbook (sfn_definition.aws_name)."""
+    to Lambda only, all named from the runbook (sfn_spec.aws_name)."""
     steps = _copy_steps(rb)
     if not steps:
         return []

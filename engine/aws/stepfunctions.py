@@ -3,7 +3,7 @@ migrate_entity uses them. Waits and limits come from botocore's service models:
 
 * ExportTableToPointInTime: polled with DescribeExport at the `ExportCompleted` waiter's delay
   (20 s) for at most its attempts (60); FAILED ends the wait (dynamodb waiters-2.json).
-* Names: 1..80 characters (stepfunctions `Name`); engine/actions/migrate/sfn_definition.aws_name.
+* Names: 1..80 characters (stepfunctions `Name`); engine/actions/migrate/sfn_spec.aws_name.
 * StartExecution is idempotent for STANDARD workflows: the same name and input return the
   running execution; a closed one (or other input) answers ExecutionAlreadyExists, and the
   execution's ARN follows from the state machine's and the name.

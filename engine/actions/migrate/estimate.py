@@ -23,7 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine.actions.migrate.sfn_definition import CopySpec, happy_path
+from engine.actions.migrate.sfn_items import happy_path
+from engine.actions.migrate.sfn_spec import CopySpec
 
 LOCAL_ITEMS_PER_SECOND = 1_800.0  # one process, the latency model (docs/performance.md)
 # Step Functions (us-east-1)

@@ -14,9 +14,10 @@
                second; a resume attaches to it, or redrives it when it FAILED or was stopped
     follow     DescribeExecution and the map runs' item counts (every file's, summed) every
                `poll_seconds`: the step's progress bar; the journal keeps the ARNs and the
-               last counts only
+               last counts only (sfn_follow.py)
     settle     every item that was not simply migrated left one outcome object: read into the
-               step's ledger (quarantine-<entity>.jsonl, collisions-<entity>.jsonl)
+               step's ledger (quarantine-<entity>.jsonl, collisions-<entity>.jsonl;
+               sfn_settle.py)
 
 A stop (`s`, `runbook stop`) stops the execution (StopExecution) and checkpoints; a SIGKILL of
 the console leaves it running on AWS, and the next `runbook run` attaches to it.
@@ -24,55 +25,43 @@ the console leaves it running on AWS, and the next `runbook run` attaches to it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from engine.actions.analyze.legacy import (
     entity_spec,
-    key_text,
     open_index,
     source_keys,
     target_keys,
     target_shape,
 )
 from engine.actions.analyze.mapping import MAPPING_ARTIFACT, build_resolver
-from engine.actions.migrate.ledger import TARGET_REJECTED, Ledger, ledger_name
+from engine.actions.migrate.ledger import Ledger, ledger_name
 from engine.actions.migrate.params import MigrateParams
-from engine.actions.migrate.sfn_definition import (
-    FILES_LABEL,
+from engine.actions.migrate.sfn_definition import definition
+from engine.actions.migrate.sfn_follow import check_done, follow, stopped_by_us
+from engine.actions.migrate.sfn_settle import settle
+from engine.actions.migrate.sfn_spec import (
     ROLE_NAME_LIMIT,
     CopySpec,
     aws_name,
-    definition,
     refusal,
     user_object,
 )
-from engine.actions.migrate.state import MapCounts, MigrateCursors, SfnCursor
+from engine.actions.migrate.state import MigrateCursors, SfnCursor
 from engine.aws import dynamo
 from engine.aws import stepfunctions as sfnx
 from engine.aws.bridge_function import bridge_policy, ensure_bridge_function
-from engine.aws.target_fit import TargetShape, why_unfit
-from engine.core.clock import Interrupted
+from engine.aws.target_fit import TargetShape
 from engine.core.context import ActionContext
 from engine.runbook.model import EntitySpec
-from engine.runbook.transforms import classify_legacy, to_company_scoped
 
 EXECUTION_INPUT = "{}"  # everything is in the definition: the same input, the same execution
-STOP_JOIN_SECONDS = 1.0  # within the engine's stop grace; the request goes on past it
-WATCH_SECONDS = 0.2
-STOPPED_ERROR = "Runbook.Stopped"  # the error of an execution this step stopped
 RESUMES = 3  # an execution found ABORTED by an earlier stop is redriven at most this often
 ROLE_POLICY = "runbook-console-copy"
-BRIDGE_POLICY = "runbook-console-bridge"
 FUNCTION_NAME_LIMIT = 64  # Lambda function names
-
-
-class CopyFailed(RuntimeError):
-    """The execution or its map run ended with items not done; `runbook run` redrives it."""
 
 
 def names(ctx: ActionContext, e: EntitySpec) -> dict[str, str]:
@@ -340,182 +329,6 @@ def _resume(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -
     ctx.checkpoint(force=True)
 
 
-class StopWatch:
-    """Sends StopExecution the moment a stop is requested, from a thread of its own: a poll
-    may be waiting on the endpoint when the stop comes, and the engine abandons a step that
-    does not unwind within its stop grace (engine/core/abandon.py). The step joins it on the
-    way out; a console that exits first (the abandoned case) may leave the request unanswered,
-    and the resume then attaches to the execution. A SIGKILL sends nothing."""
-
-    def __init__(self, ctx: ActionContext, sfn: Any, arn: str) -> None:
-        self.ctx, self.sfn, self.arn = ctx, sfn, arn
-        self.done = threading.Event()
-        self.sent = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="stop-execution", daemon=True)
-
-    def __enter__(self) -> StopWatch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.done.set()
-
-    def _watch(self) -> None:
-        stop = self.ctx.clock.stop
-        while not self.done.is_set():
-            if stop.wait(WATCH_SECONDS):
-                # closed meanwhile: the resume finds out, and redrives it or goes on
-                with contextlib.suppress(ClientError):
-                    self.sfn.stop_execution(
-                        executionArn=self.arn,
-                        error=STOPPED_ERROR,
-                        cause=f"runbook stop ({self.ctx.operator or 'operator'})",
-                    )
-                self.sent.set()
-                return
-
-
-def _counts(run: dict[str, Any] | None) -> MapCounts:
-    got = (run or {}).get("itemCounts", {})
-    return MapCounts(
-        total=int(got.get("total", 0)),
-        succeeded=int(got.get("succeeded", 0)),
-        failed=int(got.get("failed", 0)),
-        running=int(got.get("running", 0)),
-        pending=int(got.get("pending", 0)),
-        aborted=int(got.get("aborted", 0)),
-        timed_out=int(got.get("timedOut", 0)),
-    )
-
-
-def _follow(ctx: ActionContext, p: MigrateParams, e: EntitySpec, s: SfnCursor) -> str:
-    """Until the execution closes: its map run's item counts onto the progress bar; returns
-    its last status. A stop stops the execution (StopWatch); it is redriven on resume."""
-    sfn = ctx.client("stepfunctions")
-    runs = sfnx.NestedMapRuns(sfn, FILES_LABEL)
-    with StopWatch(ctx, sfn, s.execution_arn) as watch:
-        try:
-            while True:
-                status = str(sfn.describe_execution(executionArn=s.execution_arn)["status"])
-                outer, items = runs.poll(s.execution_arn)
-                if outer is not None:
-                    s.map_run_arn = str(outer["mapRunArn"])
-                    files = _counts(outer)
-                    if files.succeeded != s.file_counts.succeeded:  # a file done: said once
-                        done_files = f"{files.succeeded:,} of {files.total:,}"
-                        ctx.log(f"{e.name}: {done_files} data files copied")
-                    s.file_counts = files
-                    s.counts = _counts({"itemCounts": items})
-                c = s.counts
-                done = c.succeeded + c.failed + c.timed_out
-                ctx.progress(e.source, done, max(c.total, s.reader_items))
-                ctx.checkpoint()
-                if status != sfnx.RUNNING:
-                    return status
-                ctx.clock.sleep_real(p.poll_seconds)
-        except Interrupted:
-            s.stopped = True  # ABORTED soon: the resume waits for it, then redrives it
-            ctx.checkpoint(force=True)
-            watch.thread.join(STOP_JOIN_SECONDS)  # the StopExecution answered, as a rule
-            ctx.log(f"{e.name}: execution stopped; `runbook run` redrives it")
-            raise
-
-
-def _stopped_by_us(sfn: Any, arn: str) -> bool:
-    """ABORTED by this step's StopExecution (an earlier session's, even one abandoned before
-    it could journal it). moto 5.2.6 keeps no error of a StopExecution: an ABORTED execution
-    without one counts as ours."""
-    desc = sfn.describe_execution(executionArn=arn)
-    return desc.get("status") == "ABORTED" and desc.get("error") in (STOPPED_ERROR, None, "")
-
-
-def _check_done(ctx: ActionContext, e: EntitySpec, s: SfnCursor, status: str) -> None:
-    """Every item of the reader's input done, or CopyFailed (`runbook run` redrives)."""
-    c = s.counts
-    bad = c.failed + c.timed_out + c.aborted
-    if status == "SUCCEEDED" and not bad and c.succeeded >= s.reader_items:
-        return
-    desc = ctx.client("stepfunctions").describe_execution(executionArn=s.execution_arn)
-    why = desc.get("cause") or desc.get("error") or ""
-    if status == "SUCCEEDED":  # an emulator that ignores ToleratedFailureCount: 0
-        s.attempt += 1
-        s.execution_arn = ""
-    ctx.checkpoint(force=True)
-    f = s.file_counts
-    raise CopyFailed(
-        f"{e.name}: execution {status}: {c.succeeded:,} of {s.reader_items:,} items done, "
-        f"{bad:,} failed; {f.succeeded:,} of {f.total:,} data files done, "
-        f"{f.failed + f.timed_out + f.aborted:,} failed {why}".rstrip()
-        + "; `runbook run` redrives it"
-    )
-
-
-def _settle(
-    ctx: ActionContext,
-    p: MigrateParams,
-    e: EntitySpec,
-    shape: TargetShape,
-    ledger: Ledger,
-) -> dict[str, int]:
-    """Read the outcome objects into the ledger (the local path's reasons, recomputed from
-    each item); returns the counts per outcome."""
-    s3 = ctx.client("s3")
-    spec_prefix = f"{base_prefix(ctx, p, e)}/outcomes/"
-    skeys = source_keys(ctx.runbook, e)
-    index = open_index(ctx)
-    counts = {"skipped_newer": 0, "collision": 0, "quarantined": 0}
-    try:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=p.bucket, Prefix=spec_prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                body = s3.get_object(Bucket=p.bucket, Key=obj["Key"])["Body"].read()
-                got = json.loads(body)
-                outcome = str(got["outcome"])
-                counts[outcome] = counts.get(outcome, 0) + 1
-                item = dynamo.to_python(got["Item"])
-                skey = key_text(item, skeys)
-                if outcome == "quarantined":
-                    ledger.quarantine(skey, _reason(ctx, e, shape, item, got), item)
-                elif outcome == "collision":
-                    why, existing = _collision(e, item, got, index)
-                    user = str(item.get(e.user_attr, ""))
-                    company = str(got.get("company", ""))
-                    ident = str(item.get(e.id_attr, ""))
-                    ledger.collision(skey, company, ident, user, why, existing, item)
-                ctx.clock.check()
-    finally:
-        if index is not None:
-            index.close()
-    ledger.db.commit()
-    return counts
-
-
-def _reason(
-    ctx: ActionContext, e: EntitySpec, shape: TargetShape, item: dict[str, Any], got: Any
-) -> str:
-    if got.get("why") == "rejected":
-        cause = str(got.get("error", ""))
-        return TARGET_REJECTED + cause.split(" (Service:")[0].split(" (Status Code:")[0]
-    reason = classify_legacy(e, item)
-    if reason is not None:
-        return reason
-    new = to_company_scoped(e, item, str(got.get("company", "-")), ctx.migration_ts)
-    return why_unfit(shape, new) or "quarantined by the state machine"
-
-
-def _collision(e: EntitySpec, item: dict[str, Any], got: Any, index: Any) -> tuple[str, str]:
-    why = str(got.get("why", ""))
-    if why == "known" and index is not None:
-        reason, existing = index.collision_reason(
-            e.name, str(got.get("company", "")), str(item.get(e.id_attr, ""))
-        )
-        return str(reason), str(existing)
-    if why == "target-owned-by-other":
-        old = dynamo.to_python(got.get("old") or {})
-        return why, str(old.get("createdBy", ""))
-    return why, str(item.get(e.user_attr, ""))
-
-
 def run_step_functions(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     e = entity_spec(ctx.runbook, p.entity)
     c = ctx.cursors_as(MigrateCursors)
@@ -530,13 +343,13 @@ def run_step_functions(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
                 _resume(ctx, p, e, s)
             if not s.execution_arn:
                 _start(ctx, p, e, s, export)
-            status = _follow(ctx, p, e, s)
+            status = follow(ctx, p, e, s)
             # a stop whose session was abandoned before it journaled `stopped` (or attached
             # while the execution was still stopping): redrive it now, as the resume would
-            if not _stopped_by_us(ctx.client("stepfunctions"), s.execution_arn):
+            if not stopped_by_us(ctx.client("stepfunctions"), s.execution_arn):
                 break
             s.stopped = True
-        _check_done(ctx, e, s, status)
+        check_done(ctx, e, s, status)
     except ClientError as exc:
         ctx.checkpoint(force=True)
         raise RuntimeError(f"{e.name}: {dynamo.error_code(exc)}: {exc}") from exc
@@ -544,7 +357,7 @@ def run_step_functions(ctx: ActionContext, p: MigrateParams) -> dict[str, Any]:
     assert shape is not None  # it existed when the execution started
     ledger = Ledger(ctx.artifact(ledger_name(e.name)), fresh=True)  # rebuilt from S3
     try:
-        got = _settle(ctx, p, e, shape, ledger)
+        got = settle(ctx, str(p.bucket), f"{base_prefix(ctx, p, e)}/outcomes/", e, shape, ledger)
         artifacts = ledger.export(ctx, e.name)
         quarantined = ledger.count("quarantine")
         rejected = ledger.count_rejected_by_target()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from engine.actions.analyze.legacy import source_keys, target_keys
 from engine.actions.migrate.estimate import estimate, lines
 from engine.actions.migrate.params import MigrateParams
-from engine.actions.migrate.sfn_definition import CopySpec, refusal
+from engine.actions.migrate.sfn_spec import CopySpec, refusal
 from engine.aws.target_fit import (
     MAX_PARTITION_KEY_BYTES,
     MAX_SORT_KEY_BYTES,

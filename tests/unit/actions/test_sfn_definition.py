@@ -13,15 +13,13 @@ from pydantic import ValidationError
 
 from engine.actions.migrate import write
 from engine.actions.migrate.params import MigrateParams
-from engine.actions.migrate.sfn_definition import (
+from engine.actions.migrate.sfn_definition import convert_state, definition
+from engine.actions.migrate.sfn_items import index_keys, item_states
+from engine.actions.migrate.sfn_spec import (
     MAX_KNOWN_COLLISIONS,
     NAME_LIMIT,
     CopySpec,
     aws_name,
-    convert_state,
-    definition,
-    index_keys,
-    item_states,
     refusal,
     user_object,
 )
