@@ -27,6 +27,7 @@ from engine.rehearsal.moto_fidelity import (
     aws_sdk_bodies,
     aws_transactions,
 )
+from engine.rehearsal.moto_lambda import python_lambdas_in_process
 from engine.rehearsal.seed import seed_world
 from engine.rehearsal.world import EMBEDDED
 from engine.runbook.model import Runbook
@@ -44,6 +45,7 @@ aws_lambda_rules()
 aws_sdk_bodies()
 aws_map_runs()
 aws_map_run_children()
+python_lambdas_in_process()  # the bridge function's handler, run in this process
 # and refuses CreateFunction on a runtime AWS blocks creates on today (the runbook's table)
 aws_blocked_runtimes(
     blocked_runtimes(

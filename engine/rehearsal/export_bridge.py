@@ -1,12 +1,13 @@
-"""The rehearsal's bridge from a DynamoDB export to the Distributed Map reader's input.
+"""A stand-in's bridge from a DynamoDB export to the Distributed Map reader's input.
 
 AWS writes an export as gzipped JSON lines (`{"Item": <DynamoDB JSON>}` per line) under
-`<prefix>/AWSDynamoDB/<export id>/data/`, with manifests (a stock moto 5.2.6 writes one file in a
-directory of its own naming; the embedded world's moto writes AWS's layout:
-moto_fidelity.aws_export_layout), and moto's ItemReader parses neither JSONL nor gzip. On a real
-account the bridge function converts each data file in the state machine; moto runs no Lambda
-code, so a rehearsal converts each file here, on the operator's machine, with the function's
-very code (engine/aws/export_reader.py), streamed: one JSON array per data file."""
+`<prefix>/AWSDynamoDB/<export id>/data/`, with manifests, and moto's ItemReader parses neither
+JSONL nor gzip. On a real account, and in the embedded world (whose moto runs the function's
+handler: engine/rehearsal/moto_lambda.py), the bridge function converts each data file in the
+state machine. A stock moto of the operator's own (`--endpoint-url`) runs no Lambda code and
+writes one file in a directory of its own naming: there each file is converted here, on the
+operator's machine, with the function's very code (engine/aws/export_reader.py), streamed: one
+JSON array per data file."""
 
 from __future__ import annotations
 

@@ -207,7 +207,8 @@ RELIED: tuple[Relied, ...] = (
 )
 
 
-# what the step-functions patches rely on (aws_sdk_bodies, aws_map_runs, aws_map_run_children):
+# what the step-functions patches rely on (aws_sdk_bodies, aws_map_runs, aws_map_run_children,
+# moto_lambda):
 # checked only by a
 # world that executes state machines (moto's interpreter takes 2.5 s to import)
 RELIED_SFN: tuple[Relied, ...] = (
@@ -221,6 +222,7 @@ RELIED_SFN: tuple[Relied, ...] = (
         "self, execution_arn",
     ),
     Relied("moto.stepfunctions.responses:StepFunctionResponse.list_executions", "self"),
+    Relied("moto.awslambda.models:LambdaFunction._invoke_lambda", "self, event"),
     Relied("moto.stepfunctions.responses:ActionResult", "result"),
 )
 

@@ -33,7 +33,15 @@ from engine.rehearsal.moto_fidelity import (
     aws_sdk_bodies,
     aws_transactions,
 )
+from engine.rehearsal.moto_lambda import python_lambdas_in_process
 from engine.rehearsal.provisioned import CountsFile, ProvisionedCapacity
+
+# what a function's boto3 finds in Lambda's environment, for this process's handlers
+LAMBDA_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def main() -> None:
@@ -66,6 +74,11 @@ def main() -> None:
         aws_sdk_bodies()
         aws_map_runs()
         aws_map_run_children()
+        # the bridge function runs here, its boto3 calls to this very server (never AWS)
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{args.port}"
+        for name, value in LAMBDA_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        python_lambdas_in_process()
         # the step-functions backend of migrate_entity runs its state machine here (moto's
         # `/moto-api/config` setting, set before the server starts)
         default_user_config["stepfunctions"]["execute_state_machine"] = True

@@ -22,8 +22,8 @@ class StandIn(RealAccount):
     def bridge_export(
         self, s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str
     ) -> int | None:
-        """Here, on this machine, with the bridge function's own code: moto runs no Lambda
-        code (engine/rehearsal/export_bridge.py)."""
+        """Here, on this machine, with the bridge function's own code: a stock moto runs no
+        Lambda code (engine/rehearsal/export_bridge.py)."""
         return bridge_export(s3, export, bucket, reader_prefix)
 
 
@@ -34,6 +34,13 @@ class Embedded(StandIn):
 
     def tick(self, clients: Callable[[str], Any], runbook: Runbook, plan_seconds: float) -> None:
         simulator.publish_tick(clients, runbook, plan_seconds)
+
+    def bridge_export(
+        self, s3: Any, export: dict[str, Any], bucket: str, reader_prefix: str
+    ) -> int | None:
+        """As on a real account: the bridge function converts each data file in the state
+        machine; the embedded moto runs its handler (engine/rehearsal/moto_lambda.py)."""
+        return None
 
 
 EMBEDDED = Embedded()

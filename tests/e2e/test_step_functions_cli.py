@@ -81,6 +81,15 @@ def machine_executions(journal: Path) -> list[dict]:
     return list(sfn.list_executions(stateMachineArn=arn)["executions"])
 
 
+def bridge_functions(journal: Path) -> list[str]:
+    """The bridge functions the run created in the embedded world (its moto runs them)."""
+    record = read_record(record_path_for(journal))
+    assert record is not None
+    lam = local_connection(record.url, "us-east-1").client("lambda")
+    names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    return [n for n in names if n.startswith("runbook-bridge-")]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "sig",
@@ -117,6 +126,9 @@ def test_the_console_dies_or_stops_mid_execution_and_the_next_run_finishes_it(
         assert all(r["status"] != "RUNNING" for r in runs)
         report = cli("report", "--runbook", str(RUNBOOK), "--journal", str(journal), env=env)
         assert "migrate-expenses step-functions" in report.stdout
+        # each data file was converted in the state machine, as on a real account
+        assert len(bridge_functions(journal)) == 1
+        assert "bridge function arn:" in second.stdout or sig == signal.SIGKILL
     finally:
         proc.kill()
         stop_world(record_path_for(journal))

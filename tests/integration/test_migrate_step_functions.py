@@ -18,7 +18,6 @@ from engine.core.world import REAL_ACCOUNT
 from engine.plan.loader import load_runbook
 from engine.rehearsal.seed import seed_world
 from tests.support.actions import run
-from tests.support.lambda_runtime import in_process_lambda
 from tests.support.legacy_data import EXPENSES
 from tests.support.paths import REPO
 from tests.support.step_functions import (
@@ -93,7 +92,7 @@ def test_step_functions_equals_local_and_validates(make_ctx, runbook):
         assert validation(v) == local["validation"]
 
 
-def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx, tmp_path):
+def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx):
     """`runbook iam-policy` for the step-functions rehearsal runbook grants every call the copy
     makes on a real account's path (its export, S3 objects, role, state machine, execution,
     map runs and their children, the bridge function and its role), and
@@ -110,8 +109,7 @@ def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx, tmp_path):
         mctx, _ = make_ctx("migrate-expenses", conn, journal=journal, rb=rb)
         mctx.world = REAL_ACCOUNT  # the policy is for a real account: the bridge's calls too
         params = {**rb.step("migrate-expenses").params, "poll_seconds": 0.2}
-        with in_process_lambda(tmp_path):
-            summary = run(mctx, "migrate_entity", params)
+        summary = run(mctx, "migrate_entity", params)
         assert summary["migrated"] > 0
     policy = iam_policy.build_policy(rb, ACCOUNT)
     operations = {(service, op) for service, op, _ in recorder.calls}
