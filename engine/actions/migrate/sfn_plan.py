@@ -111,8 +111,8 @@ def plan_step_functions(rb: Runbook, p: MigrateParams, e: EntitySpec) -> list[Pl
             "lambda",
             "CreateFunction (or UpdateFunctionCode)",
             f"runbook-bridge-{rb.runbook.id}-{e.name}",
-            "a real account: the bridge, a data file's gzipped lines to a JSON array "
-            "(a rehearsal converts them here)",
+            "the bridge: a data file's gzipped JSON lines to the map's JSON array, "
+            "invoked by the state machine once per file",
         ),
         PlannedCall("iam", "CreateRole, PutRolePolicy", "runbook-copy-*", "the execution role"),
         PlannedCall(
