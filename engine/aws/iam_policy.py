@@ -17,12 +17,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import botocore.session
 
+from engine.aws.copy_policy import copy_grants
+from engine.aws.grant import Grant, table_arns
 from engine.runbook.model import Runbook
 
 ARCHIVE_PARAMETERS = "/runbook-console/archive/*"
@@ -35,25 +36,6 @@ REHEARSAL_ONLY: dict[tuple[str, str], str] = {
     ("ssm", "GetParameter:/runbook-console/world-id"): "the embedded world's identity",
     ("s3", "GetObject"): "moto's code location (on AWS the presigned URL needs no grant)",
 }
-
-
-@dataclass(frozen=True)
-class Grant:
-    sid: str
-    actions: tuple[str, ...]
-    resources: tuple[str, ...]
-    condition: dict[str, Any] | None = None
-
-    def statement(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "Sid": self.sid,
-            "Effect": "Allow",
-            "Action": sorted(set(self.actions)),
-            "Resource": sorted(set(self.resources)) if self.resources != ("*",) else "*",
-        }
-        if self.condition:
-            out["Condition"] = self.condition
-        return out
 
 
 _TABLE_READ = (
@@ -119,14 +101,6 @@ _LOG_GROUP = (
 )
 
 
-def _table_arns(region: str, account: str, names: list[str]) -> list[str]:
-    out = []
-    for name in names:
-        base = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
-        out += [base, f"{base}/*"]  # /index/..., /backup/..., /stream/...
-    return out
-
-
 def _function_arns(region: str, account: str, names: list[str]) -> list[str]:
     out = []
     for name in names:
@@ -182,17 +156,17 @@ def grants(
         Grant(
             "ReadAndBackUpTheRunbooksTables",
             tuple(f"dynamodb:{a}" for a in _TABLE_READ),
-            tuple(_table_arns(region, account, all_tables)),
+            tuple(table_arns(region, account, all_tables)),
         ),
         Grant(
             "WriteTheMigratedTablesAndRollbacks",
             tuple(f"dynamodb:{a}" for a in _TABLE_WRITE),
-            tuple(_table_arns(region, account, _dedupe(written + deprecated_tables))),
+            tuple(table_arns(region, account, _dedupe(written + deprecated_tables))),
         ),
         Grant(
             "DeleteAndRestoreTheDeprecatedTables",
             tuple(f"dynamodb:{a}" for a in _TABLE_DELETE_RESTORE),
-            tuple(_table_arns(region, account, deprecated_tables)),
+            tuple(table_arns(region, account, deprecated_tables)),
         ),
         Grant(
             "SetFlagsOnTheFlaggedFunctions",
@@ -295,116 +269,6 @@ def _notify_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
             )
         )
     return out
-
-
-def _copy_steps(rb: Runbook) -> list[tuple[str, str, str, str]]:
-    """(step id, entity, bucket, prefix) of every migrate_entity step on the step-functions
-    backend."""
-    out = []
-    for step in rb.steps:
-        if step.action != "migrate_entity" or step.params.get("backend") != "step-functions":
-            continue
-        p = step.params
-        prefix = str(p.get("prefix", "runbook-console")).strip("/")
-        out.append((step.id, str(p.get("entity")), str(p.get("bucket")), prefix))
-    return out
-
-
-def copy_grants(rb: Runbook, account: str, region: str) -> list[Grant]:
-    """The step-functions backend of migrate_entity: export the source (PITR), its objects in
-    the runbook's bucket, the execution role it creates and passes to Step Functions only, the
-    state machine and its executions, the bridge function (a real account) and its role passed
-    to Lambda only, all named from the runbook (sfn_spec.aws_name)."""
-    steps = _copy_steps(rb)
-    if not steps:
-        return []
-    rid = rb.runbook.id
-    sources = [e.source for e in rb.entities if e.name in {s[1] for s in steps}]
-    tables = _table_arns(region, account, sources)
-    buckets = sorted({b for _, _, b, _ in steps})
-    objects = sorted({f"arn:aws:s3:::{b}/{p}/{rid}/*" for _, _, b, p in steps})
-    roles = f"arn:aws:iam::{account}:role/runbook-copy-*"
-    machines = f"arn:aws:states:{region}:{account}:stateMachine:runbook-{rid}*"
-    executions = f"arn:aws:states:{region}:{account}:execution:runbook-{rid}*"
-    map_runs = f"arn:aws:states:{region}:{account}:mapRun:runbook-{rid}*"
-    bridge_roles = f"arn:aws:iam::{account}:role/runbook-bridge-*"
-    return [
-        Grant(
-            "ExportTheSourcesOfStepFunctionsCopies",
-            ("dynamodb:ExportTableToPointInTime", "dynamodb:DescribeTable"),
-            tuple(tables),
-        ),
-        Grant(
-            "DescribeTheirExports",
-            ("dynamodb:DescribeExport",),
-            tuple(f"{t}/export/*" for t in tables),
-        ),
-        Grant(
-            "TheCopiesObjects",
-            ("s3:GetObject", "s3:PutObject"),
-            tuple(objects),
-        ),
-        Grant(
-            "ListTheCopiesObjects", ("s3:ListBucket",), tuple(f"arn:aws:s3:::{b}" for b in buckets)
-        ),
-        Grant(
-            "TheCopiesExecutionRole",
-            ("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"),
-            (roles,),
-        ),
-        Grant(
-            "PassTheExecutionRoleToStepFunctionsOnly",
-            ("iam:PassRole",),
-            (roles,),
-            {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
-        ),
-        Grant(
-            "TheCopiesStateMachines",
-            (
-                "states:CreateStateMachine",
-                "states:UpdateStateMachine",
-                "states:DescribeStateMachine",
-                "states:StartExecution",
-            ),
-            (machines,),
-        ),
-        Grant(
-            "TheCopiesExecutions",
-            ("states:StopExecution", "states:RedriveExecution", "states:ListMapRuns"),
-            (executions,),
-        ),
-        Grant(  # IAM names DescribeExecution's resource by both kinds of execution
-            "DescribeTheCopiesExecutions",
-            ("states:DescribeExecution",),
-            (executions, f"arn:aws:states:{region}:{account}:express:runbook-{rid}*"),
-        ),
-        Grant("TheCopiesMapRuns", ("states:DescribeMapRun",), (map_runs,)),
-        # a file's map run is nested in its child: the children are listed by map run (IAM
-        # names both resource types for ListExecutions)
-        Grant("TheCopiesFileChildren", ("states:ListExecutions",), (machines, map_runs)),
-        Grant(
-            "TheCopiesBridgeFunctions",
-            (
-                "lambda:GetFunction",
-                "lambda:GetFunctionConfiguration",
-                "lambda:CreateFunction",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-            ),
-            (f"arn:aws:lambda:{region}:{account}:function:runbook-bridge-{rid}*",),
-        ),
-        Grant(
-            "TheBridgeFunctionsRole",
-            ("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"),
-            (bridge_roles,),
-        ),
-        Grant(
-            "PassTheBridgeRoleToLambdaOnly",
-            ("iam:PassRole",),
-            (bridge_roles,),
-            {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
-        ),
-    ]
 
 
 def build_policy(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.aws.iam_policy import Grant
+from engine.aws.grant import Grant
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ the reads of the versioning and public-access checks; a KMS key's data keys when
 
 from __future__ import annotations
 
-from engine.aws.iam_policy import Grant
+from engine.aws.grant import Grant
 from engine.state.s3_location import S3Location
 
 # the API calls engine/state makes -> their IAM actions (ListObjectsV2 is authorised as

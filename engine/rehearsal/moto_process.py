@@ -24,14 +24,16 @@ from engine.rehearsal.moto_capacity import aws_provisioned_capacity
 from engine.rehearsal.moto_contract import MotoChanged, check_moto
 from engine.rehearsal.moto_fidelity import (
     aws_blocked_runtimes,
-    aws_export_layout,
     aws_item_size_limit,
     aws_lambda_rules,
+    aws_scan_pages,
+    aws_transactions,
+)
+from engine.rehearsal.moto_fidelity_sfn import (
+    aws_export_layout,
     aws_map_run_children,
     aws_map_runs,
-    aws_scan_pages,
     aws_sdk_bodies,
-    aws_transactions,
 )
 from engine.rehearsal.moto_lambda import python_lambdas_in_process
 from engine.rehearsal.provisioned import CountsFile, ProvisionedCapacity

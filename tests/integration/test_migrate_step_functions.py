@@ -12,7 +12,7 @@ import re
 import warnings
 from typing import Any
 
-from engine.aws import iam_policy
+from engine.aws import copy_policy, iam_policy
 from engine.core.events import Progress
 from engine.core.world import REAL_ACCOUNT
 from engine.plan.loader import load_runbook
@@ -127,7 +127,7 @@ def test_the_iam_policy_allows_every_call_of_the_copy(make_ctx):
     with warnings.catch_warnings():  # parliament imports pkg_resources, deprecated
         warnings.simplefilter("ignore")
         from parliament import analyze_policy_string
-    copy = iam_policy.copy_grants(rb, ACCOUNT, "us-east-1")
+    copy = copy_policy.copy_grants(rb, ACCOUNT, "us-east-1")
     assert {g.sid for g in copy} >= {"ExportTheSourcesOfStepFunctionsCopies", "TheCopiesMapRuns"}
     statements = {"Version": "2012-10-17", "Statement": [g.statement() for g in copy]}
     findings = analyze_policy_string(json.dumps(statements)).findings

@@ -1,9 +1,10 @@
 """The step-functions backend as it runs on a real account (issue 23): nothing is converted on
 the operator's machine. The engine creates the bridge function and its role; the state machine
-lists the export's data files (several, laid out as AWS writes them: moto_fidelity's
-aws_export_layout), and each file's child converts it with the bridge (its deployed zip, run by
-engine/rehearsal/moto_lambda.py, since moto runs Lambda code in Docker only) before copying its
-items. The target, ledgers and counts equal the local backend's, item for item."""
+lists the export's data files (several, laid out as AWS writes them:
+moto_fidelity_sfn.aws_export_layout), and each file's child converts it with the bridge (its
+deployed zip, run by engine/rehearsal/moto_lambda.py, since moto runs Lambda code in Docker
+only) before copying its items. The target, ledgers and counts equal the local backend's, item
+for item."""
 
 from __future__ import annotations
 
