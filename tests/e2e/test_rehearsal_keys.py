@@ -123,7 +123,7 @@ class Operator:
         # its question on the next refresh: act only on a screen that stays put a moment
         time.sleep(SETTLE_SECONDS)  # a poll interval
         again = self.term.screen()
-        if status_line(again) != status or "to confirm" in again:
+        if status_line(again) != status or "to confirm" in again or "nothing to answer" in again:
             return True
         self.acted_on = (status, time.monotonic())
         if status.startswith("WAITING at gate"):

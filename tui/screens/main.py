@@ -72,6 +72,7 @@ class MainScreen(MainView):
 
             def answered(ok: bool | None) -> None:
                 if ok:
+                    self.consented = step.id
                     self._start_run(approved=step.id)
                 elif ok is False:
                     self.notify(f"{step.id} not confirmed; nothing was changed")
@@ -289,9 +290,12 @@ class MainScreen(MainView):
     def _ask_to_go_on(self) -> None:
         """The question a stop short of a destructive step raises, unless the operator is
         already elsewhere (a gate, a log) or answering one (r pressed meanwhile): never a
-        second dialog stacked on the first."""
-        if self.app.screen is self:
-            self.action_run()
+        second dialog stacked on the first; nor again for the step this console has just
+        confirmed (the stop came before the operator's r, and the run it started takes it)."""
+        node = self.snapshot.next_node
+        if self.app.screen is not self or (node is not None and node.id == self.consented):
+            return
+        self.action_run()
 
     def _announce(self, outcome: Outcome) -> None:
         severity = {"failed": "error", "declined": "warning", "interrupted": "warning"}.get(

@@ -36,6 +36,9 @@ class MainView(Screen[None]):
         super().__init__()
         self.selected: NodeRef | None = None  # browsing: the cursor is off what runs now
         self.alerts_seen = 0
+        # the destructive step this console last confirmed, until it is done: a late "stopped
+        # short of it" (the run before the operator's r) raises no second question
+        self.consented: str | None = None
         self.ready = False  # composed and mounted: a detached engine's news may come before
 
     # ---- layout ---------------------------------------------------------------------------
@@ -101,6 +104,8 @@ class MainView(Screen[None]):
         if self.query_one(AlertBanner).shown and snapshot.state is RunState.DONE:
             self.query_one(AlertBanner).clear()
         self._close_settled_dialog(snapshot)
+        if self.consented and snapshot.step(self.consented).status == "done":
+            self.consented = None
         self.refresh_view()
         self._sync_step_log()
 
