@@ -41,6 +41,8 @@ WALL_LIMIT_SECONDS = 15 * 60  # the done-when
 FASTEST = "x1000000"  # the top rung of the bundled runbook's ladder
 SETTLE_SECONDS = 0.3  # a screen unchanged this long is what the operator acts on
 STALE_SECONDS = 5.0  # a status line unchanged this long after a key: look at it afresh
+# a settled question's keys line: its reason may wrap mid-phrase on an 80-column screen
+SETTLED = "enter or esc closes"
 RECHECK_SECONDS = 2.0  # a soak not over yet: `e` measures it again this often
 
 
@@ -82,9 +84,9 @@ class Operator:
 
     def step(self, screen: str) -> bool:
         """One decision from what the screen shows; False once the run is DONE."""
-        if "nothing to answer" in screen and "enter or esc closes" in screen:
-            self.press("Escape")  # a question settled meanwhile: close it
-            self.term.seen(lambda s: "nothing to answer" not in s, 10)
+        if SETTLED in screen:  # a question settled meanwhile: close it
+            self.press("Escape")
+            self.term.seen(lambda s: SETTLED not in s, 10)
             return True
         if "and press enter to confirm" in screen:  # a destructive step: type its phase id
             token = re.search(r"Type (\S+) and press enter to confirm", screen).group(1)
@@ -123,18 +125,25 @@ class Operator:
         # its question on the next refresh: act only on a screen that stays put a moment
         time.sleep(SETTLE_SECONDS)  # a poll interval
         again = self.term.screen()
-        if status_line(again) != status or "to confirm" in again or "nothing to answer" in again:
+        if status_line(again) != status or "to confirm" in again or SETTLED in again:
             return True
         self.acted_on = (status, time.monotonic())
         if status.startswith("WAITING at gate"):
-            self.press_and_see("g", lambda s: s.lstrip().startswith("GATE "), 20, "the gate")
+            self.press_and_see(
+                "g", lambda s: s.lstrip().startswith("GATE ") or SETTLED in s, 20, "the gate"
+            )
         elif status.startswith("WAITING at step"):
-            self.press_and_see("a", lambda s: "enter submit" in s, 20, "the ack prompt")
+            # a question settled meanwhile may take the key (the next step closes it)
+            self.press_and_see(
+                "a", lambda s: "enter submit" in s or SETTLED in s, 20, "the ack prompt"
+            )
         elif status.startswith(("READY", "INTERRUPTED")):
             self.press_and_see(
                 "r",
                 lambda s: (
-                    "to confirm" in s or not status_line(s).startswith(("READY", "INTERRUPTED"))
+                    "to confirm" in s
+                    or SETTLED in s
+                    or not status_line(s).startswith(("READY", "INTERRUPTED"))
                 ),
                 30,
                 "the run to start",

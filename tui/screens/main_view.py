@@ -118,7 +118,9 @@ class MainView(Screen[None]):
             return
         status = snapshot.step(dialog.step).status
         if status in ("running", "done"):
-            dialog.settle(f"{dialog.step} was confirmed elsewhere ({status})")
+            # a second question for the step this console confirmed, or another terminal's
+            how = "confirmed" if dialog.step == self.consented else "confirmed elsewhere"
+            dialog.settle(f"{dialog.step} was {how} ({status})")
 
     def refresh_view(self) -> None:
         snapshot = self.snapshot
